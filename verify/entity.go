@@ -1,0 +1,299 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/go-openapi/strfmt"
+	"github.com/go-openapi/swag/conv"
+	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
+	"github.com/sigstore/cosign/v2/pkg/cosign"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"github.com/sigstore/rekor/pkg/generated/models"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+)
+
+// Signature formats, as reported in results.
+const (
+	FormatCosignSignature = "cosign-signature"     // cosign sign-blob output: base64 or raw signature
+	FormatCosignBundle    = "cosign-bundle"        // cosign sign-blob --bundle (legacy LocalSignedPayload)
+	FormatSigstoreBundle  = "sigstore-bundle"      // Sigstore bundle v0.1, v0.2, v0.3 (protobuf JSON)
+	FormatDSSE            = "dsse-envelope"        // a bare DSSE envelope, signed with a key
+	FormatCosignImageSig  = "cosign-image-signature" // a layer of a classic cosign .sig image
+)
+
+const (
+	mediaTypeV01 = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+	mediaTypeV03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	keyHint      = "wardgate-trusted-key"
+)
+
+// Signature is one signature input: a file's contents and where it came from.
+type Signature struct {
+	Source string
+	Data   []byte
+}
+
+// LoadSignature reads a signature, bundle or envelope file within the size
+// limit.
+func LoadSignature(path string) (Signature, error) {
+	data, err := ReadFileLimited(path, MaxBundleBytes)
+	if err != nil {
+		return Signature{}, err
+	}
+	return Signature{Source: path, Data: data}, nil
+}
+
+// parsed is a signature input turned into the form sigstore-go verifies.
+// Raw message signatures need the artifact digest to become a bundle, so the
+// bundle is built by entity().
+type parsed struct {
+	format  string
+	version string // bundle version, for Sigstore bundles
+	b       *bundle.Bundle
+	rawSig  []byte // cosign-signature and cosign-bundle: the signature bytes
+	legacy  *cosign.LocalSignedPayload
+	certDER []byte
+}
+
+type malformedError struct{ err error }
+
+func (e *malformedError) Error() string { return e.err.Error() }
+func (e *malformedError) Unwrap() error { return e.err }
+
+func malformed(format string, args ...any) error {
+	return &malformedError{fmt.Errorf(format, args...)}
+}
+
+// parseSignature detects the format of a signature input from its content.
+func parseSignature(data []byte) (*parsed, error) {
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) == 0 {
+		return nil, malformed("empty signature")
+	}
+	if trimmed[0] == '{' {
+		return parseJSONSignature(trimmed)
+	}
+	// cosign sign-blob writes base64; accept raw DER/Ed25519 bytes too.
+	if utf8.Valid(trimmed) {
+		if sig, err := base64.StdEncoding.DecodeString(string(trimmed)); err == nil && len(sig) > 0 {
+			return &parsed{format: FormatCosignSignature, rawSig: sig}, nil
+		}
+		if isBase64ish(trimmed) {
+			return nil, malformed("signature is neither valid base64 nor JSON")
+		}
+	}
+	return &parsed{format: FormatCosignSignature, rawSig: append([]byte(nil), data...)}, nil
+}
+
+func isBase64ish(b []byte) bool {
+	for _, c := range b {
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' || c == '\n' || c == '\r' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func parseJSONSignature(data []byte) (*parsed, error) {
+	var probe struct {
+		MediaType       *string         `json:"mediaType"`
+		Base64Signature *string         `json:"base64Signature"`
+		PayloadType     *string         `json:"payloadType"`
+		Signatures      json.RawMessage `json:"signatures"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, malformed("bundle is not valid JSON: %v", err)
+	}
+	switch {
+	case probe.MediaType != nil:
+		var b bundle.Bundle
+		if err := b.UnmarshalJSON(data); err != nil {
+			return nil, malformed("sigstore bundle: %v", err)
+		}
+		v, err := b.Version()
+		if err != nil {
+			return nil, malformed("sigstore bundle: %v", err)
+		}
+		return &parsed{format: FormatSigstoreBundle, version: v, b: &b}, nil
+	case probe.Base64Signature != nil:
+		var lp cosign.LocalSignedPayload
+		if err := json.Unmarshal(data, &lp); err != nil {
+			return nil, malformed("cosign bundle: %v", err)
+		}
+		sig, err := base64.StdEncoding.DecodeString(lp.Base64Signature)
+		if err != nil || len(sig) == 0 {
+			return nil, malformed("cosign bundle: base64Signature is not valid base64")
+		}
+		p := &parsed{format: FormatCosignBundle, rawSig: sig, legacy: &lp}
+		if lp.Cert != "" {
+			pemBytes, err := base64.StdEncoding.DecodeString(lp.Cert)
+			if err != nil {
+				pemBytes = []byte(lp.Cert)
+			}
+			blk, _ := pem.Decode(pemBytes)
+			if blk == nil || blk.Type != "CERTIFICATE" {
+				return nil, malformed("cosign bundle: cert is not a PEM certificate")
+			}
+			p.certDER = blk.Bytes
+		}
+		return p, nil
+	case probe.PayloadType != nil && probe.Signatures != nil:
+		var env protodsse.Envelope
+		if err := json.Unmarshal(data, &dsseJSON{&env}); err != nil {
+			return nil, malformed("DSSE envelope: %v", err)
+		}
+		if len(env.Signatures) == 0 {
+			return nil, malformed("DSSE envelope has no signatures")
+		}
+		pb := &protobundle.Bundle{
+			MediaType:            mediaTypeV03,
+			VerificationMaterial: keyMaterial(),
+			Content:              &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &env},
+		}
+		b, err := bundle.NewBundle(pb)
+		if err != nil {
+			return nil, malformed("DSSE envelope: %v", err)
+		}
+		return &parsed{format: FormatDSSE, version: "v0.3", b: b}, nil
+	}
+	return nil, malformed("JSON is not a Sigstore bundle, a cosign bundle or a DSSE envelope")
+}
+
+// dsseJSON decodes the standard DSSE JSON form (base64 payload and sigs).
+type dsseJSON struct{ env *protodsse.Envelope }
+
+func (d *dsseJSON) UnmarshalJSON(data []byte) error {
+	var raw struct {
+		Payload     string `json:"payload"`
+		PayloadType string `json:"payloadType"`
+		Signatures  []struct {
+			KeyID string `json:"keyid"`
+			Sig   string `json:"sig"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	payload, err := base64.StdEncoding.DecodeString(raw.Payload)
+	if err != nil {
+		return fmt.Errorf("payload is not base64: %w", err)
+	}
+	d.env.Payload = payload
+	d.env.PayloadType = raw.PayloadType
+	for i, s := range raw.Signatures {
+		sig, err := base64.StdEncoding.DecodeString(s.Sig)
+		if err != nil {
+			return fmt.Errorf("signature %d is not base64: %w", i, err)
+		}
+		d.env.Signatures = append(d.env.Signatures, &protodsse.Signature{Sig: sig, Keyid: s.KeyID})
+	}
+	return nil
+}
+
+func keyMaterial() *protobundle.VerificationMaterial {
+	return &protobundle.VerificationMaterial{
+		Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: keyHint}},
+	}
+}
+
+// hasCertificate reports whether the signature carries a signing certificate
+// (keyless) rather than standing for a key.
+func (p *parsed) hasCertificate() bool {
+	if p.b != nil {
+		vc, err := p.b.VerificationContent()
+		return err == nil && vc.Certificate() != nil
+	}
+	return len(p.certDER) > 0
+}
+
+// entity builds the sigstore-go bundle for an artifact with the given SHA-256.
+func (p *parsed) entity(digest []byte) (*bundle.Bundle, error) {
+	switch p.format {
+	case FormatSigstoreBundle, FormatDSSE:
+		return p.b, nil
+	case FormatCosignSignature:
+		pb := &protobundle.Bundle{
+			MediaType:            mediaTypeV03,
+			VerificationMaterial: keyMaterial(),
+			Content:              messageSignature(digest, p.rawSig),
+		}
+		return bundle.NewBundle(pb)
+	case FormatCosignBundle:
+		return p.legacyEntity(digest)
+	}
+	return nil, fmt.Errorf("unknown signature format %q", p.format)
+}
+
+func messageSignature(digest, sig []byte) *protobundle.Bundle_MessageSignature {
+	return &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+		MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest},
+		Signature:     sig,
+	}}
+}
+
+// legacyEntity converts cosign's sign-blob bundle (signature, certificate,
+// Rekor SET) into a Sigstore bundle v0.1 with cosign's own helper, so that
+// sigstore-go checks the SET, the certificate and the signature.
+func (p *parsed) legacyEntity(digest []byte) (*bundle.Bundle, error) {
+	hint := ""
+	if len(p.certDER) == 0 {
+		hint = keyHint
+	}
+	var entry *models.LogEntryAnon
+	if rb := p.legacy.Bundle; rb != nil {
+		body, ok := rb.Payload.Body.(string)
+		if !ok || body == "" {
+			return nil, malformed("cosign bundle: rekorBundle payload body is missing")
+		}
+		if len(rb.SignedEntryTimestamp) == 0 {
+			return nil, malformed("cosign bundle: rekorBundle has no SignedEntryTimestamp")
+		}
+		entry = &models.LogEntryAnon{
+			Body:           body,
+			IntegratedTime: conv.Pointer(rb.Payload.IntegratedTime),
+			LogIndex:       conv.Pointer(rb.Payload.LogIndex),
+			LogID:          conv.Pointer(rb.Payload.LogID),
+			Verification:   &models.LogEntryAnonVerification{SignedEntryTimestamp: strfmt.Base64(rb.SignedEntryTimestamp)},
+		}
+	}
+	pb, err := cbundle.MakeProtobufBundle(hint, p.certDER, entry, nil)
+	if err != nil {
+		return nil, malformed("cosign bundle: %v", err)
+	}
+	pb.MediaType = mediaTypeV01
+	pb.Content = messageSignature(digest, p.rawSig)
+	b, err := bundle.NewBundle(pb)
+	if err != nil {
+		return nil, malformed("cosign bundle: %v", err)
+	}
+	return b, nil
+}
+
+// claimedDigest returns the SHA-256 the signed material names for a message
+// signature, or nil.
+func claimedDigest(b *bundle.Bundle) []byte {
+	if ms := b.GetMessageSignature(); ms != nil && ms.GetMessageDigest() != nil {
+		if ms.GetMessageDigest().GetAlgorithm() == protocommon.HashAlgorithm_SHA2_256 {
+			return ms.GetMessageDigest().GetDigest()
+		}
+	}
+	return nil
+}
+
+var errNoEnvelope = errors.New("not a DSSE envelope")
+
+func describeFormat(p *parsed) string {
+	if p.format == FormatSigstoreBundle {
+		return FormatSigstoreBundle + "-" + strings.TrimPrefix(p.version, "v")
+	}
+	return p.format
+}

@@ -1,0 +1,235 @@
+package verify
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// Size limits on everything this package reads into memory. Blobs are never
+// read whole: they are hashed in one streaming pass.
+const (
+	MaxKeyBytes         = 64 << 10  // a PEM public key
+	MaxSignatureBytes   = 1 << 20   // a raw signature (base64 or raw)
+	MaxBundleBytes      = 32 << 20  // a Sigstore or cosign bundle, a DSSE envelope
+	MaxTrustedRootBytes = 16 << 20  // a Sigstore TrustedRoot JSON
+	MaxManifestBytes    = 4 << 20   // an OCI manifest or index
+	MaxLayerBytes       = 32 << 20  // a signature or attestation layer
+)
+
+// Key is a trusted public key, named by its ID (the hex SHA-256 of its DER
+// SubjectPublicKeyInfo, as cosign and Rekor compute it).
+type Key struct {
+	ID     string
+	Source string // the file it came from, for messages
+	Public crypto.PublicKey
+}
+
+// LogValue keeps keys out of logs except for their ID.
+func (k Key) String() string { return "key " + k.ID }
+
+// ParsePublicKey parses a PEM (or DER) public key: ECDSA, Ed25519 or RSA.
+func ParsePublicKey(data []byte, source string) (Key, error) {
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(data)
+	if err != nil {
+		der, derr := x509.ParsePKIXPublicKey(data)
+		if derr != nil {
+			return Key{}, inputErr(ReasonBadInput, "public key %s: not a PEM or DER public key: %v", source, err)
+		}
+		pub = der
+	}
+	switch p := pub.(type) {
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+	case *rsa.PublicKey:
+		if p.N.BitLen() < 2048 {
+			return Key{}, inputErr(ReasonBadInput, "public key %s: RSA key of %d bits is too small (need 2048 or more)", source, p.N.BitLen())
+		}
+	default:
+		return Key{}, inputErr(ReasonBadInput, "public key %s: unsupported key type %T", source, pub)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return Key{}, inputErr(ReasonBadInput, "public key %s: %v", source, err)
+	}
+	sum := sha256.Sum256(der)
+	return Key{ID: hex.EncodeToString(sum[:]), Source: source, Public: pub}, nil
+}
+
+// LoadPublicKey reads and parses a public key file.
+func LoadPublicKey(path string) (Key, error) {
+	data, err := ReadFileLimited(path, MaxKeyBytes)
+	if err != nil {
+		return Key{}, err
+	}
+	return ParsePublicKey(data, path)
+}
+
+// verifier returns the sigstore signature verifier for the key. ECDSA uses
+// the hash that matches the curve; RSA PKCS#1 v1.5 with SHA-256 (cosign's
+// default); Ed25519 is pure Ed25519 over the message.
+func (k Key) verifier() (signature.Verifier, error) {
+	switch p := k.Public.(type) {
+	case *ecdsa.PublicKey:
+		h := crypto.SHA256
+		switch p.Curve.Params().BitSize {
+		case 384:
+			h = crypto.SHA384
+		case 521:
+			h = crypto.SHA512
+		}
+		return signature.LoadECDSAVerifier(p, h)
+	case *rsa.PublicKey:
+		return signature.LoadRSAPKCS1v15Verifier(p, crypto.SHA256)
+	case ed25519.PublicKey:
+		return signature.LoadED25519Verifier(p)
+	}
+	return nil, fmt.Errorf("unsupported key type %T", k.Public)
+}
+
+// Identity is a keyless signer: the certificate's subject alternative name
+// and OIDC issuer, each exact or a regular expression.
+type Identity struct {
+	Subject       string `json:"subject,omitempty"`
+	SubjectRegexp string `json:"subjectRegexp,omitempty"`
+	Issuer        string `json:"issuer,omitempty"`
+	IssuerRegexp  string `json:"issuerRegexp,omitempty"`
+}
+
+func (id Identity) String() string {
+	s, i := id.Subject, id.Issuer
+	if s == "" {
+		s = "~" + id.SubjectRegexp
+	}
+	if i == "" {
+		i = "~" + id.IssuerRegexp
+	}
+	return s + " (issuer " + i + ")"
+}
+
+func (id Identity) sigstore() (sgverify.CertificateIdentity, error) {
+	if id.Subject == "" && id.SubjectRegexp == "" {
+		return sgverify.CertificateIdentity{}, errors.New("identity needs --certificate-identity or --certificate-identity-regexp")
+	}
+	if id.Issuer == "" && id.IssuerRegexp == "" {
+		return sgverify.CertificateIdentity{}, errors.New("identity needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp")
+	}
+	return sgverify.NewShortCertificateIdentity(id.Issuer, id.IssuerRegexp, id.Subject, id.SubjectRegexp)
+}
+
+// LoadTrustedRoot reads a Sigstore TrustedRoot JSON file. It never fetches
+// anything: the file is the whole of the trust.
+func LoadTrustedRoot(path string) (*root.TrustedRoot, error) {
+	data, err := ReadFileLimited(path, MaxTrustedRootBytes)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := root.NewTrustedRootFromJSON(data)
+	if err != nil {
+		return nil, inputErr(ReasonBadInput, "trusted root %s: %v", path, err)
+	}
+	return tr, nil
+}
+
+// Policy says who is trusted to sign and how many of them must.
+type Policy struct {
+	// Keys are trusted public keys; each is one signer.
+	Keys []Key
+	// Identities are trusted keyless signers; each is one signer.
+	Identities []Identity
+	// TrustedRoot holds the Fulcio CAs, Rekor logs, CT logs and TSAs used to
+	// check certificates, log entries and timestamps. Required for keyless
+	// signers; with keys, used to check log entries when a bundle has them.
+	TrustedRoot root.TrustedMaterial
+	// Threshold is how many distinct trusted signers must have signed (k of
+	// n). Zero means one.
+	Threshold int
+	// Now is the clock for signatures with no trusted timestamp.
+	Now func() time.Time
+}
+
+// Validate checks the policy is usable.
+func (p *Policy) Validate() error {
+	if len(p.Keys) == 0 && len(p.Identities) == 0 {
+		return inputErr(ReasonBadInput, "no trusted signer: give --key or --certificate-identity with --certificate-oidc-issuer")
+	}
+	if len(p.Identities) > 0 && p.TrustedRoot == nil {
+		return inputErr(ReasonBadInput, "keyless verification needs --trusted-root (a Sigstore trusted_root.json); wardgate never fetches one")
+	}
+	for _, id := range p.Identities {
+		if _, err := id.sigstore(); err != nil {
+			return inputErr(ReasonBadInput, "certificate identity: %v", err)
+		}
+	}
+	n := len(p.Keys) + len(p.Identities)
+	if p.Threshold < 0 || p.Threshold > n {
+		return inputErr(ReasonBadInput, "--threshold %d: must be between 1 and the number of trusted signers (%d)", p.Threshold, n)
+	}
+	return nil
+}
+
+func (p *Policy) threshold() int {
+	if p.Threshold <= 0 {
+		return 1
+	}
+	return p.Threshold
+}
+
+func (p *Policy) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// ReadFileLimited reads a regular file of at most max bytes. Directories,
+// symlinks, devices and oversized files are refused with an InputError.
+func ReadFileLimited(path string, max int64) ([]byte, error) {
+	f, err := OpenRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, inputErr(ReasonBadInput, "read %s: %v", path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, inputErr(ReasonBadInput, "%s: larger than the %d byte limit", path, max)
+	}
+	return data, nil
+}
+
+// OpenRegular opens path only if it is a regular file and not a symlink.
+func OpenRegular(path string) (*os.File, error) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil, inputErr(ReasonBadInput, "%v", err)
+	}
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return nil, inputErr(ReasonBadInput, "%s: is a symbolic link; give the file it points to", path)
+	case fi.IsDir():
+		return nil, inputErr(ReasonBadInput, "%s: is a directory, not a file", path)
+	case !fi.Mode().IsRegular():
+		return nil, inputErr(ReasonBadInput, "%s: is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, inputErr(ReasonBadInput, "%v", err)
+	}
+	return f, nil
+}
