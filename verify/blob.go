@@ -132,4 +132,4 @@ func cloneBundle(b *bundle.Bundle) *protobundle.Bundle {
 	return proto.Clone(b.Bundle).(*protobundle.Bundle)
 }
 
-var _ = fmt.Sprintf
+

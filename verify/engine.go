@@ -251,6 +251,9 @@ func (e *engine) keyArtifact(art artifactInput, b *bundle.Bundle, k Key) (sgveri
 
 func (e *engine) finish(sr *SignatureResult, s *Signer, res *sgverify.VerificationResult, check func(*sgverify.VerificationResult) (Reason, string)) {
 	for _, ts := range res.VerifiedTimestamps {
+		if ts.Type == "CurrentTime" {
+			continue // not a timestamp the signature carries
+		}
 		sr.Timestamps = append(sr.Timestamps, ts.Timestamp.UTC())
 	}
 	if check != nil {
@@ -280,7 +283,7 @@ type trustedKey struct{ signature.Verifier }
 func (t trustedKey) PublicKeyVerifier(string) (root.TimeConstrainedVerifier, error) {
 	return root.NewExpiringKey(t.Verifier, time.Time{}, time.Time{}), nil
 }
-func (trustedKey) TimestampingAuthorities() []root.TimestampingAuthority   { return nil }
+func (trustedKey) TimestampingAuthorities() []root.TimestampingAuthority     { return nil }
 func (trustedKey) FulcioCertificateAuthorities() []root.CertificateAuthority { return nil }
 func (trustedKey) RekorLogs() map[string]*root.TransparencyLog               { return nil }
 func (trustedKey) CTLogs() map[string]*root.TransparencyLog                  { return nil }

@@ -8,12 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/go-openapi/strfmt"
 	"github.com/go-openapi/swag/conv"
-	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
+	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
@@ -23,10 +22,10 @@ import (
 
 // Signature formats, as reported in results.
 const (
-	FormatCosignSignature = "cosign-signature"     // cosign sign-blob output: base64 or raw signature
-	FormatCosignBundle    = "cosign-bundle"        // cosign sign-blob --bundle (legacy LocalSignedPayload)
-	FormatSigstoreBundle  = "sigstore-bundle"      // Sigstore bundle v0.1, v0.2, v0.3 (protobuf JSON)
-	FormatDSSE            = "dsse-envelope"        // a bare DSSE envelope, signed with a key
+	FormatCosignSignature = "cosign-signature"       // cosign sign-blob output: base64 or raw signature
+	FormatCosignBundle    = "cosign-bundle"          // cosign sign-blob --bundle (legacy LocalSignedPayload)
+	FormatSigstoreBundle  = "sigstore-bundle"        // Sigstore bundle v0.1, v0.2, v0.3 (protobuf JSON)
+	FormatDSSE            = "dsse-envelope"          // a bare DSSE envelope, signed with a key
 	FormatCosignImageSig  = "cosign-image-signature" // a layer of a classic cosign .sig image
 )
 
@@ -82,21 +81,28 @@ func parseSignature(data []byte) (*parsed, error) {
 	if trimmed[0] == '{' {
 		return parseJSONSignature(trimmed)
 	}
-	// cosign sign-blob writes base64; accept raw DER/Ed25519 bytes too.
-	if utf8.Valid(trimmed) {
-		if sig, err := base64.StdEncoding.DecodeString(string(trimmed)); err == nil && len(sig) > 0 {
-			return &parsed{format: FormatCosignSignature, rawSig: sig}, nil
+	// cosign sign-blob writes base64; accept raw DER/Ed25519/RSA bytes too.
+	// Text that is not base64 is not a signature: a raw binary signature
+	// that is all printable ASCII is vanishingly unlikely.
+	if isPrintable(trimmed) {
+		sig, err := base64.StdEncoding.DecodeString(string(trimmed))
+		if err != nil || len(sig) == 0 {
+			return nil, malformed("signature is text but neither base64 nor JSON")
 		}
-		if isBase64ish(trimmed) {
-			return nil, malformed("signature is neither valid base64 nor JSON")
-		}
+		return &parsed{format: FormatCosignSignature, rawSig: sig}, nil
+	}
+	if len(data) > maxRawSignature {
+		return nil, malformed("binary signature of %d bytes is larger than any supported key's (%d)", len(data), maxRawSignature)
 	}
 	return &parsed{format: FormatCosignSignature, rawSig: append([]byte(nil), data...)}, nil
 }
 
-func isBase64ish(b []byte) bool {
+// maxRawSignature is the largest raw signature: RSA-8192.
+const maxRawSignature = 1024
+
+func isPrintable(b []byte) bool {
 	for _, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '=' || c == '\n' || c == '\r' || c == '-' || c == '_') {
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' || c > 0x7e {
 			return false
 		}
 	}

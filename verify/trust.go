@@ -23,12 +23,12 @@ import (
 // Size limits on everything this package reads into memory. Blobs are never
 // read whole: they are hashed in one streaming pass.
 const (
-	MaxKeyBytes         = 64 << 10  // a PEM public key
-	MaxSignatureBytes   = 1 << 20   // a raw signature (base64 or raw)
-	MaxBundleBytes      = 32 << 20  // a Sigstore or cosign bundle, a DSSE envelope
-	MaxTrustedRootBytes = 16 << 20  // a Sigstore TrustedRoot JSON
-	MaxManifestBytes    = 4 << 20   // an OCI manifest or index
-	MaxLayerBytes       = 32 << 20  // a signature or attestation layer
+	MaxKeyBytes         = 64 << 10 // a PEM public key
+	MaxSignatureBytes   = 1 << 20  // a raw signature (base64 or raw)
+	MaxBundleBytes      = 32 << 20 // a Sigstore or cosign bundle, a DSSE envelope
+	MaxTrustedRootBytes = 16 << 20 // a Sigstore TrustedRoot JSON
+	MaxManifestBytes    = 4 << 20  // an OCI manifest or index
+	MaxLayerBytes       = 32 << 20 // a signature or attestation layer
 )
 
 // Key is a trusted public key, named by its ID (the hex SHA-256 of its DER

@@ -13,8 +13,8 @@ import (
 
 // Exit codes, documented in README.md. They never change meaning.
 const (
-	ExitOK      = 0 // verified / allowed
-	ExitFail    = 1 // a verdict: verification failed, denied
+	ExitOK        = 0 // verified / allowed
+	ExitFail      = 1 // a verdict: verification failed, denied
 	ExitNoVerdict = 2 // could not decide: bad input, unreadable file, unreachable registry
 )
 

@@ -245,8 +245,8 @@ func runBatch(ctx context.Context, w io.Writer, cfg blobConfig, pol *verify.Poli
 	}
 	defer f.Close()
 	type job struct {
-		line       int
-		blob, sig  string
+		line      int
+		blob, sig string
 	}
 	var jobs []job
 	sc := bufio.NewScanner(f)

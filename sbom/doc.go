@@ -1,0 +1,29 @@
+// Package sbom reads, compares and generates software bills of materials for
+// device updates: what changed between two releases (Diff), and whether a
+// vendor's SBOM agrees with what is really inside the artifact (Drift).
+//
+// Every input format is normalised into one model, Document and Component,
+// so the comparisons never see CycloneDX or SPDX types:
+//
+//   - CycloneDX JSON and XML, spec 1.2 to 1.7, are read with cyclonedx-go.
+//   - SPDX 2.2 and 2.3, JSON and tag-value, are read with spdx/tools-golang,
+//     the reader under syft's own SPDX decoders. Syft's decoders are not used
+//     directly because they convert into syft's package model, which has no
+//     place for package checksums or the supplier, and both are compared here.
+//
+// A component's identity is its package URL without the version and without
+// the qualifiers that do not change what the package is (see Identity);
+// components without a purl are identified by type, group and name. Versions
+// are compared with the rules of the ecosystem named by the purl type (see
+// CompareVersions).
+//
+// Generate runs syft as a library on a directory, a file, an OCI layout or
+// archive, a docker archive, a registry image, or a firmware archive (tar,
+// tar.gz, zip) which is first unpacked with limits against traversal, links
+// and archive bombs. Nothing reaches the network except the registry named
+// by a registry: source.
+//
+// Imports: cyclonedx-go, spdx/tools-golang, syft, anchore/packageurl-go and
+// the version libraries syft brings. Must not import: net/http server types,
+// cobra, or any wardgate package other than evidence.
+package sbom
