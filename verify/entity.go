@@ -18,6 +18,7 @@ import (
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/sigstore/rekor/pkg/generated/models"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
 )
 
 // Signature formats, as reported in results.
@@ -271,7 +272,18 @@ func (p *parsed) legacyEntity(digest []byte) (*bundle.Bundle, error) {
 			Verification:   &models.LogEntryAnonVerification{SignedEntryTimestamp: strfmt.Base64(rb.SignedEntryTimestamp)},
 		}
 	}
-	pb, err := cbundle.MakeProtobufBundle(hint, p.certDER, entry, nil)
+	if entry != nil {
+		raw, err := base64.StdEncoding.DecodeString(entry.Body.(string))
+		if err != nil {
+			return nil, malformed("cosign bundle: rekorBundle body is not base64")
+		}
+		// sigstore-go's parser rejects bodies that are not Rekor entries;
+		// cosign's converter assumes a valid one.
+		if _, err := tlog.NewEntry(raw, *entry.IntegratedTime, *entry.LogIndex, nil, nil, nil); err != nil {
+			return nil, malformed("cosign bundle: rekorBundle body is not a Rekor entry: %v", err)
+		}
+	}
+	pb, err := makeProtobufBundle(hint, p.certDER, entry)
 	if err != nil {
 		return nil, malformed("cosign bundle: %v", err)
 	}
@@ -282,6 +294,17 @@ func (p *parsed) legacyEntity(digest []byte) (*bundle.Bundle, error) {
 		return nil, malformed("cosign bundle: %v", err)
 	}
 	return b, nil
+}
+
+// makeProtobufBundle calls cosign's converter, turning a panic on input it
+// did not expect into a malformed-signature error.
+func makeProtobufBundle(hint string, cert []byte, entry *models.LogEntryAnon) (pb *protobundle.Bundle, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pb, err = nil, fmt.Errorf("cosign bundle converter failed on this input: %v", r)
+		}
+	}()
+	return cbundle.MakeProtobufBundle(hint, cert, entry, nil)
 }
 
 // claimedDigest returns the SHA-256 the signed material names for a message
