@@ -130,5 +130,3 @@ func isEd25519(k Key) bool {
 func cloneBundle(b *bundle.Bundle) *protobundle.Bundle {
 	return proto.Clone(b.Bundle).(*protobundle.Bundle)
 }
-
-

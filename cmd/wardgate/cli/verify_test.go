@@ -12,11 +12,11 @@ func TestVerifyBlobExitCodes(t *testing.T) {
 	pump := fx + "/firmware/infusion-pump-2.4.0.bin"
 	key := fx + "/keys/acme-infusion.pub"
 	cases := []struct {
-		name     string
-		args     []string
-		code     int
-		stdout   string // prefix of the first line
-		stderr   string // substring
+		name   string
+		args   []string
+		code   int
+		stdout string // prefix of the first line
+		stderr string // substring
 	}{
 		{"verified", []string{"verify", "blob", pump, "--key", key, "--signature", fx + "/sig/infusion-pump-2.4.0.bin.sig"}, 0, "VERIFIED  verified " + pump, ""},
 		{"tampered", []string{"verify", "blob", fx + "/tampered/infusion-pump-2.4.0-flipped.bin", "--key", key, "--bundle", fx + "/sig/infusion-pump-2.4.0.bin.sigstore.json"}, 1, "FAILED    [digest-mismatch] ", ""},
