@@ -1,0 +1,76 @@
+// Package depcheck enforces wardgate's dependency direction: domain packages
+// know nothing of cobra, the HTTP server or the command line, and evidence
+// depends on the standard library alone.
+package depcheck
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/wardgate/wardgate"
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}}", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
+}
+
+func exists(pkg string) bool {
+	return exec.Command("go", "list", pkg).Run() == nil
+}
+
+// directImports lists the packages pkg imports itself (not its libraries').
+func directImports(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", "{{join .Imports \"\\n\"}}", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
+}
+
+// cobra reaches the graph through cosign's and syft's own packages; what is
+// forbidden is a domain package importing it, or anything of wardgate's
+// server or command line, directly or not.
+func TestDomainPackagesStayDomain(t *testing.T) {
+	forbidden := []string{mod + "/server", mod + "/cmd/"}
+	for _, p := range []string{"verify", "sbom", "policy", "attest", "evidence", "egress", "store", "gate", "trust"} {
+		pkg := mod + "/" + p
+		if !exists(pkg) {
+			continue
+		}
+		t.Run(p, func(t *testing.T) {
+			for _, line := range deps(t, pkg) {
+				path, _, _ := strings.Cut(line, " ")
+				for _, f := range forbidden {
+					if path == f || strings.HasPrefix(path, f) {
+						t.Errorf("%s depends on %s", pkg, path)
+					}
+				}
+			}
+			for _, imp := range directImports(t, pkg) {
+				if imp == "github.com/spf13/cobra" || strings.HasPrefix(imp, "github.com/spf13/cobra/") {
+					t.Errorf("%s imports %s", pkg, imp)
+				}
+			}
+		})
+	}
+}
+
+func TestEvidenceIsStdlibOnly(t *testing.T) {
+	pkg := mod + "/evidence"
+	if !exists(pkg) {
+		t.Skip("no evidence package yet")
+	}
+	for _, line := range deps(t, pkg) {
+		path, std, _ := strings.Cut(line, " ")
+		if std != "true" && path != pkg {
+			t.Errorf("evidence depends on non-standard package %s", path)
+		}
+	}
+}
