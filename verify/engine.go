@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"slices"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -122,7 +123,11 @@ func (e *engine) checkOne(p *parsed, src string, art artifactInput, check func(*
 	sr.LogEntries = logEntries(b)
 	// A message signature names its digest: compare before any crypto, so a
 	// modified artifact is reported as such and not as a bad signature.
-	if d := claimedDigest(b); d != nil && art.payload == nil && !bytes.Equal(d, art.digest) {
+	d := claimedDigest(b)
+	if p.logDigest != nil {
+		d = p.logDigest
+	}
+	if d != nil && art.payload == nil && !bytes.Equal(d, art.digest) {
 		sr.Reason = ReasonDigestMismatch
 		sr.Detail = fmt.Sprintf("signature is for sha256:%s, artifact is sha256:%s", hex.EncodeToString(d), hex.EncodeToString(art.digest))
 		return sr
@@ -251,8 +256,8 @@ func (e *engine) keyArtifact(art artifactInput, b *bundle.Bundle, k Key) (sgveri
 
 func (e *engine) finish(sr *SignatureResult, s *Signer, res *sgverify.VerificationResult, check func(*sgverify.VerificationResult) (Reason, string)) {
 	for _, ts := range res.VerifiedTimestamps {
-		if ts.Type == "CurrentTime" {
-			continue // not a timestamp the signature carries
+		if ts.Type == "CurrentTime" || slices.ContainsFunc(sr.Timestamps, ts.Timestamp.Equal) {
+			continue // not a timestamp the signature carries, or one seen twice
 		}
 		sr.Timestamps = append(sr.Timestamps, ts.Timestamp.UTC())
 	}

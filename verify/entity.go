@@ -3,22 +3,23 @@ package verify
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/go-openapi/strfmt"
-	"github.com/go-openapi/swag/conv"
+	"github.com/go-openapi/runtime"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	cbundle "github.com/sigstore/cosign/v2/pkg/cosign/bundle"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/rekor/pkg/generated/models"
+	"github.com/sigstore/rekor/pkg/types"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/tlog"
 )
 
 // Signature formats, as reported in results.
@@ -62,6 +63,9 @@ type parsed struct {
 	rawSig  []byte // cosign-signature and cosign-bundle: the signature bytes
 	legacy  *cosign.LocalSignedPayload
 	certDER []byte
+	// logDigest is the artifact digest a hashedrekord log entry names, for
+	// formats whose message digest wardgate fills in itself.
+	logDigest []byte
 }
 
 type malformedError struct{ err error }
@@ -248,47 +252,25 @@ func messageSignature(digest, sig []byte) *protobundle.Bundle_MessageSignature {
 }
 
 // legacyEntity converts cosign's sign-blob bundle (signature, certificate,
-// Rekor SET) into a Sigstore bundle v0.1 with cosign's own helper, so that
-// sigstore-go checks the SET, the certificate and the signature.
+// Rekor SET) into a Sigstore bundle v0.1 (the version whose log entries
+// carry an inclusion promise and no proof), so that sigstore-go checks the
+// SET, the certificate and the signature. The Rekor body is parsed with
+// Rekor's own types to learn its kind and version.
 func (p *parsed) legacyEntity(digest []byte) (*bundle.Bundle, error) {
-	hint := ""
-	if len(p.certDER) == 0 {
-		hint = keyHint
+	vm := keyMaterial()
+	if len(p.certDER) > 0 {
+		vm = &protobundle.VerificationMaterial{Content: &protobundle.VerificationMaterial_Certificate{
+			Certificate: &protocommon.X509Certificate{RawBytes: p.certDER}}}
 	}
-	var entry *models.LogEntryAnon
 	if rb := p.legacy.Bundle; rb != nil {
-		body, ok := rb.Payload.Body.(string)
-		if !ok || body == "" {
-			return nil, malformed("cosign bundle: rekorBundle payload body is missing")
-		}
-		if len(rb.SignedEntryTimestamp) == 0 {
-			return nil, malformed("cosign bundle: rekorBundle has no SignedEntryTimestamp")
-		}
-		entry = &models.LogEntryAnon{
-			Body:           body,
-			IntegratedTime: conv.Pointer(rb.Payload.IntegratedTime),
-			LogIndex:       conv.Pointer(rb.Payload.LogIndex),
-			LogID:          conv.Pointer(rb.Payload.LogID),
-			Verification:   &models.LogEntryAnonVerification{SignedEntryTimestamp: strfmt.Base64(rb.SignedEntryTimestamp)},
-		}
-	}
-	if entry != nil {
-		raw, err := base64.StdEncoding.DecodeString(entry.Body.(string))
+		tle, err := legacyTlogEntry(rb)
 		if err != nil {
-			return nil, malformed("cosign bundle: rekorBundle body is not base64")
+			return nil, err
 		}
-		// sigstore-go's parser rejects bodies that are not Rekor entries;
-		// cosign's converter assumes a valid one.
-		if _, err := tlog.NewEntry(raw, *entry.IntegratedTime, *entry.LogIndex, nil, nil, nil); err != nil {
-			return nil, malformed("cosign bundle: rekorBundle body is not a Rekor entry: %v", err)
-		}
+		p.logDigest = hashedRekordDigest(tle.CanonicalizedBody)
+		vm.TlogEntries = []*protorekor.TransparencyLogEntry{tle}
 	}
-	pb, err := makeProtobufBundle(hint, p.certDER, entry)
-	if err != nil {
-		return nil, malformed("cosign bundle: %v", err)
-	}
-	pb.MediaType = mediaTypeV01
-	pb.Content = messageSignature(digest, p.rawSig)
+	pb := &protobundle.Bundle{MediaType: mediaTypeV01, VerificationMaterial: vm, Content: messageSignature(digest, p.rawSig)}
 	b, err := bundle.NewBundle(pb)
 	if err != nil {
 		return nil, malformed("cosign bundle: %v", err)
@@ -296,15 +278,61 @@ func (p *parsed) legacyEntity(digest []byte) (*bundle.Bundle, error) {
 	return b, nil
 }
 
-// makeProtobufBundle calls cosign's converter, turning a panic on input it
-// did not expect into a malformed-signature error.
-func makeProtobufBundle(hint string, cert []byte, entry *models.LogEntryAnon) (pb *protobundle.Bundle, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			pb, err = nil, fmt.Errorf("cosign bundle converter failed on this input: %v", r)
-		}
-	}()
-	return cbundle.MakeProtobufBundle(hint, cert, entry, nil)
+func legacyTlogEntry(rb *cbundle.RekorBundle) (*protorekor.TransparencyLogEntry, error) {
+	bodyB64, ok := rb.Payload.Body.(string)
+	if !ok || bodyB64 == "" {
+		return nil, malformed("cosign bundle: rekorBundle payload body is missing")
+	}
+	if len(rb.SignedEntryTimestamp) == 0 {
+		return nil, malformed("cosign bundle: rekorBundle has no SignedEntryTimestamp")
+	}
+	body, err := base64.StdEncoding.DecodeString(bodyB64)
+	if err != nil {
+		return nil, malformed("cosign bundle: rekorBundle body is not base64")
+	}
+	logID, err := hex.DecodeString(rb.Payload.LogID)
+	if err != nil || len(logID) == 0 {
+		return nil, malformed("cosign bundle: rekorBundle logID %q is not hex", rb.Payload.LogID)
+	}
+	pe, err := models.UnmarshalProposedEntry(bytes.NewReader(body), runtime.JSONConsumer())
+	if err != nil {
+		return nil, malformed("cosign bundle: rekorBundle body is not a Rekor entry: %v", err)
+	}
+	impl, err := types.UnmarshalEntry(pe)
+	if err != nil {
+		return nil, malformed("cosign bundle: rekorBundle body is not a Rekor entry: %v", err)
+	}
+	return &protorekor.TransparencyLogEntry{
+		LogIndex:          rb.Payload.LogIndex,
+		LogId:             &protocommon.LogId{KeyId: logID},
+		KindVersion:       &protorekor.KindVersion{Kind: pe.Kind(), Version: impl.APIVersion()},
+		IntegratedTime:    rb.Payload.IntegratedTime,
+		InclusionPromise:  &protorekor.InclusionPromise{SignedEntryTimestamp: rb.SignedEntryTimestamp},
+		CanonicalizedBody: body,
+	}, nil
+}
+
+// hashedRekordDigest returns the SHA-256 a hashedrekord entry body names.
+func hashedRekordDigest(body []byte) []byte {
+	var e struct {
+		Kind string `json:"kind"`
+		Spec struct {
+			Data struct {
+				Hash struct {
+					Algorithm string `json:"algorithm"`
+					Value     string `json:"value"`
+				} `json:"hash"`
+			} `json:"data"`
+		} `json:"spec"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Kind != "hashedrekord" || e.Spec.Data.Hash.Algorithm != "sha256" {
+		return nil
+	}
+	d, err := hex.DecodeString(e.Spec.Data.Hash.Value)
+	if err != nil {
+		return nil
+	}
+	return d
 }
 
 // claimedDigest returns the SHA-256 the signed material names for a message

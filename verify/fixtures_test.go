@@ -35,6 +35,8 @@ func fixtureCases() []fixtureCase {
 		{name: "rsa-3072 sigstore bundle", blob: "firmware/hvac-controller-1.0.4.bin", sigs: []string{"sig/hvac-controller-1.0.4.bin.sigstore.json"}, keys: []string{"keys/buildctl.pub"}},
 		{name: "keyless v0.3 with proof and timestamp", blob: pump, sigs: []string{"keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json"}, keyless: true},
 		{name: "keyless v0.1 with promise", blob: pump, sigs: []string{"keyless/infusion-pump-2.4.0.bin.v0.1.sigstore.json"}, keyless: true},
+		{name: "keyless cosign bundle with SET", blob: pump, sigs: []string{"keyless/infusion-pump-2.4.0.bin.cosign-bundle.json"}, keyless: true},
+		{name: "keyless cosign bundle, flipped byte", blob: "tampered/infusion-pump-2.4.0-flipped.bin", sigs: []string{"keyless/infusion-pump-2.4.0.bin.cosign-bundle.json"}, keyless: true, want: []verify.Reason{verify.ReasonDigestMismatch}},
 		{name: "2 of 2 keys", blob: pump, sigs: []string{"sig/infusion-pump-2.4.0.bin.sig", "sig/infusion-pump-2.4.0.bin.qa.sig"}, keys: []string{"keys/acme-infusion.pub", "keys/acme-infusion-qa.pub"}, threshold: 2},
 		{name: "same signer twice is one signer", blob: pump, sigs: []string{"sig/infusion-pump-2.4.0.bin.sig", "sig/infusion-pump-2.4.0.bin.sigstore.json"}, keys: []string{"keys/acme-infusion.pub", "keys/acme-infusion-qa.pub"}, threshold: 2, want: []verify.Reason{verify.ReasonThresholdNotMet}},
 		{name: "no signature", blob: pump, keys: acme, want: []verify.Reason{verify.ReasonNoSignature}},

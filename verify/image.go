@@ -258,8 +258,8 @@ func ImageAttestations(ctx context.Context, ref, predicateType string, pol *Poli
 			bad = append(bad, SignatureResult{Source: b.source, Format: "unknown", Reason: ReasonMalformed, Detail: b.err.Error()})
 			continue
 		}
-		if !IsAttestation(Signature{Data: b.data}) {
-			continue // a message signature: a signature, not an attestation
+		if !isImageAttestation(b.data, predicateType) {
+			continue
 		}
 		envs = append(envs, Signature{Source: b.source, Data: b.data})
 		formats = append(formats, "")
@@ -485,6 +485,22 @@ func (e *engine) checkReferrer(r referrer, img imageDigest) (SignatureResult, bo
 	return e.checkOne(p, r.source, artifactInput{digest: img.digest}, check), true
 }
 
+// isImageAttestation reports whether a referrer bundle is an attestation
+// for ImageAttestations: it holds a DSSE envelope, and unless the caller
+// asks for that very type, not cosign's image signature statement (a
+// signature, verified by Image).
+func isImageAttestation(data []byte, predicateType string) bool {
+	p, err := parseSignature(data)
+	if err != nil || p.b == nil {
+		return true // reported as malformed by attestation()
+	}
+	env := p.b.GetDsseEnvelope()
+	if env == nil {
+		return false // a message signature
+	}
+	return predicateType == CosignSignPredicateType || peekPredicateType(env.GetPayload()) != CosignSignPredicateType
+}
+
 func peekPredicateType(stmt []byte) string {
 	var probe struct {
 		PredicateType string `json:"predicateType"`
@@ -498,7 +514,7 @@ func peekPredicateType(stmt []byte) string {
 // cosignMaterial is what cosign puts in a signature layer's annotations.
 type cosignMaterial struct {
 	sig     []byte
-	legacy  *cosign.LocalSignedPayload
+	legacy  *cosign.LocalSignedPayload // signature, certificate and Rekor bundle as cosign holds them
 	certDER []byte
 	tsa     []byte // DER RFC 3161 timestamp response
 }
@@ -540,10 +556,11 @@ func parseCosignAnnotations(ann map[string]string, needSig bool) (*cosignMateria
 	return m, nil
 }
 
-// materialBundle builds the Sigstore bundle for cosign's annotations with
-// legacyEntity (cosign's own conversion of signature, certificate and Rekor
-// bundle), then adds the RFC 3161 timestamp, which legacyEntity does not
-// carry. The content is a message signature over digest.
+// bundle builds the Sigstore bundle v0.1 for cosign's annotations with
+// legacyEntity (key hint or certificate, the Rekor entry with its signed
+// entry timestamp, a message signature over digest), then adds the RFC 3161
+// timestamp, which a sign-blob bundle never has and legacyEntity does not
+// carry.
 func (m *cosignMaterial) bundle(digest []byte) (*bundle.Bundle, error) {
 	p := &parsed{format: FormatCosignBundle, rawSig: m.sig, legacy: m.legacy, certDER: m.certDER}
 	b, err := p.legacyEntity(digest)
@@ -604,7 +621,8 @@ func attestationLayerBundle(l sigLayer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Same verification material, the envelope as content.
+	// Same verification material, the envelope as content. The message
+	// signature content above only carried the material through NewBundle.
 	pb := cloneBundle(b)
 	pb.Content = &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &env}
 	out, err := protojson.Marshal(pb)
