@@ -2,11 +2,11 @@ package verify
 
 import (
 	"bytes"
-	"slices"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
