@@ -399,11 +399,13 @@ func classify(err error, keyless bool) Reason {
 		return ReasonDigestMismatch
 	case has("expired", "not yet valid", "outside", "validity", "in the future", "not valid at"):
 		return ReasonExpired
+	case has("signed certificate timestamp", "sct", "certificate transparency"):
+		return ReasonUntrustedSigner
 	case has("timestamp", "tsa", "rfc3161", "rfc 3161"):
 		return ReasonTimestampInvalid
 	case has("tlog", "transparency log", "inclusion", "checkpoint", "signed entry", "set ", "log entry", "log index", "rekor", "entry"):
 		return ReasonTlogInvalid
-	case has("certificate signed by unknown authority", "unable to verify certificate", "x509:", "certificate chain", "sct", "certificate transparency"):
+	case has("certificate signed by unknown authority", "unable to verify certificate", "x509:", "certificate chain"):
 		return ReasonUntrustedSigner
 	case has("could not verify message", "could not verify envelope", "verification error", "invalid signature", "signature"):
 		if keyless {

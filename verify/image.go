@@ -173,7 +173,7 @@ func Image(ctx context.Context, ref string, pol *Policy, opts ...ImageOption) (*
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	src, err := openImageSource(ctx, ref, cfg)
+	src, err := openImageSource(ref, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +220,7 @@ func ImageAttestations(ctx context.Context, ref, predicateType string, pol *Poli
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	src, err := openImageSource(ctx, ref, cfg)
+	src, err := openImageSource(ref, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -667,7 +667,7 @@ func parseManifestBytes(data []byte) (*v1.Manifest, error) {
 }
 
 // openImageSource parses the reference and opens its source.
-func openImageSource(ctx context.Context, ref string, cfg *imageConfig) (imageSource, error) {
+func openImageSource(ref string, cfg *imageConfig) (imageSource, error) {
 	switch {
 	case strings.HasPrefix(ref, OCIDirPrefix):
 		p, sel := splitLayoutRef(strings.TrimPrefix(ref, OCIDirPrefix))
@@ -696,7 +696,7 @@ func openImageSource(ctx context.Context, ref string, cfg *imageConfig) (imageSo
 	if err != nil {
 		return nil, inputErr(ReasonBadInput, "image reference %q: %v", ref, err)
 	}
-	return newRegistrySource(ctx, r, cfg), nil
+	return newRegistrySource(r, cfg), nil
 }
 
 var digestSelector = regexp.MustCompile(`@sha256:[0-9a-f]{64}$`)
@@ -724,7 +724,7 @@ type registrySource struct {
 	opts []remote.Option
 }
 
-func newRegistrySource(ctx context.Context, ref name.Reference, cfg *imageConfig) *registrySource {
+func newRegistrySource(ref name.Reference, cfg *imageConfig) *registrySource {
 	base := cfg.transport
 	if base == nil {
 		base = newBaseTransport(cfg.timeout)
@@ -737,7 +737,6 @@ func newRegistrySource(ctx context.Context, ref name.Reference, cfg *imageConfig
 		ref:  ref,
 		repo: ref.Context(),
 		opts: []remote.Option{
-			remote.WithContext(ctx),
 			remote.WithTransport(guard),
 			remote.WithAuthFromKeychain(cfg.keychain),
 			remote.WithUserAgent("wardgate"),
@@ -757,6 +756,11 @@ func newBaseTransport(total time.Duration) *http.Transport {
 	t.ExpectContinueTimeout = time.Second
 	t.IdleConnTimeout = 30 * time.Second
 	return t
+}
+
+// with is the remote options for one call, bound to its context.
+func (s *registrySource) with(ctx context.Context) []remote.Option {
+	return append([]remote.Option{remote.WithContext(ctx)}, s.opts...)
 }
 
 func (s *registrySource) name() string { return s.repo.String() }
@@ -782,7 +786,7 @@ func isNotFound(err error) bool {
 }
 
 func (s *registrySource) resolve(ctx context.Context) (imageDigest, error) {
-	desc, err := remote.Get(s.ref, s.opts...)
+	desc, err := remote.Get(s.ref, s.with(ctx)...)
 	if err != nil {
 		return imageDigest{}, s.fail(err, "resolve "+s.ref.String())
 	}
@@ -821,7 +825,7 @@ func checkManifestShape(mt types.MediaType, data []byte) error {
 
 func (s *registrySource) tagged(ctx context.Context, img imageDigest, suffix string) (*v1.Manifest, string, error) {
 	tag := s.repo.Tag(cosignTag(img, suffix))
-	desc, err := remote.Get(tag, s.opts...)
+	desc, err := remote.Get(tag, s.with(ctx)...)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, tag.String(), nil
@@ -840,7 +844,7 @@ func (s *registrySource) tagged(ctx context.Context, img imageDigest, suffix str
 
 func (s *registrySource) referrers(ctx context.Context, img imageDigest) ([]v1.Descriptor, error) {
 	d := s.repo.Digest(img.String())
-	idx, err := remote.Referrers(d, s.opts...)
+	idx, err := remote.Referrers(d, s.with(ctx)...)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, nil
@@ -856,7 +860,7 @@ func (s *registrySource) referrers(ctx context.Context, img imageDigest) ([]v1.D
 
 func (s *registrySource) manifest(ctx context.Context, h v1.Hash) (*v1.Manifest, error) {
 	d := s.repo.Digest(h.String())
-	desc, err := remote.Get(d, s.opts...)
+	desc, err := remote.Get(d, s.with(ctx)...)
 	if err != nil {
 		return nil, s.fail(err, "fetch "+d.String())
 	}
@@ -871,7 +875,7 @@ func (s *registrySource) blob(ctx context.Context, d v1.Descriptor, max int64) (
 		return nil, malformed("blob %s is %d bytes, over the %d byte limit", d.Digest, d.Size, max)
 	}
 	ref := s.repo.Digest(d.Digest.String())
-	l, err := remote.Layer(ref, s.opts...)
+	l, err := remote.Layer(ref, s.with(ctx)...)
 	if err != nil {
 		return nil, s.fail(err, "fetch blob "+d.Digest.String())
 	}

@@ -108,7 +108,7 @@ func NewVerifyCmd() *cobra.Command {
 		Use:   "verify",
 		Short: "Verify signatures on firmware blobs and OCI images, and attestations",
 	}
-	cmd.AddCommand(newVerifyBlobCmd())
+	cmd.AddCommand(newVerifyBlobCmd(), newVerifyImageCmd(), newVerifyAttestationCmd())
 	return cmd
 }
 
