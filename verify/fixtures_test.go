@@ -2,6 +2,7 @@ package verify_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -118,10 +119,7 @@ func TestFixtureVerdicts(t *testing.T) {
 // Regenerating the fixtures (fresh keys, fresh virtual Sigstore) must give
 // the same verdict for every case.
 func TestRegenerateSameVerdicts(t *testing.T) {
-	dir := t.TempDir()
-	if err := fixtures.Generate(dir, fixtures.DefaultSeed); err != nil {
-		t.Fatal(err)
-	}
+	dir := regenerated(t)
 	for _, tc := range fixtureCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			checkVerdict(t, tc, runFixtureCase(t, dir, tc))
@@ -180,4 +178,67 @@ func TestBadInputs(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestImageFixtures(t *testing.T) {
+	for _, dir := range []string{fx, regenerated(t)} {
+		key, err := verify.LoadPublicKey(filepath.Join(dir, "keys/acme-infusion.pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := verify.LoadTrustedRoot(filepath.Join(dir, "keyless/trusted_root.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyed := &verify.Policy{Keys: []verify.Key{key}}
+		keyless := &verify.Policy{TrustedRoot: tr, Identities: []verify.Identity{{Subject: fixtures.KeylessIdentity, Issuer: fixtures.KeylessIssuer}}}
+		for _, tc := range []struct {
+			ref  string
+			pol  *verify.Policy
+			want []verify.Reason
+		}{
+			{"oci-dir:" + dir + "/oci/pump-agent", keyed, nil},
+			{"oci-dir:" + dir + "/oci/pump-agent:2.4.0", keyed, nil},
+			{"oci-archive:" + dir + "/oci/pump-agent.tar", keyed, nil},
+			{"oci-dir:" + dir + "/oci/pump-agent-keyless", keyless, nil},
+			{"oci-dir:" + dir + "/oci/pump-agent-wrongkey", keyed, []verify.Reason{verify.ReasonUntrustedSigner}},
+			{"oci-dir:" + dir + "/oci/pump-agent-unsigned", keyed, []verify.Reason{verify.ReasonNoSignature}},
+			{"oci-dir:" + dir + "/oci/pump-agent-keyless", keyed, []verify.Reason{verify.ReasonUntrustedSigner}},
+		} {
+			t.Run(tc.ref, func(t *testing.T) {
+				res, err := verify.Image(t.Context(), tc.ref, tc.pol)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkVerdict(t, fixtureCase{want: tc.want}, res)
+			})
+		}
+	}
+}
+
+var regenDir string
+
+// regenerated returns a directory of freshly generated fixtures, made once
+// per test binary.
+func regenerated(t *testing.T) string {
+	t.Helper()
+	if regenDir == "" {
+		dir, err := os.MkdirTemp("", "wardgate-fixtures-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fixtures.Generate(dir, fixtures.DefaultSeed); err != nil {
+			t.Fatal(err)
+		}
+		regenDir = dir
+	}
+	return regenDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if regenDir != "" {
+		os.RemoveAll(regenDir)
+	}
+	os.Exit(code)
 }
