@@ -1,0 +1,441 @@
+package attest
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/transparency-dev/merkle/proof"
+)
+
+// Problem codes reported by VerifyPack. Stable.
+const (
+	ProblemManifestSignature = "manifest-signature" // manifest.sig does not verify, or is missing
+	ProblemFileMissing       = "file-missing"       // a file the manifest lists is absent
+	ProblemFileExtra         = "file-unexpected"    // a file the manifest does not list
+	ProblemFileDigest        = "file-digest"        // a file's SHA-256 differs from the manifest's
+	ProblemCheckpoint        = "checkpoint"         // the checkpoint is forged, from another log, or disagrees with the manifest
+	ProblemEntrySignature    = "entry-signature"    // an envelope does not verify with the key
+	ProblemEntryProof        = "entry-inclusion"    // an entry's inclusion proof fails
+	ProblemEntryOrder        = "entry-order"        // indices not strictly increasing, or beyond the tree
+	ProblemEntryCount        = "entry-count"        // fewer or more entries than the manifest says
+	ProblemRoot              = "root-mismatch"      // a complete pack's entries do not rebuild the checkpoint root
+	ProblemConsistency       = "consistency"        // the auditor's earlier checkpoint is not a prefix of this one
+	ProblemKey               = "key-mismatch"       // the pack was signed by another key than the one given
+)
+
+// Problem is one precise verification failure.
+type Problem struct {
+	Code    string `json:"code"`
+	File    string `json:"file,omitempty"`
+	Index   *int64 `json:"index,omitempty"`
+	Message string `json:"message"`
+}
+
+// PackReport is the result of verifying a pack.
+type PackReport struct {
+	Intact     bool      `json:"intact"`
+	Origin     string    `json:"origin"`
+	TreeSize   uint64    `json:"treeSize"`
+	Entries    uint64    `json:"entries"`
+	Complete   bool      `json:"complete"`
+	Consistent *bool     `json:"consistentWithEarlierCheckpoint,omitempty"`
+	Problems   []Problem `json:"problems"`
+}
+
+func (r *PackReport) add(code, file string, index int64, format string, args ...any) {
+	p := Problem{Code: code, File: file, Message: fmt.Sprintf(format, args...)}
+	if index >= 0 {
+		i := index
+		p.Index = &i
+	}
+	r.Problems = append(r.Problems, p)
+}
+
+// Pack reading limits.
+const (
+	MaxPackFiles     = 100_000
+	MaxPackFileBytes = 8 << 30  // index.jsonl of a large log
+	MaxPackBytes     = 16 << 30 // the whole pack, unpacked
+	maxIndexLine     = 16 << 20 // one index line (an envelope and its proof)
+	maxManifestBytes = 64 << 20
+)
+
+// VerifyPack verifies a pack (directory or .tar.gz) offline with nothing but
+// the service public key. sinceCheckpoint, if not nil, is an earlier
+// checkpoint the auditor kept: the pack's must extend it. An error is
+// returned only when the pack cannot be read at all (ErrPackUnreadable);
+// tampering is reported as problems in the report.
+func VerifyPack(packPath string, pubPEM []byte, sinceCheckpoint []byte) (*PackReport, error) {
+	v, err := NewVerifier(pubPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key: %v", ErrPackUnreadable, err)
+	}
+	dir := packPath
+	st, err := os.Stat(packPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPackUnreadable, err)
+	}
+	if !st.IsDir() {
+		tmp, err := os.MkdirTemp("", "wardgate-pack-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		if err := extractTarGz(packPath, tmp); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrPackUnreadable, packPath, err)
+		}
+		dir = tmp
+	}
+	return verifyDir(dir, v, sinceCheckpoint)
+}
+
+func verifyDir(dir string, v *Verifier, since []byte) (*PackReport, error) {
+	rep := &PackReport{Problems: []Problem{}}
+	mb, err := readCapped(filepath.Join(dir, fileManifest), maxManifestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrPackUnreadable, fileManifest, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrPackUnreadable, fileManifest, err)
+	}
+	if m.Schema != PackSchema {
+		return nil, fmt.Errorf("%w: %s: schema %q, want %q", ErrPackUnreadable, fileManifest, m.Schema, PackSchema)
+	}
+	rep.Origin, rep.TreeSize, rep.Complete = m.Origin, m.TreeSize, m.Complete
+	if m.KeyID != v.KeyID() {
+		rep.add(ProblemKey, fileManifest, -1, "pack says it was signed by key %s, the key given is %s", m.KeyID, v.KeyID())
+	}
+	// 1. The manifest's signature.
+	sig, err := readCapped(filepath.Join(dir, fileManifestSig), MaxStatementBytes)
+	switch {
+	case err != nil:
+		rep.add(ProblemManifestSignature, fileManifestSig, -1, "manifest signature missing: %v", err)
+	default:
+		pt, payload, err := v.OpenEnvelope(sig)
+		switch {
+		case err != nil:
+			rep.add(ProblemManifestSignature, fileManifestSig, -1, "manifest signature does not verify: %v", err)
+		case pt != ManifestPayloadType || !bytes.Equal(payload, mb):
+			rep.add(ProblemManifestSignature, fileManifest, -1, "manifest.json is not the manifest that was signed")
+		}
+	}
+	// 2. Every file listed, present, unchanged; nothing extra.
+	present := map[string]bool{}
+	count := 0
+	werr := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&os.ModeSymlink != 0 {
+			rel, _ := filepath.Rel(dir, p)
+			rep.add(ProblemFileExtra, filepath.ToSlash(rel), -1, "symbolic link in pack")
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if count++; count > MaxPackFiles {
+			return fmt.Errorf("more than %d files", MaxPackFiles)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		present[filepath.ToSlash(rel)] = true
+		return nil
+	})
+	if werr != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPackUnreadable, werr)
+	}
+	names := make([]string, 0, len(m.Files))
+	for n := range m.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if !present[n] {
+			rep.add(ProblemFileMissing, n, -1, "listed in the manifest but missing from the pack")
+			continue
+		}
+		got, err := fileDigest(filepath.Join(dir, filepath.FromSlash(n)))
+		if err != nil {
+			rep.add(ProblemFileMissing, n, -1, "unreadable: %v", err)
+			continue
+		}
+		if got != m.Files[n] {
+			rep.add(ProblemFileDigest, n, -1, "SHA-256 is %s, the manifest says %s", got, m.Files[n])
+		}
+	}
+	var extra []string
+	for n := range present {
+		if _, ok := m.Files[n]; !ok && n != fileManifest && n != fileManifestSig {
+			extra = append(extra, n)
+		}
+	}
+	sort.Strings(extra)
+	for _, n := range extra {
+		rep.add(ProblemFileExtra, n, -1, "not listed in the manifest")
+	}
+	// 3. The checkpoint.
+	cpb, err := readCapped(filepath.Join(dir, fileCheckpoint), maxCheckpointBytes)
+	if err != nil {
+		rep.add(ProblemCheckpoint, fileCheckpoint, -1, "checkpoint unreadable: %v", err)
+		return finish(rep), nil
+	}
+	cp, err := ParseCheckpoint(cpb, m.Origin, v)
+	if err != nil {
+		rep.add(ProblemCheckpoint, fileCheckpoint, -1, "%v", err)
+		return finish(rep), nil
+	}
+	if cp.Size != m.TreeSize {
+		rep.add(ProblemCheckpoint, fileCheckpoint, -1, "checkpoint size %d, the manifest says %d", cp.Size, m.TreeSize)
+	}
+	// 4. Consistency with the auditor's earlier checkpoint.
+	if since != nil {
+		ok := verifyConsistency(rep, dir, since, cp, v, m)
+		rep.Consistent = &ok
+	}
+	// 5. Every entry: signature, order, inclusion in the checkpoint's tree.
+	verifyIndex(rep, dir, cp, v, m)
+	return finish(rep), nil
+}
+
+func finish(rep *PackReport) *PackReport {
+	rep.Intact = len(rep.Problems) == 0
+	return rep
+}
+
+func verifyConsistency(rep *PackReport, dir string, since []byte, cp Checkpoint, v *Verifier, m Manifest) bool {
+	old, err := ParseCheckpoint(since, cp.Origin, v)
+	if err != nil {
+		rep.add(ProblemConsistency, "", -1, "earlier checkpoint: %v", err)
+		return false
+	}
+	if old.Size > cp.Size {
+		rep.add(ProblemConsistency, "", -1, "earlier checkpoint has %d entries, the pack's only %d: the log was truncated", old.Size, cp.Size)
+		return false
+	}
+	b, err := readCapped(filepath.Join(dir, fileConsistency), maxManifestBytes)
+	if err != nil {
+		rep.add(ProblemConsistency, fileConsistency, -1, "the pack has no consistency proof; export it with --since-checkpoint")
+		return false
+	}
+	var c ConsistencyFile
+	if err := json.Unmarshal(b, &c); err != nil {
+		rep.add(ProblemConsistency, fileConsistency, -1, "%v", err)
+		return false
+	}
+	if c.FromSize != old.Size || c.ToSize != cp.Size {
+		rep.add(ProblemConsistency, fileConsistency, -1, "proof is from %d to %d, need %d to %d", c.FromSize, c.ToSize, old.Size, cp.Size)
+		return false
+	}
+	p, err := unhexAll(c.Proof)
+	if err == nil {
+		err = proof.VerifyConsistency(hasher, old.Size, cp.Size, p, old.Root, cp.Root)
+	}
+	if err != nil {
+		rep.add(ProblemConsistency, fileConsistency, -1, "the earlier checkpoint is not a prefix of this log: %v", err)
+		return false
+	}
+	return true
+}
+
+func verifyIndex(rep *PackReport, dir string, cp Checkpoint, v *Verifier, m Manifest) {
+	f, err := os.Open(filepath.Join(dir, fileIndex))
+	if err != nil {
+		rep.add(ProblemFileMissing, fileIndex, -1, "%v", err)
+		return
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	var n uint64
+	next := int64(0)
+	tree := factory.NewEmptyRange(0)
+	complete := m.Complete
+	for lineNo := 1; ; lineNo++ {
+		line, err := readLine(br)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			rep.add(ProblemEntryOrder, fileIndex, -1, "line %d: %v", lineNo, err)
+			return
+		}
+		var l IndexLine
+		if err := json.Unmarshal(line, &l); err != nil {
+			rep.add(ProblemEntryOrder, fileIndex, -1, "line %d: %v", lineNo, err)
+			continue
+		}
+		n++
+		idx := int64(l.Index)
+		if idx < next || l.Index >= cp.Size {
+			rep.add(ProblemEntryOrder, fileIndex, idx, "entry %d on line %d is out of order (expected index %d or later, below tree size %d)", l.Index, lineNo, next, cp.Size)
+		}
+		if complete && idx != next {
+			rep.add(ProblemEntryOrder, fileIndex, idx, "entry %d on line %d: a complete pack must hold entry %d here (removed or swapped)", l.Index, lineNo, next)
+			complete = false // root rebuild is meaningless now; inclusion proofs still say which
+		}
+		next = idx + 1
+		env, err := base64.StdEncoding.DecodeString(l.Envelope)
+		if err != nil {
+			rep.add(ProblemEntrySignature, fileIndex, idx, "entry %d: envelope is not base64", l.Index)
+			continue
+		}
+		if _, err := v.VerifyStatement(env); err != nil {
+			rep.add(ProblemEntrySignature, fileIndex, idx, "entry %d: %v", l.Index, err)
+		}
+		leaf := hasher.HashLeaf(env)
+		p, err := unhexAll(l.InclusionProof)
+		if err == nil {
+			err = proof.VerifyInclusion(hasher, l.Index, cp.Size, leaf, p, cp.Root)
+		}
+		var rm proof.RootMismatchError
+		switch {
+		case errors.As(err, &rm):
+			rep.add(ProblemEntryProof, fileIndex, idx, "entry %d is not in the checkpoint's tree: its proof gives root %x, the checkpoint says %x", l.Index, rm.CalculatedRoot, rm.ExpectedRoot)
+		case err != nil:
+			rep.add(ProblemEntryProof, fileIndex, idx, "entry %d is not in the checkpoint's tree: %v", l.Index, err)
+		}
+		if complete {
+			if err := tree.Append(leaf, nil); err != nil {
+				complete = false
+			}
+		}
+	}
+	rep.Entries = n
+	if n != m.Entries {
+		rep.add(ProblemEntryCount, fileIndex, -1, "%d entries, the manifest says %d", n, m.Entries)
+	}
+	if m.Complete && complete {
+		if tree.End() != cp.Size {
+			rep.add(ProblemEntryCount, fileIndex, -1, "a complete pack must hold all %d entries, it holds %d", cp.Size, tree.End())
+		} else if root, err := tree.GetRootHash(nil); err != nil || (cp.Size > 0 && !bytes.Equal(root, cp.Root)) {
+			rep.add(ProblemRoot, fileIndex, -1, "the entries rebuild root %x, the checkpoint says %x", root, cp.Root)
+		}
+	}
+}
+
+func readLine(br *bufio.Reader) ([]byte, error) {
+	var buf []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if len(buf) > maxIndexLine {
+			return nil, fmt.Errorf("line longer than %d bytes", maxIndexLine)
+		}
+		switch {
+		case err == nil:
+			return bytes.TrimRight(buf, "\r\n"), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err == io.EOF && len(buf) > 0:
+			return buf, nil
+		default:
+			return nil, err
+		}
+	}
+}
+
+func unhexAll(ss []string) ([][]byte, error) {
+	out := make([][]byte, len(ss))
+	for i, s := range ss {
+		b, err := hex.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("proof hash %d is not hex", i)
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
+func readCapped(p string, max int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("larger than %d bytes", max)
+	}
+	return b, nil
+}
+
+// extractTarGz unpacks a pack safely: regular files and directories only,
+// no absolute or escaping paths, bounded sizes and counts.
+func extractTarGz(src, dst string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("not a gzip file: %w", err)
+	}
+	tr := tar.NewReader(gz)
+	var total int64
+	files := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("tar: %w", err)
+		}
+		name := path.Clean(h.Name)
+		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
+			return fmt.Errorf("tar entry %q escapes the pack", h.Name)
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(filepath.Join(dst, filepath.FromSlash(name)), 0o755); err != nil {
+				return err
+			}
+			continue
+		case tar.TypeReg:
+		default:
+			return fmt.Errorf("tar entry %q is a link or special file; packs hold regular files only", h.Name)
+		}
+		if files++; files > MaxPackFiles {
+			return fmt.Errorf("more than %d files", MaxPackFiles)
+		}
+		if h.Size > MaxPackFileBytes {
+			return fmt.Errorf("tar entry %q is larger than %d bytes", h.Name, int64(MaxPackFileBytes))
+		}
+		if total += h.Size; total > MaxPackBytes {
+			return fmt.Errorf("pack larger than %d bytes unpacked", int64(MaxPackBytes))
+		}
+		out := filepath.Join(dst, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		w, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return fmt.Errorf("tar entry %q: %w", h.Name, err)
+		}
+		n, err := io.Copy(w, io.LimitReader(tr, h.Size))
+		w.Close()
+		if err != nil {
+			return fmt.Errorf("tar entry %q: %w", h.Name, err)
+		}
+		if n != h.Size {
+			return fmt.Errorf("tar entry %q is truncated", h.Name)
+		}
+	}
+}
