@@ -518,3 +518,6 @@ func (l *Log) Blob(ctx context.Context, digest string) (Blob, error) {
 	}
 	return b, err
 }
+
+// Signer is the log's signer.
+func (l *Log) Signer() *Signer { return l.signer }

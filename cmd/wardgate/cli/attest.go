@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardgate/wardgate/attest"
+)
+
+// NewAttestCmd groups the verdict log and evidence pack commands.
+func NewAttestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "attest",
+		Short: "Signed verdicts: the tamper-evident log and evidence packs for auditors",
+	}
+	cmd.AddCommand(newAttestKeygenCmd(), newAttestLogCmd(), newAttestExportCmd(), newAttestVerifyCmd())
+	return cmd
+}
+
+func newAttestKeygenCmd() *cobra.Command {
+	var out, output string
+	cmd := &cobra.Command{
+		Use:   "keygen",
+		Short: "Write a service key pair (cosign format; password from $" + attest.PasswordEnv + ")",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key, pub, err := attest.Keygen(out)
+			if err != nil {
+				return noVerdict(err)
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"privateKey": key, "publicKey": pub})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (mode 0600) and %s\n", key, pub)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&out, "out", "wardgate", "file prefix: writes PREFIX.key and PREFIX.pub")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+// logFlags locate the log and its key.
+type logFlags struct {
+	state, key, origin string
+}
+
+func (f *logFlags) register(cmd *cobra.Command) {
+	addStateFlag(cmd, &f.state)
+	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key (cosign key file; password from $"+attest.PasswordEnv+"); default STATE/"+signingKeyFile)
+	cmd.Flags().StringVar(&f.origin, "origin", "", "log origin in checkpoints (default wardgate/<key id>)")
+}
+
+func (f *logFlags) keyPath() string {
+	if f.key != "" {
+		return f.key
+	}
+	return filepath.Join(f.state, signingKeyFile)
+}
+
+func (f *logFlags) open(cmd *cobra.Command) (*attest.Log, error) {
+	s, err := attest.LoadSigner(cmd.Context(), f.keyPath())
+	if err != nil {
+		return nil, err
+	}
+	return attest.OpenLog(cmd.Context(), filepath.Join(f.state, logFile), s, f.origin)
+}
+
+func newAttestLogCmd() *cobra.Command {
+	var lf logFlags
+	var output, artifact, device string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "log",
+		Short: "Show log entries and the current checkpoint",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return noVerdict(err)
+			}
+			l, err := lf.open(cmd)
+			if err != nil {
+				return noVerdict(err)
+			}
+			defer l.Close()
+			w := cmd.OutOrStdout()
+			cp := l.Checkpoint()
+			type row struct {
+				Index    uint64 `json:"index"`
+				Time     string `json:"time"`
+				Artifact string `json:"artifact"`
+				Device   string `json:"device,omitempty"`
+				Result   string `json:"result"`
+				Reasons  []string `json:"reasons"`
+			}
+			var rows []row
+			v := l.Signer().Verifier()
+			err = l.Entries(cmd.Context(), attest.Filter{Artifact: artifact, Device: device, Limit: limit}, func(e attest.Entry) error {
+				st, err := v.VerifyStatement(e.Envelope)
+				if err != nil {
+					return fmt.Errorf("entry %d: %w", e.Index, err)
+				}
+				r := row{Index: e.Index, Time: e.Time.Format(time.RFC3339), Artifact: e.Artifact, Device: e.Device, Result: st.Predicate.VerificationResult, Reasons: []string{}}
+				if st.Predicate.Wardgate != nil {
+					r.Reasons = st.Predicate.Wardgate.ReasonCodes
+				}
+				rows = append(rows, r)
+				return nil
+			})
+			if err != nil {
+				return noVerdict(err)
+			}
+			if output == "json" {
+				if rows == nil {
+					rows = []row{}
+				}
+				return json.NewEncoder(w).Encode(map[string]any{"checkpoint": map[string]any{"origin": cp.Origin, "size": cp.Size, "root": fmt.Sprintf("%x", cp.Root), "note": string(cp.Note)}, "entries": rows})
+			}
+			fmt.Fprintf(w, "log %s: %d entries, root %x\n", cp.Origin, cp.Size, cp.Root)
+			for _, r := range rows {
+				fmt.Fprintf(w, "%6d  %s  %-6s  %s  %s %v\n", r.Index, r.Time, r.Result, r.Artifact, r.Device, r.Reasons)
+			}
+			fmt.Fprintf(w, "\n%s", cp.Note)
+			return nil
+		},
+	}
+	lf.register(cmd)
+	cmd.Flags().StringVar(&artifact, "artifact", "", "only entries for this artifact digest (sha256:...)")
+	cmd.Flags().StringVar(&device, "device", "", "only entries for this device")
+	cmd.Flags().IntVar(&limit, "limit", 0, "at most this many entries")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func parseTimeFlag(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %q: want RFC 3339, e.g. 2026-11-01T00:00:00Z", name, v)
+	}
+	return t, nil
+}
+
+func newAttestExportCmd() *cobra.Command {
+	var lf logFlags
+	var since, until, artifact, device, out, sinceCP, output string
+	cmd := &cobra.Command{
+		Use:   "export --out PACK",
+		Short: "Write a self-contained evidence pack (a directory, or .tar.gz)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return noVerdict(errors.New("--out is required"))
+			}
+			s, err := parseTimeFlag("since", since)
+			if err != nil {
+				return noVerdict(err)
+			}
+			u, err := parseTimeFlag("until", until)
+			if err != nil {
+				return noVerdict(err)
+			}
+			var old []byte
+			if sinceCP != "" {
+				if old, err = readSmall(sinceCP); err != nil {
+					return noVerdict(err)
+				}
+			}
+			l, err := lf.open(cmd)
+			if err != nil {
+				return noVerdict(err)
+			}
+			defer l.Close()
+			m, err := l.Export(cmd.Context(), out, attest.ExportOptions{Filter: attest.Filter{Since: s, Until: u, Artifact: artifact, Device: device}, SinceCheckpoint: old})
+			if err != nil {
+				return noVerdict(err)
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(m)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s: %d of %d entries, %d files\n", out, m.Entries, m.TreeSize, len(m.Files))
+			return nil
+		},
+	}
+	lf.register(cmd)
+	cmd.Flags().StringVar(&out, "out", "", "pack to write: a directory, or a file ending in .tar.gz")
+	cmd.Flags().StringVar(&since, "since", "", "only verdicts at or after this time (RFC 3339)")
+	cmd.Flags().StringVar(&until, "until", "", "only verdicts at or before this time (RFC 3339)")
+	cmd.Flags().StringVar(&artifact, "artifact", "", "only verdicts on this artifact digest")
+	cmd.Flags().StringVar(&device, "device", "", "only verdicts for this device")
+	cmd.Flags().StringVar(&sinceCP, "since-checkpoint", "", "an earlier checkpoint: include a consistency proof from it")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > 1<<20 {
+		return nil, fmt.Errorf("%s: larger than 1 MiB", path)
+	}
+	return b, nil
+}
+
+func newAttestVerifyCmd() *cobra.Command {
+	var key, sinceCP, output string
+	cmd := &cobra.Command{
+		Use:   "verify PACK --key PUB",
+		Short: "Verify an evidence pack offline: exit 0 intact, 1 tampered, 2 unreadable",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return noVerdict(err)
+			}
+			if key == "" {
+				return noVerdict(errors.New("--key is required: the service public key you trust"))
+			}
+			pub, err := readSmall(key)
+			if err != nil {
+				return noVerdict(err)
+			}
+			var old []byte
+			if sinceCP != "" {
+				if old, err = readSmall(sinceCP); err != nil {
+					return noVerdict(err)
+				}
+			}
+			rep, err := attest.VerifyPack(args[0], pub, old)
+			if err != nil {
+				return noVerdict(err)
+			}
+			w := cmd.OutOrStdout()
+			if output == "json" {
+				if err := json.NewEncoder(w).Encode(rep); err != nil {
+					return noVerdict(err)
+				}
+			} else if rep.Intact {
+				fmt.Fprintf(w, "INTACT    %s: %d entries, tree size %d, log %s\n", args[0], rep.Entries, rep.TreeSize, rep.Origin)
+			} else {
+				fmt.Fprintf(w, "TAMPERED  %s: %d problems\n", args[0], len(rep.Problems))
+				for _, p := range rep.Problems {
+					where := p.File
+					if p.Index != nil {
+						where = fmt.Sprintf("%s entry %d", p.File, *p.Index)
+					}
+					fmt.Fprintf(w, "  [%s] %s: %s\n", p.Code, where, p.Message)
+				}
+			}
+			if !rep.Intact {
+				return verdict(ExitFail)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "the service public key (PEM)")
+	cmd.Flags().StringVar(&sinceCP, "since-checkpoint", "", "an earlier checkpoint you kept: the pack must extend it")
+	addOutputFlag(cmd, &output)
+	return cmd
+}
