@@ -103,7 +103,7 @@ func decodeJSON(data []byte) (*Document, error) {
 func jsonErrorAt(data []byte, err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		line, col := lineCol(data, se.Offset)
+		line, col := lineCol(data, se.Offset-1) // Offset is just past the bad byte
 		return fmt.Sprintf("%v at line %d, column %d", se, line, col)
 	}
 	var te *json.UnmarshalTypeError

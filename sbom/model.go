@@ -63,6 +63,8 @@ type Component struct {
 	// whose only operator is AND is split into its terms. Sorted.
 	Licenses []string `json:"licenses,omitempty"`
 	Supplier string   `json:"supplier,omitempty"`
+
+	identity string // Identity, computed once when decoded
 }
 
 // Dependency is an edge "From depends on To" between component identities.
@@ -82,6 +84,9 @@ var identityQualifiers = map[string]bool{"arch": true, "classifier": true, "type
 // two SBOMs: the purl without version and with only identity qualifiers,
 // else "type/group/name".
 func (c Component) Identity() string {
+	if c.identity != "" {
+		return c.identity
+	}
 	if c.PURL != "" {
 		if id, err := purlIdentity(c.PURL); err == nil {
 			return id
@@ -187,6 +192,12 @@ func normaliseLicenses(in []string) []string {
 // finish resolves component IDs in raw edges to identities, drops edges to
 // unknown refs, sorts, and warns about duplicate refs and cycles.
 func (d *Document) finish(rawEdges []Dependency) {
+	if d.Subject != nil {
+		d.Subject.identity = d.Subject.Identity()
+	}
+	for i := range d.Components {
+		d.Components[i].identity = d.Components[i].Identity()
+	}
 	byID := make(map[string]string, len(d.Components)+1)
 	dup := map[string]bool{}
 	add := func(c Component) {

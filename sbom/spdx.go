@@ -83,15 +83,15 @@ func checkSPDX(doc *spdx.Document) error {
 // spdxDependsOn maps SPDX relationship types to dependency edges; reverse
 // says the edge points from RefB to RefA ("A DEPENDENCY_OF B": B depends on A).
 var spdxDependsOn = map[string]bool{
-	"DEPENDS_ON":               false,
-	"DEPENDENCY_OF":            true,
-	"RUNTIME_DEPENDENCY_OF":    true,
-	"BUILD_DEPENDENCY_OF":      true,
-	"DEV_DEPENDENCY_OF":        true,
-	"OPTIONAL_DEPENDENCY_OF":   true,
-	"PROVIDED_DEPENDENCY_OF":   true,
-	"TEST_DEPENDENCY_OF":       true,
-	"DEPENDENCY_MANIFEST_OF":   true,
+	"DEPENDS_ON":             false,
+	"DEPENDENCY_OF":          true,
+	"RUNTIME_DEPENDENCY_OF":  true,
+	"BUILD_DEPENDENCY_OF":    true,
+	"DEV_DEPENDENCY_OF":      true,
+	"OPTIONAL_DEPENDENCY_OF": true,
+	"PROVIDED_DEPENDENCY_OF": true,
+	"TEST_DEPENDENCY_OF":     true,
+	"DEPENDENCY_MANIFEST_OF": true,
 }
 
 func fromSPDX(doc *spdx.Document, f Format, version string) (*Document, error) {

@@ -1,0 +1,312 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardgate/wardgate/sbom"
+)
+
+// NewSbomCmd groups the sbom subcommands: generate, diff and drift.
+func NewSbomCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sbom",
+		Short: "Generate SBOMs, diff two releases' SBOMs, and check a vendor's SBOM against the artifact",
+	}
+	cmd.AddCommand(newSbomGenerateCmd(), newSbomDiffCmd(), newSbomDriftCmd())
+	return cmd
+}
+
+type sbomGenerateConfig struct {
+	output   string
+	file     string
+	noCache  bool
+	cacheDir string
+}
+
+// defaultCacheDir is $XDG_CACHE_HOME/wardgate/sbom, or "" when there is no
+// user cache directory (then nothing is cached).
+func defaultCacheDir() string {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(d, "wardgate", "sbom")
+}
+
+func (c sbomGenerateConfig) options() []sbom.GenerateOption {
+	opts := []sbom.GenerateOption{sbom.WithFormat(sbom.Format(c.output))}
+	switch {
+	case c.noCache:
+		opts = append(opts, sbom.WithoutCache())
+	case c.cacheDir != "":
+		opts = append(opts, sbom.WithCacheDir(c.cacheDir))
+	}
+	return opts
+}
+
+func newSbomGenerateCmd() *cobra.Command {
+	var cfg sbomGenerateConfig
+	cmd := &cobra.Command{
+		Use:   "generate SOURCE",
+		Short: "Generate an SBOM with syft (no syft binary needed)",
+		Long: `Generate an SBOM of SOURCE:
+
+  dir:PATH  file:PATH  oci-dir:PATH  oci-archive:PATH  docker-archive:PATH
+  registry:REF  archive:PATH (firmware tar, tar.gz or zip, unpacked safely)
+
+or a bare path (a directory, a firmware archive, or a file). Nothing reaches
+the network except the registry of a registry: source. Unchanged content is
+served from a content-addressed cache unless --no-cache.
+
+Exit codes: 0 written, 2 could not scan.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			g, err := sbom.Generate(cmd.Context(), args[0], cfg.options()...)
+			if err != nil {
+				return noVerdict(err)
+			}
+			if cfg.file != "" {
+				if err := os.WriteFile(cfg.file, g.Data, 0o644); err != nil {
+					return noVerdict(err)
+				}
+				return nil
+			}
+			_, err = cmd.OutOrStdout().Write(g.Data)
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&cfg.output, "output", "o", string(sbom.FormatCycloneDXJSON), "output format: cyclonedx-json (1.6), cyclonedx-xml (1.6), spdx-json (2.3), syft-json")
+	cmd.Flags().StringVar(&cfg.file, "file", "", "write the SBOM to this file instead of standard output")
+	cmd.Flags().BoolVar(&cfg.noCache, "no-cache", false, "scan even if a cached SBOM of the same content exists")
+	cmd.Flags().StringVar(&cfg.cacheDir, "cache-dir", defaultCacheDir(), "content-addressed SBOM cache")
+	return cmd
+}
+
+type reportConfig struct {
+	output string
+	failOn []string
+}
+
+func (c *reportConfig) register(cmd *cobra.Command, codes []sbom.Code) {
+	names := make([]string, len(codes))
+	for i, code := range codes {
+		names[i] = string(code)
+	}
+	cmd.Flags().StringVarP(&c.output, "output", "o", "table", "output format: table, json or markdown")
+	cmd.Flags().StringSliceVar(&c.failOn, "fail-on", nil, "exit 1 if any change has one of these codes: "+strings.Join(names, ","))
+}
+
+func (c *reportConfig) validate(codes []sbom.Code) error {
+	switch c.output {
+	case "table", "json", "markdown":
+	default:
+		return fmt.Errorf("-o %s: want table, json or markdown", c.output)
+	}
+	for _, f := range c.failOn {
+		if !slices.Contains(codes, sbom.Code(f)) {
+			return fmt.Errorf("--fail-on %s: unknown code", f)
+		}
+	}
+	return nil
+}
+
+// report prints changes and returns the exit --fail-on calls for.
+func (c *reportConfig) report(w io.Writer, codes []sbom.Code, ch *sbom.Changes) error {
+	switch c.output {
+	case "json":
+		b, err := json.Marshal(ch)
+		if err != nil {
+			return noVerdict(err)
+		}
+		fmt.Fprintln(w, string(b))
+	case "markdown":
+		printMarkdown(w, codes, ch)
+	default:
+		printTable(w, codes, ch)
+	}
+	for _, f := range c.failOn {
+		if ch.Summary[sbom.Code(f)] > 0 {
+			return verdict(ExitFail)
+		}
+	}
+	return nil
+}
+
+func summaryLine(codes []sbom.Code, ch *sbom.Changes) string {
+	var parts []string
+	for _, code := range codes {
+		if n := ch.Summary[code]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, code))
+		}
+	}
+	if len(parts) == 0 {
+		return "no changes"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printTable(w io.Writer, codes []sbom.Code, ch *sbom.Changes) {
+	if len(ch.Changes) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CODE\tNAME\tFROM\tTO")
+		for _, c := range ch.Changes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Code, c.Name, dash(c.From), dash(c.To))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "summary:", summaryLine(codes, ch))
+}
+
+func printMarkdown(w io.Writer, codes []sbom.Code, ch *sbom.Changes) {
+	if len(ch.Changes) > 0 {
+		fmt.Fprintln(w, "| Change | Component | From | To |")
+		fmt.Fprintln(w, "|---|---|---|---|")
+		for _, c := range ch.Changes {
+			fmt.Fprintf(w, "| %s | `%s` | %s | %s |\n", c.Code, mdEscape(c.Name), mdEscape(dash(c.From)), mdEscape(dash(c.To)))
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "**Summary:** %s\n", summaryLine(codes, ch))
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// readSBOM decodes an SBOM file; any failure is "could not decide".
+func readSBOM(path string) (*sbom.Document, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	d, err := sbom.Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, nil
+}
+
+func newSbomDiffCmd() *cobra.Command {
+	var cfg reportConfig
+	cmd := &cobra.Command{
+		Use:   "diff OLD NEW",
+		Short: "Show what changed between two SBOMs (CycloneDX or SPDX, any version)",
+		Long: `Diff two SBOMs. Each change has a stable code:
+
+  added removed upgraded downgraded hash-changed license-changed
+  supplier-changed dependency-added dependency-removed
+
+hash-changed is the same version with a different hash: a rebuilt or
+tampered release.
+
+Exit codes: 0 done, 1 a --fail-on code was found, 2 unreadable input.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cfg.validate(sbom.DiffCodes); err != nil {
+				return noVerdict(err)
+			}
+			old, err := readSBOM(args[0])
+			if err != nil {
+				return noVerdict(err)
+			}
+			new, err := readSBOM(args[1])
+			if err != nil {
+				return noVerdict(err)
+			}
+			return cfg.report(cmd.OutOrStdout(), sbom.DiffCodes, sbom.Diff(old, new))
+		},
+	}
+	cfg.register(cmd, sbom.DiffCodes)
+	return cmd
+}
+
+type sbomDriftConfig struct {
+	report   reportConfig
+	claimed  string
+	observed string
+	gen      sbomGenerateConfig
+}
+
+func newSbomDriftCmd() *cobra.Command {
+	var cfg sbomDriftConfig
+	cmd := &cobra.Command{
+		Use:   "drift --claimed VENDOR_SBOM --observed SOURCE_OR_SBOM",
+		Short: "Check a vendor's SBOM against what is really in the artifact",
+		Long: `Compare the vendor's SBOM with an SBOM of the artifact, generated with
+syft when --observed is a source (see "wardgate sbom generate"). Codes:
+
+  undeclared        found in the artifact, not in the vendor's SBOM
+  missing           in the vendor's SBOM, not found
+  version-mismatch  both, different versions
+  hash-mismatch     both, same version, different hash
+
+"missing" means syft did not find it, not that it is absent: see
+docs/sbom.md for what syft cannot see in a raw firmware blob.
+
+Exit codes: 0 done, 1 a --fail-on code was found, 2 unreadable input.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.claimed == "" || cfg.observed == "" {
+				return noVerdict(errors.New("--claimed and --observed are required"))
+			}
+			if err := cfg.report.validate(sbom.DriftCodes); err != nil {
+				return noVerdict(err)
+			}
+			claimed, err := readSBOM(cfg.claimed)
+			if err != nil {
+				return noVerdict(err)
+			}
+			observed, err := observe(cmd, cfg)
+			if err != nil {
+				return noVerdict(err)
+			}
+			return cfg.report.report(cmd.OutOrStdout(), sbom.DriftCodes, sbom.Drift(claimed, observed))
+		},
+	}
+	cfg.report.register(cmd, sbom.DriftCodes)
+	cmd.Flags().StringVar(&cfg.claimed, "claimed", "", "the vendor's SBOM")
+	cmd.Flags().StringVar(&cfg.observed, "observed", "", "an SBOM of the artifact, or a source to generate one from")
+	cmd.Flags().BoolVar(&cfg.gen.noCache, "no-cache", false, "scan even if a cached SBOM of the same content exists")
+	cmd.Flags().StringVar(&cfg.gen.cacheDir, "cache-dir", defaultCacheDir(), "content-addressed SBOM cache")
+	cfg.gen.output = string(sbom.FormatCycloneDXJSON)
+	return cmd
+}
+
+// observe reads --observed as an SBOM when it is a file in an SBOM format,
+// and otherwise scans it.
+func observe(cmd *cobra.Command, cfg sbomDriftConfig) (*sbom.Document, error) {
+	if st, err := os.Stat(cfg.observed); err == nil && st.Mode().IsRegular() {
+		d, err := readSBOM(cfg.observed)
+		if err == nil {
+			return d, nil
+		}
+		if !errors.Is(err, sbom.ErrUnknownFormat) {
+			return nil, err
+		}
+	}
+	g, err := sbom.Generate(cmd.Context(), cfg.observed, cfg.gen.options()...)
+	if err != nil {
+		return nil, err
+	}
+	d, err := sbom.Decode(strings.NewReader(string(g.Data)))
+	if err != nil {
+		return nil, fmt.Errorf("read generated SBOM: %w", err)
+	}
+	return d, nil
+}

@@ -1,0 +1,205 @@
+package cli_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wardgate/wardgate/cmd/wardgate/cli"
+	"github.com/wardgate/wardgate/sbom"
+)
+
+// wardgate runs the CLI as the binary would.
+func wardgate(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := cli.Main(t.Context(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const oldBOM = `{"bomFormat": "CycloneDX", "specVersion": "1.4", "components": [
+  {"bom-ref": "a", "type": "library", "name": "lodash", "version": "4.9.0", "purl": "pkg:npm/lodash@4.9.0"},
+  {"bom-ref": "b", "type": "library", "name": "openssl", "version": "3.0.13-1", "purl": "pkg:deb/debian/openssl@3.0.13-1",
+   "hashes": [{"alg": "SHA-256", "content": "aa"}]},
+  {"bom-ref": "c", "type": "library", "name": "left-pad", "version": "1.3.0", "purl": "pkg:npm/left-pad@1.3.0"}
+]}`
+
+// newBOM is SPDX: the diff reads across formats.
+const newBOM = `{"spdxVersion": "SPDX-2.3", "dataLicense": "CC0-1.0", "SPDXID": "SPDXRef-DOCUMENT", "name": "fw",
+ "documentNamespace": "https://example.com/fw", "creationInfo": {"created": "2026-01-01T00:00:00Z", "creators": ["Tool: test"]},
+ "packages": [
+  {"SPDXID": "SPDXRef-a", "name": "lodash", "versionInfo": "4.17.21", "downloadLocation": "NOASSERTION",
+   "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": "pkg:npm/lodash@4.17.21"}]},
+  {"SPDXID": "SPDXRef-b", "name": "openssl", "versionInfo": "3.0.13-1", "downloadLocation": "NOASSERTION",
+   "checksums": [{"algorithm": "SHA256", "checksumValue": "bb"}],
+   "externalRefs": [{"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": "pkg:deb/debian/openssl@3.0.13-1"}]}
+ ]}`
+
+func TestSbomDiffOutputs(t *testing.T) {
+	dir := t.TempDir()
+	oldP := writeFile(t, dir, "old.cdx.json", oldBOM)
+	newP := writeFile(t, dir, "new.spdx.json", newBOM)
+
+	code, out, errOut := wardgate(t, "sbom", "diff", oldP, newP)
+	wantTable := `CODE          NAME      FROM        TO
+removed       left-pad  1.3.0       -
+upgraded      lodash    4.9.0       4.17.21
+hash-changed  openssl   SHA-256:aa  SHA-256:bb
+summary: 1 removed, 1 upgraded, 1 hash-changed
+`
+	if code != 0 || out != wantTable || errOut != "" {
+		t.Errorf("table: exit %d, stderr %q, out:\n%s\nwant:\n%s", code, errOut, out, wantTable)
+	}
+
+	code, out, _ = wardgate(t, "sbom", "diff", "-o", "json", oldP, newP)
+	wantJSON := `{"summary":{"added":0,"dependency-added":0,"dependency-removed":0,"downgraded":0,"hash-changed":1,"license-changed":0,"removed":1,"supplier-changed":0,"upgraded":1},"changes":[` +
+		`{"code":"removed","name":"left-pad","purl":"pkg:npm/left-pad@1.3.0","from":"1.3.0","to":"","identity":"pkg:npm/left-pad"},` +
+		`{"code":"upgraded","name":"lodash","purl":"pkg:npm/lodash@4.17.21","from":"4.9.0","to":"4.17.21","identity":"pkg:npm/lodash"},` +
+		`{"code":"hash-changed","name":"openssl","purl":"pkg:deb/debian/openssl@3.0.13-1","from":"SHA-256:aa","to":"SHA-256:bb","version":"3.0.13-1","identity":"pkg:deb/debian/openssl"}]}` + "\n"
+	if code != 0 || out != wantJSON {
+		t.Errorf("json: exit %d\n got %s\nwant %s", code, out, wantJSON)
+	}
+
+	code, out, _ = wardgate(t, "sbom", "diff", "-o", "markdown", oldP, newP)
+	wantMD := "| Change | Component | From | To |\n|---|---|---|---|\n" +
+		"| removed | `left-pad` | 1.3.0 | - |\n" +
+		"| upgraded | `lodash` | 4.9.0 | 4.17.21 |\n" +
+		"| hash-changed | `openssl` | SHA-256:aa | SHA-256:bb |\n\n" +
+		"**Summary:** 1 removed, 1 upgraded, 1 hash-changed\n"
+	if code != 0 || out != wantMD {
+		t.Errorf("markdown: exit %d\n got %q\nwant %q", code, out, wantMD)
+	}
+
+	code, out, _ = wardgate(t, "sbom", "diff", oldP, oldP)
+	if code != 0 || out != "summary: no changes\n" {
+		t.Errorf("same file: exit %d, %q", code, out)
+	}
+}
+
+func TestSbomDiffExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	oldP := writeFile(t, dir, "old.json", oldBOM)
+	newP := writeFile(t, dir, "new.json", newBOM)
+	bad := writeFile(t, dir, "bad.json", `{"bomFormat": "CycloneDX", "specVersion": "1.9"}`)
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		wantErr string
+	}{
+		{"fail-on hit", []string{"--fail-on", "downgraded,hash-changed", oldP, newP}, 1, ""},
+		{"fail-on miss", []string{"--fail-on", "added,downgraded", oldP, newP}, 0, ""},
+		{"fail-on unknown code", []string{"--fail-on", "tampered", oldP, newP}, 2, "wardgate: --fail-on tampered: unknown code\n"},
+		{"missing file", []string{oldP, filepath.Join(dir, "nope.json")}, 2, "no such file or directory"},
+		{"unsupported version", []string{oldP, bad}, 2, `bad.json: sbom: unsupported spec version: CycloneDX JSON specVersion "1.9" (want 1.2 to 1.7)`},
+		{"bad output", []string{"-o", "yaml", oldP, newP}, 2, "wardgate: -o yaml: want table, json or markdown\n"},
+		{"one arg", []string{oldP}, 2, "accepts 2 arg(s), received 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := wardgate(t, append([]string{"sbom", "diff"}, tc.args...)...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d (stderr %q)", code, tc.code, errOut)
+			}
+			if !strings.Contains(errOut, tc.wantErr) || (tc.wantErr == "" && errOut != "") {
+				t.Errorf("stderr %q, want %q", errOut, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestSbomDiffProtonBridge(t *testing.T) {
+	const shared = "../../../../shared/data/sbom"
+	old, new := filepath.Join(shared, "proton-bridge-v1.6.3.bom.json"), filepath.Join(shared, "proton-bridge-v1.8.0.bom.json")
+	if _, err := os.Stat(old); err != nil {
+		t.Skipf("../shared/data/sbom absent: %v", err)
+	}
+	code, out, errOut := wardgate(t, "sbom", "diff", "--fail-on", "added,removed,downgraded,hash-changed,license-changed,supplier-changed", old, new)
+	if code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if !strings.HasSuffix(out, "summary: 7 upgraded, 3 dependency-added, 3 dependency-removed\n") {
+		t.Errorf("summary line: %q", out[strings.LastIndex(out[:len(out)-1], "\n")+1:])
+	}
+	if code, _, _ := wardgate(t, "sbom", "diff", "--fail-on", "upgraded", old, new); code != 1 {
+		t.Errorf("--fail-on upgraded: exit %d, want 1", code)
+	}
+}
+
+func TestSbomDrift(t *testing.T) {
+	dir := t.TempDir()
+	claimed := writeFile(t, dir, "vendor.json", oldBOM)
+	observed := writeFile(t, dir, "observed.json", newBOM)
+	code, out, errOut := wardgate(t, "sbom", "drift", "--claimed", claimed, "--observed", observed, "--fail-on", "undeclared,hash-mismatch")
+	want := `CODE              NAME      FROM        TO
+missing           left-pad  1.3.0       -
+version-mismatch  lodash    4.9.0       4.17.21
+hash-mismatch     openssl   SHA-256:aa  SHA-256:bb
+summary: 1 missing, 1 version-mismatch, 1 hash-mismatch
+`
+	if code != 1 || out != want || errOut != "" {
+		t.Errorf("exit %d (want 1), stderr %q, out:\n%s\nwant:\n%s", code, errOut, out, want)
+	}
+	code, _, errOut = wardgate(t, "sbom", "drift", "--claimed", claimed)
+	if code != 2 || errOut != "wardgate: --claimed and --observed are required\n" {
+		t.Errorf("no --observed: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = wardgate(t, "sbom", "drift", "--claimed", claimed, "--observed", observed, "--fail-on", "added")
+	if code != 2 || errOut != "wardgate: --fail-on added: unknown code\n" {
+		t.Errorf("diff code given to drift: exit %d, %q", code, errOut)
+	}
+}
+
+func TestSbomGenerateAndDriftFromSource(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, "fw/opt/app/requirements.txt", "requests==2.31.0\nurllib3==2.0.7\n")
+	fw := filepath.Join(root, "fw")
+	out := filepath.Join(root, "fw.cdx.json")
+	cache := filepath.Join(root, "cache")
+	code, stdout, errOut := wardgate(t, "sbom", "generate", "dir:"+fw, "--file", out, "--cache-dir", cache)
+	if code != 0 || stdout != "" || errOut != "" {
+		t.Fatalf("generate: exit %d, stdout %q, stderr %q", code, stdout, errOut)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := sbom.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Format != sbom.FormatCycloneDXJSON || d.SpecVersion != "1.6" {
+		t.Errorf("generated %s %s", d.Format, d.SpecVersion)
+	}
+	// The vendor claims requests 2.31.0 and certifi; the tree has urllib3
+	// instead of certifi.
+	claimed := writeFile(t, root, "vendor.json", `{"bomFormat": "CycloneDX", "specVersion": "1.5", "components": [
+	  {"type": "library", "name": "requests", "version": "2.31.0", "purl": "pkg:pypi/requests@2.31.0"},
+	  {"type": "library", "name": "certifi", "version": "2024.2.2", "purl": "pkg:pypi/certifi@2024.2.2"}]}`)
+	code, stdout, errOut = wardgate(t, "sbom", "drift", "--claimed", claimed, "--observed", "dir:"+fw, "--cache-dir", cache, "-o", "json")
+	want := `{"summary":{"hash-mismatch":0,"missing":1,"undeclared":1,"version-mismatch":0},"changes":[` +
+		`{"code":"undeclared","name":"urllib3","purl":"pkg:pypi/urllib3@2.0.7","from":"","to":"2.0.7","identity":"pkg:pypi/urllib3"},` +
+		`{"code":"missing","name":"certifi","purl":"pkg:pypi/certifi@2024.2.2","from":"2024.2.2","to":"","identity":"pkg:pypi/certifi"}]}` + "\n"
+	if code != 0 || stdout != want || errOut != "" {
+		t.Errorf("drift from source: exit %d, stderr %q\n got %s\nwant %s", code, errOut, stdout, want)
+	}
+	code, _, errOut = wardgate(t, "sbom", "generate", "dir:"+filepath.Join(root, "nope"), "--no-cache")
+	if code != 2 || !strings.Contains(errOut, "sbom: bad source") {
+		t.Errorf("missing dir: exit %d, %q", code, errOut)
+	}
+}

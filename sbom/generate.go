@@ -1,0 +1,378 @@
+package sbom
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"github.com/anchore/syft/syft"
+	"github.com/anchore/syft/syft/cataloging/pkgcataloging"
+	"github.com/anchore/syft/syft/format/cyclonedxjson"
+	"github.com/anchore/syft/syft/format/cyclonedxxml"
+	"github.com/anchore/syft/syft/format/spdxjson"
+	"github.com/anchore/syft/syft/format/syftjson"
+	syftsbom "github.com/anchore/syft/syft/sbom"
+
+	// syft's RPM cataloger reads rpmdb.sqlite through database/sql and
+	// needs a driver registered; modernc's is pure Go.
+	_ "modernc.org/sqlite"
+)
+
+// ErrBadSource is wrapped by errors about a source Generate cannot scan.
+var ErrBadSource = errors.New("sbom: bad source")
+
+// Source schemes accepted by Generate. A source without a scheme is a
+// directory, a firmware archive (by its magic bytes) or a file.
+var sourceSchemes = []string{"dir", "file", "oci-dir", "oci-archive", "docker-archive", "registry", "archive"}
+
+// GenerateOption changes how Generate scans and encodes.
+type GenerateOption func(*generateConfig) error
+
+type generateConfig struct {
+	format   Format
+	cacheDir string
+	noCache  bool
+	limits   archiveLimits
+	tempDir  string
+	logger   *slog.Logger
+}
+
+// WithFormat sets the output format: cyclonedx-json (the default,
+// CycloneDX 1.6), cyclonedx-xml (1.6), spdx-json (2.3) or syft-json.
+func WithFormat(f Format) GenerateOption {
+	return func(c *generateConfig) error {
+		switch f {
+		case FormatCycloneDXJSON, FormatCycloneDXXML, FormatSPDXJSON, FormatSyftJSON:
+			c.format = f
+			return nil
+		}
+		return fmt.Errorf("sbom: output format %q: want cyclonedx-json, cyclonedx-xml, spdx-json or syft-json", f)
+	}
+}
+
+// WithCacheDir serves repeated scans of unchanged content from dir, keyed
+// by the SHA-256 of the input (a file's bytes, or a directory's file names,
+// modes and contents). Without it Generate caches nothing.
+func WithCacheDir(dir string) GenerateOption {
+	return func(c *generateConfig) error {
+		if dir == "" {
+			return errors.New("sbom: empty cache dir")
+		}
+		if c.noCache {
+			return errors.New("sbom: WithCacheDir and WithoutCache conflict")
+		}
+		c.cacheDir = dir
+		return nil
+	}
+}
+
+// WithoutCache scans even when a cached SBOM exists, and stores nothing.
+func WithoutCache() GenerateOption {
+	return func(c *generateConfig) error {
+		if c.cacheDir != "" {
+			return errors.New("sbom: WithCacheDir and WithoutCache conflict")
+		}
+		c.noCache = true
+		return nil
+	}
+}
+
+// WithArchiveLimits bounds what a firmware archive may unpack to.
+func WithArchiveLimits(maxBytes int64, maxFiles int) GenerateOption {
+	return func(c *generateConfig) error {
+		if maxBytes <= 0 || maxFiles <= 0 {
+			return fmt.Errorf("sbom: archive limits %d bytes, %d files: want > 0", maxBytes, maxFiles)
+		}
+		c.limits = archiveLimits{maxBytes: maxBytes, maxFiles: maxFiles}
+		return nil
+	}
+}
+
+// WithTempDir sets where firmware archives are unpacked (default os.TempDir).
+func WithTempDir(dir string) GenerateOption {
+	return func(c *generateConfig) error { c.tempDir = dir; return nil }
+}
+
+// WithLogger logs cache hits and misses and archive unpacking.
+func WithLogger(l *slog.Logger) GenerateOption {
+	return func(c *generateConfig) error {
+		if l == nil {
+			return errors.New("sbom: nil logger")
+		}
+		c.logger = l
+		return nil
+	}
+}
+
+// Generated is an SBOM produced by Generate.
+type Generated struct {
+	Format Format
+	Data   []byte // the encoded SBOM
+	Cached bool   // served from the cache
+	Key    string // cache key, when the source has one
+}
+
+// Generate scans source with syft and returns the encoded SBOM. source is
+// SCHEME:PATH with SCHEME one of dir, file, oci-dir, oci-archive,
+// docker-archive, registry, archive (a tar, tar.gz or zip firmware archive,
+// unpacked safely and scanned as a directory), or a bare path.
+//
+// syft is configured offline: no remote license lookups (Go, npm, PyPI),
+// no Maven Central; only a registry: source reaches the network.
+func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Generated, error) {
+	cfg := generateConfig{
+		format: FormatCycloneDXJSON,
+		limits: archiveLimits{maxBytes: DefaultMaxArchiveBytes, maxFiles: DefaultMaxArchiveFiles},
+		logger: slog.New(slog.DiscardHandler),
+	}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	scheme, target, err := parseSource(source)
+	if err != nil {
+		return nil, err
+	}
+	out := &Generated{Format: cfg.format}
+	if cfg.cacheDir != "" && !cfg.noCache {
+		key, err := cacheKey(scheme, target, cfg.format)
+		if err != nil {
+			return nil, err
+		}
+		out.Key = key
+		if data, err := os.ReadFile(cachePath(cfg.cacheDir, key, cfg.format)); err == nil {
+			cfg.logger.Debug("sbom cache hit", "source", source, "key", key)
+			out.Data, out.Cached = data, true
+			return out, nil
+		}
+		cfg.logger.Debug("sbom cache miss", "source", source, "key", key)
+	}
+	archiveName := ""
+	if scheme == "archive" {
+		archiveName = filepath.Base(target)
+		dir, err := os.MkdirTemp(cfg.tempDir, "wardgate-sbom-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		kind, err := sniffArchive(target)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadSource, err)
+		}
+		if err := unpackArchive(target, dir, kind, cfg.limits); err != nil {
+			return nil, err
+		}
+		cfg.logger.Debug("unpacked firmware archive", "archive", target, "dir", dir)
+		scheme, target = "dir", dir
+	}
+	s, err := scan(ctx, scheme, target)
+	if err != nil {
+		return nil, err
+	}
+	if archiveName != "" {
+		// An unpacked archive is named after the archive, not the temp dir.
+		s.Source.Name = archiveName
+	}
+	data, err := encode(s, cfg.format)
+	if err != nil {
+		return nil, err
+	}
+	out.Data = data
+	if out.Key != "" {
+		if err := cacheStore(cfg.cacheDir, out.Key, cfg.format, data); err != nil {
+			cfg.logger.Warn("sbom cache store", "err", err)
+		}
+	}
+	return out, nil
+}
+
+func parseSource(source string) (scheme, target string, err error) {
+	if s, t, ok := strings.Cut(source, ":"); ok && slices.Contains(sourceSchemes, s) {
+		if t == "" {
+			return "", "", fmt.Errorf("%w: %q names no path or reference", ErrBadSource, source)
+		}
+		return s, t, nil
+	}
+	st, err := os.Stat(source)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %q: want SCHEME:PATH (%s) or an existing path: %v", ErrBadSource, source, strings.Join(sourceSchemes, ", "), err)
+	}
+	if st.IsDir() {
+		return "dir", source, nil
+	}
+	if kind, err := sniffArchive(source); err == nil && kind != notArchive {
+		return "archive", source, nil
+	}
+	return "file", source, nil
+}
+
+// scan runs syft on one source with only that source's provider, so a
+// local path is never tried as a registry reference.
+func scan(ctx context.Context, scheme, target string) (*syftsbom.SBOM, error) {
+	srcCfg := syft.DefaultGetSourceConfig().WithSources(scheme)
+	src, err := syft.GetSource(ctx, target, srcCfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s:%s: %v", ErrBadSource, scheme, target, err)
+	}
+	defer src.Close()
+	pk := pkgcataloging.DefaultConfig()
+	pk.Golang = pk.Golang.WithSearchRemoteLicenses(false)
+	pk.JavaArchive = pk.JavaArchive.WithUseNetwork(false)
+	pk.JavaScript = pk.JavaScript.WithSearchRemoteLicenses(false)
+	pk.Python = pk.Python.WithSearchRemoteLicenses(false)
+	cfg := syft.DefaultCreateSBOMConfig().WithTool("wardgate", wardgateVersion()).WithPackagesConfig(pk)
+	s, err := syft.CreateSBOM(ctx, src, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s:%s: %w", scheme, target, err)
+	}
+	return s, nil
+}
+
+func wardgateVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+func syftModuleVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/anchore/syft" {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+}
+
+func encode(s *syftsbom.SBOM, f Format) ([]byte, error) {
+	var (
+		enc syftsbom.FormatEncoder
+		err error
+	)
+	switch f {
+	case FormatCycloneDXJSON:
+		enc, err = cyclonedxjson.NewFormatEncoderWithConfig(cyclonedxjson.EncoderConfig{Version: "1.6", Pretty: true})
+	case FormatCycloneDXXML:
+		enc, err = cyclonedxxml.NewFormatEncoderWithConfig(cyclonedxxml.EncoderConfig{Version: "1.6", Pretty: true})
+	case FormatSPDXJSON:
+		enc, err = spdxjson.NewFormatEncoderWithConfig(spdxjson.EncoderConfig{Version: "2.3", Pretty: true})
+	case FormatSyftJSON:
+		enc, err = syftjson.NewFormatEncoderWithConfig(syftjson.EncoderConfig{Pretty: true})
+	default:
+		err = fmt.Errorf("sbom: output format %q not supported", f)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := enc.Encode(&buf, *s); err != nil {
+		return nil, fmt.Errorf("encode %s: %w", f, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// cacheKey is the SHA-256 of what decides the output: the syft version and
+// output format, the scheme, and the content. A registry reference is
+// cacheable only when pinned by digest.
+func cacheKey(scheme, target string, f Format) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "wardgate-sbom-cache v1\nsyft %s\nformat %s\nscheme %s\n", syftModuleVersion(), f, scheme)
+	switch scheme {
+	case "registry":
+		if !strings.Contains(target, "@sha256:") {
+			return "", nil
+		}
+		fmt.Fprintf(h, "ref %s\n", target)
+	case "dir", "oci-dir":
+		if err := hashDir(h, target); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadSource, err)
+		}
+	default:
+		if err := hashFile(h, target); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrBadSource, err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func hashFile(w io.Writer, p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// hashDir writes each entry's path, mode, link target and content hash, in
+// WalkDir's lexical order.
+func hashDir(w io.Writer, dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "L %q %q\n", filepath.ToSlash(rel), t)
+		case d.IsDir():
+			fmt.Fprintf(w, "D %q %o\n", filepath.ToSlash(rel), info.Mode().Perm())
+		case info.Mode().IsRegular():
+			fh := sha256.New()
+			if err := hashFile(fh, p); err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "F %q %o %x\n", filepath.ToSlash(rel), info.Mode().Perm(), fh.Sum(nil))
+		}
+		return nil
+	})
+}
+
+func cachePath(dir, key string, f Format) string {
+	return filepath.Join(dir, key[:2], key+"."+string(f))
+}
+
+// cacheStore writes atomically: a reader never sees half an SBOM.
+func cacheStore(dir, key string, f Format, data []byte) error {
+	p := cachePath(dir, key, f)
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), p)
+}
