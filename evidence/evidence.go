@@ -1,0 +1,296 @@
+package evidence
+
+import "time"
+
+// Schema identifies version 1 of the evidence document. A document with any
+// other value is rejected by Validate.
+const Schema = "wardgate.dev/evidence/v1"
+
+// Evidence is everything known about one update when it is judged. Sections
+// that do not apply are nil (SBOM, Drift, Provenance, Previous, Device) or
+// empty (Ledger, Fleet); the policy treats a missing section as "not known",
+// never as "fine".
+type Evidence struct {
+	// Schema is always the constant Schema.
+	Schema string `json:"schema"`
+	// EvaluatedAt is the time the decision is made for. The policy engine
+	// pins OPA's clock (time.now_ns) to it, so a decision can be replayed.
+	EvaluatedAt time.Time `json:"evaluatedAt"`
+	// TrustConfigDigest is trust.Config.Digest() of the trust configuration
+	// the evidence was gathered under ("sha256:<hex>").
+	TrustConfigDigest string `json:"trustConfigDigest"`
+	// Artifact is the update being judged.
+	Artifact Artifact `json:"artifact"`
+	// Verification is the outcome of signature verification.
+	Verification Verification `json:"verification"`
+	// Attestations are the in-toto attestations checked, verified or not.
+	Attestations []Attestation `json:"attestations"`
+	// Metadata holds the release metadata's validity window.
+	Metadata Metadata `json:"metadata"`
+	// SBOM summarises the artifact's SBOM; nil when there is none.
+	SBOM *SBOM `json:"sbom,omitempty"`
+	// Drift compares the vendor's SBOM with what wardgate found in the
+	// artifact; nil when no comparison was made.
+	Drift *Drift `json:"drift,omitempty"`
+	// Provenance is the build provenance, if an attestation carried one.
+	Provenance *Provenance `json:"provenance,omitempty"`
+	// Previous is the last release of the same vendor and product that was
+	// admitted; nil for the first release.
+	Previous *Release `json:"previous,omitempty"`
+	// Ledger is the release ledger's view of this very version.
+	Ledger Ledger `json:"ledger"`
+	// Device is the device asking for the update; nil when the update is
+	// judged for the fleet as a whole (for example in CI).
+	Device *Device `json:"device,omitempty"`
+	// Fleet is what fleet telemetry knows about this update.
+	Fleet Fleet `json:"fleet"`
+}
+
+// Artifact kinds.
+const (
+	KindBlob  = "blob"  // a firmware file
+	KindImage = "image" // an OCI image
+)
+
+// Artifact is the update: what it is and what it claims to be.
+type Artifact struct {
+	// Kind is KindBlob or KindImage.
+	Kind string `json:"kind"`
+	// Name is the file name or image reference, for messages.
+	Name string `json:"name"`
+	// Digest is the artifact's own digest, "sha256:<64 hex>".
+	Digest string `json:"digest"`
+	// ExpectedDigest is the digest the vendor's release metadata names for
+	// this artifact, if any. A difference is the digest-mismatch violation.
+	ExpectedDigest string `json:"expectedDigest,omitempty"`
+	// Size in bytes; 0 when only the digest is known.
+	Size int64 `json:"size"`
+	// Vendor, Product and Version identify the release; they key the trust
+	// configuration and the release ledger.
+	Vendor  string `json:"vendor"`
+	Product string `json:"product"`
+	Version string `json:"version"`
+	// DeviceClasses are the device classes the vendor targets this release at.
+	DeviceClasses []string `json:"deviceClasses"`
+}
+
+// Verification is the outcome of checking the artifact's signatures, as
+// produced by the verify package and converted at its boundary.
+type Verification struct {
+	// Verified is true when at least Threshold distinct trusted signers
+	// signed the artifact.
+	Verified bool `json:"verified"`
+	// Threshold is the number of distinct trusted signers that was required.
+	Threshold int `json:"threshold"`
+	// Reasons are verify's reason codes (docs/reason-codes.md), sorted.
+	Reasons []string `json:"reasons"`
+	// Message is verify's one-line summary.
+	Message string `json:"message"`
+	// TrustedSigners are the distinct trusted signers found.
+	TrustedSigners []Signer `json:"trustedSigners"`
+	// Signatures are every signature input, verified or not.
+	Signatures []Signature `json:"signatures"`
+}
+
+// Signer names who made a signature: KeyID for a key, Identity and Issuer
+// for a keyless (certificate) signer.
+type Signer struct {
+	// KeyID is the hex SHA-256 of the key's DER SubjectPublicKeyInfo.
+	KeyID string `json:"keyId,omitempty"`
+	// Identity is the certificate's subject alternative name.
+	Identity string `json:"identity,omitempty"`
+	// Issuer is the OIDC issuer recorded in the certificate.
+	Issuer string `json:"issuer,omitempty"`
+}
+
+// Signature is the outcome for one signature input.
+type Signature struct {
+	// Source is the file or reference the signature came from.
+	Source string `json:"source"`
+	// Format is the signature's on-disk format (verify's format names).
+	Format string `json:"format"`
+	// Verified is true when the signature verified against a trusted signer.
+	Verified bool `json:"verified"`
+	// Signer is who made it, when known.
+	Signer *Signer `json:"signer,omitempty"`
+	// Reason is verify's reason code when the signature did not verify.
+	Reason string `json:"reason,omitempty"`
+	// Detail is a human-readable explanation of Reason.
+	Detail string `json:"detail,omitempty"`
+}
+
+// Attestation is the outcome for one in-toto attestation.
+type Attestation struct {
+	// PredicateType is the in-toto predicate type URI.
+	PredicateType string `json:"predicateType"`
+	// Verified is true when the envelope verified and names this artifact.
+	Verified bool `json:"verified"`
+	// Signer is who signed the envelope, when known.
+	Signer *Signer `json:"signer,omitempty"`
+	// Reason is verify's reason code when it did not verify.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Metadata is the validity window of the release metadata (the signature's
+// trusted time and the vendor's expiry), used to refuse stale or
+// future-dated releases (TUF's freeze attack).
+type Metadata struct {
+	// SignedAt is the trusted time of signing (transparency log or RFC 3161
+	// timestamp), if there is one.
+	SignedAt *time.Time `json:"signedAt,omitempty"`
+	// Expires is the expiry the vendor's release metadata states, if any.
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+// SBOM sources.
+const (
+	SBOMSourceVendor    = "vendor"    // supplied by the vendor with the update
+	SBOMSourceGenerated = "generated" // generated by wardgate from the artifact
+)
+
+// SBOM summarises the artifact's SBOM.
+type SBOM struct {
+	// Source is SBOMSourceVendor or SBOMSourceGenerated.
+	Source string `json:"source"`
+	// Format and SpecVersion name the document's serialisation.
+	Format      string `json:"format"`
+	SpecVersion string `json:"specVersion"`
+	// Digest is the SBOM document's digest, "sha256:<hex>".
+	Digest string `json:"digest"`
+	// Components are the SBOM's components.
+	Components []Component `json:"components"`
+	// Diff is the change from the previous admitted release's SBOM; nil when
+	// there is no previous release or its SBOM is unknown.
+	Diff *Diff `json:"diff,omitempty"`
+}
+
+// Component is one SBOM component, reduced to what policy reads.
+type Component struct {
+	Name     string   `json:"name"`
+	Version  string   `json:"version,omitempty"`
+	PURL     string   `json:"purl,omitempty"`
+	Licenses []string `json:"licenses,omitempty"`
+	Supplier string   `json:"supplier,omitempty"`
+}
+
+// Diff change codes, as the sbom package's diff reports them.
+const (
+	ChangeAdded             = "added"
+	ChangeRemoved           = "removed"
+	ChangeUpgraded          = "upgraded"
+	ChangeDowngraded        = "downgraded"
+	ChangeHashChanged       = "hash-changed" // same version, different hash
+	ChangeLicenseChanged    = "license-changed"
+	ChangeSupplierChanged   = "supplier-changed"
+	ChangeDependencyAdded   = "dependency-added"
+	ChangeDependencyRemoved = "dependency-removed"
+)
+
+// Drift change codes, as the sbom package's drift reports them.
+const (
+	DriftUndeclared      = "undeclared" // found in the artifact, not claimed
+	DriftMissing         = "missing"    // claimed, not found
+	DriftVersionMismatch = "version-mismatch"
+	DriftHashMismatch    = "hash-mismatch"
+)
+
+// DiffCodes and DriftCodes list the valid Change codes of each section.
+var (
+	DiffCodes = []string{ChangeAdded, ChangeRemoved, ChangeUpgraded, ChangeDowngraded, ChangeHashChanged,
+		ChangeLicenseChanged, ChangeSupplierChanged, ChangeDependencyAdded, ChangeDependencyRemoved}
+	DriftCodes = []string{DriftUndeclared, DriftMissing, DriftVersionMismatch, DriftHashMismatch}
+)
+
+// Diff is the SBOM change between the previous admitted release and this one.
+type Diff struct {
+	// FromVersion is the version of the release compared against.
+	FromVersion string `json:"fromVersion"`
+	// Summary counts changes by code.
+	Summary map[string]int `json:"summary"`
+	// Changes are the individual changes.
+	Changes []Change `json:"changes"`
+}
+
+// Drift is the disagreement between the vendor's SBOM (claimed) and the
+// SBOM wardgate generated from the artifact (observed).
+type Drift struct {
+	// Summary counts changes by code.
+	Summary map[string]int `json:"summary"`
+	// Changes are the individual disagreements.
+	Changes []Change `json:"changes"`
+}
+
+// Change is one SBOM difference. From and To are versions, hashes, licenses
+// or suppliers depending on Code.
+type Change struct {
+	Code string `json:"code"`
+	Name string `json:"name"`
+	PURL string `json:"purl,omitempty"`
+	// Version is the component version when it did not change (hash-changed).
+	Version string `json:"version,omitempty"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
+}
+
+// Provenance is the build provenance (SLSA) of the artifact.
+type Provenance struct {
+	// PredicateType is the provenance predicate type URI.
+	PredicateType string `json:"predicateType"`
+	// Verified is true when the provenance attestation verified.
+	Verified bool `json:"verified"`
+	// BuilderID names the build platform.
+	BuilderID string `json:"builderId,omitempty"`
+	// BuildType is the build type URI.
+	BuildType string `json:"buildType,omitempty"`
+	// SourceURI and SourceDigest name the source the build used.
+	SourceURI    string `json:"sourceUri,omitempty"`
+	SourceDigest string `json:"sourceDigest,omitempty"`
+}
+
+// Release is a release recorded in the ledger.
+type Release struct {
+	Version    string    `json:"version"`
+	Digest     string    `json:"digest"`
+	AdmittedAt time.Time `json:"admittedAt"`
+}
+
+// Ledger is the release ledger's view of the version being judged: every
+// earlier evaluation of the same vendor, product and version.
+type Ledger struct {
+	Entries []LedgerEntry `json:"entries"`
+}
+
+// LedgerEntry is one earlier evaluation of the same version.
+type LedgerEntry struct {
+	Digest     string    `json:"digest"`
+	Allowed    bool      `json:"allowed"`
+	RecordedAt time.Time `json:"recordedAt"`
+}
+
+// Device is the device that asks for the update.
+type Device struct {
+	ID               string `json:"id"`
+	Class            string `json:"class"`
+	InstalledVersion string `json:"installedVersion,omitempty"`
+}
+
+// Fleet risk states.
+const (
+	RiskClean       = "clean"
+	RiskSuspicious  = "suspicious"
+	RiskQuarantined = "quarantined"
+)
+
+// Fleet is what fleet telemetry knows about this update. It stays empty
+// until telemetry is wired in; an empty RiskState means "no telemetry".
+type Fleet struct {
+	RiskState string    `json:"riskState,omitempty"`
+	Findings  []Finding `json:"findings,omitempty"`
+}
+
+// Finding is one telemetry observation about the update.
+type Finding struct {
+	Code       string    `json:"code"`
+	Message    string    `json:"message"`
+	ObservedAt time.Time `json:"observedAt"`
+}

@@ -1,0 +1,253 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+)
+
+//go:embed rego/*.rego
+var regoFS embed.FS
+
+// MaxModuleBytes bounds one Rego file read from a policy directory.
+const MaxModuleBytes = 1 << 20
+
+// module is one parsed Rego file.
+type module struct {
+	path string // for messages: a file path, "rego/x.rego" for defaults, "b.tar.gz:/x.rego" for bundles
+	raw  []byte
+	mod  *ast.Module
+}
+
+// pkg is the module's package without the "data." prefix.
+func (m module) pkg() string { return strings.TrimPrefix(m.mod.Package.Path.String(), "data.") }
+
+func isTest(name string) bool { return strings.HasSuffix(name, "_test.rego") }
+
+// CompileError is a Rego parse or compile error at a file and line.
+type CompileError struct {
+	File    string
+	Line    int
+	Message string
+}
+
+func (e *CompileError) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Message) }
+
+// OverrideError is returned when a user module replaces a default policy
+// package without permission.
+type OverrideError struct {
+	File    string
+	Package string
+}
+
+func (e *OverrideError) Error() string {
+	return fmt.Sprintf("%s: package %s replaces a default policy; declare it in the module (a package METADATA block with custom: {override: true}) or set allow_override: true in the trust configuration", e.File, e.Package)
+}
+
+// ErrReservedPackage is wrapped when a user module uses the package the
+// trust configuration occupies.
+var ErrReservedPackage = errors.New("policy: package trust is reserved for the trust configuration (data.trust)")
+
+// compileErrors turns OPA's errors into CompileErrors naming file and line.
+func compileErrors(err error) error {
+	var aes ast.Errors
+	if !errors.As(err, &aes) {
+		return err
+	}
+	out := make([]error, 0, len(aes))
+	for _, e := range aes {
+		ce := &CompileError{Message: e.Code + ": " + e.Message}
+		if e.Location != nil {
+			ce.File, ce.Line = e.Location.File, e.Location.Row
+		}
+		out = append(out, ce)
+	}
+	return errors.Join(out...)
+}
+
+func parse(name string, raw []byte) (module, error) {
+	m, err := ast.ParseModuleWithOpts(name, string(raw), ast.ParserOptions{RegoVersion: ast.RegoV1, ProcessAnnotation: true})
+	if err != nil {
+		return module{}, compileErrors(err)
+	}
+	if m.Package.Path.String() == "data.trust" || strings.HasPrefix(m.Package.Path.String(), "data.trust.") {
+		return module{}, fmt.Errorf("%s: %w", name, ErrReservedPackage)
+	}
+	return module{path: name, raw: raw, mod: m}, nil
+}
+
+// defaultModules parses the embedded default policies.
+func defaultModules(tests bool) ([]module, error) {
+	entries, err := regoFS.ReadDir("rego")
+	if err != nil {
+		return nil, err
+	}
+	var out []module
+	for _, e := range entries {
+		if isTest(e.Name()) && !tests {
+			continue
+		}
+		name := path.Join("rego", e.Name())
+		raw, err := regoFS.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		m, err := parse(name, raw)
+		if err != nil {
+			return nil, fmt.Errorf("default policy: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// dirModules parses every .rego file under dir, recursively, in lexical
+// order.
+func dirModules(dir string, tests bool) ([]module, error) {
+	var out []module
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".rego") || (isTest(p) && !tests) {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: not a regular file", p)
+		}
+		raw, err := readLimited(p, MaxModuleBytes)
+		if err != nil {
+			return err
+		}
+		m, err := parse(p, raw)
+		if err != nil {
+			return err
+		}
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policy directory %s: %w", dir, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("policy directory %s: no .rego files", dir)
+	}
+	return out, nil
+}
+
+func readLimited(p string, limit int64) ([]byte, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", p, limit)
+	}
+	return os.ReadFile(p)
+}
+
+// bundleModules reads an OPA bundle (.tar.gz) with OPA's bundle reader and
+// returns its modules and data.
+func bundleModules(p string, tests bool) ([]module, map[string]any, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bundle: %w", err)
+	}
+	defer f.Close()
+	b, err := bundle.NewReader(f).WithRegoVersion(ast.RegoV1).WithProcessAnnotations(true).Read()
+	if err != nil {
+		return nil, nil, fmt.Errorf("bundle %s: %w", p, compileErrors(err))
+	}
+	var out []module
+	for _, mf := range b.Modules {
+		if isTest(mf.Path) && !tests {
+			continue
+		}
+		m, err := parse(p+":"+mf.Path, mf.Raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("bundle: %w", err)
+		}
+		out = append(out, m)
+	}
+	for _, k := range []string{"trust", "wardgate"} {
+		if _, ok := b.Data[k]; ok {
+			return nil, nil, fmt.Errorf("bundle %s: data.%s is reserved; bundle data may not set it", p, k)
+		}
+	}
+	return out, b.Data, nil
+}
+
+// declaresOverride reports whether the module's package annotation carries
+// custom: {override: true}.
+func declaresOverride(m *ast.Module) bool {
+	for _, a := range m.Annotations {
+		if a.Scope == "package" && a.Custom["override"] == true {
+			return true
+		}
+	}
+	return false
+}
+
+// merge combines the defaults with user modules. A user module whose
+// package is a default package replaces every default module of that
+// package, if allowed; a user module identical to the default it collides
+// with is a copy, not an override, and is dropped.
+func merge(defaults, user []module, allowOverride bool) ([]module, error) {
+	byPkg := map[string][]module{}
+	for _, d := range defaults {
+		byPkg[d.pkg()] = append(byPkg[d.pkg()], d)
+	}
+	replaced := map[string]bool{}
+	var kept []module
+	var errs []error
+	for _, u := range user {
+		ds, isDefault := byPkg[u.pkg()]
+		if !isDefault {
+			kept = append(kept, u)
+			continue
+		}
+		if slices.ContainsFunc(ds, func(d module) bool { return bytes.Equal(d.raw, u.raw) }) {
+			continue
+		}
+		if !allowOverride && !declaresOverride(u.mod) {
+			errs = append(errs, &OverrideError{File: u.path, Package: u.pkg()})
+			continue
+		}
+		replaced[u.pkg()] = true
+		kept = append(kept, u)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var out []module
+	for _, d := range defaults {
+		if !replaced[d.pkg()] {
+			out = append(out, d)
+		}
+	}
+	return append(out, kept...), nil
+}
+
+// digestModules is sha256 over the sorted (path, content) pairs.
+func digestModules(ms []module) string {
+	sorted := slices.Clone(ms)
+	slices.SortFunc(sorted, func(a, b module) int { return strings.Compare(a.path, b.path) })
+	h := sha256.New()
+	for _, m := range sorted {
+		fmt.Fprintf(h, "%s\x00%d\x00", m.path, len(m.raw))
+		h.Write(m.raw)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}

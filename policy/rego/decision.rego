@@ -1,0 +1,34 @@
+# METADATA
+# title: decision
+# description: |
+#   Collects every violation of every rule set under data.wardgate.rules
+#   (default and user), applies the trust configuration's enforcement (enforce,
+#   warn, off) by reason code, and decides. The engine queries
+#   data.wardgate.decision.
+package wardgate
+
+# All violations, each tagged with the rule set (package) that produced it.
+reported contains object.union(v, {"rule": name}) if {
+	some name
+	some v in data.wardgate.rules[name].deny
+}
+
+enforcement(code) := e if {
+	e := data.trust.rules[code]
+} else := "enforce"
+
+violations contains v if {
+	some v in reported
+	enforcement(v.code) == "enforce"
+}
+
+warnings contains v if {
+	some v in reported
+	enforcement(v.code) == "warn"
+}
+
+decision := {
+	"allow": count(violations) == 0,
+	"violations": violations,
+	"warnings": warnings,
+}

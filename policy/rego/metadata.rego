@@ -1,0 +1,37 @@
+# METADATA
+# title: metadata freshness
+# description: |
+#   Release metadata must be current: not past the vendor's expiry, not older
+#   than max_metadata_age since signing, and not signed in the future (TUF's
+#   freeze attack replays old, still-valid metadata). The clock is the
+#   evidence's evaluatedAt, pinned by the engine.
+package wardgate.rules.metadata
+
+now := time.now_ns()
+
+deny contains {
+	"code": "metadata-expired",
+	"severity": "high",
+	"message": sprintf("the release metadata of %s expired at %s; ask %s for current metadata", [input.artifact.name, input.metadata.expires, input.artifact.vendor]),
+} if {
+	time.parse_rfc3339_ns(input.metadata.expires) <= now
+}
+
+deny contains {
+	"code": "metadata-expired",
+	"severity": "high",
+	"message": sprintf("%s was signed at %s, longer ago than the %s the trust configuration allows; ask %s for a freshly signed release", [input.artifact.name, input.metadata.signedAt, data.trust.max_metadata_age, input.artifact.vendor]),
+} if {
+	max_age := object.get(data.trust, "max_metadata_age_ns", 0)
+	max_age > 0
+	now - time.parse_rfc3339_ns(input.metadata.signedAt) > max_age
+}
+
+deny contains {
+	"code": "metadata-future",
+	"severity": "high",
+	"message": sprintf("%s claims to be signed at %s, after the evaluation time %s; check the signing clock, future-dated metadata is refused", [input.artifact.name, input.metadata.signedAt, input.evaluatedAt]),
+} if {
+	skew := object.get(data.trust, "max_clock_skew_ns", 300000000000)
+	time.parse_rfc3339_ns(input.metadata.signedAt) > now + skew
+}

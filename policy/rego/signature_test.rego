@@ -1,0 +1,47 @@
+package wardgate.rules.signature_test
+
+import data.wardgate.rules.signature
+import data.wardgate.testdata as td
+
+codes(inp) := c if {
+	c := {v.code | some v in signature.deny} with input as inp with data.trust as td.trust
+}
+
+test_two_authorities_pass if {
+	codes(td.input_ok) == set()
+}
+
+test_unsigned if {
+	codes(td.with_("/verification/signatures", [])) == {"unsigned"}
+}
+
+test_threshold_not_met if {
+	codes(td.with_("/verification/signatures", [td.key_sig])) == {"threshold-not-met"}
+}
+
+test_same_key_twice_is_one_authority if {
+	codes(td.with_("/verification/signatures", [td.key_sig, td.key_sig])) == {"threshold-not-met"}
+}
+
+test_unverified_signature_is_untrusted if {
+	sig := object.union(td.key_sig, {"verified": false, "reason": "untrusted-signer"})
+	codes(td.with_("/verification/signatures", [sig])) == {"untrusted-signer"}
+}
+
+test_other_issuer_is_untrusted if {
+	sig := object.union(td.keyless_sig, {"signer": {"identity": "rel@acme", "issuer": "https://evil"}})
+	codes(td.with_("/verification/signatures", [sig])) == {"untrusted-signer"}
+}
+
+test_unknown_product_is_untrusted if {
+	codes(td.with_("/artifact/product", "syringe")) == {"untrusted-signer"}
+}
+
+test_digest_mismatch_reason if {
+	codes(td.with_("/verification/reasons", ["digest-mismatch"])) == {"digest-mismatch"}
+}
+
+test_digest_mismatch_expected_digest if {
+	codes(td.with_("/artifact/expectedDigest", "sha256:cc")) == {"digest-mismatch"}
+	codes(td.with_("/artifact/expectedDigest", "sha256:aa")) == set()
+}

@@ -1,0 +1,64 @@
+# METADATA
+# title: versions
+# description: |
+#   No rollback: a release may not be older than the version installed on
+#   the device, nor than the minimum version the trust configuration sets
+#   for the product and device class (TUF's rollback attack). Versions are
+#   compared with lib.version_compare; versions that cannot be compared are
+#   refused.
+package wardgate.rules.version
+
+import data.wardgate.lib
+
+version := input.artifact.version
+
+installed := input.device.installedVersion if input.device.installedVersion != ""
+
+deny contains {
+	"code": "rollback",
+	"severity": "high",
+	"message": sprintf("version %s is older than %s installed on device %s; a rollback reinstates fixed vulnerabilities, install %s or newer", [version, installed, input.device.id, installed]),
+} if {
+	lib.version_compare(version, installed) < 0
+}
+
+deny contains {
+	"code": "rollback",
+	"severity": "high",
+	"message": sprintf("version %s cannot be compared with the installed version %s; wardgate compares semantic versions and dotted numbers, check the versions by hand", [version, installed]),
+} if {
+	installed
+	not lib.comparable(version, installed)
+}
+
+# The device classes the minimum version is checked for: the device's, or
+# every class the release targets when no device asks.
+classes := {input.device.class} if input.device
+
+classes := {c | some c in input.artifact.deviceClasses} if not input.device
+
+minimum(class) := v if {
+	v := lib.product.min_version[class]
+} else := v if {
+	v := lib.product.min_version["*"]
+}
+
+deny contains {
+	"code": "rollback",
+	"severity": "high",
+	"message": sprintf("version %s is older than the minimum %s allowed for %s on device class %s; install %s or newer", [version, minv, lib.product_name, class, minv]),
+} if {
+	some class in classes
+	minv := minimum(class)
+	lib.version_compare(version, minv) < 0
+}
+
+deny contains {
+	"code": "rollback",
+	"severity": "high",
+	"message": sprintf("version %s cannot be compared with the minimum %s for device class %s; wardgate compares semantic versions and dotted numbers, fix min_version or the release version", [version, minv, class]),
+} if {
+	some class in classes
+	minv := minimum(class)
+	not lib.comparable(version, minv)
+}

@@ -1,0 +1,19 @@
+// Package trust loads wardgate's trust configuration: one YAML file that
+// says which vendors and products a hospital accepts, who may sign each
+// product (keys, keyless identities, a k-of-n threshold), which device
+// classes each product may go to, the minimum version per product and
+// class, license and component deny lists, how each policy rule is
+// enforced, how much SBOM drift is tolerated, and how old release metadata
+// may be.
+//
+// Load reads and checks the file; every error names the file, the line and
+// the field (see ConfigError). Config.Digest identifies the configuration in
+// evidence and decisions; Config.Data is the form the policy engine gives
+// OPA as data (data.trust). docs/policy.md documents every field, and
+// fixtures/trust.yaml is a complete example.
+//
+// Imports: the standard library and go.yaml.in/yaml/v3 (for yaml.Node, which
+// carries line numbers). Must not import any other wardgate package, OPA,
+// sigstore, net/http server types, or cobra. Key files are parsed with
+// crypto/x509 only to compute their IDs, which match verify's key IDs.
+package trust
