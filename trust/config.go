@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"time"
 )
@@ -37,6 +38,9 @@ const AnyClass = "*"
 type Config struct {
 	// Path is the file the configuration was read from.
 	Path string
+	// TrustedRoot is the Sigstore trusted_root.json (absolute path) used to
+	// check keyless signatures and log entries; empty when none is trusted.
+	TrustedRoot string
 	// AllowOverride lets user policies replace a default policy module
 	// without declaring it in the module itself.
 	AllowOverride bool
@@ -242,6 +246,15 @@ func (c *Config) computeDigest() {
 	}
 	sum := sha256.Sum256(b)
 	c.digest = "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ResolvePath resolves a path from the configuration (a key file) against
+// the configuration file's directory.
+func (c *Config) ResolvePath(p string) string {
+	if filepath.IsAbs(p) || c.Path == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(c.Path), p)
 }
 
 // Product looks up a vendor's product.

@@ -272,7 +272,22 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				d.errorf(n, f, "unsupported version %d; want %d", version, Version)
 			}
 		},
-		"allow_override":   func(n *yaml.Node, f string) { d.boolean(n, f, &c.AllowOverride) },
+		"allow_override": func(n *yaml.Node, f string) { d.boolean(n, f, &c.AllowOverride) },
+		"trusted_root": func(n *yaml.Node, f string) {
+			var p string
+			d.nonEmpty(n, f, &p)
+			if p == "" {
+				return
+			}
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(d.dir, p)
+			}
+			if st, err := os.Stat(p); err != nil || !st.Mode().IsRegular() {
+				d.errorf(n, f, "trusted root %s: not a readable file", p)
+				return
+			}
+			c.TrustedRoot = p
+		},
 		"max_metadata_age": func(n *yaml.Node, f string) { d.duration(n, f, &c.MaxMetadataAge) },
 		"max_clock_skew":   func(n *yaml.Node, f string) { d.duration(n, f, &c.MaxClockSkew) },
 		"rules": func(n *yaml.Node, f string) {

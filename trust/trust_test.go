@@ -79,7 +79,7 @@ func TestLoadFixture(t *testing.T) {
 	wantDeny := trust.DenyList{
 		Licenses: []string{"AGPL-3.0-only", "AGPL-3.0-or-later", "SSPL-1.0"},
 		Components: []trust.DeniedComponent{
-			{PURL: "pkg:generic/xz-utils", Below: "5.6.2", Reason: "CVE-2024-3094 (xz backdoor) in 5.6.0 and 5.6.1"},
+			{PURL: "pkg:apk/alpine/libssl3", Below: "3.0.7", Reason: "CVE-2022-3602 and CVE-2022-3786 (X.509 punycode buffer overflows)"},
 			{Name: "event-stream", Reason: "compromised npm package (flatmap-stream)"},
 		},
 	}
@@ -183,7 +183,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no version", goodProduct, `trust.yaml:2: version: required; want version: 1`},
 		{"bad version", "version: 2" + goodProduct, `trust.yaml:1: version: unsupported version 2; want 1`},
 		{"unknown top field", "version: 1\nvendor: x" + goodProduct,
-			`trust.yaml:2: vendor: unknown field; want one of allow_override, deny, max_clock_skew, max_metadata_age, rules, sbom, vendors, version`},
+			`trust.yaml:2: vendor: unknown field; want one of allow_override, deny, max_clock_skew, max_metadata_age, rules, sbom, trusted_root, vendors, version`},
 		{"bad enforcement", "version: 1\nrules:\n  rollback: maybe" + goodProduct,
 			`trust.yaml:3: rules.rollback: want enforce, warn or off, got "maybe"`},
 		{"bad duration", "version: 1\nmax_metadata_age: soon" + goodProduct,
@@ -324,4 +324,20 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted config without vendors or digest")
 		}
 	})
+}
+
+func TestTrustedRoot(t *testing.T) {
+	c, err := trust.Load("../fixtures/trust.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := filepath.Abs("../fixtures/testdata/keyless/trusted_root.json")
+	got, _ := filepath.Abs(c.TrustedRoot)
+	if got != want {
+		t.Fatalf("TrustedRoot = %q, want %q", got, want)
+	}
+	_, err = trust.Parse("/etc/wardgate/trust.yaml", []byte("version: 1\ntrusted_root: nope.json\nvendors:\n  v:\n    products:\n      p:\n        device_classes: [c]\n        authorities:\n          keys: []\n"))
+	if err == nil || !strings.Contains(err.Error(), "trust.yaml:2: trusted_root: trusted root /etc/wardgate/nope.json: not a readable file") {
+		t.Fatalf("err = %v", err)
+	}
 }

@@ -1,0 +1,257 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/sbom"
+	"github.com/wardgate/wardgate/store/sqlite"
+	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/verify"
+)
+
+type admitConfig struct {
+	config           string
+	signatures       []string
+	bundles          []string
+	sbomPath         string
+	vendor, product  string
+	version          string
+	deviceClass      string
+	deviceID         string
+	installedVersion string
+	policyDir        string
+	logFlags         logFlags
+	noLog            bool
+	noScan           bool
+	at               string
+	output           string
+}
+
+// NewAdmitCmd is `wardgate admit`: the gate decision for one update.
+func NewAdmitCmd() *cobra.Command {
+	var cfg admitConfig
+	cmd := &cobra.Command{
+		Use:   "admit SOURCE --config trust.yaml --vendor V --product P --version X",
+		Short: "Decide whether an update may be admitted: verify, SBOM, diff, drift, policy; record and sign the verdict",
+		Long: `Evaluate one update: verify its signatures against the trust configuration,
+read the vendor's SBOM and scan the artifact with syft, diff against the
+previous admitted release of the product, check the vendor's SBOM against
+what is inside, evaluate policy, record the release in the ledger and sign
+the verdict into the log (STATE/log.db, key STATE/signing.key, created on
+first use with the password in $` + attest.PasswordEnv + `).
+
+SOURCE is a firmware file, or an image (oci-dir:PATH, oci-archive:PATH, or
+a registry reference). With --device-class (and --device-id,
+--installed-version) the decision is for one device.
+
+Exit codes: 0 allow, 1 deny, 2 could not decide (a deny with reason
+could-not-evaluate).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(cfg.output); err != nil {
+				return noVerdict(err)
+			}
+			out, err := runAdmit(cmd.Context(), args[0], cfg, cmd.ErrOrStderr())
+			return printAdmit(cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg.output, out, err)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.config, "config", "", "trust configuration (YAML)")
+	f.StringArrayVar(&cfg.signatures, "signature", nil, "signature, bundle or attestation file; repeatable")
+	f.StringArrayVar(&cfg.bundles, "bundle", nil, "same as --signature")
+	f.StringVar(&cfg.sbomPath, "sbom", "", "the vendor's SBOM (CycloneDX or SPDX)")
+	f.StringVar(&cfg.vendor, "vendor", "", "vendor, as in the trust configuration")
+	f.StringVar(&cfg.product, "product", "", "product, as in the trust configuration")
+	f.StringVar(&cfg.version, "version", "", "the release's version")
+	f.StringVar(&cfg.deviceClass, "device-class", "", "the device asking: its class")
+	f.StringVar(&cfg.deviceID, "device", "", "the device asking: its ID")
+	f.StringVar(&cfg.installedVersion, "installed-version", "", "the device asking: the version it runs now")
+	f.StringVar(&cfg.policyDir, "policy", "", "extra policies: a directory of .rego files or an OPA bundle (.tar.gz)")
+	f.BoolVar(&cfg.noLog, "no-log", false, "do not sign and log the verdict (nothing is recorded for auditors)")
+	f.BoolVar(&cfg.noScan, "no-scan", false, "do not scan the artifact with syft (use the vendor SBOM as is; no drift check)")
+	f.StringVar(&cfg.at, "evaluation-time", "", "evaluate as of this time (RFC 3339), to replay a past decision")
+	cfg.logFlags.register(cmd)
+	addOutputFlag(cmd, &cfg.output)
+	return cmd
+}
+
+// admitOutput is the JSON form of a decision.
+type admitOutput struct {
+	Allow      bool               `json:"allow"`
+	Evaluated  bool               `json:"evaluated"`
+	Artifact   evidence.Artifact  `json:"artifact"`
+	Decision   policy.Decision    `json:"decision"`
+	LogEntry   *gate.LogRef       `json:"logEntry,omitempty"`
+	Evidence   *evidence.Evidence `json:"evidence,omitempty"`
+	Error      string             `json:"error,omitempty"`
+}
+
+func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Writer) (*gate.Outcome, error) {
+	fail := func(err error) (*gate.Outcome, error) {
+		return &gate.Outcome{Decision: policy.CouldNotEvaluate(err)}, err
+	}
+	if cfg.config == "" {
+		return fail(errors.New("--config is required: the trust configuration"))
+	}
+	tc, err := trust.Load(cfg.config)
+	if err != nil {
+		return fail(err)
+	}
+	var popts []policy.Option
+	popts = append(popts, policy.WithTrust(tc))
+	if cfg.policyDir != "" {
+		if strings.HasSuffix(cfg.policyDir, ".tar.gz") {
+			popts = append(popts, policy.WithBundle(cfg.policyDir))
+		} else {
+			popts = append(popts, policy.WithPolicyDir(cfg.policyDir))
+		}
+	}
+	eng, err := policy.New(ctx, popts...)
+	if err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(cfg.logFlags.state, 0o700); err != nil {
+		return fail(fmt.Errorf("state directory: %w", err))
+	}
+	ledger, err := sqlite.Open(ctx, cfg.logFlags.state)
+	if err != nil {
+		return fail(err)
+	}
+	defer ledger.Close()
+	sboms, err := gate.NewSBOMStore(filepath.Join(cfg.logFlags.state, "sboms"))
+	if err != nil {
+		return fail(err)
+	}
+	gopts := []gate.Option{gate.WithSBOMStore(sboms), gate.WithVersion(Version),
+		gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.logFlags.state, "sbom-cache")))}
+	if cfg.noScan {
+		gopts = append(gopts, gate.WithoutSBOMGeneration())
+	}
+	if cfg.at != "" {
+		t, err := parseTimeFlag("evaluation-time", cfg.at)
+		if err != nil {
+			return fail(err)
+		}
+		gopts = append(gopts, gate.WithClock(func() time.Time { return t }))
+	}
+	if !cfg.noLog {
+		l, err := openOrCreateLog(ctx, cfg.logFlags, stderr)
+		if err != nil {
+			return fail(err)
+		}
+		defer l.Close()
+		gopts = append(gopts, gate.WithLog(l))
+	}
+	g, err := gate.New(tc, eng, ledger, gopts...)
+	if err != nil {
+		return fail(err)
+	}
+	u := gate.Update{Source: source, Kind: evidence.KindBlob, Vendor: cfg.vendor, Product: cfg.product, Version: cfg.version}
+	if isImageRef(source) {
+		u.Kind = evidence.KindImage
+	}
+	for _, p := range append(cfg.signatures, cfg.bundles...) {
+		s, err := verify.LoadSignature(p)
+		if err != nil {
+			return fail(err)
+		}
+		u.Signatures = append(u.Signatures, s)
+	}
+	if cfg.sbomPath != "" {
+		b, err := verify.ReadFileLimited(cfg.sbomPath, sbom.MaxDocumentSize)
+		if err != nil {
+			return fail(fmt.Errorf("vendor SBOM: %w", err))
+		}
+		u.VendorSBOM = b
+	}
+	if cfg.deviceClass != "" || cfg.deviceID != "" || cfg.installedVersion != "" {
+		u.Device = &evidence.Device{ID: cfg.deviceID, Class: cfg.deviceClass, InstalledVersion: cfg.installedVersion}
+	}
+	return g.Evaluate(ctx, u)
+}
+
+// isImageRef tells an image reference from a file path.
+func isImageRef(s string) bool {
+	if strings.HasPrefix(s, verify.OCIDirPrefix) || strings.HasPrefix(s, verify.OCIArchivePrefix) || strings.HasPrefix(s, "registry:") {
+		return true
+	}
+	if _, err := os.Lstat(s); err == nil {
+		return false
+	}
+	return strings.Contains(s, "/") && (strings.Contains(s, "@sha256:") || strings.Contains(s, ":"))
+}
+
+// openOrCreateLog opens the verdict log, creating the service key on first
+// use (an admit in CI must not need a separate set-up step).
+func openOrCreateLog(ctx context.Context, lf logFlags, stderr io.Writer) (*attest.Log, error) {
+	key := lf.keyPath()
+	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) && lf.key == "" {
+		prefix := strings.TrimSuffix(key, ".key")
+		if _, pub, err := attest.Keygen(prefix); err != nil {
+			return nil, err
+		} else {
+			fmt.Fprintf(stderr, "wardgate: created the service signing key %s (public key %s)\n", key, pub)
+		}
+	}
+	s, err := attest.LoadSigner(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return attest.OpenLog(ctx, filepath.Join(lf.state, logFile), s, lf.origin)
+}
+
+func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error) error {
+	ao := admitOutput{Allow: out.Decision.Allow && out.Evaluated && err == nil, Evaluated: out.Evaluated, Artifact: out.Evidence.Artifact, Decision: out.Decision, LogEntry: out.LogEntry}
+	if out.Evidence.Schema != "" {
+		ev := out.Evidence
+		ao.Evidence = &ev
+	}
+	if err != nil {
+		ao.Error = err.Error()
+	}
+	if output == "json" {
+		b, merr := json.Marshal(ao)
+		if merr != nil {
+			return noVerdict(merr)
+		}
+		fmt.Fprintln(w, string(b))
+	} else {
+		name := out.Evidence.Artifact.Vendor + "/" + out.Evidence.Artifact.Product + " " + out.Evidence.Artifact.Version
+		switch {
+		case ao.Allow:
+			fmt.Fprintf(w, "ALLOW  %s (%s)\n", name, out.Evidence.Artifact.Digest)
+		default:
+			fmt.Fprintf(w, "DENY   %s (%s)\n", name, out.Evidence.Artifact.Digest)
+		}
+		for _, v := range out.Decision.Violations {
+			fmt.Fprintf(w, "  [%s] %s\n", v.Code, v.Message)
+		}
+		for _, v := range out.Decision.Warnings {
+			fmt.Fprintf(w, "  warning [%s] %s\n", v.Code, v.Message)
+		}
+		if out.LogEntry != nil {
+			fmt.Fprintf(w, "  verdict signed into log %s at index %d\n", out.LogEntry.Origin, out.LogEntry.Index)
+		}
+	}
+	switch {
+	case err != nil || !out.Evaluated:
+		return verdict(ExitNoVerdict)
+	case !out.Decision.Allow:
+		return verdict(ExitFail)
+	}
+	return nil
+}

@@ -1,0 +1,466 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/egress/sqlitestore"
+)
+
+// NewEgressCmd groups the egress subcommands: hunt, ingest and findings.
+func NewEgressCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "egress",
+		Short: "Hunt device network telemetry and flag updates whose installers behave differently",
+	}
+	cmd.AddCommand(newEgressHuntCmd(), newEgressIngestCmd(), newEgressFindingsCmd())
+	return cmd
+}
+
+// egressHuntConfig is the hunt command's configuration.
+type egressHuntConfig struct {
+	rule     string
+	prefix   string
+	minBytes int64
+	format   string
+	output   string
+	maxLine  int
+}
+
+func (c egressHuntConfig) validate() error {
+	var errs []error
+	if c.rule != "exfil-volume" {
+		errs = append(errs, fmt.Errorf("--rule %s: want exfil-volume", c.rule))
+	}
+	if _, err := egress.ParseFormat(c.format); err != nil {
+		errs = append(errs, fmt.Errorf("--format: %w", err))
+	}
+	if c.output != "table" && c.output != "json" {
+		errs = append(errs, fmt.Errorf("-o %s: want table or json", c.output))
+	}
+	if c.minBytes < 0 {
+		errs = append(errs, fmt.Errorf("--min-bytes %d: negative", c.minBytes))
+	}
+	return errors.Join(errs...)
+}
+
+func newEgressHuntCmd() *cobra.Command {
+	var cfg egressHuntConfig
+	cmd := &cobra.Command{
+		Use:   "hunt --rule exfil-volume FILES...",
+		Short: "Run a hunting rule over telemetry files; nothing is stored",
+		Long: `Run the exfil-volume hunting rule over telemetry files (- is standard
+input) and print the rows the KQL query would:
+
+  DeviceNetworkEvents
+  | where DeviceName startswith "HOSP-IOT-" and ActionType == "ConnectionSuccess"
+  | where RemoteIPType == "Public"     // else: the remote IP is public
+  | summarize TotalBytesSent = sum(SentBytes), ConnectionCount = count()
+      by DeviceName, RemoteUrl, Timestamp = bin(Timestamp, 1h)
+  | where TotalBytesSent > 5000000 | order by TotalBytesSent desc
+
+Ties are ordered by Timestamp, DeviceName and RemoteUrl ascending. With -o
+json, one JSON object per line with the query's column names. Malformed
+lines are counted on standard error with their first line numbers.
+
+Exit codes: 0 the hunt ran (rows or not: a hunt is a query, not a
+verdict), 2 bad flags or an unreadable or unrecognised file.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cfg.validate(); err != nil {
+				return noVerdict(err)
+			}
+			opts := []egress.ScanOption{egress.WithFormat(egress.Format(cfg.format))}
+			if cfg.maxLine > 0 {
+				opts = append(opts, egress.WithMaxLineBytes(cfg.maxLine))
+			}
+			res, err := egress.Hunt(cmd.Context(), args, egress.ExfilVolume{DevicePrefix: cfg.prefix, MinBytes: cfg.minBytes}, opts...)
+			if err != nil {
+				return noVerdict(err)
+			}
+			if res.Stats.Malformed > 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "wardgate: egress hunt:", res.Stats)
+			}
+			if cfg.output == "json" {
+				return egress.WriteHuntJSON(cmd.OutOrStdout(), res.Rows)
+			}
+			return egress.WriteHuntTable(cmd.OutOrStdout(), res.Rows)
+		},
+	}
+	cmd.Flags().StringVar(&cfg.rule, "rule", "exfil-volume", "hunting rule: exfil-volume")
+	cmd.Flags().StringVar(&cfg.prefix, "prefix", egress.DefaultDevicePrefix, "device name prefix (case-insensitive, as KQL startswith)")
+	cmd.Flags().Int64Var(&cfg.minBytes, "min-bytes", egress.DefaultExfilBytes, "keep groups whose TotalBytesSent is above this")
+	cmd.Flags().StringVar(&cfg.format, "format", string(egress.FormatAuto), "input format: "+formatNames())
+	cmd.Flags().StringVarP(&cfg.output, "output", "o", "table", "output: table or json (JSON Lines)")
+	cmd.Flags().IntVar(&cfg.maxLine, "max-line", egress.DefaultMaxLineBytes, "longest line accepted, in bytes; longer lines are malformed")
+	return cmd
+}
+
+func formatNames() string {
+	var s []string
+	for _, f := range egress.Formats {
+		s = append(s, string(f))
+	}
+	return strings.Join(s, ", ")
+}
+
+// State directory layout.
+const (
+	egressDBFile        = "egress.db"
+	egressInventoryFile = "inventory.json"
+	egressConfigFile    = "config.json"
+)
+
+// EgressIngestConfig configures `wardgate egress ingest`.
+type EgressIngestConfig struct {
+	Files     []string
+	Inventory string
+	Installs  string
+	State     string
+	Format    string
+}
+
+// Validate checks the configuration.
+func (c EgressIngestConfig) Validate() error {
+	var errs []error
+	if c.State == "" {
+		errs = append(errs, errors.New("--state is required"))
+	}
+	if c.Inventory == "" {
+		if _, err := os.Stat(filepath.Join(c.State, egressInventoryFile)); err != nil {
+			errs = append(errs, errors.New("--inventory is required on the first ingest"))
+		}
+	}
+	if _, err := egress.ParseFormat(c.Format); err != nil {
+		errs = append(errs, fmt.Errorf("--format: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+func newEgressIngestCmd() *cobra.Command {
+	var cfg EgressIngestConfig
+	cmd := &cobra.Command{
+		Use:   "ingest FILES... --inventory INV --state DIR",
+		Short: "Store telemetry and installation records for the detections",
+		Long: `Parse telemetry files (Defender JSON Lines or CSV, Zeek conn.log TSV or
+JSON, OCSF 4001 JSON; detected or --format) and store their events in the
+SQLite store in DIR, mapping each event to an inventory device by name or
+address. Ingestion is incremental: a file whose content was ingested
+before is skipped. --installs imports installation records (JSON, JSON
+Lines or CSV: device,digest,product,version,time). The inventory (JSON or
+CSV: name,addresses,class,segment) is kept in DIR for later runs.
+
+Exit codes: 0 ingested (malformed lines are reported, not fatal),
+2 bad flags or an unreadable file.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg.Files = args
+			if err := cfg.Validate(); err != nil {
+				return noVerdict(err)
+			}
+			if err := RunEgressIngest(cmd.Context(), cfg, cmd.OutOrStdout()); err != nil {
+				return noVerdict(err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Inventory, "inventory", "", "device inventory, JSON or CSV (required on the first ingest)")
+	cmd.Flags().StringVar(&cfg.Installs, "installs", "", "installation records to import")
+	cmd.Flags().StringVar(&cfg.State, "state", "", "state directory (SQLite store, inventory)")
+	cmd.Flags().StringVar(&cfg.Format, "format", string(egress.FormatAuto), "input format: "+formatNames())
+	return cmd
+}
+
+// RunEgressIngest executes `wardgate egress ingest`.
+func RunEgressIngest(ctx context.Context, cfg EgressIngestConfig, out io.Writer) error {
+	if err := os.MkdirAll(cfg.State, 0o700); err != nil {
+		return err
+	}
+	if cfg.Inventory != "" {
+		f, err := os.Open(cfg.Inventory)
+		if err != nil {
+			return err
+		}
+		inv, err := egress.ReadInventory(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", cfg.Inventory, err)
+		}
+		b, _ := json.MarshalIndent(inv.Devices, "", "  ")
+		if err := os.WriteFile(filepath.Join(cfg.State, egressInventoryFile), b, 0o600); err != nil {
+			return err
+		}
+	}
+	inv, err := loadInventory(cfg.State)
+	if err != nil {
+		return err
+	}
+	db, err := sqlitestore.Open(ctx, filepath.Join(cfg.State, egressDBFile))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if cfg.Installs != "" {
+		f, err := os.Open(cfg.Installs)
+		if err != nil {
+			return err
+		}
+		ins, err := egress.ReadInstallations(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", cfg.Installs, err)
+		}
+		for _, in := range ins {
+			if err := db.RecordInstallation(ctx, in); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(out, "%s: %d installation(s) recorded\n", cfg.Installs, len(ins))
+	}
+	for _, name := range cfg.Files {
+		if err := ingestFile(ctx, db, inv, name, egress.Format(cfg.Format), out); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func ingestFile(ctx context.Context, db egress.EventStore, inv *egress.Inventory, name string, format egress.Format, out io.Writer) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	var st egress.Stats
+	var unresolved int64
+	added, err := db.Ingest(ctx, egress.Source{Name: name, Digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, func(add func(*egress.Event) error) error {
+		var err error
+		st, err = egress.Scan(f, func(ev *egress.Event) error {
+			d, ok := inv.Resolve(ev)
+			if !ok {
+				unresolved++
+				return nil
+			}
+			ev.DeviceName = d.Name
+			return add(ev)
+		}, egress.WithFormat(format))
+		return err
+	})
+	switch {
+	case err != nil:
+		return err
+	case !added:
+		fmt.Fprintf(out, "%s: already ingested, skipped\n", name)
+	default:
+		fmt.Fprintf(out, "%s: %s; %d stored, %d not in the inventory\n", name, st, st.Events-unresolved, unresolved)
+	}
+	return nil
+}
+
+func loadInventory(state string) (*egress.Inventory, error) {
+	f, err := os.Open(filepath.Join(state, egressInventoryFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return egress.ReadInventory(f)
+}
+
+// EgressFindingsConfig configures `wardgate egress findings`.
+type EgressFindingsConfig struct {
+	State     string
+	Config    string
+	Manifests []string
+	Update    string
+	Output    string
+}
+
+// Validate checks the configuration.
+func (c EgressFindingsConfig) Validate() error {
+	var errs []error
+	if c.State == "" {
+		errs = append(errs, errors.New("--state is required"))
+	}
+	if c.Output != "table" && c.Output != "json" {
+		errs = append(errs, fmt.Errorf("-o %s: want table or json", c.Output))
+	}
+	if c.Update != "" && !strings.HasPrefix(c.Update, "sha256:") {
+		errs = append(errs, fmt.Errorf("--update %s: want sha256:<hex>", c.Update))
+	}
+	return errors.Join(errs...)
+}
+
+func newEgressFindingsCmd() *cobra.Command {
+	var cfg EgressFindingsConfig
+	cmd := &cobra.Command{
+		Use:   "findings --state DIR [--update DIGEST] [-o json|table]",
+		Short: "Run the detections over the store: findings, risk state and blast radius per update",
+		Long: `Run the detections (exfil-volume, new-destination, fleet-correlation,
+beaconing, segmentation-violation, expected-egress) over everything
+ingested into DIR and print, per update, its risk state (clean, suspicious,
+quarantined) and blast radius (devices that installed it, which of them
+show the behaviour), then the findings with an explanation each.
+
+The configuration (JSON: baseline window, segments, per-class allowed
+destinations and segments, thresholds) is --config, else DIR/config.json,
+else the defaults. --manifest adds a vendor's egress manifest (in-toto
+statement or DSSE envelope, predicate https://wardgate.dev/egress-manifest/v1);
+verify it first with wardgate verify attestation.
+
+Exit codes: 0 no finding (for --update: the update is clean), 1 findings
+(the update is suspicious or quarantined), 2 bad input or, for --update,
+no device recorded installing that digest.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cfg.Validate(); err != nil {
+				return noVerdict(err)
+			}
+			return RunEgressFindings(cmd.Context(), cfg, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&cfg.State, "state", "", "state directory written by egress ingest")
+	cmd.Flags().StringVar(&cfg.Config, "config", "", "detection configuration (JSON); default DIR/config.json or built-in defaults")
+	cmd.Flags().StringArrayVar(&cfg.Manifests, "manifest", nil, "vendor egress manifest attestation (repeatable)")
+	cmd.Flags().StringVar(&cfg.Update, "update", "", "only this update (sha256:<hex>): its risk state, blast radius and findings")
+	cmd.Flags().StringVarP(&cfg.Output, "output", "o", "table", "output: table or json")
+	return cmd
+}
+
+// RunEgressFindings executes `wardgate egress findings`; the error carries
+// the exit code.
+func RunEgressFindings(ctx context.Context, cfg EgressFindingsConfig, out io.Writer) error {
+	inv, err := loadInventory(cfg.State)
+	if err != nil {
+		return noVerdict(err)
+	}
+	c, err := loadEgressConfig(cfg)
+	if err != nil {
+		return noVerdict(err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.State, egressDBFile)); err != nil {
+		return noVerdict(err)
+	}
+	db, err := sqlitestore.Open(ctx, filepath.Join(cfg.State, egressDBFile))
+	if err != nil {
+		return noVerdict(err)
+	}
+	defer db.Close()
+	rep, err := egress.AnalyzeStore(ctx, db, inv, c)
+	if err != nil {
+		return noVerdict(err)
+	}
+	if cfg.Update != "" {
+		u, ok := rep.Risk(cfg.Update)
+		if !ok {
+			return noVerdict(fmt.Errorf("no device is recorded as having installed %s", cfg.Update))
+		}
+		var fs []egress.Finding
+		for _, f := range rep.Findings {
+			if f.Update == cfg.Update {
+				fs = append(fs, f)
+			}
+		}
+		rep.Updates, rep.Findings = []egress.UpdateRisk{u}, fs
+	}
+	if rep.Findings == nil {
+		rep.Findings = []egress.Finding{}
+	}
+	if cfg.Output == "json" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return noVerdict(err)
+		}
+		fmt.Fprintln(out, string(b))
+	} else {
+		writeFindingsTable(out, rep)
+	}
+	if len(rep.Findings) > 0 {
+		return verdict(ExitFail)
+	}
+	return nil
+}
+
+func loadEgressConfig(cfg EgressFindingsConfig) (egress.Config, error) {
+	path := cfg.Config
+	if path == "" {
+		if p := filepath.Join(cfg.State, egressConfigFile); fileExists(p) {
+			path = p
+		}
+	}
+	c := egress.Config{}.WithDefaults()
+	if path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return c, err
+		}
+		defer f.Close()
+		if c, err = egress.ReadConfig(f); err != nil {
+			return c, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	for _, m := range cfg.Manifests {
+		f, err := os.Open(m)
+		if err != nil {
+			return c, err
+		}
+		ms, err := egress.ReadEgressManifest(f)
+		f.Close()
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", m, err)
+		}
+		c.Manifests = append(c.Manifests, ms...)
+	}
+	return c, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func writeFindingsTable(w io.Writer, rep egress.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPDATE\tPRODUCT\tVERSION\tSTATE\tINSTALLED\tAFFECTED\tCODES")
+	for _, u := range rep.Updates {
+		codes := make([]string, len(u.Codes))
+		for i, c := range u.Codes {
+			codes[i] = string(c)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d %s\t%s\n", shortDigest(u.Digest), u.Product, u.Version, u.State, len(u.Installed), len(u.Affected), strings.Join(u.Affected, ","), strings.Join(codes, ","))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d finding(s)\n", len(rep.Findings))
+	for _, f := range rep.Findings {
+		fmt.Fprintf(w, "\n[%s] %s  update %s %s  %s -> %s  first %s\n  %s\n", f.Severity, f.Code, shortDigest(f.Update), f.Version,
+			strings.Join(f.Devices, ","), strings.Join(f.Destinations, ","), f.FirstSeen.Format(time.RFC3339), f.Explanation)
+	}
+}
+
+func shortDigest(d string) string {
+	if d == "" {
+		return "-"
+	}
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
+}

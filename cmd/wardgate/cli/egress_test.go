@@ -1,0 +1,92 @@
+package cli_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/fixtures/fleet"
+)
+
+const fleetFx = "../../../fixtures/fleet/testdata"
+
+func TestEgressHunt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.jsonl")
+	in := `{"Timestamp":"2026-03-02T10:05:00Z","DeviceName":"HOSP-IOT-PUMP-01","ActionType":"ConnectionSuccess","RemoteIP":"52.1.1.1","RemoteUrl":"up.example.com","RemoteIPType":"Public","SentBytes":6000000}
+{"Timestamp":"2026-03-02T10:06:00Z","DeviceName":"HOSP-IOT-PUMP-01","ActionType":"ConnectionSuccess","RemoteIP":"52.1.1.1","RemoteUrl":"up.example.com","RemoteIPType":"Public","SentBytes":1}
+{oops
+`
+	if err := os.WriteFile(path, []byte(in), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "egress", "hunt", "--rule", "exfil-volume", "-o", "json", path)
+	if code != 0 || out != `{"Timestamp":"2026-03-02T10:00:00Z","DeviceName":"HOSP-IOT-PUMP-01","RemoteUrl":"up.example.com","TotalBytesSent":6000001,"ConnectionCount":2}`+"\n" {
+		t.Fatalf("exit %d, out %q", code, out)
+	}
+	if errOut != "wardgate: egress hunt: defender-json: 3 lines, 2 events, 0 skipped, 1 malformed (first at lines [3])\n" {
+		t.Errorf("stderr %q", errOut)
+	}
+	code, out, _ = run(t, "egress", "hunt", "--prefix", "HOSP-IOT-MRI-", path)
+	if code != 0 || out != "Timestamp  DeviceName  RemoteUrl  TotalBytesSent  ConnectionCount\n" {
+		t.Errorf("exit %d, out %q", code, out)
+	}
+	for _, args := range [][]string{
+		{"egress", "hunt", "--rule", "nope", path},
+		{"egress", "hunt", filepath.Join(t.TempDir(), "missing")},
+		{"egress", "hunt", "--format", "xml", path},
+		{"egress", "hunt"},
+	} {
+		if code, _, _ := run(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+func TestEgressIngestFindings(t *testing.T) {
+	state := t.TempDir()
+	code, out, errOut := run(t, "egress", "ingest", "--inventory", filepath.Join(fleetFx, "inventory.json"), "--installs", filepath.Join(fleetFx, "installations.json"),
+		"--state", state, filepath.Join(fleetFx, "defender.jsonl"))
+	if code != 0 || !strings.Contains(out, "0 malformed; 5133 stored, 0 not in the inventory") {
+		t.Fatalf("ingest: exit %d\n%s%s", code, out, errOut)
+	}
+	// Incremental: the same file again stores nothing.
+	if code, out, _ := run(t, "egress", "ingest", "--state", state, filepath.Join(fleetFx, "defender.jsonl")); code != 0 || !strings.HasSuffix(out, "already ingested, skipped\n") {
+		t.Fatalf("re-ingest: exit %d %q", code, out)
+	}
+	findings := func(args ...string) (int, string) {
+		t.Helper()
+		base := []string{"egress", "findings", "--state", state, "--config", filepath.Join(fleetFx, "config.json"),
+			"--manifest", filepath.Join(fleetFx, "manifest-infusion-pump-2.4.0.json"), "--manifest", filepath.Join(fleetFx, "manifest-infusion-pump-2.4.1.json")}
+		code, out, _ := run(t, append(base, args...)...)
+		return code, out
+	}
+	code, out = findings("--update", fleet.Pump3CX.Digest())
+	if code != 1 {
+		t.Fatalf("3CX update: exit %d\n%s", code, out)
+	}
+	golden(t, "egress-findings-3cx", out)
+
+	code, out = findings("--update", fleet.HVACSolarWind.Digest(), "-o", "json")
+	var rep egress.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 1 {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	if u := rep.Updates[0]; u.State != "quarantined" || strings.Join(u.Affected, ",") != "HOSP-IOT-HVAC-01,HOSP-IOT-HVAC-02,HOSP-IOT-HVAC-03" || len(u.Installed) != 3 {
+		t.Errorf("SolarWinds update: %+v", u)
+	}
+	if code, out = findings("--update", fleet.PumpBenign.Digest()); code != 0 || !strings.Contains(out, "clean") || !strings.Contains(out, "0 finding(s)") {
+		t.Errorf("benign update: exit %d\n%s", code, out)
+	}
+	if code, _ = findings("--update", "sha256:0000000000000000000000000000000000000000000000000000000000000000"); code != 2 {
+		t.Errorf("unknown update: exit %d, want 2", code)
+	}
+	if code, _ = findings(); code != 1 {
+		t.Errorf("all findings: exit %d, want 1", code)
+	}
+	if code, _, _ := run(t, "egress", "findings", "--state", t.TempDir()); code != 2 {
+		t.Errorf("empty state: exit %d, want 2", code)
+	}
+}

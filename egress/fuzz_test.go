@@ -1,0 +1,191 @@
+package egress
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+)
+
+// refField is one field as encoding/json sees it.
+type refField struct {
+	kind uint8
+	val  string // decoded string or number literal
+}
+
+// reference extracts the known Defender fields with encoding/json: ok is
+// false when encoding/json rejects the line as one JSON object.
+func reference(line []byte) (f [nDefender]refField, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return f, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return f, false
+	}
+	for i, name := range DefenderColumns {
+		v, present := m[name]
+		switch x := v.(type) {
+		case nil:
+			if present {
+				f[i] = refField{kind: kindNull}
+			}
+		case string:
+			f[i] = refField{kind: kindString, val: x}
+		case json.Number:
+			f[i] = refField{kind: kindNumber, val: string(x)}
+		default:
+			f[i] = refField{kind: kindOther}
+		}
+	}
+	return f, true
+}
+
+// primer has every known key, so its field order becomes the scanner's
+// guess for the next line.
+const primer = `{"Timestamp":"t","DeviceId":"i","DeviceName":"n","ActionType":"a","RemoteIP":"r","RemotePort":1,"RemoteUrl":"u","RemoteIPType":"p","LocalIP":"l","LocalPort":2,"Protocol":"x","InitiatingProcessFileName":"f","SentBytes":3,"ReceivedBytes":4}`
+
+// fast scans line three times: after the primer, and twice more so the
+// line's own key order is the guess; all three must agree.
+func spans(f [nDefender]span) (out [nDefender]refField) {
+	for i, s := range f {
+		out[i] = refField{kind: s.kind, val: fmt.Sprint(s.esc, string(s.v))}
+	}
+	return out
+}
+
+func fast(line []byte) (f [nDefender]refField, ok bool) {
+	var d defRaw
+	if !scanDefenderJSON([]byte(primer), &d) {
+		panic("primer rejected")
+	}
+	ok = scanDefenderJSON(line, &d)
+	first := spans(d.f)
+	for range 2 {
+		if scanDefenderJSON(line, &d) != ok || (ok && spans(d.f) != first) {
+			panic(fmt.Sprintf("scanner unstable across repeated scans of %q", line))
+		}
+	}
+	if !ok {
+		return f, false
+	}
+	for i, s := range d.f {
+		f[i].kind = s.kind
+		switch s.kind {
+		case kindString:
+			f[i].val = string(unquote(nil, s.v))
+		case kindNumber:
+			f[i].val = string(s.v)
+		}
+	}
+	return f, true
+}
+
+func seedLines(f *testing.F) {
+	for _, s := range []string{
+		`{"Timestamp":"2026-03-02T10:15:00Z","DeviceName":"HOSP-IOT-A","SentBytes":12,"RemoteUrl":"a\u00e9\ud83d\ude00\/b"}`,
+		`{"DeviceName":"x","DeviceName":"y","RemotePort":-0.5e3,"X":[1,{"a":[true,false,null]}]}`,
+		`{"Device\u004eame":"esc key","SentBytes":"7"}`, `{}`, ` { "a" : 1 } `, `[1]`, `null`, `{"a":"\ud800"}`,
+		"{\"a\":\"\xff\xfe\"}", `{"a":01}`, `{"a":1.}`, `{"a":"\x"}`, `{"a":1}x`, `{"a" 1}`,
+	} {
+		f.Add([]byte(s))
+	}
+	if b, err := os.ReadFile("../fixtures/fleet/testdata/defender.jsonl"); err == nil {
+		for _, l := range bytes.SplitN(b, []byte{'\n'}, 4)[:3] {
+			f.Add(l)
+		}
+	}
+}
+
+// FuzzDefenderJSONAgainstEncodingJSON holds the purpose-built scanner to
+// encoding/json: both accept the line and extract the same fields, or
+// both reject it.
+func FuzzDefenderJSONAgainstEncodingJSON(f *testing.F) {
+	seedLines(f)
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if len(bytes.TrimSpace(line)) == 0 || bytes.IndexByte(line, '\n') >= 0 {
+			return // Scan handles blank lines and splits on newlines before the scanner
+		}
+		want, wok := reference(line)
+		got, gok := fast(line)
+		if wok != gok {
+			t.Fatalf("encoding/json ok=%v, scanner ok=%v for %q", wok, gok, line)
+		}
+		if got != want {
+			t.Fatalf("fields differ for %q:\n got %+v\nwant %+v", line, got, want)
+		}
+	})
+}
+
+// FuzzHuntLine: the hunt's fast path rejects exactly the lines Scan
+// counts as malformed, and never panics.
+func FuzzHuntLine(f *testing.F) {
+	seedLines(f)
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if len(bytes.TrimSpace(line)) == 0 || bytes.ContainsAny(line, "\r\n") {
+			return
+		}
+		var d defRaw
+		var sb [3][]byte
+		a := newAggregator(ExfilVolume{}.withDefaults())
+		huntOK := a.lineJSON(line, &d, &sb)
+		st, err := Scan(bytes.NewReader(line), func(*Event) error { return nil }, WithFormat(FormatDefenderJSON))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if huntOK != (st.Malformed == 0) {
+			t.Fatalf("hunt ok=%v, scan malformed=%d for %q", huntOK, st.Malformed, line)
+		}
+	})
+}
+
+// fuzzScan asserts Scan's invariants on any input in a format: no panic,
+// no error, every line accounted for exactly once.
+func fuzzScan(t *testing.T, data []byte, format Format) {
+	var n int64
+	st, err := Scan(bytes.NewReader(data), func(*Event) error { n++; return nil }, WithFormat(format), WithMaxLineBytes(4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != n || st.Events+st.Skipped+st.Malformed != st.Lines || int64(len(st.MalformedLines)) != min(st.Malformed, MaxMalformedReported) {
+		t.Fatalf("stats do not add up: %+v (events seen %d)", st, n)
+	}
+	if st.Bytes != int64(len(data)) {
+		t.Fatalf("read %d of %d bytes", st.Bytes, len(data))
+	}
+}
+
+func FuzzScanZeekTSV(f *testing.F) {
+	f.Add(zeekLines(3))
+	if b, err := os.ReadFile("../../shared/data/telemetry/iot23-honeypot-4-1-philips-hue.conn.log.labeled"); err == nil {
+		f.Add(b[:min(len(b), 4096)])
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzScan(t, data, FormatZeekTSV) })
+}
+
+func FuzzScanZeekJSON(f *testing.F) {
+	f.Add([]byte(`{"ts":1540469302.53864,"id.orig_h":"192.168.1.132","id.orig_p":1,"id.resp_h":"1.1.1.1","id.resp_p":2,"conn_state":"SF"}` + "\n{}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzScan(t, data, FormatZeekJSON) })
+}
+
+func FuzzScanOCSF(f *testing.F) {
+	f.Add([]byte(`{"class_uid":4001,"activity_id":6,"time":1767609000000,"src_endpoint":{"ip":"10.0.0.1"},"dst_endpoint":{"ip":"1.2.3.4","port":443}}` + "\n"))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzScan(t, data, FormatOCSF) })
+}
+
+func FuzzScanDefenderCSV(f *testing.F) {
+	f.Add([]byte("Timestamp,DeviceName,SentBytes\n2026-03-02T10:15:00Z,\"a,\"\"b\",5\n"))
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzScan(t, data, FormatDefenderCSV) })
+}
+
+func FuzzScanDefenderJSON(f *testing.F) {
+	seedLines(f)
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzScan(t, data, FormatDefenderJSON) })
+}
+
+var _ = strings.NewReader

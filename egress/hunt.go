@@ -1,0 +1,445 @@
+package egress
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+// ExfilVolume is the exfiltration-volume hunting rule of wardgate's
+// design, the KQL query
+//
+//	DeviceNetworkEvents
+//	| where DeviceName startswith "HOSP-IOT-"
+//	| where ActionType == "ConnectionSuccess"
+//	| where RemoteIPType == "Public"
+//	| summarize TotalBytesSent = sum(SentBytes), ConnectionCount = count()
+//	    by DeviceName, RemoteUrl, Timestamp = bin(Timestamp, 1h)
+//	| where TotalBytesSent > 5000000
+//	| order by TotalBytesSent desc
+//
+// When a record has no RemoteIPType, the remote IP is public when it
+// parses and is not private, loopback, link-local, CGNAT (100.64.0.0/10),
+// multicast or unspecified. startswith is case-insensitive in KQL; so is
+// DevicePrefix here.
+type ExfilVolume struct {
+	// DevicePrefix selects devices by name; default "HOSP-IOT-".
+	DevicePrefix string
+	// MinBytes is the exclusive lower bound on TotalBytesSent; default
+	// 5,000,000.
+	MinBytes int64
+}
+
+// Defaults of the exfil-volume rule.
+const (
+	DefaultDevicePrefix = "HOSP-IOT-"
+	DefaultExfilBytes   = 5_000_000
+)
+
+func (r ExfilVolume) withDefaults() ExfilVolume {
+	if r.DevicePrefix == "" {
+		r.DevicePrefix = DefaultDevicePrefix
+	}
+	if r.MinBytes == 0 {
+		r.MinBytes = DefaultExfilBytes
+	}
+	return r
+}
+
+// HuntRow is one result row, with the KQL query's column names.
+type HuntRow struct {
+	Timestamp       time.Time `json:"Timestamp"` // the hour bin, UTC
+	DeviceName      string    `json:"DeviceName"`
+	RemoteUrl       string    `json:"RemoteUrl"` //nolint:revive // the KQL column name
+	TotalBytesSent  int64     `json:"TotalBytesSent"`
+	ConnectionCount int64     `json:"ConnectionCount"`
+}
+
+// HuntResult is the rows of a hunt and what was read.
+type HuntResult struct {
+	Rows  []HuntRow
+	Stats Stats
+}
+
+// IsPublicIP reports whether a is a public unicast address: valid and not
+// private, loopback, link-local, CGNAT, multicast or unspecified.
+func IsPublicIP(a netip.Addr) bool {
+	a = a.Unmap()
+	if !a.IsValid() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
+		a.IsMulticast() || a.IsInterfaceLocalMulticast() || a.IsUnspecified() {
+		return false
+	}
+	return !cgnat.Contains(a)
+}
+
+var cgnat = netip.MustParsePrefix("100.64.0.0/10")
+
+// isPublic applies the rule's public test to an event.
+func isPublic(ipType string, ip netip.Addr) bool {
+	if ipType != "" {
+		return ipType == "Public"
+	}
+	return IsPublicIP(ip)
+}
+
+// agg is one (device, URL, hour) group.
+type agg struct{ sum, count int64 }
+
+// aggregator groups matching events. Keys are encoded as
+// uvarint(len(device)) device url hour(8 bytes), so lookups of an
+// existing group do not allocate.
+type aggregator struct {
+	rule   ExfilVolume
+	prefix []byte
+	groups map[string]*agg
+	key    []byte
+	// lastTS is the "YYYY-MM-DDTHH" of the last fast-parsed timestamp and
+	// lastHour its hour bin.
+	lastTS   []byte
+	lastHour int64
+}
+
+func newAggregator(rule ExfilVolume) *aggregator {
+	return &aggregator{rule: rule, prefix: []byte(rule.DevicePrefix), groups: map[string]*agg{}}
+}
+
+func hasPrefixFold(s, prefix []byte) bool {
+	return len(s) >= len(prefix) && bytes.EqualFold(s[:len(prefix)], prefix)
+}
+
+func (a *aggregator) add(device, url []byte, hour int64, sent int64) {
+	k := binary.AppendUvarint(a.key[:0], uint64(len(device)))
+	k = append(k, device...)
+	k = append(k, url...)
+	k = binary.BigEndian.AppendUint64(k, uint64(hour))
+	a.key = k
+	g := a.groups[string(k)]
+	if g == nil {
+		g = &agg{}
+		a.groups[string(k)] = g
+	}
+	g.sum += sent
+	g.count++
+}
+
+func (a *aggregator) addEvent(ev *Event) {
+	if !hasPrefixFold([]byte(ev.DeviceName), a.prefix) || ev.ActionType != ActionConnectionSuccess || !isPublic(ev.RemoteIPType, ev.RemoteIP) {
+		return
+	}
+	a.add([]byte(ev.DeviceName), []byte(ev.RemoteURL), hourBin(ev.Time.Unix()), ev.SentBytes)
+}
+
+func hourBin(sec int64) int64 {
+	h := sec / 3600
+	if sec%3600 < 0 {
+		h--
+	}
+	return h * 3600
+}
+
+func (a *aggregator) merge(b *aggregator) {
+	for k, g := range b.groups {
+		if mine := a.groups[k]; mine != nil {
+			mine.sum += g.sum
+			mine.count += g.count
+		} else {
+			a.groups[k] = g
+		}
+	}
+}
+
+// rows returns the groups above the threshold, ordered by TotalBytesSent
+// descending, then (a deterministic tie-break KQL leaves open) Timestamp
+// ascending, DeviceName and RemoteUrl ascending by bytes.
+func (a *aggregator) rows() []HuntRow {
+	var out []HuntRow
+	for k, g := range a.groups {
+		if g.sum <= a.rule.MinBytes {
+			continue
+		}
+		n, w := binary.Uvarint([]byte(k))
+		dev := k[w : w+int(n)]
+		url := k[w+int(n) : len(k)-8]
+		hour := int64(binary.BigEndian.Uint64([]byte(k[len(k)-8:])))
+		out = append(out, HuntRow{Timestamp: time.Unix(hour, 0).UTC(), DeviceName: dev, RemoteUrl: url, TotalBytesSent: g.sum, ConnectionCount: g.count})
+	}
+	slices.SortFunc(out, compareRows)
+	return out
+}
+
+func compareRows(x, y HuntRow) int {
+	switch {
+	case x.TotalBytesSent != y.TotalBytesSent:
+		if x.TotalBytesSent > y.TotalBytesSent {
+			return -1
+		}
+		return 1
+	case !x.Timestamp.Equal(y.Timestamp):
+		return x.Timestamp.Compare(y.Timestamp)
+	case x.DeviceName != y.DeviceName:
+		return strings.Compare(x.DeviceName, y.DeviceName)
+	}
+	return strings.Compare(x.RemoteUrl, y.RemoteUrl)
+}
+
+// lineJSON runs the rule on one Defender JSON line without building an
+// Event. It returns false for a malformed line: exactly the lines Scan
+// counts as malformed.
+func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
+	if !scanDefenderJSON(line, d) || !d.valid() {
+		return false
+	}
+	ts, ok := d.strBytes(dTimestamp, sbuf[0])
+	if !ok {
+		return false
+	}
+	var sec int64
+	// Files are mostly in time order: reuse the hour of the previous line
+	// when the date and hour match, after checking the rest of the stamp.
+	if len(ts) >= 20 && len(a.lastTS) == 13 && string(ts[:13]) == string(a.lastTS) && restRFC3339Z(ts) {
+		sec = a.lastHour
+	} else if sec, _, ok = fastRFC3339Z(ts); ok {
+		a.lastTS = append(a.lastTS[:0], ts[:13]...)
+		a.lastHour = hourBin(sec)
+	} else {
+		t, err := ParseTime(string(ts))
+		if err != nil {
+			return false
+		}
+		sec = t.Unix()
+	}
+	dev, _ := d.strBytes(dDeviceName, sbuf[0])
+	if !hasPrefixFold(dev, a.prefix) {
+		return true
+	}
+	act, _ := d.strBytes(dActionType, sbuf[1])
+	if string(act) != ActionConnectionSuccess {
+		return true
+	}
+	ipt, _ := d.strBytes(dRemoteIPType, sbuf[1])
+	if len(ipt) > 0 {
+		if string(ipt) != "Public" {
+			return true
+		}
+	} else {
+		ip, _ := d.strBytes(dRemoteIP, sbuf[1])
+		addr, _ := netip.ParseAddr(string(ip))
+		if !IsPublicIP(addr) {
+			return true
+		}
+	}
+	url, _ := d.strBytes(dRemoteURL, sbuf[2])
+	sent, _ := d.integer(dSentBytes)
+	a.add(dev, url, hourBin(sec), sent)
+	return true
+}
+
+// valid checks the field types and integer values d.event would reject,
+// without allocating.
+func (d *defRaw) valid() bool {
+	for f := range nDefender {
+		if k := d.f[f].kind; k == kindOther || (k == kindNumber && !isIntField(f)) {
+			return false
+		}
+	}
+	for _, f := range [...]int{dRemotePort, dLocalPort, dSentBytes, dReceivedBytes} {
+		if d.f[f].kind == kindAbsent || d.f[f].kind == kindNull {
+			continue
+		}
+		n, err := d.integer(f)
+		if err != nil || ((f == dRemotePort || f == dLocalPort) && (n < 0 || n > 65535)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Hunt runs the exfil-volume rule over files (a name of "-" is standard
+// input) and returns the rows the KQL query would. Defender JSON in a
+// regular file is split at line boundaries into one chunk per CPU and
+// scanned in parallel with the purpose-built scanner; other formats go
+// through Scan. Memory is bounded by the number of distinct (device, URL,
+// hour) groups.
+func Hunt(ctx context.Context, files []string, rule ExfilVolume, opts ...ScanOption) (HuntResult, error) {
+	rule = rule.withDefaults()
+	c, err := newScanConfig(opts)
+	if err != nil {
+		return HuntResult{}, err
+	}
+	total := newAggregator(rule)
+	var res HuntResult
+	var errs []error
+	for _, name := range files {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		st, err := huntFile(ctx, name, total, c, opts)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		if res.Stats.Format == "" {
+			res.Stats.Format = st.Format
+		}
+		res.Stats.Add(st, 0)
+	}
+	res.Rows = total.rows()
+	return res, errors.Join(errs...)
+}
+
+func huntFile(ctx context.Context, name string, total *aggregator, c scanConfig, opts []ScanOption) (Stats, error) {
+	var r io.Reader = os.Stdin
+	var f *os.File
+	if name != "-" {
+		var err error
+		if f, err = os.Open(name); err != nil {
+			return Stats{}, err
+		}
+		defer f.Close()
+		r = f
+	}
+	format := c.format
+	if format == FormatAuto && f != nil {
+		p := make([]byte, 16<<10)
+		n, _ := io.ReadFull(f, p)
+		if n == 0 {
+			return Stats{Format: FormatAuto}, nil
+		}
+		var err error
+		if format, err = Detect(p[:n]); err != nil {
+			return Stats{}, err
+		}
+	}
+	if f != nil && format == FormatDefenderJSON {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			if c.maxBytes > 0 && fi.Size() > c.maxBytes {
+				return Stats{}, ErrInputTooLarge
+			}
+			return huntParallel(ctx, f, fi.Size(), total, c)
+		}
+	}
+	if f != nil {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return Stats{}, err
+		}
+	}
+	if format != FormatAuto {
+		opts = append(slices.Clone(opts), WithFormat(format))
+	}
+	return Scan(r, func(ev *Event) error { total.addEvent(ev); return nil }, opts...)
+}
+
+// huntParallel splits f into runtime.GOMAXPROCS chunks starting at line
+// starts and scans them concurrently.
+func huntParallel(ctx context.Context, f *os.File, size int64, total *aggregator, c scanConfig) (Stats, error) {
+	n := runtime.GOMAXPROCS(0)
+	if size < 1<<20 {
+		n = 1
+	}
+	starts := []int64{0}
+	buf := make([]byte, 64<<10)
+	for k := 1; k < n; k++ {
+		pos := size * int64(k) / int64(n)
+		if pos <= starts[len(starts)-1] {
+			continue
+		}
+		// A chunk starts after the first newline at or after pos-1.
+		found := false
+		for p := pos - 1; p < size && !found; {
+			m, err := f.ReadAt(buf, p)
+			if i := bytes.IndexByte(buf[:m], '\n'); i >= 0 {
+				pos, found = p+int64(i)+1, true
+			} else if err != nil {
+				break
+			}
+			p += int64(m)
+		}
+		if !found || pos >= size {
+			break
+		}
+		starts = append(starts, pos)
+	}
+	starts = append(starts, size)
+	parts := make([]*aggregator, len(starts)-1)
+	stats := make([]Stats, len(starts)-1)
+	errs := make([]error, len(starts)-1)
+	var wg sync.WaitGroup
+	for i := range parts {
+		wg.Go(func() {
+			a := newAggregator(total.rule)
+			parts[i] = a
+			lr := newLineReader(io.NewSectionReader(f, starts[i], starts[i+1]-starts[i]), c.maxLine, 0)
+			var d defRaw
+			var sbuf [3][]byte
+			st := &stats[i]
+			for {
+				if lr.n&0xffff == 0 && ctx.Err() != nil {
+					errs[i] = ctx.Err()
+					return
+				}
+				line, tooLong, err := lr.next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						errs[i] = err
+					}
+					break
+				}
+				switch {
+				case tooLong:
+					st.malformed(lr.n)
+				case len(bytes.TrimSpace(line)) == 0:
+					st.Skipped++
+				case !a.lineJSON(line, &d, &sbuf):
+					st.malformed(lr.n)
+				default:
+					st.Events++
+				}
+			}
+			st.Lines = lr.n
+			st.Bytes = lr.bytes
+		})
+	}
+	wg.Wait()
+	out := Stats{Format: FormatDefenderJSON}
+	var off int64
+	for i, a := range parts {
+		total.merge(a)
+		out.Add(stats[i], off)
+		off += stats[i].Lines
+	}
+	return out, errors.Join(errs...)
+}
+
+// WriteHuntTable prints rows as an aligned text table.
+func WriteHuntTable(w io.Writer, rows []HuntRow) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight*0)
+	fmt.Fprintln(tw, "Timestamp\tDeviceName\tRemoteUrl\tTotalBytesSent\tConnectionCount")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", r.Timestamp.Format(time.RFC3339), r.DeviceName, r.RemoteUrl, r.TotalBytesSent, r.ConnectionCount)
+	}
+	return tw.Flush()
+}
+
+// WriteHuntJSON prints rows as JSON Lines, one object per row with the
+// query's column names.
+func WriteHuntJSON(w io.Writer, rows []HuntRow) error {
+	enc := json.NewEncoder(w)
+	for _, r := range rows {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}

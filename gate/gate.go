@@ -1,0 +1,583 @@
+package gate
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+
+	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/sbom"
+	"github.com/wardgate/wardgate/store"
+	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/verify"
+)
+
+// Update is one release to evaluate.
+type Update struct {
+	// Source is a firmware file path (Kind blob) or an image reference
+	// (Kind image: registry ref, oci-dir:PATH, oci-archive:PATH).
+	Source string
+	Kind   string // evidence.KindBlob or evidence.KindImage
+	Vendor, Product, Version string
+	// TargetClasses are the device classes the release says it is for;
+	// empty means the product's classes.
+	TargetClasses []string
+	// Signatures are signature, bundle or envelope files for a blob.
+	Signatures []verify.Signature
+	// VendorSBOM is the SBOM the vendor shipped, if any.
+	VendorSBOM []byte
+	// Device is the device asking, for a per-device admission.
+	Device *evidence.Device
+}
+
+// FleetRisk reports the fleet telemetry's view of an update.
+type FleetRisk interface {
+	Risk(ctx context.Context, digest string) (evidence.Fleet, error)
+}
+
+// Outcome is the result of one evaluation.
+type Outcome struct {
+	Evidence evidence.Evidence `json:"evidence"`
+	Decision policy.Decision   `json:"decision"`
+	// Verification is the verify result (nil when verification could not
+	// run).
+	Verification *verify.Result `json:"-"`
+	// LogEntry is the signed verdict's place in the log (nil without a log).
+	LogEntry *LogRef `json:"logEntry,omitempty"`
+	// Evaluated is false when the decision is the fail-closed
+	// could-not-evaluate deny.
+	Evaluated bool `json:"evaluated"`
+}
+
+// LogRef points at a verdict in the log.
+type LogRef struct {
+	Index    uint64 `json:"index"`
+	TreeSize uint64 `json:"treeSize"`
+	Origin   string `json:"origin"`
+}
+
+// Gate evaluates updates.
+type Gate struct {
+	trust       *trust.Config
+	trustedRoot root.TrustedMaterial
+	rootDigest  string
+	trustBytes  []byte
+	engine      *policy.Engine
+	ledger      store.Ledger
+	log         *attest.Log
+	fleet       FleetRisk
+	sboms       *SBOMStore
+	genOpts     []sbom.GenerateOption
+	generate    bool
+	now         func() time.Time
+	version     string
+	logger      *slog.Logger
+}
+
+// Option configures a Gate.
+type Option func(*Gate) error
+
+// WithLog signs every verdict into the log.
+func WithLog(l *attest.Log) Option {
+	return func(g *Gate) error {
+		if l == nil {
+			return errors.New("gate: nil log")
+		}
+		g.log = l
+		return nil
+	}
+}
+
+// WithFleet adds the fleet telemetry's risk state to the evidence.
+func WithFleet(f FleetRisk) Option {
+	return func(g *Gate) error { g.fleet = f; return nil }
+}
+
+// WithSBOMStore keeps SBOMs by digest, so the next release can be diffed
+// against this one.
+func WithSBOMStore(s *SBOMStore) Option {
+	return func(g *Gate) error { g.sboms = s; return nil }
+}
+
+// WithClock pins the evaluation time.
+func WithClock(now func() time.Time) Option {
+	return func(g *Gate) error {
+		if now == nil {
+			return errors.New("gate: nil clock")
+		}
+		g.now = now
+		return nil
+	}
+}
+
+// WithVersion is wardgate's version, for attestations.
+func WithVersion(v string) Option { return func(g *Gate) error { g.version = v; return nil } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(g *Gate) error { g.logger = l.WithGroup("gate"); return nil }
+}
+
+// WithoutSBOMGeneration skips scanning the artifact with syft: the vendor
+// SBOM is used as is and no drift is computed.
+func WithoutSBOMGeneration() Option { return func(g *Gate) error { g.generate = false; return nil } }
+
+// WithGenerateOptions passes options to sbom.Generate (cache dir...).
+func WithGenerateOptions(opts ...sbom.GenerateOption) Option {
+	return func(g *Gate) error { g.genOpts = append(g.genOpts, opts...); return nil }
+}
+
+// New builds a gate from a trust configuration, a prepared policy engine
+// and the release ledger.
+func New(cfg *trust.Config, eng *policy.Engine, ledger store.Ledger, opts ...Option) (*Gate, error) {
+	if cfg == nil || eng == nil || ledger == nil {
+		return nil, errors.New("gate: trust configuration, policy engine and ledger are required")
+	}
+	g := &Gate{trust: cfg, engine: eng, ledger: ledger, now: time.Now, version: "dev", generate: true, logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		if err := o(g); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.TrustedRoot != "" {
+		tr, err := verify.LoadTrustedRoot(cfg.TrustedRoot)
+		if err != nil {
+			return nil, fmt.Errorf("gate: %w", err)
+		}
+		b, err := os.ReadFile(cfg.TrustedRoot)
+		if err != nil {
+			return nil, fmt.Errorf("gate: %w", err)
+		}
+		g.trustedRoot, g.rootDigest = tr, digestOf(b)
+	}
+	if cfg.Path != "" {
+		b, err := os.ReadFile(cfg.Path)
+		if err != nil {
+			return nil, fmt.Errorf("gate: %w", err)
+		}
+		g.trustBytes = b
+	}
+	return g, nil
+}
+
+func digestOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// Evaluate runs the whole pipeline for one update. It returns an Outcome
+// for every update, allowed or denied; when something fails on the way the
+// decision is the fail-closed could-not-evaluate deny (Evaluated false) and
+// the error says why.
+func (g *Gate) Evaluate(ctx context.Context, u Update) (*Outcome, error) {
+	now := g.now().UTC()
+	out := &Outcome{}
+	ev, vres, err := g.collect(ctx, u, now)
+	out.Evidence, out.Verification = ev, vres
+	if err == nil {
+		out.Decision, err = g.engine.Evaluate(ctx, ev)
+	}
+	if err != nil {
+		out.Decision = policy.CouldNotEvaluate(err)
+		if lerr := g.logVerdict(ctx, out, u); lerr != nil {
+			err = errors.Join(err, lerr)
+		}
+		return out, err
+	}
+	out.Evaluated = true
+	codes := make([]string, 0, len(out.Decision.Violations))
+	for _, v := range out.Decision.Violations {
+		codes = append(codes, string(v.Code))
+	}
+	sbomDigest := ""
+	if ev.SBOM != nil {
+		sbomDigest = ev.SBOM.Digest
+	}
+	if u.Device == nil {
+		rel := store.Release{Vendor: u.Vendor, Product: u.Product, Version: u.Version, Digest: ev.Artifact.Digest, Allowed: out.Decision.Allow,
+			Codes: codes, SBOMDigest: sbomDigest, PolicyDigest: out.Decision.PolicyDigest, TrustDigest: g.trust.Digest(), EvaluatedAt: now}
+		if err := g.ledger.RecordRelease(ctx, rel); err != nil {
+			out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("record release: %w", err)), false
+			return out, errors.Join(err, g.logVerdict(ctx, out, u))
+		}
+	}
+	if err := g.logVerdict(ctx, out, u); err != nil {
+		// The decision stands in the ledger, but an unlogged verdict is not
+		// admitted: deny.
+		out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("log verdict: %w", err)), false
+		return out, err
+	}
+	return out, nil
+}
+
+// collect builds the evidence document.
+func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.Evidence, *verify.Result, error) {
+	ev := evidence.Evidence{
+		Schema: evidence.Schema, EvaluatedAt: now, TrustConfigDigest: g.trust.Digest(),
+		Artifact:     evidence.Artifact{Kind: u.Kind, Name: u.Source, Vendor: u.Vendor, Product: u.Product, Version: u.Version, DeviceClasses: u.TargetClasses},
+		Attestations: []evidence.Attestation{},
+		Ledger:       evidence.Ledger{Entries: []evidence.LedgerEntry{}},
+		Fleet:        evidence.Fleet{RiskState: evidence.RiskClean},
+		Verification: evidence.Verification{Reasons: []string{}, TrustedSigners: []evidence.Signer{}, Signatures: []evidence.Signature{}},
+		Device:       u.Device,
+	}
+	if u.Vendor == "" || u.Product == "" || u.Version == "" {
+		return ev, nil, errors.New("vendor, product and version are required")
+	}
+	prod, known := g.trust.Product(u.Vendor, u.Product)
+	if ev.Artifact.DeviceClasses == nil {
+		ev.Artifact.DeviceClasses = slices.Clone(prod.DeviceClasses)
+		if ev.Artifact.DeviceClasses == nil {
+			ev.Artifact.DeviceClasses = []string{}
+		}
+	}
+	// 1. Signatures.
+	vres, atts, err := g.verify(ctx, u, prod, known)
+	if err != nil {
+		return ev, nil, fmt.Errorf("verify: %w", err)
+	}
+	ev.Attestations = atts
+	ev.Artifact.Digest, ev.Artifact.Size = vres.Artifact.Digest, vres.Artifact.Size
+	ev.Verification = toVerification(vres)
+	ev.Metadata.SignedAt = signedAt(vres)
+	// 2. Ledger: this version, and the previous admitted release.
+	byVersion, err := g.ledger.ReleaseByVersion(ctx, u.Vendor, u.Product, u.Version)
+	if err != nil {
+		return ev, vres, fmt.Errorf("ledger: %w", err)
+	}
+	ev.Ledger = store.EvidenceLedger(byVersion)
+	prev, err := g.ledger.LatestAdmitted(ctx, u.Vendor, u.Product)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return ev, vres, fmt.Errorf("ledger: %w", err)
+	default:
+		ev.Previous = store.EvidencePrevious(prev)
+	}
+	// 3. SBOM: the vendor's, the observed one, drift, and the diff. When
+	// the signatures already failed, an unreadable artifact (a corrupted
+	// archive) must not hide that verdict behind could-not-evaluate.
+	if err := g.sbomEvidence(ctx, u, &ev, prev, vres.Verified); err != nil {
+		return ev, vres, err
+	}
+	// 4. Fleet.
+	if g.fleet != nil && ev.Artifact.Digest != "" {
+		f, err := g.fleet.Risk(ctx, ev.Artifact.Digest)
+		if err != nil {
+			return ev, vres, fmt.Errorf("fleet risk: %w", err)
+		}
+		ev.Fleet = f
+	}
+	if err := ev.Validate(); err != nil {
+		return ev, vres, fmt.Errorf("evidence: %w", err)
+	}
+	return ev, vres, nil
+}
+
+func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, error) {
+	pol := &verify.Policy{TrustedRoot: g.trustedRoot, Threshold: prod.Authorities.Threshold}
+	for _, k := range prod.Authorities.Keys {
+		key, err := verify.LoadPublicKey(g.trust.ResolvePath(k.Path))
+		if err != nil {
+			return nil, nil, err
+		}
+		pol.Keys = append(pol.Keys, key)
+	}
+	for _, id := range prod.Authorities.Keyless {
+		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp})
+	}
+	if pol.Threshold > len(pol.Keys)+len(pol.Identities) {
+		pol.Threshold = len(pol.Keys) + len(pol.Identities)
+	}
+	if !known || len(pol.Keys)+len(pol.Identities) == 0 {
+		// No signer is trusted: record what the signatures are, so the
+		// policy can say "untrusted" with evidence, by checking against an
+		// empty trust (every signature fails as untrusted).
+		res, err := g.untrusted(ctx, u)
+		return res, []evidence.Attestation{}, err
+	}
+	if len(pol.Identities) > 0 && pol.TrustedRoot == nil {
+		return nil, nil, errors.New("keyless authorities are configured but the trust configuration names no trusted_root")
+	}
+	switch u.Kind {
+	case evidence.KindBlob:
+		art, err := verify.HashFile(u.Source)
+		if err != nil {
+			return nil, nil, err
+		}
+		var sigs []verify.Signature
+		var atts []verify.Signature
+		for _, s := range u.Signatures {
+			if verify.IsAttestation(s) {
+				atts = append(atts, s)
+			} else {
+				sigs = append(sigs, s)
+			}
+		}
+		res, err := verify.Blob(ctx, art, sigs, pol)
+		if err != nil {
+			return nil, nil, err
+		}
+		out := []evidence.Attestation{}
+		if len(atts) > 0 {
+			// Attestations are signed by the same authorities; each is
+			// reported on its own, whatever the threshold.
+			apol := *pol
+			apol.Threshold = 1
+			ares, err := verify.Attestation(ctx, art, atts, "", &apol)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, s := range ares.Signatures {
+				a := evidence.Attestation{PredicateType: s.PredicateType, Verified: s.Verified, Reason: string(s.Reason)}
+				if s.Signer != nil {
+					a.Signer = &evidence.Signer{KeyID: s.Signer.KeyID, Identity: s.Signer.Identity, Issuer: s.Signer.Issuer}
+				}
+				out = append(out, a)
+			}
+		}
+		return res, out, nil
+	case evidence.KindImage:
+		res, err := verify.Image(ctx, u.Source, pol)
+		return res, []evidence.Attestation{}, err
+	}
+	return nil, nil, fmt.Errorf("unknown artifact kind %q", u.Kind)
+}
+
+// untrusted hashes the artifact and reports its signatures without any
+// trusted signer: every signature fails as untrusted-signer.
+func (g *Gate) untrusted(ctx context.Context, u Update) (*verify.Result, error) {
+	if u.Kind != evidence.KindBlob {
+		return nil, fmt.Errorf("%s/%s is not in the trust configuration", u.Vendor, u.Product)
+	}
+	art, err := verify.HashFile(u.Source)
+	if err != nil {
+		return nil, err
+	}
+	res := &verify.Result{Schema: verify.ResultSchema, Artifact: verify.Subject{Kind: "blob", Name: art.Name, Digest: art.DigestString(), Size: art.Size},
+		Reasons: []verify.Reason{verify.ReasonUntrustedSigner}, Threshold: 1, TrustedSigners: []verify.Signer{}, Signatures: []verify.SignatureResult{},
+		Message: fmt.Sprintf("%s/%s is not in the trust configuration", u.Vendor, u.Product)}
+	if len(u.Signatures) == 0 {
+		res.Reasons = []verify.Reason{verify.ReasonNoSignature}
+	}
+	for _, s := range u.Signatures {
+		res.Signatures = append(res.Signatures, verify.SignatureResult{Source: s.Source, Format: "unchecked", Reason: verify.ReasonUntrustedSigner, Detail: "no signer is trusted for this product"})
+	}
+	return res, nil
+}
+
+func toVerification(r *verify.Result) evidence.Verification {
+	v := evidence.Verification{Verified: r.Verified, Threshold: r.Threshold, Message: r.Message, Reasons: []string{}, TrustedSigners: []evidence.Signer{}, Signatures: []evidence.Signature{}}
+	for _, c := range r.Reasons {
+		v.Reasons = append(v.Reasons, string(c))
+	}
+	for _, s := range r.TrustedSigners {
+		v.TrustedSigners = append(v.TrustedSigners, evidence.Signer{KeyID: s.KeyID, Identity: s.Identity, Issuer: s.Issuer})
+	}
+	for _, s := range r.Signatures {
+		es := evidence.Signature{Source: s.Source, Format: s.Format, Verified: s.Verified, Reason: string(s.Reason), Detail: s.Detail}
+		if s.Signer != nil {
+			es.Signer = &evidence.Signer{KeyID: s.Signer.KeyID, Identity: s.Signer.Identity, Issuer: s.Signer.Issuer}
+		}
+		v.Signatures = append(v.Signatures, es)
+	}
+	return v
+}
+
+// signedAt is the earliest trusted time (log or TSA) of a verified
+// signature, or nil when none carries one.
+func signedAt(r *verify.Result) *time.Time {
+	var best *time.Time
+	for _, s := range r.Signatures {
+		if !s.Verified {
+			continue
+		}
+		for _, t := range s.Timestamps {
+			if best == nil || t.Before(*best) {
+				t := t
+				best = &t
+			}
+		}
+	}
+	return best
+}
+
+func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence, prev store.Release, verified bool) error {
+	var claimed, observed *sbom.Document
+	var claimedRaw []byte
+	if len(u.VendorSBOM) > 0 {
+		d, err := sbom.Decode(bytes.NewReader(u.VendorSBOM))
+		if err != nil {
+			return fmt.Errorf("vendor SBOM: %w", err)
+		}
+		claimed, claimedRaw = d, u.VendorSBOM
+	}
+	if g.generate {
+		src := sbom.FirmwareSource(u.Source)
+		if u.Kind == evidence.KindImage {
+			src = u.Source
+		}
+		gen, err := sbom.Generate(ctx, src, g.genOpts...)
+		switch {
+		case err != nil && verified:
+			return fmt.Errorf("generate SBOM: %w", err)
+		case err != nil:
+			g.logger.Warn("artifact could not be scanned; its signatures already failed", "err", err)
+		default:
+			d, err := sbom.Decode(bytes.NewReader(gen.Data))
+			if err != nil {
+				return fmt.Errorf("generated SBOM: %w", err)
+			}
+			observed = d
+			if claimed == nil {
+				claimedRaw = gen.Data
+			}
+		}
+	}
+	doc, source := claimed, evidence.SBOMSourceVendor
+	if doc == nil {
+		doc, source = observed, evidence.SBOMSourceGenerated
+	}
+	if doc == nil {
+		return nil // no SBOM at all: the policy decides (sbom-missing)
+	}
+	digest := digestOf(claimedRaw)
+	ev.SBOM = &evidence.SBOM{Source: source, Format: string(doc.Format), SpecVersion: doc.SpecVersion, Digest: digest, Components: components(doc)}
+	if claimed != nil && observed != nil {
+		ch := sbom.Drift(claimed, observed)
+		ev.Drift = &evidence.Drift{Summary: summary(ch), Changes: changes(ch)}
+	}
+	if g.sboms != nil {
+		if err := g.sboms.Put(digest, claimedRaw); err != nil {
+			return fmt.Errorf("keep SBOM: %w", err)
+		}
+		if prev.SBOMDigest != "" && prev.Digest != ev.Artifact.Digest {
+			old, err := g.sboms.Get(prev.SBOMDigest)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				g.logger.Warn("previous release's SBOM is not kept; no diff", "digest", prev.SBOMDigest)
+			case err != nil:
+				return fmt.Errorf("previous SBOM: %w", err)
+			default:
+				od, err := sbom.Decode(bytes.NewReader(old))
+				if err != nil {
+					return fmt.Errorf("previous SBOM %s: %w", prev.SBOMDigest, err)
+				}
+				ch := sbom.Diff(od, doc)
+				ev.SBOM.Diff = &evidence.Diff{FromVersion: prev.Version, Summary: summary(ch), Changes: changes(ch)}
+			}
+		}
+	}
+	return nil
+}
+
+func components(d *sbom.Document) []evidence.Component {
+	out := make([]evidence.Component, 0, len(d.Components))
+	for _, c := range d.Components {
+		out = append(out, evidence.Component{Name: c.Name, Version: c.Version, PURL: c.PURL, Licenses: c.Licenses, Supplier: c.Supplier})
+	}
+	return out
+}
+
+func summary(ch *sbom.Changes) map[string]int {
+	out := map[string]int{}
+	for k, v := range ch.Summary {
+		out[string(k)] = v
+	}
+	return out
+}
+
+func changes(ch *sbom.Changes) []evidence.Change {
+	out := make([]evidence.Change, 0, len(ch.Changes))
+	for _, c := range ch.Changes {
+		out = append(out, evidence.Change{Code: string(c.Code), Name: c.Name, PURL: c.PURL, Version: c.Version, From: c.From, To: c.To})
+	}
+	return out
+}
+
+// logVerdict signs the decision as a VSA and appends it to the log.
+func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
+	if g.log == nil {
+		return nil
+	}
+	ev := out.Evidence
+	if ev.Artifact.Digest == "" {
+		return nil // nothing to attest about: the artifact could not be read
+	}
+	hexd := strings.TrimPrefix(ev.Artifact.Digest, "sha256:")
+	codes := []string{}
+	for _, v := range out.Decision.Violations {
+		codes = append(codes, string(v.Code))
+	}
+	v := attest.Verdict{
+		SubjectName: filepath.Base(ev.Artifact.Name), SubjectDigest: map[string]string{"sha256": hexd},
+		ResourceURI: resourceURI(u, hexd), Passed: out.Decision.Allow, ReasonCodes: codes,
+		PolicyURI: "https://wardgate.dev/policy/default", PolicyDigest: digestMap(out.Decision.PolicyDigest),
+		TrustConfigDigest: g.trust.Digest(), TrustedRootDigest: g.rootDigest, Time: ev.EvaluatedAt,
+	}
+	if out.Decision.Allow {
+		v.VerifiedLevels = []string{"WARDGATE_ADMITTED"}
+	}
+	if ev.SBOM != nil {
+		v.SBOMDigest = ev.SBOM.Digest
+		v.Inputs = append(v.Inputs, attest.Input{URI: "sbom:" + ev.SBOM.Source, Digest: digestMap(ev.SBOM.Digest)})
+	}
+	for _, s := range u.Signatures {
+		v.Inputs = append(v.Inputs, attest.Input{URI: s.Source, Digest: digestMap(digestOf(s.Data))})
+	}
+	var blobs []attest.Blob
+	if len(g.trustBytes) > 0 {
+		blobs = append(blobs, attest.Blob{MediaType: "application/vnd.wardgate.trust+yaml", Data: g.trustBytes})
+	}
+	if ev.Device != nil {
+		v.DeviceClass, v.DeviceID = ev.Device.Class, ev.Device.ID
+	} else if len(ev.Artifact.DeviceClasses) == 1 {
+		v.DeviceClass = ev.Artifact.DeviceClasses[0]
+	}
+	st, err := attest.NewStatement(v, g.version)
+	if err != nil {
+		return err
+	}
+	env, err := g.log.Signer().SignStatement(ctx, st)
+	if err != nil {
+		return err
+	}
+	dev := ""
+	if ev.Device != nil {
+		dev = ev.Device.ID
+	}
+	e, err := g.log.Append(ctx, attest.Item{Envelope: env, Artifact: ev.Artifact.Digest, Device: dev, Time: ev.EvaluatedAt, Blobs: blobs})
+	if err != nil {
+		return err
+	}
+	out.LogEntry = &LogRef{Index: e.Index, TreeSize: g.log.Checkpoint().Size, Origin: g.log.Origin()}
+	return nil
+}
+
+func digestMap(d string) map[string]string {
+	alg, hexd, ok := strings.Cut(d, ":")
+	if !ok {
+		return map[string]string{}
+	}
+	return map[string]string{alg: hexd}
+}
+
+func resourceURI(u Update, hexd string) string {
+	if u.Kind == evidence.KindImage {
+		return "oci:" + u.Source
+	}
+	return "urn:wardgate:" + u.Vendor + ":" + u.Product + ":" + u.Version + ":sha256:" + hexd
+}
