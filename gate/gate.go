@@ -79,6 +79,7 @@ type Gate struct {
 	ledger      store.Ledger
 	log         *attest.Log
 	fleet       FleetRisk
+	installs    Installations
 	sboms       *SBOMStore
 	genOpts     []sbom.GenerateOption
 	generate    bool
@@ -218,6 +219,10 @@ func (g *Gate) Evaluate(ctx context.Context, u Update) (*Outcome, error) {
 		// The decision stands in the ledger, but an unlogged verdict is not
 		// admitted: deny.
 		out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("log verdict: %w", err)), false
+		return out, err
+	}
+	if err := g.recordInstallation(ctx, out, u, now); err != nil {
+		out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("record installation: %w", err)), false
 		return out, err
 	}
 	return out, nil

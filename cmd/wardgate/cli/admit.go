@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/attest"
+	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
@@ -155,6 +156,22 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		}
 		defer l.Close()
 		gopts = append(gopts, gate.WithLog(l))
+	}
+	// Fleet telemetry: the egress store in the same state directory.
+	edb, err := egresssql.Open(ctx, filepath.Join(cfg.logFlags.state, egressDBFile))
+	if err != nil {
+		return fail(err)
+	}
+	defer edb.Close()
+	gopts = append(gopts, gate.WithInstallations(edb))
+	if inv, err := loadInventory(cfg.logFlags.state); err == nil {
+		ecfg, err := loadEgressConfig(EgressFindingsConfig{State: cfg.logFlags.state})
+		if err != nil {
+			return fail(err)
+		}
+		gopts = append(gopts, gate.WithFleet(gate.EgressRisk{Store: edb, Inventory: inv, Config: ecfg}))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fail(fmt.Errorf("fleet inventory: %w", err))
 	}
 	g, err := gate.New(tc, eng, ledger, gopts...)
 	if err != nil {

@@ -1,10 +1,17 @@
 package cli_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 )
 
 type admitResult struct {
@@ -146,4 +153,77 @@ func flipped() []string {
 	args := replace(pumpArgs("2.4.0"), "--signature", fx+"/sig/infusion-pump-2.4.0.bin.sigstore.json")
 	args[1] = fx + "/tampered/infusion-pump-2.4.0-flipped.bin"
 	return args
+}
+
+// A signed, otherwise clean update that fleet telemetry has quarantined is
+// denied: the devices that installed it (the 3CX-like scenario of the fleet
+// fixture, relabelled with the pump 2.4.0 firmware's digest) fetch a payload
+// from a code-hosting site.
+func TestAdmitQuarantined(t *testing.T) {
+	state := t.TempDir()
+	fleet := "../../../fixtures/fleet/testdata/"
+	art, err := os.ReadFile(fx + "/firmware/infusion-pump-2.4.0.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(art)
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	ins, err := os.ReadFile(fleet + "installations.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const compromised = "sha256:7889dee97295a5ad686303faf86796bcb60b09eddd8af8ccac51b789affed93b"
+	if !strings.Contains(string(ins), compromised) {
+		t.Fatalf("fleet fixture no longer has the 3CX-like update %s", compromised)
+	}
+	insPath := filepath.Join(t.TempDir(), "installations.json")
+	if err := os.WriteFile(insPath, []byte(strings.ReplaceAll(string(ins), compromised, digest)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(fleet + "config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(t, "egress", "ingest", "--state", state, "--inventory", fleet+"inventory.json", "--installs", insPath, fleet+"defender.jsonl"); code != 0 {
+		t.Fatalf("ingest: %d %s %s", code, out, errOut)
+	}
+	code, r := admit(t, state, pumpArgs("2.4.0"))
+	if code != 1 || !slices.Equal(r.codes(), []string{"quarantined"}) {
+		t.Fatalf("exit %d, violations %+v", code, r.Decision.Violations)
+	}
+	if !strings.Contains(r.Decision.Violations[0].Message, "raw.githubusercontent.com") {
+		t.Fatalf("message does not name the destination: %s", r.Decision.Violations[0].Message)
+	}
+	// The benign pump update of the same fleet stays admissible.
+	code, r = admit(t, t.TempDir(), pumpArgs("2.4.0"))
+	if code != 0 {
+		t.Fatalf("clean state: exit %d %+v", code, r)
+	}
+}
+
+// A device admitted an update is recorded as having installed it, so its
+// telemetry is joined with the update.
+func TestAdmitRecordsInstallation(t *testing.T) {
+	state := t.TempDir()
+	if code, r := admit(t, state, pumpArgs("2.4.0")); code != 0 {
+		t.Fatalf("release: %d %+v", code, r)
+	}
+	if code, r := admit(t, state, pumpArgs("2.4.0", "--device", "HOSP-IOT-PUMP-09", "--device-class", "infusion-pump", "--installed-version", "2.3.0")); code != 0 {
+		t.Fatalf("device: %d %+v", code, r)
+	}
+	db, err := egresssql.Open(t.Context(), filepath.Join(state, "egress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ins, err := db.Installations(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins) != 1 || ins[0].Device != "HOSP-IOT-PUMP-09" || ins[0].Version != "2.4.0" || ins[0].Product != "infusion-pump" {
+		t.Fatalf("installations = %+v", ins)
+	}
 }

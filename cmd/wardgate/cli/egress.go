@@ -178,7 +178,7 @@ Exit codes: 0 ingested (malformed lines are reported, not fatal),
 	}
 	cmd.Flags().StringVar(&cfg.Inventory, "inventory", "", "device inventory, JSON or CSV (required on the first ingest)")
 	cmd.Flags().StringVar(&cfg.Installs, "installs", "", "installation records to import")
-	cmd.Flags().StringVar(&cfg.State, "state", "", "state directory (SQLite store, inventory)")
+	addStateFlag(cmd, &cfg.State)
 	cmd.Flags().StringVar(&cfg.Format, "format", string(egress.FormatAuto), "input format: "+formatNames())
 	return cmd
 }
@@ -337,7 +337,7 @@ no device recorded installing that digest.`,
 			return RunEgressFindings(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&cfg.State, "state", "", "state directory written by egress ingest")
+	addStateFlag(cmd, &cfg.State)
 	cmd.Flags().StringVar(&cfg.Config, "config", "", "detection configuration (JSON); default DIR/config.json or built-in defaults")
 	cmd.Flags().StringArrayVar(&cfg.Manifests, "manifest", nil, "vendor egress manifest attestation (repeatable)")
 	cmd.Flags().StringVar(&cfg.Update, "update", "", "only this update (sha256:<hex>): its risk state, blast radius and findings")
