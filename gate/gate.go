@@ -29,8 +29,8 @@ import (
 type Update struct {
 	// Source is a firmware file path (Kind blob) or an image reference
 	// (Kind image: registry ref, oci-dir:PATH, oci-archive:PATH).
-	Source string
-	Kind   string // evidence.KindBlob or evidence.KindImage
+	Source                   string
+	Kind                     string // evidence.KindBlob or evidence.KindImage
 	Vendor, Product, Version string
 	// TargetClasses are the device classes the release says it is for;
 	// empty means the product's classes.

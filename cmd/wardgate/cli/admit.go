@@ -92,13 +92,13 @@ could-not-evaluate).`,
 
 // admitOutput is the JSON form of a decision.
 type admitOutput struct {
-	Allow      bool               `json:"allow"`
-	Evaluated  bool               `json:"evaluated"`
-	Artifact   evidence.Artifact  `json:"artifact"`
-	Decision   policy.Decision    `json:"decision"`
-	LogEntry   *gate.LogRef       `json:"logEntry,omitempty"`
-	Evidence   *evidence.Evidence `json:"evidence,omitempty"`
-	Error      string             `json:"error,omitempty"`
+	Allow     bool               `json:"allow"`
+	Evaluated bool               `json:"evaluated"`
+	Artifact  evidence.Artifact  `json:"artifact"`
+	Decision  policy.Decision    `json:"decision"`
+	LogEntry  *gate.LogRef       `json:"logEntry,omitempty"`
+	Evidence  *evidence.Evidence `json:"evidence,omitempty"`
+	Error     string             `json:"error,omitempty"`
 }
 
 func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Writer) (*gate.Outcome, error) {

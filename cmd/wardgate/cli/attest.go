@@ -93,11 +93,11 @@ func newAttestLogCmd() *cobra.Command {
 			w := cmd.OutOrStdout()
 			cp := l.Checkpoint()
 			type row struct {
-				Index    uint64 `json:"index"`
-				Time     string `json:"time"`
-				Artifact string `json:"artifact"`
-				Device   string `json:"device,omitempty"`
-				Result   string `json:"result"`
+				Index    uint64   `json:"index"`
+				Time     string   `json:"time"`
+				Artifact string   `json:"artifact"`
+				Device   string   `json:"device,omitempty"`
+				Result   string   `json:"result"`
 				Reasons  []string `json:"reasons"`
 			}
 			var rows []row
