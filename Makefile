@@ -23,6 +23,7 @@ conformance: build
 
 fixtures:
 	$(GO) run ./fixtures/gen -out fixtures/testdata
+	$(GO) run ./fixtures/fleet/gen -out fixtures/fleet/testdata
 
 demo: build
 	scripts/demo.sh
