@@ -57,6 +57,9 @@ type Outcome struct {
 	Verification *verify.Result `json:"-"`
 	// LogEntry is the signed verdict's place in the log (nil without a log).
 	LogEntry *LogRef `json:"logEntry,omitempty"`
+	// Envelope is the signed verdict (a DSSE envelope holding the VSA),
+	// nil without a log.
+	Envelope []byte `json:"-"`
 	// Evaluated is false when the decision is the fail-closed
 	// could-not-evaluate deny.
 	Evaluated bool `json:"evaluated"`
@@ -433,7 +436,7 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 	if g.generate {
 		src := sbom.FirmwareSource(u.Source)
 		if u.Kind == evidence.KindImage {
-			src = u.Source
+			src = imageSource(u.Source)
 		}
 		gen, err := sbom.Generate(ctx, src, g.genOpts...)
 		switch {
@@ -569,6 +572,7 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 		return err
 	}
 	out.LogEntry = &LogRef{Index: e.Index, TreeSize: g.log.Checkpoint().Size, Origin: g.log.Origin()}
+	out.Envelope = env
 	return nil
 }
 
@@ -585,4 +589,15 @@ func resourceURI(u Update, hexd string) string {
 		return "oci:" + u.Source
 	}
 	return "urn:wardgate:" + u.Vendor + ":" + u.Product + ":" + u.Version + ":sha256:" + hexd
+}
+
+// imageSource is the sbom.Generate source for an image reference: local
+// layouts keep their scheme, anything else is a registry reference.
+func imageSource(ref string) string {
+	for _, p := range []string{"oci-dir:", "oci-archive:", "docker-archive:", "registry:"} {
+		if strings.HasPrefix(ref, p) {
+			return ref
+		}
+	}
+	return "registry:" + ref
 }

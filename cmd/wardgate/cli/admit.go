@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/attest"
@@ -38,6 +39,7 @@ type admitConfig struct {
 	logFlags         logFlags
 	noLog            bool
 	noScan           bool
+	attach           bool
 	at               string
 	output           string
 }
@@ -83,6 +85,7 @@ could-not-evaluate).`,
 	f.StringVar(&cfg.installedVersion, "installed-version", "", "the device asking: the version it runs now")
 	f.StringVar(&cfg.policyDir, "policy", "", "extra policies: a directory of .rego files or an OPA bundle (.tar.gz)")
 	f.BoolVar(&cfg.noLog, "no-log", false, "do not sign and log the verdict (nothing is recorded for auditors)")
+	f.BoolVar(&cfg.attach, "attach", false, "for a registry image: store the signed verdict next to it (as cosign stores attestations)")
 	f.BoolVar(&cfg.noScan, "no-scan", false, "do not scan the artifact with syft (use the vendor SBOM as is; no drift check)")
 	f.StringVar(&cfg.at, "evaluation-time", "", "evaluate as of this time (RFC 3339), to replay a past decision")
 	cfg.logFlags.register(cmd)
@@ -198,7 +201,31 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if cfg.deviceClass != "" || cfg.deviceID != "" || cfg.installedVersion != "" {
 		u.Device = &evidence.Device{ID: cfg.deviceID, Class: cfg.deviceClass, InstalledVersion: cfg.installedVersion}
 	}
-	return g.Evaluate(ctx, u)
+	out, err := g.Evaluate(ctx, u)
+	if err == nil && cfg.attach {
+		err = attachVerdict(ctx, u, out)
+	}
+	return out, err
+}
+
+// attachVerdict stores the signed verdict in the registry next to the image.
+func attachVerdict(ctx context.Context, u gate.Update, out *gate.Outcome) error {
+	if u.Kind != evidence.KindImage || strings.HasPrefix(u.Source, verify.OCIDirPrefix) || strings.HasPrefix(u.Source, verify.OCIArchivePrefix) {
+		return errors.New("--attach needs a registry image reference")
+	}
+	if out.Envelope == nil {
+		return errors.New("--attach needs the signed verdict: drop --no-log")
+	}
+	ref := strings.TrimPrefix(u.Source, "registry:")
+	repo, _, _ := strings.Cut(ref, "@")
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i] // drop a tag
+	}
+	d, err := name.NewDigest(repo + "@" + out.Evidence.Artifact.Digest)
+	if err != nil {
+		return fmt.Errorf("--attach: %w", err)
+	}
+	return attest.Attach(ctx, d, out.Envelope)
 }
 
 // isImageRef tells an image reference from a file path.

@@ -1,9 +1,12 @@
 package cli_test
 
 import (
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"log"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"net/http/httptest"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/cosign/v2/pkg/oci"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+
 	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
+	"github.com/wardgate/wardgate/internal/ocisign"
 )
 
 type admitResult struct {
@@ -225,5 +239,67 @@ func TestAdmitRecordsInstallation(t *testing.T) {
 	}
 	if len(ins) != 1 || ins[0].Device != "HOSP-IOT-PUMP-09" || ins[0].Version != "2.4.0" || ins[0].Product != "infusion-pump" {
 		t.Fatalf("installations = %+v", ins)
+	}
+}
+
+// An image evaluated with --attach carries its signed verdict in the
+// registry, where `wardgate verify attestation --image` (and cosign) find it.
+func TestAdmitAttachToImage(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, err := random.Image(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.ParseReference(host + "/acme/pump-agent:2.4.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, img); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := img.Digest()
+	d, _ := name.NewDigest(host + "/acme/pump-agent@" + h.String())
+	keyPEM, err := os.ReadFile(fx + "/keys/acme-infusion.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(keyPEM, cryptoutils.SkipPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := signature.LoadSigner(priv, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := ocisign.SignImageClassic(t.Context(), d, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ocisign.Push(t.Context(), d, ocisign.Attachments{Signatures: []oci.Signature{sig}}); err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := filepath.Abs(fx + "/keys/acme-infusion.pub")
+	dir := t.TempDir()
+	trustPath := filepath.Join(dir, "trust.yaml")
+	if err := os.WriteFile(trustPath, []byte("version: 1\nsbom:\n  required: false\nvendors:\n  acme-infusion:\n    products:\n      pump-agent:\n        device_classes: [infusion-pump]\n        authorities:\n          keys:\n            - path: "+pub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(dir, "state")
+	t.Setenv("WARDGATE_KEY_PASSWORD", "")
+	code, out, errOut := run(t, "admit", tag.String(), "--config", trustPath, "--vendor", "acme-infusion", "--product", "pump-agent", "--version", "2.4.0",
+		"--no-scan", "--attach", "--state", state, "-o", "json")
+	if code != 0 {
+		t.Fatalf("admit: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = run(t, "verify", "attestation", "--image", d.String(), "--type", "https://slsa.dev/verification_summary/v1",
+		"--key", filepath.Join(state, "signing.pub"), "-o", "json")
+	if code != 0 || !strings.Contains(out, `"verified":true`) {
+		t.Fatalf("verify attestation: %d %s %s", code, out, errOut)
+	}
+	// The vendor's key is not the service key: the verdict is not the vendor's.
+	if code, _, _ := run(t, "verify", "attestation", "--image", d.String(), "--type", "https://slsa.dev/verification_summary/v1", "--key", pub); code != 1 {
+		t.Fatalf("vendor key accepted the service's verdict: exit %d", code)
 	}
 }
