@@ -14,8 +14,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/transparency-dev/merkle/proof"
 )
@@ -259,6 +261,12 @@ func verifyIndex(rep *PackReport, dir string, cp Checkpoint, v *Verifier, m Mani
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
+	sigs := newSigChecker(v)
+	defer func() {
+		for _, p := range sigs.wait() {
+			rep.Problems = append(rep.Problems, p)
+		}
+	}()
 	var n uint64
 	next := int64(0)
 	tree := factory.NewEmptyRange(0)
@@ -292,9 +300,7 @@ func verifyIndex(rep *PackReport, dir string, cp Checkpoint, v *Verifier, m Mani
 			rep.add(ProblemEntrySignature, fileIndex, idx, "entry %d: envelope is not base64", l.Index)
 			continue
 		}
-		if _, err := v.VerifyStatement(env); err != nil {
-			rep.add(ProblemEntrySignature, fileIndex, idx, "entry %d: %v", l.Index, err)
-		}
+		sigs.check(idx, env)
 		leaf := hasher.HashLeaf(env)
 		p, err := unhexAll(l.InclusionProof)
 		if err == nil {
@@ -438,4 +444,53 @@ func extractTarGz(src, dst string) error {
 			return fmt.Errorf("tar entry %q is truncated", h.Name)
 		}
 	}
+}
+
+// sigChecker verifies envelope signatures on every core while the index is
+// read in order; memory stays bounded by the queue length.
+type sigChecker struct {
+	jobs     chan sigJob
+	problems chan Problem
+	done     chan []Problem
+	workers  sync.WaitGroup
+}
+
+type sigJob struct {
+	index int64
+	env   []byte
+}
+
+func newSigChecker(v *Verifier) *sigChecker {
+	c := &sigChecker{jobs: make(chan sigJob, 256), problems: make(chan Problem, 64), done: make(chan []Problem, 1)}
+	for range runtime.GOMAXPROCS(0) {
+		c.workers.Add(1)
+		go func() {
+			defer c.workers.Done()
+			for j := range c.jobs {
+				if _, err := v.VerifyStatement(j.env); err != nil {
+					i := j.index
+					c.problems <- Problem{Code: ProblemEntrySignature, File: fileIndex, Index: &i, Message: fmt.Sprintf("entry %d: %v", j.index, err)}
+				}
+			}
+		}()
+	}
+	go func() {
+		var ps []Problem
+		for p := range c.problems {
+			ps = append(ps, p)
+		}
+		sort.Slice(ps, func(a, b int) bool { return *ps[a].Index < *ps[b].Index })
+		c.done <- ps
+	}()
+	return c
+}
+
+func (c *sigChecker) check(index int64, env []byte) { c.jobs <- sigJob{index, env} }
+
+// wait returns the signature problems, in index order.
+func (c *sigChecker) wait() []Problem {
+	close(c.jobs)
+	c.workers.Wait()
+	close(c.problems)
+	return <-c.done
 }
