@@ -396,6 +396,21 @@ func (l *Log) AppendBatch(ctx context.Context, items []Item) ([]Entry, error) {
 
 // InclusionProof proves entry index is in the tree of the given size.
 func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+	return l.inclusionProof(ctx, index, size, nil)
+}
+
+// nodeCache keeps upper tree nodes across the proofs of one export: proofs
+// of neighbouring entries share all but their lowest nodes.
+type nodeCache struct {
+	m   map[compact.NodeID][]byte
+	max int
+}
+
+// cacheLevel is the lowest level kept: nodes below it change every few
+// entries and are cheaper to read than to keep.
+const cacheLevel = 4
+
+func (l *Log) inclusionProof(ctx context.Context, index, size uint64, cache *nodeCache) ([][]byte, error) {
 	if index >= size {
 		return nil, fmt.Errorf("inclusion proof: index %d is not below size %d", index, size)
 	}
@@ -406,9 +421,20 @@ func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte,
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := l.nodeHashes(ctx, l.db, nodes.IDs)
-	if err != nil {
-		return nil, err
+	hashes := make([][]byte, len(nodes.IDs))
+	for i, id := range nodes.IDs {
+		if cache != nil && id.Level >= cacheLevel {
+			if h, ok := cache.m[id]; ok {
+				hashes[i] = h
+				continue
+			}
+		}
+		if err := l.db.QueryRowContext(ctx, `SELECT hash FROM nodes WHERE level = ? AND idx = ?`, id.Level, id.Index).Scan(&hashes[i]); err != nil {
+			return nil, fmt.Errorf("tree node (%d,%d): %w", id.Level, id.Index, err)
+		}
+		if cache != nil && id.Level >= cacheLevel && len(cache.m) < cache.max {
+			cache.m[id] = hashes[i]
+		}
 	}
 	return nodes.Rehash(hashes, hasher.HashChildren)
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/transparency-dev/formats/log"
+	"github.com/transparency-dev/merkle/compact"
 )
 
 // Pack file names and types.
@@ -167,11 +168,12 @@ func (l *Log) stage(ctx context.Context, dir string, opts ExportOptions) (*Manif
 	}
 	bw := bufio.NewWriterSize(idx, 1<<20)
 	refs := map[string]bool{}
+	cache := &nodeCache{m: map[compact.NodeID][]byte{}, max: 1 << 18} // at most ~40 MB
 	err = l.Entries(ctx, f, func(e Entry) error {
 		if e.Index >= cp.Size {
 			return nil // appended after the checkpoint was taken
 		}
-		p, err := l.InclusionProof(ctx, e.Index, cp.Size)
+		p, err := l.inclusionProof(ctx, e.Index, cp.Size, cache)
 		if err != nil {
 			return err
 		}
