@@ -11,11 +11,13 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/topdown"
 
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/trust"
@@ -230,14 +232,31 @@ func (e *Engine) Evaluate(ctx context.Context, ev evidence.Evidence) (Decision, 
 	if err != nil {
 		return Decision{}, err
 	}
-	evalCtx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	rs, err := e.query.Eval(evalCtx, rego.EvalParsedInput(input.Value), rego.EvalTime(ev.EvaluatedAt))
+	// Cancel OPA's evaluation on the timeout or when ctx ends. (OPA's own
+	// way, a context deadline, starts a goroutine per evaluation to watch
+	// it; a timer and context.AfterFunc cost less.)
+	cancel := topdown.NewCancel()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(e.timeout, func() {
+		timedOut.Store(true)
+		cancel.Cancel()
+	})
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	rs, err := e.query.Eval(ctx,
+		rego.EvalParsedInput(input.Value),
+		rego.EvalTime(ev.EvaluatedAt),
+		rego.EvalExternalCancel(cancel),
+		// Keep the result as OPA's AST: decode reads it directly, without
+		// converting the whole decision to Go maps and slices first.
+		rego.EvalGenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t, nil }),
+	)
+	timer.Stop()
+	stop()
 	if err != nil {
 		if ctx.Err() != nil {
 			return Decision{}, fmt.Errorf("policy: evaluate: %w", ctx.Err())
 		}
-		if errors.Is(evalCtx.Err(), context.DeadlineExceeded) {
+		if timedOut.Load() {
 			return Decision{}, fmt.Errorf("%w after %s", ErrTimeout, e.timeout)
 		}
 		return Decision{}, fmt.Errorf("policy: evaluate: %w", err)
@@ -245,7 +264,11 @@ func (e *Engine) Evaluate(ctx context.Context, ev evidence.Evidence) (Decision, 
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return Decision{}, fmt.Errorf("%w: %s is undefined", ErrMalformedDecision, Query)
 	}
-	d, err := decode(rs[0].Expressions[0].Value)
+	t, ok := rs[0].Expressions[0].Value.(*ast.Term)
+	if !ok {
+		return Decision{}, fmt.Errorf("%w: %s is %T, want an AST term", ErrMalformedDecision, Query, rs[0].Expressions[0].Value)
+	}
+	d, err := decode(t.Value)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -253,21 +276,35 @@ func (e *Engine) Evaluate(ctx context.Context, ev evidence.Evidence) (Decision, 
 	return d, nil
 }
 
+// Keys of the decision document, made once.
+var (
+	keyAllow      = ast.StringTerm("allow")
+	keyViolations = ast.StringTerm("violations")
+	keyWarnings   = ast.StringTerm("warnings")
+	keyCode       = ast.StringTerm("code")
+	keyRule       = ast.StringTerm("rule")
+	keyMessage    = ast.StringTerm("message")
+	keySeverity   = ast.StringTerm("severity")
+)
+
 // decode turns the Rego result into a Decision, checking every field.
-func decode(v any) (Decision, error) {
-	m, ok := v.(map[string]any)
+func decode(v ast.Value) (Decision, error) {
+	m, ok := v.(ast.Object)
 	if !ok {
-		return Decision{}, fmt.Errorf("%w: %s is %T, want an object", ErrMalformedDecision, Query, v)
+		return Decision{}, fmt.Errorf("%w: %s is %s, want an object", ErrMalformedDecision, Query, typeName(v))
 	}
-	allow, ok := m["allow"].(bool)
-	if !ok {
-		return Decision{}, fmt.Errorf("%w: allow is %T, want a boolean", ErrMalformedDecision, m["allow"])
+	var allow bool
+	switch a := valueOf(m.Get(keyAllow)).(type) {
+	case ast.Boolean:
+		allow = bool(a)
+	default:
+		return Decision{}, fmt.Errorf("%w: allow is %s, want a boolean", ErrMalformedDecision, typeName(a))
 	}
-	vs, err := decodeViolations(m["violations"], "violations")
+	vs, err := decodeViolations(valueOf(m.Get(keyViolations)), "violations")
 	if err != nil {
 		return Decision{}, err
 	}
-	ws, err := decodeViolations(m["warnings"], "warnings")
+	ws, err := decodeViolations(valueOf(m.Get(keyWarnings)), "warnings")
 	if err != nil {
 		return Decision{}, err
 	}
@@ -275,19 +312,45 @@ func decode(v any) (Decision, error) {
 	return Decision{Allow: allow && len(vs) == 0, Violations: vs, Warnings: ws}, nil
 }
 
-func decodeViolations(v any, field string) ([]Violation, error) {
-	items, ok := v.([]any)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s is %T, want a set", ErrMalformedDecision, field, v)
+// valueOf is t's value, nil when t is (a missing key).
+func valueOf(t *ast.Term) ast.Value {
+	if t == nil {
+		return nil
+	}
+	return t.Value
+}
+
+// typeName names a value's type for messages: OPA's name, "undefined" for a
+// missing one.
+func typeName(v ast.Value) string {
+	if v == nil {
+		return "undefined"
+	}
+	return ast.ValueName(v)
+}
+
+func decodeViolations(v ast.Value, field string) ([]Violation, error) {
+	var items []*ast.Term
+	switch c := v.(type) {
+	case ast.Set:
+		items = c.Slice()
+	case *ast.Array:
+		items = make([]*ast.Term, 0, c.Len())
+		c.Foreach(func(t *ast.Term) { items = append(items, t) })
+	default:
+		return nil, fmt.Errorf("%w: %s is %s, want a set", ErrMalformedDecision, field, typeName(v))
 	}
 	out := make([]Violation, 0, len(items))
 	for _, it := range items {
-		m, ok := it.(map[string]any)
+		m, ok := it.Value.(ast.Object)
 		if !ok {
-			return nil, fmt.Errorf("%w: a violation in %s is %T, want an object", ErrMalformedDecision, field, it)
+			return nil, fmt.Errorf("%w: a violation in %s is %s, want an object", ErrMalformedDecision, field, typeName(it.Value))
 		}
-		str := func(k string) string { s, _ := m[k].(string); return s }
-		viol := Violation{Code: Code(str("code")), Rule: str("rule"), Message: str("message"), Severity: str("severity")}
+		str := func(k *ast.Term) string {
+			s, _ := valueOf(m.Get(k)).(ast.String)
+			return string(s)
+		}
+		viol := Violation{Code: Code(str(keyCode)), Rule: str(keyRule), Message: str(keyMessage), Severity: str(keySeverity)}
 		switch {
 		case viol.Code == "":
 			return nil, fmt.Errorf("%w: rule set %q reported a violation without a code: %v", ErrMalformedDecision, viol.Rule, m)

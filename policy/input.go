@@ -18,64 +18,92 @@ import (
 // It handles what the evidence types use: structs with json tags
 // (omitempty), pointers, slices, map[string]int, strings, bools, integers
 // and time.Time (RFC 3339 with nanoseconds, as encoding/json writes it).
+//
+// It is on the hot path of every evaluation, so it allocates little: the
+// field names of each struct type are made into terms once and shared,
+// terms come from a slab, and objects are built in one piece.
 func toValue(v reflect.Value) (*ast.Term, error) {
+	c := converter{}
+	return c.term(v)
+}
+
+// converter hands out terms from a slab instead of allocating each one.
+type converter struct {
+	slab []ast.Term
+}
+
+func (c *converter) newTerm(v ast.Value) *ast.Term {
+	if len(c.slab) == 0 {
+		c.slab = make([]ast.Term, 64)
+	}
+	t := &c.slab[0]
+	c.slab = c.slab[1:]
+	t.Value = v
+	return t
+}
+
+func (c *converter) term(v reflect.Value) (*ast.Term, error) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
-			return ast.NullTerm(), nil
+			return ast.InternedNullTerm, nil
 		}
-		return toValue(v.Elem())
+		return c.term(v.Elem())
 	case reflect.String:
-		return ast.StringTerm(v.String()), nil
+		if v.Len() == 0 {
+			return ast.InternedEmptyString, nil
+		}
+		return c.newTerm(ast.String(v.String())), nil
 	case reflect.Bool:
-		return ast.BooleanTerm(v.Bool()), nil
+		return ast.InternedTerm(v.Bool()), nil
 	case reflect.Int, reflect.Int64:
-		return ast.IntNumberTerm(int(v.Int())), nil
+		return ast.InternedTerm(int(v.Int())), nil
 	case reflect.Slice:
 		if v.IsNil() {
-			return ast.NullTerm(), nil
+			return ast.InternedNullTerm, nil
 		}
 		terms := make([]*ast.Term, v.Len())
 		for i := range terms {
-			t, err := toValue(v.Index(i))
+			t, err := c.term(v.Index(i))
 			if err != nil {
 				return nil, err
 			}
 			terms[i] = t
 		}
-		return ast.ArrayTerm(terms...), nil
+		return c.newTerm(ast.NewArray(terms...)), nil
 	case reflect.Map:
 		if v.IsNil() {
-			return ast.NullTerm(), nil
+			return ast.InternedNullTerm, nil
 		}
-		obj := ast.NewObjectWithCapacity(v.Len())
+		kvs := make([][2]*ast.Term, 0, v.Len())
 		it := v.MapRange()
 		for it.Next() {
-			val, err := toValue(it.Value())
+			val, err := c.term(it.Value())
 			if err != nil {
 				return nil, err
 			}
-			obj.Insert(ast.StringTerm(it.Key().String()), val)
+			kvs = append(kvs, [2]*ast.Term{c.newTerm(ast.String(it.Key().String())), val})
 		}
-		return ast.NewTerm(obj), nil
+		return c.newTerm(ast.NewObject(kvs...)), nil
 	case reflect.Struct:
 		if v.Type() == timeType {
-			return ast.StringTerm(v.Interface().(time.Time).Format(time.RFC3339Nano)), nil
+			t := v.Interface().(time.Time)
+			return c.newTerm(ast.String(t.Format(time.RFC3339Nano))), nil
 		}
 		fields := structFields(v.Type())
-		obj := ast.NewObjectWithCapacity(len(fields))
+		kvs := make([][2]*ast.Term, 0, len(fields))
 		for _, f := range fields {
 			fv := v.Field(f.index)
 			if f.omitEmpty && isEmpty(fv) {
 				continue
 			}
-			t, err := toValue(fv)
+			t, err := c.term(fv)
 			if err != nil {
 				return nil, err
 			}
-			obj.Insert(ast.StringTerm(f.name), t)
+			kvs = append(kvs, [2]*ast.Term{f.key, t})
 		}
-		return ast.NewTerm(obj), nil
+		return c.newTerm(ast.NewObject(kvs...)), nil
 	}
 	return nil, fmt.Errorf("policy: cannot convert %s to OPA input", v.Type())
 }
@@ -98,7 +126,7 @@ func isEmpty(v reflect.Value) bool {
 }
 
 type field struct {
-	name      string
+	key       *ast.Term // the JSON name, made once and shared by every object of the type
 	index     int
 	omitEmpty bool
 }
@@ -120,7 +148,7 @@ func structFields(t reflect.Type) []field {
 		if name == "" {
 			name = sf.Name
 		}
-		fs = append(fs, field{name: name, index: i, omitEmpty: slices.Contains(strings.Split(opts, ","), "omitempty")})
+		fs = append(fs, field{key: ast.StringTerm(name), index: i, omitEmpty: slices.Contains(strings.Split(opts, ","), "omitempty")})
 	}
 	fieldCache.Store(t, fs)
 	return fs

@@ -43,7 +43,15 @@ padded(a, n) := array.concat(a, [0 | some i in numbers.range(1, n); i > count(a)
 # compared by semver.compare; otherwise dotted-number versions are compared
 # number by number. Undefined when the two cannot be compared: callers must
 # treat that as a violation (fail closed), never as "not older".
-version_compare(a, b) := semver.compare(sa, sb) if {
+#
+# The first branch is the common case, two versions that are semantic
+# versions as written: semver.is_valid and semver.compare trim a leading "v"
+# themselves, so it gives what the as_semver branch would, without calling
+# as_semver twice (a function call costs more than a built-in).
+version_compare(a, b) := semver.compare(a, b) if {
+	semver.is_valid(a)
+	semver.is_valid(b)
+} else := semver.compare(sa, sb) if {
 	sa := as_semver(a)
 	sb := as_semver(b)
 } else := c if {
@@ -89,8 +97,21 @@ keys_signed := {sprintf("key:%s", [k.id]) |
 
 keyless_signed := {sprintf("keyless:%d", [i]) |
 	some s in signers
-	some i, id in product.authorities.keyless
 	s.identity
+	some i, id in product.authorities.keyless
+	keyless_matches(id, s)
+}
+
+# keyless_matches(id, s): signer s has the identity and issuer of keyless
+# authority id. The first branch is the usual configuration, both given
+# exactly, in one call instead of two to matches; any other configuration,
+# or a mismatch, goes to matches, which decides.
+keyless_matches(id, s) if {
+	id.identity != ""
+	id.issuer != ""
+	s.identity == id.identity
+	s.issuer == id.issuer
+} else if {
 	matches(id.identity, id.identity_regexp, s.identity)
 	matches(id.issuer, id.issuer_regexp, s.issuer)
 }

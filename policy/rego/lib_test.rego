@@ -39,3 +39,9 @@ test_purl_identity if {
 	lib.purl_identity("pkg:generic/xz-utils@5.6.1?arch=arm#sub") == "pkg:generic/xz-utils"
 	lib.purl_identity("pkg:generic/xz-utils") == "pkg:generic/xz-utils"
 }
+
+test_semver_fast_path_agrees if {
+	lib.version_compare("v2.4.0", "2.4.0") == 0
+	lib.version_compare("2.4.0+build.1", "2.4.0") == 0
+	lib.version_compare("vv2.4.0", "2.3.0") == 1
+}

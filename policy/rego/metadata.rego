@@ -9,6 +9,10 @@ package wardgate.rules.metadata
 
 now := time.now_ns()
 
+# signed_at is the signing time in nanoseconds, parsed once for both rules
+# that use it.
+signed_at := time.parse_rfc3339_ns(input.metadata.signedAt)
+
 deny contains {
 	"code": "metadata-expired",
 	"severity": "high",
@@ -22,9 +26,9 @@ deny contains {
 	"severity": "high",
 	"message": sprintf("%s was signed at %s, longer ago than the %s the trust configuration allows; ask %s for a freshly signed release", [input.artifact.name, input.metadata.signedAt, data.trust.max_metadata_age, input.artifact.vendor]),
 } if {
-	max_age := object.get(data.trust, "max_metadata_age_ns", 0)
+	max_age := data.trust.max_metadata_age_ns
 	max_age > 0
-	now - time.parse_rfc3339_ns(input.metadata.signedAt) > max_age
+	now - signed_at > max_age
 }
 
 deny contains {
@@ -33,5 +37,5 @@ deny contains {
 	"message": sprintf("%s claims to be signed at %s, after the evaluation time %s; check the signing clock, future-dated metadata is refused", [input.artifact.name, input.metadata.signedAt, input.evaluatedAt]),
 } if {
 	skew := object.get(data.trust, "max_clock_skew_ns", 300000000000)
-	time.parse_rfc3339_ns(input.metadata.signedAt) > now + skew
+	signed_at > now + skew
 }

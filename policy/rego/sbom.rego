@@ -15,8 +15,8 @@ deny contains {
 	"severity": "high",
 	"message": sprintf("%s comes without an SBOM and the trust configuration requires one; ask %s for the SBOM and pass it with --sbom", [input.artifact.name, input.artifact.vendor]),
 } if {
-	object.get(data.trust, ["sbom", "required"], true)
 	not input.sbom
+	object.get(data.trust, ["sbom", "required"], true)
 }
 
 drift_names := {
@@ -55,6 +55,27 @@ denied_by_name := {n: ds |
 	ds := [e | some e in data.trust.deny.components; e.name == n]
 }
 
+# Each rule below first asks a cheap question about all components at once
+# (the *_suspect rules), and only when the answer is yes looks at the
+# components one by one to say which are denied. A suspect rule is true
+# whenever its deny rule could fire, so the answer is never wrong, only
+# sometimes slower; most releases contain nothing denied, and for them the
+# per-component work is skipped.
+
+# licenses_used are the distinct licenses (or expressions) of the components.
+# Only strings: anything else is never denied, and one would make concat
+# below fail, hiding the others.
+licenses_used := {l | l := lib.components[_].licenses[_]; is_string(l)}
+
+# license_suspect: a license in use is on the deny list as it is, or is an
+# expression (only those are split into terms by denied_license).
+license_suspect if {
+	some l in object.get(data.trust, ["deny", "licenses"], [])
+	licenses_used[l]
+}
+
+license_suspect if contains(concat("\n", licenses_used), " ")
+
 # denied_license(l) is true when license (or expression) l names a license
 # on the deny list. An expression is denied when any of its terms is, even
 # after OR: wardgate cannot know which branch the vendor used.
@@ -71,10 +92,26 @@ deny contains {
 	"severity": "high",
 	"message": sprintf("component %s %s is licensed %s, which the trust configuration denies; ask the vendor to remove or relicense it", [c.name, object.get(c, "version", ""), l]),
 } if {
-	count(denied_licenses) > 0
+	license_suspect
 	some c in lib.components
 	some l in c.licenses
 	denied_license(l)
+}
+
+# purl_suspect: some component's package URL starts with a denied one (the
+# exact match, without version, is checked per component in by_purl).
+purl_suspect if {
+	prefixes := {p | p := object.get(data.trust, ["deny", "components"], [])[_].purl; p != ""}
+	count(prefixes) > 0
+	# Only strings: one that is not would make the match fail, hiding the others.
+	strings.any_prefix_match([p | p := lib.components[_].purl; is_string(p)], prefixes)
+}
+
+# name_suspect: some component has a denied name.
+name_suspect if {
+	some d in object.get(data.trust, ["deny", "components"], [])
+	d.name != ""
+	lib.components[_].name == d.name
 }
 
 # denied_hits are the [component, deny entry] pairs where the component's
@@ -83,14 +120,14 @@ deny contains {
 denied_hits := array.concat(by_purl, by_name)
 
 by_purl := [[c, d] |
-	count(denied_by_purl) > 0
+	purl_suspect
 	some c in lib.components
 	# lib.purl_identity, inlined: a function call per component costs more.
 	some d in denied_by_purl[split(split(split(c.purl, "#")[0], "?")[0], "@")[0]]
 ]
 
 by_name := [[c, d] |
-	count(denied_by_name) > 0
+	name_suspect
 	some c in lib.components
 	some d in denied_by_name[c.name]
 ]
@@ -125,11 +162,15 @@ deny contains {
 	not lib.comparable(v, d.below)
 }
 
+# diff_codes are the distinct change codes of the SBOM diff.
+diff_codes := {c | c := lib.diff_changes[_].code}
+
 deny contains {
 	"code": "downgraded-component",
 	"severity": "medium",
 	"message": sprintf("component %s went back from %s to %s since %s; ask the vendor why, a downgrade can reintroduce fixed vulnerabilities", [c.name, c.from, c.to, input.sbom.diff.fromVersion]),
 } if {
+	diff_codes.downgraded
 	some c in lib.diff_changes
 	c.code == "downgraded"
 }
@@ -139,6 +180,7 @@ deny contains {
 	"severity": "high",
 	"message": sprintf("component %s %s has a different hash than in %s under the same version (%s, was %s); a rebuilt or tampered component, ask the vendor", [c.name, object.get(c, "version", ""), input.sbom.diff.fromVersion, object.get(c, "to", ""), object.get(c, "from", "")]),
 } if {
+	diff_codes["hash-changed"]
 	some c in lib.diff_changes
 	c.code == "hash-changed"
 }

@@ -48,3 +48,28 @@ test_downgraded_and_hash_changed if {
 	]}
 	sort(codes(td.with_("/sbom/diff", diff))) == ["component-hash-changed", "downgraded-component"]
 }
+
+# The *_suspect guards only skip work; a suspect component that is not denied
+# is not reported.
+test_purl_prefix_is_not_a_match if {
+	codes(td.with_("/sbom/components", [{"name": "xz-extra", "version": "1.0.0", "purl": "pkg:generic/xz-utils-extra@1.0.0"}])) == []
+}
+
+test_license_in_parentheses_without_space_is_not_split if {
+	codes(td.with_("/sbom/components", [{"name": "x", "licenses": ["(AGPL-3.0-only)"]}])) == []
+}
+
+test_license_expression_without_denied_term if {
+	codes(td.with_("/sbom/components", [{"name": "x", "licenses": ["MIT OR Apache-2.0"]}])) == []
+}
+
+test_denied_component_by_name if {
+	[v.code | some v in sbom.deny] == ["denied-component"] with input as td.with_("/sbom/components", [{"name": "event-stream", "version": "3.3.6"}])
+		with data.trust as object.union(td.trust, {"deny": {"components": [{"purl": "", "name": "event-stream", "below": "", "reason": "compromised"}]}})
+}
+
+# A malformed component does not hide a denied one.
+test_malformed_component_does_not_hide_others if {
+	codes(td.with_("/sbom/components", [{"name": "a", "purl": 5}, {"name": "xz", "version": "5.6.1", "purl": "pkg:generic/xz-utils@5.6.1"}])) == ["denied-component"]
+	codes(td.with_("/sbom/components", [{"name": "a", "licenses": [5]}, {"name": "x", "licenses": ["(MIT OR AGPL-3.0-only)"]}])) == ["denied-license"]
+}

@@ -45,3 +45,13 @@ test_digest_mismatch_expected_digest if {
 	codes(td.with_("/artifact/expectedDigest", "sha256:cc")) == {"digest-mismatch"}
 	codes(td.with_("/artifact/expectedDigest", "sha256:aa")) == set()
 }
+
+test_keyless_exact_issuer_mismatch_is_untrusted if {
+	sig := object.union(td.keyless_sig, {"signer": {"identity": "rel@acme", "issuer": "https://iss.evil"}})
+	codes(td.with_("/verification/signatures", [td.key_sig, sig])) == {"threshold-not-met"}
+}
+
+test_keyless_regexp_authority if {
+	trust := json.patch(td.trust, [{"op": "replace", "path": "/vendors/acme/products/pump/authorities/keyless/0", "value": {"identity": "", "identity_regexp": ".*@acme", "issuer": "https://iss", "issuer_regexp": ""}}])
+	{v.code | some v in signature.deny} == set() with input as td.input_ok with data.trust as trust
+}
