@@ -2,8 +2,13 @@ package sbom
 
 import (
 	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	cdx "github.com/CycloneDX/cyclonedx-go"
@@ -100,21 +105,26 @@ func benchPair(tb testing.TB, n int) (old, new []byte) {
 	return enc(oc, od), enc(nc, nd)
 }
 
+// decodeBoth decodes the two documents concurrently, as `wardgate sbom
+// diff` does.
 func decodeBoth(b *testing.B, old, new []byte) (*Document, *Document) {
 	b.Helper()
-	o, err := Decode(bytes.NewReader(old))
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, err := Decode(bytes.NewReader(new))
-	if err != nil {
+	var (
+		o, n       *Document
+		errO, errN error
+		wg         sync.WaitGroup
+	)
+	wg.Go(func() { o, errO = Decode(bytes.NewReader(old)) })
+	wg.Go(func() { n, errN = Decode(bytes.NewReader(new)) })
+	wg.Wait()
+	if err := errors.Join(errO, errN); err != nil {
 		b.Fatal(err)
 	}
 	return o, n
 }
 
-// BenchmarkDecode50k decodes both 50,000-component documents: the reading
-// cost the diff is measured against.
+// BenchmarkDecode50k decodes both 50,000-component documents, concurrently:
+// the reading cost the diff is measured against.
 func BenchmarkDecode50k(b *testing.B) {
 	old, new := benchPair(b, 50_000)
 	b.SetBytes(int64(len(old) + len(new)))
@@ -180,5 +190,21 @@ func TestBenchPairChanges(t *testing.T) {
 	}
 	if ch.Summary[DependencyAdded] == 0 || ch.Summary[DependencyRemoved] == 0 {
 		t.Errorf("no edge changes: %v", ch.Summary)
+	}
+}
+
+var benchPairDir = flag.String("benchpair", "", "write the 50,000-component benchmark pair to `DIR` as old.cdx.json and new.cdx.json (bench/sbom/diff.sh)")
+
+// TestWriteBenchPair writes the benchmark documents for measuring the CLI
+// end to end; it runs only with -benchpair.
+func TestWriteBenchPair(t *testing.T) {
+	if *benchPairDir == "" {
+		t.Skip("no -benchpair DIR")
+	}
+	old, new := benchPair(t, 50_000)
+	for name, data := range map[string][]byte{"old.cdx.json": old, "new.cdx.json": new} {
+		if err := os.WriteFile(filepath.Join(*benchPairDir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,12 +1,12 @@
 package sbom
 
 import (
-	"bytes"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 )
 
@@ -46,18 +46,39 @@ func Decode(r io.Reader, opts ...DecodeOption) (*Document, error) {
 			return nil, err
 		}
 	}
-	data, err := io.ReadAll(io.LimitReader(r, cfg.maxSize+1))
+	data, err := readString(r, cfg.maxSize+1)
 	if err != nil {
 		return nil, fmt.Errorf("read sbom: %w", err)
 	}
 	if int64(len(data)) > cfg.maxSize {
 		return nil, fmt.Errorf("%w: more than the %s limit", ErrTooLarge, humanBytes(cfg.maxSize))
 	}
-	return decodeBytes(data)
+	return decodeString(data)
 }
 
-func decodeBytes(data []byte) (*Document, error) {
-	body := bytes.TrimLeft(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), " \t\r\n")
+// readString reads at most limit bytes into a string, sized up front when
+// r says how much there is, so a large document is held once, not copied
+// while a buffer grows; decoded strings are slices of it.
+func readString(r io.Reader, limit int64) (string, error) {
+	var b strings.Builder
+	var size int64
+	switch v := r.(type) {
+	case interface{ Len() int }: // bytes.Reader, strings.Reader, bytes.Buffer
+		size = int64(v.Len())
+	case interface{ Stat() (fs.FileInfo, error) }: // *os.File
+		if fi, err := v.Stat(); err == nil && fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
+	}
+	if size > 0 {
+		b.Grow(int(min(size, limit)))
+	}
+	_, err := io.Copy(&b, io.LimitReader(r, limit))
+	return b.String(), err
+}
+
+func decodeString(data string) (*Document, error) {
+	body := strings.TrimLeft(strings.TrimPrefix(data, "\xef\xbb\xbf"), " \t\r\n")
 	if len(body) == 0 {
 		return nil, fmt.Errorf("%w: empty input", ErrUnknownFormat)
 	}
@@ -74,13 +95,27 @@ func decodeBytes(data []byte) (*Document, error) {
 }
 
 // decodeJSON tells CycloneDX from SPDX by their format-identifying fields.
-func decodeJSON(data []byte) (*Document, error) {
+// The fast reader detects and, for CycloneDX, decodes in one pass; what it
+// does not handle exactly goes to decodeJSONReference.
+func decodeJSON(data string) (*Document, error) {
+	switch route, d, version := fastJSON(data); route {
+	case routeCycloneDX:
+		return d, nil
+	case routeSPDX:
+		return decodeSPDXJSON(data, version)
+	}
+	return decodeJSONReference(data)
+}
+
+// decodeJSONReference detects the format with encoding/json and decodes
+// CycloneDX with cyclonedx-go: the behaviour fastJSON must reproduce.
+func decodeJSONReference(data string) (*Document, error) {
 	var probe struct {
 		BOMFormat   *string         `json:"bomFormat"`
 		SpecVersion json.RawMessage `json:"specVersion"`
 		SPDXVersion *string         `json:"spdxVersion"`
 	}
-	if err := json.Unmarshal(data, &probe); err != nil {
+	if err := json.Unmarshal([]byte(data), &probe); err != nil {
 		return nil, fmt.Errorf("%w: JSON: %s", ErrMalformed, jsonErrorAt(data, err))
 	}
 	switch {
@@ -100,7 +135,7 @@ func decodeJSON(data []byte) (*Document, error) {
 }
 
 // jsonErrorAt describes a JSON syntax error with its line and column.
-func jsonErrorAt(data []byte, err error) string {
+func jsonErrorAt(data string, err error) string {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
 		line, col := lineCol(data, se.Offset-1) // Offset is just past the bad byte
@@ -114,17 +149,17 @@ func jsonErrorAt(data []byte, err error) string {
 	return err.Error()
 }
 
-func lineCol(data []byte, off int64) (int, int) {
+func lineCol(data string, off int64) (int, int) {
 	if off > int64(len(data)) {
 		off = int64(len(data))
 	}
 	before := data[:off]
-	line := bytes.Count(before, []byte("\n")) + 1
-	return line, int(off) - bytes.LastIndexByte(before, '\n')
+	line := strings.Count(before, "\n") + 1
+	return line, int(off) - strings.LastIndexByte(before, '\n')
 }
 
-func xmlRootNamespace(data []byte) (name, ns string, err error) {
-	dec := xml.NewDecoder(bytes.NewReader(data))
+func xmlRootNamespace(data string) (name, ns string, err error) {
+	dec := xml.NewDecoder(strings.NewReader(data))
 	for {
 		tok, err := dec.Token()
 		if err != nil {
@@ -136,8 +171,8 @@ func xmlRootNamespace(data []byte) (name, ns string, err error) {
 	}
 }
 
-func isSPDXTagValue(data []byte) bool {
-	for i, line := range strings.SplitN(string(data[:min(len(data), 4096)]), "\n", 20) {
+func isSPDXTagValue(data string) bool {
+	for i, line := range strings.SplitN(data[:min(len(data), 4096)], "\n", 20) {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "SPDXVersion:") {
 			return true

@@ -2,7 +2,6 @@ package sbom
 
 import (
 	"cmp"
-	"maps"
 	"slices"
 	"strings"
 )
@@ -52,7 +51,7 @@ type Change struct {
 }
 
 // Changes is a diff or drift report: counts per code and the changes, in a
-// stable order (by code, then identity, then from).
+// stable order (by code, identity, from, to, then name, purl and version).
 type Changes struct {
 	Summary map[Code]int `json:"summary"`
 	Changes []Change     `json:"changes"`
@@ -79,7 +78,8 @@ func newChanges(codes []Code, list []Change) *Changes {
 	}
 	slices.SortFunc(list, func(a, b Change) int {
 		return cmp.Or(cmp.Compare(order[a.Code], order[b.Code]), strings.Compare(a.Identity, b.Identity),
-			strings.Compare(a.From, b.From), strings.Compare(a.To, b.To))
+			strings.Compare(a.From, b.From), strings.Compare(a.To, b.To),
+			strings.Compare(a.Name, b.Name), strings.Compare(a.PURL, b.PURL), strings.Compare(a.Version, b.Version))
 	})
 	if list == nil {
 		list = []Change{}
@@ -128,16 +128,24 @@ func pair(eco string, olds, news []*Component) (pairs [][2]*Component, restOld, 
 }
 
 // hashDiffers says whether a and b disagree on a hash algorithm both give;
-// it returns that algorithm's values. SHA-256 and stronger are preferred.
+// it returns that algorithm's values. The strongest algorithm is reported
+// (SHA-512 before SHA-384 before SHA-256 before the rest), then the first
+// by name.
 func hashDiffers(a, b map[string]string) (string, string, bool) {
-	algs := slices.Sorted(maps.Keys(a))
-	slices.SortStableFunc(algs, func(x, y string) int { return cmp.Compare(hashRank(y), hashRank(x)) })
-	for _, alg := range algs {
-		if bv, ok := b[alg]; ok && bv != a[alg] {
-			return alg + ":" + a[alg], alg + ":" + bv, true
+	best, bestRank := "", -1
+	for alg, av := range a {
+		bv, ok := b[alg]
+		if !ok || bv == av {
+			continue
+		}
+		if r := hashRank(alg); r > bestRank || r == bestRank && alg < best {
+			best, bestRank = alg, r
 		}
 	}
-	return "", "", false
+	if bestRank < 0 {
+		return "", "", false
+	}
+	return best + ":" + a[best], best + ":" + b[best], true
 }
 
 func hashRank(alg string) int {
@@ -156,20 +164,49 @@ func change(code Code, c *Component, from, to string) Change {
 	return Change{Code: code, Name: c.Name, PURL: c.PURL, From: from, To: to, Identity: c.Identity()}
 }
 
+// sides are the components of one identity in the old and the new document.
+type sides struct{ old, new []*Component }
+
+// match groups both documents' components by identity, in document order:
+// the old document's identities first, then those only in the new.
+func match(old, new *Document) ([]sides, map[string]int) {
+	index := make(map[string]int, len(old.Components)+len(new.Components)/4)
+	slots := make([]sides, 0, len(old.Components)+len(new.Components)/4)
+	for i := range old.Components {
+		c := &old.Components[i]
+		k, ok := index[c.Identity()]
+		if !ok {
+			k = len(slots)
+			index[c.Identity()] = k
+			slots = append(slots, sides{})
+		}
+		slots[k].old = append(slots[k].old, c)
+	}
+	for i := range new.Components {
+		c := &new.Components[i]
+		k, ok := index[c.Identity()]
+		if !ok {
+			k = len(slots)
+			index[c.Identity()] = k
+			slots = append(slots, sides{})
+		}
+		slots[k].new = append(slots[k].new, c)
+	}
+	return slots, index
+}
+
 // Diff compares two SBOMs of successive releases. Components are matched by
 // identity; versions by the ecosystem's rules (CompareVersions). A hash is
 // compared only between equal versions, on an algorithm both documents give.
 func Diff(old, new *Document) *Changes {
-	og, ng := group(old, nil), group(new, nil)
+	slots, index := match(old, new)
 	var out []Change
-	ids := slices.Sorted(maps.Keys(og))
-	for id := range ng {
-		if _, ok := og[id]; !ok {
-			ids = append(ids, id)
+	for i := range slots {
+		olds, news := slots[i].old, slots[i].new
+		if len(olds) == 1 && len(news) == 1 && olds[0].Version == news[0].Version {
+			out = sameVersionChanges(out, olds[0], news[0]) // the common case
+			continue
 		}
-	}
-	for _, id := range ids {
-		olds, news := og[id], ng[id]
 		eco := ""
 		if len(olds) > 0 {
 			eco = olds[0].ecosystem()
@@ -178,13 +215,7 @@ func Diff(old, new *Document) *Changes {
 		}
 		pairs, ro, rn := pair(eco, olds, news)
 		for _, p := range pairs {
-			o, n := p[0], p[1]
-			if from, to, ok := hashDiffers(o.Hashes, n.Hashes); ok {
-				c := change(HashChanged, n, from, to)
-				c.Version = n.Version
-				out = append(out, c)
-			}
-			out = append(out, attributeChanges(o, n)...)
+			out = sameVersionChanges(out, p[0], p[1])
 		}
 		if len(ro) == 1 && len(rn) == 1 {
 			o, n := ro[0], rn[0]
@@ -203,8 +234,19 @@ func Diff(old, new *Document) *Changes {
 			out = append(out, change(Added, n, "", n.Version))
 		}
 	}
-	out = append(out, dependencyChanges(old, new)...)
+	out = append(out, dependencyChanges(old, new, slots, index)...)
 	return newChanges(DiffCodes, out)
+}
+
+// sameVersionChanges appends the changes between two components matched on
+// their version: hash, license, supplier.
+func sameVersionChanges(out []Change, o, n *Component) []Change {
+	if from, to, ok := hashDiffers(o.Hashes, n.Hashes); ok {
+		c := change(HashChanged, n, from, to)
+		c.Version = n.Version
+		out = append(out, c)
+	}
+	return append(out, attributeChanges(o, n)...)
 }
 
 func attributeChanges(o, n *Component) []Change {
@@ -222,20 +264,30 @@ func attributeChanges(o, n *Component) []Change {
 	return out
 }
 
-// dependencyChanges walks the two sorted edge lists once.
-func dependencyChanges(old, new *Document) []Change {
-	names := map[string]*Component{}
-	for _, d := range []*Document{old, new} {
-		if d.Subject != nil {
-			names[d.Subject.Identity()] = d.Subject
+// dependencyChanges walks the two sorted edge lists once. An edge is named
+// after the component with the dependent's identity, preferring the new
+// document, and within a document its last component, then its subject.
+func dependencyChanges(old, new *Document, slots []sides, index map[string]int) []Change {
+	named := func(id string) *Component {
+		var s sides
+		if k, ok := index[id]; ok {
+			s = slots[k]
 		}
-		for i := range d.Components {
-			names[d.Components[i].Identity()] = &d.Components[i]
+		switch {
+		case len(s.new) > 0:
+			return s.new[len(s.new)-1]
+		case new.Subject != nil && new.Subject.Identity() == id:
+			return new.Subject
+		case len(s.old) > 0:
+			return s.old[len(s.old)-1]
+		case old.Subject != nil && old.Subject.Identity() == id:
+			return old.Subject
 		}
+		return nil
 	}
 	edge := func(code Code, e Dependency) Change {
 		c := Change{Code: code, From: e.From, To: e.To, Identity: e.From}
-		if comp := names[e.From]; comp != nil {
+		if comp := named(e.From); comp != nil {
 			c.Name, c.PURL = comp.Name, comp.PURL
 		}
 		return c

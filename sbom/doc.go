@@ -5,7 +5,13 @@
 // Every input format is normalised into one model, Document and Component,
 // so the comparisons never see CycloneDX or SPDX types:
 //
-//   - CycloneDX JSON and XML, spec 1.2 to 1.7, are read with cyclonedx-go.
+//   - CycloneDX JSON and XML, spec 1.2 to 1.7, are read with cyclonedx-go;
+//     JSON first goes through a purpose-built one-pass reader that decodes
+//     only what the model keeps and checks everything else against
+//     cyclonedx-go's types, handing anything it does not handle exactly to
+//     cyclonedx-go (see cyclonedx_fast.go; a differential fuzz test holds
+//     the two to the same Document). Decoded strings share the document's
+//     memory.
 //   - SPDX 2.2 and 2.3, JSON and tag-value, are read with spdx/tools-golang,
 //     the reader under syft's own SPDX decoders. Syft's decoders are not used
 //     directly because they convert into syft's package model, which has no

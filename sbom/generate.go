@@ -46,6 +46,7 @@ type generateConfig struct {
 	limits   archiveLimits
 	tempDir  string
 	logger   *slog.Logger
+	progress *Progress
 }
 
 // WithFormat sets the output format: cyclonedx-json (the default,
@@ -115,6 +116,21 @@ func WithLogger(l *slog.Logger) GenerateOption {
 	}
 }
 
+// WithProgress makes Generate report how far it has got into p, which
+// another goroutine may read while Generate runs (the CLI draws a progress
+// line from it). syft publishes its progress on a process-wide event bus:
+// Generate installs a bus of its own for the scan, so two Generate calls
+// with progress at once report only into the later one's Progress.
+func WithProgress(p *Progress) GenerateOption {
+	return func(c *generateConfig) error {
+		if p == nil {
+			return errors.New("sbom: nil progress")
+		}
+		c.progress = p
+		return nil
+	}
+}
+
 // Generated is an SBOM produced by Generate.
 type Generated struct {
 	Format Format
@@ -147,7 +163,7 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 	}
 	out := &Generated{Format: cfg.format}
 	if cfg.cacheDir != "" && !cfg.noCache {
-		key, err := cacheKey(scheme, target, cfg.format)
+		key, err := cacheKey(scheme, target, cfg.format, cfg.progress)
 		if err != nil {
 			return nil, err
 		}
@@ -177,7 +193,7 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 		cfg.logger.Debug("unpacked firmware archive", "archive", target, "dir", dir)
 		scheme, target = "dir", dir
 	}
-	s, err := scan(ctx, scheme, target)
+	s, err := scan(ctx, scheme, target, cfg.progress)
 	if err != nil {
 		return nil, err
 	}
@@ -220,7 +236,10 @@ func parseSource(source string) (scheme, target string, err error) {
 
 // scan runs syft on one source with only that source's provider, so a
 // local path is never tried as a registry reference.
-func scan(ctx context.Context, scheme, target string) (*syftsbom.SBOM, error) {
+func scan(ctx context.Context, scheme, target string, p *Progress) (*syftsbom.SBOM, error) {
+	if p != nil {
+		defer p.watch()()
+	}
 	srcCfg := syft.DefaultGetSourceConfig().WithSources(scheme)
 	src, err := syft.GetSource(ctx, target, srcCfg)
 	if err != nil {
@@ -288,7 +307,7 @@ func encode(s *syftsbom.SBOM, f Format) ([]byte, error) {
 // cacheKey is the SHA-256 of what decides the output: the syft version and
 // output format, the scheme, and the content. A registry reference is
 // cacheable only when pinned by digest.
-func cacheKey(scheme, target string, f Format) (string, error) {
+func cacheKey(scheme, target string, f Format, p *Progress) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "wardgate-sbom-cache v1\nsyft %s\nformat %s\nscheme %s\n", syftModuleVersion(), f, scheme)
 	switch scheme {
@@ -298,7 +317,7 @@ func cacheKey(scheme, target string, f Format) (string, error) {
 		}
 		fmt.Fprintf(h, "ref %s\n", target)
 	case "dir", "oci-dir":
-		if err := hashDir(h, target); err != nil {
+		if err := hashDir(h, target, p); err != nil {
 			return "", fmt.Errorf("%w: %v", ErrBadSource, err)
 		}
 	default:
@@ -321,7 +340,7 @@ func hashFile(w io.Writer, p string) error {
 
 // hashDir writes each entry's path, mode, link target and content hash, in
 // WalkDir's lexical order.
-func hashDir(w io.Writer, dir string) error {
+func hashDir(w io.Writer, dir string, prog *Progress) error {
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -346,6 +365,9 @@ func hashDir(w io.Writer, dir string) error {
 				return err
 			}
 			fmt.Fprintf(w, "F %q %o %x\n", filepath.ToSlash(rel), info.Mode().Perm(), fh.Sum(nil))
+			if prog != nil {
+				prog.files.Add(1)
+			}
 		}
 		return nil
 	})

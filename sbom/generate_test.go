@@ -313,3 +313,28 @@ func TestGenerateBadSource(t *testing.T) {
 		t.Errorf("unknown source: %v", err)
 	}
 }
+
+func TestGenerateProgress(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, firmwareFiles)
+	var p Progress
+	if _, err := Generate(t.Context(), "dir:"+dir, WithCacheDir(t.TempDir()), WithProgress(&p)); err != nil {
+		t.Fatal(err)
+	}
+	// Three files hashed for the cache key; syft's count of packages (the
+	// two dpkg packages and two Python requirements); indexing finished.
+	if p.Files() != 3 || p.Packages() != 4 || p.Indexing() != "" {
+		t.Errorf("progress: %d files, %d packages, indexing %q; want 3, 4, \"\"", p.Files(), p.Packages(), p.Indexing())
+	}
+	if _, err := Generate(t.Context(), "dir:"+dir, WithProgress(nil)); err == nil || err.Error() != "sbom: nil progress" {
+		t.Errorf("WithProgress(nil) = %v", err)
+	}
+}
+
+func TestParsePackageCount(t *testing.T) {
+	for stage, want := range map[string]int64{"1,234 packages": 1234, "0 packages": 0, "7 packages": 7, "": 0, "many packages": 0} {
+		if got := parsePackageCount(stage); got != want {
+			t.Errorf("parsePackageCount(%q) = %d, want %d", stage, got, want)
+		}
+	}
+}

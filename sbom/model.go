@@ -88,6 +88,9 @@ func (c Component) Identity() string {
 		return c.identity
 	}
 	if c.PURL != "" {
+		if id, ok := fastPurlIdentity(c.PURL); ok {
+			return id
+		}
 		if id, err := purlIdentity(c.PURL); err == nil {
 			return id
 		}
@@ -250,50 +253,77 @@ func compareDep(a, b Dependency) int {
 	return strings.Compare(a.To, b.To)
 }
 
-// findCycle returns one cycle in the sorted edge list, or nil. Iterative, so
-// a long chain cannot overflow the stack.
+// findCycle returns one cycle in the sorted edge list, or nil: the first
+// found by a depth-first search from each edge's From in order, following
+// edges in order. Iterative, so a long chain cannot overflow the stack;
+// nodes are numbered so the search runs on slices, not maps.
 func findCycle(edges []Dependency) []string {
-	adj := map[string][]string{}
-	for _, e := range edges {
-		adj[e.From] = append(adj[e.From], e.To)
+	if len(edges) == 0 {
+		return nil
+	}
+	num := make(map[string]int32, len(edges))
+	var names []string
+	node := func(s string) int32 {
+		n, ok := num[s]
+		if !ok {
+			n = int32(len(names))
+			num[s] = n
+			names = append(names, s)
+		}
+		return n
+	}
+	from := make([]int32, len(edges))
+	to := make([]int32, len(edges))
+	for i, e := range edges {
+		from[i], to[i] = node(e.From), node(e.To)
+	}
+	// Edges are sorted by From, so each node's out-edges are one run.
+	first := make([]int32, len(names)+1)
+	for i := range first {
+		first[i] = -1
+	}
+	last := make([]int32, len(names))
+	for i := len(edges) - 1; i >= 0; i-- {
+		first[from[i]] = int32(i)
+	}
+	for i := range edges {
+		last[from[i]] = int32(i) + 1
 	}
 	const (
 		white = iota
 		grey
 		black
 	)
-	color := map[string]int{}
-	type frame struct {
-		node string
-		next int
-	}
-	for _, e := range edges {
-		if color[e.From] != white {
+	color := make([]uint8, len(names))
+	type frame struct{ node, next int32 }
+	var stack []frame
+	for _, start := range from {
+		if color[start] != white {
 			continue
 		}
-		stack := []frame{{node: e.From}}
-		color[e.From] = grey
+		stack = append(stack[:0], frame{node: start, next: first[start]})
+		color[start] = grey
 		for len(stack) > 0 {
 			top := &stack[len(stack)-1]
-			if top.next >= len(adj[top.node]) {
+			if top.next < 0 || top.next >= last[top.node] {
 				color[top.node] = black
 				stack = stack[:len(stack)-1]
 				continue
 			}
-			n := adj[top.node][top.next]
+			n := to[top.next]
 			top.next++
 			switch color[n] {
 			case white:
 				color[n] = grey
-				stack = append(stack, frame{node: n})
+				stack = append(stack, frame{node: n, next: first[n]})
 			case grey:
 				var cyc []string
 				for i := range stack {
 					if stack[i].node == n || cyc != nil {
-						cyc = append(cyc, stack[i].node)
+						cyc = append(cyc, names[stack[i].node])
 					}
 				}
-				return append(cyc, n)
+				return append(cyc, names[n])
 			}
 		}
 	}

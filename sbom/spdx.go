@@ -1,7 +1,6 @@
 package sbom
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,20 +13,20 @@ import (
 
 var spdxVersions = map[string]bool{"SPDX-2.2": true, "SPDX-2.3": true}
 
-func decodeSPDXJSON(data []byte, version string) (*Document, error) {
+func decodeSPDXJSON(data string, version string) (*Document, error) {
 	if !spdxVersions[version] {
 		return nil, fmt.Errorf("%w: SPDX JSON spdxVersion %q (want SPDX-2.2 or SPDX-2.3)", ErrUnsupportedVersion, version)
 	}
-	doc, err := spdxjson.Read(bytes.NewReader(data))
+	doc, err := spdxjson.Read(strings.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: SPDX JSON: %s", ErrMalformed, jsonErrorAt(data, err))
 	}
 	return fromSPDX(doc, FormatSPDXJSON, strings.TrimPrefix(version, "SPDX-"))
 }
 
-func decodeSPDXTagValue(data []byte) (*Document, error) {
+func decodeSPDXTagValue(data string) (*Document, error) {
 	var version string
-	for _, line := range strings.SplitN(string(data[:min(len(data), 4096)]), "\n", 20) {
+	for _, line := range strings.SplitN(data[:min(len(data), 4096)], "\n", 20) {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SPDXVersion:"); ok {
 			version = strings.TrimSpace(v)
 			break
@@ -36,7 +35,7 @@ func decodeSPDXTagValue(data []byte) (*Document, error) {
 	if !spdxVersions[version] {
 		return nil, fmt.Errorf("%w: SPDX tag-value SPDXVersion %q (want SPDX-2.2 or SPDX-2.3)", ErrUnsupportedVersion, version)
 	}
-	doc, err := tagvalue.Read(bytes.NewReader(data))
+	doc, err := tagvalue.Read(strings.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%w: SPDX tag-value: %v", ErrMalformed, err)
 	}

@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -68,10 +71,22 @@ or a bare path (a directory, a firmware archive, or a file). Nothing reaches
 the network except the registry of a registry: source. Unchanged content is
 served from a content-addressed cache unless --no-cache.
 
+On a terminal, a progress line on standard error counts the files read and
+the packages found so far; nothing is drawn when standard error is a pipe or
+a file, or when CI is set (to anything but "false" or "0").
+
 Exit codes: 0 written, 2 could not scan.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			g, err := sbom.Generate(cmd.Context(), args[0], cfg.options()...)
+			opts := cfg.options()
+			stop := func() {}
+			if tty, ok := progressTerminal(cmd.ErrOrStderr(), os.Getenv); ok {
+				var p sbom.Progress
+				opts = append(opts, sbom.WithProgress(&p))
+				stop = drawProgress(tty, &p, 150*time.Millisecond)
+			}
+			g, err := sbom.Generate(cmd.Context(), args[0], opts...)
+			stop() // the line is gone before anything else is written
 			if err != nil {
 				return noVerdict(err)
 			}
@@ -90,6 +105,81 @@ Exit codes: 0 written, 2 could not scan.`,
 	cmd.Flags().BoolVar(&cfg.noCache, "no-cache", false, "scan even if a cached SBOM of the same content exists")
 	cmd.Flags().StringVar(&cfg.cacheDir, "cache-dir", defaultCacheDir(), "content-addressed SBOM cache")
 	return cmd
+}
+
+// progressTerminal returns w as a terminal to draw progress on: w is a
+// character device (a terminal; /dev/null too, where drawing is harmless)
+// and CI is unset, empty, "false" or "0".
+func progressTerminal(w io.Writer, getenv func(string) string) (io.Writer, bool) {
+	switch getenv("CI") {
+	case "", "false", "0":
+	default:
+		return nil, false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return nil, false
+	}
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil, false
+	}
+	return f, true
+}
+
+// drawProgress redraws one status line on w now and every interval until
+// stop is called, which erases it.
+func drawProgress(w io.Writer, p *sbom.Progress, every time.Duration) (stop func()) {
+	const erase = "\r\x1b[K"
+	fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing()))
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(w, erase)
+				return
+			case <-t.C:
+				fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing()))
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// progressLine is the status line: files read for the cache key, packages
+// found, and the path syft is indexing (its last 40 bytes).
+func progressLine(files, packages int64, indexing string) string {
+	line := fmt.Sprintf("scanning: %s files read, %s packages found", thousands(files), thousands(packages))
+	if indexing != "" {
+		if len(indexing) > 40 {
+			indexing = "..." + indexing[len(indexing)-37:]
+		}
+		line += ", indexing " + indexing
+	}
+	return line
+}
+
+// thousands writes n with comma separators.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 type reportConfig struct {
@@ -202,6 +292,19 @@ func readSBOM(path string) (*sbom.Document, error) {
 	return d, nil
 }
 
+// readSBOMs decodes the files concurrently: reading is most of a diff's
+// time. Every file's error is reported.
+func readSBOMs(paths ...string) ([]*sbom.Document, error) {
+	docs := make([]*sbom.Document, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	for i, p := range paths {
+		wg.Go(func() { docs[i], errs[i] = readSBOM(p) })
+	}
+	wg.Wait()
+	return docs, errors.Join(errs...)
+}
+
 func newSbomDiffCmd() *cobra.Command {
 	var cfg reportConfig
 	cmd := &cobra.Command{
@@ -221,15 +324,11 @@ Exit codes: 0 done, 1 a --fail-on code was found, 2 unreadable input.`,
 			if err := cfg.validate(sbom.DiffCodes); err != nil {
 				return noVerdict(err)
 			}
-			old, err := readSBOM(args[0])
+			docs, err := readSBOMs(args[0], args[1])
 			if err != nil {
 				return noVerdict(err)
 			}
-			new, err := readSBOM(args[1])
-			if err != nil {
-				return noVerdict(err)
-			}
-			return cfg.report(cmd.OutOrStdout(), sbom.DiffCodes, sbom.Diff(old, new))
+			return cfg.report(cmd.OutOrStdout(), sbom.DiffCodes, sbom.Diff(docs[0], docs[1]))
 		},
 	}
 	cfg.register(cmd, sbom.DiffCodes)

@@ -1,13 +1,16 @@
-package cli_test
+package cli
+
+// These tests are in package cli, not cli_test, to reach the progress line.
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
-	"github.com/wardgate/wardgate/cmd/wardgate/cli"
 	"github.com/wardgate/wardgate/sbom"
 )
 
@@ -15,7 +18,7 @@ import (
 func wardgate(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := cli.Main(t.Context(), args, &out, &errb)
+	code := Main(t.Context(), args, &out, &errb)
 	return code, out.String(), errb.String()
 }
 
@@ -201,5 +204,107 @@ func TestSbomGenerateAndDriftFromSource(t *testing.T) {
 	code, _, errOut = wardgate(t, "sbom", "generate", "dir:"+filepath.Join(root, "nope"), "--no-cache")
 	if code != 2 || !strings.Contains(errOut, "sbom: bad source") {
 		t.Errorf("missing dir: exit %d, %q", code, errOut)
+	}
+}
+
+func TestSbomProgressTerminal(t *testing.T) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devnull.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	file, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	env := func(ci string) func(string) string {
+		return func(k string) string {
+			if k == "CI" {
+				return ci
+			}
+			return ""
+		}
+	}
+	tests := []struct {
+		name string
+		w    io.Writer
+		ci   string
+		want bool
+	}{
+		{"character device", devnull, "", true},
+		{"character device, CI=false", devnull, "false", true},
+		{"character device, CI=0", devnull, "0", true},
+		{"character device, CI=true", devnull, "true", false},
+		{"character device, CI=1", devnull, "1", false},
+		{"pipe", pw, "", false},
+		{"regular file", file, "", false},
+		{"buffer", &bytes.Buffer{}, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, got := progressTerminal(tc.w, env(tc.ci)); got != tc.want {
+				t.Errorf("progressTerminal = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSbomProgressLine(t *testing.T) {
+	tests := []struct {
+		files, packages int64
+		indexing, want  string
+	}{
+		{0, 0, "", "scanning: 0 files read, 0 packages found"},
+		{1234567, 999, "", "scanning: 1,234,567 files read, 999 packages found"},
+		{1000, 1001, "/fw/usr/lib", "scanning: 1,000 files read, 1,001 packages found, indexing /fw/usr/lib"},
+		{5, 2, "/very/long/path/to/some/deeply/nested/dir/of/the/firmware/lib.so", "scanning: 5 files read, 2 packages found, indexing ...ply/nested/dir/of/the/firmware/lib.so"},
+	}
+	for _, tc := range tests {
+		if got := progressLine(tc.files, tc.packages, tc.indexing); got != tc.want {
+			t.Errorf("progressLine(%d, %d, %q) = %q, want %q", tc.files, tc.packages, tc.indexing, got, tc.want)
+		}
+	}
+}
+
+func TestSbomDrawProgress(t *testing.T) {
+	var buf bytes.Buffer
+	stop := drawProgress(&buf, &sbom.Progress{}, time.Hour)
+	stop()
+	if want := "\r\x1b[Kscanning: 0 files read, 0 packages found\r\x1b[K"; buf.String() != want {
+		t.Errorf("drew %q, want %q", buf.String(), want)
+	}
+}
+
+// TestSbomGenerateQuietOnPipe: with standard error a pipe, generate writes
+// nothing there, and the SBOM alone to standard output.
+func TestSbomGenerateQuietOnPipe(t *testing.T) {
+	t.Setenv("CI", "")
+	root := t.TempDir()
+	writeFile(t, root, "fw/opt/app/requirements.txt", "requests==2.31.0\n")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	var out bytes.Buffer
+	code := Main(t.Context(), []string{"sbom", "generate", "dir:" + filepath.Join(root, "fw"), "--no-cache"}, &out, pw)
+	pw.Close()
+	errOut, err := io.ReadAll(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || len(errOut) != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	d, err := sbom.Decode(&out)
+	if err != nil || len(d.Components) == 0 {
+		t.Fatalf("stdout is no SBOM with components: %v", err)
 	}
 }
