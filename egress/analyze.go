@@ -90,7 +90,8 @@ func (r *Report) Fleet(digest string) evidence.Fleet {
 	f := evidence.Fleet{RiskState: u.State}
 	for _, x := range r.Findings {
 		if x.Update == digest {
-			f.Findings = append(f.Findings, evidence.Finding{Code: string(x.Code), Message: x.Explanation, ObservedAt: x.FirstSeen})
+			f.Findings = append(f.Findings, evidence.Finding{Code: string(x.Code), Message: x.Explanation, ObservedAt: x.FirstSeen,
+				Devices: x.Devices, Destinations: x.Destinations, Bytes: x.Bytes, Connections: x.Connections})
 		}
 	}
 	return f

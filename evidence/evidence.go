@@ -293,4 +293,10 @@ type Finding struct {
 	Code       string    `json:"code"`
 	Message    string    `json:"message"`
 	ObservedAt time.Time `json:"observedAt"`
+	// Devices showed the behaviour; Destinations are where it went.
+	Devices      []string `json:"devices,omitempty"`
+	Destinations []string `json:"destinations,omitempty"`
+	// Bytes sent and connections made by the behaviour.
+	Bytes       int64 `json:"bytes,omitempty"`
+	Connections int64 `json:"connections,omitempty"`
 }

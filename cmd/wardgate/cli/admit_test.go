@@ -43,6 +43,16 @@ type admitResult struct {
 	LogEntry *struct {
 		Index int `json:"index"`
 	} `json:"logEntry"`
+	Evidence struct {
+		Fleet struct {
+			RiskState string `json:"riskState"`
+			Findings  []struct {
+				Code         string   `json:"code"`
+				Devices      []string `json:"devices"`
+				Destinations []string `json:"destinations"`
+			} `json:"findings"`
+		} `json:"fleet"`
+	} `json:"evidence"`
 	Error string `json:"error"`
 }
 
@@ -210,6 +220,11 @@ func TestAdmitQuarantined(t *testing.T) {
 	}
 	if !strings.Contains(r.Decision.Violations[0].Message, "raw.githubusercontent.com") {
 		t.Fatalf("message does not name the destination: %s", r.Decision.Violations[0].Message)
+	}
+	fl := r.Evidence.Fleet
+	if fl.RiskState != "quarantined" || len(fl.Findings) == 0 || !slices.Equal(fl.Findings[0].Destinations, []string{"raw.githubusercontent.com"}) ||
+		!slices.Equal(fl.Findings[0].Devices, []string{"HOSP-IOT-PUMP-01", "HOSP-IOT-PUMP-02", "HOSP-IOT-PUMP-03", "HOSP-IOT-PUMP-04"}) {
+		t.Fatalf("fleet evidence = %+v", fl)
 	}
 	// The benign pump update of the same fleet stays admissible.
 	code, r = admit(t, t.TempDir(), pumpArgs("2.4.0"))
