@@ -7,7 +7,7 @@ fail=0
 for pkg in $(go list ./...); do
   for fn in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
     echo "== $pkg $fn ($t)"
-    if ! go test -run '^$' -fuzz "^${fn}\$" -fuzztime "$t" "$pkg"; then fail=1; fi
+    if ! go test -run "^$" -fuzz "^${fn}\$" -fuzztime "$t" -fuzzminimizetime 5s "$pkg"; then fail=1; fi
   done
 done
 exit $fail
