@@ -338,12 +338,22 @@ func (l *Log) AppendBatch(ctx context.Context, items []Item) ([]Entry, error) {
 	}
 	defer tx.Rollback()
 	entries := make([]Entry, len(items))
+	nodeStmt, err := tx.PrepareContext(ctx, `INSERT INTO nodes(level, idx, hash) VALUES (?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("log append: %w", err)
+	}
+	defer nodeStmt.Close()
+	entryStmt, err := tx.PrepareContext(ctx, `INSERT INTO entries(idx, leaf, envelope, artifact, device, time, refs) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("log append: %w", err)
+	}
+	defer entryStmt.Close()
 	var visitErr error
 	visit := func(id compact.NodeID, hash []byte) {
 		if visitErr != nil {
 			return
 		}
-		_, visitErr = tx.ExecContext(ctx, `INSERT INTO nodes(level, idx, hash) VALUES (?, ?, ?)`, id.Level, id.Index, hash)
+		_, visitErr = nodeStmt.ExecContext(ctx, id.Level, id.Index, hash)
 	}
 	for i, it := range items {
 		idx := l.tree.End()
@@ -361,8 +371,7 @@ func (l *Log) AppendBatch(ctx context.Context, items []Item) ([]Entry, error) {
 		if t.IsZero() {
 			t = time.Now().UTC()
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO entries(idx, leaf, envelope, artifact, device, time, refs) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			idx, leaf, it.Envelope, it.Artifact, it.Device, t.UnixNano(), strings.Join(refs, " ")); err != nil {
+		if _, err := entryStmt.ExecContext(ctx, idx, leaf, it.Envelope, it.Artifact, it.Device, t.UnixNano(), strings.Join(refs, " ")); err != nil {
 			restore()
 			return nil, fmt.Errorf("log append: %w", err)
 		}

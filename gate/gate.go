@@ -547,7 +547,7 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 		v.Inputs = append(v.Inputs, attest.Input{URI: s.Source, Digest: digestMap(digestOf(s.Data))})
 	}
 	var blobs []attest.Blob
-	if len(g.trustBytes) > 0 {
+	if len(g.trustBytes) > 0 && ev.Device == nil {
 		blobs = append(blobs, attest.Blob{MediaType: "application/vnd.wardgate.trust+yaml", Data: g.trustBytes})
 	}
 	if ev.Device != nil {

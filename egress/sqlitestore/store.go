@@ -122,6 +122,32 @@ func (s *DB) Events(ctx context.Context, fn func(*egress.Event) error) error {
 	return rows.Err()
 }
 
+// RecordInstallations stores a batch of installations in one transaction:
+// all or none.
+func (s *DB) RecordInstallations(ctx context.Context, ins []egress.Installation) error {
+	for _, in := range ins {
+		if err := in.Validate(); err != nil {
+			return err
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO installations VALUES (?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for _, in := range ins {
+		if _, err := stmt.ExecContext(ctx, in.Device, in.Digest, in.Product, in.Version, in.Time.UnixNano()); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
 // RecordInstallation implements egress.InstallationStore.
 func (s *DB) RecordInstallation(ctx context.Context, in egress.Installation) error {
 	if err := in.Validate(); err != nil {

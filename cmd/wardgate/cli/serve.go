@@ -1,0 +1,452 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/egress"
+	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
+	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/sbom"
+	"github.com/wardgate/wardgate/server"
+	"github.com/wardgate/wardgate/store"
+	"github.com/wardgate/wardgate/store/sqlite"
+	"github.com/wardgate/wardgate/trust"
+)
+
+// Environment variables read by `wardgate serve` (a flag given on the
+// command line wins over its variable, which wins over the file).
+const (
+	ServeConfigEnv = "WARDGATE_SERVE_CONFIG"
+	ListenEnv      = "WARDGATE_LISTEN"
+	TLSCertEnv     = "WARDGATE_TLS_CERT"
+	TLSKeyEnv      = "WARDGATE_TLS_KEY"
+	ClientCAEnv    = "WARDGATE_CLIENT_CA"
+	RegistriesEnv  = "WARDGATE_REGISTRIES"
+	LogLevelEnv    = "WARDGATE_LOG_LEVEL"
+)
+
+// DefaultListen is loopback only: exposing the gate is a decision.
+const DefaultListen = "127.0.0.1:8080"
+
+// ServeFile is the server configuration file (YAML), every field optional.
+type ServeFile struct {
+	Listen     string   `yaml:"listen"`
+	TLSCert    string   `yaml:"tls_cert"`
+	TLSKey     string   `yaml:"tls_key"`
+	ClientCA   string   `yaml:"client_ca"`
+	Registries []string `yaml:"registries"`
+	LogLevel   string   `yaml:"log_level"`
+	Scan       *bool    `yaml:"scan"`
+	RiskTTL    string   `yaml:"risk_cache_ttl"`
+	Limits     struct {
+		MaxUploadBytes    int64  `yaml:"max_upload_bytes"`
+		MaxTelemetryBytes int64  `yaml:"max_telemetry_bytes"`
+		MaxJSONBytes      int64  `yaml:"max_json_bytes"`
+		Evaluations       int    `yaml:"evaluations"`
+		EvaluateTimeout   string `yaml:"evaluate_timeout"`
+		AdmitTimeout      string `yaml:"admit_timeout"`
+		TelemetryTimeout  string `yaml:"telemetry_timeout"`
+	} `yaml:"limits"`
+	RateLimits map[string]server.RateLimit `yaml:"rate_limits"`
+}
+
+// ServeConfig configures `wardgate serve`.
+type ServeConfig struct {
+	Trust      string // trust configuration (required)
+	Policy     string // extra policies: a directory or an OPA bundle
+	State      string
+	SigningKey string
+	Origin     string
+	File       string // server configuration file
+	Listen     string
+	TLSCert    string
+	TLSKey     string
+	ClientCA   string
+	Registries []string
+	LogLevel   string
+	NoScan     bool
+	RiskTTL    time.Duration
+	Limits     server.Limits
+	RateLimits map[server.Role]server.RateLimit
+	// Ready, when set, is called with the address once the server listens
+	// (tests and scripts use port 0).
+	Ready func(addr string)
+}
+
+// Validate checks the configuration.
+func (c *ServeConfig) Validate() error {
+	var errs []error
+	if c.Trust == "" {
+		errs = append(errs, errors.New("--config is required: the trust configuration"))
+	}
+	if c.State == "" {
+		errs = append(errs, errors.New("--state is required"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("--tls-cert and --tls-key go together"))
+	}
+	if c.ClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("--client-ca needs --tls-cert and --tls-key (mutual TLS)"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RiskTTL <= 0 {
+		errs = append(errs, fmt.Errorf("risk cache TTL %s: must be positive", c.RiskTTL))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// NewServeCmd is `wardgate serve`.
+func NewServeCmd() *cobra.Command {
+	cfg := ServeConfig{}
+	var lf logFlags
+	cmd := &cobra.Command{
+		Use:   "serve --config trust.yaml [--state DIR]",
+		Short: "Run the admission gate's HTTP API (docs/serve.md)",
+		Long: `Serve the HTTP API update servers, CI, sensors and auditors call
+(docs/openapi.yaml): evaluate updates once (POST /v1/updates), admit
+devices many times (POST /v1/admissions), ingest telemetry (POST
+/v1/telemetry), and read decisions, findings, the log and evidence packs.
+
+Everything lives in the state directory: the release ledger, the verdict
+log and its key, the egress store and fleet inventory, the evaluated
+updates (evaluations/) and the API tokens and audit table (server.db;
+create tokens with wardgate token create). Further settings come from a
+YAML file (--server-config or $` + ServeConfigEnv + `) and environment variables
+($` + ListenEnv + `, $` + TLSCertEnv + `, $` + TLSKeyEnv + `, $` + ClientCAEnv + `, $` + RegistriesEnv + `,
+$` + LogLevelEnv + `); flags win over variables, variables over the file.
+
+SIGHUP reloads the trust configuration, the policies, the fleet
+inventory and the detection configuration without dropping requests;
+SIGTERM or SIGINT shut down gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.State, cfg.SigningKey, cfg.Origin = lf.state, lf.key, lf.origin
+			if err := cfg.resolve(cmd); err != nil {
+				return noVerdict(err)
+			}
+			if err := cfg.Validate(); err != nil {
+				return noVerdict(err)
+			}
+			if err := RunServe(cmd.Context(), cfg, cmd.ErrOrStderr()); err != nil {
+				return noVerdict(err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Trust, "config", "", "trust configuration (YAML), required")
+	f.StringVar(&cfg.Policy, "policy", "", "extra policies: a directory of .rego files or an OPA bundle (.tar.gz)")
+	f.StringVar(&cfg.File, "server-config", "", "server configuration file (YAML); $"+ServeConfigEnv)
+	f.StringVar(&cfg.Listen, "listen", DefaultListen, "address to listen on; $"+ListenEnv)
+	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM); $"+TLSCertEnv)
+	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM); $"+TLSKeyEnv)
+	f.StringVar(&cfg.ClientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS); $"+ClientCAEnv)
+	f.StringSliceVar(&cfg.Registries, "registry", nil, "registry POST /v1/updates may fetch images from (host[:port]); repeatable; $"+RegistriesEnv)
+	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
+	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
+	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "longest time a fleet analysis is reused (telemetry posted to the API invalidates it at once)")
+	lf.register(cmd)
+	return cmd
+}
+
+// resolve fills unset fields from the environment and the file.
+func (c *ServeConfig) resolve(cmd *cobra.Command) error {
+	set := func(flag, env string, dst *string, file string) {
+		if cmd.Flags().Changed(flag) {
+			return
+		}
+		if v := os.Getenv(env); v != "" {
+			*dst = v
+		} else if file != "" {
+			*dst = file
+		}
+	}
+	if c.File == "" {
+		c.File = os.Getenv(ServeConfigEnv)
+	}
+	var sf ServeFile
+	if c.File != "" {
+		b, err := readSmall(c.File)
+		if err != nil {
+			return err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&sf); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("%s: %w", c.File, err)
+		}
+	}
+	set("listen", ListenEnv, &c.Listen, sf.Listen)
+	set("tls-cert", TLSCertEnv, &c.TLSCert, sf.TLSCert)
+	set("tls-key", TLSKeyEnv, &c.TLSKey, sf.TLSKey)
+	set("client-ca", ClientCAEnv, &c.ClientCA, sf.ClientCA)
+	set("log-level", LogLevelEnv, &c.LogLevel, sf.LogLevel)
+	if !cmd.Flags().Changed("registry") {
+		if v := os.Getenv(RegistriesEnv); v != "" {
+			c.Registries = strings.Split(v, ",")
+		} else {
+			c.Registries = sf.Registries
+		}
+	}
+	if !cmd.Flags().Changed("no-scan") && sf.Scan != nil {
+		c.NoScan = !*sf.Scan
+	}
+	var errs []error
+	dur := func(name, v string, dst *time.Duration) {
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %s %q: want a positive duration such as 5s", c.File, name, v))
+			return
+		}
+		*dst = d
+	}
+	if !cmd.Flags().Changed("risk-cache-ttl") {
+		dur("risk_cache_ttl", sf.RiskTTL, &c.RiskTTL)
+	}
+	l := sf.Limits
+	c.Limits = server.Limits{MaxUploadBytes: l.MaxUploadBytes, MaxTelemetryBytes: l.MaxTelemetryBytes, MaxJSONBytes: l.MaxJSONBytes, Evaluations: l.Evaluations}
+	dur("limits.evaluate_timeout", l.EvaluateTimeout, &c.Limits.EvaluateTimeout)
+	dur("limits.admit_timeout", l.AdmitTimeout, &c.Limits.AdmitTimeout)
+	dur("limits.telemetry_timeout", l.TelemetryTimeout, &c.Limits.TelemetryTimeout)
+	if len(sf.RateLimits) > 0 {
+		c.RateLimits = map[server.Role]server.RateLimit{}
+		for k, v := range sf.RateLimits {
+			r, err := server.ParseRole(k)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: rate_limits: %w", c.File, err))
+				continue
+			}
+			c.RateLimits[r] = v
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serveState is what a reload rebuilds the gate from.
+type serveState struct {
+	cfg      ServeConfig
+	ledger   store.Ledger
+	log      *attest.Log
+	egress   *egresssql.DB
+	installs *gate.InstallationBatcher
+	sboms    *gate.SBOMStore
+	risk     *gate.RiskCache
+	inv      atomic.Pointer[egress.Inventory]
+	ecfg     atomic.Pointer[egress.Config]
+	logger   *slog.Logger
+}
+
+// loadFleet reads the inventory and detection configuration of the state
+// directory (both optional).
+func (s *serveState) loadFleet() error {
+	inv, err := loadInventory(s.cfg.State)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		inv = nil
+	case err != nil:
+		return fmt.Errorf("fleet inventory: %w", err)
+	}
+	ecfg, err := loadEgressConfig(EgressFindingsConfig{State: s.cfg.State})
+	if err != nil {
+		return fmt.Errorf("detection configuration: %w", err)
+	}
+	s.inv.Store(inv)
+	s.ecfg.Store(&ecfg)
+	return nil
+}
+
+func (s *serveState) analyze(ctx context.Context) (egress.Report, error) {
+	inv := s.inv.Load()
+	if inv == nil {
+		return egress.Report{Findings: []egress.Finding{}, Updates: []egress.UpdateRisk{}}, nil // no fleet known: no telemetry
+	}
+	return egress.AnalyzeStore(ctx, s.egress, inv, *s.ecfg.Load())
+}
+
+// buildGate loads the trust configuration and policies and makes a gate
+// over the shared stores.
+func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
+	tc, err := trust.Load(s.cfg.Trust)
+	if err != nil {
+		return nil, err
+	}
+	popts := []policy.Option{policy.WithTrust(tc), policy.WithLogger(s.logger)}
+	if p := s.cfg.Policy; p != "" {
+		if strings.HasSuffix(p, ".tar.gz") {
+			popts = append(popts, policy.WithBundle(p))
+		} else {
+			popts = append(popts, policy.WithPolicyDir(p))
+		}
+	}
+	eng, err := policy.New(ctx, popts...)
+	if err != nil {
+		return nil, err
+	}
+	gopts := []gate.Option{gate.WithLog(s.log), gate.WithFleet(s.risk), gate.WithInstallations(s.installs), gate.WithSBOMStore(s.sboms),
+		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache")))}
+	if s.cfg.NoScan {
+		gopts = append(gopts, gate.WithoutSBOMGeneration())
+	}
+	return gate.New(tc, eng, s.ledger, gopts...)
+}
+
+// RunServe runs the server until ctx is done (graceful shutdown).
+func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
+	level, err := parseLevel(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := os.MkdirAll(cfg.State, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	st := &serveState{cfg: cfg, logger: logger}
+	ledger, err := sqlite.Open(ctx, cfg.State)
+	if err != nil {
+		return err
+	}
+	defer ledger.Close()
+	st.ledger = ledger
+	lf := logFlags{state: cfg.State, key: cfg.SigningKey, origin: cfg.Origin}
+	if st.log, err = openOrCreateLog(ctx, lf, stderr); err != nil {
+		return err
+	}
+	defer st.log.Close()
+	if st.egress, err = egresssql.Open(ctx, filepath.Join(cfg.State, egressDBFile)); err != nil {
+		return err
+	}
+	defer st.egress.Close()
+	st.installs = gate.NewInstallationBatcher(st.egress)
+	defer st.installs.Close()
+	if st.sboms, err = gate.NewSBOMStore(filepath.Join(cfg.State, "sboms")); err != nil {
+		return err
+	}
+	if err := st.loadFleet(); err != nil {
+		return err
+	}
+	if st.risk, err = gate.NewRiskCache(st.analyze, cfg.RiskTTL, nil); err != nil {
+		return err
+	}
+	recs, err := gate.OpenRecords(filepath.Join(cfg.State, "evaluations"))
+	if err != nil {
+		return err
+	}
+	tokens, err := server.OpenTokens(ctx, filepath.Join(cfg.State, server.TokensFile))
+	if err != nil {
+		return err
+	}
+	defer tokens.Close()
+	g, err := st.buildGate(ctx)
+	if err != nil {
+		return err
+	}
+	opts := []server.Option{server.WithLogger(logger), server.WithLimits(cfg.Limits), server.WithRegistries(cfg.Registries...)}
+	if cfg.RateLimits != nil {
+		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
+	}
+	srv, err := server.New(server.Deps{Gate: g, Records: recs, Risk: st.risk, Log: st.log, Telemetry: st.egress, Inventory: st.inv.Load, Tokens: tokens,
+		WorkDir: filepath.Join(cfg.State, "tmp"),
+		Ready: func(ctx context.Context) error {
+			_, err := ledger.LatestAdmitted(ctx, "\x00readyz", "\x00readyz")
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}}, opts...)
+	if err != nil {
+		return err
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		if tlsCfg, err = server.TLSConfig(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hs := srv.HTTPServer(ln.Addr().String(), tlsCfg)
+	scheme := "http"
+	if tlsCfg != nil {
+		scheme = "https"
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "state", cfg.State, "mtls", cfg.ClientCA != "")
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if tlsCfg != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	for {
+		select {
+		case err := <-errc:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		case <-hup:
+			// Build the new gate beside the old one, then swap: requests
+			// in flight finish on the old gate, none is dropped.
+			if err := st.loadFleet(); err != nil {
+				logger.Error("reload: kept the previous configuration", "err", err)
+				continue
+			}
+			ng, err := st.buildGate(ctx)
+			if err != nil {
+				logger.Error("reload: kept the previous configuration", "err", err)
+				continue
+			}
+			srv.SwapGate(ng)
+			st.risk.Invalidate()
+			logger.Info("reloaded", "trust", cfg.Trust, "policy", cfg.Policy)
+		case <-ctx.Done():
+			logger.Info("shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := hs.Shutdown(sctx)
+			cancel()
+			return err
+		}
+	}
+}

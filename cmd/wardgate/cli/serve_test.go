@@ -1,0 +1,163 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wardgate/wardgate/cmd/wardgate/cli"
+)
+
+// syncBuffer is a bytes.Buffer safe for the server's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestServeValidation(t *testing.T) {
+	code, _, errOut := run(t, "serve", "--state", t.TempDir())
+	if code != 2 || !strings.Contains(errOut, "--config is required") {
+		t.Fatalf("%d %s", code, errOut)
+	}
+	code, _, errOut = run(t, "serve", "--state", t.TempDir(), "--config", "x.yaml", "--client-ca", "ca.pem")
+	if code != 2 || !strings.Contains(errOut, "--client-ca needs --tls-cert") {
+		t.Fatalf("%d %s", code, errOut)
+	}
+}
+
+func postUpdate(t *testing.T, url, tok string) (int, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range map[string]string{"vendor": "acme-infusion", "product": "infusion-pump", "version": "2.4.0"} {
+		mw.WriteField(k, v)
+	}
+	for field, p := range map[string]string{"firmware": fx + "/firmware/infusion-pump-2.4.0.bin", "signature": fx + "/sig/infusion-pump-2.4.0.bin.sig",
+		"bundle": fx + "/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json", "sbom": fx + "/sbom/infusion-pump-2.4.0.cdx.json"} {
+		w, _ := mw.CreateFormFile(field, filepath.Base(p))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(b)
+	}
+	mw.Close()
+	req, _ := http.NewRequest("POST", url+"/v1/updates", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+func postAdmission(t *testing.T, url, tok, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/v1/admissions", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// wardgate serve end to end: tokens from the CLI, an evaluation, an
+// admission, a SIGHUP reload that drops no request and keeps the
+// evaluation, a restart that still knows it, and a graceful shutdown.
+func TestServe(t *testing.T) {
+	t.Setenv("WARDGATE_KEY_PASSWORD", "")
+	state := t.TempDir()
+	ci, us := token(t, state, "ci"), token(t, state, "update-server")
+	start := func() (string, *syncBuffer, func()) {
+		ctx, cancel := context.WithCancel(t.Context())
+		addrc := make(chan string, 1)
+		logs := &syncBuffer{}
+		done := make(chan error, 1)
+		cfg := cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", State: state, Listen: "127.0.0.1:0", LogLevel: "info", NoScan: true, RiskTTL: time.Second,
+			Ready: func(a string) { addrc <- a }}
+		go func() { done <- cli.RunServe(ctx, cfg, logs) }()
+		select {
+		case a := <-addrc:
+			return "http://" + a, logs, func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("shutdown: %v", err)
+				}
+			}
+		case err := <-done:
+			t.Fatalf("serve: %v\n%s", err, logs.String())
+		}
+		return "", nil, nil
+	}
+	url, logs, stop := start()
+	code, body := postUpdate(t, url, ci)
+	if code != 200 || !strings.Contains(body, `"allow":true`) {
+		t.Fatalf("evaluate: %d %s", code, body)
+	}
+	var u struct{ Digest string }
+	json.Unmarshal([]byte(body), &u)
+	adm := `{"digest":"` + u.Digest + `","device":{"id":"P-1","class":"infusion-pump","installedVersion":"2.3.0"}}`
+	if code, body := postAdmission(t, url, us, adm); code != 200 || !strings.Contains(body, `"allow":true`) {
+		t.Fatalf("admit: %d %s", code, body)
+	}
+	// SIGHUP while admissions run: none fails.
+	var wg sync.WaitGroup
+	errs := make(chan string, 100)
+	for range 4 {
+		wg.Go(func() {
+			for range 25 {
+				if code, body := postAdmission(t, url, us, adm); code != 200 || !strings.Contains(body, `"allow":true`) {
+					errs <- body
+				}
+			}
+		})
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Errorf("admission during reload: %s", e)
+	}
+	for i := 0; !strings.Contains(logs.String(), `"msg":"reloaded"`); i++ {
+		if i > 100 {
+			t.Fatalf("no reload logged:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), `"route":"POST /v1/admissions","status":200`) || !strings.Contains(logs.String(), `"decision":"allow"`) {
+		t.Fatalf("request log lines missing:\n%s", logs.String())
+	}
+	stop()
+	// Restarted, the server still knows the evaluated update.
+	url, _, stop = start()
+	defer stop()
+	if code, body := postAdmission(t, url, us, strings.Replace(adm, "P-1", "P-2", 1)); code != 200 || !strings.Contains(body, `"allow":true`) {
+		t.Fatalf("admit after restart: %d %s", code, body)
+	}
+}

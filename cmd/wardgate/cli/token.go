@@ -1,0 +1,125 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardgate/wardgate/server"
+)
+
+// NewTokenCmd groups the API token commands.
+func NewTokenCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "API tokens for wardgate serve: create, list, revoke",
+	}
+	cmd.AddCommand(newTokenCreateCmd(), newTokenListCmd(), newTokenRevokeCmd())
+	return cmd
+}
+
+func openTokens(cmd *cobra.Command, state string) (*server.Tokens, error) {
+	return server.OpenTokens(cmd.Context(), filepath.Join(state, server.TokensFile))
+}
+
+func newTokenCreateCmd() *cobra.Command {
+	var state, role, name string
+	cmd := &cobra.Command{
+		Use:   "create --role ROLE [--name NAME]",
+		Short: "Create a token and print it once (only its SHA-256 is stored)",
+		Long: `Create an API token for wardgate serve and print it on standard output,
+once: only its SHA-256 is kept (STATE/server.db), so it cannot be shown
+again. Roles: ci (POST /v1/updates), update-server (POST /v1/admissions),
+sensor (POST /v1/telemetry), auditor (the read routes and evidence
+packs), admin (everything). A running server sees a new token at once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := server.ParseRole(role)
+			if err != nil {
+				return noVerdict(fmt.Errorf("--role: %w", err))
+			}
+			t, err := openTokens(cmd, state)
+			if err != nil {
+				return noVerdict(err)
+			}
+			defer t.Close()
+			secret, err := t.Create(cmd.Context(), r, name)
+			if err != nil {
+				return noVerdict(err)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(secret))
+			fmt.Fprintf(cmd.ErrOrStderr(), "wardgate: created a token with role %s; it is shown only this once\n", r)
+			return nil
+		},
+	}
+	addStateFlag(cmd, &state)
+	cmd.Flags().StringVar(&role, "role", "", "ci, update-server, sensor, auditor or admin (required)")
+	cmd.Flags().StringVar(&name, "name", "", "a name for the token (default ROLE-<random>); it appears in the audit table and the logs")
+	return cmd
+}
+
+func newTokenListCmd() *cobra.Command {
+	var state, output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List tokens (names and roles, never the tokens)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return noVerdict(err)
+			}
+			t, err := openTokens(cmd, state)
+			if err != nil {
+				return noVerdict(err)
+			}
+			defer t.Close()
+			ts, err := t.List(cmd.Context())
+			if err != nil {
+				return noVerdict(err)
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(ts)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tROLE\tCREATED\tREVOKED")
+			for _, ti := range ts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", ti.Name, ti.Role, ti.Created.Format(time.RFC3339), ti.Revoked)
+			}
+			return tw.Flush()
+		},
+	}
+	addStateFlag(cmd, &state)
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func newTokenRevokeCmd() *cobra.Command {
+	var state string
+	cmd := &cobra.Command{
+		Use:   "revoke NAME",
+		Short: "Revoke a token (a running server refuses it within 10 seconds)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == "" {
+				return noVerdict(errors.New("a token name is required"))
+			}
+			t, err := openTokens(cmd, state)
+			if err != nil {
+				return noVerdict(err)
+			}
+			defer t.Close()
+			if err := t.Revoke(cmd.Context(), args[0]); err != nil {
+				return noVerdict(err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
+			return nil
+		},
+	}
+	addStateFlag(cmd, &state)
+	return cmd
+}

@@ -1,0 +1,418 @@
+package gate_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/egress/sqlitestore"
+	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/store/inmem"
+	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/verify"
+)
+
+const (
+	fixtureDir = "../fixtures/testdata"
+	fleetDir   = "../fixtures/fleet/testdata/"
+	// compromised is the 3CX-like update of the fleet fixture.
+	compromised = "sha256:7889dee97295a5ad686303faf86796bcb60b09eddd8af8ccac51b789affed93b"
+)
+
+type harness struct {
+	gate    *gate.Gate
+	recs    *gate.Records
+	log     *attest.Log
+	egress  *sqlitestore.DB
+	risk    *gate.RiskCache
+	digest  string
+	dir     string
+	analyze gate.Analyze
+}
+
+func sig(t testing.TB, path string) verify.Signature {
+	t.Helper()
+	s, err := verify.LoadSignature(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// pump is the genuine pump 2.4.0 release: both trusted signers and the
+// vendor SBOM.
+func pump(t testing.TB) gate.Update {
+	t.Helper()
+	sb, err := os.ReadFile(fixtureDir + "/sbom/infusion-pump-2.4.0.cdx.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gate.Update{Source: fixtureDir + "/firmware/infusion-pump-2.4.0.bin", Kind: evidence.KindBlob, Vendor: "acme-infusion", Product: "infusion-pump", Version: "2.4.0",
+		Signatures: []verify.Signature{sig(t, fixtureDir+"/sig/infusion-pump-2.4.0.bin.sig"), sig(t, fixtureDir+"/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json")},
+		VendorSBOM: sb}
+}
+
+func fileDigest(t testing.TB, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// newHarness builds a gate on the fixture trust configuration with a log,
+// an egress store (fleet inventory of the fixture) behind a RiskCache, and
+// evaluates and records the pump release.
+func newHarness(t testing.TB, opts ...gate.Option) *harness {
+	t.Helper()
+	ctx := t.Context()
+	h := &harness{dir: t.TempDir()}
+	tc, err := trust.Load("../fixtures/trust.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := policy.New(ctx, policy.WithTrust(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(attest.PasswordEnv, "")
+	key, _, err := attest.Keygen(filepath.Join(h.dir, "signing"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := attest.LoadSigner(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.log, err = attest.OpenLog(ctx, filepath.Join(h.dir, "log.db"), s, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.log.Close() })
+	if h.egress, err = sqlitestore.Open(ctx, filepath.Join(h.dir, "egress.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.egress.Close() })
+	f, err := os.Open(fleetDir + "inventory.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := egress.ReadInventory(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := egress.Config{}.WithDefaults()
+	if cf, err := os.Open(fleetDir + "config.json"); err == nil {
+		cfg, err = egress.ReadConfig(cf)
+		cf.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.analyze = func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, h.egress, inv, cfg) }
+	if h.risk, err = gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return h.analyze(ctx) }, time.Hour, nil); err != nil {
+		t.Fatal(err)
+	}
+	base := []gate.Option{gate.WithLog(h.log), gate.WithFleet(h.risk), gate.WithInstallations(h.egress), gate.WithoutSBOMGeneration()}
+	if h.gate, err = gate.New(tc, eng, inmem.New(), append(base, opts...)...); err != nil {
+		t.Fatal(err)
+	}
+	if h.recs, err = gate.OpenRecords(filepath.Join(h.dir, "records")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := h.gate.Evaluate(ctx, pump(t))
+	if err != nil || !out.Decision.Allow {
+		t.Fatalf("evaluate: %v %+v", err, out.Decision)
+	}
+	if err := h.recs.Put(out); err != nil {
+		t.Fatal(err)
+	}
+	h.digest = out.Evidence.Artifact.Digest
+	if want := fileDigest(t, fixtureDir+"/firmware/infusion-pump-2.4.0.bin"); h.digest != want {
+		t.Fatalf("digest %s, want %s", h.digest, want)
+	}
+	return h
+}
+
+func codes(d policy.Decision) []string {
+	var out []string
+	for _, v := range d.Violations {
+		out = append(out, string(v.Code))
+	}
+	return out
+}
+
+func TestAdmit(t *testing.T) {
+	h := newHarness(t)
+	pumpDev := evidence.Device{ID: "HOSP-IOT-PUMP-09", Class: "infusion-pump", InstalledVersion: "2.3.0"}
+	cases := []struct {
+		name    string
+		req     gate.AdmitRequest
+		allow   bool
+		codes   []string
+		message string // in the first violation's message
+		err     error
+	}{
+		{name: "allowed by digest", req: gate.AdmitRequest{Digest: h.digest, Device: pumpDev}, allow: true},
+		{name: "allowed by release", req: gate.AdmitRequest{Vendor: "acme-infusion", Product: "infusion-pump", Version: "2.4.0", Device: pumpDev}, allow: true},
+		{name: "wrong device class", req: gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "mri-001", Class: "mri-console"}},
+			codes: []string{"wrong-device-class", "wrong-device-class"}, message: "mri-001"},
+		{name: "rollback below installed", req: gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "pump-007", Class: "infusion-pump", InstalledVersion: "2.5.1"}},
+			codes: []string{"rollback"}, message: "installed on device pump-007"},
+		{name: "memo keeps each device's ID", req: gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "pump-008", Class: "infusion-pump", InstalledVersion: "2.5.1"}},
+			codes: []string{"rollback"}, message: "installed on device pump-008"},
+		{name: "unknown digest", req: gate.AdmitRequest{Digest: "sha256:" + strings.Repeat("0", 64), Device: pumpDev},
+			codes: []string{"could-not-evaluate"}, message: "update not evaluated", err: gate.ErrUnknownUpdate},
+		{name: "unknown release", req: gate.AdmitRequest{Vendor: "acme-infusion", Product: "infusion-pump", Version: "9.9.9", Device: pumpDev},
+			codes: []string{"could-not-evaluate"}, err: gate.ErrUnknownUpdate},
+		{name: "no device class", req: gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "x"}},
+			codes: []string{"could-not-evaluate"}, err: gate.ErrInvalidDevice},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := h.gate.Admit(t.Context(), h.recs, tc.req)
+			if !errors.Is(err, tc.err) || (tc.err == nil) != (err == nil) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if out.Decision.Allow != tc.allow || !slices.Equal(codes(out.Decision), tc.codes) {
+				t.Fatalf("allow %v codes %v, want %v %v: %+v", out.Decision.Allow, codes(out.Decision), tc.allow, tc.codes, out.Decision.Violations)
+			}
+			if out.Evaluated != (tc.err == nil) {
+				t.Fatalf("evaluated = %v", out.Evaluated)
+			}
+			if tc.message != "" && !strings.Contains(out.Decision.Violations[0].Message, tc.message) {
+				t.Fatalf("message %q lacks %q", out.Decision.Violations[0].Message, tc.message)
+			}
+			for _, v := range out.Decision.Violations {
+				if strings.Contains(v.Message, "\x00") {
+					t.Fatalf("sentinel leaked: %q", v.Message)
+				}
+			}
+			if tc.err == nil && (out.LogEntry == nil || out.Evidence.Device.ID != tc.req.Device.ID) {
+				t.Fatalf("log entry %+v, device %+v", out.LogEntry, out.Evidence.Device)
+			}
+		})
+	}
+	// Allowed admissions are installation intents; each decision on a known
+	// update is in the log with its device.
+	ins, err := h.egress.Installations(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ins) != 1 || ins[0].Device != "HOSP-IOT-PUMP-09" || ins[0].Digest != h.digest || ins[0].Version != "2.4.0" {
+		t.Fatalf("installations = %+v", ins)
+	}
+	var devices []string
+	err = h.log.Entries(t.Context(), attest.Filter{Artifact: h.digest}, func(e attest.Entry) error { devices = append(devices, e.Device); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"", "HOSP-IOT-PUMP-09", "HOSP-IOT-PUMP-09", "mri-001", "pump-007", "pump-008", "x"}
+	slices.Sort(devices)
+	if !slices.Equal(devices, want[:6]) {
+		t.Fatalf("logged devices %q, want %q", devices, want[:6])
+	}
+}
+
+// A restarted server knows every update it evaluated.
+func TestRecordsSurviveRestart(t *testing.T) {
+	h := newHarness(t)
+	dir := filepath.Join(h.dir, "records")
+	if err := os.WriteFile(filepath.Join(dir, ".tmp-123"), []byte("{half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := gate.OpenRecords(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".tmp-123")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("leftover temporary file not removed: %v", err)
+	}
+	rec, ok := recs.Get(h.digest)
+	if !ok || !rec.Decision.Allow || rec.Evidence.Artifact.Version != "2.4.0" || rec.Evidence.SBOM == nil {
+		t.Fatalf("record = %+v", rec)
+	}
+	out, err := h.gate.Admit(t.Context(), recs, gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "p1", Class: "infusion-pump"}})
+	if err != nil || !out.Decision.Allow {
+		t.Fatalf("admit after restart: %v %+v", err, out.Decision)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sha256-"+strings.Repeat("a", 64)+".json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gate.OpenRecords(dir); err == nil {
+		t.Fatal("a corrupt record was accepted")
+	}
+}
+
+// relabelled installations: the fleet fixture's compromised update is the
+// pump 2.4.0 firmware.
+func ingestCompromised(t testing.TB, h *harness) {
+	t.Helper()
+	b, err := os.ReadFile(fleetDir + "installations.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ins, err := egress.ReadInstallations(strings.NewReader(strings.ReplaceAll(string(b), compromised, h.digest)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range ins {
+		if err := h.egress.RecordInstallation(t.Context(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Open(fleetDir + "defender.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = h.egress.Ingest(t.Context(), egress.Source{Name: "defender.jsonl", Digest: fileDigest(t, fleetDir+"defender.jsonl")}, func(add func(*egress.Event) error) error {
+		_, err := egress.Scan(f, add)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A quarantine takes effect on the very next admission: the memo and the
+// risk cache never serve the allow made before the telemetry.
+func TestAdmitQuarantineTakesEffectAtOnce(t *testing.T) {
+	h := newHarness(t)
+	req := gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "HOSP-IOT-PUMP-07", Class: "infusion-pump", InstalledVersion: "2.3.0"}}
+	out, err := h.gate.Admit(t.Context(), h.recs, req)
+	if err != nil || !out.Decision.Allow {
+		t.Fatalf("before telemetry: %v %+v", err, out.Decision)
+	}
+	ingestCompromised(t, h)
+	// Without invalidation the cache still holds the clean analysis.
+	if out, _ := h.gate.Admit(t.Context(), h.recs, req); !out.Decision.Allow {
+		t.Fatalf("cache was not used: %+v", out.Decision)
+	}
+	h.risk.Invalidate()
+	out, err = h.gate.Admit(t.Context(), h.recs, req)
+	if err != nil || out.Decision.Allow || !slices.Equal(codes(out.Decision), []string{"quarantined"}) {
+		t.Fatalf("after telemetry: %v %+v", err, out.Decision)
+	}
+	if out.Evidence.Fleet.RiskState != evidence.RiskQuarantined || !strings.Contains(out.Decision.Violations[0].Message, "raw.githubusercontent.com") {
+		t.Fatalf("fleet %+v message %q", out.Evidence.Fleet, out.Decision.Violations[0].Message)
+	}
+}
+
+// A fleet store that cannot be read means deny, not allow.
+func TestAdmitFleetDownDenies(t *testing.T) {
+	h := newHarness(t)
+	boom := errors.New("database is locked")
+	h.analyze = func(context.Context) (egress.Report, error) { return egress.Report{}, boom }
+	h.risk.Invalidate()
+	out, err := h.gate.Admit(t.Context(), h.recs, gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "p", Class: "infusion-pump"}})
+	if !errors.Is(err, boom) || out.Decision.Allow || out.Evaluated || !slices.Equal(codes(out.Decision), []string{"could-not-evaluate"}) {
+		t.Fatalf("err %v outcome %+v", err, out.Decision)
+	}
+}
+
+// An update evaluated under another trust configuration is not admitted
+// until it is evaluated again.
+func TestAdmitStaleTrust(t *testing.T) {
+	h := newHarness(t)
+	b, err := os.ReadFile("../fixtures/trust.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := trust.Parse(filepath.Join("..", "fixtures", "trust.yaml"), []byte(strings.Replace(string(b), "max_clock_skew: 5m", "max_clock_skew: 4m", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := policy.New(t.Context(), policy.WithTrust(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g2, err := gate.New(tc, eng, inmem.New(), gate.WithLog(h.log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := g2.Admit(t.Context(), h.recs, gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "p", Class: "infusion-pump"}})
+	if !errors.Is(err, gate.ErrStaleEvaluation) || out.Decision.Allow || !slices.Equal(codes(out.Decision), []string{"could-not-evaluate"}) {
+		t.Fatalf("err %v decision %+v", err, out.Decision)
+	}
+}
+
+// Two evaluated digests for one release: asking by release is ambiguous.
+func TestAdmitAmbiguousRelease(t *testing.T) {
+	h := newHarness(t)
+	u := pump(t)
+	u.Source = fixtureDir + "/firmware/infusion-pump-2.3.0.bin"
+	out, err := h.gate.Evaluate(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.recs.Put(out); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.gate.Admit(t.Context(), h.recs, gate.AdmitRequest{Vendor: "acme-infusion", Product: "infusion-pump", Version: "2.4.0", Device: evidence.Device{ID: "p", Class: "infusion-pump"}})
+	if !errors.Is(err, gate.ErrAmbiguousRelease) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Concurrent admissions across a second boundary all get the decision for
+// their own device.
+func TestAdmitConcurrent(t *testing.T) {
+	h := newHarness(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Go(func() {
+			id := "dev-" + strings.Repeat("x", i%3) + string(rune('a'+i%26))
+			inst := "2.3.0"
+			if i%2 == 1 {
+				inst = "2.5.0"
+			}
+			out, err := h.gate.Admit(t.Context(), h.recs, gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: id, Class: "infusion-pump", InstalledVersion: inst}})
+			switch {
+			case err != nil:
+				errs <- err
+			case i%2 == 0 && !out.Decision.Allow:
+				errs <- errors.New("even device denied")
+			case i%2 == 1 && (out.Decision.Allow || !strings.Contains(out.Decision.Violations[0].Message, "device "+id+";")):
+				errs <- errors.New("odd device: " + out.Decision.Violations[0].Message)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func BenchmarkAdmit(b *testing.B) {
+	h := newHarness(b)
+	req := gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "HOSP-IOT-PUMP-09", Class: "infusion-pump", InstalledVersion: "2.3.0"}}
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			out, err := h.gate.Admit(context.Background(), h.recs, req)
+			if err != nil || !out.Decision.Allow {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "admissions/s")
+}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Metrics in the Prometheus text exposition format (version 0.0.4),
+// written by hand: a few counters and histograms do not need a client
+// library, and the hot path stays free of its allocations.
+
+// latencyBuckets are the request latency histogram's upper bounds, seconds.
+var latencyBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+type histogram struct {
+	counts []atomic.Uint64 // one per bucket, then +Inf
+	sumNs  atomic.Uint64
+}
+
+func newHistogram() *histogram {
+	return &histogram{counts: make([]atomic.Uint64, len(latencyBuckets)+1)}
+}
+
+func (h *histogram) observe(d time.Duration) {
+	s := d.Seconds()
+	i, _ := slices.BinarySearch(latencyBuckets, s)
+	h.counts[i].Add(1)
+	h.sumNs.Add(uint64(d.Nanoseconds()))
+}
+
+// counterVec is a counter with labels; the label values are joined with
+// \xff into the key.
+type counterVec struct {
+	m sync.Map // string -> *atomic.Uint64
+}
+
+func (c *counterVec) add(n uint64, labels ...string) {
+	k := strings.Join(labels, "\xff")
+	v, ok := c.m.Load(k)
+	if !ok {
+		v, _ = c.m.LoadOrStore(k, new(atomic.Uint64))
+	}
+	v.(*atomic.Uint64).Add(n)
+}
+
+func (c *counterVec) each(fn func(labels []string, v uint64)) {
+	var keys []string
+	c.m.Range(func(k, _ any) bool { keys = append(keys, k.(string)); return true })
+	slices.Sort(keys)
+	for _, k := range keys {
+		v, _ := c.m.Load(k)
+		fn(strings.Split(k, "\xff"), v.(*atomic.Uint64).Load())
+	}
+}
+
+type metrics struct {
+	latency   map[string]*histogram // by route, fixed at registration
+	requests  counterVec            // route, status
+	decisions counterVec            // phase, result, reason
+	events    atomic.Uint64         // telemetry events stored
+	inflight  atomic.Int64          // evaluations running
+}
+
+func newMetrics() *metrics { return &metrics{latency: map[string]*histogram{}} }
+
+// decision counts one decision: allow with reason "none", or deny once per
+// violation code.
+func (m *metrics) decision(phase string, allow bool, codes []string) {
+	if allow {
+		m.decisions.add(1, phase, "allow", "none")
+		return
+	}
+	if len(codes) == 0 {
+		m.decisions.add(1, phase, "deny", "none")
+	}
+	for _, c := range codes {
+		m.decisions.add(1, phase, "deny", c)
+	}
+}
+
+func escapeLabel(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`).Replace(s)
+}
+
+func fmtFloat(f float64) string {
+	if math.IsInf(f, 1) {
+		return "+Inf"
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// findingCount is a findings gauge sample.
+type findingCount struct {
+	code, severity string
+	n              int
+}
+
+func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) {
+	fmt.Fprintln(w, "# HELP wardgate_http_requests_total HTTP requests by route and status.")
+	fmt.Fprintln(w, "# TYPE wardgate_http_requests_total counter")
+	m.requests.each(func(l []string, v uint64) {
+		fmt.Fprintf(w, "wardgate_http_requests_total{route=\"%s\",status=\"%s\"} %d\n", escapeLabel(l[0]), escapeLabel(l[1]), v)
+	})
+	fmt.Fprintln(w, "# HELP wardgate_http_request_duration_seconds HTTP request latency by route.")
+	fmt.Fprintln(w, "# TYPE wardgate_http_request_duration_seconds histogram")
+	routes := make([]string, 0, len(m.latency))
+	for r := range m.latency {
+		routes = append(routes, r)
+	}
+	slices.Sort(routes)
+	for _, r := range routes {
+		h := m.latency[r]
+		var cum uint64
+		for i := range h.counts {
+			cum += h.counts[i].Load()
+			le := math.Inf(1)
+			if i < len(latencyBuckets) {
+				le = latencyBuckets[i]
+			}
+			fmt.Fprintf(w, "wardgate_http_request_duration_seconds_bucket{route=\"%s\",le=\"%s\"} %d\n", escapeLabel(r), fmtFloat(le), cum)
+		}
+		fmt.Fprintf(w, "wardgate_http_request_duration_seconds_sum{route=\"%s\"} %s\n", escapeLabel(r), fmtFloat(float64(h.sumNs.Load())/1e9))
+		fmt.Fprintf(w, "wardgate_http_request_duration_seconds_count{route=\"%s\"} %d\n", escapeLabel(r), cum)
+	}
+	fmt.Fprintln(w, "# HELP wardgate_decisions_total Gate decisions by phase (evaluate, admit), result (allow, deny) and reason code; a deny counts once per violation.")
+	fmt.Fprintln(w, "# TYPE wardgate_decisions_total counter")
+	m.decisions.each(func(l []string, v uint64) {
+		fmt.Fprintf(w, "wardgate_decisions_total{phase=\"%s\",result=\"%s\",reason=\"%s\"} %d\n", escapeLabel(l[0]), escapeLabel(l[1]), escapeLabel(l[2]), v)
+	})
+	fmt.Fprintln(w, "# HELP wardgate_telemetry_events_ingested_total Telemetry events stored.")
+	fmt.Fprintln(w, "# TYPE wardgate_telemetry_events_ingested_total counter")
+	fmt.Fprintf(w, "wardgate_telemetry_events_ingested_total %d\n", m.events.Load())
+	fmt.Fprintln(w, "# HELP wardgate_evaluations_in_flight Update evaluations running.")
+	fmt.Fprintln(w, "# TYPE wardgate_evaluations_in_flight gauge")
+	fmt.Fprintf(w, "wardgate_evaluations_in_flight %d\n", m.inflight.Load())
+	fmt.Fprintln(w, "# HELP wardgate_findings Current fleet findings by code and severity.")
+	fmt.Fprintln(w, "# TYPE wardgate_findings gauge")
+	for _, f := range findings {
+		fmt.Fprintf(w, "wardgate_findings{code=\"%s\",severity=\"%s\"} %d\n", escapeLabel(f.code), escapeLabel(f.severity), f.n)
+	}
+	fmt.Fprintln(w, "# HELP wardgate_fleet_analysis_up Whether the fleet analysis behind the findings could run (1) or not (0).")
+	fmt.Fprintln(w, "# TYPE wardgate_fleet_analysis_up gauge")
+	up := 1
+	if findingsErr {
+		up = 0
+	}
+	fmt.Fprintf(w, "wardgate_fleet_analysis_up %d\n", up)
+}
