@@ -40,29 +40,65 @@ pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.agpl.cdx.json"
 step admit "$F/firmware/infusion-pump-2.3.0.bin" "${T[@]}" --vendor acme-infusion --product infusion-pump --version 2.2.0 \
   --signature "$F/sig/infusion-pump-2.3.0.bin.sig" --bundle "$F/keyless/infusion-pump-2.3.0.bin.v0.3.sigstore.json" --sbom "$F/sbom/infusion-pump-2.3.0.cdx.json"
 
-say "5. Update servers ask per device: pumps get 2.4.0; an MRI console asking for it is refused (mix-and-match)"
-for dev in HOSP-IOT-PUMP-01 HOSP-IOT-PUMP-02; do
-  pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.cdx.json" --device "$dev" --device-class infusion-pump --installed-version 2.3.0
-done
-pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.cdx.json" --device HOSP-IOT-MRI-01 --device-class mri-console
-
-say "6. Weeks later: the pumps that installed 2.4.0 start fetching a payload from a code-hosting site (signed update, honest SBOM: the 3CX pattern)"
+say "5. The gate as a service: wardgate serve on 127.0.0.1 with the embedded store; tokens per role"
+G=$D/gate
+mkdir -p "$G"
+cp fixtures/fleet/testdata/inventory.json fixtures/fleet/testdata/config.json "$G/"
 digest=sha256:$(sha256sum "$F/firmware/infusion-pump-2.4.0.bin" | cut -d' ' -f1)
+# A pilot: four pumps installed 2.4.0 weeks ago (the fleet fixture's 3CX-like
+# scenario, relabelled with this firmware's digest).
 sed "s|sha256:7889dee97295a5ad686303faf86796bcb60b09eddd8af8ccac51b789affed93b|$digest|g" fixtures/fleet/testdata/installations.json > "$D/installations.json"
-cp fixtures/fleet/testdata/config.json "$S/config.json"
-step egress ingest --state "$S" --inventory fixtures/fleet/testdata/inventory.json --installs "$D/installations.json" fixtures/fleet/testdata/defender.jsonl
-step egress findings --state "$S" --update "$digest"
-step egress hunt --rule exfil-volume fixtures/fleet/testdata/defender.jsonl
+"$W" egress ingest --state "$G" --inventory "$G/inventory.json" --installs "$D/installations.json" >/dev/null || exit 1
+CI=$("$W" token create --role ci --name ci-pipeline --state "$G" 2>/dev/null)
+UPD=$("$W" token create --role update-server --name update-server-1 --state "$G" 2>/dev/null)
+SEN=$("$W" token create --role sensor --name defender-sensor --state "$G" 2>/dev/null)
+AUD=$("$W" token create --role auditor --name auditor --state "$G" 2>/dev/null)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$port
+"$W" serve --config "$D/trust.yaml" --state "$G" --listen "127.0.0.1:$port" --log-level warn 2>"$D/serve.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$D"' EXIT
+for _ in $(seq 50); do curl -fs "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+echo "gate listening on $URL (pid $SERVER)"
+api() { local tok=$1; shift; echo "\$ curl $*" | sed "s|$D/||g; s|$URL||; s|-F |-F |g" >&2; curl -s -H "Authorization: Bearer $tok" "$@"; echo; }
+short() { jq -c '{allow, evaluated, violations: [.decision.violations[]?.code], logIndex: .logEntry.index}'; }
 
-say "7. The gate now stops the rollout: the next pump asking for 2.4.0 is denied"
-pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.cdx.json" --device HOSP-IOT-PUMP-05 --device-class infusion-pump --installed-version 2.3.0
+say "6. CI evaluates each update once: the pump, the MRI console, the HVAC controller"
+api "$CI" -F vendor=acme-infusion -F product=infusion-pump -F version=2.4.0 -F firmware=@"$F/firmware/infusion-pump-2.4.0.bin" \
+  -F signature=@"$F/sig/infusion-pump-2.4.0.bin.sig" -F bundle=@"$F/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json" \
+  -F sbom=@"$F/sbom/infusion-pump-2.4.0.cdx.json" "$URL/v1/updates" | short
+api "$CI" -F vendor=medimaging -F product=mri-console -F version=7.2.0 -F firmware=@"$F/firmware/mri-console-7.2.0.bin" \
+  -F signature=@"$F/sig/mri-console-7.2.0.bin.sig" "$URL/v1/updates" | short
+api "$CI" -F vendor=buildctl -F product=hvac-controller -F version=1.1.0 -F firmware=@"$F/firmware/hvac-controller-1.1.0.bin" \
+  -F bundle=@"$F/sig/hvac-controller-1.1.0.bin.sigstore.json" "$URL/v1/updates" | short
 
-say "8. An auditor exports the signed verdicts and verifies them offline with the service public key alone"
-step attest log --state "$S" --limit 5
-step attest export --state "$S" --out "$D/pack.tar.gz"
-step attest verify "$D/pack.tar.gz" --key "$S/signing.pub"
-say "   ...and someone edits the exported pack"
+admitdev() { # device class [installed]
+  local inst=""; [ -n "${3:-}" ] && inst=",\"installedVersion\":\"$3\""
+  api "$UPD" -H 'Content-Type: application/json' -d "{\"digest\":\"$digest\",\"device\":{\"id\":\"$1\",\"class\":\"$2\"$inst}}" "$URL/v1/admissions" | short
+}
+say "7. The update server asks the gate device by device: pumps get 2.4.0, an MRI console asking for the pump firmware does not"
+admitdev HOSP-IOT-PUMP-05 infusion-pump 2.3.0
+admitdev HOSP-IOT-MRI-01 mri-console
+
+say "8. Sensors stream the fleet's network telemetry: the pilot pumps that installed 2.4.0 now fetch a payload from a code-hosting site"
+api "$SEN" -H 'Content-Type: application/x-ndjson' --data-binary @fixtures/fleet/testdata/defender.jsonl "$URL/v1/telemetry" | jq -c '{added, stored, updates: [.updates[]? | {product, version, state, affected: (.affected | length)}]}'
+api "$AUD" "$URL/v1/updates/$digest" | jq -c '{riskState: .risk.state, installed: .risk.installed, affected: .risk.affected, findings: [.findings[]?.code]}'
+
+say "9. The compromised update is now refused for the pumps that had not installed it yet"
+admitdev HOSP-IOT-PUMP-06 infusion-pump 2.3.0
+
+say "10. An auditor exports the evidence pack over the API and verifies it offline with the service public key"
+api "$AUD" "$URL/v1/log/checkpoint" | head -3
+curl -s -H "Authorization: Bearer $AUD" -o "$D/pack.tar.gz" "$URL/v1/evidence" && echo "pack: $(du -h "$D/pack.tar.gz" | cut -f1)"
+step attest verify "$D/pack.tar.gz" --key "$G/signing.pub"
+say "    ...and someone edits the exported pack"
 mkdir "$D/pack" && tar xzmf "$D/pack.tar.gz" -C "$D/pack" && printf 'x' >> "$D/pack/key.pub"
-step attest verify "$D/pack" --key "$S/signing.pub"
+step attest verify "$D/pack" --key "$G/signing.pub"
+
+say "11. Without a token, or with the wrong role, nothing is done"
+curl -s -o /dev/null -w 'no token: HTTP %{http_code}\n' -X POST "$URL/v1/admissions"
+curl -s -o /dev/null -w 'sensor token on admissions: HTTP %{http_code}\n' -H "Authorization: Bearer $SEN" -H 'Content-Type: application/json' -d '{}' "$URL/v1/admissions"
+
+kill $SERVER; wait $SERVER 2>/dev/null
 echo
-echo "Done. Exit codes: 0 allow/verified, 1 deny/failed (a verdict), 2 could not decide."
+echo "Gate stopped; nothing left running. Exit codes: 0 allow/verified, 1 deny/failed (a verdict), 2 could not decide."
