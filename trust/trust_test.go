@@ -39,7 +39,7 @@ func load(t testing.TB, path string) *trust.Config {
 
 func TestLoadFixture(t *testing.T) {
 	c := load(t, fixture)
-	if c.MaxMetadataAge != 180*24*time.Hour || c.MaxClockSkew != 5*time.Minute || c.AllowOverride {
+	if c.MaxMetadataAge != 3650*24*time.Hour || c.MaxClockSkew != 5*time.Minute || c.AllowOverride {
 		t.Fatalf("times/override: %v %v %v", c.MaxMetadataAge, c.MaxClockSkew, c.AllowOverride)
 	}
 	if got := c.Enforcement("downgraded-component"); got != trust.Warn {
@@ -161,7 +161,7 @@ func TestDataShape(t *testing.T) {
 	if auth["threshold"] != int64(2) || auth["keys"].([]any)[0].(map[string]any)["id"] != verifyKeyID(t, "../fixtures/testdata/keys/acme-infusion.pub") {
 		t.Fatalf("authorities: %v", auth)
 	}
-	if d["max_metadata_age_ns"] != int64(180*24*time.Hour) || d["rules"].(map[string]any)["downgraded-component"] != "warn" {
+	if d["max_metadata_age_ns"] != int64(3650*24*time.Hour) || d["rules"].(map[string]any)["downgraded-component"] != "warn" {
 		t.Fatalf("data: %v", d)
 	}
 }

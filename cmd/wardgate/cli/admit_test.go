@@ -140,8 +140,8 @@ func TestAdmitReasonCodes(t *testing.T) {
 		{name: "denied component", args: replace(pumpArgs("2.4.0", "--no-scan"), "--sbom", sbomDir+"infusion-pump-2.4.0.vulnerable.cdx.json"), code: 1, want: []string{"denied-component"}},
 		{name: "downgraded component (warn)", prior: [][]string{pumpArgs("2.3.0")}, args: replace(pumpArgs("2.4.0", "--no-scan"), "--sbom", sbomDir+"infusion-pump-2.4.0.downgrade.cdx.json"), code: 0, warn: "downgraded-component"},
 		{name: "component hash changed", prior: [][]string{pumpArgs("2.3.0")}, args: replace(pumpArgs("2.4.0", "--no-scan"), "--sbom", sbomDir+"infusion-pump-2.4.0.rebuilt.cdx.json"), code: 1, want: []string{"component-hash-changed"}},
-		{name: "metadata expired", args: pumpArgs("2.4.0", "--evaluation-time", time.Now().Add(200*24*time.Hour).UTC().Format(time.RFC3339)), code: 1, want: []string{"metadata-expired"}},
-		{name: "metadata from the future", args: pumpArgs("2.4.0", "--evaluation-time", time.Now().Add(-24*time.Hour).UTC().Format(time.RFC3339)), code: 1, want: []string{"metadata-future"}},
+		{name: "metadata expired", args: pumpArgs("2.4.0", "--evaluation-time", time.Now().AddDate(11, 0, 0).UTC().Format(time.RFC3339)), code: 1, want: []string{"metadata-expired"}},
+		{name: "metadata from the future", args: pumpArgs("2.4.0", "--evaluation-time", "2026-01-01T00:00:00Z"), code: 1, want: []string{"metadata-future"}},
 		{name: "could not evaluate", args: replace(pumpArgs("2.4.0"), "--sbom", sbomDir+"malformed.cdx.json"), code: 2, want: []string{"could-not-evaluate"}},
 	}
 	for _, tc := range cases {
