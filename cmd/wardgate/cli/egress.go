@@ -131,6 +131,27 @@ type EgressIngestConfig struct {
 	Installs  string
 	State     string
 	Format    string
+	// Output is text, or json: one JSON object per line, per input.
+	Output string
+}
+
+// ingestResult is one JSON line of `egress ingest -o json`.
+type ingestResult struct {
+	File       string        `json:"file"`
+	Kind       string        `json:"kind"` // telemetry or installations
+	Added      bool          `json:"added"`
+	Stats      *egress.Stats `json:"stats,omitempty"`
+	Stored     int64         `json:"stored"`
+	Unresolved int64         `json:"unresolved,omitempty"`
+}
+
+func (c EgressIngestConfig) report(out io.Writer, r ingestResult, text string) {
+	if c.Output == "json" {
+		b, _ := json.Marshal(r)
+		fmt.Fprintln(out, string(b))
+		return
+	}
+	fmt.Fprintln(out, text)
 }
 
 // Validate checks the configuration.
@@ -146,6 +167,9 @@ func (c EgressIngestConfig) Validate() error {
 	}
 	if _, err := egress.ParseFormat(c.Format); err != nil {
 		errs = append(errs, fmt.Errorf("--format: %w", err))
+	}
+	if c.Output != "" && c.Output != "text" && c.Output != "json" {
+		errs = append(errs, fmt.Errorf("-o %s: want text or json", c.Output))
 	}
 	return errors.Join(errs...)
 }
@@ -180,6 +204,7 @@ Exit codes: 0 ingested (malformed lines are reported, not fatal),
 	cmd.Flags().StringVar(&cfg.Installs, "installs", "", "installation records to import")
 	addStateFlag(cmd, &cfg.State)
 	cmd.Flags().StringVar(&cfg.Format, "format", string(egress.FormatAuto), "input format: "+formatNames())
+	addOutputFlag(cmd, &cfg.Output)
 	return cmd
 }
 
@@ -227,17 +252,18 @@ func RunEgressIngest(ctx context.Context, cfg EgressIngestConfig, out io.Writer)
 				return err
 			}
 		}
-		fmt.Fprintf(out, "%s: %d installation(s) recorded\n", cfg.Installs, len(ins))
+		cfg.report(out, ingestResult{File: cfg.Installs, Kind: "installations", Added: true, Stored: int64(len(ins))},
+			fmt.Sprintf("%s: %d installation(s) recorded", cfg.Installs, len(ins)))
 	}
 	for _, name := range cfg.Files {
-		if err := ingestFile(ctx, db, inv, name, egress.Format(cfg.Format), out); err != nil {
+		if err := ingestFile(ctx, db, inv, name, egress.Format(cfg.Format), out, cfg); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-func ingestFile(ctx context.Context, db egress.EventStore, inv *egress.Inventory, name string, format egress.Format, out io.Writer) error {
+func ingestFile(ctx context.Context, db egress.EventStore, inv *egress.Inventory, name string, format egress.Format, out io.Writer, cfg EgressIngestConfig) error {
 	f, err := os.Open(name)
 	if err != nil {
 		return err
@@ -269,9 +295,10 @@ func ingestFile(ctx context.Context, db egress.EventStore, inv *egress.Inventory
 	case err != nil:
 		return err
 	case !added:
-		fmt.Fprintf(out, "%s: already ingested, skipped\n", name)
+		cfg.report(out, ingestResult{File: name, Kind: "telemetry"}, fmt.Sprintf("%s: already ingested, skipped", name))
 	default:
-		fmt.Fprintf(out, "%s: %s; %d stored, %d not in the inventory\n", name, st, st.Events-unresolved, unresolved)
+		cfg.report(out, ingestResult{File: name, Kind: "telemetry", Added: true, Stats: &st, Stored: st.Events - unresolved, Unresolved: unresolved},
+			fmt.Sprintf("%s: %s; %d stored, %d not in the inventory", name, st, st.Events-unresolved, unresolved))
 	}
 	return nil
 }

@@ -27,20 +27,37 @@ func NewPolicyCmd() *cobra.Command {
 }
 
 func newPolicyTestCmd() *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:   "test DIR",
 		Short: "Run the _test.rego unit tests in DIR with OPA's tester",
 		Long: `Run every test_* rule in DIR's .rego files with OPA's tester. The default
 policies are loaded too (without their own tests), so user tests can use
 data.wardgate.lib and test overrides.
 
-Prints "N passed, N failed"; failing tests are listed on stderr.
+Prints "N passed, N failed"; failing tests are listed on stderr. With
+-o json, prints {"passed", "failed", "results": [...]} instead.
 Exit codes: 0 all passed, 1 a test failed, 2 the tests could not run.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return noVerdict(err)
+			}
 			rep, err := policy.RunTests(cmd.Context(), args[0])
 			if err != nil {
 				return noVerdict(err)
+			}
+			if output == "json" {
+				if rep.Results == nil {
+					rep.Results = []policy.TestResult{}
+				}
+				if err := json.NewEncoder(cmd.OutOrStdout()).Encode(rep); err != nil {
+					return noVerdict(err)
+				}
+				if rep.Failed > 0 {
+					return verdict(ExitFail)
+				}
+				return nil
 			}
 			for _, r := range rep.Results {
 				if !r.Failed() {
@@ -59,6 +76,8 @@ Exit codes: 0 all passed, 1 a test failed, 2 the tests could not run.`,
 			return nil
 		},
 	}
+	addOutputFlag(cmd, &output)
+	return cmd
 }
 
 // policyEvalConfig is filled by the flags of `policy eval`.

@@ -28,7 +28,7 @@ func openTokens(cmd *cobra.Command, state string) (*server.Tokens, error) {
 }
 
 func newTokenCreateCmd() *cobra.Command {
-	var state, role, name string
+	var state, role, name, output string
 	cmd := &cobra.Command{
 		Use:   "create --role ROLE [--name NAME]",
 		Short: "Create a token and print it once (only its SHA-256 is stored)",
@@ -39,6 +39,9 @@ sensor (POST /v1/telemetry), auditor (the read routes and evidence
 packs), admin (everything). A running server sees a new token at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return noVerdict(err)
+			}
 			r, err := server.ParseRole(role)
 			if err != nil {
 				return noVerdict(fmt.Errorf("--role: %w", err))
@@ -52,7 +55,17 @@ packs), admin (everything). A running server sees a new token at once.`,
 			if err != nil {
 				return noVerdict(err)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(secret))
+			if output == "json" {
+				out := map[string]string{"token": string(secret), "role": string(r)}
+				if name != "" {
+					out["name"] = name
+				}
+				if err := json.NewEncoder(cmd.OutOrStdout()).Encode(out); err != nil {
+					return noVerdict(err)
+				}
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), string(secret))
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "wardgate: created a token with role %s; it is shown only this once\n", r)
 			return nil
 		},
@@ -60,6 +73,7 @@ packs), admin (everything). A running server sees a new token at once.`,
 	addStateFlag(cmd, &state)
 	cmd.Flags().StringVar(&role, "role", "", "ci, update-server, sensor, auditor or admin (required)")
 	cmd.Flags().StringVar(&name, "name", "", "a name for the token (default ROLE-<random>); it appears in the audit table and the logs")
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 
@@ -99,7 +113,7 @@ func newTokenListCmd() *cobra.Command {
 }
 
 func newTokenRevokeCmd() *cobra.Command {
-	var state string
+	var state, output string
 	cmd := &cobra.Command{
 		Use:   "revoke NAME",
 		Short: "Revoke a token (a running server refuses it within 10 seconds)",
@@ -107,6 +121,9 @@ func newTokenRevokeCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if args[0] == "" {
 				return noVerdict(errors.New("a token name is required"))
+			}
+			if err := checkOutput(output); err != nil {
+				return noVerdict(err)
 			}
 			t, err := openTokens(cmd, state)
 			if err != nil {
@@ -116,10 +133,14 @@ func newTokenRevokeCmd() *cobra.Command {
 			if err := t.Revoke(cmd.Context(), args[0]); err != nil {
 				return noVerdict(err)
 			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"name": args[0], "revoked": true})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
 			return nil
 		},
 	}
 	addStateFlag(cmd, &state)
+	addOutputFlag(cmd, &output)
 	return cmd
 }
