@@ -263,9 +263,7 @@ func verifyIndex(rep *PackReport, dir string, cp Checkpoint, v *Verifier, m Mani
 	br := bufio.NewReaderSize(f, 1<<20)
 	sigs := newSigChecker(v)
 	defer func() {
-		for _, p := range sigs.wait() {
-			rep.Problems = append(rep.Problems, p)
-		}
+		rep.Problems = append(rep.Problems, sigs.wait()...)
 	}()
 	var n uint64
 	next := int64(0)

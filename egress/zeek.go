@@ -81,9 +81,7 @@ func (z *zeekTSV) header(line []byte) bool {
 		z.names = z.names[:0]
 		for _, f := range bytes.Split(val, z.sep) {
 			// IoT-23 joined its last columns with runs of spaces.
-			for _, n := range strings.Fields(string(f)) {
-				z.names = append(z.names, n)
-			}
+			z.names = append(z.names, strings.Fields(string(f))...)
 		}
 		z.cols = zeekCols{-1, -1, -1, -1, -1, -1, -1, -1, -1}
 		for i, n := range z.names {

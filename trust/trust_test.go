@@ -149,7 +149,7 @@ vendors:
 	if c.Digest() == a.Digest() {
 		t.Fatal("a different config has the same digest")
 	}
-	if load(t, fixture).Digest() != load(t, fixture).Digest() {
+	if again := load(t, fixture); again.Digest() != load(t, fixture).Digest() {
 		t.Fatal("digest not stable")
 	}
 }

@@ -475,9 +475,7 @@ func (e *engine) conclude(subject Subject, results []SignatureResult) *Result {
 		if res.Threshold > 1 {
 			res.Reasons = append(res.Reasons, ReasonThresholdNotMet)
 		}
-		for _, r := range sortedUnique(failed) {
-			res.Reasons = append(res.Reasons, r)
-		}
+		res.Reasons = append(res.Reasons, sortedUnique(failed)...)
 		if len(res.Reasons) == 0 {
 			res.Reasons = []Reason{ReasonThresholdNotMet}
 		}

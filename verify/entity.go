@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -345,8 +344,6 @@ func claimedDigest(b *bundle.Bundle) []byte {
 	}
 	return nil
 }
-
-var errNoEnvelope = errors.New("not a DSSE envelope")
 
 func describeFormat(p *parsed) string {
 	if p.format == FormatSigstoreBundle {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
@@ -157,8 +156,6 @@ type Policy struct {
 	// Threshold is how many distinct trusted signers must have signed (k of
 	// n). Zero means one.
 	Threshold int
-	// Now is the clock for signatures with no trusted timestamp.
-	Now func() time.Time
 }
 
 // Validate checks the policy is usable.
@@ -186,13 +183,6 @@ func (p *Policy) threshold() int {
 		return 1
 	}
 	return p.Threshold
-}
-
-func (p *Policy) now() time.Time {
-	if p.Now != nil {
-		return p.Now()
-	}
-	return time.Now()
 }
 
 // ReadFileLimited reads a regular file of at most max bytes. Directories,
