@@ -69,7 +69,11 @@ func RunTests(ctx context.Context, dirs ...string) (TestReport, error) {
 	for _, m := range modules {
 		byName[m.path] = m.mod
 	}
+	// The same capabilities as evaluation: a policy that reaches for the
+	// network fails its tests with the error it would fail New with.
+	compiler := ast.NewCompiler().WithCapabilities(capabilities()).WithEnablePrintStatements(false)
 	runner := tester.NewRunner().
+		SetCompiler(compiler).
 		SetModules(byName).
 		SetStore(inmem.New()).
 		SetTimeout(TestTimeout).
