@@ -272,6 +272,9 @@ type Device struct {
 	ID               string `json:"id"`
 	Class            string `json:"class"`
 	InstalledVersion string `json:"installedVersion,omitempty"`
+	// Segment is the network segment the device sits in, as the asking
+	// update server knows it (the fleet inventory has the same notion).
+	Segment string `json:"segment,omitempty"`
 }
 
 // Fleet risk states.

@@ -170,7 +170,7 @@ func (req *AdmissionRequest) validate() error {
 	switch {
 	case d.ID == "" || d.Class == "":
 		return badRequest("device.id and device.class are required")
-	case len(d.ID) > maxField || len(d.Class) > maxField || len(d.InstalledVersion) > maxField || len(req.Vendor) > maxField || len(req.Product) > maxField || len(req.Version) > maxField:
+	case len(d.ID) > maxField || len(d.Class) > maxField || len(d.InstalledVersion) > maxField || len(d.Segment) > maxField || len(req.Vendor) > maxField || len(req.Product) > maxField || len(req.Version) > maxField:
 		return badRequest("a field is longer than %d bytes", maxField)
 	case req.Digest != "" && !validDigest(req.Digest):
 		return badRequest("digest %q: want sha256:<64 lowercase hex>", req.Digest)

@@ -35,6 +35,7 @@ type admitConfig struct {
 	deviceClass      string
 	deviceID         string
 	installedVersion string
+	segment          string
 	policyDir        string
 	logFlags         logFlags
 	noLog            bool
@@ -83,6 +84,7 @@ could-not-evaluate).`,
 	f.StringVar(&cfg.deviceClass, "device-class", "", "the device asking: its class")
 	f.StringVar(&cfg.deviceID, "device", "", "the device asking: its ID")
 	f.StringVar(&cfg.installedVersion, "installed-version", "", "the device asking: the version it runs now")
+	f.StringVar(&cfg.segment, "segment", "", "the device asking: its network segment")
 	f.StringVar(&cfg.policyDir, "policy", "", "extra policies: a directory of .rego files or an OPA bundle (.tar.gz)")
 	f.BoolVar(&cfg.noLog, "no-log", false, "do not sign and log the verdict (nothing is recorded for auditors)")
 	f.BoolVar(&cfg.attach, "attach", false, "for a registry image: store the signed verdict next to it (as cosign stores attestations)")
@@ -198,8 +200,8 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		}
 		u.VendorSBOM = b
 	}
-	if cfg.deviceClass != "" || cfg.deviceID != "" || cfg.installedVersion != "" {
-		u.Device = &evidence.Device{ID: cfg.deviceID, Class: cfg.deviceClass, InstalledVersion: cfg.installedVersion}
+	if cfg.deviceClass != "" || cfg.deviceID != "" || cfg.installedVersion != "" || cfg.segment != "" {
+		u.Device = &evidence.Device{ID: cfg.deviceID, Class: cfg.deviceClass, InstalledVersion: cfg.installedVersion, Segment: cfg.segment}
 	}
 	out, err := g.Evaluate(ctx, u)
 	if err == nil && cfg.attach {
