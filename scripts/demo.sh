@@ -8,7 +8,13 @@ D=$(mktemp -d); trap 'rm -rf "$D"' EXIT
 F=$D/fixtures; S=$D/state
 export WARDGATE_KEY_PASSWORD=demo-only
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-step() { echo "\$ wardgate ${*//$D\//}"; "$W" "$@"; echo "  (exit $?)"; }
+fails=0
+step() { echo "\$ wardgate ${*//$D\//}"; "$W" "$@"; last=$?; echo "  (exit $last)"; }
+# want CODE: the last step must have exited CODE (the demo is also a check:
+# CI runs it).
+want() { if [ "$last" != "$1" ]; then echo "  UNEXPECTED: wanted exit $1"; fails=$((fails + 1)); fi; }
+# wantjson FILTER: the last API answer (in $D/last.json) must satisfy FILTER.
+wantjson() { if ! jq -e "$1" "$D/last.json" >/dev/null; then echo "  UNEXPECTED: wanted $1"; fails=$((fails + 1)); fi; }
 say "Generating fixtures: vendor keys, firmware for three device classes, signatures, a virtual Sigstore, vendor SBOMs"
 go run ./fixtures/gen -out "$F" || exit 1
 sed "s|testdata/|fixtures/|g" fixtures/trust.yaml > "$D/trust.yaml"
@@ -16,13 +22,17 @@ T=(--config "$D/trust.yaml" --state "$S")
 
 say "1. A CI pipeline verifies the infusion pump 2.4.0 update: vendor key, and keyless (certificate, Rekor entry, RFC 3161 timestamp, all offline)"
 step verify blob "$F/firmware/infusion-pump-2.4.0.bin" --key "$F/keys/acme-infusion.pub" --signature "$F/sig/infusion-pump-2.4.0.bin.sig"
+want 0
 step verify blob "$F/firmware/infusion-pump-2.4.0.bin" --certificate-identity release@acme-infusion.example \
   --certificate-oidc-issuer https://accounts.acme-infusion.example --trusted-root "$F/keyless/trusted_root.json" \
   --bundle "$F/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json"
+want 0
 
 say "2. The same update with one byte flipped in transit, and one signed by a key nobody trusts"
 step verify blob "$F/tampered/infusion-pump-2.4.0-flipped.bin" --key "$F/keys/acme-infusion.pub" --bundle "$F/sig/infusion-pump-2.4.0.bin.sigstore.json"
+want 1
 step verify blob "$F/firmware/infusion-pump-2.4.0.bin" --key "$F/keys/acme-infusion.pub" --signature "$F/tampered/infusion-pump-2.4.0.bin.wrongkey.sig"
+want 1
 
 pump() { # version file sbom [extra...]
   local v=$1 file=$2 sbom=$3; shift 3
@@ -30,15 +40,16 @@ pump() { # version file sbom [extra...]
     --signature "$F/sig/$file.sig" --bundle "$F/keyless/$file.v0.3.sigstore.json" --sbom "$sbom" "$@"
 }
 say "3. The gate decides: pump 2.3.0, then 2.4.0 (two signers required, SBOM checked against what syft finds inside, diffed against 2.3.0)"
-pump 2.3.0 infusion-pump-2.3.0.bin "$F/sbom/infusion-pump-2.3.0.cdx.json"
-pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.cdx.json"
+pump 2.3.0 infusion-pump-2.3.0.bin "$F/sbom/infusion-pump-2.3.0.cdx.json"; want 0
+pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.cdx.json"; want 0
 step sbom diff "$F/sbom/infusion-pump-2.3.0.cdx.json" "$F/sbom/infusion-pump-2.4.0.cdx.json"
 
 say "4. Releases the gate refuses: a vendor SBOM that lies about what is inside, a denied license, an old version passed off as new"
-pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.padded.cdx.json"
-pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.agpl.cdx.json"
+pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.padded.cdx.json"; want 1
+pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.agpl.cdx.json"; want 1
 step admit "$F/firmware/infusion-pump-2.3.0.bin" "${T[@]}" --vendor acme-infusion --product infusion-pump --version 2.2.0 \
   --signature "$F/sig/infusion-pump-2.3.0.bin.sig" --bundle "$F/keyless/infusion-pump-2.3.0.bin.v0.3.sigstore.json" --sbom "$F/sbom/infusion-pump-2.3.0.cdx.json"
+want 1
 
 say "5. The gate as a service: wardgate serve on 127.0.0.1 with the embedded store; tokens per role"
 G=$D/gate
@@ -61,7 +72,7 @@ trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -rf "$D"' EXIT
 for _ in $(seq 50); do curl -fs "$URL/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
 echo "gate listening on $URL (pid $SERVER)"
 api() { local tok=$1; shift; echo "\$ curl $*" | sed "s|$D/||g; s|$URL||; s|-F |-F |g" >&2; curl -s -H "Authorization: Bearer $tok" "$@"; echo; }
-short() { jq -c '{allow, evaluated, violations: [.decision.violations[]?.code], logIndex: .logEntry.index}'; }
+short() { tee "$D/last.json" | jq -c '{allow, evaluated, violations: [.decision.violations[]?.code], logIndex: .logEntry.index}'; }
 
 say "6. CI evaluates each update once: the pump, the MRI console, the HVAC controller"
 api "$CI" -F vendor=acme-infusion -F product=infusion-pump -F version=2.4.0 -F firmware=@"$F/firmware/infusion-pump-2.4.0.bin" \
@@ -77,23 +88,23 @@ admitdev() { # device class [installed]
   api "$UPD" -H 'Content-Type: application/json' -d "{\"digest\":\"$digest\",\"device\":{\"id\":\"$1\",\"class\":\"$2\"$inst}}" "$URL/v1/admissions" | short
 }
 say "7. The update server asks the gate device by device: pumps get 2.4.0, an MRI console asking for the pump firmware does not"
-admitdev HOSP-IOT-PUMP-05 infusion-pump 2.3.0
-admitdev HOSP-IOT-MRI-01 mri-console
+admitdev HOSP-IOT-PUMP-05 infusion-pump 2.3.0; wantjson '.allow == true'
+admitdev HOSP-IOT-MRI-01 mri-console; wantjson '.allow == false and ([.decision.violations[].code] | index("wrong-device-class"))' 
 
 say "8. Sensors stream the fleet's network telemetry: the pilot pumps that installed 2.4.0 now fetch a payload from a code-hosting site"
 api "$SEN" -H 'Content-Type: application/x-ndjson' --data-binary @fixtures/fleet/testdata/defender.jsonl "$URL/v1/telemetry" | jq -c '{added, stored, updates: [.updates[]? | {product, version, state, affected: (.affected | length)}]}'
 api "$AUD" "$URL/v1/updates/$digest" | jq -c '{riskState: .risk.state, installed: .risk.installed, affected: .risk.affected, findings: [.findings[]?.code]}'
 
 say "9. The compromised update is now refused for the pumps that had not installed it yet"
-admitdev HOSP-IOT-PUMP-06 infusion-pump 2.3.0
+admitdev HOSP-IOT-PUMP-06 infusion-pump 2.3.0; wantjson '.allow == false and [.decision.violations[].code] == ["quarantined"]'
 
 say "10. An auditor exports the evidence pack over the API and verifies it offline with the service public key"
 api "$AUD" "$URL/v1/log/checkpoint" | head -3
 curl -s -H "Authorization: Bearer $AUD" -o "$D/pack.tar.gz" "$URL/v1/evidence" && echo "pack: $(du -h "$D/pack.tar.gz" | cut -f1)"
-step attest verify "$D/pack.tar.gz" --key "$G/signing.pub"
+step attest verify "$D/pack.tar.gz" --key "$G/signing.pub"; want 0
 say "    ...and someone edits the exported pack"
 mkdir "$D/pack" && tar xzmf "$D/pack.tar.gz" -C "$D/pack" && printf 'x' >> "$D/pack/key.pub"
-step attest verify "$D/pack" --key "$G/signing.pub"
+step attest verify "$D/pack" --key "$G/signing.pub"; want 1
 
 say "11. Without a token, or with the wrong role, nothing is done"
 curl -s -o /dev/null -w 'no token: HTTP %{http_code}\n' -X POST "$URL/v1/admissions"
@@ -102,3 +113,4 @@ curl -s -o /dev/null -w 'sensor token on admissions: HTTP %{http_code}\n' -H "Au
 kill $SERVER; wait $SERVER 2>/dev/null
 echo
 echo "Gate stopped; nothing left running. Exit codes: 0 allow/verified, 1 deny/failed (a verdict), 2 could not decide."
+if [ "$fails" -ne 0 ]; then echo "demo: $fails step(s) did not give the expected verdict" >&2; exit 1; fi
