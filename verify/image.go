@@ -164,24 +164,11 @@ func newImageConfig(opts []ImageOption) (*imageConfig, error) {
 // could be reached (Code ReasonRegistry for an unreachable or misbehaving
 // registry, ReasonBadInput for an unreadable layout).
 func Image(ctx context.Context, ref string, pol *Policy, opts ...ImageOption) (*Result, error) {
-	if err := pol.Validate(); err != nil {
-		return nil, err
-	}
-	cfg, err := newImageConfig(opts)
+	ctx, src, img, done, err := openImage(ctx, ref, pol, opts)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-	defer cancel()
-	src, err := openImageSource(ref, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer src.close()
-	img, err := src.resolve(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	e := &engine{pol: pol}
 	var results []SignatureResult
 	classic, err := classicLayers(ctx, src, img, ".sig")
@@ -203,6 +190,32 @@ func Image(ctx context.Context, ref string, pol *Policy, opts ...ImageOption) (*
 	return e.conclude(Subject{Kind: "image", Name: ref, Digest: img.String()}, results), nil
 }
 
+// openImage checks the policy, opens the image source under the overall
+// timeout and resolves the reference to its digest, once. done releases
+// the source and the timeout.
+func openImage(ctx context.Context, ref string, pol *Policy, opts []ImageOption) (context.Context, imageSource, imageDigest, func(), error) {
+	if err := pol.Validate(); err != nil {
+		return nil, nil, imageDigest{}, nil, err
+	}
+	cfg, err := newImageConfig(opts)
+	if err != nil {
+		return nil, nil, imageDigest{}, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	src, err := openImageSource(ref, cfg)
+	if err != nil {
+		cancel()
+		return nil, nil, imageDigest{}, nil, err
+	}
+	img, err := src.resolve(ctx)
+	if err != nil {
+		src.close()
+		cancel()
+		return nil, nil, imageDigest{}, nil, err
+	}
+	return ctx, src, img, func() { src.close(); cancel() }, nil
+}
+
 // ImageAttestations verifies the in-toto attestations on an OCI image: the
 // layers of the classic cosign sha256-HEX.att tag (DSSE envelopes, with
 // certificate, Rekor bundle and timestamp annotations when keyless) and OCI
@@ -211,24 +224,11 @@ func Image(ctx context.Context, ref string, pol *Policy, opts ...ImageOption) (*
 // and, when predicateType is not empty, that predicate type. References and
 // errors are as for Image.
 func ImageAttestations(ctx context.Context, ref, predicateType string, pol *Policy, opts ...ImageOption) (*Result, error) {
-	if err := pol.Validate(); err != nil {
-		return nil, err
-	}
-	cfg, err := newImageConfig(opts)
+	ctx, src, img, done, err := openImage(ctx, ref, pol, opts)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
-	defer cancel()
-	src, err := openImageSource(ref, cfg)
-	if err != nil {
-		return nil, err
-	}
-	defer src.close()
-	img, err := src.resolve(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer done()
 	var envs []Signature
 	var formats []string
 	var bad []SignatureResult
