@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto"
 	"encoding/json"
 	"io"
 	"log"
@@ -11,13 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/cosign/v2/pkg/oci"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/wardgate/wardgate/internal/ocisign"
 )
@@ -30,35 +23,16 @@ func TestUpdateFromRegistry(t *testing.T) {
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
 	host := strings.TrimPrefix(reg.URL, "http://")
-	img, err := random.Image(256, 1)
+	signer, err := ocisign.LoadSigner(fx + "/keys/acme-infusion.key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, _ := name.ParseReference(host + "/acme/pump:2.4.0")
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := img.Digest()
-	d, _ := name.NewDigest(host + "/acme/pump@" + h.String())
-	keyPEM, err := os.ReadFile(fx + "/keys/acme-infusion.key")
+	tag := host + "/acme/pump:2.4.0"
+	d, err := ocisign.PushSignedImage(t.Context(), tag, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(keyPEM, cryptoutils.SkipPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := signature.LoadSigner(priv, crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := ocisign.SignImageClassic(t.Context(), d, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ocisign.Push(t.Context(), d, ocisign.Attachments{Signatures: []oci.Signature{sig}}); err != nil {
-		t.Fatal(err)
-	}
+	h := d.DigestStr()
 	sbom, err := os.ReadFile(fx + "/sbom/infusion-pump-2.4.0.cdx.json")
 	if err != nil {
 		t.Fatal(err)
@@ -90,14 +64,14 @@ func TestUpdateFromRegistry(t *testing.T) {
 	}
 	// The trust configuration wants the release key and the keyless release
 	// identity; the image carries only the key's signature.
-	if !u.Evaluated || u.Digest != h.String() || u.Artifact.Kind != "image" || !slices.Equal(codes, []string{"threshold-not-met"}) {
+	if !u.Evaluated || u.Digest != h || u.Artifact.Kind != "image" || !slices.Equal(codes, []string{"threshold-not-met"}) {
 		t.Fatalf("evaluation %+v", u)
 	}
-	if r := e.do("GET", "/v1/updates/"+h.String(), RoleAuditor, "", nil); r.status != 200 {
+	if r := e.do("GET", "/v1/updates/"+h, RoleAuditor, "", nil); r.status != 200 {
 		t.Fatalf("kept evaluation: %d %s", r.status, r.body)
 	}
 	// A registry the configuration does not name, and a tag, are refused.
-	for _, ref := range []string{"other.registry.example/acme/pump@" + h.String(), tag.String()} {
+	for _, ref := range []string{"other.registry.example/acme/pump@" + h, tag} {
 		if r := e.do("POST", "/v1/updates", RoleCI, "application/json", body(ref)); r.status/100 != 4 || !strings.Contains(string(r.body), `"error"`) {
 			t.Fatalf("%s: %d %s", ref, r.status, r.body)
 		}

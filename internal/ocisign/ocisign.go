@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	ggcrstatic "github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -527,4 +529,45 @@ func WriteArchive(dst, dir string) error {
 		return fmt.Errorf("archive %s: %w", dst, err)
 	}
 	return nil
+}
+
+// LoadSigner reads an unencrypted PEM private key (as the fixture
+// generator writes them) and returns a cosign-style SHA-256 signer.
+func LoadSigner(path string) (signature.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(b, cryptoutils.SkipPassword)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return signature.LoadSigner(priv, crypto.SHA256)
+}
+
+// PushSignedImage pushes a small random image to tag (registry/repo:tag)
+// and signs it the classic cosign way with s; it returns the image's
+// digest reference.
+func PushSignedImage(ctx context.Context, tag string, s signature.Signer, opts ...remote.Option) (name.Digest, error) {
+	ref, err := name.ParseReference(tag)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	img, err := random.Image(256, 1)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	if err := remote.Write(ref, img, append([]remote.Option{remote.WithContext(ctx)}, opts...)...); err != nil {
+		return name.Digest{}, err
+	}
+	h, err := img.Digest()
+	if err != nil {
+		return name.Digest{}, err
+	}
+	d := ref.Context().Digest(h.String())
+	sig, err := SignImageClassic(ctx, d, s)
+	if err != nil {
+		return name.Digest{}, err
+	}
+	return d, Push(ctx, d, Attachments{Signatures: []oci.Signature{sig}}, opts...)
 }

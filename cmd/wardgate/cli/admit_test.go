@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,13 +15,7 @@ import (
 
 	"net/http/httptest"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/cosign/v2/pkg/oci"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/sigstore/sigstore/pkg/signature"
 
 	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/internal/ocisign"
@@ -263,36 +256,13 @@ func TestAdmitAttachToImage(t *testing.T) {
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(srv.Close)
 	host := strings.TrimPrefix(srv.URL, "http://")
-	img, err := random.Image(512, 1)
+	signer, err := ocisign.LoadSigner(fx + "/keys/acme-infusion.key")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, err := name.ParseReference(host + "/acme/pump-agent:2.4.0")
+	tag := host + "/acme/pump-agent:2.4.0"
+	d, err := ocisign.PushSignedImage(t.Context(), tag, signer)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(tag, img); err != nil {
-		t.Fatal(err)
-	}
-	h, _ := img.Digest()
-	d, _ := name.NewDigest(host + "/acme/pump-agent@" + h.String())
-	keyPEM, err := os.ReadFile(fx + "/keys/acme-infusion.key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(keyPEM, cryptoutils.SkipPassword)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := signature.LoadSigner(priv, crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := ocisign.SignImageClassic(t.Context(), d, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ocisign.Push(t.Context(), d, ocisign.Attachments{Signatures: []oci.Signature{sig}}); err != nil {
 		t.Fatal(err)
 	}
 	pub, _ := filepath.Abs(fx + "/keys/acme-infusion.pub")
@@ -303,7 +273,7 @@ func TestAdmitAttachToImage(t *testing.T) {
 	}
 	state := filepath.Join(dir, "state")
 	t.Setenv("WARDGATE_KEY_PASSWORD", "")
-	code, out, errOut := run(t, "admit", tag.String(), "--config", trustPath, "--vendor", "acme-infusion", "--product", "pump-agent", "--version", "2.4.0",
+	code, out, errOut := run(t, "admit", tag, "--config", trustPath, "--vendor", "acme-infusion", "--product", "pump-agent", "--version", "2.4.0",
 		"--no-scan", "--attach", "--state", state, "-o", "json")
 	if code != 0 {
 		t.Fatalf("admit: %d %s %s", code, out, errOut)
