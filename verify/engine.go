@@ -81,11 +81,14 @@ type artifactInput struct {
 	payload []byte
 }
 
-func (a artifactInput) policy(p *parsed, b *bundle.Bundle) (sgverify.ArtifactPolicyOption, func(), error) {
+// policy is how sigstore-go sees the artifact: the exact payload when one
+// was signed, the content when the signature covers the message itself
+// (pure Ed25519: pureMessage), else the digest.
+func (a artifactInput) policy(b *bundle.Bundle, pureMessage bool) (sgverify.ArtifactPolicyOption, func(), error) {
 	if a.payload != nil {
 		return sgverify.WithArtifact(bytes.NewReader(a.payload)), func() {}, nil
 	}
-	if a.open != nil && b.GetMessageSignature() != nil && needsMessage(b) {
+	if a.open != nil && b.GetMessageSignature() != nil && pureMessage {
 		rc, err := a.open()
 		if err != nil {
 			return nil, nil, err
@@ -95,9 +98,9 @@ func (a artifactInput) policy(p *parsed, b *bundle.Bundle) (sgverify.ArtifactPol
 	return sgverify.WithArtifactDigest("sha256", a.digest), func() {}, nil
 }
 
-// needsMessage is true for signatures that cover the message itself (pure
-// Ed25519), which cannot be checked against a digest.
-func needsMessage(b *bundle.Bundle) bool {
+// certSignsMessage is true for keyless signatures that cover the message
+// itself (an Ed25519 certificate), which cannot be checked against a digest.
+func certSignsMessage(b *bundle.Bundle) bool {
 	vc, err := b.VerificationContent()
 	if err != nil {
 		return false
@@ -167,7 +170,7 @@ func (e *engine) checkKeyless(sr *SignatureResult, p *parsed, b *bundle.Bundle, 
 		}
 		opts = append(opts, sgverify.WithCertificateIdentity(cid))
 	}
-	ap, done, err := art.policy(p, b)
+	ap, done, err := art.policy(b, certSignsMessage(b))
 	if err != nil {
 		sr.Reason, sr.Detail = ReasonBadInput, err.Error()
 		return
@@ -222,7 +225,7 @@ func (e *engine) checkKeyed(sr *SignatureResult, p *parsed, b *bundle.Bundle, ar
 			sr.Reason, sr.Detail = ReasonMalformed, err.Error()
 			return
 		}
-		ap, done, err := e.keyArtifact(art, b, k)
+		ap, done, err := art.policy(b, isEd25519(k))
 		if err != nil {
 			sr.Reason, sr.Detail = ReasonBadInput, err.Error()
 			return
@@ -241,17 +244,6 @@ func (e *engine) checkKeyed(sr *SignatureResult, p *parsed, b *bundle.Bundle, ar
 	if sr.Reason == ReasonUntrustedSigner {
 		sr.Detail = "no trusted key verifies this signature over the artifact's digest (signed by another key, or the artifact was modified): " + sr.Detail
 	}
-}
-
-func (e *engine) keyArtifact(art artifactInput, b *bundle.Bundle, k Key) (sgverify.ArtifactPolicyOption, func(), error) {
-	if art.payload == nil && art.open != nil && b.GetMessageSignature() != nil && isEd25519(k) {
-		rc, err := art.open()
-		if err != nil {
-			return nil, nil, err
-		}
-		return sgverify.WithArtifact(rc), func() { rc.Close() }, nil
-	}
-	return art.policy(nil, b)
 }
 
 func (e *engine) finish(sr *SignatureResult, s *Signer, res *sgverify.VerificationResult, check func(*sgverify.VerificationResult) (Reason, string)) {
