@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/verify"
 )
 
 // NewAttestCmd groups the verdict log and evidence pack commands.
@@ -209,21 +208,12 @@ func newAttestExportCmd() *cobra.Command {
 // costs little and keeps the process's memory flat however large the log.
 func streamingGC() { debug.SetGCPercent(25) }
 
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > 1<<20 {
-		return nil, fmt.Errorf("%s: larger than 1 MiB", path)
-	}
-	return b, nil
-}
+// maxSmallFile bounds the small files the CLI reads whole (public keys,
+// checkpoints, the server configuration).
+const maxSmallFile = 1 << 20
+
+// readSmall reads a small regular file with verify's bounded reader.
+func readSmall(path string) ([]byte, error) { return verify.ReadFileLimited(path, maxSmallFile) }
 
 func newAttestVerifyCmd() *cobra.Command {
 	var key, sinceCP, output string
