@@ -177,7 +177,7 @@ func (l *Log) load(ctx context.Context) error {
 		return fmt.Errorf("log has %d entries but its checkpoint says %d", count, size)
 	}
 	ids := compact.RangeNodes(0, size, nil)
-	hashes, err := l.nodeHashes(ctx, l.db, ids)
+	hashes, err := l.nodeHashes(ctx, ids, nil)
 	if err != nil {
 		return err
 	}
@@ -211,15 +211,23 @@ func (l *Log) checkpointEmpty(ctx context.Context) error {
 
 func equal(a, b []byte) bool { return string(a) == string(b) }
 
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func (l *Log) nodeHashes(ctx context.Context, q querier, ids []compact.NodeID) ([][]byte, error) {
+// nodeHashes reads tree nodes; with a cache, nodes at cacheLevel and above
+// are kept for the next proof.
+func (l *Log) nodeHashes(ctx context.Context, ids []compact.NodeID, cache *nodeCache) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		if err := q.QueryRowContext(ctx, `SELECT hash FROM nodes WHERE level = ? AND idx = ?`, id.Level, id.Index).Scan(&out[i]); err != nil {
+		cacheable := cache != nil && id.Level >= cacheLevel
+		if cacheable {
+			if h, ok := cache.m[id]; ok {
+				out[i] = h
+				continue
+			}
+		}
+		if err := l.db.QueryRowContext(ctx, `SELECT hash FROM nodes WHERE level = ? AND idx = ?`, id.Level, id.Index).Scan(&out[i]); err != nil {
 			return nil, fmt.Errorf("tree node (%d,%d): %w", id.Level, id.Index, err)
+		}
+		if cacheable && len(cache.m) < cache.max {
+			cache.m[id] = out[i]
 		}
 	}
 	return out, nil
@@ -430,20 +438,9 @@ func (l *Log) inclusionProof(ctx context.Context, index, size uint64, cache *nod
 	if err != nil {
 		return nil, err
 	}
-	hashes := make([][]byte, len(nodes.IDs))
-	for i, id := range nodes.IDs {
-		if cache != nil && id.Level >= cacheLevel {
-			if h, ok := cache.m[id]; ok {
-				hashes[i] = h
-				continue
-			}
-		}
-		if err := l.db.QueryRowContext(ctx, `SELECT hash FROM nodes WHERE level = ? AND idx = ?`, id.Level, id.Index).Scan(&hashes[i]); err != nil {
-			return nil, fmt.Errorf("tree node (%d,%d): %w", id.Level, id.Index, err)
-		}
-		if cache != nil && id.Level >= cacheLevel && len(cache.m) < cache.max {
-			cache.m[id] = hashes[i]
-		}
+	hashes, err := l.nodeHashes(ctx, nodes.IDs, cache)
+	if err != nil {
+		return nil, err
 	}
 	return nodes.Rehash(hashes, hasher.HashChildren)
 }
@@ -460,7 +457,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([][]by
 	if err != nil {
 		return nil, err
 	}
-	hashes, err := l.nodeHashes(ctx, l.db, nodes.IDs)
+	hashes, err := l.nodeHashes(ctx, nodes.IDs, nil)
 	if err != nil {
 		return nil, err
 	}
