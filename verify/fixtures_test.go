@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/wardgate/wardgate/fixtures"
@@ -173,7 +174,7 @@ func TestBadInputs(t *testing.T) {
 			if !errors.As(err, &ie) || ie.Code != verify.ReasonBadInput {
 				t.Fatalf("want InputError bad-input, got %T %v", err, err)
 			}
-			if !contains(err.Error(), tc.want) {
+			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q does not say %q", err, tc.want)
 			}
 		})
