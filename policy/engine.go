@@ -123,7 +123,9 @@ func WithLogger(l *slog.Logger) Option {
 // New loads the default policies and any user policies, checks overrides,
 // compiles everything, and prepares the decision query once. Compile errors
 // name file and line (*CompileError); an unpermitted override of a default
-// is an *OverrideError.
+// is an *OverrideError. A code in the trust configuration's rules: that no
+// loaded rule produces (see checkRuleCodes) is a *trust.ConfigError naming
+// file, line and field.
 func New(ctx context.Context, opts ...Option) (*Engine, error) {
 	cfg := config{timeout: DefaultTimeout, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
@@ -191,6 +193,9 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 	e.query, err = rego.New(ropts...).PrepareForEval(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("policy: compile: %w", compileErrors(err))
+	}
+	if err := checkRuleCodes(cfg.trust, modules, e.log); err != nil {
+		return nil, err
 	}
 	e.log.Debug("prepared", "modules", len(modules), "policy_digest", e.policyDigest, "data_digest", e.dataDigest)
 	return e, nil

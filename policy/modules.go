@@ -2,12 +2,14 @@ package policy
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
+
+	"github.com/wardgate/wardgate/trust"
 )
 
 //go:embed rego/*.rego
@@ -250,4 +254,178 @@ func digestModules(ms []module) string {
 		h.Write(m.raw)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// ruleCodes are the reason codes the loaded rules can produce, found in
+// their source: the constant "code" of each deny rule under
+// data.wardgate.rules, and the codes packages declare in their METADATA
+// (custom: {codes: [...]}).
+type ruleCodes struct {
+	known map[Code]bool
+	// unchecked, when set, names a deny rule whose code is computed, in a
+	// package that declares no codes: the codes cannot all be known.
+	unchecked string
+}
+
+// collectCodes reads the codes of the modules' deny rules. A package's
+// METADATA custom.codes that is not a list of strings is a *CompileError.
+func collectCodes(ms []module) (ruleCodes, error) {
+	rc := ruleCodes{known: map[Code]bool{}}
+	declared := map[string]bool{}
+	for _, m := range ms {
+		codes, ok, err := declaredCodes(m)
+		if err != nil {
+			return ruleCodes{}, err
+		}
+		if ok {
+			declared[m.pkg()] = true
+		}
+		for _, c := range codes {
+			rc.known[c] = true
+		}
+	}
+	for _, m := range ms {
+		for _, r := range m.mod.Rules {
+			if !isDenyRule(r) {
+				continue
+			}
+			codes, constant := denyCodes(r)
+			for _, c := range codes {
+				rc.known[c] = true
+			}
+			if !constant && !declared[m.pkg()] && rc.unchecked == "" {
+				rc.unchecked = fmt.Sprintf("%s:%d", m.path, r.Location.Row)
+			}
+		}
+	}
+	return rc, nil
+}
+
+// declaredCodes reads custom.codes from the module's package annotation;
+// ok is false when there is none.
+func declaredCodes(m module) (codes []Code, ok bool, err error) {
+	for _, a := range m.mod.Annotations {
+		v, has := a.Custom["codes"]
+		if a.Scope != "package" || !has {
+			continue
+		}
+		list, isList := v.([]any)
+		for _, c := range list {
+			s, isString := c.(string)
+			if !isString || s == "" {
+				isList = false
+				break
+			}
+			codes = append(codes, Code(s))
+		}
+		if !isList {
+			return nil, false, &CompileError{File: m.path, Line: a.Location.Row,
+				Message: fmt.Sprintf("METADATA custom.codes: want a list of reason codes such as [change-freeze], got %v", v)}
+		}
+		ok = true
+	}
+	return codes, ok, nil
+}
+
+// rulesRoot is where decision.rego collects rule sets from.
+var rulesRoot = ast.MustParseRef("data.wardgate.rules")
+
+// isDenyRule reports whether r defines data.wardgate.rules.<name>.deny,
+// the set decision.rego collects violations from.
+func isDenyRule(r *ast.Rule) bool {
+	if len(r.Head.Args) > 0 {
+		return false
+	}
+	ref := r.Ref()
+	if len(ref) != len(rulesRoot)+2 || !ref.HasPrefix(rulesRoot) {
+		return false
+	}
+	_, named := ref[3].Value.(ast.String)
+	return named && ref[4].Value.Compare(ast.String("deny")) == 0
+}
+
+// denyCodes returns the codes a deny rule reports. constant is false when
+// a violation's code is computed: a partial set rule whose element is not
+// an object with a constant string "code", or a complete rule (with its
+// else branches) whose value is not a set of such objects.
+func denyCodes(r *ast.Rule) (codes []Code, constant bool) {
+	if r.Head.Key != nil {
+		c, ok := violationCode(r.Head.Key)
+		if !ok {
+			return nil, false
+		}
+		return []Code{c}, true
+	}
+	constant = true
+	for ; r != nil; r = r.Else {
+		set, ok := r.Head.Value.Value.(ast.Set)
+		if !ok {
+			return codes, false
+		}
+		for _, t := range set.Slice() {
+			c, ok := violationCode(t)
+			if !ok {
+				return codes, false
+			}
+			codes = append(codes, c)
+		}
+	}
+	return codes, constant
+}
+
+// violationCode is the constant "code" of a violation object term.
+func violationCode(t *ast.Term) (Code, bool) {
+	obj, ok := t.Value.(ast.Object)
+	if !ok {
+		return "", false
+	}
+	code := obj.Get(ast.StringTerm("code"))
+	if code == nil {
+		return "", false
+	}
+	s, ok := code.Value.(ast.String)
+	return Code(s), ok
+}
+
+// checkRuleCodes fails when the trust configuration's rules: names a code
+// no loaded rule produces (a typo would otherwise do nothing), with a
+// *trust.ConfigError per code naming file, line and field.
+// could-not-evaluate is never valid there. When a deny rule computes its
+// code and its package declares none, unknown codes cannot be told from
+// computed ones and are accepted; log says so.
+func checkRuleCodes(c *trust.Config, ms []module, log *slog.Logger) error {
+	if c == nil || len(c.Rules) == 0 {
+		return nil
+	}
+	rc, err := collectCodes(ms)
+	if err != nil {
+		return err
+	}
+	delete(rc.known, CodeCouldNotEvaluate)
+	known := make([]string, 0, len(rc.known))
+	for k := range rc.known {
+		known = append(known, string(k))
+	}
+	slices.Sort(known)
+	var errs []*trust.ConfigError
+	for code := range c.Rules {
+		switch {
+		case Code(code) == CodeCouldNotEvaluate:
+			errs = append(errs, c.RuleError(code, "never produced by a rule: it is the deny when no decision could be made, always enforced"))
+		case rc.known[Code(code)]:
+		case rc.unchecked != "":
+			log.Warn("rule codes in the trust configuration not checked: a deny rule computes its code and its package declares none (METADATA custom: {codes: [...]})",
+				"code", code, "rule", rc.unchecked)
+		default:
+			errs = append(errs, c.RuleError(code, "no loaded policy produces this code (known: %s)", strings.Join(known, ", ")))
+		}
+	}
+	slices.SortFunc(errs, func(a, b *trust.ConfigError) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Field, b.Field))
+	})
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
+	}
+	return errors.Join(out...)
 }

@@ -58,7 +58,8 @@ type Config struct {
 	// Vendors maps a vendor name to its products.
 	Vendors map[string]Vendor
 
-	digest string
+	digest    string
+	ruleLines map[string]int // the line of each rules: key in Path
 }
 
 // SBOMPolicy is the SBOM part of the configuration.
@@ -168,6 +169,14 @@ func (c *Config) Enforcement(code string) Enforcement {
 		return e
 	}
 	return Enforce
+}
+
+// RuleError is a ConfigError about the rules entry for code: it names the
+// file, the line of the entry's key (none when the configuration was not
+// read from a file) and the field rules.<code>. The policy engine uses it
+// for codes no loaded rule produces.
+func (c *Config) RuleError(code, format string, args ...any) *ConfigError {
+	return &ConfigError{File: c.Path, Line: c.ruleLines[code], Field: "rules." + code, Message: fmt.Sprintf(format, args...)}
 }
 
 // Data returns the configuration as OPA data, in the shape the default

@@ -60,6 +60,7 @@ func Parse(path string, data []byte) (*Config, error) {
 		Rules:        map[string]Enforcement{},
 		SBOM:         SBOMPolicy{Required: true, DriftAllowance: map[string]int{}},
 		Vendors:      map[string]Vendor{},
+		ruleLines:    map[string]int{},
 	}
 	d.config(doc.Content[0], c)
 	if len(d.errs) > 0 {
@@ -301,6 +302,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				switch e := Enforcement(s); e {
 				case Enforce, Warn, Off:
 					c.Rules[k.Value] = e
+					c.ruleLines[k.Value] = k.Line
 				default:
 					if s != "" || v.Kind == yaml.ScalarNode {
 						d.errorf(v, f, "want enforce, warn or off, got %q", s)
