@@ -49,11 +49,12 @@ type Engine struct {
 }
 
 type config struct {
-	trust   *trust.Config
-	dirs    []string
-	bundles []string
-	timeout time.Duration
-	log     *slog.Logger
+	trust     *trust.Config
+	dirs      []string
+	bundles   []string
+	bundleKey string
+	timeout   time.Duration
+	log       *slog.Logger
 }
 
 // Option configures New.
@@ -98,6 +99,26 @@ func WithBundle(path string) Option {
 	}
 }
 
+// WithBundleKey makes every bundle (WithBundle) need a signature by the
+// public key in the PEM file at path: OPA's .signatures.json, as
+// `opa build --signing-key` writes it, whose signature verifies with the key
+// and lists every file of the bundle with its hash. ECDSA keys (P-256,
+// P-384, P-521) verify ES256, ES384 or ES512 signatures, RSA keys RS256.
+// Without a key, a signed bundle is refused. The key needs a bundle to
+// verify: .rego directories (WithPolicyDir) are not signed.
+func WithBundleKey(path string) Option {
+	return func(cfg *config) error {
+		if path == "" {
+			return errors.New("policy: empty bundle key path")
+		}
+		if cfg.bundleKey != "" {
+			return errors.New("policy: WithBundleKey given twice")
+		}
+		cfg.bundleKey = path
+		return nil
+	}
+}
+
 // WithTimeout bounds each evaluation.
 func WithTimeout(d time.Duration) Option {
 	return func(cfg *config) error {
@@ -118,6 +139,17 @@ func WithLogger(l *slog.Logger) Option {
 		cfg.log = l
 		return nil
 	}
+}
+
+// loadBundleKey loads the WithBundleKey key; nil without one.
+func (cfg *config) loadBundleKey() (*bundleKey, error) {
+	switch {
+	case cfg.bundleKey == "":
+		return nil, nil
+	case len(cfg.bundles) == 0:
+		return nil, fmt.Errorf("policy: bundle key %s given without a bundle to verify (it verifies OPA bundles only; .rego directories are not signed)", cfg.bundleKey)
+	}
+	return loadBundleKey(cfg.bundleKey)
 }
 
 // New loads the default policies and any user policies, checks overrides,
@@ -149,8 +181,12 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 		}
 		user = append(user, ms...)
 	}
+	key, err := cfg.loadBundleKey()
+	if err != nil {
+		return nil, err
+	}
 	for _, b := range cfg.bundles {
-		ms, bdata, err := bundleModules(b, false)
+		ms, bdata, err := bundleModules(b, false, key)
 		if err != nil {
 			return nil, err
 		}

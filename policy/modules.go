@@ -3,11 +3,18 @@ package policy
 import (
 	"bytes"
 	"cmp"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -163,16 +170,14 @@ func readLimited(p string, limit int64) ([]byte, error) {
 }
 
 // bundleModules reads an OPA bundle (.tar.gz) with OPA's bundle reader and
-// returns its modules and data.
-func bundleModules(p string, tests bool) ([]module, map[string]any, error) {
-	f, err := os.Open(p)
+// returns its modules and data. With a key, the bundle must be signed with
+// it (OPA checks the signature and every file's hash); without one, a
+// signed bundle is refused: a signature that cannot be checked is not
+// ignored.
+func bundleModules(p string, tests bool, key *bundleKey) ([]module, map[string]any, error) {
+	b, err := readBundle(p, key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bundle: %w", err)
-	}
-	defer f.Close()
-	b, err := bundle.NewReader(f).WithRegoVersion(ast.RegoV1).WithProcessAnnotations(true).Read()
-	if err != nil {
-		return nil, nil, fmt.Errorf("bundle %s: %w", p, compileErrors(err))
+		return nil, nil, err
 	}
 	var out []module
 	for _, mf := range b.Modules {
@@ -191,6 +196,147 @@ func bundleModules(p string, tests bool) ([]module, map[string]any, error) {
 		}
 	}
 	return out, b.Data, nil
+}
+
+// readBundle reads the bundle at p, verifying its signature with key.
+func readBundle(p string, key *bundleKey) (bundle.Bundle, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return bundle.Bundle{}, fmt.Errorf("bundle: %w", err)
+	}
+	defer f.Close()
+	l := &signatureLoader{DirectoryLoader: bundle.NewTarballLoaderWithBaseURL(f, "")}
+	r := bundle.NewCustomReader(l).WithRegoVersion(ast.RegoV1).WithProcessAnnotations(true)
+	if key != nil {
+		r = r.WithBundleVerificationConfig(key.vc)
+	}
+	b, err := r.Read()
+	if serr := l.signatureError(p, key, err != nil); serr != nil {
+		return bundle.Bundle{}, serr
+	}
+	if err != nil {
+		return bundle.Bundle{}, fmt.Errorf("bundle %s: %w", p, compileErrors(err))
+	}
+	return b, nil
+}
+
+// signatureLoader is OPA's tarball loader, noting whether the bundle
+// carries a signatures file and keeping its content.
+type signatureLoader struct {
+	bundle.DirectoryLoader
+	signed         bool // a signatures file was listed
+	signatures     []byte
+	signaturesPath string
+	listed         bool // every file was listed
+}
+
+// NextFile is the tarball loader's, with the (first) signatures file
+// copied, up to MaxModuleBytes, before OPA reads it.
+func (l *signatureLoader) NextFile() (*bundle.Descriptor, error) {
+	d, err := l.DirectoryLoader.NextFile()
+	if errors.Is(err, io.EOF) {
+		l.listed = true
+	}
+	if err != nil || l.signed || !bundle.IsSignaturesFile(d.Path()) {
+		return d, err
+	}
+	defer d.Close()
+	var buf bytes.Buffer
+	if n, err := d.Read(&buf, MaxModuleBytes+1); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	} else if n > MaxModuleBytes {
+		return nil, fmt.Errorf("%s: larger than %d bytes", d.Path(), MaxModuleBytes)
+	}
+	l.signed, l.signatures, l.signaturesPath = true, bytes.Clone(buf.Bytes()), strings.TrimPrefix(d.Path(), "/")
+	return bundle.NewDescriptor(d.URL(), d.Path(), &buf), nil
+}
+
+// signatureError says what is wrong with the signature of the bundle at
+// p, after OPA's reader read it: signed without a key, unsigned with one,
+// or, when reading failed, a signature that does not verify with the key.
+// It is nil when the signature is not the problem.
+func (l *signatureLoader) signatureError(p string, key *bundleKey, readFailed bool) error {
+	switch {
+	case key == nil && l.signed:
+		return fmt.Errorf("bundle %s is signed (%s) but no bundle key was given; pass the signer's public key (--policy-key) to verify it: wardgate does not load a bundle whose signature it cannot check", p, l.signaturesPath)
+	case key != nil && l.listed && !l.signed:
+		return fmt.Errorf("bundle %s is not signed (no .signatures.json), and the bundle key %s requires a signature on every bundle (opa build --signing-key)", p, key.path)
+	case key != nil && l.signed && readFailed:
+		if err := key.verify(l.signatures); err != nil {
+			return fmt.Errorf("bundle %s: signature does not verify with the bundle key %s: %w", p, key.path, err)
+		}
+	}
+	return nil
+}
+
+// bundleKeyID names the key in OPA's verification configuration. It is
+// the only key, so a signature's own key ID ("kid") is not consulted.
+const bundleKeyID = "wardgate-policy-key"
+
+// bundleKey is the public key every bundle must be signed with.
+type bundleKey struct {
+	path string
+	vc   *bundle.VerificationConfig
+}
+
+// loadBundleKey reads a PEM public key (PKIX, "PUBLIC KEY") and makes
+// OPA's verification configuration for it, with the signature algorithm
+// its type implies.
+func loadBundleKey(p string) (*bundleKey, error) {
+	raw, err := readLimited(p, trust.MaxKeyBytes)
+	if err != nil {
+		return nil, fmt.Errorf("bundle key: %w", err)
+	}
+	block, _ := pem.Decode(raw)
+	switch {
+	case block == nil:
+		return nil, fmt.Errorf("bundle key %s: not PEM; want a PEM public key (-----BEGIN PUBLIC KEY-----)", p)
+	case block.Type != "PUBLIC KEY":
+		return nil, fmt.Errorf("bundle key %s: a PEM %q block; want PUBLIC KEY, the public half (openssl pkey -in KEY -pubout)", p, block.Type)
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("bundle key %s: %w", p, err)
+	}
+	alg, err := signatureAlgorithm(pub)
+	if err != nil {
+		return nil, fmt.Errorf("bundle key %s: %w", p, err)
+	}
+	kc := &bundle.KeyConfig{Key: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: block.Bytes})), Algorithm: alg}
+	vc := bundle.NewVerificationConfig(map[string]*bundle.KeyConfig{bundleKeyID: kc}, bundleKeyID, "", nil)
+	return &bundleKey{path: p, vc: vc}, nil
+}
+
+// signatureAlgorithm is the JWS algorithm a bundle signed with the key's
+// private half uses: ES256, ES384 or ES512 for ECDSA P-256, P-384 or P-521,
+// RS256 for RSA (opa build's default).
+func signatureAlgorithm(pub any) (string, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256():
+			return "ES256", nil
+		case elliptic.P384():
+			return "ES384", nil
+		case elliptic.P521():
+			return "ES512", nil
+		}
+		return "", fmt.Errorf("ECDSA curve %s cannot verify OPA bundle signatures; want P-256, P-384 or P-521", k.Curve.Params().Name)
+	case *rsa.PublicKey:
+		return "RS256", nil
+	}
+	return "", fmt.Errorf("key type %T cannot verify OPA bundle signatures; want an ECDSA (P-256, P-384, P-521) or RSA key", pub)
+}
+
+// verify checks a bundle's signatures file (its JWT, not the files it
+// lists) with the key, as OPA's reader does.
+func (k *bundleKey) verify(signatures []byte) error {
+	var sc bundle.SignaturesConfig
+	if err := json.Unmarshal(signatures, &sc); err != nil {
+		return fmt.Errorf("the signatures file is not JSON: %w", err)
+	}
+	_, err := bundle.VerifyBundleSignature(sc, k.vc)
+	return err
 }
 
 // declaresOverride reports whether the module's package annotation carries

@@ -37,6 +37,7 @@ type admitConfig struct {
 	installedVersion string
 	segment          string
 	policyDir        string
+	policyKey        string
 	logFlags         logFlags
 	noLog            bool
 	noScan           bool
@@ -86,6 +87,7 @@ could-not-evaluate).`,
 	f.StringVar(&cfg.installedVersion, "installed-version", "", "the device asking: the version it runs now")
 	f.StringVar(&cfg.segment, "segment", "", "the device asking: its network segment")
 	f.StringVar(&cfg.policyDir, "policy", "", "extra policies: a directory of .rego files or an OPA bundle (.tar.gz)")
+	f.StringVar(&cfg.policyKey, "policy-key", "", "public key (PEM) the --policy bundle must be signed with (opa build --signing-key); without it a signed bundle is refused")
 	f.BoolVar(&cfg.noLog, "no-log", false, "do not sign and log the verdict (nothing is recorded for auditors)")
 	f.BoolVar(&cfg.attach, "attach", false, "for a registry image: store the signed verdict next to it (as cosign stores attestations)")
 	f.BoolVar(&cfg.noScan, "no-scan", false, "do not scan the artifact with syft (use the vendor SBOM as is; no drift check)")
@@ -125,6 +127,9 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		} else {
 			popts = append(popts, policy.WithPolicyDir(cfg.policyDir))
 		}
+	}
+	if cfg.policyKey != "" {
+		popts = append(popts, policy.WithBundleKey(cfg.policyKey))
 	}
 	eng, err := policy.New(ctx, popts...)
 	if err != nil {

@@ -85,6 +85,7 @@ type policyEvalConfig struct {
 	input   string
 	dirs    []string
 	bundles []string
+	key     string
 	config  string
 	output  string
 	timeout time.Duration
@@ -108,7 +109,8 @@ func newPolicyEvalCmd() *cobra.Command {
 		Short: "Show the policy decision for an evidence document",
 		Long: `Evaluate an evidence document (docs/evidence.schema.json) against the
 default policies, any --policy directories and --bundle files, with the
-trust configuration given by --config as data.
+trust configuration given by --config as data. With --policy-key every
+bundle must be signed with that key; without it a signed bundle is refused.
 
 Without --config no product is trusted and every update is denied.
 Exit codes: 0 allowed, 1 denied, 2 could not evaluate (the decision is
@@ -138,6 +140,7 @@ then a deny with the reason could-not-evaluate).`,
 	fs.StringVar(&cfg.input, "input", "", "evidence document (JSON)")
 	fs.StringArrayVar(&cfg.dirs, "policy", nil, "directory of .rego files to add to the default policies; repeatable")
 	fs.StringArrayVar(&cfg.bundles, "bundle", nil, "OPA bundle (.tar.gz) to add to the default policies; repeatable")
+	fs.StringVar(&cfg.key, "policy-key", "", "public key (PEM) every --bundle must be signed with (opa build --signing-key); without it a signed bundle is refused")
 	fs.StringVar(&cfg.config, "config", "", "trust configuration (YAML)")
 	fs.DurationVar(&cfg.timeout, "timeout", policy.DefaultTimeout, "evaluation timeout; a policy that runs longer gives could-not-evaluate")
 	addOutputFlag(cmd, &cfg.output)
@@ -168,6 +171,9 @@ func runPolicyEval(ctx context.Context, cfg policyEvalConfig) (policy.Decision, 
 	}
 	for _, b := range cfg.bundles {
 		opts = append(opts, policy.WithBundle(b))
+	}
+	if cfg.key != "" {
+		opts = append(opts, policy.WithBundleKey(cfg.key))
 	}
 	e, err := policy.New(ctx, opts...)
 	if err != nil {

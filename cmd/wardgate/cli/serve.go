@@ -74,6 +74,7 @@ type ServeFile struct {
 type ServeConfig struct {
 	Trust      string // trust configuration (required)
 	Policy     string // extra policies: a directory or an OPA bundle
+	PolicyKey  string // public key (PEM) the Policy bundle must be signed with
 	State      string
 	SigningKey string
 	Origin     string
@@ -145,9 +146,10 @@ YAML file (--server-config or $` + ServeConfigEnv + `) and environment variables
 ($` + ListenEnv + `, $` + TLSCertEnv + `, $` + TLSKeyEnv + `, $` + ClientCAEnv + `, $` + RegistriesEnv + `,
 $` + LogLevelEnv + `); flags win over variables, variables over the file.
 
-SIGHUP reloads the trust configuration, the policies, the fleet
-inventory and the detection configuration without dropping requests;
-SIGTERM or SIGINT shut down gracefully.`,
+SIGHUP reloads the trust configuration, the policies (a --policy bundle
+is verified again with --policy-key), the fleet inventory and the
+detection configuration without dropping requests; SIGTERM or SIGINT shut
+down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.State, cfg.SigningKey, cfg.Origin = lf.state, lf.key, lf.origin
@@ -166,6 +168,7 @@ SIGTERM or SIGINT shut down gracefully.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Trust, "config", "", "trust configuration (YAML), required")
 	f.StringVar(&cfg.Policy, "policy", "", "extra policies: a directory of .rego files or an OPA bundle (.tar.gz)")
+	f.StringVar(&cfg.PolicyKey, "policy-key", "", "public key (PEM) the --policy bundle must be signed with (opa build --signing-key); without it a signed bundle is refused")
 	f.StringVar(&cfg.File, "server-config", "", "server configuration file (YAML); $"+ServeConfigEnv)
 	f.StringVar(&cfg.Listen, "listen", DefaultListen, "address to listen on; $"+ListenEnv)
 	f.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM); $"+TLSCertEnv)
@@ -310,6 +313,9 @@ func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
 		} else {
 			popts = append(popts, policy.WithPolicyDir(p))
 		}
+	}
+	if s.cfg.PolicyKey != "" {
+		popts = append(popts, policy.WithBundleKey(s.cfg.PolicyKey))
 	}
 	eng, err := policy.New(ctx, popts...)
 	if err != nil {
