@@ -172,11 +172,15 @@ func (c *Config) Enforcement(code string) Enforcement {
 }
 
 // RuleError is a ConfigError about the rules entry for code: it names the
-// file, the line of the entry's key (none when the configuration was not
-// read from a file) and the field rules.<code>. The policy engine uses it
-// for codes no loaded rule produces.
+// file ("trust configuration" for one not read from a file), the line of
+// the entry's key (none when not parsed) and the field rules.<code>. The
+// policy engine uses it for codes no loaded rule produces.
 func (c *Config) RuleError(code, format string, args ...any) *ConfigError {
-	return &ConfigError{File: c.Path, Line: c.ruleLines[code], Field: "rules." + code, Message: fmt.Sprintf(format, args...)}
+	file := c.Path
+	if file == "" {
+		file = "trust configuration"
+	}
+	return &ConfigError{File: file, Line: c.ruleLines[code], Field: "rules." + code, Message: fmt.Sprintf(format, args...)}
 }
 
 // Data returns the configuration as OPA data, in the shape the default

@@ -24,6 +24,10 @@ func TestRuleErrorNamesTheLineOfTheKey(t *testing.T) {
 			t.Errorf("RuleError(%s) = %v, want %s", code, err, want)
 		}
 	}
+	built := &trust.Config{Rules: map[string]trust.Enforcement{"rollback": trust.Warn}}
+	if err := built.RuleError("rollback", "x"); err.Error() != "trust configuration: rules.rollback: x" {
+		t.Errorf("RuleError of a configuration built in Go = %v", err)
+	}
 	same, err := trust.Parse("t.yaml", []byte("version: 1\nrules: {sbom-drift: off, rollback: warn}\n"+keylessProduct))
 	if err != nil {
 		t.Fatal(err)
