@@ -17,6 +17,7 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/wardgate/wardgate/internal/groupcommit"
 	"golang.org/x/mod/sumdb/note"
 	_ "modernc.org/sqlite" // the SQLite driver, pure Go
 )
@@ -286,23 +287,14 @@ func (l *Log) Append(ctx context.Context, it Item) (Entry, error) {
 }
 
 func (l *Log) batcher() {
+	c := groupcommit.Collector[appendReq]{Reqs: l.reqs, Done: l.done, Max: maxBatch, Linger: groupcommit.DefaultLinger}
+	var buf []appendReq
 	for {
-		var batch []appendReq
-		select {
-		case r := <-l.reqs:
-			batch = append(batch, r)
-		case <-l.done:
+		batch, ok := c.Next(buf)
+		if !ok {
 			return
 		}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-l.reqs:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		buf = batch
 		live := batch[:0]
 		for _, r := range batch {
 			if err := r.ctx.Err(); err != nil {

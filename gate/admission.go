@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/wardgate/wardgate/internal/groupcommit"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -49,6 +50,13 @@ type AdmitRequest struct {
 	Digest                   string
 	Vendor, Product, Version string
 	Device                   evidence.Device
+	// Record, when set, is called with the update's digest and the policy's
+	// decision once it is made, at the same time as the log and
+	// installation writes, to keep the caller's own record of it (the
+	// server's audit trail): the answer waits for it, and its error fails
+	// the admission closed like theirs do. It is not called when no
+	// decision is made (unknown update, fleet store down, ...).
+	Record func(ctx context.Context, digest string, d policy.Decision) error
 }
 
 // Record is the kept evaluation of one update: the evidence it was judged
@@ -351,10 +359,13 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 	// stores at once (each group-commits); the answer waits for both. An
 	// intent whose verdict then fails to log is a device told no that is
 	// recorded as meant to install: harmless, and visible.
-	var ierr error
+	var ierr, rerr error
 	var wg sync.WaitGroup
 	if d.Allow && g.installs != nil {
 		wg.Go(func() { ierr = g.recordInstallation(ctx, out, u, now) })
+	}
+	if req.Record != nil {
+		wg.Go(func() { rerr = req.Record(ctx, ev.Artifact.Digest, d) })
 	}
 	lerr := g.logVerdict(ctx, out, u)
 	wg.Wait()
@@ -365,6 +376,9 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 	case ierr != nil:
 		out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("record installation: %w", ierr)), false
 		return out, ierr
+	case rerr != nil:
+		out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("record decision: %w", rerr)), false
+		return out, rerr
 	}
 	return out, nil
 }
@@ -664,23 +678,13 @@ func (b *InstallationBatcher) run() {
 	batch := make([]installReq, 0, maxInstallBatch)
 	ins := make([]egress.Installation, 0, maxInstallBatch)
 	bdst, batched := b.dst.(BatchInstallations)
+	c := groupcommit.Collector[installReq]{Reqs: b.reqs, Done: b.done, Max: maxInstallBatch, Linger: groupcommit.DefaultLinger}
 	for {
-		batch, ins = batch[:0], ins[:0]
-		select {
-		case r := <-b.reqs:
-			batch = append(batch, r)
-		case <-b.done:
+		var ok bool
+		if batch, ok = c.Next(batch); !ok {
 			return
 		}
-	drain:
-		for len(batch) < maxInstallBatch {
-			select {
-			case r := <-b.reqs:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		ins = ins[:0]
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if batched {
 			valid := batch[:0]

@@ -416,3 +416,34 @@ func BenchmarkAdmit(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "admissions/s")
 }
+
+// The caller's Record hook gets the policy's decision, while the log and
+// installation are written; its failure is a could-not-evaluate deny. It
+// is not called when there is no decision.
+func TestAdmitRecordHook(t *testing.T) {
+	h := newHarness(t)
+	dev := evidence.Device{ID: "pump-rec-1", Class: "infusion-pump", InstalledVersion: "2.3.0"}
+	var got []policy.Decision
+	var digests []string
+	record := func(_ context.Context, digest string, d policy.Decision) error {
+		got, digests = append(got, d), append(digests, digest)
+		return nil
+	}
+	// Named by release: the hook gets the digest of the record.
+	out, err := h.gate.Admit(t.Context(), h.recs, gate.AdmitRequest{Vendor: "acme-infusion", Product: "infusion-pump", Version: "2.4.0", Device: dev, Record: record})
+	if err != nil || !out.Decision.Allow || len(got) != 1 || !got[0].Allow || !slices.Equal(digests, []string{h.digest}) {
+		t.Fatalf("err %v allow %v, recorded %+v for %q", err, out.Decision.Allow, got, digests)
+	}
+	boom := errors.New("audit.db: disk I/O error")
+	out, err = h.gate.Admit(t.Context(), h.recs, gate.AdmitRequest{Digest: h.digest, Device: dev,
+		Record: func(context.Context, string, policy.Decision) error { return boom }})
+	if !errors.Is(err, boom) || out.Decision.Allow || out.Evaluated || !slices.Equal(codes(out.Decision), []string{"could-not-evaluate"}) ||
+		!strings.Contains(out.Decision.Violations[0].Message, "record decision: audit.db: disk I/O error") {
+		t.Fatalf("failing hook: err %v outcome %+v", err, out.Decision)
+	}
+	got = nil
+	_, err = h.gate.Admit(t.Context(), h.recs, gate.AdmitRequest{Digest: "sha256:" + strings.Repeat("0", 64), Device: dev, Record: record})
+	if !errors.Is(err, gate.ErrUnknownUpdate) || len(got) != 0 {
+		t.Fatalf("unknown update: err %v, recorded %+v", err, got)
+	}
+}

@@ -165,6 +165,13 @@ type AdmissionResponse struct {
 
 const maxField = 256
 
+func outcomeOf(allow bool) string {
+	if allow {
+		return "allow"
+	}
+	return "deny"
+}
+
 func (req *AdmissionRequest) validate() error {
 	d := req.Device
 	switch {
@@ -194,7 +201,18 @@ func (s *Server) postAdmission(w http.ResponseWriter, r *http.Request) error {
 	if err := req.validate(); err != nil {
 		return err
 	}
-	out, err := s.gate.Load().Admit(r.Context(), s.deps.Records, gate.AdmitRequest{Digest: req.Digest, Vendor: req.Vendor, Product: req.Product, Version: req.Version, Device: req.Device})
+	// The audit record is written with the log entry and the installation,
+	// not after them; if they then fail, the admission is denied and a
+	// second record for the request says so.
+	recorded := ""
+	record := func(ctx context.Context, digest string, d policy.Decision) error {
+		if err := s.audit(r, st, digest+" "+req.Device.ID, http.StatusOK, outcomeOf(d.Allow)); err != nil {
+			return err
+		}
+		recorded = outcomeOf(d.Allow)
+		return nil
+	}
+	out, err := s.gate.Load().Admit(r.Context(), s.deps.Records, gate.AdmitRequest{Digest: req.Digest, Vendor: req.Vendor, Product: req.Product, Version: req.Version, Device: req.Device, Record: record})
 	resp := AdmissionResponse{Evaluated: out.Evaluated, Digest: out.Evidence.Artifact.Digest, Device: req.Device, Decision: out.Decision, LogEntry: out.LogEntry, RequestID: st.id}
 	if err != nil {
 		resp.Decision = s.failClosed(r, st, err)
@@ -203,13 +221,12 @@ func (s *Server) postAdmission(w http.ResponseWriter, r *http.Request) error {
 	if out.Evaluated {
 		resp.RiskState = out.Evidence.Fleet.RiskState
 	}
-	outcome := "deny"
-	if resp.Allow {
-		outcome = "allow"
-	}
-	if aerr := s.audit(r, st, resp.Digest+" "+req.Device.ID, http.StatusOK, outcome); aerr != nil {
-		resp.Allow, resp.Evaluated, resp.Decision = false, false, s.failClosed(r, st, aerr)
-		outcome = "deny"
+	outcome := outcomeOf(resp.Allow)
+	if recorded != outcome {
+		if aerr := s.audit(r, st, resp.Digest+" "+req.Device.ID, http.StatusOK, outcome); aerr != nil {
+			resp.Allow, resp.Evaluated, resp.Decision = false, false, s.failClosed(r, st, aerr)
+			outcome = "deny"
+		}
 	}
 	st.decision = outcome
 	s.metrics.decision("admit", resp.Allow, codesOf(resp.Decision))

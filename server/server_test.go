@@ -873,6 +873,21 @@ func TestAdmissionFailsClosed(t *testing.T) {
 	if r.status != 200 || a.Allow || !slices.Equal(codes(a.Decision), []string{"could-not-evaluate"}) {
 		t.Fatalf("log down: %d %s", r.status, r.body)
 	}
+	// The audit record is written with the log entry, from the policy's
+	// allow; the failed log write then denies, and a second record for the
+	// same request says so.
+	r = e.do("GET", "/v1/audit?action=POST+%2Fv1%2Fadmissions", RoleAuditor, "", nil)
+	var au AuditResponse
+	r.json(t, &au)
+	var outcomes []string
+	for _, rec := range au.Records {
+		if rec.RequestID == a.RequestID {
+			outcomes = append(outcomes, rec.Outcome)
+		}
+	}
+	if !slices.Equal(outcomes, []string{"allow", "deny"}) {
+		t.Fatalf("audit of the failed admission %s: %q, want allow then deny: %s", a.RequestID, outcomes, r.body)
+	}
 	// Other routes: 500 with a request id, the cause not echoed.
 	r = e.do("GET", "/v1/log/entries/0", RoleAuditor, "", nil)
 	if r.status != 500 || r.errorCode(t) != "internal" || strings.Contains(string(r.body), "sql") || !strings.Contains(string(r.body), r.header.Get("X-Request-Id")) {

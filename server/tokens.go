@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/wardgate/wardgate/internal/groupcommit"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -280,23 +281,12 @@ const maxAuditBatch = 512
 
 func (t *Tokens) committer() {
 	defer t.wg.Done()
+	c := groupcommit.Collector[auditReq]{Reqs: t.reqs, Done: t.done, Max: maxAuditBatch, Linger: groupcommit.DefaultLinger}
 	batch := make([]auditReq, 0, maxAuditBatch)
 	for {
-		batch = batch[:0]
-		select {
-		case r := <-t.reqs:
-			batch = append(batch, r)
-		case <-t.done:
+		var ok bool
+		if batch, ok = c.Next(batch); !ok {
 			return
-		}
-	drain:
-		for len(batch) < maxAuditBatch {
-			select {
-			case r := <-t.reqs:
-				batch = append(batch, r)
-			default:
-				break drain
-			}
 		}
 		err := t.commit(batch)
 		for _, r := range batch {
