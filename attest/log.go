@@ -77,12 +77,13 @@ type Log struct {
 	origin string
 	ns     note.Signer
 
-	mu    sync.Mutex // guards tree and appends
-	tree  *compact.Range
-	cp    Checkpoint
-	reqs  chan appendReq
-	done  chan struct{}
-	close sync.Once
+	mu     sync.Mutex // guards tree and appends
+	tree   *compact.Range
+	cp     Checkpoint
+	reqs   chan appendReq
+	coming groupcommit.Announcer
+	done   chan struct{}
+	close  sync.Once
 }
 
 const schema = `
@@ -286,8 +287,17 @@ func (l *Log) Append(ctx context.Context, it Item) (Entry, error) {
 	return r.entry, r.err
 }
 
+// Expect announces an Append that is on its way (a decision being made):
+// while announced appends are coming, the group commit waits for them (up
+// to groupcommit.DefaultLinger) rather than committing without them. Call
+// the returned func once the Append has returned or will not be made.
+func (l *Log) Expect() (done func()) { return l.coming.Announce() }
+
+// Expecting is the number of announced appends not yet done.
+func (l *Log) Expecting() int { return l.coming.Count() }
+
 func (l *Log) batcher() {
-	c := groupcommit.Collector[appendReq]{Reqs: l.reqs, Done: l.done, Max: maxBatch, Linger: groupcommit.DefaultLinger}
+	c := groupcommit.Collector[appendReq]{Reqs: l.reqs, Done: l.done, Max: maxBatch, Linger: groupcommit.DefaultLinger, Expected: l.coming.Count}
 	var buf []appendReq
 	for {
 		batch, ok := c.Next(buf)

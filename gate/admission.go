@@ -315,6 +315,18 @@ func (g *Gate) memoisable(ctx context.Context) bool {
 // installation store that cannot be written all yield the could-not-evaluate
 // deny (Evaluated false) and an error saying why.
 func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Outcome, error) {
+	// This admission's verdict is on its way to the log, and maybe its
+	// installation to the installation store: their group commits wait for
+	// them rather than commit just before they come (see Expecter).
+	logged, installed := func() {}, func() {}
+	if g.log != nil {
+		logged = g.log.Expect()
+	}
+	if e, ok := g.installs.(Expecter); ok {
+		installed = e.Expect()
+	}
+	defer logged()
+	defer installed()
 	now := g.now().UTC().Truncate(time.Second)
 	out := &Outcome{}
 	dev := req.Device
@@ -362,12 +374,18 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 	var ierr, rerr error
 	var wg sync.WaitGroup
 	if d.Allow && g.installs != nil {
-		wg.Go(func() { ierr = g.recordInstallation(ctx, out, u, now) })
+		wg.Go(func() {
+			ierr = g.recordInstallation(ctx, out, u, now)
+			installed()
+		})
+	} else {
+		installed()
 	}
 	if req.Record != nil {
 		wg.Go(func() { rerr = req.Record(ctx, ev.Artifact.Digest, d) })
 	}
 	lerr := g.logVerdict(ctx, out, u)
+	logged()
 	wg.Wait()
 	switch {
 	case lerr != nil:
@@ -381,6 +399,13 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 		return out, rerr
 	}
 	return out, nil
+}
+
+// Expecter is a store whose group commit can be told that a write is on
+// its way (attest.Log, InstallationBatcher): Expect announces it, and the
+// returned func says it was made or will not be.
+type Expecter interface {
+	Expect() (done func())
 }
 
 // admitFail is the could-not-evaluate deny for a known update, signed into
@@ -626,11 +651,12 @@ type BatchInstallations interface {
 // BatchInstallations a batch is one transaction; otherwise installations
 // are written one by one from a single goroutine.
 type InstallationBatcher struct {
-	dst  Installations
-	reqs chan installReq
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	dst    Installations
+	coming groupcommit.Announcer
+	reqs   chan installReq
+	done   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
 }
 
 type installReq struct {
@@ -667,6 +693,9 @@ func (b *InstallationBatcher) RecordInstallation(ctx context.Context, in egress.
 	}
 }
 
+// Expect implements Expecter.
+func (b *InstallationBatcher) Expect() (done func()) { return b.coming.Announce() }
+
 // Close stops the batcher; calls after Close fail.
 func (b *InstallationBatcher) Close() {
 	b.once.Do(func() { close(b.done) })
@@ -678,7 +707,7 @@ func (b *InstallationBatcher) run() {
 	batch := make([]installReq, 0, maxInstallBatch)
 	ins := make([]egress.Installation, 0, maxInstallBatch)
 	bdst, batched := b.dst.(BatchInstallations)
-	c := groupcommit.Collector[installReq]{Reqs: b.reqs, Done: b.done, Max: maxInstallBatch, Linger: groupcommit.DefaultLinger}
+	c := groupcommit.Collector[installReq]{Reqs: b.reqs, Done: b.done, Max: maxInstallBatch, Linger: groupcommit.DefaultLinger, Expected: b.coming.Count}
 	for {
 		var ok bool
 		if batch, ok = c.Next(batch); !ok {

@@ -207,6 +207,11 @@ func TestAdmit(t *testing.T) {
 			}
 		})
 	}
+	// Every admission, whatever its end, is done with the log's group
+	// commit: none is still announced (a leak would hold later commits).
+	if n := h.log.Expecting(); n != 0 {
+		t.Fatalf("%d admissions still announced to the log", n)
+	}
 	// Allowed admissions are installation intents; each decision on a known
 	// update is in the log with its device.
 	ins, err := h.egress.Installations(t.Context())

@@ -205,14 +205,18 @@ func (s *Server) postAdmission(w http.ResponseWriter, r *http.Request) error {
 	// not after them; if they then fail, the admission is denied and a
 	// second record for the request says so.
 	recorded := ""
+	audited := s.deps.Tokens.ExpectAudit()
 	record := func(ctx context.Context, digest string, d policy.Decision) error {
-		if err := s.audit(r, st, digest+" "+req.Device.ID, http.StatusOK, outcomeOf(d.Allow)); err != nil {
+		err := s.audit(r, st, digest+" "+req.Device.ID, http.StatusOK, outcomeOf(d.Allow))
+		audited()
+		if err != nil {
 			return err
 		}
 		recorded = outcomeOf(d.Allow)
 		return nil
 	}
 	out, err := s.gate.Load().Admit(r.Context(), s.deps.Records, gate.AdmitRequest{Digest: req.Digest, Vendor: req.Vendor, Product: req.Product, Version: req.Version, Device: req.Device, Record: record})
+	audited()
 	resp := AdmissionResponse{Evaluated: out.Evaluated, Digest: out.Evidence.Artifact.Digest, Device: req.Device, Decision: out.Decision, LogEntry: out.LogEntry, RequestID: st.id}
 	if err != nil {
 		resp.Decision = s.failClosed(r, st, err)

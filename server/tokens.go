@@ -88,10 +88,11 @@ type Tokens struct {
 	mu    sync.RWMutex
 	cache map[[32]byte]cachedPrincipal
 
-	reqs chan auditReq
-	done chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+	reqs   chan auditReq
+	coming groupcommit.Announcer
+	done   chan struct{}
+	once   sync.Once
+	wg     sync.WaitGroup
 }
 
 type cachedPrincipal struct {
@@ -276,12 +277,18 @@ func (t *Tokens) Audit(ctx context.Context, rec AuditRecord) error {
 	}
 }
 
+// ExpectAudit announces an audit record on its way (an admission being
+// decided): the group commit waits for it, up to its linger, rather than
+// commit just before it comes. Call the returned func once Audit has
+// returned or will not be called.
+func (t *Tokens) ExpectAudit() (done func()) { return t.coming.Announce() }
+
 // maxAuditBatch bounds one group commit.
 const maxAuditBatch = 512
 
 func (t *Tokens) committer() {
 	defer t.wg.Done()
-	c := groupcommit.Collector[auditReq]{Reqs: t.reqs, Done: t.done, Max: maxAuditBatch, Linger: groupcommit.DefaultLinger}
+	c := groupcommit.Collector[auditReq]{Reqs: t.reqs, Done: t.done, Max: maxAuditBatch, Linger: groupcommit.DefaultLinger, Expected: t.coming.Count}
 	batch := make([]auditReq, 0, maxAuditBatch)
 	for {
 		var ok bool

@@ -123,3 +123,85 @@ func TestDone(t *testing.T) {
 		t.Fatalf("after Done: %v %v, want an empty batch and false", b, ok)
 	}
 }
+
+func TestExpectedReplacesTheGuess(t *testing.T) {
+	reqs := make(chan int, 10)
+	var a Announcer
+	c := &Collector[int]{Reqs: reqs, Done: make(chan struct{}), Max: 100, Linger: 10 * time.Minute, Expected: a.Count}
+	// Two requests came in the last batch, but only this one is announced:
+	// no waiting.
+	reqs <- 1
+	reqs <- 2
+	next(t, c)
+	done1 := a.Announce()
+	reqs <- 3
+	if b, _ := next(t, c); !slices.Equal(b, []int{3}) {
+		t.Fatalf("batch %v, want [3]", b)
+	}
+	done1()
+	// Three announced, one arrived: the batch waits for the other two, and
+	// returns as soon as they are in (not after the 10-minute linger).
+	dones := []func(){a.Announce(), a.Announce(), a.Announce()}
+	reqs <- 4
+	got := make(chan []int, 1)
+	go func() {
+		b, _ := c.Next(nil)
+		got <- b
+	}()
+	time.Sleep(10 * time.Millisecond)
+	select {
+	case b := <-got:
+		t.Fatalf("Next returned %v with two announced requests missing", b)
+	default:
+	}
+	reqs <- 5
+	reqs <- 6
+	select {
+	case b := <-got:
+		if !slices.Equal(b, []int{4, 5, 6}) {
+			t.Fatalf("batch %v, want [4 5 6]", b)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Next did not return once every announced request was in")
+	}
+	for _, d := range dones {
+		d()
+	}
+	// An announced request that is given up on ends the wait too.
+	give := a.Announce()
+	keep := a.Announce()
+	reqs <- 7
+	go func() {
+		b, _ := c.Next(nil)
+		got <- b
+	}()
+	time.Sleep(10 * time.Millisecond)
+	give()
+	reqs <- 8 // the next arrival sees the lower count
+	select {
+	case b := <-got:
+		if !slices.Equal(b, []int{7, 8}) {
+			t.Fatalf("batch %v, want [7 8]", b)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("Next did not return")
+	}
+	keep()
+}
+
+func TestAnnouncer(t *testing.T) {
+	var a Announcer
+	d1, d2 := a.Announce(), a.Announce()
+	if a.Count() != 2 {
+		t.Fatalf("count %d, want 2", a.Count())
+	}
+	d1()
+	d1() // a second call does nothing
+	if a.Count() != 1 {
+		t.Fatalf("count %d after one done (called twice), want 1", a.Count())
+	}
+	d2()
+	if a.Count() != 0 {
+		t.Fatalf("count %d, want 0", a.Count())
+	}
+}
