@@ -24,8 +24,10 @@ type EventStore interface {
 // InstallationStore keeps installation records; `wardgate admit --device`
 // and the gate call RecordInstallation, `egress ingest --installs` imports.
 type InstallationStore interface {
-	// RecordInstallation stores one installation; recording the same
-	// (device, digest, time) again is a no-op.
+	// RecordInstallation stores one installation. Recording an installation
+	// of the digest the device already has (its last installation at or
+	// before that time is of the same digest) is a no-op: the earlier one
+	// stands.
 	RecordInstallation(ctx context.Context, in Installation) error
 	// Installations returns every installation in time order.
 	Installations(ctx context.Context) ([]Installation, error)

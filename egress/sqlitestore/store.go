@@ -28,7 +28,20 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 CREATE TABLE IF NOT EXISTS installations (device TEXT NOT NULL, digest TEXT NOT NULL, product TEXT NOT NULL, version TEXT NOT NULL, ts INTEGER NOT NULL,
   PRIMARY KEY (device, digest, ts));
+CREATE INDEX IF NOT EXISTS installations_device_ts ON installations(device, ts);
 `
+
+// insertInstallation stores an installation unless the device's previous
+// installation (the last at or before its time) is of the same digest: a
+// device admitted again for the update it already has (a retry, or every
+// check-in of a fleet that asks the gate each time) adds nothing, and the
+// table, which every fleet analysis reads whole, grows with installations
+// rather than with admissions. The analysis asks which update a device
+// ran at a time: the earliest installation of a run of the same digest
+// answers it as all of them did.
+const insertInstallation = `INSERT OR IGNORE INTO installations(device, digest, product, version, ts)
+SELECT ?1, ?2, ?3, ?4, ?5
+WHERE COALESCE((SELECT digest FROM installations WHERE device = ?1 AND ts <= ?5 ORDER BY ts DESC LIMIT 1), '') != ?2`
 
 // Open opens or creates the store at path.
 func Open(ctx context.Context, path string) (*DB, error) {
@@ -135,7 +148,7 @@ func (s *DB) RecordInstallations(ctx context.Context, ins []egress.Installation)
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO installations VALUES (?,?,?,?,?)`)
+	stmt, err := tx.PrepareContext(ctx, insertInstallation)
 	if err != nil {
 		return err
 	}
@@ -153,7 +166,7 @@ func (s *DB) RecordInstallation(ctx context.Context, in egress.Installation) err
 	if err := in.Validate(); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO installations VALUES (?,?,?,?,?)`, in.Device, in.Digest, in.Product, in.Version, in.Time.UnixNano())
+	_, err := s.db.ExecContext(ctx, insertInstallation, in.Device, in.Digest, in.Product, in.Version, in.Time.UnixNano())
 	return err
 }
 

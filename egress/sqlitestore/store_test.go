@@ -1,8 +1,11 @@
 package sqlitestore_test
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +64,51 @@ func TestStoreRoundTrip(t *testing.T) {
 	ins, err := db.Installations(ctx)
 	if err != nil || len(ins) != 1 || ins[0] != in {
 		t.Fatalf("installations %+v %v", ins, err)
+	}
+}
+
+// A device admitted again for the update it already has adds no row; a
+// change of update does, and so does going back to an earlier one.
+func TestInstallationsCollapseRepeats(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlitestore.Open(ctx, filepath.Join(t.TempDir(), "egress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	a := "sha256:" + strings.Repeat("a", 64)
+	b := "sha256:" + strings.Repeat("b", 64)
+	t0 := time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC)
+	at := func(dev, digest string, min int) egress.Installation {
+		return egress.Installation{Device: dev, Digest: digest, Product: "pump", Version: digest[7:8], Time: t0.Add(time.Duration(min) * time.Minute)}
+	}
+	// One at a time, then as one batch (a group commit).
+	for _, in := range []egress.Installation{at("P1", a, 0), at("P1", a, 5), at("P1", a, 0), at("P1", b, 10), at("P1", b, 11)} {
+		if err := db.RecordInstallation(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.RecordInstallations(ctx, []egress.Installation{at("P1", a, 20), at("P1", a, 21), at("P2", b, 1), at("P2", b, 2), at("P2", a, 3)}); err != nil {
+		t.Fatal(err)
+	}
+	// Recorded late: at minute 7 P1 still had a (since minute 0), so an
+	// installation of b then is kept; one of a then would not be.
+	if err := db.RecordInstallation(ctx, at("P1", a, 7)); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.RecordInstallation(ctx, at("P1", b, 7)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Installations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary []string
+	for _, in := range got {
+		summary = append(summary, fmt.Sprintf("%s %s %d", in.Device, in.Version, int(in.Time.Sub(t0).Minutes())))
+	}
+	want := []string{"P1 a 0", "P2 b 1", "P2 a 3", "P1 b 7", "P1 b 10", "P1 a 20"}
+	if !slices.Equal(summary, want) {
+		t.Fatalf("installations %q, want %q", summary, want)
 	}
 }
