@@ -504,7 +504,10 @@ type Analyze func(ctx context.Context) (egress.Report, error)
 // RiskCache is a FleetRisk that analyses the fleet telemetry once and
 // answers every update's risk from that analysis until Invalidate is
 // called (the caller does so whenever it stores telemetry) or the TTL
-// passes (telemetry stored by another process). An analysis in flight when
+// passes (telemetry stored by another process). Once the TTL has passed,
+// the next call starts a new analysis and, until it is done (for at most
+// another TTL), callers are answered from the previous one instead of
+// waiting: the hot admission path never stalls on a periodic refresh. An analysis in flight when
 // Invalidate is called is not used by callers that arrive afterwards: a
 // quarantine takes effect on the next admission, never served stale from
 // the cache. Concurrent misses share one analysis.
@@ -584,8 +587,19 @@ func (c *RiskCache) Report(ctx context.Context) (egress.Report, error) {
 }
 
 func (c *RiskCache) snapshot(ctx context.Context) (*riskSnapshot, error) {
-	if s := c.cur.Load(); s != nil && s.gen == c.gen.Load() && c.now().Sub(s.at) < c.ttl {
-		return s, nil
+	if s := c.cur.Load(); s != nil && s.gen == c.gen.Load() {
+		switch age := c.now().Sub(s.at); {
+		case age < c.ttl:
+			return s, nil
+		case age < 2*c.ttl:
+			// Past the TTL but not invalidated: answer from it while one
+			// analysis runs in the background, rather than hold every
+			// admission until it is done.
+			c.mu.Lock()
+			c.start(s.gen)
+			c.mu.Unlock()
+			return s, nil
+		}
 	}
 	c.mu.Lock()
 	gen := c.gen.Load()
@@ -593,12 +607,7 @@ func (c *RiskCache) snapshot(ctx context.Context) (*riskSnapshot, error) {
 		c.mu.Unlock()
 		return s, nil
 	}
-	call := c.call
-	if call == nil || call.gen != gen {
-		call = &riskCall{gen: gen, done: make(chan struct{})}
-		c.call = call
-		go c.run(call)
-	}
+	call := c.start(gen)
 	c.mu.Unlock()
 	select {
 	case <-call.done:
@@ -606,6 +615,18 @@ func (c *RiskCache) snapshot(ctx context.Context) (*riskSnapshot, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// start returns the analysis in flight for generation gen, starting one if
+// there is none; the caller holds mu.
+func (c *RiskCache) start(gen uint64) *riskCall {
+	call := c.call
+	if call == nil || call.gen != gen {
+		call = &riskCall{gen: gen, done: make(chan struct{})}
+		c.call = call
+		go c.run(call)
+	}
+	return call
 }
 
 // run analyses on behalf of every caller waiting on call; it is not bound

@@ -452,3 +452,104 @@ func TestAdmitRecordHook(t *testing.T) {
 		t.Fatalf("unknown update: err %v, recorded %+v", err, got)
 	}
 }
+
+// Past its TTL the risk cache answers from the previous analysis while a
+// new one runs (for at most another TTL); after Invalidate, or past twice
+// the TTL, callers wait for the new analysis.
+func TestRiskCacheRefreshesInBackground(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	runs := 0
+	release := make(chan struct{}, 10)
+	c, err := gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) {
+		<-release
+		mu.Lock()
+		runs++
+		n := runs
+		mu.Unlock()
+		return egress.Report{Events: int64(n)}, nil
+	}, time.Minute, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := func() int64 {
+		t.Helper()
+		done := make(chan int64, 1)
+		go func() {
+			r, err := c.Report(t.Context())
+			if err != nil {
+				t.Error(err)
+			}
+			done <- r.Events
+		}()
+		select {
+		case n := <-done:
+			return n
+		case <-time.After(2 * time.Second):
+			release <- struct{}{} // let the waiting call finish before failing
+			t.Fatal("the call waited for an analysis")
+			return 0
+		}
+	}
+	release <- struct{}{}
+	if n := events(); n != 1 {
+		t.Fatalf("first analysis: events %d", n)
+	}
+	// Past the TTL: answered at once from analysis 1 while analysis 2 runs.
+	advance(90 * time.Second)
+	if n := events(); n != 1 {
+		t.Fatalf("stale answer: events %d, want 1", n)
+	}
+	release <- struct{}{}
+	deadline := time.Now().Add(2 * time.Second)
+	for events() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the background analysis never replaced the stale one")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Invalidated: never answered from the old analysis.
+	c.Invalidate()
+	got := make(chan int64, 1)
+	go func() {
+		r, _ := c.Report(t.Context())
+		got <- r.Events
+	}()
+	select {
+	case n := <-got:
+		t.Fatalf("answered %d after Invalidate without a new analysis", n)
+	case <-time.After(20 * time.Millisecond):
+	}
+	release <- struct{}{}
+	if n := await(t, got); n != 3 {
+		t.Fatalf("after Invalidate: events %d, want 3", n)
+	}
+	// Past twice the TTL: too old to answer from; the caller waits.
+	advance(3 * time.Minute)
+	go func() {
+		r, _ := c.Report(t.Context())
+		got <- r.Events
+	}()
+	select {
+	case n := <-got:
+		t.Fatalf("answered %d from an analysis older than twice the TTL", n)
+	case <-time.After(20 * time.Millisecond):
+	}
+	release <- struct{}{}
+	if n := await(t, got); n != 4 {
+		t.Fatalf("after 2x TTL: events %d, want 4", n)
+	}
+}
+
+func await(t *testing.T, ch <-chan int64) int64 {
+	t.Helper()
+	select {
+	case n := <-ch:
+		return n
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer within 5 s")
+		return 0
+	}
+}

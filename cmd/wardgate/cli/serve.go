@@ -177,7 +177,7 @@ down gracefully.`,
 	f.StringSliceVar(&cfg.Registries, "registry", nil, "registry POST /v1/updates may fetch images from (host[:port]); repeatable; $"+RegistriesEnv)
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
-	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "longest time a fleet analysis is reused (telemetry posted to the API invalidates it at once)")
+	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "age after which a fleet analysis is refreshed in the background (answers use it for at most twice this; telemetry posted to the API invalidates it at once)")
 	lf.register(cmd)
 	return cmd
 }
