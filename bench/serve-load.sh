@@ -5,12 +5,12 @@
 # -duration, whichever comes first) and report admissions/s, p50/p99
 # latency and errors. Leaves no process behind.
 # Usage: bench/serve-load.sh [REQUESTS] [WORKERS] [DURATION]
-# LOADGEN_PROCS (default 2) sets GOMAXPROCS of the load generator, which
+# LOADGEN_PROCS (default 1) sets GOMAXPROCS of the load generator, which
 # shares the two cores with the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n=${1:-100000}
-c=${2:-64}
+n=${1:-200000}
+c=${2:-20}
 dur=${3:-60s}
 out=bench/out/serve
 mkdir -p "$out"
@@ -40,4 +40,4 @@ resp=$(curl -sS -H "Authorization: Bearer $(cat "$state/ci.tok")" \
 digest=$(printf '%s' "$resp" | grep -o '"digest":"sha256:[0-9a-f]*"' | head -1 | cut -d'"' -f4)
 printf '%s' "$resp" | grep -q '"allow":true' || { echo "evaluation did not allow: $resp"; exit 2; }
 echo "== evaluated $digest; driving POST /v1/admissions at $addr: $n requests, $c workers, at most $dur ($(nproc) cores)"
-GOMAXPROCS=${LOADGEN_PROCS:-2} "$out/loadgen" -url "http://$addr" -token-file "$state/us.tok" -digest "$digest" -n "$n" -c "$c" -duration "$dur" -o "$out/load.json" | tee "$out/load.txt"
+GOMAXPROCS=${LOADGEN_PROCS:-1} "$out/loadgen" -url "http://$addr" -token-file "$state/us.tok" -digest "$digest" -n "$n" -c "$c" -duration "$dur" -o "$out/load.json" | tee "$out/load.txt"
