@@ -487,7 +487,7 @@ func TestRiskCacheRefreshesInBackground(t *testing.T) {
 		select {
 		case n := <-done:
 			return n
-		case <-time.After(2 * time.Second):
+		case <-time.After(5 * time.Second):
 			release <- struct{}{} // let the waiting call finish before failing
 			t.Fatal("the call waited for an analysis")
 			return 0
@@ -503,7 +503,7 @@ func TestRiskCacheRefreshesInBackground(t *testing.T) {
 		t.Fatalf("stale answer: events %d, want 1", n)
 	}
 	release <- struct{}{}
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for events() != 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("the background analysis never replaced the stale one")

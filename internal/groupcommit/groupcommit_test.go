@@ -7,7 +7,7 @@ import (
 )
 
 // next runs c.Next in a goroutine and fails the test if it has not
-// returned within a second (a Collector that lingered when it should not
+// returned within 5 seconds (a Collector that lingered when it should not
 // have waits for its 10-minute Linger).
 func next(t *testing.T, c *Collector[int]) ([]int, bool) {
 	t.Helper()
@@ -23,8 +23,8 @@ func next(t *testing.T, c *Collector[int]) ([]int, bool) {
 	select {
 	case r := <-ch:
 		return r.batch, r.ok
-	case <-time.After(time.Second):
-		t.Fatal("Next did not return within a second")
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next did not return within 5 seconds")
 		return nil, false
 	}
 }
@@ -86,7 +86,7 @@ func TestUnderLoadWaitsForMore(t *testing.T) {
 		if !slices.Equal(b, []int{3, 4, 5}) {
 			t.Fatalf("batch %v, want [3 4 5]", b)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("Next did not return once the batch was full")
 	}
 }
@@ -161,7 +161,7 @@ func TestExpectedReplacesTheGuess(t *testing.T) {
 		if !slices.Equal(b, []int{4, 5, 6}) {
 			t.Fatalf("batch %v, want [4 5 6]", b)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("Next did not return once every announced request was in")
 	}
 	for _, d := range dones {
@@ -183,7 +183,7 @@ func TestExpectedReplacesTheGuess(t *testing.T) {
 		if !slices.Equal(b, []int{7, 8}) {
 			t.Fatalf("batch %v, want [7 8]", b)
 		}
-	case <-time.After(time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("Next did not return")
 	}
 	keep()
