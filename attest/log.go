@@ -17,9 +17,10 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/wardgate/wardgate/internal/groupcommit"
 	"golang.org/x/mod/sumdb/note"
 	_ "modernc.org/sqlite" // the SQLite driver, pure Go
+
+	"github.com/wardgate/wardgate/internal/groupcommit"
 )
 
 var hasher = rfc6962.DefaultHasher

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -62,6 +63,15 @@ const (
 
 // Formats lists every format name accepted by ParseFormat.
 var Formats = []Format{FormatAuto, FormatDefenderJSON, FormatDefenderCSV, FormatZeekTSV, FormatZeekJSON, FormatOCSF}
+
+// FormatNames lists Formats for messages and help: "auto, defender-json, ...".
+func FormatNames() string {
+	names := make([]string, len(Formats))
+	for i, f := range Formats {
+		names[i] = string(f)
+	}
+	return strings.Join(names, ", ")
+}
 
 // ParseFormat checks a format name given by a user.
 func ParseFormat(s string) (Format, error) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/wardgate/wardgate/internal/groupcommit"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/internal/groupcommit"
 	"github.com/wardgate/wardgate/policy"
 )
 
@@ -507,10 +507,10 @@ type Analyze func(ctx context.Context) (egress.Report, error)
 // passes (telemetry stored by another process). Once the TTL has passed,
 // the next call starts a new analysis and, until it is done (for at most
 // another TTL), callers are answered from the previous one instead of
-// waiting: the hot admission path never stalls on a periodic refresh. An analysis in flight when
-// Invalidate is called is not used by callers that arrive afterwards: a
-// quarantine takes effect on the next admission, never served stale from
-// the cache. Concurrent misses share one analysis.
+// waiting: the hot admission path never stalls on a periodic refresh. An
+// analysis in flight when Invalidate is called is not used by callers that
+// arrive afterwards: a quarantine takes effect on the next admission, never
+// served stale from the cache. Concurrent misses share one analysis.
 type RiskCache struct {
 	analyze Analyze
 	ttl     time.Duration

@@ -510,37 +510,31 @@ func TestRiskCacheRefreshesInBackground(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// A call that must wait for the analysis the test holds back: it gets
+	// no answer until that analysis is released, then the new one's.
+	waits := func(what string, want int64) {
+		t.Helper()
+		got := make(chan int64, 1)
+		go func() {
+			r, _ := c.Report(t.Context())
+			got <- r.Events
+		}()
+		select {
+		case n := <-got:
+			t.Fatalf("%s: answered %d without a new analysis", what, n)
+		case <-time.After(20 * time.Millisecond):
+		}
+		release <- struct{}{}
+		if n := await(t, got); n != want {
+			t.Fatalf("%s: events %d, want %d", what, n, want)
+		}
+	}
 	// Invalidated: never answered from the old analysis.
 	c.Invalidate()
-	got := make(chan int64, 1)
-	go func() {
-		r, _ := c.Report(t.Context())
-		got <- r.Events
-	}()
-	select {
-	case n := <-got:
-		t.Fatalf("answered %d after Invalidate without a new analysis", n)
-	case <-time.After(20 * time.Millisecond):
-	}
-	release <- struct{}{}
-	if n := await(t, got); n != 3 {
-		t.Fatalf("after Invalidate: events %d, want 3", n)
-	}
+	waits("after Invalidate", 3)
 	// Past twice the TTL: too old to answer from; the caller waits.
 	advance(3 * time.Minute)
-	go func() {
-		r, _ := c.Report(t.Context())
-		got <- r.Events
-	}()
-	select {
-	case n := <-got:
-		t.Fatalf("answered %d from an analysis older than twice the TTL", n)
-	case <-time.After(20 * time.Millisecond):
-	}
-	release <- struct{}{}
-	if n := await(t, got); n != 4 {
-		t.Fatalf("after 2x TTL: events %d, want 4", n)
-	}
+	waits("past twice the TTL", 4)
 }
 
 func await(t *testing.T, ch <-chan int64) int64 {

@@ -518,7 +518,7 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 	if h := r.Header.Get(TelemetryFormatHeader); h != "" {
 		f, err := egress.ParseFormat(h)
 		if err != nil {
-			return errorf(http.StatusBadRequest, "unknown-format", "%s %q: want one of %s", TelemetryFormatHeader, h, formatList())
+			return errorf(http.StatusBadRequest, "unknown-format", "%s %q: want one of %s", TelemetryFormatHeader, h, egress.FormatNames())
 		}
 		format = f
 	}
@@ -590,14 +590,6 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
-}
-
-func formatList() string {
-	var s []string
-	for _, f := range egress.Formats {
-		s = append(s, string(f))
-	}
-	return strings.Join(s, ", ")
 }
 
 // --- read side -------------------------------------------------------------

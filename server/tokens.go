@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/wardgate/wardgate/internal/groupcommit"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+
+	"github.com/wardgate/wardgate/internal/groupcommit"
 )
 
 // Role is what a token may do.

@@ -11,10 +11,9 @@ import (
 )
 
 // DefaultLinger is how long a batch taken under load waits for more
-// requests (see Collector). On the admission path (bench/serve-load.sh)
-// it took throughput from about 4,200 to about 5,500 admissions/s: without
-// it batches held three or four requests and commits took a third of the
-// server's CPU.
+// requests (see Collector). Without a wait, the admission path's commits
+// held three or four requests each and took a third of the server's CPU
+// (bench/serve-load.sh; figures in docs/serve.md).
 const DefaultLinger = time.Millisecond
 
 // Collector takes batches of requests from Reqs.

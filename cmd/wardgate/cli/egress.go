@@ -103,18 +103,10 @@ verdict), 2 bad flags or an unreadable or unrecognised file.`,
 	cmd.Flags().StringVar(&cfg.rule, "rule", "exfil-volume", "hunting rule: exfil-volume")
 	cmd.Flags().StringVar(&cfg.prefix, "prefix", egress.DefaultDevicePrefix, "device name prefix (case-insensitive, as KQL startswith)")
 	cmd.Flags().Int64Var(&cfg.minBytes, "min-bytes", egress.DefaultExfilBytes, "keep groups whose TotalBytesSent is above this")
-	cmd.Flags().StringVar(&cfg.format, "format", string(egress.FormatAuto), "input format: "+formatNames())
+	cmd.Flags().StringVar(&cfg.format, "format", string(egress.FormatAuto), "input format: "+egress.FormatNames())
 	cmd.Flags().StringVarP(&cfg.output, "output", "o", "table", "output: table or json (JSON Lines)")
 	cmd.Flags().IntVar(&cfg.maxLine, "max-line", egress.DefaultMaxLineBytes, "longest line accepted, in bytes; longer lines are malformed")
 	return cmd
-}
-
-func formatNames() string {
-	var s []string
-	for _, f := range egress.Formats {
-		s = append(s, string(f))
-	}
-	return strings.Join(s, ", ")
 }
 
 // State directory layout.
@@ -203,7 +195,7 @@ Exit codes: 0 ingested (malformed lines are reported, not fatal),
 	cmd.Flags().StringVar(&cfg.Inventory, "inventory", "", "device inventory, JSON or CSV (required on the first ingest)")
 	cmd.Flags().StringVar(&cfg.Installs, "installs", "", "installation records to import")
 	addStateFlag(cmd, &cfg.State)
-	cmd.Flags().StringVar(&cfg.Format, "format", string(egress.FormatAuto), "input format: "+formatNames())
+	cmd.Flags().StringVar(&cfg.Format, "format", string(egress.FormatAuto), "input format: "+egress.FormatNames())
 	addOutputFlag(cmd, &cfg.Output)
 	return cmd
 }
