@@ -214,6 +214,21 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 		dataDigest:   "sha256:" + hex.EncodeToString(sum[:]),
 		log:          cfg.log.WithGroup("policy"),
 	}
+	for _, m := range modules {
+		e.modules = append(e.modules, m.path)
+	}
+	if e.query, err = prepare(ctx, modules, data); err != nil {
+		return nil, err
+	}
+	if err := checkRuleCodes(cfg.trust, modules, e.log); err != nil {
+		return nil, err
+	}
+	e.log.Debug("prepared", "modules", len(modules), "policy_digest", e.policyDigest, "data_digest", e.dataDigest)
+	return e, nil
+}
+
+// prepare compiles the modules with the data and prepares Query once.
+func prepare(ctx context.Context, modules []module, data map[string]any) (rego.PreparedEvalQuery, error) {
 	ropts := []func(*rego.Rego){
 		rego.Query(Query),
 		// The data is converted to AST once, here, not on every read.
@@ -224,17 +239,12 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 	}
 	for _, m := range modules {
 		ropts = append(ropts, rego.ParsedModule(m.mod))
-		e.modules = append(e.modules, m.path)
 	}
-	e.query, err = rego.New(ropts...).PrepareForEval(ctx)
+	q, err := rego.New(ropts...).PrepareForEval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("policy: compile: %w", compileErrors(err))
+		return q, fmt.Errorf("policy: compile: %w", compileErrors(err))
 	}
-	if err := checkRuleCodes(cfg.trust, modules, e.log); err != nil {
-		return nil, err
-	}
-	e.log.Debug("prepared", "modules", len(modules), "policy_digest", e.policyDigest, "data_digest", e.dataDigest)
-	return e, nil
+	return q, nil
 }
 
 // DeniedBuiltins are the OPA built-in functions a policy may not call: a
