@@ -73,10 +73,12 @@ type Checkpoint struct {
 // new checkpoint together), committed with synchronous=FULL in WAL mode: a
 // crash leaves the log as it was or with the whole batch.
 type Log struct {
-	db     *sql.DB
-	signer *Signer
-	origin string
-	ns     note.Signer
+	db *sql.DB
+	// The two inserts of every append, prepared once, not per batch.
+	insNode, insEntry *sql.Stmt
+	signer            *Signer
+	origin            string
+	ns                note.Signer
 
 	mu     sync.Mutex // guards tree and appends
 	tree   *compact.Range
@@ -134,7 +136,13 @@ func OpenLog(ctx context.Context, path string, signer *Signer, origin string) (*
 		return nil, err
 	}
 	l := &Log{db: db, signer: signer, origin: origin, ns: ns, reqs: make(chan appendReq), done: make(chan struct{})}
-	if err := l.load(ctx); err != nil {
+	if l.insNode, err = db.PrepareContext(ctx, `INSERT INTO nodes(level, idx, hash) VALUES (?, ?, ?)`); err == nil {
+		l.insEntry, err = db.PrepareContext(ctx, `INSERT INTO entries(idx, leaf, envelope, artifact, device, time, refs) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	}
+	if err == nil {
+		err = l.load(ctx)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("log %s: %w", path, err)
 	}
@@ -349,15 +357,9 @@ func (l *Log) AppendBatch(ctx context.Context, items []Item) ([]Entry, error) {
 	}
 	defer tx.Rollback()
 	entries := make([]Entry, len(items))
-	nodeStmt, err := tx.PrepareContext(ctx, `INSERT INTO nodes(level, idx, hash) VALUES (?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("log append: %w", err)
-	}
+	nodeStmt := tx.StmtContext(ctx, l.insNode)
 	defer nodeStmt.Close()
-	entryStmt, err := tx.PrepareContext(ctx, `INSERT INTO entries(idx, leaf, envelope, artifact, device, time, refs) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return nil, fmt.Errorf("log append: %w", err)
-	}
+	entryStmt := tx.StmtContext(ctx, l.insEntry)
 	defer entryStmt.Close()
 	var visitErr error
 	visit := func(id compact.NodeID, hash []byte) {

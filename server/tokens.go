@@ -85,6 +85,8 @@ type AuditRecord struct {
 // committer: concurrent calls share one durable transaction.
 type Tokens struct {
 	db *sql.DB
+	// insAudit is prepared once: it is run for every request.
+	insAudit *sql.Stmt
 
 	mu    sync.RWMutex
 	cache map[[32]byte]cachedPrincipal
@@ -140,7 +142,12 @@ func OpenTokens(ctx context.Context, path string) (*Tokens, error) {
 		db.Close()
 		return nil, fmt.Errorf("tokens %s: %w", path, err)
 	}
-	t := &Tokens{db: db, cache: map[[32]byte]cachedPrincipal{}, reqs: make(chan auditReq, 1024), done: make(chan struct{})}
+	ins, err := db.PrepareContext(ctx, `INSERT INTO audit(time, request_id, token, role, action, target, status, outcome) VALUES (?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("tokens %s: %w", path, err)
+	}
+	t := &Tokens{db: db, insAudit: ins, cache: map[[32]byte]cachedPrincipal{}, reqs: make(chan auditReq, 1024), done: make(chan struct{})}
 	t.wg.Add(1)
 	go t.committer()
 	return t, nil
@@ -311,10 +318,7 @@ func (t *Tokens) commit(batch []auditReq) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit(time, request_id, token, role, action, target, status, outcome) VALUES (?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
+	stmt := tx.StmtContext(ctx, t.insAudit)
 	defer stmt.Close()
 	for _, r := range batch {
 		a := r.rec

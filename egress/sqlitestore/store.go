@@ -14,7 +14,11 @@ import (
 )
 
 // DB is an egress.Store in one SQLite file.
-type DB struct{ db *sql.DB }
+type DB struct {
+	db *sql.DB
+	// insInstallation is prepared once: it is run for every admission.
+	insInstallation *sql.Stmt
+}
 
 var _ egress.Store = (*DB)(nil)
 
@@ -54,7 +58,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("create schema in %s: %w", path, err)
 	}
-	return &DB{db: db}, nil
+	ins, err := db.PrepareContext(ctx, insertInstallation)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return &DB{db: db, insInstallation: ins}, nil
 }
 
 // Close closes the database.
@@ -148,10 +157,7 @@ func (s *DB) RecordInstallations(ctx context.Context, ins []egress.Installation)
 		return err
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, insertInstallation)
-	if err != nil {
-		return err
-	}
+	stmt := tx.StmtContext(ctx, s.insInstallation)
 	defer stmt.Close()
 	for _, in := range ins {
 		if _, err := stmt.ExecContext(ctx, in.Device, in.Digest, in.Product, in.Version, in.Time.UnixNano()); err != nil {
@@ -166,7 +172,7 @@ func (s *DB) RecordInstallation(ctx context.Context, in egress.Installation) err
 	if err := in.Validate(); err != nil {
 		return err
 	}
-	_, err := s.db.ExecContext(ctx, insertInstallation, in.Device, in.Digest, in.Product, in.Version, in.Time.UnixNano())
+	_, err := s.insInstallation.ExecContext(ctx, in.Device, in.Digest, in.Product, in.Version, in.Time.UnixNano())
 	return err
 }
 
