@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"slices"
 	"time"
 )
@@ -98,6 +99,21 @@ func ReadConfig(r io.Reader) (Config, error) {
 		return c, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
 	return c.WithDefaults(), c.Validate()
+}
+
+// ReadConfigFile reads the configuration in the file at path (see
+// ReadConfig); an error reading it names the file.
+func ReadConfigFile(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}.WithDefaults(), err
+	}
+	defer f.Close()
+	c, err := ReadConfig(f)
+	if err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }
 
 // WithDefaults fills zero thresholds and quarantine codes.

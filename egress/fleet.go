@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -90,6 +91,21 @@ func ReadInventory(r io.Reader) (*Inventory, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadInventory, err)
 	}
 	return NewInventory(devs)
+}
+
+// ReadInventoryFile reads the inventory in the file at path (see
+// ReadInventory); an error reading it names the file.
+func ReadInventoryFile(path string) (*Inventory, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	inv, err := ReadInventory(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return inv, nil
 }
 
 func readInventoryCSV(b []byte) ([]Device, error) {

@@ -106,22 +106,13 @@ func newHarness(t testing.TB, opts ...gate.Option) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { h.egress.Close() })
-	f, err := os.Open(fleetDir + "inventory.json")
+	inv, err := egress.ReadInventoryFile(fleetDir + "inventory.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := egress.ReadInventory(f)
-	f.Close()
+	cfg, err := egress.ReadConfigFile(fleetDir + "config.json")
 	if err != nil {
 		t.Fatal(err)
-	}
-	cfg := egress.Config{}.WithDefaults()
-	if cf, err := os.Open(fleetDir + "config.json"); err == nil {
-		cfg, err = egress.ReadConfig(cf)
-		cf.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
 	}
 	h.analyze = func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, h.egress, inv, cfg) }
 	if h.risk, err = gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return h.analyze(ctx) }, time.Hour, nil); err != nil {

@@ -93,22 +93,12 @@ func newEnv(t testing.TB, eo ...envOpt) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.egress.Close() })
-	f, err := os.Open(fleet + "inventory.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inv, err := egress.ReadInventory(f)
-	f.Close()
+	inv, err := egress.ReadInventoryFile(fleet + "inventory.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.inv.Store(inv)
-	cf, err := os.Open(fleet + "config.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecfg, err := egress.ReadConfig(cf)
-	cf.Close()
+	ecfg, err := egress.ReadConfigFile(fleet + "config.json")
 	if err != nil {
 		t.Fatal(err)
 	}

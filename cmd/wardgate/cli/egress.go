@@ -206,14 +206,9 @@ func RunEgressIngest(ctx context.Context, cfg EgressIngestConfig, out io.Writer)
 		return err
 	}
 	if cfg.Inventory != "" {
-		f, err := os.Open(cfg.Inventory)
+		inv, err := egress.ReadInventoryFile(cfg.Inventory)
 		if err != nil {
 			return err
-		}
-		inv, err := egress.ReadInventory(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("%s: %w", cfg.Inventory, err)
 		}
 		b, _ := json.MarshalIndent(inv.Devices, "", "  ")
 		if err := os.WriteFile(filepath.Join(cfg.State, egressInventoryFile), b, 0o600); err != nil {
@@ -427,13 +422,9 @@ func loadEgressConfig(cfg EgressFindingsConfig) (egress.Config, error) {
 	}
 	c := egress.Config{}.WithDefaults()
 	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
+		var err error
+		if c, err = egress.ReadConfigFile(path); err != nil {
 			return c, err
-		}
-		defer f.Close()
-		if c, err = egress.ReadConfig(f); err != nil {
-			return c, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	for _, m := range cfg.Manifests {
