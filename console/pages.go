@@ -182,6 +182,8 @@ type updateView struct {
 	Destinations []string
 	BaselineHour int64 // the baseline line of the volume plot
 	Installers   int
+	// Quiet are the installers with no traffic to a new destination.
+	Quiet []string
 }
 
 type contactRow struct {
@@ -228,6 +230,11 @@ func (c *Console) updatePage(w http.ResponseWriter, r *http.Request, s *session)
 	v.Destinations, v.BaselineHour, v.Installers = series.dests, series.baseline, series.installers
 	for _, ct := range ud.Contacts {
 		v.ContactRows = append(v.ContactRows, contactRow{Contact: ct, Segment: seg[ct.Device], Delay: ct.First.Sub(ct.Installed), After: !ct.Installed.IsZero() && ct.First.After(ct.Installed)})
+	}
+	for _, d := range ud.Devices {
+		if !slices.ContainsFunc(ud.Contacts, func(c Contact) bool { return c.Device == d.Device }) {
+			v.Quiet = append(v.Quiet, d.Device)
+		}
 	}
 	slices.SortFunc(v.ContactRows, func(a, b contactRow) int {
 		return cmp.Or(a.Installed.Compare(b.Installed), strings.Compare(a.Device, b.Device), strings.Compare(a.Destination, b.Destination))

@@ -29,7 +29,7 @@ var palette = []color.RGBA{
 	{0xE6, 0x9F, 0x00, 0xff}, {0x56, 0xB4, 0xE9, 0xff}, {0xF0, 0xE4, 0x42, 0xff},
 }
 
-var glyphs = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.SquareGlyph{}, draw.CrossGlyph{}, draw.PyramidGlyph{}, draw.RingGlyph{}, draw.PlusGlyph{}, draw.BoxGlyph{}}
+var glyphs = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.SquareGlyph{}, draw.CrossGlyph{}, draw.RingGlyph{}, draw.PlusGlyph{}, draw.BoxGlyph{}}
 
 var dashes = [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(2), vg.Points(2)}, {vg.Points(8), vg.Points(2), vg.Points(2), vg.Points(2)}}
 
@@ -119,14 +119,15 @@ func newPlot(title, xlabel, ylabel string) *plot.Plot {
 
 const plotWidth, plotHeight, legendWidth = 10 * vg.Inch, 4.5 * vg.Inch, 2.6 * vg.Inch
 
-// writePlot draws p with its legend to the right of the data.
-func writePlot(p *plot.Plot, height vg.Length) ([]byte, error) {
+// writePlot draws p with the legend leg to the right of the data (a
+// plot's own legend is drawn over its data).
+func writePlot(p *plot.Plot, leg plot.Legend, height vg.Length) ([]byte, error) {
 	c := vgsvg.New(plotWidth, height)
 	dc := draw.New(c)
 	p.Draw(draw.Crop(dc, 0, -legendWidth, 0, 0))
-	p.Legend.Top = true
-	p.Legend.Left = true
-	p.Legend.Draw(draw.Crop(dc, plotWidth-legendWidth+vg.Points(8), 0, 0, -vg.Points(20)))
+	leg.Top = true
+	leg.Left = true
+	leg.Draw(draw.Crop(dc, plotWidth-legendWidth+vg.Points(8), 0, 0, -vg.Points(20)))
 	var buf bytes.Buffer
 	if _, err := c.WriteTo(&buf); err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
@@ -153,20 +154,24 @@ func unix(t time.Time) float64 { return float64(t.Unix()) }
 func contactsSVG(ud UpdateDetail) ([]byte, error) {
 	s := newSeries(ud)
 	p := newPlot("Devices contacting new destinations, against their install time", "time (UTC)", "")
-	p.Legend = plot.NewLegend()
+	leg := plot.NewLegend()
 	type dev struct {
 		name      string
 		installed time.Time
-		first     time.Time
+		first     time.Time // zero: no contact
 	}
+	// Every installer has a row, those that stayed quiet too.
 	devs := map[string]*dev{}
+	for _, im := range ud.Devices {
+		devs[im.Device] = &dev{name: im.Device, installed: im.Installed}
+	}
 	for _, c := range ud.Contacts {
 		d := devs[c.Device]
 		if d == nil {
-			d = &dev{name: c.Device, installed: c.Installed, first: c.First}
+			d = &dev{name: c.Device, installed: c.Installed}
 			devs[c.Device] = d
 		}
-		if c.First.Before(d.first) {
+		if d.first.IsZero() || c.First.Before(d.first) {
 			d.first = c.First
 		}
 	}
@@ -194,6 +199,9 @@ func contactsSVG(ud UpdateDetail) ([]byte, error) {
 			continue
 		}
 		installs = append(installs, xy{unix(d.installed), row[d.name]})
+		if d.first.IsZero() {
+			continue
+		}
 		ln, err := plotter.NewLine(xys([]xy{{unix(d.installed), row[d.name]}, {unix(d.first), row[d.name]}}))
 		if err != nil {
 			return nil, err
@@ -207,9 +215,9 @@ func contactsSVG(ud UpdateDetail) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		sc.GlyphStyle = draw.GlyphStyle{Color: color.Black, Radius: vg.Points(5), Shape: draw.TriangleGlyph{}}
+		sc.GlyphStyle = draw.GlyphStyle{Color: color.Black, Radius: vg.Points(5), Shape: draw.PyramidGlyph{}}
 		p.Add(sc)
-		p.Legend.Add("installed the update", sc)
+		leg.Add("installed the update", sc)
 	}
 	for i, dest := range s.dests {
 		var pts []xy
@@ -231,10 +239,10 @@ func contactsSVG(ud UpdateDetail) ([]byte, error) {
 		}
 		sc.GlyphStyle = draw.GlyphStyle{Color: palette[i%len(palette)], Radius: vg.Points(3), Shape: glyphs[i%len(glyphs)]}
 		p.Add(sc)
-		p.Legend.Add(label(dest), sc)
+		leg.Add(label(dest), sc)
 	}
 	h := max(plotHeight, vg.Length(len(order))*vg.Points(22)+vg.Inch*1.5)
-	return writePlot(p, h)
+	return writePlot(p, leg, h)
 }
 
 // volumeSVG: bytes sent per hour by the update's installers to each new
@@ -244,9 +252,9 @@ func contactsSVG(ud UpdateDetail) ([]byte, error) {
 func volumeSVG(ud UpdateDetail) ([]byte, error) {
 	s := newSeries(ud)
 	p := newPlot("Bytes sent per hour by the update's installers, per destination", "time (UTC)", "bytes per hour")
-	p.Legend = plot.NewLegend()
+	leg := plot.NewLegend()
 	if len(s.hours) == 0 {
-		return writePlot(p, plotHeight)
+		return writePlot(p, leg, plotHeight)
 	}
 	start, end := s.hours[0].start, s.hours[len(s.hours)-1].start
 	if n := int(end.Sub(start) / time.Hour); n > maxPlotHours {
@@ -275,7 +283,7 @@ func volumeSVG(ud UpdateDetail) ([]byte, error) {
 		ln.Width = vg.Points(1.5)
 		ln.Dashes = dashes[i%len(dashes)]
 		p.Add(ln)
-		p.Legend.Add(label(dest), ln)
+		leg.Add(label(dest), ln)
 	}
 	if s.hasBaseline {
 		ln, err := plotter.NewLine(xys([]xy{{unix(start), float64(s.baseline)}, {unix(end), float64(s.baseline)}}))
@@ -286,9 +294,9 @@ func volumeSVG(ud UpdateDetail) ([]byte, error) {
 		ln.Width = vg.Points(1)
 		ln.Dashes = []vg.Length{vg.Points(8), vg.Points(4)}
 		p.Add(ln)
-		p.Legend.Add(fmt.Sprintf("%s baseline × %d", label(ud.Baseline.Class), s.installers), ln)
+		leg.Add(fmt.Sprintf("%s baseline × %d", label(ud.Baseline.Class), s.installers), ln)
 		maxY = math.Max(maxY, float64(s.baseline))
 	}
 	p.Y.Min, p.Y.Max = 0, math.Max(1, maxY*1.1)
-	return writePlot(p, plotHeight)
+	return writePlot(p, leg, plotHeight)
 }
