@@ -175,10 +175,10 @@ func (c *Console) updatesPage(w http.ResponseWriter, r *http.Request, s *session
 
 type updateView struct {
 	UpdateDetail
-	Digest      string
-	ContactRows []contactRow
-	VolumeRows  []volumeRow
-	Plot        plotInfo
+	Digest       string
+	ContactRows  []contactRow
+	VolumeRows   []volumeRow
+	Plot         plotInfo
 	Destinations []string
 	BaselineHour int64 // the baseline line of the volume plot
 	Installers   int
@@ -260,8 +260,8 @@ func (c *Console) updatePage(w http.ResponseWriter, r *http.Request, s *session)
 }
 
 type plotInfo struct {
-	Contacts, Volume             bool
-	ContactsURL, VolumeURL       string
+	Contacts, Volume              bool
+	ContactsURL, VolumeURL        string
 	ContactRowsCut, VolumeRowsCut int
 }
 
