@@ -213,20 +213,20 @@ func TestBadRequests(t *testing.T) {
 	e := newEnv(t)
 	b, _ := e.client().signedIn()
 	for path, status := range map[string]int{
-		"/ui/updates?state=bogus":                http.StatusBadRequest,
-		"/ui/updates?sort=x":                     http.StatusBadRequest,
-		"/ui/updates?page=0":                     http.StatusBadRequest,
-		"/ui/updates?q=zz":                       http.StatusBadRequest,
-		"/ui/updates?state=clean&state=clean":    http.StatusBadRequest,
-		"/ui/updates?nope=1":                     http.StatusBadRequest,
-		"/ui/updates/sha256:abc":                 http.StatusBadRequest,
-		"/ui/updates/" + strings.Repeat("0", 71): http.StatusBadRequest,
+		"/ui/updates?state=bogus":                       http.StatusBadRequest,
+		"/ui/updates?sort=x":                            http.StatusBadRequest,
+		"/ui/updates?page=0":                            http.StatusBadRequest,
+		"/ui/updates?q=zz":                              http.StatusBadRequest,
+		"/ui/updates?state=clean&state=clean":           http.StatusBadRequest,
+		"/ui/updates?nope=1":                            http.StatusBadRequest,
+		"/ui/updates/sha256:abc":                        http.StatusBadRequest,
+		"/ui/updates/" + strings.Repeat("0", 71):        http.StatusBadRequest,
 		"/ui/updates/sha256:" + strings.Repeat("0", 64): http.StatusNotFound,
-		"/ui/device":                        http.StatusBadRequest,
-		"/ui/device?name=nope":              http.StatusNotFound,
-		"/ui/device?name=" + strings.Repeat("a", 300): http.StatusBadRequest,
-		"/ui/log?artifact=x":                http.StatusBadRequest,
-		"/ui/nothing-here":                  http.StatusNotFound,
+		"/ui/device":                                    http.StatusBadRequest,
+		"/ui/device?name=nope":                          http.StatusNotFound,
+		"/ui/device?name=" + strings.Repeat("a", 300):   http.StatusBadRequest,
+		"/ui/log?artifact=x":                            http.StatusBadRequest,
+		"/ui/nothing-here":                              http.StatusNotFound,
 	} {
 		if p := b.get(path); p.status != status {
 			t.Errorf("GET %s: %d, want %d", path, p.status, status)

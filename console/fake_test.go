@@ -201,7 +201,7 @@ func newFake(t testing.TB) *fake {
 				{Source: "bundle " + hostile, Format: "sigstore-bundle-0.3", Verified: true, Signer: &evidence.Signer{Identity: "release@acme-infusion.example", Issuer: "https://accounts.acme-infusion.example"}}}},
 		SBOM: &evidence.SBOM{Source: "vendor", Format: "cyclonedx-json", SpecVersion: "1.6", Digest: "sha256:95c8250b5466",
 			Components: []evidence.Component{{Name: "libssl3", Version: "3.1.4-r6", PURL: "pkg:apk/alpine/libssl3@3.1.4-r6"}, {Name: "comp " + hostile, Version: "1"}},
-			Diff: &evidence.Diff{FromVersion: "2.3.0", Summary: map[string]int{"upgraded": 1, "added": 1}, Changes: []evidence.Change{{Code: "upgraded", Name: "libssl3", From: "3.1.4-r5", To: "3.1.4-r6"}, {Code: "added", Name: "added " + hostile, To: "1"}}}},
+			Diff:       &evidence.Diff{FromVersion: "2.3.0", Summary: map[string]int{"upgraded": 1, "added": 1}, Changes: []evidence.Change{{Code: "upgraded", Name: "libssl3", From: "3.1.4-r5", To: "3.1.4-r6"}, {Code: "added", Name: "added " + hostile, To: "1"}}}},
 		Drift: &evidence.Drift{Summary: map[string]int{"missing": 1}, Changes: []evidence.Change{{Code: "missing", Name: "drift " + hostile, From: "2.4.0"}}}}
 	dec := policy.Decision{Allow: true, PolicyDigest: "sha256:c7cd3ba76bae", Warnings: []policy.Violation{{Code: "downgraded-component", Rule: "sbom", Message: "warn " + hostile, Severity: "medium"}}}
 	logIdx := uint64(0)
