@@ -124,6 +124,19 @@ type snapshot struct {
 
 	plotMu sync.Mutex
 	plots  *plots
+
+	rowsMu sync.Mutex
+	rows   *updateRows
+}
+
+// updateRows are the summaries of every update, kept while neither the
+// analysis nor the kept evaluations change.
+type updateRows struct {
+	n       int   // evaluations
+	sum     int64 // of their recording times: a re-evaluation changes it
+	all     []console.UpdateSummary
+	vendors []string
+	classes []string
 }
 
 func (a *Data) snapshot(ctx context.Context) (*snapshot, error) {
@@ -281,13 +294,18 @@ func unevaluated(r *egress.UpdateRisk, s *snapshot) console.UpdateSummary {
 
 var stateRank = map[string]int{evidence.RiskClean: 0, evidence.RiskSuspicious: 1, evidence.RiskQuarantined: 2}
 
-// Updates implements console.Updates.
-func (a *Data) Updates(ctx context.Context, q console.UpdateQuery) (console.UpdatePage, error) {
-	s, err := a.snapshot(ctx)
-	if err != nil {
-		return console.UpdatePage{}, err
+// rows returns the summaries of every update, built once per analysis
+// and set of evaluations.
+func (s *snapshot) updateRows(recs []*gate.Record) *updateRows {
+	var sum int64
+	for _, r := range recs {
+		sum += r.RecordedAt.UnixNano()
 	}
-	recs := a.d.Records.List()
+	s.rowsMu.Lock()
+	defer s.rowsMu.Unlock()
+	if r := s.rows; r != nil && r.n == len(recs) && r.sum == sum {
+		return r
+	}
 	all := make([]console.UpdateSummary, 0, len(recs)+len(s.rep.Updates))
 	vendors, classes := map[string]bool{}, map[string]bool{}
 	seen := make(map[string]bool, len(recs))
@@ -302,7 +320,6 @@ func (a *Data) Updates(ctx context.Context, q console.UpdateQuery) (console.Upda
 			all = append(all, unevaluated(r, s))
 		}
 	}
-	rows := all[:0]
 	for _, u := range all {
 		if u.Vendor != "" {
 			vendors[u.Vendor] = true
@@ -310,18 +327,39 @@ func (a *Data) Updates(ctx context.Context, q console.UpdateQuery) (console.Upda
 		for _, c := range u.Classes {
 			classes[c] = true
 		}
+	}
+	s.rows = &updateRows{n: len(recs), sum: sum, all: all, vendors: sortedKeys(vendors), classes: sortedKeys(classes)}
+	return s.rows
+}
+
+// Updates implements console.Updates.
+func (a *Data) Updates(ctx context.Context, q console.UpdateQuery) (console.UpdatePage, error) {
+	s, err := a.snapshot(ctx)
+	if err != nil {
+		return console.UpdatePage{}, err
+	}
+	all := s.updateRows(a.d.Records.List())
+	rows := make([]*console.UpdateSummary, 0, len(all.all))
+	for i := range all.all {
+		u := &all.all[i]
 		if (q.State == "" || u.State == q.State) && (q.Vendor == "" || u.Vendor == q.Vendor) && (q.Class == "" || slices.Contains(u.Classes, q.Class)) &&
 			(q.DigestPrefix == "" || strings.HasPrefix(u.Digest, q.DigestPrefix)) {
 			rows = append(rows, u)
 		}
 	}
-	slices.SortStableFunc(rows, func(x, y console.UpdateSummary) int {
+	slices.SortFunc(rows, func(x, y *console.UpdateSummary) int {
 		var c int
 		switch q.Sort {
 		case console.SortVendor:
-			c = cmp.Or(strings.Compare(x.Vendor, y.Vendor), strings.Compare(x.Product, y.Product), strings.Compare(x.Version, y.Version))
+			if c = strings.Compare(x.Vendor, y.Vendor); c == 0 {
+				if c = strings.Compare(x.Product, y.Product); c == 0 {
+					c = strings.Compare(x.Version, y.Version)
+				}
+			}
 		case console.SortProduct:
-			c = cmp.Or(strings.Compare(x.Product, y.Product), strings.Compare(x.Version, y.Version))
+			if c = strings.Compare(x.Product, y.Product); c == 0 {
+				c = strings.Compare(x.Version, y.Version)
+			}
 		case console.SortState:
 			c = cmp.Compare(stateRank[x.State], stateRank[y.State])
 		case console.SortInstalled:
@@ -332,9 +370,17 @@ func (a *Data) Updates(ctx context.Context, q console.UpdateQuery) (console.Upda
 		if q.Desc {
 			c = -c
 		}
-		return cmp.Or(c, strings.Compare(x.Digest, y.Digest))
+		if c == 0 {
+			c = strings.Compare(x.Digest, y.Digest)
+		}
+		return c
 	})
-	return console.UpdatePage{Updates: window(rows, q.Page), Total: len(rows), Vendors: sortedKeys(vendors), Classes: sortedKeys(classes)}, nil
+	page := window(rows, q.Page)
+	out := console.UpdatePage{Updates: make([]console.UpdateSummary, len(page)), Total: len(rows), Vendors: all.vendors, Classes: all.classes}
+	for i, u := range page {
+		out.Updates[i] = *u
+	}
+	return out, nil
 }
 
 func mergeClasses(a, b []string) []string {
