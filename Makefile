@@ -35,7 +35,7 @@ console: build
 
 # Rewrite docs/console/*.png with the browser test's screenshots.
 console-screenshots: build
-	WARDGATE=$(BIN) WARDGATE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run TestBrowserDemoStory ./console/
+	WARDGATE=$(CURDIR)/$(BIN) WARDGATE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run TestBrowserDemoStory ./console/
 
 bench: build
 	bench/run.sh

@@ -32,6 +32,9 @@ const chromiumPath = "/usr/bin/chromium"
 func wardgateBinary(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("WARDGATE"); p != "" {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join("..", p) // relative to the repository, as make passes it
+		}
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			t.Fatal(err)

@@ -160,11 +160,10 @@ func contactsSVG(ud UpdateDetail) ([]byte, error) {
 		installed time.Time
 		first     time.Time // zero: no contact
 	}
-	// Every installer has a row, those that stayed quiet too.
+	// One row per installer with traffic to a new destination (the page
+	// lists the quiet ones: an install months away would squash the
+	// time axis).
 	devs := map[string]*dev{}
-	for _, im := range ud.Devices {
-		devs[im.Device] = &dev{name: im.Device, installed: im.Installed}
-	}
 	for _, c := range ud.Contacts {
 		d := devs[c.Device]
 		if d == nil {
