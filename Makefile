@@ -16,7 +16,7 @@ vet:
 
 test: build
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 $(PKGS)
+	WARDGATE=$(CURDIR)/$(BIN) $(GO) test -count=1 $(PKGS)
 
 conformance: build
 	WARDGATE=$(BIN) scripts/conformance.sh

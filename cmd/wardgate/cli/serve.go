@@ -150,6 +150,10 @@ YAML file (--server-config or $` + ServeConfigEnv + `) and environment variables
 ($` + ListenEnv + `, $` + TLSCertEnv + `, $` + TLSKeyEnv + `, $` + ClientCAEnv + `, $` + RegistriesEnv + `,
 $` + LogLevelEnv + `); flags win over variables, variables over the file.
 
+The web console (docs/console.md) is served under /ui on the same
+listener: auditor and admin tokens sign in there. --demo loads the demo
+story into a temporary state directory and serves it (make console).
+
 SIGHUP reloads the trust configuration, the policies (a --policy bundle
 is verified again with --policy-key), the fleet inventory and the
 detection configuration without dropping requests; SIGTERM or SIGINT shut
