@@ -574,3 +574,26 @@ func (u *unpacker) streamHoldsContainer(p string, f Format) bool {
 	_, ok := Sniff(head[:n], -1)
 	return ok
 }
+
+// RootFS returns the layer of the tree unpacked into dir that is the
+// firmware's root filesystem, as a tree path: the one layer holding an
+// os-release file (etc/os-release or usr/lib/os-release), which names the
+// distribution its packages come from. It returns "." when the tree's root
+// is that layer, when no layer holds one, or when several do.
+func (r *Result) RootFS(dir string) string {
+	var found []string
+	for _, l := range r.Layers {
+		for _, rel := range []string{"etc/os-release", "usr/lib/os-release"} {
+			if fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(l.Path), rel)); err == nil && !fi.IsDir() {
+				if !slices.Contains(found, l.Path) {
+					found = append(found, l.Path)
+				}
+				break
+			}
+		}
+	}
+	if len(found) != 1 {
+		return "."
+	}
+	return found[0]
+}

@@ -28,7 +28,9 @@ const (
 // occurrences in cyclonedx-go). Other formats are returned as they are:
 // syft-json and SPDX carry syft's own locations, which are paths in the
 // unpacked tree.
-func annotateLayers(data []byte, f Format, res *firmware.Result) ([]byte, error) {
+// scanRoot is the tree path syft scanned (see firmware.Result.RootFS);
+// syft's locations are relative to it.
+func annotateLayers(data []byte, f Format, res *firmware.Result, scanRoot string) ([]byte, error) {
 	var ff cdx.BOMFileFormat
 	switch f {
 	case FormatCycloneDXJSON:
@@ -44,7 +46,7 @@ func annotateLayers(data []byte, f Format, res *firmware.Result) ([]byte, error)
 	}
 	if bom.Components != nil {
 		for i := range *bom.Components {
-			annotateComponent(&(*bom.Components)[i], res, ff == cdx.BOMFileFormatJSON)
+			annotateComponent(&(*bom.Components)[i], res, scanRoot, ff == cdx.BOMFileFormatJSON)
 		}
 	}
 	var buf bytes.Buffer
@@ -58,7 +60,7 @@ func annotateLayers(data []byte, f Format, res *firmware.Result) ([]byte, error)
 	return buf.Bytes(), nil
 }
 
-func annotateComponent(c *cdx.Component, res *firmware.Result, occurrences bool) {
+func annotateComponent(c *cdx.Component, res *firmware.Result, scanRoot string, occurrences bool) {
 	if c.Properties == nil {
 		return
 	}
@@ -74,7 +76,11 @@ func annotateComponent(c *cdx.Component, res *firmware.Result, occurrences bool)
 		if !ok || err != nil || field != "path" {
 			continue
 		}
-		l, inner, ok := res.LayerOf(p.Value)
+		full := p.Value
+		if scanRoot != "." {
+			full = "/" + scanRoot + full
+		}
+		l, inner, ok := res.LayerOf(full)
 		if !ok {
 			continue
 		}
@@ -91,7 +97,7 @@ func annotateComponent(c *cdx.Component, res *firmware.Result, occurrences bool)
 		if l.Offset != 0 {
 			ctx += fmt.Sprintf(" at offset %d", l.Offset)
 		}
-		occ = append(occ, cdx.EvidenceOccurrence{Location: p.Value, AdditionalContext: ctx + "), path " + inner})
+		occ = append(occ, cdx.EvidenceOccurrence{Location: full, AdditionalContext: ctx + "), path " + inner})
 	}
 	*c.Properties = append(*c.Properties, add...)
 	if occurrences && len(occ) > 0 {

@@ -213,7 +213,7 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 		}
 		cfg.logger.Debug("sbom cache miss", "source", source, "key", key)
 	}
-	archiveName := ""
+	archiveName, scanRoot := "", "."
 	if scheme == "archive" || scheme == "firmware" {
 		dir, res, cleanup, err := unpackSource(ctx, scheme, target, cfg)
 		if err != nil {
@@ -223,8 +223,12 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 		if res == nil {
 			scheme = "file"
 		} else {
+			// syft finds the distribution from the scanned root's
+			// os-release: a root filesystem below the top (a ramdisk in a
+			// U-Boot image) is scanned as the root.
 			archiveName, out.Firmware = filepath.Base(target), res
-			scheme, target = "dir", dir
+			scanRoot = res.RootFS(dir)
+			scheme, target = "dir", filepath.Join(dir, filepath.FromSlash(scanRoot))
 		}
 	}
 	s, err := scan(ctx, scheme, target, cfg.progress)
@@ -237,7 +241,7 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 	}
 	data, err := encode(s, cfg.format)
 	if err == nil && out.Firmware != nil {
-		data, err = annotateLayers(data, cfg.format, out.Firmware)
+		data, err = annotateLayers(data, cfg.format, out.Firmware, scanRoot)
 	}
 	if err != nil {
 		return nil, err
