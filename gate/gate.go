@@ -86,6 +86,7 @@ type Gate struct {
 	sboms       *SBOMStore
 	genOpts     []sbom.GenerateOption
 	generate    bool
+	scanUnsafe  bool // scan artifacts whose signatures did not verify
 	now         func() time.Time
 	version     string
 	logger      *slog.Logger
@@ -138,6 +139,14 @@ func WithLogger(l *slog.Logger) Option {
 // WithoutSBOMGeneration skips scanning the artifact with syft: the vendor
 // SBOM is used as is and no drift is computed.
 func WithoutSBOMGeneration() Option { return func(g *Gate) error { g.generate = false; return nil } }
+
+// WithUnsignedScanUnsafe scans artifacts whose signatures did not verify
+// too (under the same unpack limits). Without it nothing an unverified
+// vendor sent is unpacked or scanned: the evidence then has the vendor's
+// SBOM or none.
+func WithUnsignedScanUnsafe() Option {
+	return func(g *Gate) error { g.scanUnsafe = true; return nil }
+}
 
 // WithGenerateOptions passes options to sbom.Generate (cache dir...).
 func WithGenerateOptions(opts ...sbom.GenerateOption) Option {
@@ -433,7 +442,10 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 		}
 		claimed, claimedRaw = d, u.VendorSBOM
 	}
-	if g.generate {
+	if g.generate && !verified && !g.scanUnsafe {
+		g.logger.Info("artifact not scanned: its signatures did not verify", "source", u.Source)
+	}
+	if g.generate && (verified || g.scanUnsafe) {
 		src := sbom.FirmwareSource(u.Source)
 		if u.Kind == evidence.KindImage {
 			src = imageSource(u.Source)

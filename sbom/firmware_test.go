@@ -25,7 +25,9 @@ func TestGenerateFirmwareFormats(t *testing.T) {
 	}{
 		{"squashfs", true, func(t *testing.T, r string) string { return fwtest.Squashfs(t, r, "xz") }, ".", "squashfs"},
 		{"ext4", true, func(t *testing.T, r string) string { return fwtest.Ext(t, r, "ext4") }, ".", "ext"},
-		{"cpio-newc.gz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "gzip", ".gz") }, ".", "gzip+cpio-newc"},
+		{"cpio-newc.gz", true, func(t *testing.T, r string) string {
+			return fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "gzip", ".gz")
+		}, ".", "gzip+cpio-newc"},
 		{"cpio-odc", true, func(t *testing.T, r string) string { return fwtest.CPIO(t, r, "odc") }, ".", "cpio-odc"},
 		{"fat", false, func(t *testing.T, r string) string { return fwtest.FAT(t, r) }, ".", "fat"},
 		{"iso9660", true, func(t *testing.T, r string) string { return fwtest.ISO(t, r) }, ".", "iso9660"},
