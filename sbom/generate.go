@@ -53,6 +53,10 @@ type generateConfig struct {
 	tempDir  string
 	logger   *slog.Logger
 	progress *Progress
+	// onTree, when set, is called with the scanned tree (the unpacked
+	// firmware, or the directory), the path in it syft scanned, and syft's
+	// SBOM, before the tree is removed (see FileManifest).
+	onTree func(dir, scanRoot string, s *syftsbom.SBOM) error
 }
 
 // WithFormat sets the output format: cyclonedx-json (the default,
@@ -238,6 +242,15 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 	if archiveName != "" {
 		// An unpacked archive is named after the archive, not the temp dir.
 		s.Source.Name = archiveName
+	}
+	if cfg.onTree != nil && scheme == "dir" {
+		treeDir := target
+		if out.Firmware != nil {
+			treeDir = strings.TrimSuffix(target, string(filepath.Separator)+filepath.FromSlash(scanRoot))
+		}
+		if err := cfg.onTree(treeDir, scanRoot, s); err != nil {
+			return nil, err
+		}
 	}
 	data, err := encode(s, cfg.format)
 	if err == nil && out.Firmware != nil {
