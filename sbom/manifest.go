@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/anchore/syft/syft/artifact"
@@ -80,4 +81,37 @@ func owners(s *syftsbom.SBOM, scanRoot string) map[string]firmware.Owner {
 		out[tp] = firmware.Owner{Name: p.Name, Version: p.Version}
 	}
 	return out
+}
+
+// File diff codes, as Changes reports them (see firmware.DiffManifests).
+const (
+	FileAdded                    Code = firmware.FileAdded
+	FileRemoved                  Code = firmware.FileRemoved
+	FileChanged                  Code = firmware.FileChanged
+	ExecutableAdded              Code = firmware.ExecutableAdded
+	ExecutableChangedSameVersion Code = firmware.ExecutableChangedSameVersion
+)
+
+// FileCodes lists the file diff codes in report order.
+var FileCodes = []Code{ExecutableChangedSameVersion, ExecutableAdded, FileChanged, FileAdded, FileRemoved}
+
+// DiffFiles is the file-level diff of two manifests as Changes: Name is
+// the file's path, PURL empty, Version the owning package's version, From
+// and To the files' SHA-256. With components (a component diff of the same
+// releases, or nil) the result holds both.
+func DiffFiles(old, new *firmware.Manifest, components *Changes) *Changes {
+	var list []Change
+	codes := FileCodes
+	if components != nil {
+		list = append(list, components.Changes...)
+		codes = append(slices.Clone(DiffCodes), FileCodes...)
+	}
+	for _, fc := range firmware.DiffManifests(old, new) {
+		name := fc.Path
+		if fc.Package != "" {
+			name += " (" + fc.Package + ")"
+		}
+		list = append(list, Change{Code: Code(fc.Code), Name: name, From: fc.From, To: fc.To, Version: fc.Version, Identity: fc.Path})
+	}
+	return newChanges(codes, list)
 }
