@@ -165,6 +165,11 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if cfg.scanUnsigned {
 		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
 	}
+	manifests, err := gate.NewSBOMStore(filepath.Join(cfg.logFlags.state, "manifests"))
+	if err != nil {
+		return fail(err)
+	}
+	gopts = append(gopts, gate.WithManifestStore(manifests))
 	if cfg.noScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
