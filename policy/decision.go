@@ -28,8 +28,11 @@ const (
 	CodeMetadataExpired            Code = "metadata-expired"
 	CodeMetadataFuture             Code = "metadata-future"
 	CodeQuarantined                Code = "quarantined"
-	// CodeCouldNotEvaluate is never produced by a rule: callers use it, via
-	// CouldNotEvaluate, to deny when no decision could be made (fail closed).
+	CodeKnownVulnerability         Code = "known-vulnerability"
+	// CodeCouldNotEvaluate denies when no decision could be made (fail
+	// closed): callers use it via CouldNotEvaluate, and the vulnerability
+	// rules report it when their evidence cannot be trusted (no database,
+	// a database older than max_db_age). It is always enforced.
 	CodeCouldNotEvaluate Code = "could-not-evaluate"
 )
 
@@ -39,7 +42,7 @@ var DefaultCodes = []Code{
 	CodeRollback, CodeWrongDeviceClass, CodeSameVersionDifferentDigest,
 	CodeSBOMMissing, CodeSBOMDrift, CodeDeniedLicense, CodeDeniedComponent,
 	CodeDowngradedComponent, CodeComponentHashChanged, CodeMetadataExpired,
-	CodeMetadataFuture, CodeQuarantined,
+	CodeMetadataFuture, CodeQuarantined, CodeKnownVulnerability,
 }
 
 // Severities, most severe first.

@@ -14,7 +14,7 @@ import (
 )
 
 // defaultKnown is the "known" list of an engine with the default rules only.
-const defaultKnown = "component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
+const defaultKnown = "component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, known-vulnerability, " +
 	"metadata-expired, metadata-future, quarantined, rollback, same-version-different-digest, sbom-drift, sbom-missing, " +
 	"threshold-not-met, unsigned, untrusted-signer, wrong-device-class"
 
@@ -95,7 +95,7 @@ func TestDeclaredCodesAreKnown(t *testing.T) {
 	}
 	_, err = policy.New(t.Context(), policy.WithTrust(rulesTrust(t, "freeze-acme: warn")), policy.WithPolicyDir(dir))
 	want := "trust.yaml:3: rules.freeze-acme: no loaded policy produces this code (known: component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
-		"freeze-acme-infusion, freeze-medimaging, metadata-expired, metadata-future, quarantined, rollback, same-version-different-digest, sbom-drift, sbom-missing, " +
+		"freeze-acme-infusion, freeze-medimaging, known-vulnerability, metadata-expired, metadata-future, quarantined, rollback, same-version-different-digest, sbom-drift, sbom-missing, " +
 		"threshold-not-met, unsigned, untrusted-signer, wrong-device-class)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err:\n got %v\nwant %s", err, want)
@@ -141,7 +141,7 @@ func TestOverrideDropsItsCodes(t *testing.T) {
 	// A version override whose deny is an empty set produces no rollback.
 	dir := writeFiles(t, map[string]string{"version.rego": versionOverrideDeclared})
 	_, err := policy.New(t.Context(), policy.WithTrust(rulesTrust(t, "rollback: warn")), policy.WithPolicyDir(dir))
-	want := "trust.yaml:3: rules.rollback: no loaded policy produces this code (known: component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
+	want := "trust.yaml:3: rules.rollback: no loaded policy produces this code (known: component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, known-vulnerability, " +
 		"metadata-expired, metadata-future, quarantined, same-version-different-digest, sbom-drift, sbom-missing, threshold-not-met, unsigned, untrusted-signer, wrong-device-class)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err:\n got %v\nwant %s", err, want)
