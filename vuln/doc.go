@@ -17,7 +17,7 @@
 // an export cannot be newer than its newest record, so the age is never
 // understated.
 //
-// vuln imports the evidence-free domain libraries above and the standard
-// library; it must not import net/http servers, cobra, policy, gate or
-// server.
+// vuln imports osv-scalibr, the OSV schema bindings, go-cvss and the
+// standard library, and no other wardgate package (gate converts a Result
+// into the evidence); it must not import net/http or cobra (TestDeps).
 package vuln
