@@ -21,6 +21,7 @@ import (
 
 	osvpb "github.com/ossf/osv-schema/bindings/go/osvschema"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // FileName is the database file Import writes in the state directory.
@@ -384,12 +385,32 @@ func load(r io.Reader) (*DB, error) {
 		if err := dec.Unmarshal(line, v); err != nil {
 			return nil, fmt.Errorf("%w: record %d: %w", ErrInvalid, n, err)
 		}
+		trim(v)
 		db.add(v)
 	}
 	if d := "sha256:" + hex.EncodeToString(sum.Sum(nil)); d != h.Info.Digest || n != h.Info.Records {
 		return nil, fmt.Errorf("%w: %d records with digest %s, the header says %d with %s: the file is damaged, import the database again", ErrInvalid, n, d, h.Info.Records, h.Info.Digest)
 	}
 	return db, nil
+}
+
+// trim drops what matching and reporting do not read (references,
+// credits, all but the first line of the details, database- and
+// ecosystem-specific data other than a severity label), so that a loaded
+// database costs less memory and less garbage-collector work.
+func trim(v *osvpb.Vulnerability) {
+	v.References, v.Credits, v.Related = nil, nil, nil
+	v.Summary, v.Details = summary(v), ""
+	if ds := v.GetDatabaseSpecific(); ds != nil {
+		if sev, ok := ds.GetFields()["severity"]; ok {
+			v.DatabaseSpecific = &structpb.Struct{Fields: map[string]*structpb.Value{"severity": sev}}
+		} else {
+			v.DatabaseSpecific = nil
+		}
+	}
+	for _, a := range v.GetAffected() {
+		a.DatabaseSpecific, a.EcosystemSpecific = nil, nil
+	}
 }
 
 func (db *DB) add(v *osvpb.Vulnerability) {

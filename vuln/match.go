@@ -93,7 +93,7 @@ func (db *DB) Match(ctx context.Context, comps []Component) (*Result, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		pkg, names := toPackage(c)
+		pkg := toPackage(c)
 		var eco osvecosystem.Parsed
 		if pkg != nil {
 			eco = pkg.Ecosystem()
@@ -116,10 +116,7 @@ func (db *DB) Match(ctx context.Context, comps []Component) (*Result, error) {
 			res.Unchecked = append(res.Unchecked, Unchecked{Component: c, Reason: ReasonBadVersion})
 			continue
 		}
-		var cands []*osvpb.Vulnerability
-		for _, n := range names {
-			cands = append(cands, db.byName[n]...)
-		}
+		cands := db.byName[pkg.Name]
 		if len(cands) == 0 {
 			continue
 		}
@@ -133,7 +130,7 @@ func (db *DB) Match(ctx context.Context, comps []Component) (*Result, error) {
 				continue
 			}
 			seen[key] = true
-			res.Matches = append(res.Matches, db.match(v, c, eco, names))
+			res.Matches = append(res.Matches, db.match(v, c, eco, pkg.Name))
 		}
 	}
 	for _, e := range ecos {
@@ -171,7 +168,7 @@ func (db *DB) records(eco osvecosystem.Parsed) int {
 	return n
 }
 
-func (db *DB) match(v *osvpb.Vulnerability, c Component, eco osvecosystem.Parsed, names []string) Match {
+func (db *DB) match(v *osvpb.Vulnerability, c Component, eco osvecosystem.Parsed, name string) Match {
 	m := Match{ID: v.GetId(), Summary: summary(v), Component: c, Ecosystem: eco.String()}
 	for _, id := range append(append([]string{}, v.GetAliases()...), v.GetUpstream()...) {
 		if id != m.ID && !slices.Contains(m.Aliases, id) {
@@ -180,7 +177,7 @@ func (db *DB) match(v *osvpb.Vulnerability, c Component, eco osvecosystem.Parsed
 	}
 	for _, a := range v.GetAffected() {
 		p, err := osvecosystem.Parse(a.GetPackage().GetEcosystem())
-		if err != nil || !p.Equal(eco) || !slices.Contains(names, a.GetPackage().GetName()) {
+		if err != nil || !p.Equal(eco) || a.GetPackage().GetName() != name {
 			continue
 		}
 		m.Ecosystem, m.Package = a.GetPackage().GetEcosystem(), a.GetPackage().GetName()

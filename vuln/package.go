@@ -4,8 +4,6 @@ import (
 	"strings"
 
 	"github.com/google/osv-scalibr/extractor"
-	apkmeta "github.com/google/osv-scalibr/extractor/filesystem/os/apk/metadata"
-	dpkgmeta "github.com/google/osv-scalibr/extractor/filesystem/os/dpkg/metadata"
 	cdxmeta "github.com/google/osv-scalibr/extractor/filesystem/sbom/cdx/metadata"
 	"github.com/google/osv-scalibr/purl"
 )
@@ -18,19 +16,20 @@ type Component struct {
 }
 
 // toPackage converts a component into the osv-scalibr package the OSV
-// matcher works on. OS packages carry their distribution release and their
-// source package, as syft writes them into the package URL (distro= and
-// upstream= qualifiers), because distributions publish advisories by
-// source package (libssl3 is built from openssl). Everything else is
-// described by its package URL alone. It returns nil when the component
-// has no package URL osv-scalibr can read.
-func toPackage(c Component) (*extractor.Package, []string) {
+// matcher works on: the package URL gives the ecosystem (for OS packages
+// with the distribution release, from syft's distro= qualifier), and the
+// name is the one advisories use, which for an OS package is its source
+// package when the package URL names one (syft's upstream= qualifier):
+// distributions publish advisories by source package (libssl3 is built
+// from openssl), as osv-scalibr's own OS extractors name them. It returns
+// nil when the component has no package URL osv-scalibr can read.
+func toPackage(c Component) *extractor.Package {
 	if c.PURL == "" {
-		return nil, nil
+		return nil
 	}
 	p, err := purl.FromString(c.PURL)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	name, version := c.Name, c.Version
 	if name == "" {
@@ -39,32 +38,15 @@ func toPackage(c Component) (*extractor.Package, []string) {
 	if version == "" {
 		version = p.Version
 	}
-	q := map[string]string{}
-	for _, kv := range p.Qualifiers {
-		q[kv.Key] = kv.Value
-	}
-	distroVersion := func() string {
-		d := q["distro"] // alpine-3.19.1, debian-12, ubuntu-22.04
-		if i := strings.LastIndex(d, "-"); i >= 0 {
-			return d[i+1:]
+	if p.Type == purl.TypeApk || p.Type == purl.TypeDebian {
+		name = p.Name
+		for _, q := range p.Qualifiers {
+			if q.Key == "upstream" && q.Value != "" {
+				name, _, _ = strings.Cut(q.Value, "@") // syft writes a deb source as name@version
+			}
 		}
-		return d
 	}
-	upstream, _, _ := strings.Cut(q["upstream"], "@") // syft writes deb sources as name@version
-	names := []string{p.Name}
-	if upstream != "" && upstream != p.Name {
-		names = append(names, upstream)
-	}
-	switch p.Type {
-	case purl.TypeApk:
-		return &extractor.Package{Name: p.Name, Version: version, PURLType: p.Type, Metadata: &apkmeta.Metadata{
-			PackageName: p.Name, OriginName: upstream, OSID: p.Namespace, OSVersionID: distroVersion(),
-		}}, names
-	case purl.TypeDebian:
-		return &extractor.Package{Name: p.Name, Version: version, PURLType: p.Type, Metadata: &dpkgmeta.Metadata{
-			PackageName: p.Name, SourceName: upstream, OSID: p.Namespace, OSVersionID: distroVersion(),
-		}}, names
-	}
-	pc := p
-	return &extractor.Package{Name: name, Version: version, PURLType: p.Type, Metadata: &cdxmeta.Metadata{PURL: &pc}}, names
+	// The matcher reads the package URL from the metadata as it is, so
+	// the package costs nothing to describe on every comparison.
+	return &extractor.Package{Name: name, Version: version, PURLType: p.Type, Metadata: &cdxmeta.Metadata{PURL: &p}}
 }
