@@ -17,7 +17,7 @@ mkdir -p "$out"
 
 median() { sort -n | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
-go test ./vuln/ -run '^$' -bench 'Match2000$|Open$' -benchmem -count "$count" | tee "$out/bench.txt"
+go test ./vuln/ -run '^$' -bench 'Match2000$|Open$' -benchmem -count "$count" -timeout 60m | tee "$out/bench.txt"
 field() { grep "^Benchmark$1-" "$out/bench.txt" | awk -v f="$2" '{for (i = 1; i < NF; i++) if ($(i+1) == f) print $i / 1e6}' | median; }
 wall=$(field Match2000 ns/op)
 cpu=$(field Match2000 cpu-ns/op)
