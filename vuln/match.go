@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/google/osv-scalibr/enricher/vulnmatch/osvlocal"
 	"github.com/google/osv-scalibr/extractor"
 	"github.com/google/osv-scalibr/inventory/osvecosystem"
 	"github.com/google/osv-scalibr/semantic"
 	osvpb "github.com/ossf/osv-schema/bindings/go/osvschema"
+	"google.golang.org/protobuf/proto"
 )
 
 // Reasons a component was not checked.
@@ -83,54 +85,68 @@ type Result struct {
 // Match matches components against the database. A component is checked
 // when its package URL names an OSV ecosystem and it has a version the
 // ecosystem's ordering accepts; the others are listed in Unchecked.
+//
+// Components are matched on up to GOMAXPROCS workers. osv-scalibr's
+// matcher sorts a record's range events in place, so each worker matches
+// against its own copies of the records (made on first use and kept: the
+// database never changes once loaded).
 func (db *DB) Match(ctx context.Context, comps []Component) (*Result, error) {
 	res := &Result{Database: db.info, Components: len(comps), Ecosystems: []Ecosystem{}, Unchecked: []Unchecked{}, Matches: []Match{}}
+	outs := make([]componentResult, len(comps))
+	workers := min(cap(db.workers), (len(comps)+127)/128)
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var cache *workerCache
+			select {
+			case cache = <-db.workers:
+			case <-ctx.Done():
+				errs[w] = ctx.Err()
+				return
+			}
+			defer func() { db.workers <- cache }()
+			for i := w; i < len(comps); i += workers {
+				if err := ctx.Err(); err != nil {
+					errs[w] = err
+					return
+				}
+				if outs[i], errs[w] = db.matchOne(comps[i], cache); errs[w] != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	ecos := map[string]*Ecosystem{}
 	seen := map[[2]string]bool{}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	for _, c := range comps {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		pkg := toPackage(c)
-		var eco osvecosystem.Parsed
-		if pkg != nil {
-			eco = pkg.Ecosystem()
-		}
-		if eco.IsEmpty() {
+	for i, o := range outs {
+		c := comps[i]
+		if o.eco.IsEmpty() {
 			res.Unchecked = append(res.Unchecked, Unchecked{Component: c, Reason: ReasonNoEcosystem})
 			continue
 		}
-		e := ecos[eco.String()]
+		e := ecos[o.eco.String()]
 		if e == nil {
-			e = &Ecosystem{Name: eco.String(), Records: db.records(eco)}
+			e = &Ecosystem{Name: o.eco.String(), Records: db.records(o.eco)}
 			ecos[e.Name] = e
 		}
 		e.Components++
-		if pkg.Version == "" {
-			res.Unchecked = append(res.Unchecked, Unchecked{Component: c, Reason: ReasonNoVersion})
+		if o.reason != "" {
+			res.Unchecked = append(res.Unchecked, Unchecked{Component: c, Reason: o.reason})
 			continue
 		}
-		if _, err := semantic.Parse(pkg.Version, string(eco.Ecosystem)); err != nil && !errors.Is(err, semantic.ErrUnsupportedEcosystem) {
-			res.Unchecked = append(res.Unchecked, Unchecked{Component: c, Reason: ReasonBadVersion})
-			continue
-		}
-		cands := db.byName[pkg.Name]
-		if len(cands) == 0 {
-			continue
-		}
-		vs, err := affecting(cands, pkg)
-		if err != nil {
-			return nil, fmt.Errorf("vuln: match %s %s: %w", c.Name, c.Version, err)
-		}
-		for _, v := range vs {
-			key := [2]string{c.PURL + "\x00" + c.Name + "\x00" + c.Version, v.GetId()}
-			if seen[key] {
-				continue
+		for _, m := range o.matches {
+			key := [2]string{c.PURL + "\x00" + c.Name + "\x00" + c.Version, m.ID}
+			if !seen[key] {
+				seen[key] = true
+				res.Matches = append(res.Matches, m)
 			}
-			seen[key] = true
-			res.Matches = append(res.Matches, db.match(v, c, eco, pkg.Name))
 		}
 	}
 	for _, e := range ecos {
@@ -142,6 +158,63 @@ func (db *DB) Match(ctx context.Context, comps []Component) (*Result, error) {
 			cmp.Compare(a.Component.PURL, b.Component.PURL), -cmp.Compare(Rank(a.Severity), Rank(b.Severity)), cmp.Compare(a.ID, b.ID))
 	})
 	return res, nil
+}
+
+// componentResult is one component's outcome: its ecosystem (empty when
+// it has none), why it was not checked, or its matches.
+type componentResult struct {
+	eco     osvecosystem.Parsed
+	reason  string
+	matches []Match
+}
+
+// workerCache holds one worker's copies of the records it matched against.
+type workerCache struct {
+	copies map[*osvpb.Vulnerability]*osvpb.Vulnerability
+}
+
+func (c *workerCache) get(v *osvpb.Vulnerability) *osvpb.Vulnerability {
+	if x, ok := c.copies[v]; ok {
+		return x
+	}
+	x := proto.Clone(v).(*osvpb.Vulnerability)
+	c.copies[v] = x
+	return x
+}
+
+func (db *DB) matchOne(c Component, cache *workerCache) (componentResult, error) {
+	pkg := toPackage(c)
+	if pkg == nil {
+		return componentResult{}, nil
+	}
+	out := componentResult{eco: pkg.Ecosystem()}
+	switch {
+	case out.eco.IsEmpty():
+		return out, nil
+	case pkg.Version == "":
+		out.reason = ReasonNoVersion
+		return out, nil
+	}
+	if _, err := semantic.Parse(pkg.Version, string(out.eco.Ecosystem)); err != nil && !errors.Is(err, semantic.ErrUnsupportedEcosystem) {
+		out.reason = ReasonBadVersion
+		return out, nil
+	}
+	orig := db.byName[pkg.Name]
+	if len(orig) == 0 {
+		return out, nil
+	}
+	cands := make([]*osvpb.Vulnerability, len(orig))
+	for i, v := range orig {
+		cands[i] = cache.get(v)
+	}
+	vs, err := affecting(cands, pkg)
+	if err != nil {
+		return out, fmt.Errorf("vuln: match %s %s: %w", c.Name, c.Version, err)
+	}
+	for _, v := range vs {
+		out.matches = append(out.matches, db.match(v, c, out.eco, pkg.Name))
+	}
+	return out, nil
 }
 
 // affecting asks osv-scalibr's matcher which candidate records affect pkg.

@@ -142,8 +142,8 @@ func (db *DB) rate(v *osvpb.Vulnerability) rating {
 	best := rating{severity: SeverityUnknown}
 	for _, id := range append(append([]string{}, v.GetAliases()...), v.GetUpstream()...) {
 		for _, o := range db.byID[id] {
-			if o == v {
-				continue
+			if o.GetId() == v.GetId() {
+				continue // itself (v may be a worker's copy)
 			}
 			r, ok := ownRating(o)
 			if ok && (Rank(r.severity) > Rank(best.severity) || (Rank(r.severity) == Rank(best.severity) && better(r.cvss, best.cvss))) {
