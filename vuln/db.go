@@ -264,10 +264,10 @@ type DB struct {
 	// byID holds every record by ID and by each alias and upstream ID, to
 	// rate a record that carries no severity of its own.
 	byID map[string][]*osvpb.Vulnerability
-	// workers hands out the matching workers' record copies (Match), one
-	// per GOMAXPROCS: the matcher sorts range events in place, so no two
+	// workers are the matching workers' record copies (Match), one per
+	// GOMAXPROCS: the matcher sorts range events in place, so no two
 	// goroutines may match against the same copy.
-	workers chan *workerCache
+	workers []*workerCache
 }
 
 // Info describes the database.
@@ -365,9 +365,8 @@ func load(r io.Reader) (*DB, error) {
 		return nil, err
 	}
 	db := &DB{info: h.Info, byName: map[string][]*osvpb.Vulnerability{}, byID: map[string][]*osvpb.Vulnerability{}}
-	db.workers = make(chan *workerCache, runtime.GOMAXPROCS(0))
-	for range cap(db.workers) {
-		db.workers <- &workerCache{copies: map[*osvpb.Vulnerability]*osvpb.Vulnerability{}}
+	for range runtime.GOMAXPROCS(0) {
+		db.workers = append(db.workers, &workerCache{copies: map[*osvpb.Vulnerability]*osvpb.Vulnerability{}})
 	}
 	sum := sha256.New()
 	n := 0

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"sync"
 
@@ -86,34 +87,47 @@ type Result struct {
 // when its package URL names an OSV ecosystem and it has a version the
 // ecosystem's ordering accepts; the others are listed in Unchecked.
 //
-// Components are matched on up to GOMAXPROCS workers. osv-scalibr's
-// matcher sorts a record's range events in place, so each worker matches
-// against its own copies of the records (made on first use and kept: the
-// database never changes once loaded).
+// Components are matched on GOMAXPROCS workers (one for fewer than 256
+// components), each component by the worker its package name hashes to.
+// osv-scalibr's matcher sorts a record's range events in place, so each
+// worker matches against its own copies of the records (made on first use
+// and kept: the database never changes once loaded).
 func (db *DB) Match(ctx context.Context, comps []Component) (*Result, error) {
 	res := &Result{Database: db.info, Components: len(comps), Ecosystems: []Ecosystem{}, Unchecked: []Unchecked{}, Matches: []Match{}}
 	outs := make([]componentResult, len(comps))
-	workers := min(cap(db.workers), (len(comps)+127)/128)
+	// A component goes to the worker of its (source) package name, so a
+	// worker's copies are of the same records from one call to the next.
+	n := len(db.workers)
+	if len(comps) < 256 {
+		n = 1
+	}
+	pkgs := make([]*extractor.Package, len(comps))
+	owner := make([]int, len(comps))
+	for i, c := range comps {
+		if pkgs[i] = toPackage(c); pkgs[i] != nil && n > 1 {
+			h := fnv.New32a()
+			h.Write([]byte(pkgs[i].Name))
+			owner[i] = int(h.Sum32() % uint32(n))
+		}
+	}
 	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for w := range workers {
+	errs := make([]error, n)
+	for w := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var cache *workerCache
-			select {
-			case cache = <-db.workers:
-			case <-ctx.Done():
-				errs[w] = ctx.Err()
-				return
-			}
-			defer func() { db.workers <- cache }()
-			for i := w; i < len(comps); i += workers {
+			cache := db.workers[w]
+			cache.mu.Lock()
+			defer cache.mu.Unlock()
+			for i, c := range comps {
+				if owner[i] != w {
+					continue
+				}
 				if err := ctx.Err(); err != nil {
 					errs[w] = err
 					return
 				}
-				if outs[i], errs[w] = db.matchOne(comps[i], cache); errs[w] != nil {
+				if outs[i], errs[w] = db.matchOne(c, pkgs[i], cache); errs[w] != nil {
 					return
 				}
 			}
@@ -168,8 +182,10 @@ type componentResult struct {
 	matches []Match
 }
 
-// workerCache holds one worker's copies of the records it matched against.
+// workerCache holds one worker's copies of the records it matched against;
+// mu keeps concurrent Match calls off the same copies.
 type workerCache struct {
+	mu     sync.Mutex
 	copies map[*osvpb.Vulnerability]*osvpb.Vulnerability
 }
 
@@ -182,8 +198,7 @@ func (c *workerCache) get(v *osvpb.Vulnerability) *osvpb.Vulnerability {
 	return x
 }
 
-func (db *DB) matchOne(c Component, cache *workerCache) (componentResult, error) {
-	pkg := toPackage(c)
+func (db *DB) matchOne(c Component, pkg *extractor.Package, cache *workerCache) (componentResult, error) {
 	if pkg == nil {
 		return componentResult{}, nil
 	}

@@ -322,3 +322,36 @@ func TestImportDuplicates(t *testing.T) {
 		t.Errorf("info = %+v", info)
 	}
 }
+
+// Many components are matched on several workers, and concurrent calls
+// give the same result as one alone (run with -race).
+func TestMatchConcurrent(t *testing.T) {
+	db := openTestdata(t)
+	var cs []vuln.Component
+	for range 300 {
+		cs = append(cs, pumpComponents("2.4.0")...)
+		cs = append(cs, vuln.Component{Name: "libssl3", Version: "3.1.4-r6", PURL: "pkg:apk/alpine/libssl3@3.1.4-r6?upstream=openssl&distro=alpine-3.19.1"})
+	}
+	want, err := db.Match(t.Context(), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(want.Matches); len(got) != 5 || want.Components != 1500 || want.Ecosystems[0].Components != 1500 {
+		t.Fatalf("matches %q, result %+v", got, want.Ecosystems)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			got, err := db.Match(t.Context(), cs)
+			if err == nil && !slices.Equal(ids(got.Matches), ids(want.Matches)) {
+				err = errors.New("concurrent result differs")
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
