@@ -26,7 +26,7 @@ func NewConformanceCmd() *cobra.Command {
 		Short: "Verify a Sigstore bundle the way sigstore-conformance calls a client",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pol, err := trust.policy()
+			pol, err := trust.policy(cmd.Context())
 			if err != nil {
 				return noVerdict(err)
 			}
