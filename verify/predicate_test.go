@@ -105,9 +105,9 @@ func goListDir(t testing.TB, pkg string) string {
 
 func TestPredicateType(t *testing.T) {
 	for in, want := range map[string]string{
-		"slsaprovenance1":                 "https://slsa.dev/provenance/v1",
-		"slsaprovenance":                  "https://slsa.dev/provenance/v0.2",
-		"spdxjson":                        "https://spdx.dev/Document",
+		"slsaprovenance1":                "https://slsa.dev/provenance/v1",
+		"slsaprovenance":                 "https://slsa.dev/provenance/v0.2",
+		"spdxjson":                       "https://spdx.dev/Document",
 		"https://example.com/my-type/v1": "https://example.com/my-type/v1",
 	} {
 		got, err := verify.PredicateType(in)

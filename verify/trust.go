@@ -231,8 +231,8 @@ func (c chainAuthority) FulcioCertificateAuthorities() []root.CertificateAuthori
 	return []root.CertificateAuthority{c.ca}
 }
 func (chainAuthority) TimestampingAuthorities() []root.TimestampingAuthority { return nil }
-func (chainAuthority) RekorLogs() map[string]*root.TransparencyLog         { return nil }
-func (chainAuthority) CTLogs() map[string]*root.TransparencyLog            { return nil }
+func (chainAuthority) RekorLogs() map[string]*root.TransparencyLog           { return nil }
+func (chainAuthority) CTLogs() map[string]*root.TransparencyLog              { return nil }
 func (chainAuthority) PublicKeyVerifier(string) (root.TimeConstrainedVerifier, error) {
 	return nil, errors.New("a certificate chain holds no public keys")
 }
