@@ -9,7 +9,7 @@ FUZZTIME ?= 20s
 TAGS     ?= pkcs11key
 export CGO_ENABLED = 1
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X github.com/wardgate/wardgate/cmd/wardgate/cli.Version=$(VERSION)
+LDFLAGS  := -X github.com/wardgate/wardgate/internal/buildinfo.version=$(VERSION)
 GOBUILDFLAGS := -tags '$(TAGS)'
 
 .PHONY: build test demo bench fixtures conformance vet fuzz clean

@@ -12,17 +12,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 
 	"github.com/anchore/syft/syft"
 	"github.com/anchore/syft/syft/cataloging/pkgcataloging"
-	"github.com/anchore/syft/syft/format/cyclonedxjson"
-	"github.com/anchore/syft/syft/format/cyclonedxxml"
-	"github.com/anchore/syft/syft/format/spdxjson"
 	"github.com/anchore/syft/syft/format/syftjson"
 	syftsbom "github.com/anchore/syft/syft/sbom"
+
+	"github.com/wardgate/wardgate/internal/buildinfo"
 
 	// syft's RPM cataloger reads rpmdb.sqlite through database/sql and
 	// needs a driver registered; modernc's is pure Go.
@@ -40,7 +38,9 @@ var sourceSchemes = []string{"dir", "file", "oci-dir", "oci-archive", "docker-ar
 type GenerateOption func(*generateConfig) error
 
 type generateConfig struct {
-	format   Format
+	outputs  []OutputFormat
+	tool     string
+	version  string
 	cacheDir string
 	noCache  bool
 	limits   archiveLimits
@@ -49,16 +49,42 @@ type generateConfig struct {
 	progress *Progress
 }
 
-// WithFormat sets the output format: cyclonedx-json (the default,
-// CycloneDX 1.6), cyclonedx-xml (1.6), spdx-json (2.3) or syft-json.
+// WithFormat sets the output format, as syft's -o names it:
+// cyclonedx-json (the default, CycloneDX 1.6), cyclonedx-xml, spdx-json
+// (2.3), spdx-tag-value, syft-json (or json), with an optional @VERSION
+// (cyclonedx-json@1.5, spdx-json@2.2).
 func WithFormat(f Format) GenerateOption {
 	return func(c *generateConfig) error {
-		switch f {
-		case FormatCycloneDXJSON, FormatCycloneDXXML, FormatSPDXJSON, FormatSyftJSON:
-			c.format = f
-			return nil
+		of, err := ParseOutputFormat(string(f))
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("sbom: output format %q: want cyclonedx-json, cyclonedx-xml, spdx-json or syft-json", f)
+		c.outputs = []OutputFormat{of}
+		return nil
+	}
+}
+
+// WithOutputs makes Generate encode one scan in every format given, in
+// order (Generated.Outputs). It replaces WithFormat.
+func WithOutputs(fs ...OutputFormat) GenerateOption {
+	return func(c *generateConfig) error {
+		if len(fs) == 0 {
+			return errors.New("sbom: no output format")
+		}
+		c.outputs = slices.Clone(fs)
+		return nil
+	}
+}
+
+// WithTool names the tool the SBOM records as its author (default wardgate
+// at this build's version).
+func WithTool(name, version string) GenerateOption {
+	return func(c *generateConfig) error {
+		if name == "" || version == "" {
+			return errors.New("sbom: tool name and version must not be empty")
+		}
+		c.tool, c.version = name, version
+		return nil
 	}
 }
 
@@ -134,9 +160,17 @@ func WithProgress(p *Progress) GenerateOption {
 // Generated is an SBOM produced by Generate.
 type Generated struct {
 	Format Format
-	Data   []byte // the encoded SBOM
+	Data   []byte // the encoded SBOM (the first output)
 	Cached bool   // served from the cache
 	Key    string // cache key, when the source has one
+	// Outputs are the encodings asked for, in order.
+	Outputs []Output
+}
+
+// Output is the scan encoded in one format.
+type Output struct {
+	Format OutputFormat
+	Data   []byte
 }
 
 // Generate scans source with syft and returns the encoded SBOM. source is
@@ -148,33 +182,89 @@ type Generated struct {
 // no Maven Central; only a registry: source reaches the network.
 func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Generated, error) {
 	cfg := generateConfig{
-		format: FormatCycloneDXJSON,
-		limits: archiveLimits{maxBytes: DefaultMaxArchiveBytes, maxFiles: DefaultMaxArchiveFiles},
-		logger: slog.New(slog.DiscardHandler),
+		limits:  archiveLimits{maxBytes: DefaultMaxArchiveBytes, maxFiles: DefaultMaxArchiveFiles},
+		logger:  slog.New(slog.DiscardHandler),
+		tool:    "wardgate",
+		version: buildinfo.Version(),
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
 	}
+	if len(cfg.outputs) == 0 {
+		of, err := ParseOutputFormat(string(FormatCycloneDXJSON))
+		if err != nil {
+			return nil, err
+		}
+		cfg.outputs = []OutputFormat{of}
+	}
 	scheme, target, err := parseSource(source)
 	if err != nil {
 		return nil, err
 	}
-	out := &Generated{Format: cfg.format}
+	out := &Generated{Format: cfg.outputs[0].Name}
+	// The cache keeps syft's own JSON of the scan and each encoding asked
+	// for: an encoding asked for again is served as it was, another format
+	// is encoded from the scan, not scanned again.
+	var s *syftsbom.SBOM
+	cached := make([][]byte, len(cfg.outputs))
 	if cfg.cacheDir != "" && !cfg.noCache {
-		key, err := cacheKey(scheme, target, cfg.format, cfg.progress)
+		key, err := cacheKey(scheme, target, cfg.tool+" "+cfg.version, cfg.progress)
 		if err != nil {
 			return nil, err
 		}
 		out.Key = key
-		if data, err := os.ReadFile(cachePath(cfg.cacheDir, key, cfg.format)); err == nil {
-			cfg.logger.Debug("sbom cache hit", "source", source, "key", key)
-			out.Data, out.Cached = data, true
-			return out, nil
+		all := true
+		for i, f := range cfg.outputs {
+			cached[i], _ = os.ReadFile(cachePath(cfg.cacheDir, key, Format(f.String())))
+			all = all && cached[i] != nil
 		}
-		cfg.logger.Debug("sbom cache miss", "source", source, "key", key)
+		if !all {
+			if data, err := os.ReadFile(cachePath(cfg.cacheDir, key, FormatSyftJSON)); err == nil {
+				if cs, _, _, err := syftjson.NewFormatDecoder().Decode(bytes.NewReader(data)); err == nil && cs != nil {
+					s = cs
+				}
+			}
+		}
+		out.Cached = all || s != nil
+		cfg.logger.Debug("sbom cache", "source", source, "key", key, "hit", out.Cached)
 	}
+	if !out.Cached {
+		if s, err = scanSource(ctx, scheme, target, cfg); err != nil {
+			return nil, err
+		}
+		if out.Key != "" {
+			data, err := encode(s, OutputFormat{Name: FormatSyftJSON})
+			if err == nil {
+				err = cacheStore(cfg.cacheDir, out.Key, FormatSyftJSON, data)
+			}
+			if err != nil {
+				cfg.logger.Warn("sbom cache store", "err", err)
+			}
+		}
+	}
+	for i, f := range cfg.outputs {
+		data := cached[i]
+		if data == nil {
+			var err error
+			if data, err = encode(s, f); err != nil {
+				return nil, err
+			}
+			if out.Key != "" {
+				if err := cacheStore(cfg.cacheDir, out.Key, Format(f.String()), data); err != nil {
+					cfg.logger.Warn("sbom cache store", "err", err)
+				}
+			}
+		}
+		out.Outputs = append(out.Outputs, Output{Format: f, Data: data})
+	}
+	out.Data = out.Outputs[0].Data
+	return out, nil
+}
+
+// scanSource scans one source, unpacking a firmware archive first.
+func scanSource(ctx context.Context, scheme, target string, cfg generateConfig) (*syftsbom.SBOM, error) {
 	archiveName := ""
 	if scheme == "archive" {
 		archiveName = filepath.Base(target)
@@ -193,7 +283,7 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 		cfg.logger.Debug("unpacked firmware archive", "archive", target, "dir", dir)
 		scheme, target = "dir", dir
 	}
-	s, err := scan(ctx, scheme, target, cfg.progress)
+	s, err := scan(ctx, scheme, target, cfg.tool, cfg.version, cfg.progress)
 	if err != nil {
 		return nil, err
 	}
@@ -201,17 +291,7 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 		// An unpacked archive is named after the archive, not the temp dir.
 		s.Source.Name = archiveName
 	}
-	data, err := encode(s, cfg.format)
-	if err != nil {
-		return nil, err
-	}
-	out.Data = data
-	if out.Key != "" {
-		if err := cacheStore(cfg.cacheDir, out.Key, cfg.format, data); err != nil {
-			cfg.logger.Warn("sbom cache store", "err", err)
-		}
-	}
-	return out, nil
+	return s, nil
 }
 
 func parseSource(source string) (scheme, target string, err error) {
@@ -236,7 +316,7 @@ func parseSource(source string) (scheme, target string, err error) {
 
 // scan runs syft on one source with only that source's provider, so a
 // local path is never tried as a registry reference.
-func scan(ctx context.Context, scheme, target string, p *Progress) (*syftsbom.SBOM, error) {
+func scan(ctx context.Context, scheme, target, tool, version string, p *Progress) (*syftsbom.SBOM, error) {
 	if p != nil {
 		defer p.watch()()
 	}
@@ -251,7 +331,7 @@ func scan(ctx context.Context, scheme, target string, p *Progress) (*syftsbom.SB
 	pk.JavaArchive = pk.JavaArchive.WithUseNetwork(false)
 	pk.JavaScript = pk.JavaScript.WithSearchRemoteLicenses(false)
 	pk.Python = pk.Python.WithSearchRemoteLicenses(false)
-	cfg := syft.DefaultCreateSBOMConfig().WithTool("wardgate", wardgateVersion()).WithPackagesConfig(pk)
+	cfg := syft.DefaultCreateSBOMConfig().WithTool(tool, version).WithPackagesConfig(pk)
 	s, err := syft.CreateSBOM(ctx, src, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s:%s: %w", scheme, target, err)
@@ -259,57 +339,12 @@ func scan(ctx context.Context, scheme, target string, p *Progress) (*syftsbom.SB
 	return s, nil
 }
 
-func wardgateVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
-
-func syftModuleVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/anchore/syft" {
-				return d.Version
-			}
-		}
-	}
-	return "unknown"
-}
-
-func encode(s *syftsbom.SBOM, f Format) ([]byte, error) {
-	var (
-		enc syftsbom.FormatEncoder
-		err error
-	)
-	switch f {
-	case FormatCycloneDXJSON:
-		enc, err = cyclonedxjson.NewFormatEncoderWithConfig(cyclonedxjson.EncoderConfig{Version: "1.6", Pretty: true})
-	case FormatCycloneDXXML:
-		enc, err = cyclonedxxml.NewFormatEncoderWithConfig(cyclonedxxml.EncoderConfig{Version: "1.6", Pretty: true})
-	case FormatSPDXJSON:
-		enc, err = spdxjson.NewFormatEncoderWithConfig(spdxjson.EncoderConfig{Version: "2.3", Pretty: true})
-	case FormatSyftJSON:
-		enc, err = syftjson.NewFormatEncoderWithConfig(syftjson.EncoderConfig{Pretty: true})
-	default:
-		err = fmt.Errorf("sbom: output format %q not supported", f)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := enc.Encode(&buf, *s); err != nil {
-		return nil, fmt.Errorf("encode %s: %w", f, err)
-	}
-	return buf.Bytes(), nil
-}
-
-// cacheKey is the SHA-256 of what decides the output: the syft version and
-// output format, the scheme, and the content. A registry reference is
+// cacheKey is the SHA-256 of what decides the scan: the syft version, the
+// tool recorded, the scheme, and the content. A registry reference is
 // cacheable only when pinned by digest.
-func cacheKey(scheme, target string, f Format, p *Progress) (string, error) {
+func cacheKey(scheme, target, tool string, p *Progress) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "wardgate-sbom-cache v1\nsyft %s\nformat %s\nscheme %s\n", syftModuleVersion(), f, scheme)
+	fmt.Fprintf(h, "wardgate-sbom-cache v2\nsyft %s\ntool %s\nscheme %s\n", syftVersion(), tool, scheme)
 	switch scheme {
 	case "registry":
 		if !strings.Contains(target, "@sha256:") {

@@ -141,8 +141,9 @@ func TestGenerateDirAndArchive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := mustDecode(t, g.Data); d.Format != FormatCycloneDXJSON || d.SpecVersion != "1.6" {
-		t.Errorf("default output %s %s, want cyclonedx-json 1.6", d.Format, d.SpecVersion)
+	// syft's default: CycloneDX 1.7.
+	if d := mustDecode(t, g.Data); d.Format != FormatCycloneDXJSON || d.SpecVersion != "1.7" {
+		t.Errorf("default output %s %s, want cyclonedx-json 1.7", d.Format, d.SpecVersion)
 	}
 	check("dir", g)
 	ga, err := Generate(t.Context(), "archive:"+firmwareTar(t), WithoutCache())
@@ -163,8 +164,13 @@ func TestGenerateFormats(t *testing.T) {
 		detect Format
 		spec   string
 	}{
-		{FormatCycloneDXXML, FormatCycloneDXXML, "1.6"},
+		{FormatCycloneDXXML, FormatCycloneDXXML, "1.7"},
+		{"cyclonedx-json@1.5", FormatCycloneDXJSON, "1.5"},
+		{"cyclonedx-xml@1.4", FormatCycloneDXXML, "1.4"},
 		{FormatSPDXJSON, FormatSPDXJSON, "2.3"},
+		{"spdx-json@2.2", FormatSPDXJSON, "2.2"},
+		{FormatSPDXTagValue, FormatSPDXTagValue, "2.3"},
+		{"spdx@2.2", FormatSPDXTagValue, "2.2"},
 	} {
 		g, err := Generate(t.Context(), "dir:"+dir, WithFormat(tc.f), WithoutCache())
 		if err != nil {
@@ -185,8 +191,16 @@ func TestGenerateFormats(t *testing.T) {
 	if !bytes.Contains(g.Data, []byte(`"artifacts"`)) || !bytes.Contains(g.Data, []byte(`"busybox"`)) {
 		t.Errorf("syft-json output lacks artifacts: %.300s", g.Data)
 	}
-	if _, err := Generate(t.Context(), "dir:"+dir, WithFormat("table")); err == nil || !strings.Contains(err.Error(), `"table"`) {
-		t.Errorf("WithFormat(table) = %v", err)
+	// json is syft's own format, as in syft -o json.
+	g, err = Generate(t.Context(), "dir:"+dir, WithFormat("json"), WithoutCache())
+	if err != nil || g.Format != FormatSyftJSON {
+		t.Fatalf("json: %v %v", g, err)
+	}
+	if _, err := Generate(t.Context(), "dir:"+dir, WithFormat("cdx-yaml")); err == nil || !strings.Contains(err.Error(), `output format "cdx-yaml": want one of`) {
+		t.Errorf("WithFormat(cdx-yaml) = %v", err)
+	}
+	if _, err := Generate(t.Context(), "dir:"+dir, WithFormat("spdx-json@9.9")); err == nil {
+		t.Error("spdx-json@9.9 accepted")
 	}
 }
 
@@ -214,13 +228,13 @@ func TestGenerateCache(t *testing.T) {
 	if third.Cached || third.Key == first.Key || componentVersions(t, third.Data)["pkg:pypi/requests"] != "2.32.0" {
 		t.Errorf("changed content: cached %v, same key %v", third.Cached, third.Key == first.Key)
 	}
-	// The other format has its own entry.
+	// Another format is encoded from the cached scan: no second scan.
 	x, err := Generate(t.Context(), "dir:"+dir, WithCacheDir(cache), WithFormat(FormatSPDXJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x.Cached {
-		t.Error("spdx-json served from the cyclonedx-json entry")
+	if d := mustDecode(t, x.Data); !x.Cached || d.Format != FormatSPDXJSON || componentVersions(t, x.Data)["pkg:pypi/requests"] != "2.32.0" {
+		t.Errorf("spdx-json from the cached scan: cached %v, %s, %v", x.Cached, d.Format, componentVersions(t, x.Data))
 	}
 	if _, err := Generate(t.Context(), "dir:"+dir, WithCacheDir(cache), WithoutCache()); err == nil || !strings.Contains(err.Error(), "conflict") {
 		t.Errorf("WithCacheDir + WithoutCache = %v", err)

@@ -25,24 +25,55 @@ func NewAttestCmd() *cobra.Command {
 }
 
 func newAttestKeygenCmd() *cobra.Command {
-	var out, output string
+	var out, output, ref string
 	cmd := &cobra.Command{
-		Use:   "keygen",
-		Short: "Write a service key pair (cosign format; password from $" + attest.PasswordEnv + ")",
-		Args:  cobra.NoArgs,
+		Use:   "keygen [--key KMS_OR_PKCS11_URI]",
+		Short: "Make the service key pair: cosign key files (password from $" + attest.PasswordEnv + "), or a key in a KMS or HSM",
+		Long: `Make the service signing key.
+
+Without --key: PREFIX.key (cosign's encrypted format, password from
+$` + attest.PasswordEnv + `, mode 0600) and PREFIX.pub.
+
+With --key: the key is created where the reference points and never leaves
+it; only PREFIX.pub is written. KMS references are cosign's
+(cosign generate-key-pair --kms): awskms://, gcpkms://, azurekms://,
+hashivault://, each provider's default algorithm. A pkcs11: URI makes an
+ECDSA P-256 key pair in the token under the URI's object label (and id);
+the PIN comes from pin-value in the URI or $COSIGN_PKCS11_PIN. Then give
+the same reference to admit and serve with --signing-key.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, pub, err := attest.Keygen(out)
-			if err != nil {
+			if err := checkOutput(output); err != nil {
 				return noVerdict(err)
+			}
+			var key, pub string
+			if ref != "" {
+				if !verify.IsKeyRef(ref) {
+					return noVerdict(fmt.Errorf("--key %s: want a KMS (awskms://, gcpkms://, azurekms://, hashivault://) or pkcs11: reference; without --key, key files are written", ref))
+				}
+				key, pub = ref, out+".pub"
+				if err := attest.KeygenRef(cmd.Context(), ref, pub); err != nil {
+					return noVerdict(err)
+				}
+			} else {
+				var err error
+				if key, pub, err = attest.Keygen(out); err != nil {
+					return noVerdict(err)
+				}
 			}
 			if output == "json" {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"privateKey": key, "publicKey": pub})
+			}
+			if ref != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "created the key %s and wrote its public key %s\n", ref, pub)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (mode 0600) and %s\n", key, pub)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "wardgate", "file prefix: writes PREFIX.key and PREFIX.pub")
+	cmd.Flags().StringVar(&out, "out", "wardgate", "file prefix: writes PREFIX.key and PREFIX.pub (with --key, PREFIX.pub only)")
+	cmd.Flags().StringVar(&ref, "key", "", "create the key in a KMS or PKCS#11 token instead: awskms://, gcpkms://, azurekms://, hashivault:// or pkcs11:")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -54,7 +85,7 @@ type logFlags struct {
 
 func (f *logFlags) register(cmd *cobra.Command) {
 	addStateFlag(cmd, &f.state)
-	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key (cosign key file; password from $"+attest.PasswordEnv+"); default STATE/"+signingKeyFile)
+	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key: a cosign key file (password from $"+attest.PasswordEnv+"), or a KMS or pkcs11: reference (see attest keygen); default STATE/"+signingKeyFile)
 	cmd.Flags().StringVar(&f.origin, "origin", "", "log origin in checkpoints (default wardgate/<key id>)")
 }
 
