@@ -159,7 +159,7 @@ func TestGenerateDirAndArchive(t *testing.T) {
 func TestGenerateFormats(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, firmwareFiles)
-	for _, tc := range []struct {
+	cases := []struct {
 		f      Format
 		detect Format
 		spec   string
@@ -171,17 +171,28 @@ func TestGenerateFormats(t *testing.T) {
 		{"spdx-json@2.2", FormatSPDXJSON, "2.2"},
 		{FormatSPDXTagValue, FormatSPDXTagValue, "2.3"},
 		{"spdx@2.2", FormatSPDXTagValue, "2.2"},
-	} {
-		g, err := Generate(t.Context(), "dir:"+dir, WithFormat(tc.f), WithoutCache())
+	}
+	var fs []OutputFormat
+	for _, tc := range cases {
+		f, err := ParseOutputFormat(string(tc.f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := mustDecode(t, g.Data)
+		fs = append(fs, f)
+	}
+	// One scan, every encoding.
+	all, err := Generate(t.Context(), "dir:"+dir, WithOutputs(fs...), WithoutCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range cases {
+		data := all.Outputs[i].Data
+		d := mustDecode(t, data)
 		if d.Format != tc.detect || d.SpecVersion != tc.spec {
 			t.Errorf("%s: decoded as %s %s", tc.f, d.Format, d.SpecVersion)
 		}
-		if len(componentVersions(t, g.Data)) != 4 {
-			t.Errorf("%s: %v", tc.f, componentVersions(t, g.Data))
+		if len(componentVersions(t, data)) != 4 {
+			t.Errorf("%s: %v", tc.f, componentVersions(t, data))
 		}
 	}
 	g, err := Generate(t.Context(), "dir:"+dir, WithFormat(FormatSyftJSON), WithoutCache())

@@ -18,7 +18,7 @@ const (
 	FormatCycloneDXXML  Format = "cyclonedx-xml"
 	FormatSPDXJSON      Format = "spdx-json"
 	FormatSPDXTagValue  Format = "spdx-tag-value"
-	FormatSyftJSON      Format = "syft-json" // written by Generate only
+	FormatSyftJSON      Format = "syft-json" // syft's own JSON (syft -o json)
 )
 
 // Sentinel errors wrapped by Decode. Callers use errors.Is to tell a

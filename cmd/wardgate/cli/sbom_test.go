@@ -260,14 +260,17 @@ func TestSbomProgressLine(t *testing.T) {
 	tests := []struct {
 		files, packages int64
 		indexing, want  string
+		hashing         bool
 	}{
-		{0, 0, "", "scanning: 0 files read, 0 packages found"},
-		{1234567, 999, "", "scanning: 1,234,567 files read, 999 packages found"},
-		{1000, 1001, "/fw/usr/lib", "scanning: 1,000 files read, 1,001 packages found, indexing /fw/usr/lib"},
-		{5, 2, "/very/long/path/to/some/deeply/nested/dir/of/the/firmware/lib.so", "scanning: 5 files read, 2 packages found, indexing ...ply/nested/dir/of/the/firmware/lib.so"},
+		{0, 0, "", "scanning: 0 files read, 0 packages found", true},
+		{1234567, 999, "", "scanning: 1,234,567 files read, 999 packages found", true},
+		{1000, 1001, "/fw/usr/lib", "scanning: 1,000 files read, 1,001 packages found, indexing /fw/usr/lib", true},
+		{5, 2, "/very/long/path/to/some/deeply/nested/dir/of/the/firmware/lib.so", "scanning: 5 files read, 2 packages found, indexing ...ply/nested/dir/of/the/firmware/lib.so", true},
+		// --no-cache: nothing counts files, so no count is shown.
+		{0, 12, "/fw/usr/lib", "scanning: 12 packages found, indexing /fw/usr/lib", false},
 	}
 	for _, tc := range tests {
-		if got := progressLine(tc.files, tc.packages, tc.indexing); got != tc.want {
+		if got := progressLine(tc.files, tc.packages, tc.indexing, tc.hashing); got != tc.want {
 			t.Errorf("progressLine(%d, %d, %q) = %q, want %q", tc.files, tc.packages, tc.indexing, got, tc.want)
 		}
 	}
@@ -275,7 +278,7 @@ func TestSbomProgressLine(t *testing.T) {
 
 func TestSbomDrawProgress(t *testing.T) {
 	var buf bytes.Buffer
-	stop := drawProgress(&buf, &sbom.Progress{}, time.Hour)
+	stop := drawProgress(&buf, &sbom.Progress{}, time.Hour, true)
 	stop()
 	if want := "\r\x1b[Kscanning: 0 files read, 0 packages found\r\x1b[K"; buf.String() != want {
 		t.Errorf("drew %q, want %q", buf.String(), want)
