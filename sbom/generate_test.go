@@ -363,3 +363,58 @@ func TestParsePackageCount(t *testing.T) {
 		}
 	}
 }
+
+// crossFormatFiles is a tree whose packages carry what syft writes
+// differently in CycloneDX and SPDX: maintainers (one with an e-mail domain
+// syft's SPDX writer cannot parse), declared licences that are and are not
+// SPDX identifiers, files, and an operating system.
+var crossFormatFiles = map[string]string{
+	"var/lib/dpkg/status": "Package: zlib1g\nStatus: install ok installed\nMaintainer: Mark Brown <broonie@debian.org>\nArchitecture: amd64\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\nDescription: compression library\n\n" +
+		"Package: zstd\nStatus: install ok installed\nMaintainer: RPM packaging team <team+pkg-rpm@tracker.debian.org>\nArchitecture: amd64\nVersion: 1.5.4+dfsg2-5\nDescription: fast compression\n",
+	"usr/share/doc/zlib1g/copyright": "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: Zlib\n\nFiles: debian/*\nLicense: GPL-2+\n",
+	"usr/lib/python3/dist-packages/foo-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: foo\nVersion: 1.0\nLicense: MIT\nAuthor: Foo Dev\nAuthor-email: foo@example.com\n",
+	"usr/lib/python3/dist-packages/bar-2.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: bar\nVersion: 2.0\nLicense: BSD-like custom\nAuthor: Bar Corp\n",
+	"etc/os-release": "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+}
+
+// TestCrossFormatDiffIsEmpty: one scan written in every format diffs (and
+// drifts) empty against itself in every other.
+func TestCrossFormatDiffIsEmpty(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, crossFormatFiles)
+	var fs []OutputFormat
+	for _, n := range []string{"cyclonedx-json", "spdx-json", "cyclonedx-xml", "spdx-tag-value", "json", "cyclonedx-json@1.5", "spdx-json@2.2"} {
+		f, err := ParseOutputFormat(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	g, err := Generate(t.Context(), "dir:"+dir, WithOutputs(fs...), WithoutCache())
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := mustDecode(t, g.Outputs[0].Data)
+	if len(base.Components) < 6 || len(base.OperatingSystems) != 1 {
+		t.Fatalf("the scan found %d components and %d operating systems: %+v", len(base.Components), len(base.OperatingSystems), base.Components)
+	}
+	suppliers := map[string]string{}
+	for _, c := range base.Components {
+		suppliers[c.Name] = c.Supplier
+	}
+	if suppliers["zlib1g"] != "Mark Brown <broonie@debian.org>" || suppliers["foo"] != "Foo Dev <foo@example.com>" {
+		t.Errorf("suppliers: %v", suppliers)
+	}
+	for i, o := range g.Outputs[1:] {
+		d := mustDecode(t, o.Data)
+		if ch := Diff(base, d); len(ch.Changes) != 0 {
+			t.Errorf("%s against %s: %+v", fs[i+1], fs[0], ch.Changes)
+		}
+		if ch := Diff(d, base); len(ch.Changes) != 0 {
+			t.Errorf("%s against %s: %+v", fs[0], fs[i+1], ch.Changes)
+		}
+		if ch := Drift(d, base); len(ch.Changes) != 0 {
+			t.Errorf("drift %s claimed, %s observed: %+v", fs[i+1], fs[0], ch.Changes)
+		}
+	}
+}

@@ -327,12 +327,32 @@ func summaryLine(codes []sbom.Code, ch *sbom.Changes) string {
 	return strings.Join(parts, ", ")
 }
 
+// changeNames names each change's component: its name, and its bom-ref
+// or SPDX id where another change reads the same (two components of the
+// same name and version).
+func changeNames(ch *sbom.Changes) []string {
+	key := func(c sbom.Change) string { return string(c.Code) + "\x00" + c.Name + "\x00" + c.From + "\x00" + c.To }
+	n := map[string]int{}
+	for _, c := range ch.Changes {
+		n[key(c)]++
+	}
+	names := make([]string, len(ch.Changes))
+	for i, c := range ch.Changes {
+		names[i] = c.Name
+		if n[key(c)] > 1 && c.Ref != "" {
+			names[i] = c.Name + " [" + c.Ref + "]"
+		}
+	}
+	return names
+}
+
 func printTable(w io.Writer, codes []sbom.Code, ch *sbom.Changes) {
 	if len(ch.Changes) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CODE\tNAME\tFROM\tTO")
-		for _, c := range ch.Changes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Code, c.Name, dash(c.From), dash(c.To))
+		names := changeNames(ch)
+		for i, c := range ch.Changes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Code, names[i], dash(c.From), dash(c.To))
 		}
 		tw.Flush()
 	}
@@ -343,8 +363,9 @@ func printMarkdown(w io.Writer, codes []sbom.Code, ch *sbom.Changes) {
 	if len(ch.Changes) > 0 {
 		fmt.Fprintln(w, "| Change | Component | From | To |")
 		fmt.Fprintln(w, "|---|---|---|---|")
-		for _, c := range ch.Changes {
-			fmt.Fprintf(w, "| %s | `%s` | %s | %s |\n", c.Code, mdEscape(c.Name), mdEscape(dash(c.From)), mdEscape(dash(c.To)))
+		names := changeNames(ch)
+		for i, c := range ch.Changes {
+			fmt.Fprintf(w, "| %s | `%s` | %s | %s |\n", c.Code, mdEscape(names[i]), mdEscape(dash(c.From)), mdEscape(dash(c.To)))
 		}
 		fmt.Fprintln(w)
 	}
