@@ -371,7 +371,7 @@ func TestParsePackageCount(t *testing.T) {
 var crossFormatFiles = map[string]string{
 	"var/lib/dpkg/status": "Package: zlib1g\nStatus: install ok installed\nMaintainer: Mark Brown <broonie@debian.org>\nArchitecture: amd64\nSource: zlib\nVersion: 1:1.2.13.dfsg-1\nDescription: compression library\n\n" +
 		"Package: zstd\nStatus: install ok installed\nMaintainer: RPM packaging team <team+pkg-rpm@tracker.debian.org>\nArchitecture: amd64\nVersion: 1.5.4+dfsg2-5\nDescription: fast compression\n",
-	"usr/share/doc/zlib1g/copyright": "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: Zlib\n\nFiles: debian/*\nLicense: GPL-2+\n",
+	"usr/share/doc/zlib1g/copyright":                           "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: Zlib\n\nFiles: debian/*\nLicense: GPL-2+\n",
 	"usr/lib/python3/dist-packages/foo-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: foo\nVersion: 1.0\nLicense: MIT\nAuthor: Foo Dev\nAuthor-email: foo@example.com\n",
 	"usr/lib/python3/dist-packages/bar-2.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: bar\nVersion: 2.0\nLicense: BSD-like custom\nAuthor: Bar Corp\n",
 	"etc/os-release": "ID=debian\nVERSION_ID=\"12\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",

@@ -75,6 +75,7 @@ func (c sbomGenerateConfig) parseOutputs() ([]sbomOutput, error) {
 	}
 	return outs, nil
 }
+
 // defaultCacheDir is $XDG_CACHE_HOME/wardgate/sbom, or "" when there is no
 // user cache directory (then nothing is cached).
 func defaultCacheDir() string {
