@@ -19,11 +19,19 @@ var cosignOnce struct {
 	err  string
 }
 
-// cosignBinary builds the real cosign once per test process with go install
-// into a temporary GOBIN, or skips with the reason: it needs the Go module
-// proxy (or a module cache holding cosign's dependencies).
+// cosignBinary returns the real cosign: $WARDGATE_COSIGN when set (.ci/run
+// builds it once), else one built once per test process with go install
+// into a temporary GOBIN. Without either it skips with the reason: the
+// build needs the Go module proxy (or a module cache holding cosign's
+// dependencies).
 func cosignBinary(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv("WARDGATE_COSIGN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("$WARDGATE_COSIGN: %v", err)
+		}
+		return p
+	}
 	if testing.Short() {
 		t.Skip("-short: the real cosign is not built")
 	}
