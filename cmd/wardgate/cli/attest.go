@@ -127,6 +127,9 @@ func newAttestLogCmd() *cobra.Command {
 				Index    uint64   `json:"index"`
 				Time     string   `json:"time"`
 				Artifact string   `json:"artifact"`
+				Vendor   string   `json:"vendor,omitempty"`
+				Product  string   `json:"product,omitempty"`
+				Version  string   `json:"version,omitempty"`
 				Device   string   `json:"device,omitempty"`
 				Result   string   `json:"result"`
 				Reasons  []string `json:"reasons"`
@@ -139,8 +142,9 @@ func newAttestLogCmd() *cobra.Command {
 					return fmt.Errorf("entry %d: %w", e.Index, err)
 				}
 				r := row{Index: e.Index, Time: e.Time.Format(time.RFC3339), Artifact: e.Artifact, Device: e.Device, Result: st.Predicate.VerificationResult, Reasons: []string{}}
-				if st.Predicate.Wardgate != nil {
-					r.Reasons = st.Predicate.Wardgate.ReasonCodes
+				if x := st.Predicate.Wardgate; x != nil {
+					r.Reasons = x.ReasonCodes
+					r.Vendor, r.Product, r.Version = x.Vendor, x.Product, x.Version
 				}
 				rows = append(rows, r)
 				return nil
@@ -156,7 +160,11 @@ func newAttestLogCmd() *cobra.Command {
 			}
 			fmt.Fprintf(w, "log %s: %d entries, root %x\n", cp.Origin, cp.Size, cp.Root)
 			for _, r := range rows {
-				fmt.Fprintf(w, "%6d  %s  %-6s  %s  %s %v\n", r.Index, r.Time, r.Result, r.Artifact, r.Device, r.Reasons)
+				release := "-"
+				if r.Vendor != "" || r.Product != "" {
+					release = r.Vendor + "/" + r.Product + " " + r.Version
+				}
+				fmt.Fprintf(w, "%6d  %s  %-6s  %s  %s  %s %v\n", r.Index, r.Time, r.Result, release, r.Artifact, r.Device, r.Reasons)
 			}
 			fmt.Fprintf(w, "\n%s", cp.Note)
 			return nil
@@ -281,8 +289,12 @@ func newAttestVerifyCmd() *cobra.Command {
 				}
 			} else if rep.Intact {
 				fmt.Fprintf(w, "INTACT    %s: %d entries, tree size %d, log %s\n", args[0], rep.Entries, rep.TreeSize, rep.Origin)
+			} else if p, ok := keyMismatch(rep); ok {
+				// Every signature fails with another key: that is one fact,
+				// not three problems.
+				fmt.Fprintf(w, "WRONG KEY %s: signed by another key; nothing in it can be checked with the key given\n  [%s] %s: %s\n", args[0], p.Code, p.File, p.Message)
 			} else {
-				fmt.Fprintf(w, "TAMPERED  %s: %d problems\n", args[0], len(rep.Problems))
+				fmt.Fprintf(w, "TAMPERED  %s: %s\n", args[0], plural(len(rep.Problems), "problem"))
 				for _, p := range rep.Problems {
 					where := p.File
 					if p.Index != nil {
@@ -301,4 +313,30 @@ func newAttestVerifyCmd() *cobra.Command {
 	cmd.Flags().StringVar(&sinceCP, "since-checkpoint", "", "an earlier checkpoint you kept: the pack must extend it")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// keyMismatch finds the pack's "signed by another key" problem, when the
+// other problems are only the signatures that key cannot check. A pack that
+// is also altered is reported as tampered, every problem listed.
+func keyMismatch(rep *attest.PackReport) (attest.Problem, bool) {
+	var found attest.Problem
+	ok := false
+	for _, p := range rep.Problems {
+		switch p.Code {
+		case attest.ProblemKey:
+			found, ok = p, true
+		case attest.ProblemManifestSignature, attest.ProblemCheckpoint, attest.ProblemEntrySignature:
+		default:
+			return attest.Problem{}, false
+		}
+	}
+	return found, ok
+}
+
+// plural writes "1 problem", "3 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
