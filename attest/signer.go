@@ -20,7 +20,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
-	"github.com/sigstore/sigstore/pkg/signature/kms"
+
+	"github.com/wardgate/wardgate/verify"
 )
 
 // PasswordEnv is the environment variable holding the signing key's
@@ -53,14 +54,24 @@ func NewSigner(sv signature.SignerVerifier) (*Signer, error) {
 // MaxKeyFileBytes bounds a key file.
 const MaxKeyFileBytes = 64 << 10
 
-// LoadSigner loads the service key: a cosign key file (encrypted with the
-// password in $WARDGATE_KEY_PASSWORD, empty if unset) read with cosign's
-// loader, or a KMS URI (scheme://...) through sigstore's KMS registry. No
-// KMS provider is compiled in yet, so a KMS URI gets a clear error rather
-// than a network call.
+// LoadSigner loads the service key the way cosign's --key names a signing
+// key: a cosign key file (encrypted with the password in
+// $WARDGATE_KEY_PASSWORD, empty if unset) read with cosign's loader; a KMS
+// URI (awskms://, gcpkms://, azurekms://, hashivault://) through sigstore's
+// KMS providers; or a pkcs11: URI naming a key in a hardware security
+// module, through cosign's pkcs11key package (PIN from the URI's pin-value
+// or $COSIGN_PKCS11_PIN). A KMS or token that does not answer within
+// verify.KeyRefTimeout is an error, not a hang.
 func LoadSigner(ctx context.Context, keyRef string) (*Signer, error) {
+	if strings.HasPrefix(keyRef, verify.PKCS11Scheme) {
+		sv, err := pkcs11Signer(keyRef)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", keyRef, err)
+		}
+		return NewSigner(sv)
+	}
 	if strings.Contains(keyRef, "://") {
-		sv, err := kms.Get(ctx, keyRef, crypto.SHA256)
+		sv, err := kmsSigner(ctx, keyRef)
 		if err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", keyRef, err)
 		}

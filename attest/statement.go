@@ -40,7 +40,9 @@ type Verdict struct {
 	SBOMDigest        string
 	DeviceClass       string
 	DeviceID          string
-	Time              time.Time
+	// The release decided on, as the trust configuration names it.
+	Vendor, Product, Version string
+	Time                     time.Time
 }
 
 // Input is one piece of evidence a verdict rested on.
@@ -91,6 +93,9 @@ type Extension struct {
 	SBOMDigest        string   `json:"sbomDigest,omitempty"`
 	DeviceClass       string   `json:"deviceClass,omitempty"`
 	DeviceID          string   `json:"deviceId,omitempty"`
+	Vendor            string   `json:"vendor,omitempty"`
+	Product           string   `json:"product,omitempty"`
+	Version           string   `json:"version,omitempty"`
 }
 
 // NewStatement builds the statement for a verdict. verifierVersion is
@@ -133,6 +138,9 @@ func NewStatement(v Verdict, verifierVersion string) (*Statement, error) {
 				TrustedRootDigest: v.TrustedRootDigest,
 				SBOMDigest:        v.SBOMDigest,
 				DeviceClass:       v.DeviceClass,
+				Vendor:            v.Vendor,
+				Product:           v.Product,
+				Version:           v.Version,
 				DeviceID:          v.DeviceID,
 			},
 		},

@@ -622,6 +622,7 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 		ResourceURI: resourceURI(u, hexd), Passed: out.Decision.Allow, ReasonCodes: codes,
 		PolicyURI: "https://wardgate.dev/policy/default", PolicyDigest: digestMap(out.Decision.PolicyDigest),
 		TrustConfigDigest: g.trust.Digest(), TrustedRootDigest: g.rootDigest, Time: ev.EvaluatedAt,
+		Vendor: ev.Artifact.Vendor, Product: ev.Artifact.Product, Version: ev.Artifact.Version,
 	}
 	if out.Decision.Allow {
 		v.VerifiedLevels = []string{"WARDGATE_ADMITTED"}

@@ -47,6 +47,7 @@ func (s *Server) register() {
 	s.handle("GET", "/healthz", s.getHealth, routeOpts{timeout: time.Second})
 	s.handle("GET", "/readyz", s.getReady, routeOpts{timeout: 5 * time.Second})
 	s.handle("GET", "/metrics", s.getMetrics, routeOpts{timeout: 30 * time.Second})
+	s.handle("GET", "/openapi.yaml", s.getOpenAPI, routeOpts{timeout: 5 * time.Second})
 	s.metrics.latency["unmatched"] = newHistogram()
 	s.mux.Handle("/", s.adapt("unmatched", s.unmatched, routeOpts{}))
 }

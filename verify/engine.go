@@ -152,11 +152,19 @@ func (e *engine) checkKeyless(sr *SignatureResult, p *parsed, b *bundle.Bundle, 
 		}
 		return
 	}
-	if e.pol.TrustedRoot == nil {
+	tm := e.pol.trusted()
+	if tm == nil {
 		sr.Reason, sr.Detail = ReasonUntrustedSigner, "keyless signature, but no --trusted-root was given"
 		return
 	}
-	v, err := sgverify.NewVerifier(e.pol.TrustedRoot, verifierOptions(b, e.pol.TrustedRoot, true)...)
+	if e.pol.IgnoreTlogUnsafe {
+		b = stripTlog(b)
+	}
+	if r, d := e.precheck(b, e.pol.TrustedRoot != nil); r != "" {
+		sr.Reason, sr.Detail = r, d
+		return
+	}
+	v, err := sgverify.NewVerifier(tm, e.verifierOptions(b, tm, true)...)
 	if err != nil {
 		sr.Reason, sr.Detail = ReasonMalformed, err.Error()
 		return
@@ -212,9 +220,16 @@ func (e *engine) checkKeyed(sr *SignatureResult, p *parsed, b *bundle.Bundle, ar
 		}
 		tm := root.TrustedMaterialCollection{trustedKey{sv}}
 		opts := []sgverify.VerifierOption{sgverify.WithCurrentTime()}
+		if e.pol.IgnoreTlogUnsafe {
+			b = stripTlog(b)
+		}
+		if r, d := e.precheck(b, e.pol.TrustedRoot != nil); r != "" {
+			sr.Reason, sr.Detail = r, d
+			return
+		}
 		if e.pol.TrustedRoot != nil {
 			tm = append(root.TrustedMaterialCollection{e.pol.TrustedRoot}, tm...)
-			opts = verifierOptions(b, e.pol.TrustedRoot, false)
+			opts = e.verifierOptions(b, e.pol.TrustedRoot, false)
 		} else if hasTlog(b) {
 			// Without a trusted root the log entry cannot be checked; the
 			// key signature alone is what is verified (reported as such).
@@ -285,17 +300,41 @@ func (trustedKey) FulcioCertificateAuthorities() []root.CertificateAuthority { r
 func (trustedKey) RekorLogs() map[string]*root.TransparencyLog               { return nil }
 func (trustedKey) CTLogs() map[string]*root.TransparencyLog                  { return nil }
 
+// precheck refuses, before any crypto, a signature that lacks what the
+// policy makes mandatory (a log entry, a signed timestamp) or that cannot be
+// checked without a trusted root.
+func (e *engine) precheck(b *bundle.Bundle, haveRoot bool) (Reason, string) {
+	if e.pol.RequireTlog {
+		if !hasTlog(b) {
+			return ReasonTlogInvalid, "no transparency log entry in the signature material, and --offline requires one (wardgate never looks entries up)"
+		}
+		if !haveRoot {
+			return ReasonTlogInvalid, "the transparency log entry cannot be checked without --trusted-root"
+		}
+	}
+	if e.pol.RequireSignedTimestamp {
+		if ts, _ := b.Timestamps(); len(ts) == 0 {
+			return ReasonTimestampInvalid, "no RFC 3161 timestamp, and --use-signed-timestamps requires one"
+		}
+		if !haveRoot {
+			return ReasonTimestampInvalid, "the RFC 3161 timestamp cannot be checked without --trusted-root"
+		}
+	}
+	return "", ""
+}
+
 // verifierOptions chooses what sigstore-go must see, failing closed: every
 // log entry and timestamp present is checked, a keyless signature needs a
-// trusted time (log or TSA), and SCTs are required when the root has CT logs.
-func verifierOptions(b *bundle.Bundle, tm root.TrustedMaterial, keyless bool) []sgverify.VerifierOption {
+// trusted time (log or TSA), and SCTs are required when the root has CT logs
+// (unless the policy ignores them).
+func (e *engine) verifierOptions(b *bundle.Bundle, tm root.TrustedMaterial, keyless bool) []sgverify.VerifierOption {
 	var opts []sgverify.VerifierOption
 	tlog := hasTlog(b)
 	ts, _ := b.Timestamps()
-	if tlog {
+	if tlog || e.pol.RequireTlog {
 		opts = append(opts, sgverify.WithTransparencyLog(1))
 	}
-	if len(ts) > 0 {
+	if len(ts) > 0 || e.pol.RequireSignedTimestamp {
 		opts = append(opts, sgverify.WithSignedTimestamps(1))
 	}
 	switch {
@@ -304,7 +343,7 @@ func verifierOptions(b *bundle.Bundle, tm root.TrustedMaterial, keyless bool) []
 	default:
 		opts = append(opts, sgverify.WithCurrentTime())
 	}
-	if keyless && len(tm.CTLogs()) > 0 {
+	if keyless && !e.pol.IgnoreSCTUnsafe && len(tm.CTLogs()) > 0 {
 		opts = append(opts, sgverify.WithSignedCertificateTimestamps(1))
 	}
 	return opts
@@ -397,7 +436,7 @@ func classify(err error, keyless bool) Reason {
 		return ReasonTimestampInvalid
 	case has("tlog", "transparency log", "inclusion", "checkpoint", "signed entry", "set ", "log entry", "log index", "rekor", "entry"):
 		return ReasonTlogInvalid
-	case has("certificate signed by unknown authority", "unable to verify certificate", "x509:", "certificate chain"):
+	case has("certificate signed by unknown authority", "unable to verify certificate", "x509:", "certificate chain", "failed to verify leaf certificate"):
 		return ReasonUntrustedSigner
 	case has("could not verify message", "could not verify envelope", "verification error", "invalid signature", "signature"):
 		if keyless {
@@ -462,7 +501,7 @@ func (e *engine) conclude(subject Subject, results []SignatureResult) *Result {
 		res.Message = "no signature found for " + subject.Name
 	case len(seen) >= res.Threshold:
 		res.Verified = true
-		res.Message = fmt.Sprintf("verified %s (%s): %d of %d required trusted signers", subject.Name, subject.Digest, len(seen), res.Threshold)
+		res.Message = fmt.Sprintf("%s (%s): %d of %d required trusted signers", subject.Name, subject.Digest, len(seen), res.Threshold)
 	default:
 		if res.Threshold > 1 {
 			res.Reasons = append(res.Reasons, ReasonThresholdNotMet)

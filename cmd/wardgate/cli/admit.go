@@ -75,7 +75,7 @@ could-not-evaluate).`,
 				return noVerdict(err)
 			}
 			out, err := runAdmit(cmd.Context(), args[0], cfg, cmd.ErrOrStderr())
-			return printAdmit(cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg.output, out, err)
+			return printAdmit(cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg.output, out, err, cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -123,6 +123,11 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	}
 	if cfg.config == "" {
 		return fail(errors.New("--config is required: the trust configuration"))
+	}
+	// A decision for one device needs the device: checked before anything
+	// is loaded, scanned or logged.
+	if (cfg.deviceClass != "" || cfg.installedVersion != "" || cfg.segment != "") && cfg.deviceID == "" {
+		return fail(errors.New("--device-class, --installed-version and --segment describe one device: give its ID with --device"))
 	}
 	tc, err := trust.Load(cfg.config)
 	if err != nil {
@@ -292,7 +297,7 @@ func openOrCreateLog(ctx context.Context, lf logFlags, stderr io.Writer) (*attes
 	return attest.OpenLog(ctx, filepath.Join(lf.state, logFile), s, lf.origin)
 }
 
-func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error) error {
+func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error, cfg admitConfig) error {
 	ao := admitOutput{Allow: out.Decision.Allow && out.Evaluated && err == nil, Evaluated: out.Evaluated, Artifact: out.Evidence.Artifact, Decision: out.Decision, LogEntry: out.LogEntry}
 	if out.Evidence.Schema != "" {
 		ev := out.Evidence
@@ -308,12 +313,26 @@ func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error
 		}
 		fmt.Fprintln(w, string(b))
 	} else {
-		name := out.Evidence.Artifact.Vendor + "/" + out.Evidence.Artifact.Product + " " + out.Evidence.Artifact.Version
+		// Before the pipeline ran (a bad configuration) there is no
+		// evidence: the release is named as the flags name it.
+		a := out.Evidence.Artifact
+		if a.Vendor == "" && a.Product == "" {
+			a.Vendor, a.Product, a.Version = cfg.vendor, cfg.product, cfg.version
+		}
+		name := strings.TrimSpace(a.Vendor + "/" + a.Product + " " + a.Version)
+		if a.Vendor == "" && a.Product == "" {
+			name = "the update"
+		}
+		if a.Digest != "" {
+			name += " (" + a.Digest + ")"
+		}
 		switch {
 		case ao.Allow:
-			fmt.Fprintf(w, "ALLOW  %s (%s)\n", name, out.Evidence.Artifact.Digest)
+			fmt.Fprintf(w, "ALLOW  %s\n", name)
+		case err != nil || !out.Evaluated:
+			fmt.Fprintf(w, "DENY   %s: could not evaluate\n", name)
 		default:
-			fmt.Fprintf(w, "DENY   %s (%s)\n", name, out.Evidence.Artifact.Digest)
+			fmt.Fprintf(w, "DENY   %s\n", name)
 		}
 		for _, v := range out.Decision.Violations {
 			fmt.Fprintf(w, "  [%s] %s\n", v.Code, v.Message)

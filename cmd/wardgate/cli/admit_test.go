@@ -288,3 +288,26 @@ func TestAdmitAttachToImage(t *testing.T) {
 		t.Fatalf("vendor key accepted the service's verdict: exit %d", code)
 	}
 }
+
+// TestAdmitBadConfigurationNamesTheRelease: a deny before the pipeline ran
+// names the release as the flags give it, not "/  ()".
+func TestAdmitBadConfigurationNamesTheRelease(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	args := []string{"admit", fx + "/firmware/infusion-pump-2.4.0.bin", "--config", filepath.Join(t.TempDir(), "missing.yaml"),
+		"--vendor", "acme-infusion", "--product", "infusion-pump", "--version", "2.4.0", "--state", state}
+	code, out, _ := run(t, args...)
+	if code != 2 || !strings.HasPrefix(out, "DENY   acme-infusion/infusion-pump 2.4.0: could not evaluate\n  [could-not-evaluate] ") {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+	// --device-class without --device fails before anything runs: no
+	// state directory, no scan, no log.
+	args = []string{"admit", fx + "/firmware/infusion-pump-2.4.0.bin", "--config", "../../../fixtures/trust.yaml",
+		"--vendor", "acme-infusion", "--product", "infusion-pump", "--version", "2.4.0", "--state", state, "--device-class", "infusion-pump"}
+	code, out, _ = run(t, args...)
+	if code != 2 || !strings.Contains(out, "[could-not-evaluate] --device-class, --installed-version and --segment describe one device: give its ID with --device") {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Fatalf("state directory made before the flags were checked: %v", err)
+	}
+}

@@ -317,8 +317,10 @@ func (c EgressFindingsConfig) Validate() error {
 	if c.Output != "table" && c.Output != "json" {
 		errs = append(errs, fmt.Errorf("-o %s: want table or json", c.Output))
 	}
-	if c.Update != "" && !strings.HasPrefix(c.Update, "sha256:") {
-		errs = append(errs, fmt.Errorf("--update %s: want sha256:<hex>", c.Update))
+	if c.Update != "" {
+		if h := strings.TrimPrefix(c.Update, "sha256:"); len(h) < 12 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
+			errs = append(errs, fmt.Errorf("--update %s: want sha256:<hex>, or the first 12 or more hex digits of it (as the findings table prints it)", c.Update))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -383,6 +385,11 @@ func RunEgressFindings(ctx context.Context, cfg EgressFindingsConfig, out io.Wri
 		return noVerdict(err)
 	}
 	if cfg.Update != "" {
+		full, err := resolveUpdate(rep.Updates, cfg.Update)
+		if err != nil {
+			return noVerdict(err)
+		}
+		cfg.Update = full
 		u, ok := rep.Risk(cfg.Update)
 		if !ok {
 			return noVerdict(fmt.Errorf("no device is recorded as having installed %s", cfg.Update))
@@ -463,6 +470,25 @@ func writeFindingsTable(w io.Writer, rep egress.Report) {
 		fmt.Fprintf(w, "\n[%s] %s  update %s %s  %s -> %s  first %s\n  %s\n", f.Severity, f.Code, shortDigest(f.Update), f.Version,
 			strings.Join(f.Devices, ","), strings.Join(f.Destinations, ","), f.FirstSeen.Format(time.RFC3339), f.Explanation)
 	}
+}
+
+// resolveUpdate finds the update a --update digest or digest prefix names
+// (the table prints sha256: and 12 hex digits).
+func resolveUpdate(us []egress.UpdateRisk, arg string) (string, error) {
+	want := "sha256:" + strings.ToLower(strings.TrimPrefix(arg, "sha256:"))
+	var found []string
+	for _, u := range us {
+		if strings.HasPrefix(u.Digest, want) {
+			found = append(found, u.Digest)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no device is recorded as having installed %s", arg)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("--update %s names %d updates (%s): give more of the digest", arg, len(found), strings.Join(found, ", "))
 }
 
 func shortDigest(d string) string {

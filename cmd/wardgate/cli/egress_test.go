@@ -68,6 +68,17 @@ func TestEgressIngestFindings(t *testing.T) {
 		t.Fatalf("3CX update: exit %d\n%s", code, out)
 	}
 	golden(t, "egress-findings-3cx", out)
+	// The short digest the table prints names the same update.
+	short := fleet.Pump3CX.Digest()[:19]
+	if !strings.Contains(out, short+" ") {
+		t.Fatalf("the table does not print %s", short)
+	}
+	if code, out2 := findings("--update", short); code != 1 || out2 != out {
+		t.Fatalf("--update %s: exit %d\n%s", short, code, out2)
+	}
+	if code, _ := findings("--update", "sha256:abc"); code != 2 {
+		t.Fatalf("a 3-digit prefix: exit %d, want 2", code)
+	}
 
 	code, out = findings("--update", fleet.HVACSolarWind.Digest(), "-o", "json")
 	var rep egress.Report

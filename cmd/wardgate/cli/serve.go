@@ -87,6 +87,9 @@ type ServeConfig struct {
 	ClientCA   string
 	Registries []string
 	LogLevel   string
+	// Output is how the server writes its log lines: json (the default:
+	// one JSON object a line, for machines) or text (slog's key=value).
+	Output     string
 	NoScan     bool
 	RiskTTL    time.Duration
 	Limits     server.Limits
@@ -113,6 +116,9 @@ func (c *ServeConfig) Validate() error {
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Output != "" && c.Output != "json" && c.Output != "text" {
+		errs = append(errs, fmt.Errorf("-o %s: want json or text", c.Output))
 	}
 	if c.RiskTTL <= 0 {
 		errs = append(errs, fmt.Errorf("risk cache TTL %s: must be positive", c.RiskTTL))
@@ -197,6 +203,7 @@ down gracefully.`,
 	f.StringVar(&cfg.ClientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS); $"+ClientCAEnv)
 	f.StringSliceVar(&cfg.Registries, "registry", nil, "registry POST /v1/updates may fetch images from (host[:port]); repeatable; $"+RegistriesEnv)
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
+	f.StringVarP(&cfg.Output, "output", "o", "json", "log lines on standard error: json (one object a line) or text")
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
 	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "age after which a fleet analysis is refreshed in the background (answers use it for at most twice this; telemetry posted to the API invalidates it at once)")
 	f.BoolVar(&demo, "demo", false, "load the demo story (scripts/demo.sh) into a temporary state directory and serve it, with the web console, until interrupted; run from a wardgate checkout")
@@ -364,7 +371,11 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	if cfg.Output == "text" {
+		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	logger := slog.New(handler)
 	if err := os.MkdirAll(cfg.State, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}

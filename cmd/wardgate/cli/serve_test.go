@@ -40,6 +40,10 @@ func TestServeValidation(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--client-ca needs --tls-cert") {
 		t.Fatalf("%d %s", code, errOut)
 	}
+	code, _, errOut = run(t, "serve", "--state", t.TempDir(), "--config", "x.yaml", "-o", "yaml")
+	if code != 2 || !strings.Contains(errOut, "-o yaml: want json or text") {
+		t.Fatalf("%d %s", code, errOut)
+	}
 }
 
 func postUpdate(t *testing.T, url, tok string) (int, string) {

@@ -206,7 +206,7 @@ database).`,
 				return noVerdict(err)
 			}
 			doc, err := observe(cmd, sbomDriftConfig{observed: args[0], gen: sbomGenerateConfig{
-				output: string(sbom.FormatCycloneDXJSON), cacheDir: cfg.cacheDir, noCache: cfg.noCache}})
+				outputs: []string{string(sbom.FormatCycloneDXJSON)}, cacheDir: cfg.cacheDir, noCache: cfg.noCache}})
 			if err != nil {
 				return noVerdict(err)
 			}
