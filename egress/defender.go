@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"time"
 )
 
@@ -146,16 +145,13 @@ func (d *defRaw) integer(f int) (int64, error) {
 	return 0, fmt.Errorf("%s: %w", DefenderColumns[f], errFieldType)
 }
 
-// parseInt parses a decimal integer without allocating on the fast path.
+// parseInt parses an integer written as any JSON number ("1500",
+// "1500.0", "1.5e3"; see jsonInt), without allocating on the fast path.
 func parseInt(b []byte, name string) (int64, error) {
-	if n, ok := fastUint(b); ok {
+	if n, ok := jsonInt(b); ok {
 		return n, nil
 	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return n, nil
+	return 0, fmt.Errorf("%s %q: not an integer", name, b)
 }
 
 func fastUint(b []byte) (int64, bool) {
