@@ -134,7 +134,7 @@ func FuzzHuntLine(f *testing.F) {
 		}
 		var d defRaw
 		var sb [3][]byte
-		a := newAggregator(ExfilVolume{}.withDefaults())
+		a := newAggregator(DefaultExfilVolume())
 		huntOK := a.lineJSON(line, &d, &sb)
 		st, err := Scan(bytes.NewReader(line), func(*Event) error { return nil }, WithFormat(FormatDefenderJSON))
 		if err != nil {

@@ -34,12 +34,21 @@ import (
 // parses and is not private, loopback, link-local, CGNAT (100.64.0.0/10),
 // multicast or unspecified. startswith is case-insensitive in KQL; so is
 // DevicePrefix here.
+//
+// The fields mean what they say: an empty DevicePrefix selects every
+// device, a MinBytes of 0 keeps every group that sent anything.
+// DefaultExfilVolume is the query as written.
 type ExfilVolume struct {
-	// DevicePrefix selects devices by name; default "HOSP-IOT-".
+	// DevicePrefix selects devices by name; "" selects every device.
 	DevicePrefix string
-	// MinBytes is the exclusive lower bound on TotalBytesSent; default
-	// 5,000,000.
+	// MinBytes is the exclusive lower bound on TotalBytesSent.
 	MinBytes int64
+	// Inventory names the device of a record that carries no device name
+	// (Zeek conn.log, OCSF events with addresses only): the inventory
+	// device with the record's local address. Without an inventory, or
+	// when no device has the address, the address itself is the name.
+	// Records that carry a DeviceName keep it, as in KQL.
+	Inventory *Inventory
 }
 
 // Defaults of the exfil-volume rule.
@@ -48,14 +57,10 @@ const (
 	DefaultExfilBytes   = 5_000_000
 )
 
-func (r ExfilVolume) withDefaults() ExfilVolume {
-	if r.DevicePrefix == "" {
-		r.DevicePrefix = DefaultDevicePrefix
-	}
-	if r.MinBytes == 0 {
-		r.MinBytes = DefaultExfilBytes
-	}
-	return r
+// DefaultExfilVolume is the design's rule: devices named HOSP-IOT-*,
+// groups above 5,000,000 bytes.
+func DefaultExfilVolume() ExfilVolume {
+	return ExfilVolume{DevicePrefix: DefaultDevicePrefix, MinBytes: DefaultExfilBytes}
 }
 
 // HuntRow is one result row, with the KQL query's column names.
@@ -102,6 +107,7 @@ type agg struct{ sum, count int64 }
 // existing group do not allocate.
 type aggregator struct {
 	rule   ExfilVolume
+	inv    *Inventory
 	prefix []byte
 	groups map[string]*agg
 	key    []byte
@@ -112,7 +118,7 @@ type aggregator struct {
 }
 
 func newAggregator(rule ExfilVolume) *aggregator {
-	return &aggregator{rule: rule, prefix: []byte(rule.DevicePrefix), groups: map[string]*agg{}}
+	return &aggregator{rule: rule, inv: rule.Inventory, prefix: []byte(rule.DevicePrefix), groups: map[string]*agg{}}
 }
 
 func hasPrefixFold(s, prefix []byte) bool {
@@ -135,10 +141,29 @@ func (a *aggregator) add(device, url []byte, hour int64, sent int64) {
 }
 
 func (a *aggregator) addEvent(ev *Event) {
-	if !hasPrefixFold([]byte(ev.DeviceName), a.prefix) || ev.ActionType != ActionConnectionSuccess || !isPublic(ev.RemoteIPType, ev.RemoteIP) {
+	name := ev.DeviceName
+	if name == "" {
+		name = a.nameOf(ev.LocalIP)
+	}
+	if !hasPrefixFold([]byte(name), a.prefix) || ev.ActionType != ActionConnectionSuccess || !isPublic(ev.RemoteIPType, ev.RemoteIP) {
 		return
 	}
-	a.add([]byte(ev.DeviceName), []byte(ev.RemoteURL), hourBin(ev.Time.Unix()), ev.SentBytes)
+	a.add([]byte(name), []byte(ev.RemoteURL), hourBin(ev.Time.Unix()), ev.SentBytes)
+}
+
+// nameOf names a device known only by its local address: the inventory
+// device with that address, else the address, else "".
+func (a *aggregator) nameOf(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	ip = ip.Unmap()
+	if a.inv != nil {
+		if i, ok := a.inv.byAddr[ip]; ok {
+			return a.inv.Devices[i].Name
+		}
+	}
+	return ip.String()
 }
 
 func hourBin(sec int64) int64 {
@@ -221,6 +246,12 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 		sec = t.Unix()
 	}
 	dev, _ := d.strBytes(dDeviceName, sbuf[0])
+	if len(dev) == 0 {
+		lip, _ := d.strBytes(dLocalIP, sbuf[1])
+		addr, _ := netip.ParseAddr(string(lip))
+		dev = append(sbuf[0][:0], a.nameOf(addr)...)
+		sbuf[0] = dev
+	}
 	if !hasPrefixFold(dev, a.prefix) {
 		return true
 	}
@@ -273,7 +304,6 @@ func (d *defRaw) valid() bool {
 // through Scan. Memory is bounded by the number of distinct (device, URL,
 // hour) groups.
 func Hunt(ctx context.Context, files []string, rule ExfilVolume, opts ...ScanOption) (HuntResult, error) {
-	rule = rule.withDefaults()
 	c, err := newScanConfig(opts)
 	if err != nil {
 		return HuntResult{}, err

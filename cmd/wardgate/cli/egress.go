@@ -32,12 +32,13 @@ func NewEgressCmd() *cobra.Command {
 
 // egressHuntConfig is the hunt command's configuration.
 type egressHuntConfig struct {
-	rule     string
-	prefix   string
-	minBytes int64
-	format   string
-	output   string
-	maxLine  int
+	rule      string
+	prefix    string
+	minBytes  int64
+	format    string
+	output    string
+	maxLine   int
+	inventory string
 }
 
 func (c egressHuntConfig) validate() error {
@@ -76,6 +77,11 @@ Ties are ordered by Timestamp, DeviceName and RemoteUrl ascending. With -o
 json, one JSON object per line with the query's column names. Malformed
 lines are counted on standard error with their first line numbers.
 
+Zeek conn.log and some OCSF events carry addresses, not device names:
+--inventory INV (JSON or CSV: name,addresses,class,segment) names such a
+record's device by its local address; without it, or for an address no
+device has, the address is the name. --prefix "" selects every device.
+
 Exit codes: 0 the hunt ran (rows or not: a hunt is a query, not a
 verdict), 2 bad flags or an unreadable or unrecognised file.`,
 		Args: cobra.MinimumNArgs(1),
@@ -87,7 +93,15 @@ verdict), 2 bad flags or an unreadable or unrecognised file.`,
 			if cfg.maxLine > 0 {
 				opts = append(opts, egress.WithMaxLineBytes(cfg.maxLine))
 			}
-			res, err := egress.Hunt(cmd.Context(), args, egress.ExfilVolume{DevicePrefix: cfg.prefix, MinBytes: cfg.minBytes}, opts...)
+			rule := egress.ExfilVolume{DevicePrefix: cfg.prefix, MinBytes: cfg.minBytes}
+			if cfg.inventory != "" {
+				inv, err := egress.ReadInventoryFile(cfg.inventory)
+				if err != nil {
+					return noVerdict(fmt.Errorf("--inventory: %w", err))
+				}
+				rule.Inventory = inv
+			}
+			res, err := egress.Hunt(cmd.Context(), args, rule, opts...)
 			if err != nil {
 				return noVerdict(err)
 			}
@@ -101,7 +115,8 @@ verdict), 2 bad flags or an unreadable or unrecognised file.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfg.rule, "rule", "exfil-volume", "hunting rule: exfil-volume")
-	cmd.Flags().StringVar(&cfg.prefix, "prefix", egress.DefaultDevicePrefix, "device name prefix (case-insensitive, as KQL startswith)")
+	cmd.Flags().StringVar(&cfg.prefix, "prefix", egress.DefaultDevicePrefix, `device name prefix (case-insensitive, as KQL startswith); "" selects every device`)
+	cmd.Flags().StringVar(&cfg.inventory, "inventory", "", "device inventory (JSON or CSV) naming the devices of records that carry only an address (Zeek, OCSF)")
 	cmd.Flags().Int64Var(&cfg.minBytes, "min-bytes", egress.DefaultExfilBytes, "keep groups whose TotalBytesSent is above this")
 	cmd.Flags().StringVar(&cfg.format, "format", string(egress.FormatAuto), "input format: "+egress.FormatNames())
 	cmd.Flags().StringVarP(&cfg.output, "output", "o", "table", "output: table or json (JSON Lines)")
