@@ -91,7 +91,7 @@ func (r *Report) Fleet(digest string) evidence.Fleet {
 	for _, x := range r.Findings {
 		if x.Update == digest {
 			f.Findings = append(f.Findings, evidence.Finding{Code: string(x.Code), Message: x.Explanation, ObservedAt: x.FirstSeen,
-				Devices: x.Devices, Destinations: x.Destinations, Bytes: x.Bytes, Connections: x.Connections})
+				Devices: x.Devices, Destinations: x.Destinations, FirstSeen: x.FirstSeen, LastSeen: x.LastSeen, Bytes: x.Bytes, Connections: x.Connections})
 		}
 	}
 	return f
