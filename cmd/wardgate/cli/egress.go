@@ -343,11 +343,12 @@ func newEgressFindingsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "findings --state DIR [--update DIGEST] [-o json|table]",
 		Short: "Run the detections over the store: findings, risk state and blast radius per update",
-		Long: `Run the detections (exfil-volume, new-destination, fleet-correlation,
-beaconing, segmentation-violation, expected-egress) over everything
-ingested into DIR and print, per update, its risk state (clean, suspicious,
-quarantined) and blast radius (devices that installed it, which of them
-show the behaviour), then the findings with an explanation each.
+		Long: `Run the detections (exfil-volume, volume-anomaly, new-destination,
+fleet-correlation, beaconing, segmentation-violation, expected-egress,
+fleet-change) over everything ingested into DIR and print, per update,
+its risk state (clean, suspicious, quarantined) and blast radius (devices
+that installed it, which of them show the behaviour), then the findings
+with an explanation each.
 
 The configuration (JSON: baseline window, segments, per-class allowed
 destinations and segments, thresholds) is --config, else DIR/config.json,
@@ -355,9 +356,15 @@ else the defaults. --manifest adds a vendor's egress manifest (in-toto
 statement or DSSE envelope, predicate https://wardgate.dev/egress-manifest/v1);
 verify it first with wardgate verify attestation.
 
-Exit codes: 0 no finding (for --update: the update is clean), 1 findings
-(the update is suspicious or quarantined), 2 bad input or, for --update,
-no device recorded installing that digest.`,
+A behaviour is attributed to an update only when the class's devices
+running it show it and comparable devices of the class without it, over
+the same period, do not; what devices with and without an update show
+alike is a fleet-change notice about the class, attributed to no update.
+
+Exit codes: 0 no finding but notices (for --update: the update is clean),
+1 suspicious or quarantined findings (the update is suspicious or
+quarantined), 2 bad input or, for --update, no device recorded installing
+that digest.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cfg.Validate(); err != nil {
@@ -422,8 +429,10 @@ func RunEgressFindings(ctx context.Context, cfg EgressFindingsConfig, out io.Wri
 	} else {
 		writeFindingsTable(out, rep)
 	}
-	if len(rep.Findings) > 0 {
-		return verdict(ExitFail)
+	for _, f := range rep.Findings {
+		if f.Severity != egress.SeverityNotice {
+			return verdict(ExitFail)
+		}
 	}
 	return nil
 }
