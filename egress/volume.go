@@ -18,11 +18,11 @@ import (
 //
 //	(ln bytes - median) / max(1.4826 * MAD, ln 2 / 2)
 //
-// is above VolumeScore (default 6) and it is larger than every hour of the
-// baseline. The median and MAD (median absolute deviation, scaled to a
+// is above VolumeScore (default 6) and it is more than twice every hour of
+// the baseline. The median and MAD (median absolute deviation, scaled to a
 // standard deviation for normal data) ignore the tail of the baseline; the
 // second condition puts the tail back, so that uploads the class already
-// made in the baseline are not outside it. The floor on the scale keeps a
+// made in the baseline, give or take a factor of two, are not outside it. The floor on the scale keeps a
 // destination whose baseline hours are all alike (NTP's 48 bytes) from
 // flagging every change: with it, an hour must be at least 2^3 = 8 times
 // the baseline median. A destination reached in fewer than VolumeMinHours
@@ -47,7 +47,7 @@ func (l learned) score(bytes int64) float64 {
 }
 
 func (l learned) outside(bytes int64, z float64) bool {
-	return bytes > l.max && bytes > 0 && l.score(bytes) > z
+	return bytes/2 > l.max && l.score(bytes) > z
 }
 
 // learn builds the learned volumes of every (class, destination) with
@@ -241,7 +241,7 @@ func (a *Analyzer) volumeAnomaly(class, dest, digest string, devs []string, l le
 	}
 	return Finding{Code: CodeVolumeAnomaly, Update: digest, Class: class, Devices: devs, Destinations: []string{dest},
 		FirstSeen: first, LastSeen: last.Add(time.Hour), Bytes: bytes, Connections: conns, Contrasts: cs,
-		Explanation: fmt.Sprintf("%s sent up to %d bytes in an hour to %s (%d hour(s) from %s, %d bytes in all), far above what %s devices sent there in the baseline window: median %s per device-hour over %d device-hours, largest %d bytes; robust score up to %.1f, above %.1f. %s.",
+		Explanation: fmt.Sprintf("%s sent up to %d bytes in an hour to %s (%d hour(s) from %s, %d bytes in all), far above what %s devices sent there in the baseline window: median %s per device-hour over %d device-hours, largest %d bytes (twice that is the floor); robust score up to %.1f, above %.1f. %s.",
 			who, top, dest, nh, first.Format(time.RFC3339), bytes, class, humanBytes(math.Exp(l.median)), l.hours, l.max, topScore, a.cfg.Thresholds.VolumeScore, upperFirst(why))}
 }
 
