@@ -39,7 +39,9 @@ func (n *notices) add(class, dest string, devices []string, first, last time.Tim
 			f.Contrasts = append(f.Contrasts, c.public())
 		}
 	}
-	slices.SortFunc(f.Contrasts, func(x, y Contrast) int { return cmp.Or(cmp.Compare(x.Behaviour, y.Behaviour), cmp.Compare(x.Update, y.Update)) })
+	slices.SortFunc(f.Contrasts, func(x, y Contrast) int {
+		return cmp.Or(cmp.Compare(x.Behaviour, y.Behaviour), cmp.Compare(x.Update, y.Update))
+	})
 	f.Explanation += explanation
 }
 
