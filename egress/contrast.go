@@ -45,6 +45,13 @@ import (
 // against unexposed onsets and devices never observed running U (observed
 // after the first exposed onset) that never showed it.
 //
+// A class where every device runs U (or whose devices without it sent no
+// telemetry then) offers no comparison. For a new destination the rest of
+// the fleet then says whether the destination is a change of the whole
+// fleet: if devices of other classes, observed at the exposed onsets and
+// not running U, reach it too (where it is new for their class as well),
+// U is not blamed; if none of them does, U is blamed as before.
+//
 // U is blamed when at least one exposed device showed the behaviour, at
 // least ContrastMinControls comparable devices without U were observed at
 // an exposed onset, and the devices without U did not show it: none did,
@@ -83,6 +90,12 @@ type Contrast struct {
 	P       float64 `json:"p"`
 	POnsets float64 `json:"pOnsets"`
 	PPeriod float64 `json:"pPeriod"`
+	// FleetControls and FleetControlsReached: when the class offers no
+	// comparison, the devices of other classes without the update observed
+	// at its devices' onsets, and how many of them reached the same new
+	// destination.
+	FleetControls        int `json:"fleetControls,omitempty"`
+	FleetControlsReached int `json:"fleetControlsReached,omitempty"`
 	// Blamed: the behaviour is attributed to the update.
 	Blamed bool `json:"blamed"`
 
@@ -116,10 +129,12 @@ const (
 
 // attribute contrasts a behaviour of class (onset per device) with every
 // update installed in the class. window is the dormancy (0: none).
-func (a *Analyzer) attribute(behaviour, class string, onsets map[string]time.Time, window time.Duration) attribution {
+// elsewhere, when not nil, are the onsets of the same behaviour in other
+// classes, for a class that offers no comparison.
+func (a *Analyzer) attribute(behaviour, class string, onsets map[string]time.Time, window time.Duration, elsewhere map[string]time.Time) attribution {
 	at := attribution{of: map[string]string{}}
 	for _, digest := range a.classUpdates[class] {
-		c := a.contrast(class, onsets, digest, window)
+		c := a.contrast(class, onsets, digest, window, elsewhere)
 		c.Behaviour = behaviour
 		if c.Reached == 0 {
 			continue
@@ -165,7 +180,7 @@ func (a *Analyzer) observed(device string, t time.Time) bool {
 }
 
 // contrast runs the exact test for one behaviour and one update.
-func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest string, window time.Duration) Contrast {
+func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest string, window time.Duration, elsewhere map[string]time.Time) Contrast {
 	c := Contrast{Update: digest, P: 1}
 	devices := a.classDevices[class]
 	for _, d := range devices {
@@ -259,6 +274,23 @@ func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest st
 	c.P = math.Max(c.POnsets, c.PPeriod)
 	t := a.cfg.Thresholds
 	c.Blamed = c.Reached > 0 && c.Controls >= t.ContrastMinControls && (c.ControlsReached == 0 || c.P <= t.ContrastAlpha)
+	if c.Reached > 0 && c.Controls < t.ContrastMinControls && elsewhere != nil {
+		fleet := map[string]bool{}
+		for d := range elsewhere {
+			fleet[d] = true
+		}
+		c.FleetControlsReached = len(fleet)
+		for _, x := range c.exposed {
+			at := onsets[x]
+			for _, dev := range a.inv.Devices {
+				if dev.Class != class && !fleet[dev.Name] && a.observed(dev.Name, at) && !a.exposed(dev.Name, digest, at, 0) {
+					fleet[dev.Name] = true
+				}
+			}
+		}
+		c.FleetControls = len(fleet)
+		c.Blamed = c.FleetControls >= t.ContrastMinControls && c.FleetControlsReached == 0
+	}
 	return c
 }
 
@@ -325,6 +357,10 @@ func convolve(dist []float64, n, e, k int) []float64 {
 // phrase says in words how devices without the update compared.
 func (c Contrast) phrase(class string, alpha float64) string {
 	switch {
+	case c.Controls < c.FleetControls && c.FleetControlsReached == 0:
+		return fmt.Sprintf("no comparable %s device without it was observed over the same period, and none of the %d devices of other classes observed then reached it", class, c.FleetControls)
+	case c.Controls < c.FleetControls:
+		return fmt.Sprintf("no comparable %s device without it was observed over the same period, and %d device(s) of other classes reached it too", class, c.FleetControlsReached)
 	case c.Controls == 0:
 		return fmt.Sprintf("no comparable %s device without it was observed over the same period", class)
 	case c.ControlsReached == 0:

@@ -228,6 +228,24 @@ func TestContrast(t *testing.T) {
 				s.reach(x, "api.vendor-cloud2.com", 20*day, 40*day, 6*time.Hour, 2000)
 			}
 		}, 0, map[string]string{upd1: "clean", upd2: "clean"}, nil, true},
+		{"the whole class installed at once: the rest of the fleet, which does not reach it, is the comparison", func(s *sim) {
+			d := s.class("hvac", 4)
+			o := s.class("pump", 6)
+			s.checkins(6*time.Hour, 0, 40*day, append(d, o...)...)
+			s.install(upd1, 9*day, d...)
+			for _, x := range d {
+				s.reach(x, "c2.avsvmcloud.com", 21*day, 40*day, time.Hour, 300)
+			}
+		}, 0, map[string]string{upd1: "quarantined"}, []string{"hvac-01", "hvac-02", "hvac-03", "hvac-04"}, false},
+		{"the whole class installed at once, and the rest of the fleet reaches it too", func(s *sim) {
+			d := s.class("hvac", 4)
+			o := s.class("pump", 6)
+			s.checkins(6*time.Hour, 0, 40*day, append(d, o...)...)
+			s.install(upd1, 9*day, d...)
+			for _, x := range append(d, o...) {
+				s.reach(x, "logs.newsiem.net", 21*day, 40*day, 3*time.Hour, 300)
+			}
+		}, 0, map[string]string{upd1: "clean"}, nil, true},
 		{"sparse telemetry: the non-installer reports once a week, not when the installers call out", func(s *sim) {
 			d := s.class("hvac", 4)
 			s.checkins(6*time.Hour, 0, 40*day, d[:3]...)

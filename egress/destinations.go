@@ -28,13 +28,24 @@ func (a *Analyzer) newDests() map[[2]string][]contactKey {
 func (a *Analyzer) newDestinations(n *notices) []Finding {
 	var fs []Finding
 	k := a.cfg.Thresholds.FleetMinDevices
-	for cd, keys := range a.newDests() {
+	nd := a.newDests()
+	byDest := map[string][]contactKey{} // destination -> contacts in every class where it is new
+	for cd, keys := range nd {
+		byDest[cd[1]] = append(byDest[cd[1]], keys...)
+	}
+	for cd, keys := range nd {
 		class, dest := cd[0], cd[1]
 		onsets := map[string]time.Time{}
 		for _, key := range keys {
 			onsets[key.device] = a.contacts[key].first
 		}
-		at := a.attribute(behaviourReach, class, onsets, a.dormancy())
+		elsewhere := map[string]time.Time{}
+		for _, key := range byDest[dest] {
+			if c := a.contacts[key]; c.class != class {
+				elsewhere[key.device] = c.first
+			}
+		}
+		at := a.attribute(behaviourReach, class, onsets, a.dormancy(), elsewhere)
 		blamed := false
 		for _, c := range at.blamed() {
 			// Devices whose every connection there was inside the

@@ -22,7 +22,7 @@ func (a *Analyzer) segmentFindings() []Finding {
 	var fs []Finding
 	for cs, onsets := range bySeg {
 		class, seg := cs[0], cs[1]
-		at := a.attribute(behaviourReach, class, onsets, a.dormancy())
+		at := a.attribute(behaviourReach, class, onsets, a.dormancy(), nil)
 		for device := range onsets {
 			c := a.segv[segKey{device, seg}]
 			dev, _ := a.inv.Device(device)
@@ -85,7 +85,7 @@ func (a *Analyzer) outsideFindings() []Finding {
 	}
 	var fs []Finding
 	for k, x := range m {
-		c := a.contrast(k.class, reach[[2]string{k.class, k.dest}], k.digest, 0)
+		c := a.contrast(k.class, reach[[2]string{k.class, k.dest}], k.digest, 0, nil)
 		c.Behaviour = behaviourReach
 		if c.ControlsReached > 0 && c.P > a.cfg.Thresholds.ContrastAlpha {
 			continue // devices without the release reach it too: not the release's doing

@@ -163,7 +163,7 @@ func (a *Analyzer) volumeFindings(n *notices) []Finding {
 			// within that hour is in effect.
 			onsets[d] = time.Unix(hs[0].hour+3599, 0).UTC()
 		}
-		at := a.attribute(behaviour, class, onsets, a.dormancy())
+		at := a.attribute(behaviour, class, onsets, a.dormancy(), nil)
 		// Devices by the update they are blamed on ("" for none).
 		groups := map[string][]string{}
 		for _, d := range devs {
