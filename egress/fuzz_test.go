@@ -239,3 +239,22 @@ func FuzzJSONNumbersAgainstEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestColumnWords: the word compare of column names agrees with string
+// equality on every name and on near misses.
+func TestColumnWords(t *testing.T) {
+	for i, name := range DefenderColumns {
+		for j, other := range DefenderColumns {
+			if len(other) == len(name) && columnWords[i].equal([]byte(other)) != (i == j) {
+				t.Errorf("%s vs %s", name, other)
+			}
+		}
+		for k := range len(name) {
+			b := []byte(name)
+			b[k] ^= 0x20
+			if columnWords[i].equal(b) {
+				t.Errorf("%s matches %s", name, b)
+			}
+		}
+	}
+}

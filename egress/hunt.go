@@ -102,14 +102,17 @@ func isPublic(ipType string, ip netip.Addr) bool {
 // agg is one (device, URL, hour) group.
 type agg struct{ sum, count int64 }
 
-// aggregator groups matching events. Keys are encoded as
-// uvarint(len(device)) device url hour(8 bytes), so lookups of an
-// existing group do not allocate.
+// aggregator groups matching events in two levels: (device, URL) pairs in
+// a map keyed by uvarint(len(device)) device url, and each pair's hours.
+// A fleet has thousands of pairs but hundreds of thousands of groups: the
+// pair map stays in cache where a map of every group would miss it on
+// most lookups, and files are mostly in time order, so a pair's group is
+// usually its last hour. Lookups of an existing group do not allocate.
 type aggregator struct {
 	rule   ExfilVolume
 	inv    *Inventory
 	prefix []byte
-	groups map[string]*agg
+	pairs  map[string]*pairAggs
 	key    []byte
 	// lastTS is the "YYYY-MM-DDTHH" of the last fast-parsed timestamp and
 	// lastHour its hour bin.
@@ -117,8 +120,69 @@ type aggregator struct {
 	lastHour int64
 }
 
+// pairAggs are one (device, URL) pair's groups: cur, the hour it saw
+// last, inline so that the common case touches one cache line, and the
+// hours before it in the order they were first seen; byHour indexes them
+// once there are many and lines come out of order.
+type pairAggs struct {
+	cur    hourAgg
+	hours  []hourAgg
+	byHour map[int64]int
+}
+
+type hourAgg struct {
+	hour int64
+	agg
+}
+
 func newAggregator(rule ExfilVolume) *aggregator {
-	return &aggregator{rule: rule, inv: rule.Inventory, prefix: []byte(rule.DevicePrefix), groups: map[string]*agg{}}
+	return &aggregator{rule: rule, inv: rule.Inventory, prefix: []byte(rule.DevicePrefix), pairs: map[string]*pairAggs{}}
+}
+
+// group returns the pair's group for hour, adding it if needed. A new
+// pair's cur is hour with no connection.
+func (p *pairAggs) group(hour int64) *agg {
+	if p.cur.hour == hour {
+		return &p.cur.agg
+	}
+	if p.byHour != nil {
+		if i, ok := p.byHour[hour]; ok {
+			return &p.hours[i].agg
+		}
+	} else {
+		for i := len(p.hours) - 1; i >= 0 && i >= len(p.hours)-16; i-- {
+			if p.hours[i].hour == hour {
+				return &p.hours[i].agg
+			}
+		}
+		if len(p.hours) > 16 {
+			p.byHour = make(map[int64]int, len(p.hours))
+			for i, h := range p.hours {
+				p.byHour[h.hour] = i
+			}
+			if i, ok := p.byHour[hour]; ok {
+				return &p.hours[i].agg
+			}
+		}
+	}
+	if p.cur.count > 0 {
+		if p.byHour != nil {
+			p.byHour[p.cur.hour] = len(p.hours)
+		}
+		p.hours = append(p.hours, p.cur)
+	}
+	p.cur = hourAgg{hour: hour}
+	return &p.cur.agg
+}
+
+// each calls fn with every group of the pair.
+func (p *pairAggs) each(fn func(hourAgg)) {
+	for _, h := range p.hours {
+		fn(h)
+	}
+	if p.cur.count > 0 {
+		fn(p.cur)
+	}
 }
 
 func hasPrefixFold(s, prefix []byte) bool {
@@ -129,13 +193,13 @@ func (a *aggregator) add(device, url []byte, hour int64, sent int64) {
 	k := binary.AppendUvarint(a.key[:0], uint64(len(device)))
 	k = append(k, device...)
 	k = append(k, url...)
-	k = binary.BigEndian.AppendUint64(k, uint64(hour))
 	a.key = k
-	g := a.groups[string(k)]
-	if g == nil {
-		g = &agg{}
-		a.groups[string(k)] = g
+	p := a.pairs[string(k)]
+	if p == nil {
+		p = &pairAggs{cur: hourAgg{hour: hour}}
+		a.pairs[string(k)] = p
 	}
+	g := p.group(hour)
 	g.sum += sent
 	g.count++
 }
@@ -175,13 +239,17 @@ func hourBin(sec int64) int64 {
 }
 
 func (a *aggregator) merge(b *aggregator) {
-	for k, g := range b.groups {
-		if mine := a.groups[k]; mine != nil {
-			mine.sum += g.sum
-			mine.count += g.count
-		} else {
-			a.groups[k] = g
+	for k, bp := range b.pairs {
+		p := a.pairs[k]
+		if p == nil {
+			a.pairs[k] = bp
+			continue
 		}
+		bp.each(func(h hourAgg) {
+			g := p.group(h.hour)
+			g.sum += h.sum
+			g.count += h.count
+		})
 	}
 }
 
@@ -190,15 +258,15 @@ func (a *aggregator) merge(b *aggregator) {
 // ascending, DeviceName and RemoteUrl ascending by bytes.
 func (a *aggregator) rows() []HuntRow {
 	var out []HuntRow
-	for k, g := range a.groups {
-		if g.sum <= a.rule.MinBytes {
-			continue
-		}
+	for k, p := range a.pairs {
 		n, w := binary.Uvarint([]byte(k))
 		dev := k[w : w+int(n)]
-		url := k[w+int(n) : len(k)-8]
-		hour := int64(binary.BigEndian.Uint64([]byte(k[len(k)-8:])))
-		out = append(out, HuntRow{Timestamp: time.Unix(hour, 0).UTC(), DeviceName: dev, RemoteUrl: url, TotalBytesSent: g.sum, ConnectionCount: g.count})
+		url := k[w+int(n):]
+		p.each(func(g hourAgg) {
+			if g.sum > a.rule.MinBytes {
+				out = append(out, HuntRow{Timestamp: time.Unix(g.hour, 0).UTC(), DeviceName: dev, RemoteUrl: url, TotalBytesSent: g.sum, ConnectionCount: g.count})
+			}
+		})
 	}
 	slices.SortFunc(out, compareRows)
 	return out
