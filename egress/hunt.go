@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/netip"
 	"os"
@@ -113,6 +114,11 @@ type aggregator struct {
 	inv    *Inventory
 	prefix []byte
 	pairs  map[string]*pairAggs
+	// byHash finds a pair by a hash of its key, checked against the key
+	// the pair holds inline: one cache line instead of a miss on the map's
+	// key string. Colliding keys are found in pairs.
+	byHash map[uint64]*pairAggs
+	seed   maphash.Seed
 	key    []byte
 	// lastTS is the "YYYY-MM-DDTHH" of the last fast-parsed timestamp and
 	// lastHour its hour bin.
@@ -126,8 +132,24 @@ type aggregator struct {
 // once there are many and lines come out of order.
 type pairAggs struct {
 	cur    hourAgg
+	keyLen int
+	key    [inlineKey]byte // the first inlineKey bytes of the key
+	long   string          // the key, when longer
 	hours  []hourAgg
 	byHour map[int64]int
+}
+
+const inlineKey = 56
+
+// is reports whether the pair's key is k.
+func (p *pairAggs) is(k []byte) bool {
+	if len(k) != p.keyLen {
+		return false
+	}
+	if len(k) <= inlineKey {
+		return string(p.key[:len(k)]) == string(k)
+	}
+	return p.long == string(k)
 }
 
 type hourAgg struct {
@@ -136,7 +158,29 @@ type hourAgg struct {
 }
 
 func newAggregator(rule ExfilVolume) *aggregator {
-	return &aggregator{rule: rule, inv: rule.Inventory, prefix: []byte(rule.DevicePrefix), pairs: map[string]*pairAggs{}}
+	return &aggregator{rule: rule, inv: rule.Inventory, prefix: []byte(rule.DevicePrefix), pairs: map[string]*pairAggs{},
+		byHash: map[uint64]*pairAggs{}, seed: maphash.MakeSeed()}
+}
+
+// pair returns the pair with key k, adding it (first at hour) if needed.
+func (a *aggregator) pair(k []byte, hour int64) *pairAggs {
+	h := maphash.Bytes(a.seed, k)
+	if p := a.byHash[h]; p != nil && p.is(k) {
+		return p
+	}
+	p := a.pairs[string(k)]
+	if p == nil {
+		p = &pairAggs{cur: hourAgg{hour: hour}, keyLen: len(k)}
+		copy(p.key[:], k)
+		if len(k) > inlineKey {
+			p.long = string(k)
+		}
+		a.pairs[string(k)] = p
+	}
+	if a.byHash[h] == nil {
+		a.byHash[h] = p
+	}
+	return p
 }
 
 // group returns the pair's group for hour, adding it if needed. A new
@@ -194,12 +238,7 @@ func (a *aggregator) add(device, url []byte, hour int64, sent int64) {
 	k = append(k, device...)
 	k = append(k, url...)
 	a.key = k
-	p := a.pairs[string(k)]
-	if p == nil {
-		p = &pairAggs{cur: hourAgg{hour: hour}}
-		a.pairs[string(k)] = p
-	}
-	g := p.group(hour)
+	g := a.pair(k, hour).group(hour)
 	g.sum += sent
 	g.count++
 }
@@ -243,6 +282,9 @@ func (a *aggregator) merge(b *aggregator) {
 		p := a.pairs[k]
 		if p == nil {
 			a.pairs[k] = bp
+			if h := maphash.String(a.seed, k); a.byHash[h] == nil {
+				a.byHash[h] = bp
+			}
 			continue
 		}
 		bp.each(func(h hourAgg) {
