@@ -61,22 +61,30 @@ func spans(f [nDefender]span) (out [nDefender]refField) {
 	return out
 }
 
+// fields is every field's span as the accessors see it.
+func (d *defRaw) fields() (out [nDefender]span) {
+	for f := range out {
+		out[f] = d.span(f)
+	}
+	return out
+}
+
 func fast(line []byte) (f [nDefender]refField, ok bool) {
 	var d defRaw
 	if !scanDefenderJSON([]byte(primer), &d) {
 		panic("primer rejected")
 	}
 	ok = scanDefenderJSON(line, &d)
-	first := spans(d.f)
+	first := spans(d.fields())
 	for range 2 {
-		if scanDefenderJSON(line, &d) != ok || (ok && spans(d.f) != first) {
+		if scanDefenderJSON(line, &d) != ok || (ok && spans(d.fields()) != first) {
 			panic(fmt.Sprintf("scanner unstable across repeated scans of %q", line))
 		}
 	}
 	if !ok {
 		return f, false
 	}
-	for i, s := range d.f {
+	for i, s := range d.fields() {
 		f[i].kind = s.kind
 		switch s.kind {
 		case kindString:

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"math/bits"
 	"net/netip"
 	"os"
 	"runtime"
@@ -382,6 +383,9 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 		}
 	}
 	url, _ := d.strBytes(dRemoteURL, sbuf[2])
+	if s := d.span(dRemoteURL); s.kind == kindString && s.esc {
+		sbuf[2] = url[:0] // url is the unquote buffer: keep it for the next escaped URL
+	}
 	sent, _ := d.integer(dSentBytes)
 	a.add(dev, url, hourBin(sec), sent)
 	return true
@@ -390,13 +394,13 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 // valid checks the field types and integer values d.event would reject,
 // without allocating.
 func (d *defRaw) valid() bool {
-	for f := range nDefender {
-		if k := d.f[f].kind; k == kindOther || (k == kindNumber && !isIntField(f)) {
+	for set := d.set; set != 0; set &= set - 1 {
+		f := bits.TrailingZeros16(set)
+		k := d.span(f).kind
+		if k == kindOther || (k == kindNumber && !isIntField(f)) {
 			return false
 		}
-	}
-	for _, f := range [...]int{dRemotePort, dLocalPort, dSentBytes, dReceivedBytes} {
-		if d.f[f].kind == kindAbsent || d.f[f].kind == kindNull {
+		if !isIntField(f) || k == kindNull {
 			continue
 		}
 		n, err := d.integer(f)

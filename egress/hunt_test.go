@@ -78,8 +78,18 @@ func TestHuntParallelMatchesScan(t *testing.T) {
 			b.WriteString("{broken\n")
 			continue
 		}
-		fmt.Fprintf(&b, `{"Timestamp":"2026-03-02T%02d:%02d:00Z","DeviceName":"HOSP-IOT-D-%d","ActionType":"ConnectionSuccess","RemoteIP":"52.1.1.%d","RemoteUrl":"u%d.example.com","RemoteIPType":"Public","SentBytes":%d}`+"\n",
-			i%24, i%60, i%7, i%5, i%3, 100000+i*37)
+		// Every seventh URL is escaped (the scanner's unquote buffer is
+		// reused across lines), every eleventh device name too.
+		url := fmt.Sprintf("u%d.example.com", i%3)
+		if i%7 == 0 {
+			url = fmt.Sprintf(`https:\/\/u%d.example.com\/%d`, i%3, i%4)
+		}
+		dev := fmt.Sprintf("HOSP-IOT-D-%d", i%7)
+		if i%11 == 0 {
+			dev = fmt.Sprintf(`HOSP-IOT-\u0044-%d`, i%7)
+		}
+		fmt.Fprintf(&b, `{"Timestamp":"2026-03-02T%02d:%02d:00Z","DeviceName":"%s","ActionType":"ConnectionSuccess","RemoteIP":"52.1.1.%d","RemoteUrl":"%s","RemoteIPType":"Public","SentBytes":%d}`+"\n",
+			i%24, i%60, dev, i%5, url, 100000+i*37)
 	}
 	path := filepath.Join(t.TempDir(), "big.jsonl")
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {

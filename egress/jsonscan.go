@@ -342,7 +342,7 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 			v.kind = kindOther
 		}
 		if f >= 0 {
-			d.f[f] = v
+			d.put(f, v)
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
