@@ -28,6 +28,9 @@ const (
 	CodeMetadataExpired            Code = "metadata-expired"
 	CodeMetadataFuture             Code = "metadata-future"
 	CodeQuarantined                Code = "quarantined"
+	// CodeExecutableChangedSameVersion warns unless the trust
+	// configuration enforces it.
+	CodeExecutableChangedSameVersion Code = "executable-changed-same-version"
 	// CodeCouldNotEvaluate is never produced by a rule: callers use it, via
 	// CouldNotEvaluate, to deny when no decision could be made (fail closed).
 	CodeCouldNotEvaluate Code = "could-not-evaluate"
@@ -39,7 +42,7 @@ var DefaultCodes = []Code{
 	CodeRollback, CodeWrongDeviceClass, CodeSameVersionDifferentDigest,
 	CodeSBOMMissing, CodeSBOMDrift, CodeDeniedLicense, CodeDeniedComponent,
 	CodeDowngradedComponent, CodeComponentHashChanged, CodeMetadataExpired,
-	CodeMetadataFuture, CodeQuarantined,
+	CodeMetadataFuture, CodeQuarantined, CodeExecutableChangedSameVersion,
 }
 
 // Severities, most severe first.
