@@ -206,7 +206,7 @@ func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest st
 			j++
 		}
 		stratum, at := ons[i:j], ons[i].at
-		var n, e, x int
+		var n, e, x, k int
 		var unexposed []string
 		for _, d := range devices {
 			t, has := onsets[d]
@@ -221,6 +221,9 @@ func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest st
 				t = at
 			}
 			n++
+			if here {
+				k++
+			}
 			if a.exposed(d, digest, t, window) {
 				e++
 				if here {
@@ -239,7 +242,7 @@ func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest st
 				controls[d] = true
 			}
 		}
-		dist = convolve(dist, n, e, j-i)
+		dist = convolve(dist, n, e, k)
 		i = j
 	}
 	for _, d := range c.controls {
