@@ -342,6 +342,10 @@ type Finding struct {
 	// Devices showed the behaviour; Destinations are where it went.
 	Devices      []string `json:"devices,omitempty"`
 	Destinations []string `json:"destinations,omitempty"`
+	// FirstSeen and LastSeen bound the behaviour in time (FirstSeen is
+	// ObservedAt).
+	FirstSeen time.Time `json:"firstSeen,omitzero"`
+	LastSeen  time.Time `json:"lastSeen,omitzero"`
 	// Bytes sent and connections made by the behaviour.
 	Bytes       int64 `json:"bytes,omitempty"`
 	Connections int64 `json:"connections,omitempty"`

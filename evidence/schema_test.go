@@ -86,7 +86,7 @@ func walkSchema(root map[string]any, path string, typ reflect.Type, s map[string
 				bad("Go field %s.%s (%q) is not in the schema", typ.Name(), f.Name, name)
 				continue
 			}
-			omit := strings.Contains(opts, "omitempty")
+			omit := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
 			if req := slices.Contains(required, name); req == omit {
 				bad("field %q: omitempty=%v but schema required=%v", name, omit, req)
 			}

@@ -664,8 +664,8 @@ func (s *Server) getFindings(w http.ResponseWriter, r *http.Request) error {
 	if upd != "" && !validDigest(upd) {
 		return badRequest("update %q: want sha256:<64 lowercase hex>", upd)
 	}
-	if sev != "" && sev != egress.SeveritySuspicious && sev != egress.SeverityQuarantined {
-		return badRequest("severity %q: want suspicious or quarantined", sev)
+	if sev != "" && sev != egress.SeveritySuspicious && sev != egress.SeverityQuarantined && sev != egress.SeverityNotice {
+		return badRequest("severity %q: want suspicious, quarantined or notice", sev)
 	}
 	rep, err := s.fleetReport(r.Context())
 	if err != nil {

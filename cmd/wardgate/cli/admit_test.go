@@ -40,9 +40,11 @@ type admitResult struct {
 		Fleet struct {
 			RiskState string `json:"riskState"`
 			Findings  []struct {
-				Code         string   `json:"code"`
-				Devices      []string `json:"devices"`
-				Destinations []string `json:"destinations"`
+				Code         string    `json:"code"`
+				Devices      []string  `json:"devices"`
+				Destinations []string  `json:"destinations"`
+				FirstSeen    time.Time `json:"firstSeen"`
+				LastSeen     time.Time `json:"lastSeen"`
 			} `json:"findings"`
 		} `json:"fleet"`
 	} `json:"evidence"`
@@ -216,7 +218,8 @@ func TestAdmitQuarantined(t *testing.T) {
 	}
 	fl := r.Evidence.Fleet
 	if fl.RiskState != "quarantined" || len(fl.Findings) == 0 || !slices.Equal(fl.Findings[0].Destinations, []string{"raw.githubusercontent.com"}) ||
-		!slices.Equal(fl.Findings[0].Devices, []string{"HOSP-IOT-PUMP-01", "HOSP-IOT-PUMP-02", "HOSP-IOT-PUMP-03", "HOSP-IOT-PUMP-04"}) {
+		!slices.Equal(fl.Findings[0].Devices, []string{"HOSP-IOT-PUMP-01", "HOSP-IOT-PUMP-02", "HOSP-IOT-PUMP-03", "HOSP-IOT-PUMP-04"}) ||
+		fl.Findings[0].FirstSeen.IsZero() || fl.Findings[0].LastSeen.Before(fl.Findings[0].FirstSeen) {
 		t.Fatalf("fleet evidence = %+v", fl)
 	}
 	// The benign pump update of the same fleet stays admissible.

@@ -32,12 +32,13 @@ func NewEgressCmd() *cobra.Command {
 
 // egressHuntConfig is the hunt command's configuration.
 type egressHuntConfig struct {
-	rule     string
-	prefix   string
-	minBytes int64
-	format   string
-	output   string
-	maxLine  int
+	rule      string
+	prefix    string
+	minBytes  int64
+	format    string
+	output    string
+	maxLine   int
+	inventory string
 }
 
 func (c egressHuntConfig) validate() error {
@@ -76,6 +77,11 @@ Ties are ordered by Timestamp, DeviceName and RemoteUrl ascending. With -o
 json, one JSON object per line with the query's column names. Malformed
 lines are counted on standard error with their first line numbers.
 
+Zeek conn.log and some OCSF events carry addresses, not device names:
+--inventory INV (JSON or CSV: name,addresses,class,segment) names such a
+record's device by its local address; without it, or for an address no
+device has, the address is the name. --prefix "" selects every device.
+
 Exit codes: 0 the hunt ran (rows or not: a hunt is a query, not a
 verdict), 2 bad flags or an unreadable or unrecognised file.`,
 		Args: cobra.MinimumNArgs(1),
@@ -87,7 +93,15 @@ verdict), 2 bad flags or an unreadable or unrecognised file.`,
 			if cfg.maxLine > 0 {
 				opts = append(opts, egress.WithMaxLineBytes(cfg.maxLine))
 			}
-			res, err := egress.Hunt(cmd.Context(), args, egress.ExfilVolume{DevicePrefix: cfg.prefix, MinBytes: cfg.minBytes}, opts...)
+			rule := egress.ExfilVolume{DevicePrefix: cfg.prefix, MinBytes: cfg.minBytes}
+			if cfg.inventory != "" {
+				inv, err := egress.ReadInventoryFile(cfg.inventory)
+				if err != nil {
+					return noVerdict(fmt.Errorf("--inventory: %w", err))
+				}
+				rule.Inventory = inv
+			}
+			res, err := egress.Hunt(cmd.Context(), args, rule, opts...)
 			if err != nil {
 				return noVerdict(err)
 			}
@@ -101,7 +115,8 @@ verdict), 2 bad flags or an unreadable or unrecognised file.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfg.rule, "rule", "exfil-volume", "hunting rule: exfil-volume")
-	cmd.Flags().StringVar(&cfg.prefix, "prefix", egress.DefaultDevicePrefix, "device name prefix (case-insensitive, as KQL startswith)")
+	cmd.Flags().StringVar(&cfg.prefix, "prefix", egress.DefaultDevicePrefix, `device name prefix (case-insensitive, as KQL startswith); "" selects every device`)
+	cmd.Flags().StringVar(&cfg.inventory, "inventory", "", "device inventory (JSON or CSV) naming the devices of records that carry only an address (Zeek, OCSF)")
 	cmd.Flags().Int64Var(&cfg.minBytes, "min-bytes", egress.DefaultExfilBytes, "keep groups whose TotalBytesSent is above this")
 	cmd.Flags().StringVar(&cfg.format, "format", string(egress.FormatAuto), "input format: "+egress.FormatNames())
 	cmd.Flags().StringVarP(&cfg.output, "output", "o", "table", "output: table or json (JSON Lines)")
@@ -330,11 +345,12 @@ func newEgressFindingsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "findings --state DIR [--update DIGEST] [-o json|table]",
 		Short: "Run the detections over the store: findings, risk state and blast radius per update",
-		Long: `Run the detections (exfil-volume, new-destination, fleet-correlation,
-beaconing, segmentation-violation, expected-egress) over everything
-ingested into DIR and print, per update, its risk state (clean, suspicious,
-quarantined) and blast radius (devices that installed it, which of them
-show the behaviour), then the findings with an explanation each.
+		Long: `Run the detections (exfil-volume, volume-anomaly, new-destination,
+fleet-correlation, beaconing, segmentation-violation, expected-egress,
+fleet-change) over everything ingested into DIR and print, per update,
+its risk state (clean, suspicious, quarantined) and blast radius (devices
+that installed it, which of them show the behaviour), then the findings
+with an explanation each.
 
 The configuration (JSON: baseline window, segments, per-class allowed
 destinations and segments, thresholds) is --config, else DIR/config.json,
@@ -342,9 +358,15 @@ else the defaults. --manifest adds a vendor's egress manifest (in-toto
 statement or DSSE envelope, predicate https://wardgate.dev/egress-manifest/v1);
 verify it first with wardgate verify attestation.
 
-Exit codes: 0 no finding (for --update: the update is clean), 1 findings
-(the update is suspicious or quarantined), 2 bad input or, for --update,
-no device recorded installing that digest.`,
+A behaviour is attributed to an update only when the class's devices
+running it show it and comparable devices of the class without it, over
+the same period, do not; what devices with and without an update show
+alike is a fleet-change notice about the class, attributed to no update.
+
+Exit codes: 0 no finding but notices (for --update: the update is clean),
+1 suspicious or quarantined findings (the update is suspicious or
+quarantined), 2 bad input or, for --update, no device recorded installing
+that digest.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cfg.Validate(); err != nil {
@@ -414,8 +436,10 @@ func RunEgressFindings(ctx context.Context, cfg EgressFindingsConfig, out io.Wri
 	} else {
 		writeFindingsTable(out, rep)
 	}
-	if len(rep.Findings) > 0 {
-		return verdict(ExitFail)
+	for _, f := range rep.Findings {
+		if f.Severity != egress.SeverityNotice {
+			return verdict(ExitFail)
+		}
 	}
 	return nil
 }

@@ -45,11 +45,39 @@ func TestEgressHunt(t *testing.T) {
 	}
 }
 
+// egress hunt --inventory names Zeek's devices by address; --prefix ""
+// selects every device (it used to mean the default prefix).
+func TestEgressHuntInventory(t *testing.T) {
+	dir := t.TempDir()
+	zeek := filepath.Join(dir, "conn.json")
+	inv := filepath.Join(dir, "inv.csv")
+	if err := os.WriteFile(zeek, []byte(`{"ts":1772446200.1234567891,"id.orig_h":"10.20.1.11","id.orig_p":50000,"id.resp_h":"198.51.100.7","id.resp_p":443,"proto":"tcp","duration":13.734161999999998,"orig_bytes":6000000,"resp_bytes":0,"conn_state":"SF"}
+{"ts":1772446300.5,"id.orig_h":"10.99.0.5","id.orig_p":50000,"id.resp_h":"198.51.100.7","id.resp_p":443,"orig_bytes":7e6,"conn_state":"SF"}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inv, []byte("name,addresses,class,segment\nHOSP-IOT-PUMP-01,10.20.1.11,infusion-pump,clinical\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "egress", "hunt", "--inventory", inv, "-o", "json", zeek)
+	if code != 0 || errOut != "" || out != `{"Timestamp":"2026-03-02T10:00:00Z","DeviceName":"HOSP-IOT-PUMP-01","RemoteUrl":"","TotalBytesSent":6000000,"ConnectionCount":1}`+"\n" {
+		t.Fatalf("exit %d, out %q, stderr %q", code, out, errOut)
+	}
+	code, out, _ = run(t, "egress", "hunt", "--inventory", inv, "--prefix", "", "-o", "json", zeek)
+	if code != 0 || out != `{"Timestamp":"2026-03-02T10:00:00Z","DeviceName":"10.99.0.5","RemoteUrl":"","TotalBytesSent":7000000,"ConnectionCount":1}`+"\n"+
+		`{"Timestamp":"2026-03-02T10:00:00Z","DeviceName":"HOSP-IOT-PUMP-01","RemoteUrl":"","TotalBytesSent":6000000,"ConnectionCount":1}`+"\n" {
+		t.Fatalf("--prefix \"\": exit %d, out %q", code, out)
+	}
+	if code, _, errOut := run(t, "egress", "hunt", "--inventory", filepath.Join(dir, "missing.csv"), zeek); code != 2 || !strings.Contains(errOut, "missing.csv") {
+		t.Errorf("missing inventory: exit %d, stderr %q", code, errOut)
+	}
+}
+
 func TestEgressIngestFindings(t *testing.T) {
 	state := t.TempDir()
 	code, out, errOut := run(t, "egress", "ingest", "--inventory", filepath.Join(fleetFx, "inventory.json"), "--installs", filepath.Join(fleetFx, "installations.json"),
 		"--state", state, filepath.Join(fleetFx, "defender.jsonl"))
-	if code != 0 || !strings.Contains(out, "0 malformed; 5133 stored, 0 not in the inventory") {
+	if code != 0 || !strings.Contains(out, "0 malformed; 9533 stored, 0 not in the inventory") {
 		t.Fatalf("ingest: exit %d\n%s%s", code, out, errOut)
 	}
 	// Incremental: the same file again stores nothing.

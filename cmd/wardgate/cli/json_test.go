@@ -42,7 +42,7 @@ func TestJSONOutputs(t *testing.T) {
 	if json.Unmarshal([]byte(lines[0]), &first) != nil || json.Unmarshal([]byte(lines[1]), &second) != nil {
 		t.Fatalf("not JSON Lines: %q", out)
 	}
-	if first.Kind != "telemetry" || !first.Added || first.Stats == nil || first.Stats.Events != 5133 || first.Stored != 5133 || first.Stats.Malformed != 0 {
+	if first.Kind != "telemetry" || !first.Added || first.Stats == nil || first.Stats.Events != 9533 || first.Stored != 9533 || first.Stats.Malformed != 0 {
 		t.Fatalf("first ingest: %+v", first)
 	}
 	if second.Added || second.Stored != 0 {
