@@ -77,4 +77,3 @@ func FuzzLookup(f *testing.F) {
 		}
 	})
 }
-

@@ -57,8 +57,12 @@ func TestLookupMalformedMetadata(t *testing.T) {
 		{"non-UTF-8 targets", "1.targets.json", func(b []byte) []byte { return bytes.Replace(b, []byte(`"_type"`), []byte("\"_type\xff\""), 1) }, "1.targets.json: not UTF-8"},
 		{"signed is a list", "timestamp.json", func([]byte) []byte { return []byte(`{"signed": [], "signatures": []}`) }, `no "signed" object`},
 		{"no _type", "1.snapshot.json", func([]byte) []byte { return []byte(`{"signed": {"spec_version": "1.0.31"}, "signatures": []}`) }, `no "_type"`},
-		{"_type a number", "timestamp.json", func([]byte) []byte { return []byte(`{"signed": {"_type": 7, "spec_version": "1.0.31"}, "signatures": []}`) }, "cannot unmarshal number"},
-		{"wrong type", "timestamp.json", func(b []byte) []byte { return bytes.Replace(b, []byte(`"_type": "timestamp"`), []byte(`"_type": "targets"`), 1) }, "expected metadata type timestamp, got - targets"},
+		{"_type a number", "timestamp.json", func([]byte) []byte {
+			return []byte(`{"signed": {"_type": 7, "spec_version": "1.0.31"}, "signatures": []}`)
+		}, "cannot unmarshal number"},
+		{"wrong type", "timestamp.json", func(b []byte) []byte {
+			return bytes.Replace(b, []byte(`"_type": "timestamp"`), []byte(`"_type": "targets"`), 1)
+		}, "expected metadata type timestamp, got - targets"},
 		{"null", "timestamp.json", func([]byte) []byte { return []byte(`null`) }, `no "signed" object`},
 		{"edited after signing", "1.targets.json", func(b []byte) []byte { return bytes.Replace(b, []byte(`"2.4.0"`), []byte(`"2.9.0"`), 1) }, "Verifying targets failed, not enough signatures"},
 	} {
