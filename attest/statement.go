@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -41,6 +42,16 @@ type Verdict struct {
 	DeviceClass       string
 	DeviceID          string
 	Time              time.Time
+	// ReleaseMetadata are the vendor's TUF metadata the verdict relied on.
+	ReleaseMetadata []MetadataRef
+}
+
+// MetadataRef is one piece of the vendor's TUF metadata a verdict relied
+// on: its role, version and digest.
+type MetadataRef struct {
+	Role    string            `json:"role"`
+	Version int64             `json:"version"`
+	Digest  map[string]string `json:"digest,omitempty"`
 }
 
 // Input is one piece of evidence a verdict rested on.
@@ -91,6 +102,9 @@ type Extension struct {
 	SBOMDigest        string   `json:"sbomDigest,omitempty"`
 	DeviceClass       string   `json:"deviceClass,omitempty"`
 	DeviceID          string   `json:"deviceId,omitempty"`
+	// ReleaseMetadata lists the vendor's TUF metadata (role, version,
+	// digest) the verdict relied on.
+	ReleaseMetadata []MetadataRef `json:"releaseMetadata,omitempty"`
 }
 
 // NewStatement builds the statement for a verdict. verifierVersion is
@@ -134,6 +148,7 @@ func NewStatement(v Verdict, verifierVersion string) (*Statement, error) {
 				SBOMDigest:        v.SBOMDigest,
 				DeviceClass:       v.DeviceClass,
 				DeviceID:          v.DeviceID,
+				ReleaseMetadata:   slices.Clone(v.ReleaseMetadata),
 			},
 		},
 	}, nil

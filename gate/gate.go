@@ -22,6 +22,7 @@ import (
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -41,6 +42,14 @@ type Update struct {
 	VendorSBOM []byte
 	// Device is the device asking, for a per-device admission.
 	Device *evidence.Device
+	// TUF is the vendor's TUF repository metadata given with the release
+	// (a mirror directory, an uploaded archive); nil to use the vendor's
+	// configured mirror. Only for a vendor that pins a TUF root.
+	TUF tuf.Source
+
+	// release is the outcome of the TUF lookup (nil: the vendor pins no
+	// TUF root).
+	release *tuf.Release
 }
 
 // FleetRisk reports the fleet telemetry's view of an update.
@@ -89,6 +98,8 @@ type Gate struct {
 	now         func() time.Time
 	version     string
 	logger      *slog.Logger
+	tufState    tuf.State
+	tuf         map[string]vendorTUF
 }
 
 // Option configures a Gate.
@@ -174,6 +185,9 @@ func New(cfg *trust.Config, eng *policy.Engine, ledger store.Ledger, opts ...Opt
 		}
 		g.trustBytes = b
 	}
+	if err := g.buildTUF(cfg); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -189,7 +203,12 @@ func digestOf(b []byte) string {
 func (g *Gate) Evaluate(ctx context.Context, u Update) (*Outcome, error) {
 	now := g.now().UTC()
 	out := &Outcome{}
-	ev, vres, err := g.collect(ctx, u, now)
+	var ev evidence.Evidence
+	var vres *verify.Result
+	err := g.lookupRelease(ctx, &u, now)
+	if err == nil {
+		ev, vres, err = g.collect(ctx, u, now)
+	}
 	out.Evidence, out.Verification = ev, vres
 	if err == nil {
 		out.Decision, err = g.engine.Evaluate(ctx, ev)
@@ -210,7 +229,7 @@ func (g *Gate) Evaluate(ctx context.Context, u Update) (*Outcome, error) {
 	if ev.SBOM != nil {
 		sbomDigest = ev.SBOM.Digest
 	}
-	if u.Device == nil {
+	if u.Device == nil && u.Version != "" { // no version: the vendor's TUF metadata failed, and the caller named none
 		rel := store.Release{Vendor: u.Vendor, Product: u.Product, Version: u.Version, Digest: ev.Artifact.Digest, Allowed: out.Decision.Allow,
 			Codes: codes, SBOMDigest: sbomDigest, PolicyDigest: out.Decision.PolicyDigest, TrustDigest: g.trust.Digest(), EvaluatedAt: now}
 		if err := g.ledger.RecordRelease(ctx, rel); err != nil {
@@ -242,10 +261,13 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 		Verification: evidence.Verification{Reasons: []string{}, TrustedSigners: []evidence.Signer{}, Signatures: []evidence.Signature{}},
 		Device:       u.Device,
 	}
-	if u.Vendor == "" || u.Product == "" || u.Version == "" {
-		return ev, nil, errors.New("vendor, product and version are required")
+	if u.Vendor == "" || u.Product == "" || (u.Version == "" && u.release == nil) {
+		return ev, nil, errors.New("vendor, product and version are required (the version may come from the vendor's TUF metadata)")
 	}
 	prod, known := g.trust.Product(u.Vendor, u.Product)
+	if u.release != nil {
+		releaseEvidence(&ev, u.release, u.TargetClasses != nil)
+	}
 	if ev.Artifact.DeviceClasses == nil {
 		ev.Artifact.DeviceClasses = slices.Clone(prod.DeviceClasses)
 		if ev.Artifact.DeviceClasses == nil {
@@ -302,10 +324,12 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 		if err != nil {
 			return nil, nil, err
 		}
+		key.Valid = verify.Window{From: k.ValidFrom, Until: k.ValidUntil}
 		pol.Keys = append(pol.Keys, key)
 	}
 	for _, id := range prod.Authorities.Keyless {
-		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp})
+		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp,
+			Valid: verify.Window{From: id.ValidFrom, Until: id.ValidUntil}})
 	}
 	if pol.Threshold > len(pol.Keys)+len(pol.Identities) {
 		pol.Threshold = len(pol.Keys) + len(pol.Identities)
@@ -535,6 +559,7 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 		ResourceURI: resourceURI(u, hexd), Passed: out.Decision.Allow, ReasonCodes: codes,
 		PolicyURI: "https://wardgate.dev/policy/default", PolicyDigest: digestMap(out.Decision.PolicyDigest),
 		TrustConfigDigest: g.trust.Digest(), TrustedRootDigest: g.rootDigest, Time: ev.EvaluatedAt,
+		ReleaseMetadata: releaseRefs(u.release),
 	}
 	if out.Decision.Allow {
 		v.VerifiedLevels = []string{"WARDGATE_ADMITTED"}

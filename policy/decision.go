@@ -28,6 +28,13 @@ const (
 	CodeMetadataExpired            Code = "metadata-expired"
 	CodeMetadataFuture             Code = "metadata-future"
 	CodeQuarantined                Code = "quarantined"
+	CodeMetadataUntimed            Code = "metadata-untimed"
+	CodeKeyRevoked                 Code = "key-revoked"
+	CodeMetadataMissing            Code = "metadata-missing"
+	CodeMetadataUntrusted          Code = "metadata-untrusted"
+	CodeMetadataRollback           Code = "metadata-rollback"
+	CodeUnknownTarget              Code = "unknown-target"
+	CodeMetadataMismatch           Code = "metadata-mismatch"
 	// CodeCouldNotEvaluate is never produced by a rule: callers use it, via
 	// CouldNotEvaluate, to deny when no decision could be made (fail closed).
 	CodeCouldNotEvaluate Code = "could-not-evaluate"
@@ -39,7 +46,9 @@ var DefaultCodes = []Code{
 	CodeRollback, CodeWrongDeviceClass, CodeSameVersionDifferentDigest,
 	CodeSBOMMissing, CodeSBOMDrift, CodeDeniedLicense, CodeDeniedComponent,
 	CodeDowngradedComponent, CodeComponentHashChanged, CodeMetadataExpired,
-	CodeMetadataFuture, CodeQuarantined,
+	CodeMetadataFuture, CodeQuarantined, CodeMetadataUntimed, CodeKeyRevoked,
+	CodeMetadataMissing, CodeMetadataUntrusted, CodeMetadataRollback,
+	CodeUnknownTarget, CodeMetadataMismatch,
 }
 
 // Severities, most severe first.
