@@ -26,6 +26,7 @@ import (
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -466,15 +467,28 @@ func readUpload(r *http.Request, dir string, u *gate.Update) error {
 				return multipartError(err)
 			}
 			u.VendorSBOM = b
+		case "tuf":
+			// The vendor's TUF metadata: a tar (or tar.gz) of
+			// metadata/*.json, within tuf.MaxArchiveBytes.
+			if u.TUF != nil {
+				return badRequest("more than one tuf part")
+			}
+			src, err := tuf.ReadArchive(part)
+			if err != nil {
+				return multipartError(err)
+			}
+			u.TUF = src
 		default:
-			return badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, vendor, product, version, deviceClasses", field)
+			return badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, tuf, vendor, product, version, deviceClasses", field)
 		}
 	}
 	switch {
 	case u.Source == "":
 		return badRequest("the firmware part is required")
-	case u.Vendor == "" || u.Product == "" || u.Version == "":
-		return badRequest("vendor, product and version are required")
+	case u.Vendor == "" || u.Product == "":
+		// The version may come from the vendor's TUF metadata; without
+		// it the gate answers could-not-evaluate.
+		return badRequest("vendor and product are required")
 	}
 	_ = digest // the gate hashes the file again as it verifies; the two agree by construction
 	return nil

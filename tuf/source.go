@@ -139,7 +139,7 @@ func ReadArchive(r io.Reader) (Source, error) {
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, fmt.Errorf("%w: gzip: %v", ErrArchive, err)
+			return nil, fmt.Errorf("%w: gzip: %w", ErrArchive, err)
 		}
 		defer zr.Close()
 		in = zr
@@ -153,7 +153,7 @@ func ReadArchive(r io.Reader) (Source, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrArchive, err)
+			return nil, fmt.Errorf("%w: %w", ErrArchive, err)
 		}
 		name := strings.TrimPrefix(h.Name, "./")
 		if h.Typeflag == tar.TypeDir {
@@ -177,7 +177,7 @@ func ReadArchive(r io.Reader) (Source, error) {
 		}
 		b, err := io.ReadAll(io.LimitReader(tr, MaxArchiveBytes-total+1))
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrArchive, h.Name, err)
+			return nil, fmt.Errorf("%w: %s: %w", ErrArchive, h.Name, err)
 		}
 		total += int64(len(b))
 		if total > MaxArchiveBytes {

@@ -22,8 +22,13 @@ import (
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
+
+// tufDir is where the vendors' trusted TUF metadata is kept in the state
+// directory.
+const tufDir = "tuf"
 
 type admitConfig struct {
 	config           string
@@ -44,13 +49,14 @@ type admitConfig struct {
 	attach           bool
 	at               string
 	output           string
+	tufRepo          string
 }
 
 // NewAdmitCmd is `wardgate admit`: the gate decision for one update.
 func NewAdmitCmd() *cobra.Command {
 	var cfg admitConfig
 	cmd := &cobra.Command{
-		Use:   "admit SOURCE --config trust.yaml --vendor V --product P --version X",
+		Use:   "admit SOURCE --config trust.yaml --vendor V --product P [--version X] [--tuf-repo DIR]",
 		Short: "Decide whether an update may be admitted: verify, SBOM, diff, drift, policy; record and sign the verdict",
 		Long: `Evaluate one update: verify its signatures against the trust configuration,
 read the vendor's SBOM and scan the artifact with syft, diff against the
@@ -62,6 +68,14 @@ first use with the password in $` + attest.PasswordEnv + `).
 SOURCE is a firmware file, or an image (oci-dir:PATH, oci-archive:PATH, or
 a registry reference). With --device-class (and --device-id,
 --installed-version) the decision is for one device.
+
+A vendor that pins a TUF root in the trust configuration (vendors.V.tuf)
+says in its signed TUF metadata which file is which version: --tuf-repo DIR
+is a local copy of its repository (DIR/metadata/), read offline, else the
+mirror the trust configuration names. The target is PRODUCT/FILENAME, the
+version is the target's (a --version that disagrees is denied), and the
+metadata trusted so far is kept in STATE/tuf/, so a repository rolled back
+or frozen is refused in later runs too.
 
 Exit codes: 0 allow, 1 deny, 2 could not decide (a deny with reason
 could-not-evaluate).`,
@@ -81,7 +95,8 @@ could-not-evaluate).`,
 	f.StringVar(&cfg.sbomPath, "sbom", "", "the vendor's SBOM (CycloneDX or SPDX)")
 	f.StringVar(&cfg.vendor, "vendor", "", "vendor, as in the trust configuration")
 	f.StringVar(&cfg.product, "product", "", "product, as in the trust configuration")
-	f.StringVar(&cfg.version, "version", "", "the release's version")
+	f.StringVar(&cfg.version, "version", "", "the release's version (optional with TUF metadata: the target's)")
+	f.StringVar(&cfg.tufRepo, "tuf-repo", "", "the vendor's TUF repository, a local directory (DIR/metadata/...)")
 	f.StringVar(&cfg.deviceClass, "device-class", "", "the device asking: its class")
 	f.StringVar(&cfg.deviceID, "device", "", "the device asking: its ID")
 	f.StringVar(&cfg.installedVersion, "installed-version", "", "the device asking: the version it runs now")
@@ -148,7 +163,8 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		return fail(err)
 	}
 	gopts := []gate.Option{gate.WithSBOMStore(sboms), gate.WithVersion(Version),
-		gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.logFlags.state, "sbom-cache")))}
+		gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.logFlags.state, "sbom-cache"))),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(cfg.logFlags.state, tufDir)))}
 	if cfg.noScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
@@ -190,6 +206,12 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	u := gate.Update{Source: source, Kind: evidence.KindBlob, Vendor: cfg.vendor, Product: cfg.product, Version: cfg.version}
 	if isImageRef(source) {
 		u.Kind = evidence.KindImage
+	}
+	if cfg.tufRepo != "" {
+		if st, err := os.Stat(filepath.Join(cfg.tufRepo, "metadata")); err != nil || !st.IsDir() {
+			return fail(fmt.Errorf("--tuf-repo %s: want a TUF repository directory with a metadata/ directory in it", cfg.tufRepo))
+		}
+		u.TUF = tuf.Dir(cfg.tufRepo)
 	}
 	for _, p := range append(cfg.signatures, cfg.bundles...) {
 		s, err := verify.LoadSignature(p)

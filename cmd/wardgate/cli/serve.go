@@ -31,6 +31,7 @@ import (
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 )
 
 // Environment variables read by `wardgate serve` (a flag given on the
@@ -322,7 +323,8 @@ func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
 		return nil, err
 	}
 	gopts := []gate.Option{gate.WithLog(s.log), gate.WithFleet(s.risk), gate.WithInstallations(s.installs), gate.WithSBOMStore(s.sboms),
-		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache")))}
+		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache"))),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir)))}
 	if s.cfg.NoScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
