@@ -241,7 +241,7 @@ func TestEvaluateTUFDenies(t *testing.T) {
 	})
 	t.Run("metadata for a vendor that pins no root", func(t *testing.T) {
 		r := newTUFRig(t, false)
-		u := gate.Update{Source: fx + "firmware/mri-console-7.2.0.bin", Kind: "blob", Vendor: "medimaging", Product: "mri-console", Version: "7.2.0", TUF: tuf.Dir(r.mirror)}
+		u := gate.Update{Source: fx + "firmware/mri-console-7.2.0.bin", Kind: "blob", Vendor: "imaging-startup", Product: "mri-console", Version: "7.2.0", TUF: tuf.Dir(r.mirror)}
 		out, err := r.gate(t).Evaluate(t.Context(), u)
 		if err == nil || !strings.Contains(err.Error(), "pins no TUF root for that vendor") || out.Evaluated {
 			t.Fatalf("err %v, evaluated %v", err, out.Evaluated)

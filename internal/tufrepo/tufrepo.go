@@ -50,11 +50,12 @@ type Repo struct {
 	published bool
 }
 
-// New makes a repository with one ed25519 key per top-level role, root
-// valid for a year and the other roles for expires after now.
+// New makes a repository with one ed25519 key per top-level role, the
+// root valid for a year (or expires, if longer) and the other roles for
+// expires after now.
 func New(now time.Time, expires time.Duration) (*Repo, error) {
 	r := &Repo{
-		Root:      metadata.Root(now.Add(365 * 24 * time.Hour).UTC()),
+		Root:      metadata.Root(now.Add(max(365*24*time.Hour, expires)).UTC()),
 		Timestamp: metadata.Timestamp(now.Add(expires).UTC()),
 		Snapshot:  metadata.Snapshot(now.Add(expires).UTC()),
 		Targets:   map[string]*metadata.Metadata[metadata.TargetsType]{metadata.TARGETS: metadata.Targets(now.Add(expires).UTC())},
