@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/wardgate/wardgate/attest"
@@ -460,7 +461,7 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 	if g.generate {
 		src := sbom.FirmwareSource(u.Source)
 		if u.Kind == evidence.KindImage {
-			src = imageSource(u.Source)
+			src = imageSource(u.Source, ev.Artifact.Digest)
 		}
 		gen, err := sbom.Generate(ctx, src, g.genOpts...)
 		switch {
@@ -617,12 +618,18 @@ func resourceURI(u Update, hexd string) string {
 }
 
 // imageSource is the sbom.Generate source for an image reference: local
-// layouts keep their scheme, anything else is a registry reference.
-func imageSource(ref string) string {
-	for _, p := range []string{"oci-dir:", "oci-archive:", "docker-archive:", "registry:"} {
+// layouts keep their scheme, anything else is a registry reference, pinned
+// to the digest verification resolved (a tag could name another image by
+// the time it is scanned).
+func imageSource(ref, digest string) string {
+	for _, p := range []string{"oci-dir:", "oci-archive:", "docker-archive:"} {
 		if strings.HasPrefix(ref, p) {
 			return ref
 		}
+	}
+	ref = strings.TrimPrefix(ref, "registry:")
+	if r, err := name.ParseReference(ref); err == nil && evidence.IsDigest(digest) {
+		return "registry:" + r.Context().Name() + "@" + digest
 	}
 	return "registry:" + ref
 }

@@ -168,12 +168,15 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 			return nil, err
 		}
 		out.Key = key
-		if data, err := os.ReadFile(cachePath(cfg.cacheDir, key, cfg.format)); err == nil {
-			cfg.logger.Debug("sbom cache hit", "source", source, "key", key)
-			out.Data, out.Cached = data, true
-			return out, nil
+		// A registry tag has no key (what it names can change): not cached.
+		if key != "" {
+			if data, err := os.ReadFile(cachePath(cfg.cacheDir, key, cfg.format)); err == nil {
+				cfg.logger.Debug("sbom cache hit", "source", source, "key", key)
+				out.Data, out.Cached = data, true
+				return out, nil
+			}
+			cfg.logger.Debug("sbom cache miss", "source", source, "key", key)
 		}
-		cfg.logger.Debug("sbom cache miss", "source", source, "key", key)
 	}
 	archiveName := ""
 	if scheme == "archive" {
@@ -218,6 +221,9 @@ func parseSource(source string) (scheme, target string, err error) {
 	if s, t, ok := strings.Cut(source, ":"); ok && slices.Contains(sourceSchemes, s) {
 		if t == "" {
 			return "", "", fmt.Errorf("%w: %q names no path or reference", ErrBadSource, source)
+		}
+		if s == "registry" && !explicitRegistry(t) {
+			return "", "", fmt.Errorf("%w: %q names no registry; write the registry host (index.docker.io/%s for Docker Hub): wardgate reaches no registry it was not named", ErrBadSource, source, t)
 		}
 		return s, t, nil
 	}
@@ -371,6 +377,15 @@ func hashDir(w io.Writer, dir string, prog *Progress) error {
 		}
 		return nil
 	})
+}
+
+// explicitRegistry reports whether an image reference names its registry:
+// its first path component is a host, by go-containerregistry's own rule
+// (localhost, or a name with a '.' or ':'). "oci/pump-agent" names none,
+// and would go to Docker Hub.
+func explicitRegistry(ref string) bool {
+	first, _, ok := strings.Cut(ref, "/")
+	return ok && (first == "localhost" || strings.ContainsAny(first, ".:"))
 }
 
 func cachePath(dir, key string, f Format) string {
