@@ -318,12 +318,14 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 	return ev, vres, nil
 }
 
-func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, error) {
-	pol := &verify.Policy{TrustedRoot: g.trustedRoot, Threshold: prod.Authorities.Threshold}
+// productPolicy is the verify policy of a product's authorities: its keys
+// (with their validity windows), keyless identities and threshold.
+func productPolicy(cfg *trust.Config, tr root.TrustedMaterial, prod trust.Product) (*verify.Policy, error) {
+	pol := &verify.Policy{TrustedRoot: tr, Threshold: prod.Authorities.Threshold}
 	for _, k := range prod.Authorities.Keys {
-		key, err := verify.LoadPublicKey(g.trust.ResolvePath(k.Path))
+		key, err := verify.LoadPublicKey(cfg.ResolvePath(k.Path))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		key.Valid = verify.Window{From: k.ValidFrom, Until: k.ValidUntil}
 		pol.Keys = append(pol.Keys, key)
@@ -334,6 +336,14 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 	}
 	if pol.Threshold > len(pol.Keys)+len(pol.Identities) {
 		pol.Threshold = len(pol.Keys) + len(pol.Identities)
+	}
+	return pol, nil
+}
+
+func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, error) {
+	pol, err := productPolicy(g.trust, g.trustedRoot, prod)
+	if err != nil {
+		return nil, nil, err
 	}
 	if !known || len(pol.Keys)+len(pol.Identities) == 0 {
 		// No signer is trusted: record what the signatures are, so the

@@ -108,6 +108,7 @@ could-not-evaluate).`,
 	f.BoolVar(&cfg.noScan, "no-scan", false, "do not scan the artifact with syft (use the vendor SBOM as is; no drift check)")
 	f.StringVar(&cfg.at, "evaluation-time", "", "evaluate as of this time (RFC 3339), to replay a past decision")
 	cfg.logFlags.register(cmd)
+	cfg.logFlags.registerKeyCreation(cmd)
 	addOutputFlag(cmd, &cfg.output)
 	return cmd
 }
@@ -269,15 +270,28 @@ func isImageRef(s string) bool {
 }
 
 // openOrCreateLog opens the verdict log, creating the service key on first
-// use (an admit in CI must not need a separate set-up step).
+// use (an admit in CI must not need a separate set-up step): encrypted
+// with $WARDGATE_KEY_PASSWORD, or, only with --unencrypted-key, without a
+// password, which it says.
 func openOrCreateLog(ctx context.Context, lf logFlags, stderr io.Writer) (*attest.Log, error) {
 	key := lf.keyPath()
 	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) && lf.key == "" {
+		pw := os.Getenv(attest.PasswordEnv)
+		switch {
+		case pw == "" && !lf.unencryptedKey:
+			return nil, fmt.Errorf("the service signing key %s does not exist, and $%s is not set: set it to create the key encrypted with that password, or pass --unencrypted-key to create it without one", key, attest.PasswordEnv)
+		case pw != "" && lf.unencryptedKey:
+			return nil, fmt.Errorf("--unencrypted-key, but $%s is set: unset it to create %s without a password, or drop --unencrypted-key to encrypt it", attest.PasswordEnv, key)
+		}
 		prefix := strings.TrimSuffix(key, ".key")
-		if _, pub, err := attest.Keygen(prefix); err != nil {
+		_, pub, err := attest.Keygen(prefix)
+		if err != nil {
 			return nil, err
+		}
+		if pw == "" {
+			fmt.Fprintf(stderr, "wardgate: created the service signing key %s WITHOUT a password (--unencrypted-key): anyone who can read it can sign verdicts (public key %s)\n", key, pub)
 		} else {
-			fmt.Fprintf(stderr, "wardgate: created the service signing key %s (public key %s)\n", key, pub)
+			fmt.Fprintf(stderr, "wardgate: created the service signing key %s, encrypted with $%s (public key %s)\n", key, attest.PasswordEnv, pub)
 		}
 	}
 	s, err := attest.LoadSigner(ctx, key)

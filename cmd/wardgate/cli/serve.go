@@ -79,6 +79,9 @@ type ServeConfig struct {
 	State      string
 	SigningKey string
 	Origin     string
+	// UnencryptedKey lets serve create the service key without a
+	// password (--unencrypted-key).
+	UnencryptedKey bool
 	File       string // server configuration file
 	Listen     string
 	TLSCert    string
@@ -153,7 +156,7 @@ detection configuration without dropping requests; SIGTERM or SIGINT shut
 down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.State, cfg.SigningKey, cfg.Origin = lf.state, lf.key, lf.origin
+			cfg.State, cfg.SigningKey, cfg.Origin, cfg.UnencryptedKey = lf.state, lf.key, lf.origin, lf.unencryptedKey
 			if err := cfg.resolve(cmd); err != nil {
 				return noVerdict(err)
 			}
@@ -180,6 +183,7 @@ down gracefully.`,
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
 	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "age after which a fleet analysis is refreshed in the background (answers use it for at most twice this; telemetry posted to the API invalidates it at once)")
 	lf.register(cmd)
+	lf.registerKeyCreation(cmd)
 	return cmd
 }
 
@@ -348,7 +352,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	}
 	defer ledger.Close()
 	st.ledger = ledger
-	lf := logFlags{state: cfg.State, key: cfg.SigningKey, origin: cfg.Origin}
+	lf := logFlags{state: cfg.State, key: cfg.SigningKey, origin: cfg.Origin, unencryptedKey: cfg.UnencryptedKey}
 	if st.log, err = openOrCreateLog(ctx, lf, stderr); err != nil {
 		return err
 	}
