@@ -79,23 +79,23 @@ type ServeConfig struct {
 	State      string
 	SigningKey string
 	Origin     string
-	// UnencryptedKey lets serve create the service key without a
-	// password (--unencrypted-key).
-	UnencryptedKey bool
-	File           string // server configuration file
-	Listen         string
-	TLSCert        string
-	TLSKey         string
-	ClientCA       string
-	Registries     []string
-	LogLevel       string
-	NoScan         bool
-	RiskTTL        time.Duration
-	Limits         server.Limits
-	RateLimits     map[server.Role]server.RateLimit
+	File       string // server configuration file
+	Listen     string
+	TLSCert    string
+	TLSKey     string
+	ClientCA   string
+	Registries []string
+	LogLevel   string
+	NoScan     bool
+	RiskTTL    time.Duration
+	Limits     server.Limits
+	RateLimits map[server.Role]server.RateLimit
 	// Ready, when set, is called with the address once the server listens
 	// (tests and scripts use port 0).
 	Ready func(addr string)
+	// UnencryptedKey lets serve create the service key without a
+	// password (--unencrypted-key).
+	UnencryptedKey bool
 }
 
 // Validate checks the configuration.
