@@ -276,11 +276,11 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 		}
 	}
 	// 1. Signatures.
-	vres, atts, err := g.verify(ctx, u, prod, known)
+	vres, atts, prov, err := g.verify(ctx, u, prod, known)
 	if err != nil {
 		return ev, nil, fmt.Errorf("verify: %w", err)
 	}
-	ev.Attestations = atts
+	ev.Attestations, ev.Provenance = atts, prov
 	ev.Artifact.Digest, ev.Artifact.Size = vres.Artifact.Digest, vres.Artifact.Size
 	ev.Verification = toVerification(vres)
 	ev.Metadata.SignedAt = signedAt(vres)
@@ -340,26 +340,26 @@ func productPolicy(cfg *trust.Config, tr root.TrustedMaterial, prod trust.Produc
 	return pol, nil
 }
 
-func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, error) {
+func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, *evidence.Provenance, error) {
 	pol, err := productPolicy(g.trust, g.trustedRoot, prod)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !known || len(pol.Keys)+len(pol.Identities) == 0 {
 		// No signer is trusted: record what the signatures are, so the
 		// policy can say "untrusted" with evidence, by checking against an
 		// empty trust (every signature fails as untrusted).
 		res, err := g.untrusted(ctx, u)
-		return res, []evidence.Attestation{}, err
+		return res, []evidence.Attestation{}, nil, err
 	}
 	if len(pol.Identities) > 0 && pol.TrustedRoot == nil {
-		return nil, nil, errors.New("keyless authorities are configured but the trust configuration names no trusted_root")
+		return nil, nil, nil, errors.New("keyless authorities are configured but the trust configuration names no trusted_root")
 	}
 	switch u.Kind {
 	case evidence.KindBlob:
 		art, err := verify.HashFile(u.Source)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var sigs []verify.Signature
 		var atts []verify.Signature
@@ -372,9 +372,10 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 		}
 		res, err := verify.Blob(ctx, art, sigs, pol)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		out := []evidence.Attestation{}
+		var prov *evidence.Provenance
 		if len(atts) > 0 {
 			// Attestations are signed by the same authorities; each is
 			// reported on its own, whatever the threshold.
@@ -382,8 +383,9 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 			apol.Threshold = 1
 			ares, err := verify.Attestation(ctx, art, atts, "", &apol)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
+			prov = provenance(ares)
 			for _, s := range ares.Signatures {
 				a := evidence.Attestation{PredicateType: s.PredicateType, Verified: s.Verified, Reason: string(s.Reason)}
 				if s.Signer != nil {
@@ -392,12 +394,12 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 				out = append(out, a)
 			}
 		}
-		return res, out, nil
+		return res, out, prov, nil
 	case evidence.KindImage:
 		res, err := verify.Image(ctx, u.Source, pol)
-		return res, []evidence.Attestation{}, err
+		return res, []evidence.Attestation{}, nil, err
 	}
-	return nil, nil, fmt.Errorf("unknown artifact kind %q", u.Kind)
+	return nil, nil, nil, fmt.Errorf("unknown artifact kind %q", u.Kind)
 }
 
 // untrusted hashes the artifact and reports its signatures without any

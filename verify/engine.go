@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Signer names who made a verified signature.
@@ -45,6 +47,9 @@ type SignatureResult struct {
 	PredicateType string      `json:"predicateType,omitempty"`
 	Reason        Reason      `json:"reason,omitempty"`
 	Detail        string      `json:"detail,omitempty"`
+	// Predicate is a verified attestation's predicate (JSON), for callers
+	// that read it (the gate's SLSA provenance); nil for signatures.
+	Predicate json.RawMessage `json:"-"`
 }
 
 // Subject is what was verified.
@@ -275,6 +280,11 @@ func (e *engine) finish(sr *SignatureResult, s *Signer, res *sgverify.Verificati
 	}
 	if res.Statement != nil {
 		sr.PredicateType = res.Statement.GetPredicateType()
+		if p := res.Statement.GetPredicate(); p != nil {
+			if b, err := protojson.Marshal(p); err == nil {
+				sr.Predicate = b
+			}
+		}
 	}
 	sr.Verified, sr.Signer = true, s
 }

@@ -1,11 +1,17 @@
 package cli_test
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +22,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/dsse"
 )
 
 // The findings of issue 12, each through the command line; each of these
@@ -176,5 +185,80 @@ func TestFindingServiceKeyPassword(t *testing.T) {
 	code, _, errOut = run(t, "serve", "--config", "../../../fixtures/trust.yaml", "--state", serveState, "--listen", "127.0.0.1:0")
 	if code != 2 || !strings.Contains(errOut, "does not exist, and $WARDGATE_KEY_PASSWORD is not set") {
 		t.Fatalf("serve: exit %d %s", code, errOut)
+	}
+}
+
+// Finding 4, provenance: the evidence's provenance comes from a verified
+// SLSA provenance attestation given with the release (signed by one of the
+// product's authorities, bound to the artifact's digest).
+func TestFindingProvenanceFromAttestation(t *testing.T) {
+	fw, err := os.ReadFile(fx + "/firmware/infusion-pump-2.4.0.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(fw)
+	st, err := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"name": "infusion-pump-2.4.0.bin", "digest": map[string]string{"sha256": hex.EncodeToString(sum[:])}}},
+		"predicateType": "https://slsa.dev/provenance/v1",
+		"predicate": map[string]any{
+			"buildDefinition": map[string]any{
+				"buildType":          "https://acme-infusion.example/firmware-build/v1",
+				"externalParameters": map[string]any{"ref": "refs/tags/v2.4.0"},
+				"resolvedDependencies": []any{map[string]any{"uri": "git+https://git.acme-infusion.example/pump@refs/tags/v2.4.0",
+					"digest": map[string]string{"gitCommit": "3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a"}}},
+			},
+			"runDetails": map[string]any{"builder": map[string]any{"id": "https://ci.acme-infusion.example/builders/firmware"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(keyFile string) string {
+		t.Helper()
+		pemKey, err := os.ReadFile(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		priv, err := cryptoutils.UnmarshalPEMToPrivateKey(pemKey, cryptoutils.SkipPassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sv, err := signature.LoadSigner(priv, crypto.SHA256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := dsse.WrapSigner(sv, "application/vnd.in-toto+json").SignMessage(bytes.NewReader(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "infusion-pump-2.4.0.provenance.json")
+		if err := os.WriteFile(p, env, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	att := sign(fx + "/keys/acme-infusion.key")
+	code, out, errOut := run(t, append(pumpArgs("2.4.0", "--no-scan", "--signature", att), "--state", t.TempDir())...)
+	var r struct {
+		Allow    bool `json:"allow"`
+		Evidence struct {
+			Provenance map[string]any `json:"provenance"`
+		} `json:"evidence"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s %s", err, out, errOut)
+	}
+	want := map[string]any{"predicateType": "https://slsa.dev/provenance/v1", "verified": true, "builderId": "https://ci.acme-infusion.example/builders/firmware",
+		"buildType": "https://acme-infusion.example/firmware-build/v1", "sourceUri": "git+https://git.acme-infusion.example/pump@refs/tags/v2.4.0",
+		"sourceDigest": "gitCommit:3f2a9c1e5b7d4f6a8c0e2b4d6f8a0c2e4b6d8f0a"}
+	if code != 0 || !r.Allow || !reflect.DeepEqual(r.Evidence.Provenance, want) {
+		t.Fatalf("exit %d, provenance %v", code, r.Evidence.Provenance)
+	}
+	// Signed by a key nobody trusts for the product: no provenance.
+	code, out, _ = run(t, append(pumpArgs("2.4.0", "--no-scan", "--signature", sign(fx+"/keys/rogue.key")), "--state", t.TempDir())...)
+	r.Evidence.Provenance = nil
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Evidence.Provenance != nil {
+		t.Fatalf("exit %d, provenance %v, %v", code, r.Evidence.Provenance, err)
 	}
 }
