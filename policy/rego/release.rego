@@ -13,6 +13,9 @@ package wardgate.rules.release
 
 import data.wardgate.lib
 
+# tuf is the release metadata section, for messages. Each rule's first
+# condition reads input directly, so OPA's rule index skips the rule by a
+# lookup when it cannot fire.
 tuf := input.metadata.tuf
 
 deny contains {
@@ -29,7 +32,7 @@ deny contains {
 	"severity": "critical",
 	"message": sprintf("the TUF metadata of %s for %s is missing: %s; pass the vendor's whole repository (--tuf-repo, or a mirror in vendors.%s.tuf.repository)", [input.artifact.vendor, tuf.target, tuf.detail, input.artifact.vendor]),
 } if {
-	tuf.reason == "metadata-missing"
+	input.metadata.tuf.reason == "metadata-missing"
 }
 
 deny contains {
@@ -37,7 +40,7 @@ deny contains {
 	"severity": "critical",
 	"message": sprintf("the TUF metadata of %s for %s cannot be trusted: %s; do not install it, and ask %s which keys sign its metadata", [input.artifact.vendor, tuf.target, tuf.detail, input.artifact.vendor]),
 } if {
-	tuf.reason == "metadata-untrusted"
+	input.metadata.tuf.reason == "metadata-untrusted"
 }
 
 deny contains {
@@ -45,7 +48,7 @@ deny contains {
 	"severity": "critical",
 	"message": sprintf("the TUF metadata of %s for %s is older than metadata wardgate already trusts (%s): the repository was rolled back, or mixes old and new metadata; do not install it", [input.artifact.vendor, tuf.target, tuf.detail]),
 } if {
-	tuf.reason == "metadata-rollback"
+	input.metadata.tuf.reason == "metadata-rollback"
 }
 
 # metadata-expired: the metadata.expires rule reports it with the expiry
@@ -55,7 +58,7 @@ deny contains {
 	"severity": "high",
 	"message": sprintf("the TUF metadata of %s for %s expired (%s): the repository is frozen or stale; ask %s for current metadata", [input.artifact.vendor, tuf.target, tuf.detail, input.artifact.vendor]),
 } if {
-	tuf.reason == "metadata-expired"
+	input.metadata.tuf.reason == "metadata-expired"
 	not input.metadata.expires
 }
 
@@ -64,7 +67,7 @@ deny contains {
 	"severity": "critical",
 	"message": sprintf("the TUF metadata of %s does not list %s (%s): the vendor did not release this file as %s; do not install it", [input.artifact.vendor, tuf.target, tuf.detail, lib.product_name]),
 } if {
-	tuf.reason == "unknown-target"
+	input.metadata.tuf.reason == "unknown-target"
 }
 
 # digest-mismatch from the target when the expected digest does not show it
@@ -74,7 +77,7 @@ deny contains {
 	"severity": "critical",
 	"message": sprintf("%s is not the file the TUF metadata of %s names as %s: %s; the file was altered or swapped, do not install it", [input.artifact.name, input.artifact.vendor, tuf.target, tuf.detail]),
 } if {
-	tuf.reason == "digest-mismatch"
+	input.metadata.tuf.reason == "digest-mismatch"
 	not expected_digest_differs
 }
 
@@ -91,7 +94,7 @@ deny contains {
 	"severity": "critical",
 	"message": sprintf("%s is version %s by the TUF metadata of %s, not %s as claimed; admit it as %s, or find out who labelled it %s", [tuf.target, tuf.version, input.artifact.vendor, input.artifact.version, tuf.version, input.artifact.version]),
 } if {
-	tuf.verified
+	input.metadata.tuf.verified == true
 	not same_version
 }
 
@@ -107,7 +110,7 @@ deny contains {
 	"severity": "critical",
 	"message": sprintf("%s is for device classes %s by the TUF metadata of %s, not %s as claimed", [tuf.target, concat(", ", tuf.deviceClasses), input.artifact.vendor, class]),
 } if {
-	tuf.verified
+	input.metadata.tuf.verified == true
 	count(tuf.deviceClasses) > 0
 	some class in input.artifact.deviceClasses
 	not class in tuf.deviceClasses
