@@ -4,7 +4,7 @@ BIN      := bin/wardgate
 PKGS     := ./...
 FUZZTIME ?= 20s
 
-.PHONY: build test demo bench fixtures conformance vet fuzz clean
+.PHONY: build test demo console console-screenshots bench fixtures conformance vet fuzz clean
 
 build: $(BIN)
 
@@ -16,7 +16,7 @@ vet:
 
 test: build
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 $(PKGS)
+	WARDGATE=$(CURDIR)/$(BIN) $(GO) test -count=1 $(PKGS)
 
 conformance: build
 	WARDGATE=$(BIN) scripts/conformance.sh
@@ -27,6 +27,15 @@ fixtures:
 
 demo: build
 	scripts/demo.sh
+
+# The demo story in the web console (docs/console.md), until Ctrl-C.
+CONSOLE_LISTEN ?= 127.0.0.1:8080
+console: build
+	$(BIN) serve --demo --listen $(CONSOLE_LISTEN) --log-level warn
+
+# Rewrite docs/console/*.png with the browser test's screenshots.
+console-screenshots: build
+	WARDGATE=$(CURDIR)/$(BIN) WARDGATE_SCREENSHOTS=$(CURDIR)/docs/console $(GO) test -count=1 -run TestBrowserDemoStory ./console/
 
 bench: build
 	bench/run.sh

@@ -32,6 +32,9 @@ type Evidence struct {
 	// Drift compares the vendor's SBOM with what wardgate found in the
 	// artifact; nil when no comparison was made.
 	Drift *Drift `json:"drift,omitempty"`
+	// Files is the file-level change from the previous admitted release's
+	// firmware; nil when either release's files are not known.
+	Files *FileDiff `json:"files,omitempty"`
 	// Provenance is the build provenance, if an attestation carried one.
 	Provenance *Provenance `json:"provenance,omitempty"`
 	// Previous is the last release of the same vendor and product that was
@@ -282,6 +285,42 @@ type Change struct {
 	Version string `json:"version,omitempty"`
 	From    string `json:"from,omitempty"`
 	To      string `json:"to,omitempty"`
+}
+
+// File change codes, as the firmware package's file diff reports them.
+const (
+	FileAdded                    = "file-added"
+	FileRemoved                  = "file-removed"
+	FileChanged                  = "file-changed"
+	ExecutableAdded              = "executable-added"
+	ExecutableChangedSameVersion = "executable-changed-same-version" // an ELF or PE file changed, its package's version did not
+)
+
+// FileCodes lists the valid FileChange codes.
+var FileCodes = []string{ExecutableChangedSameVersion, ExecutableAdded, FileChanged, FileAdded, FileRemoved}
+
+// FileDiff is the file-level change between the previous admitted
+// release's firmware and this one.
+type FileDiff struct {
+	// FromVersion is the version of the release compared against.
+	FromVersion string `json:"fromVersion"`
+	// Summary counts changes by code.
+	Summary map[string]int `json:"summary"`
+	// Changes are the individual file changes.
+	Changes []FileChange `json:"changes"`
+}
+
+// FileChange is one file added, removed or changed.
+type FileChange struct {
+	Code string `json:"code"`
+	// Path is the file's path in the unpacked firmware.
+	Path string `json:"path"`
+	// Package and Version name the package owning the file, when known.
+	Package string `json:"package,omitempty"`
+	Version string `json:"version,omitempty"`
+	// From and To are the old and new file's SHA-256 (hex).
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
 }
 
 // Provenance is the build provenance (SLSA) of the artifact.

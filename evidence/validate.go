@@ -153,6 +153,10 @@ func (ev Evidence) Validate() error {
 	if d := ev.Drift; d != nil {
 		v.changes("drift", d.Summary, d.Changes, DriftCodes)
 	}
+	if f := ev.Files; f != nil {
+		v.nonEmpty("files.fromVersion", f.FromVersion)
+		v.fileChanges(f)
+	}
 	if p := ev.Provenance; p != nil {
 		v.nonEmpty("provenance.predicateType", p.PredicateType)
 	}
@@ -277,6 +281,27 @@ func (v *validator) changes(field string, summary map[string]int, changes []Chan
 		p := fmt.Sprintf("%s.changes[%d]", field, i)
 		v.enum(p+".code", c.Code, codes...)
 		v.nonEmpty(p+".name", c.Name)
+	}
+}
+
+func (v *validator) fileChanges(f *FileDiff) {
+	if f.Summary == nil {
+		v.add("files.summary", "required (may be empty)")
+	}
+	for _, code := range slices.Sorted(maps.Keys(f.Summary)) {
+		if !slices.Contains(FileCodes, code) {
+			v.add("files.summary."+code, "unknown change code; want one of %s", strings.Join(FileCodes, ", "))
+		} else if f.Summary[code] < 0 {
+			v.add("files.summary."+code, "must not be negative, got %d", f.Summary[code])
+		}
+	}
+	if f.Changes == nil {
+		v.add("files.changes", "required (may be empty)")
+	}
+	for i, c := range f.Changes {
+		p := fmt.Sprintf("files.changes[%d]", i)
+		v.enum(p+".code", c.Code, FileCodes...)
+		v.nonEmpty(p+".path", c.Path)
 	}
 }
 

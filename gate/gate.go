@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/store"
@@ -94,8 +96,10 @@ type Gate struct {
 	fleet       FleetRisk
 	installs    Installations
 	sboms       *SBOMStore
+	manifests   BlobStore
 	genOpts     []sbom.GenerateOption
 	generate    bool
+	scanUnsafe  bool // scan artifacts whose signatures did not verify
 	now         func() time.Time
 	version     string
 	logger      *slog.Logger
@@ -128,6 +132,27 @@ func WithSBOMStore(s *SBOMStore) Option {
 	return func(g *Gate) error { g.sboms = s; return nil }
 }
 
+// BlobStore keeps documents by digest; *SBOMStore is one. The storage
+// layer behind it may change: the gate needs only these two methods.
+type BlobStore interface {
+	Put(digest string, data []byte) error
+	// Get returns an error wrapping os.ErrNotExist when nothing is kept.
+	Get(digest string) ([]byte, error)
+}
+
+// WithManifestStore keeps each scanned firmware's file manifest by the
+// artifact's digest, so the next release is diffed against this one file
+// by file (evidence section files).
+func WithManifestStore(s BlobStore) Option {
+	return func(g *Gate) error {
+		if s == nil {
+			return errors.New("gate: nil manifest store")
+		}
+		g.manifests = s
+		return nil
+	}
+}
+
 // WithClock pins the evaluation time.
 func WithClock(now func() time.Time) Option {
 	return func(g *Gate) error {
@@ -150,6 +175,14 @@ func WithLogger(l *slog.Logger) Option {
 // WithoutSBOMGeneration skips scanning the artifact with syft: the vendor
 // SBOM is used as is and no drift is computed.
 func WithoutSBOMGeneration() Option { return func(g *Gate) error { g.generate = false; return nil } }
+
+// WithUnsignedScanUnsafe scans artifacts whose signatures did not verify
+// too (under the same unpack limits). Without it nothing an unverified
+// vendor sent is unpacked or scanned: the evidence then has the vendor's
+// SBOM or none.
+func WithUnsignedScanUnsafe() Option {
+	return func(g *Gate) error { g.scanUnsafe = true; return nil }
+}
 
 // WithGenerateOptions passes options to sbom.Generate (cache dir...).
 func WithGenerateOptions(opts ...sbom.GenerateOption) Option {
@@ -470,12 +503,27 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 		}
 		claimed, claimedRaw = d, u.VendorSBOM
 	}
-	if g.generate {
+	if g.generate && !verified && !g.scanUnsafe {
+		g.logger.Info("artifact not scanned: its signatures did not verify", "source", u.Source)
+	}
+	if g.generate && (verified || g.scanUnsafe) {
 		src := sbom.FirmwareSource(u.Source)
 		if u.Kind == evidence.KindImage {
 			src = imageSource(u.Source, ev.Artifact.Digest)
 		}
-		gen, err := sbom.Generate(ctx, src, g.genOpts...)
+		var gen *sbom.Generated
+		var man *firmware.Manifest
+		var err error
+		if g.manifests != nil && u.Kind == evidence.KindBlob {
+			man, gen, err = sbom.FileManifest(ctx, src, g.genOpts...)
+		} else {
+			gen, err = sbom.Generate(ctx, src, g.genOpts...)
+		}
+		if err == nil && man != nil {
+			if ferr := g.filesEvidence(man, ev, prev); ferr != nil {
+				return ferr
+			}
+		}
 		switch {
 		case err != nil && verified:
 			return fmt.Errorf("generate SBOM: %w", err)
@@ -526,6 +574,40 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 			}
 		}
 	}
+	return nil
+}
+
+// filesEvidence keeps this release's file manifest and diffs it against
+// the previous admitted release's, when that one is kept.
+func (g *Gate) filesEvidence(man *firmware.Manifest, ev *evidence.Evidence, prev store.Release) error {
+	b, err := json.Marshal(man)
+	if err != nil {
+		return err
+	}
+	if err := g.manifests.Put(ev.Artifact.Digest, b); err != nil {
+		return fmt.Errorf("keep file manifest: %w", err)
+	}
+	if prev.Digest == "" || prev.Digest == ev.Artifact.Digest {
+		return nil
+	}
+	old, err := g.manifests.Get(prev.Digest)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		g.logger.Warn("previous release's file manifest is not kept; no file diff", "digest", prev.Digest)
+		return nil
+	case err != nil:
+		return fmt.Errorf("previous file manifest: %w", err)
+	}
+	om, err := firmware.ReadManifest(bytes.NewReader(old))
+	if err != nil {
+		return fmt.Errorf("previous file manifest %s: %w", prev.Digest, err)
+	}
+	fd := &evidence.FileDiff{FromVersion: prev.Version, Summary: map[string]int{}, Changes: []evidence.FileChange{}}
+	for _, c := range firmware.DiffManifests(om, man) {
+		fd.Summary[c.Code]++
+		fd.Changes = append(fd.Changes, evidence.FileChange{Code: c.Code, Path: c.Path, Package: c.Package, Version: c.Version, From: c.From, To: c.To})
+	}
+	ev.Files = fd
 	return nil
 }
 

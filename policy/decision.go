@@ -35,6 +35,9 @@ const (
 	CodeMetadataRollback           Code = "metadata-rollback"
 	CodeUnknownTarget              Code = "unknown-target"
 	CodeMetadataMismatch           Code = "metadata-mismatch"
+	// CodeExecutableChangedSameVersion warns unless the trust
+	// configuration enforces it.
+	CodeExecutableChangedSameVersion Code = "executable-changed-same-version"
 	// CodeCouldNotEvaluate is never produced by a rule: callers use it, via
 	// CouldNotEvaluate, to deny when no decision could be made (fail closed).
 	CodeCouldNotEvaluate Code = "could-not-evaluate"
@@ -46,9 +49,9 @@ var DefaultCodes = []Code{
 	CodeRollback, CodeWrongDeviceClass, CodeSameVersionDifferentDigest,
 	CodeSBOMMissing, CodeSBOMDrift, CodeDeniedLicense, CodeDeniedComponent,
 	CodeDowngradedComponent, CodeComponentHashChanged, CodeMetadataExpired,
-	CodeMetadataFuture, CodeQuarantined, CodeMetadataUntimed, CodeKeyRevoked,
-	CodeMetadataMissing, CodeMetadataUntrusted, CodeMetadataRollback,
-	CodeUnknownTarget, CodeMetadataMismatch,
+	CodeMetadataFuture, CodeQuarantined, CodeExecutableChangedSameVersion,
+	CodeMetadataUntimed, CodeKeyRevoked, CodeMetadataMissing, CodeMetadataUntrusted,
+	CodeMetadataRollback, CodeUnknownTarget, CodeMetadataMismatch,
 }
 
 // Severities, most severe first.

@@ -3,6 +3,7 @@ package sbom
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,16 +18,21 @@ import (
 	"strings"
 
 	"github.com/anchore/syft/syft"
+	"github.com/anchore/syft/syft/cataloging"
 	"github.com/anchore/syft/syft/cataloging/pkgcataloging"
 	"github.com/anchore/syft/syft/format/cyclonedxjson"
 	"github.com/anchore/syft/syft/format/cyclonedxxml"
 	"github.com/anchore/syft/syft/format/spdxjson"
 	"github.com/anchore/syft/syft/format/syftjson"
 	syftsbom "github.com/anchore/syft/syft/sbom"
+	"github.com/anchore/syft/syft/source"
+	"github.com/anchore/syft/syft/source/filesource"
 
 	// syft's RPM cataloger reads rpmdb.sqlite through database/sql and
 	// needs a driver registered; modernc's is pure Go.
 	_ "modernc.org/sqlite"
+
+	"github.com/wardgate/wardgate/firmware"
 )
 
 // ErrBadSource is wrapped by errors about a source Generate cannot scan.
@@ -34,7 +40,7 @@ var ErrBadSource = errors.New("sbom: bad source")
 
 // Source schemes accepted by Generate. A source without a scheme is a
 // directory, a firmware archive (by its magic bytes) or a file.
-var sourceSchemes = []string{"dir", "file", "oci-dir", "oci-archive", "docker-archive", "registry", "archive"}
+var sourceSchemes = []string{"dir", "file", "oci-dir", "oci-archive", "docker-archive", "registry", "archive", "firmware"}
 
 // GenerateOption changes how Generate scans and encodes.
 type GenerateOption func(*generateConfig) error
@@ -43,10 +49,14 @@ type generateConfig struct {
 	format   Format
 	cacheDir string
 	noCache  bool
-	limits   archiveLimits
+	limits   firmware.Limits
 	tempDir  string
 	logger   *slog.Logger
 	progress *Progress
+	// onTree, when set, is called with the scanned tree (the unpacked
+	// firmware, or the directory), the path in it syft scanned, and syft's
+	// SBOM, before the tree is removed (see FileManifest).
+	onTree func(dir, scanRoot string, s *syftsbom.SBOM) error
 }
 
 // WithFormat sets the output format: cyclonedx-json (the default,
@@ -89,18 +99,44 @@ func WithoutCache() GenerateOption {
 	}
 }
 
-// WithArchiveLimits bounds what a firmware archive may unpack to.
+// WithArchiveLimits bounds the bytes and files a firmware image may unpack
+// to (see WithUnpackLimits for every limit).
 func WithArchiveLimits(maxBytes int64, maxFiles int) GenerateOption {
 	return func(c *generateConfig) error {
 		if maxBytes <= 0 || maxFiles <= 0 {
 			return fmt.Errorf("sbom: archive limits %d bytes, %d files: want > 0", maxBytes, maxFiles)
 		}
-		c.limits = archiveLimits{maxBytes: maxBytes, maxFiles: maxFiles}
+		c.limits.MaxBytes, c.limits.MaxFiles = maxBytes, maxFiles
 		return nil
 	}
 }
 
-// WithTempDir sets where firmware archives are unpacked (default os.TempDir).
+// WithUnpackLimits bounds what a firmware image may unpack to: bytes,
+// files, nesting depth and compression ratio (zero fields keep their
+// defaults, firmware.DefaultLimits).
+func WithUnpackLimits(l firmware.Limits) GenerateOption {
+	return func(c *generateConfig) error {
+		if err := l.Validate(); err != nil {
+			return err
+		}
+		if l.MaxBytes != 0 {
+			c.limits.MaxBytes = l.MaxBytes
+		}
+		if l.MaxFiles != 0 {
+			c.limits.MaxFiles = l.MaxFiles
+		}
+		if l.MaxDepth != 0 {
+			c.limits.MaxDepth = l.MaxDepth
+		}
+		if l.MaxRatio != 0 {
+			c.limits.MaxRatio = l.MaxRatio
+		}
+		return nil
+	}
+}
+
+// WithTempDir sets where firmware images are unpacked (default
+// os.TempDir). The gate passes STATE/tmp.
 func WithTempDir(dir string) GenerateOption {
 	return func(c *generateConfig) error { c.tempDir = dir; return nil }
 }
@@ -137,19 +173,25 @@ type Generated struct {
 	Data   []byte // the encoded SBOM
 	Cached bool   // served from the cache
 	Key    string // cache key, when the source has one
+	// Firmware lists the layers unpacked from a firmware or archive
+	// source (nil for other sources, and when served from the cache).
+	Firmware *firmware.Result
 }
 
 // Generate scans source with syft and returns the encoded SBOM. source is
 // SCHEME:PATH with SCHEME one of dir, file, oci-dir, oci-archive,
-// docker-archive, registry, archive (a tar, tar.gz or zip firmware archive,
-// unpacked safely and scanned as a directory), or a bare path.
+// docker-archive, registry, archive (a firmware image or archive in any
+// format firmware.Unpack knows, unpacked safely and scanned as a
+// directory), firmware (the same, or one file when in no such format), or
+// a bare path (a directory, or a file read as firmware:). syft never
+// unpacks an archive on its own: see scan.
 //
 // syft is configured offline: no remote license lookups (Go, npm, PyPI),
 // no Maven Central; only a registry: source reaches the network.
 func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Generated, error) {
 	cfg := generateConfig{
 		format: FormatCycloneDXJSON,
-		limits: archiveLimits{maxBytes: DefaultMaxArchiveBytes, maxFiles: DefaultMaxArchiveFiles},
+		limits: firmware.DefaultLimits(),
 		logger: slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
@@ -178,23 +220,23 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 			cfg.logger.Debug("sbom cache miss", "source", source, "key", key)
 		}
 	}
-	archiveName := ""
-	if scheme == "archive" {
-		archiveName = filepath.Base(target)
-		dir, err := os.MkdirTemp(cfg.tempDir, "wardgate-sbom-")
+	archiveName, scanRoot := "", "."
+	if scheme == "archive" || scheme == "firmware" {
+		dir, res, cleanup, err := unpackSource(ctx, scheme, target, cfg)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(dir)
-		kind, err := sniffArchive(target)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrBadSource, err)
+		defer cleanup()
+		if res == nil {
+			scheme = "file"
+		} else {
+			// syft finds the distribution from the scanned root's
+			// os-release: a root filesystem below the top (a ramdisk in a
+			// U-Boot image) is scanned as the root.
+			archiveName, out.Firmware = filepath.Base(target), res
+			scanRoot = res.RootFS(dir)
+			scheme, target = "dir", filepath.Join(dir, filepath.FromSlash(scanRoot))
 		}
-		if err := unpackArchive(target, dir, kind, cfg.limits); err != nil {
-			return nil, err
-		}
-		cfg.logger.Debug("unpacked firmware archive", "archive", target, "dir", dir)
-		scheme, target = "dir", dir
 	}
 	s, err := scan(ctx, scheme, target, cfg.progress)
 	if err != nil {
@@ -204,7 +246,19 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 		// An unpacked archive is named after the archive, not the temp dir.
 		s.Source.Name = archiveName
 	}
+	if cfg.onTree != nil && scheme == "dir" {
+		treeDir := target
+		if out.Firmware != nil {
+			treeDir = strings.TrimSuffix(target, string(filepath.Separator)+filepath.FromSlash(scanRoot))
+		}
+		if err := cfg.onTree(treeDir, scanRoot, s); err != nil {
+			return nil, err
+		}
+	}
 	data, err := encode(s, cfg.format)
+	if err == nil && out.Firmware != nil {
+		data, err = annotateLayers(data, cfg.format, out.Firmware, scanRoot)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -234,20 +288,42 @@ func parseSource(source string) (scheme, target string, err error) {
 	if st.IsDir() {
 		return "dir", source, nil
 	}
-	if kind, err := sniffArchive(source); err == nil && kind != notArchive {
-		return "archive", source, nil
-	}
-	return "file", source, nil
+	return "firmware", source, nil
 }
+
+// syftArchiveMemory bounds the archive content (Java archives and the
+// archives nested in them) syft holds while cataloging; with no disk
+// allowed, an archive that does not fit is cataloged only in part, and
+// syft says so in its unknowns.
+const syftArchiveMemory = 512 << 20
 
 // scan runs syft on one source with only that source's provider, so a
 // local path is never tried as a registry reference.
+//
+// syft never unpacks an archive to disk on its own here: a file: source
+// is opened with archive extraction off (syft would otherwise unpack any
+// file it can name an archive format for into TMPDIR, with no limits), and
+// archives inside the scanned tree (jar, war, zip...) are read by syft's
+// archive cataloger task in memory only (MaxDiskBytes 0, MaxMemoryBytes
+// syftArchiveMemory, nesting as deep as firmware.DefaultMaxDepth), which
+// also keeps the Java cataloger from copying each archive into TMPDIR and
+// unpacking the ones nested in it (syft's "nested cataloging"). Tar files
+// inside the tree are not opened (IncludeUnindexedArchives false, as in
+// syft's defaults); firmware.Unpack already unpacked every container that
+// belongs to the firmware.
 func scan(ctx context.Context, scheme, target string, p *Progress) (*syftsbom.SBOM, error) {
 	if p != nil {
 		defer p.watch()()
 	}
-	srcCfg := syft.DefaultGetSourceConfig().WithSources(scheme)
-	src, err := syft.GetSource(ctx, target, srcCfg)
+	var (
+		src source.Source
+		err error
+	)
+	if scheme == "file" {
+		src, err = filesource.New(filesource.Config{Path: target, SkipExtractArchive: true, DigestAlgorithms: []crypto.Hash{crypto.SHA256}})
+	} else {
+		src, err = syft.GetSource(ctx, target, syft.DefaultGetSourceConfig().WithSources(scheme))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s:%s: %v", ErrBadSource, scheme, target, err)
 	}
@@ -257,7 +333,12 @@ func scan(ctx context.Context, scheme, target string, p *Progress) (*syftsbom.SB
 	pk.JavaArchive = pk.JavaArchive.WithUseNetwork(false)
 	pk.JavaScript = pk.JavaScript.WithSearchRemoteLicenses(false)
 	pk.Python = pk.Python.WithSearchRemoteLicenses(false)
-	cfg := syft.DefaultCreateSBOMConfig().WithTool("wardgate", wardgateVersion()).WithPackagesConfig(pk)
+	archives := cataloging.DefaultArchiveSearchConfig().
+		WithIncludeUnindexedArchives(false).
+		WithMaxDepth(firmware.DefaultMaxDepth).
+		WithMaxMemoryBytes(syftArchiveMemory).
+		WithMaxDiskBytes(0)
+	cfg := syft.DefaultCreateSBOMConfig().WithTool("wardgate", wardgateVersion()).WithPackagesConfig(pk).WithArchiveConfig(archives)
 	s, err := syft.CreateSBOM(ctx, src, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s:%s: %w", scheme, target, err)

@@ -130,4 +130,7 @@ curl -s -o /dev/null -w 'sensor token on admissions: HTTP %{http_code}\n' -H "Au
 kill $SERVER; wait $SERVER 2>/dev/null
 echo
 echo "Gate stopped; nothing left running. Exit codes: 0 allow/verified, 1 deny/failed (a verdict), 2 could not decide."
+echo
+echo "See this story in the web console: make console (wardgate serve --demo), open the URL it prints,"
+echo "sign in with the auditor token it prints, and follow the quarantined infusion pump 2.4.0 (docs/console.md)."
 if [ "$fails" -ne 0 ]; then echo "demo: $fails step(s) did not give the expected verdict" >&2; exit 1; fi

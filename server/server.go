@@ -100,6 +100,7 @@ type config struct {
 	limits     Limits
 	rates      map[Role]RateLimit
 	registries []string
+	console    http.Handler
 }
 
 // Option configures New.
@@ -185,6 +186,21 @@ func WithRegistries(hosts ...string) Option {
 	}
 }
 
+// WithConsole serves h, the web console, under /ui on the same listener.
+// The console signs people in itself (sessions, not bearer tokens), so its
+// requests pass no token check here; they get the request ID, the read
+// deadline, the timeout, the metrics and the request log line of every
+// route.
+func WithConsole(h http.Handler) Option {
+	return func(c *config) error {
+		if h == nil {
+			return errors.New("server: nil console")
+		}
+		c.console = h
+		return nil
+	}
+}
+
 // Route is one registered route: method, Go 1.22 pattern path, and the
 // roles that may call it (nil: no token needed).
 type Route struct {
@@ -249,6 +265,12 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 		metrics: newMetrics(), evalSem: make(chan struct{}, c.limits.Evaluations), idPrefix: hex.EncodeToString(p[:])}
 	s.gate.Store(deps.Gate)
 	s.register()
+	if c.console != nil {
+		s.metrics.latency["console"] = newHistogram()
+		h := s.adapt("console", func(w http.ResponseWriter, r *http.Request) error { c.console.ServeHTTP(w, r); return nil }, routeOpts{timeout: c.limits.ExportTimeout})
+		s.mux.Handle("/ui", h)
+		s.mux.Handle("/ui/", h)
+	}
 	s.handler = http.HandlerFunc(s.serve)
 	return s, nil
 }

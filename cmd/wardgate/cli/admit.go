@@ -17,6 +17,7 @@ import (
 	"github.com/wardgate/wardgate/attest"
 	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
@@ -46,6 +47,8 @@ type admitConfig struct {
 	logFlags         logFlags
 	noLog            bool
 	noScan           bool
+	scanUnsigned     bool
+	unpack           firmware.Limits
 	attach           bool
 	at               string
 	output           string
@@ -106,6 +109,11 @@ could-not-evaluate).`,
 	f.BoolVar(&cfg.noLog, "no-log", false, "do not sign and log the verdict (nothing is recorded for auditors)")
 	f.BoolVar(&cfg.attach, "attach", false, "for a registry image: store the signed verdict next to it (as cosign stores attestations)")
 	f.BoolVar(&cfg.noScan, "no-scan", false, "do not scan the artifact with syft (use the vendor SBOM as is; no drift check)")
+	f.BoolVar(&cfg.scanUnsigned, "scan-unsigned", false, "also unpack and scan an artifact whose signatures did not verify (under the same limits)")
+	f.Int64Var(&cfg.unpack.MaxBytes, "max-unpack-bytes", firmware.DefaultMaxBytes, "firmware unpacking: most bytes written (in STATE/tmp)")
+	f.IntVar(&cfg.unpack.MaxFiles, "max-unpack-files", firmware.DefaultMaxFiles, "firmware unpacking: most files, directories and links")
+	f.IntVar(&cfg.unpack.MaxDepth, "max-unpack-depth", firmware.DefaultMaxDepth, "firmware unpacking: most formats nested (a tar.gz is 2)")
+	f.IntVar(&cfg.unpack.MaxRatio, "max-unpack-ratio", firmware.DefaultMaxRatio, "firmware unpacking: most bytes written per byte of input (past 16 MiB)")
 	f.StringVar(&cfg.at, "evaluation-time", "", "evaluate as of this time (RFC 3339), to replay a past decision")
 	cfg.logFlags.register(cmd)
 	cfg.logFlags.registerKeyCreation(cmd)
@@ -163,9 +171,22 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if err != nil {
 		return fail(err)
 	}
+	// Firmware is unpacked in STATE/tmp, never in os.TempDir.
+	work := filepath.Join(cfg.logFlags.state, "tmp")
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return fail(fmt.Errorf("state directory: %w", err))
+	}
 	gopts := []gate.Option{gate.WithSBOMStore(sboms), gate.WithVersion(Version),
-		gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.logFlags.state, "sbom-cache"))),
+		gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.logFlags.state, "sbom-cache")), sbom.WithTempDir(work), sbom.WithUnpackLimits(cfg.unpack)),
 		gate.WithTUFState(tuf.NewDirState(filepath.Join(cfg.logFlags.state, tufDir)))}
+	if cfg.scanUnsigned {
+		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
+	}
+	manifests, err := gate.NewSBOMStore(filepath.Join(cfg.logFlags.state, "manifests"))
+	if err != nil {
+		return fail(err)
+	}
+	gopts = append(gopts, gate.WithManifestStore(manifests))
 	if cfg.noScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}

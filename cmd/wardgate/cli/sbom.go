@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/sbom"
 )
 
@@ -25,7 +26,7 @@ func NewSbomCmd() *cobra.Command {
 		Use:   "sbom",
 		Short: "Generate SBOMs, diff two releases' SBOMs, and check a vendor's SBOM against the artifact",
 	}
-	cmd.AddCommand(newSbomGenerateCmd(), newSbomDiffCmd(), newSbomDriftCmd())
+	cmd.AddCommand(newSbomGenerateCmd(), newSbomDiffCmd(), newSbomDriftCmd(), newSbomFilesCmd())
 	return cmd
 }
 
@@ -307,9 +308,10 @@ func readSBOMs(paths ...string) ([]*sbom.Document, error) {
 
 func newSbomDiffCmd() *cobra.Command {
 	var cfg reportConfig
+	codes := append(slices.Clone(sbom.DiffCodes), sbom.FileCodes...)
 	cmd := &cobra.Command{
 		Use:   "diff OLD NEW",
-		Short: "Show what changed between two SBOMs (CycloneDX or SPDX, any version)",
+		Short: "Show what changed between two SBOMs, or two firmware releases file by file",
 		Long: `Diff two SBOMs. Each change has a stable code:
 
   added removed upgraded downgraded hash-changed license-changed
@@ -318,20 +320,146 @@ func newSbomDiffCmd() *cobra.Command {
 hash-changed is the same version with a different hash: a rebuilt or
 tampered release.
 
+When OLD and NEW are firmware images, directories, or file manifests
+(written by "wardgate sbom files -o json"), the diff is also file by file:
+
+  executable-changed-same-version executable-added file-changed
+  file-added file-removed
+
+executable-changed-same-version is an ELF or PE file whose bytes changed
+while the package owning it kept its version: the 3CX and CCleaner pattern.
+
 Exit codes: 0 done, 1 a --fail-on code was found, 2 unreadable input.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cfg.validate(sbom.DiffCodes); err != nil {
+			if err := cfg.validate(codes); err != nil {
 				return noVerdict(err)
 			}
 			docs, err := readSBOMs(args[0], args[1])
+			if err == nil {
+				return cfg.report(cmd.OutOrStdout(), sbom.DiffCodes, sbom.Diff(docs[0], docs[1]))
+			}
+			if !errors.Is(err, sbom.ErrUnknownFormat) && !isNotSBOM(args[0]) && !isNotSBOM(args[1]) {
+				return noVerdict(err)
+			}
+			ch, err := diffReleases(cmd, args[0], args[1])
 			if err != nil {
 				return noVerdict(err)
 			}
-			return cfg.report(cmd.OutOrStdout(), sbom.DiffCodes, sbom.Diff(docs[0], docs[1]))
+			return cfg.report(cmd.OutOrStdout(), codes, ch)
 		},
 	}
-	cfg.register(cmd, sbom.DiffCodes)
+	cfg.register(cmd, codes)
+	return cmd
+}
+
+// isNotSBOM reports a directory: a firmware tree, not an SBOM file.
+func isNotSBOM(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// release is one side of a file-level diff.
+type release struct {
+	manifest *firmware.Manifest
+	doc      *sbom.Document // the SBOM generated with it, nil for a manifest file
+}
+
+// readRelease reads a manifest file, or unpacks and lists a firmware or
+// directory (scanning it with syft for the files' owners).
+func readRelease(cmd *cobra.Command, p string) (release, error) {
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+		f, err := os.Open(p)
+		if err != nil {
+			return release{}, err
+		}
+		m, err := firmware.ReadManifest(f)
+		f.Close()
+		if err == nil {
+			return release{manifest: m}, nil
+		}
+	}
+	m, g, err := sbom.FileManifest(cmd.Context(), p)
+	if err != nil {
+		return release{}, fmt.Errorf("%s: %w", p, err)
+	}
+	d, err := sbom.Decode(strings.NewReader(string(g.Data)))
+	if err != nil {
+		return release{}, fmt.Errorf("%s: generated SBOM: %w", p, err)
+	}
+	return release{manifest: m, doc: d}, nil
+}
+
+// diffReleases diffs two releases file by file, and by component when
+// both were scanned.
+func diffReleases(cmd *cobra.Command, oldPath, newPath string) (*sbom.Changes, error) {
+	var rel [2]release
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, p := range []string{oldPath, newPath} {
+		wg.Go(func() { rel[i], errs[i] = readRelease(cmd, p) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
+	}
+	var comp *sbom.Changes
+	if rel[0].doc != nil && rel[1].doc != nil {
+		comp = sbom.Diff(rel[0].doc, rel[1].doc)
+	}
+	return sbom.DiffFiles(rel[0].manifest, rel[1].manifest, comp), nil
+}
+
+type sbomFilesConfig struct{ output string }
+
+func newSbomFilesCmd() *cobra.Command {
+	var cfg sbomFilesConfig
+	cmd := &cobra.Command{
+		Use:   "files SOURCE",
+		Short: "List the files of a firmware image or directory: size, SHA-256, type, build ID, owning package",
+		Long: `Unpack a firmware image (as "wardgate sbom generate" does) or read a
+directory, and list every regular file: path, size, SHA-256, type (elf, pe,
+script, other), the ELF build ID or PE headers, and the package that owns
+the file when the SBOM says (from the package databases' file lists).
+Save it with -o json to diff a later release against it:
+"wardgate sbom diff OLD.json NEW_FIRMWARE".
+
+Exit codes: 0 listed, 2 could not unpack or read.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.output != "table" && cfg.output != "json" {
+				return noVerdict(fmt.Errorf("-o %s: want table or json", cfg.output))
+			}
+			m, _, err := sbom.FileManifest(cmd.Context(), args[0])
+			if err != nil {
+				return noVerdict(err)
+			}
+			w := cmd.OutOrStdout()
+			if cfg.output == "json" {
+				b, err := json.Marshal(m)
+				if err != nil {
+					return noVerdict(err)
+				}
+				fmt.Fprintln(w, string(b))
+				return nil
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PATH\tSIZE\tSHA256\tTYPE\tID\tPACKAGE")
+			for _, f := range m.Files {
+				id := f.BuildID
+				if f.PE != nil {
+					id = fmt.Sprintf("pe %s %d", f.PE.Machine, f.PE.TimeDateStamp)
+				}
+				pkg := ""
+				if f.Package != "" {
+					pkg = f.Package + " " + f.Version
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", f.Path, f.Size, f.SHA256[:12], f.Type, dash(id), dash(pkg))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&cfg.output, "output", "o", "table", "output format: table or json")
 	return cmd
 }
 

@@ -22,6 +22,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/console"
+	"github.com/wardgate/wardgate/console/adapter"
 	"github.com/wardgate/wardgate/egress"
 	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/gate"
@@ -134,6 +136,8 @@ func parseLevel(s string) (slog.Level, error) {
 func NewServeCmd() *cobra.Command {
 	cfg := ServeConfig{}
 	var lf logFlags
+	var demo bool
+	var demoFixtures string
 	cmd := &cobra.Command{
 		Use:   "serve --config trust.yaml [--state DIR]",
 		Short: "Run the admission gate's HTTP API (docs/serve.md)",
@@ -150,6 +154,10 @@ YAML file (--server-config or $` + ServeConfigEnv + `) and environment variables
 ($` + ListenEnv + `, $` + TLSCertEnv + `, $` + TLSKeyEnv + `, $` + ClientCAEnv + `, $` + RegistriesEnv + `,
 $` + LogLevelEnv + `); flags win over variables, variables over the file.
 
+The web console (docs/console.md) is served under /ui on the same
+listener: auditor and admin tokens sign in there. --demo loads the demo
+story into a temporary state directory and serves it (make console).
+
 SIGHUP reloads the trust configuration, the policies (a --policy bundle
 is verified again with --policy-key), the fleet inventory and the
 detection configuration without dropping requests; SIGTERM or SIGINT shut
@@ -159,6 +167,19 @@ down gracefully.`,
 			cfg.State, cfg.SigningKey, cfg.Origin, cfg.UnencryptedKey = lf.state, lf.key, lf.origin, lf.unencryptedKey
 			if err := cfg.resolve(cmd); err != nil {
 				return noVerdict(err)
+			}
+			if demo {
+				if cmd.Flags().Changed("config") || cmd.Flags().Changed("state") || cmd.Flags().Changed("signing-key") {
+					return noVerdict(errors.New("--demo makes its own trust configuration, state directory and key; drop --config, --state and --signing-key"))
+				}
+				cfg.Trust, cfg.State, cfg.SigningKey = "demo", "demo", ""
+				if err := cfg.Validate(); err != nil {
+					return noVerdict(err)
+				}
+				if err := RunServeDemo(cmd.Context(), DemoConfig{Fixtures: demoFixtures, Serve: cfg}, cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
+					return noVerdict(err)
+				}
+				return nil
 			}
 			if err := cfg.Validate(); err != nil {
 				return noVerdict(err)
@@ -182,6 +203,8 @@ down gracefully.`,
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
 	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "age after which a fleet analysis is refreshed in the background (answers use it for at most twice this; telemetry posted to the API invalidates it at once)")
+	f.BoolVar(&demo, "demo", false, "load the demo story (scripts/demo.sh) into a temporary state directory and serve it, with the web console, until interrupted; run from a wardgate checkout")
+	f.StringVar(&demoFixtures, "demo-fixtures", "fixtures", "the repository's fixtures directory, for --demo")
 	lf.register(cmd)
 	lf.registerKeyCreation(cmd)
 	return cmd
@@ -327,7 +350,8 @@ func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
 		return nil, err
 	}
 	gopts := []gate.Option{gate.WithLog(s.log), gate.WithFleet(s.risk), gate.WithInstallations(s.installs), gate.WithSBOMStore(s.sboms),
-		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache"))),
+		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache")),
+			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp"))),
 		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir)))}
 	if s.cfg.NoScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
@@ -386,6 +410,17 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		return err
 	}
 	opts := []server.Option{server.WithLogger(logger), server.WithLimits(cfg.Limits), server.WithRegistries(cfg.Registries...)}
+	// The web console (docs/console.md) reads the same stores.
+	data, err := adapter.New(adapter.Deps{Records: recs, Risk: st.risk, Fleet: st.egress, Inventory: st.inv.Load, Config: st.ecfg.Load, Log: st.log,
+		Tokens: tokens, WorkDir: filepath.Join(cfg.State, "tmp")})
+	if err != nil {
+		return err
+	}
+	con, err := console.New(data, console.WithLogger(logger.WithGroup("console")))
+	if err != nil {
+		return err
+	}
+	opts = append(opts, server.WithConsole(con.Handler()))
 	if cfg.RateLimits != nil {
 		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
 	}
@@ -419,7 +454,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if tlsCfg != nil {
 		scheme = "https"
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "state", cfg.State, "mtls", cfg.ClientCA != "")
+	logger.Info("serving", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/ui", "state", cfg.State, "mtls", cfg.ClientCA != "")
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
