@@ -55,6 +55,13 @@ func (g *Gate) buildTUF(cfg *trust.Config) error {
 	return nil
 }
 
+// PinsTUF reports whether the trust configuration pins a TUF root for the
+// vendor: its releases' versions may then come from its TUF metadata.
+func (g *Gate) PinsTUF(vendor string) bool {
+	_, ok := g.tuf[vendor]
+	return ok
+}
+
 // lookupRelease checks the update against its vendor's TUF metadata when
 // the vendor pins a TUF root: the metadata given with the update, else the
 // vendor's configured mirror. The target is PRODUCT/FILENAME. A version

@@ -316,6 +316,9 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 		if err := readUpload(r, dir, &u); err != nil {
 			return err
 		}
+		if u.Version == "" && !s.gate.Load().PinsTUF(u.Vendor) {
+			return badRequest("version is required: the trust configuration pins no TUF root for %s, whose metadata would say it", u.Vendor)
+		}
 		display = filepath.Base(u.Source)
 	}
 	out, err := s.gate.Load().Evaluate(ctx, u)
@@ -486,8 +489,8 @@ func readUpload(r *http.Request, dir string, u *gate.Update) error {
 	case u.Source == "":
 		return badRequest("the firmware part is required")
 	case u.Vendor == "" || u.Product == "":
-		// The version may come from the vendor's TUF metadata; without
-		// it the gate answers could-not-evaluate.
+		// The version may come from the vendor's TUF metadata (checked by
+		// the caller, which knows the trust configuration).
 		return badRequest("vendor and product are required")
 	}
 	_ = digest // the gate hashes the file again as it verifies; the two agree by construction

@@ -89,12 +89,10 @@ func TestUpdateWithTUFArchive(t *testing.T) {
 		t.Fatalf("bad archive: %d %s", r.status, r.body)
 	}
 	// No version, and a vendor that pins no TUF root: nothing says the
-	// version, the gate cannot decide.
+	// version.
 	ct, body = upload(t, map[string]string{"vendor": "acme-infusion", "product": "infusion-pump"}, pumpFiles())
 	r = e.do("POST", "/v1/updates", RoleCI, ct, body)
-	u = UpdateResponse{}
-	r.json(t, &u)
-	if r.status != 200 || u.Allow || u.Evaluated || !slices.Equal(codes(u.Decision), []string{"could-not-evaluate"}) {
+	if r.status != 400 || r.errorCode(t) != "bad-request" || !strings.Contains(string(r.body), "version is required: the trust configuration pins no TUF root for acme-infusion") {
 		t.Fatalf("no version: %d %s", r.status, r.body)
 	}
 }

@@ -246,3 +246,56 @@ func must(t *testing.T, err error) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Time-scoped trust through admit: the pump's keyless release identity
+// trusted until a date before the fixture's signing time (its log entry
+// and timestamp) is key-revoked; trusted over a window around it, the
+// release is admitted; the release key given a window, its raw signature
+// (no trusted time) is metadata-untimed.
+func TestAdmitTimeScopedTrust(t *testing.T) {
+	b, err := os.ReadFile("../../../fixtures/trust.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := func(t *testing.T, from, until string, onKey bool) string {
+		t.Helper()
+		window := "              valid_from: " + from + "\n              valid_until: " + until + "\n"
+		body := string(b)
+		if onKey {
+			body = strings.Replace(body, "            - path: testdata/keys/acme-infusion.pub\n", "            - path: testdata/keys/acme-infusion.pub\n"+window, 1)
+		} else {
+			body = strings.Replace(body, "              issuer: https://accounts.acme-infusion.example\n", "              issuer: https://accounts.acme-infusion.example\n"+window, 1)
+		}
+		if body == string(b) {
+			t.Fatal("fixtures/trust.yaml changed: no window added")
+		}
+		abs, err := filepath.Abs("../../../fixtures/testdata")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "trust.yaml")
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(body, "testdata/", abs+"/")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name        string
+		from, until string
+		onKey       bool
+		code        int
+		want        []string
+	}{
+		{"identity trusted around the signing time", "2020-01-01", "2099-01-01", false, 0, nil},
+		{"identity revoked before the signing time", "2020-01-01", "2026-06-30", false, 1, []string{"key-revoked", "threshold-not-met"}},
+		{"key with a window, signature without a trusted time", "2020-01-01", "2099-01-01", true, 1, []string{"metadata-untimed", "threshold-not-met"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := replace(pumpArgs("2.4.0", "--no-scan"), "--config", config(t, tc.from, tc.until, tc.onKey))
+			code, r := admitTUF(t, t.TempDir(), args...)
+			if code != tc.code || !slices.Equal(r.codes(), tc.want) {
+				t.Fatalf("exit %d, codes %v, want %d %v\n%+v", code, r.codes(), tc.code, tc.want, r.Decision.Violations)
+			}
+		})
+	}
+}
