@@ -31,19 +31,24 @@ run() { # config state
     --version 7.2.0 --signature "$F/sig/mri-console-7.2.0.bin.sig" --sbom "$F/sbom/mri-console-7.2.0.cdx.json" --no-scan -o json >"$out/last.json"
   grep -q '"allow":true' "$out/last.json" || { echo "not allowed:"; head -c 2000 "$out/last.json"; exit 1; }
 }
-timed() { local t0 t1; t0=$(date +%s.%N); run "$@"; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+# timed prints "WALL CPU" in seconds (CPU: user + system of the admit
+# process, which a loaded machine disturbs less than wall time).
+timed() { local TIMEFORMAT='%R %U %S' t; t=$( { time run "$@" >/dev/null; } 2>&1 ); echo "$t" | awk '{printf "%s %.3f\n", $1, $2 + $3}'; }
 fresh() { rm -rf "$out/state"; cp -r "$out/state0" "$out/state"; }
 # warm state: the trusted TUF metadata of one earlier run, copied each time
 fresh; run "$with" "$out/state"; rm -rf "$out/warm0"; cp -r "$out/state" "$out/warm0"; rm -f "$out/warm0"/*.db
-a=(); b=(); c=()
+a=(); b=(); c=(); ac=(); bc_=(); cc=()
 for _ in $(seq "$n"); do
-  fresh; b+=("$(timed "$without" "$out/state")")
-  fresh; a+=("$(timed "$with" "$out/state")")
-  rm -rf "$out/state"; cp -r "$out/warm0" "$out/state"; c+=("$(timed "$with" "$out/state")")
+  fresh; read -r w u <<<"$(timed "$without" "$out/state")"; b+=("$w"); bc_+=("$u")
+  fresh; read -r w u <<<"$(timed "$with" "$out/state")"; a+=("$w"); ac+=("$u")
+  rm -rf "$out/state"; cp -r "$out/warm0" "$out/state"; read -r w u <<<"$(timed "$with" "$out/state")"; c+=("$w"); cc+=("$u")
 done
 med() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-mw=$(med "${a[@]}"); mo=$(med "${b[@]}"); mc=$(med "${c[@]}")
-printf 'admit MRI console 7.2.0 (--no-scan), median of %d runs, alternating:\n' "$n"
-printf '  without TUF:                %.3fs\n' "$mo"
-printf '  with TUF, fresh state:      %.3fs  (%.2fx, +%.0f ms)\n' "$mw" "$(echo "$mw / $mo" | bc -l)" "$(echo "($mw - $mo) * 1000" | bc -l)"
-printf '  with TUF, trusted metadata: %.3fs  (%.2fx, +%.0f ms)\n' "$mc" "$(echo "$mc / $mo" | bc -l)" "$(echo "($mc - $mo) * 1000" | bc -l)"
+line() { # label wall cpu basewall basecpu
+  printf '  %-27s wall %.3fs (%.2fx)   cpu %.3fs (%.2fx, %+.0f ms)\n' "$1" "$2" "$(echo "$2 / $4" | bc -l)" "$3" "$(echo "$3 / $5" | bc -l)" "$(echo "($3 - $5) * 1000" | bc -l)"
+}
+mo=$(med "${b[@]}"); co=$(med "${bc_[@]}")
+printf 'admit MRI console 7.2.0 (--no-scan), medians of %d runs, alternating:\n' "$n"
+line "without TUF:" "$mo" "$co" "$mo" "$co"
+line "with TUF, fresh state:" "$(med "${a[@]}")" "$(med "${ac[@]}")" "$mo" "$co"
+line "with TUF, trusted metadata:" "$(med "${c[@]}")" "$(med "${cc[@]}")" "$mo" "$co"
