@@ -47,6 +47,10 @@ type Evidence struct {
 	Device *Device `json:"device,omitempty"`
 	// Fleet is what fleet telemetry knows about this update.
 	Fleet Fleet `json:"fleet"`
+	// Vulnerabilities are the SBOM's components matched against the
+	// imported vulnerability database; nil when there is no database or no
+	// SBOM.
+	Vulnerabilities *Vulnerabilities `json:"vulnerabilities,omitempty"`
 }
 
 // Artifact kinds.

@@ -192,6 +192,7 @@ func (ev Evidence) Validate() error {
 			v.add(p+".observedAt", "required")
 		}
 	}
+	v.vulnerabilities(ev.Vulnerabilities)
 	return errors.Join(v.errs...)
 }
 

@@ -97,6 +97,7 @@ type Gate struct {
 	installs    Installations
 	sboms       *SBOMStore
 	manifests   BlobStore
+	vulns       VulnerabilityMatcher
 	genOpts     []sbom.GenerateOption
 	generate    bool
 	scanUnsafe  bool // scan artifacts whose signatures did not verify
@@ -335,6 +336,10 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 	// the signatures already failed, an unreadable artifact (a corrupted
 	// archive) must not hide that verdict behind could-not-evaluate.
 	if err := g.sbomEvidence(ctx, u, &ev, prev, vres.Verified); err != nil {
+		return ev, vres, err
+	}
+	// 3b. Known vulnerabilities of the SBOM's components.
+	if err := g.vulnerabilityEvidence(ctx, &ev, now); err != nil {
 		return ev, vres, err
 	}
 	// 4. Fleet.
@@ -662,6 +667,9 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	if ev.SBOM != nil {
 		v.SBOMDigest = ev.SBOM.Digest
 		v.Inputs = append(v.Inputs, attest.Input{URI: "sbom:" + ev.SBOM.Source, Digest: digestMap(ev.SBOM.Digest)})
+	}
+	if ev.Vulnerabilities != nil {
+		v.Inputs = append(v.Inputs, attest.Input{URI: "vulndb:" + ev.Vulnerabilities.Database.Format, Digest: digestMap(ev.Vulnerabilities.Database.Digest)})
 	}
 	for _, s := range u.Signatures {
 		v.Inputs = append(v.Inputs, attest.Input{URI: s.Source, Digest: digestMap(digestOf(s.Data))})

@@ -38,8 +38,11 @@ const (
 	// CodeExecutableChangedSameVersion warns unless the trust
 	// configuration enforces it.
 	CodeExecutableChangedSameVersion Code = "executable-changed-same-version"
-	// CodeCouldNotEvaluate is never produced by a rule: callers use it, via
-	// CouldNotEvaluate, to deny when no decision could be made (fail closed).
+	CodeKnownVulnerability           Code = "known-vulnerability"
+	// CodeCouldNotEvaluate denies when no decision could be made (fail
+	// closed): callers use it via CouldNotEvaluate, and the vulnerability
+	// rules report it when their evidence cannot be trusted (no database,
+	// a database older than max_db_age). It is always enforced.
 	CodeCouldNotEvaluate Code = "could-not-evaluate"
 )
 
@@ -52,6 +55,7 @@ var DefaultCodes = []Code{
 	CodeMetadataFuture, CodeQuarantined, CodeExecutableChangedSameVersion,
 	CodeMetadataUntimed, CodeKeyRevoked, CodeMetadataMissing, CodeMetadataUntrusted,
 	CodeMetadataRollback, CodeUnknownTarget, CodeMetadataMismatch,
+	CodeKnownVulnerability,
 }
 
 // Severities, most severe first.

@@ -128,6 +128,17 @@ curl -s -o /dev/null -w 'no token: HTTP %{http_code}\n' -X POST "$URL/v1/admissi
 curl -s -o /dev/null -w 'sensor token on admissions: HTTP %{http_code}\n' -H "Authorization: Bearer $SEN" -H 'Content-Type: application/json' -d '{}' "$URL/v1/admissions"
 
 kill $SERVER; wait $SERVER 2>/dev/null
+
+say "12. Known vulnerabilities, offline: import OSV records (real Alpine advisories), scan the pump's SBOM, gate on them"
+V=$D/vuln-state
+step vuln db import vuln/testdata/osv --state "$V"; want 0
+step vuln scan "$F/sbom/infusion-pump-2.4.0.cdx.json" --state "$V" --fail-on medium; want 1
+# The same trust configuration, denying medium and above (the records are
+# committed, so this example accepts a database up to ten years old).
+{ cat "$D/trust.yaml"; printf '\nvulnerabilities:\n  deny_at: medium\n  max_db_age: 3650d\n'; } > "$D/trust-vuln.yaml"
+step admit "$F/firmware/infusion-pump-2.4.0.bin" --config "$D/trust-vuln.yaml" --state "$V" --no-log --vendor acme-infusion --product infusion-pump --version 2.4.0 \
+  --signature "$F/sig/infusion-pump-2.4.0.bin.sig" --bundle "$F/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json" --sbom "$F/sbom/infusion-pump-2.4.0.cdx.json"
+want 1
 echo
 echo "Gate stopped; nothing left running. Exit codes: 0 allow/verified, 1 deny/failed (a verdict), 2 could not decide."
 echo

@@ -57,6 +57,9 @@ type Config struct {
 	Deny DenyList
 	// Vendors maps a vendor name to its products.
 	Vendors map[string]Vendor
+	// Vulnerabilities is the vulnerabilities: section; nil when the
+	// configuration has none (known vulnerabilities are then not checked).
+	Vulnerabilities *VulnerabilityPolicy
 
 	digest    string
 	ruleLines map[string]int // the line of each rules: key in Path
@@ -271,7 +274,7 @@ func (c *Config) Data() map[string]any {
 		}
 		vendors[vn] = vd
 	}
-	return map[string]any{
+	data := map[string]any{
 		"version":             int64(Version),
 		"allow_override":      c.AllowOverride,
 		"max_metadata_age":    formatDuration(c.MaxMetadataAge),
@@ -282,6 +285,10 @@ func (c *Config) Data() map[string]any {
 		"deny":                map[string]any{"licenses": anyList(c.Deny.Licenses), "components": comps},
 		"vendors":             vendors,
 	}
+	if c.Vulnerabilities != nil {
+		data["vulnerabilities"] = c.Vulnerabilities.data()
+	}
+	return data
 }
 
 func anyList(ss []string) []any {

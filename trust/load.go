@@ -340,6 +340,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				},
 			})
 		},
+		"vulnerabilities": func(n *yaml.Node, f string) { c.Vulnerabilities = d.vulnerabilities(n, f) },
 		"vendors": func(n *yaml.Node, f string) {
 			d.pairs(n, f, func(k, v *yaml.Node, f string) {
 				vendor := Vendor{Products: map[string]Product{}}

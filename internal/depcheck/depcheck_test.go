@@ -39,7 +39,7 @@ func directImports(t *testing.T, pkg string) []string {
 // server or command line, directly or not.
 func TestDomainPackagesStayDomain(t *testing.T) {
 	forbidden := []string{mod + "/server", mod + "/cmd/"}
-	for _, p := range []string{"verify", "sbom", "policy", "attest", "evidence", "egress", "store", "gate", "trust", "tuf"} {
+	for _, p := range []string{"verify", "sbom", "policy", "attest", "evidence", "egress", "store", "gate", "trust", "tuf", "vuln"} {
 		pkg := mod + "/" + p
 		if !exists(pkg) {
 			continue

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -221,6 +222,11 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fail(fmt.Errorf("fleet inventory: %w", err))
 	}
+	vopts, err := vulnerabilityOptions(tc, cfg.logFlags.state)
+	if err != nil {
+		return fail(err)
+	}
+	gopts = append(gopts, vopts...)
 	g, err := gate.New(tc, eng, ledger, gopts...)
 	if err != nil {
 		return fail(err)
@@ -351,12 +357,15 @@ func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error
 		for _, v := range out.Decision.Warnings {
 			fmt.Fprintf(w, "  warning [%s] %s\n", v.Code, v.Message)
 		}
+		if v := out.Evidence.Vulnerabilities; v != nil {
+			fmt.Fprintf(w, "  %s\n", vulnerabilityLine(v))
+		}
 		if out.LogEntry != nil {
 			fmt.Fprintf(w, "  verdict signed into log %s at index %d\n", out.LogEntry.Origin, out.LogEntry.Index)
 		}
 	}
 	switch {
-	case err != nil || !out.Evaluated:
+	case err != nil || !out.Evaluated || slices.Contains(out.Decision.Codes(), policy.CodeCouldNotEvaluate):
 		return verdict(ExitNoVerdict)
 	case !out.Decision.Allow:
 		return verdict(ExitFail)

@@ -356,6 +356,11 @@ func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
 	if s.cfg.NoScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
+	vopts, err := vulnerabilityOptions(tc, s.cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	gopts = append(gopts, vopts...)
 	return gate.New(tc, eng, s.ledger, gopts...)
 }
 
