@@ -97,12 +97,25 @@ func LoadSigner(ctx context.Context, keyRef string) (*Signer, error) {
 	pass, _ := envPassword(false)
 	sv, err := cosign.LoadPrivateKey(pemBytes, pass, nil)
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s (password from $%s): %w", keyRef, PasswordEnv, err)
+		return nil, passwordError(keyRef, pemBytes, pass, err)
 	}
 	return NewSigner(sv)
 }
 
 func envPassword(bool) ([]byte, error) { return []byte(os.Getenv(PasswordEnv)), nil }
+
+// passwordError says why a key file did not decrypt, naming it: no
+// password set for an encrypted key, a password set for a key that has
+// none, or a password that is not the key's (or a damaged file).
+func passwordError(keyRef string, pemBytes, pass []byte, err error) error {
+	if len(pass) == 0 {
+		return fmt.Errorf("signing key %s is encrypted, and $%s is not set: set it to the key's password (%w)", keyRef, PasswordEnv, err)
+	}
+	if _, e := cosign.LoadPrivateKey(pemBytes, nil, nil); e == nil {
+		return fmt.Errorf("signing key %s has no password, but $%s is set: unset it to use this key, or re-create the key encrypted (%w)", keyRef, PasswordEnv, err)
+	}
+	return fmt.Errorf("signing key %s does not decrypt with the password in $%s: a wrong password, or a damaged key file (%w)", keyRef, PasswordEnv, err)
+}
 
 // KeyID is the hex SHA-256 of a public key's DER SubjectPublicKeyInfo.
 func KeyID(pub crypto.PublicKey) (string, error) {

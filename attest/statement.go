@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -43,6 +44,16 @@ type Verdict struct {
 	// The release decided on, as the trust configuration names it.
 	Vendor, Product, Version string
 	Time                     time.Time
+	// ReleaseMetadata are the vendor's TUF metadata the verdict relied on.
+	ReleaseMetadata []MetadataRef
+}
+
+// MetadataRef is one piece of the vendor's TUF metadata a verdict relied
+// on: its role, version and digest.
+type MetadataRef struct {
+	Role    string            `json:"role"`
+	Version int64             `json:"version"`
+	Digest  map[string]string `json:"digest,omitempty"`
 }
 
 // Input is one piece of evidence a verdict rested on.
@@ -96,6 +107,9 @@ type Extension struct {
 	Vendor            string   `json:"vendor,omitempty"`
 	Product           string   `json:"product,omitempty"`
 	Version           string   `json:"version,omitempty"`
+	// ReleaseMetadata lists the vendor's TUF metadata (role, version,
+	// digest) the verdict relied on.
+	ReleaseMetadata []MetadataRef `json:"releaseMetadata,omitempty"`
 }
 
 // NewStatement builds the statement for a verdict. verifierVersion is
@@ -142,6 +156,7 @@ func NewStatement(v Verdict, verifierVersion string) (*Statement, error) {
 				Product:           v.Product,
 				Version:           v.Version,
 				DeviceID:          v.DeviceID,
+				ReleaseMetadata:   slices.Clone(v.ReleaseMetadata),
 			},
 		},
 	}, nil

@@ -28,6 +28,13 @@ const (
 	CodeMetadataExpired            Code = "metadata-expired"
 	CodeMetadataFuture             Code = "metadata-future"
 	CodeQuarantined                Code = "quarantined"
+	CodeMetadataUntimed            Code = "metadata-untimed"
+	CodeKeyRevoked                 Code = "key-revoked"
+	CodeMetadataMissing            Code = "metadata-missing"
+	CodeMetadataUntrusted          Code = "metadata-untrusted"
+	CodeMetadataRollback           Code = "metadata-rollback"
+	CodeUnknownTarget              Code = "unknown-target"
+	CodeMetadataMismatch           Code = "metadata-mismatch"
 	// CodeExecutableChangedSameVersion warns unless the trust
 	// configuration enforces it.
 	CodeExecutableChangedSameVersion Code = "executable-changed-same-version"
@@ -46,6 +53,8 @@ var DefaultCodes = []Code{
 	CodeSBOMMissing, CodeSBOMDrift, CodeDeniedLicense, CodeDeniedComponent,
 	CodeDowngradedComponent, CodeComponentHashChanged, CodeMetadataExpired,
 	CodeMetadataFuture, CodeQuarantined, CodeExecutableChangedSameVersion,
+	CodeMetadataUntimed, CodeKeyRevoked, CodeMetadataMissing, CodeMetadataUntrusted,
+	CodeMetadataRollback, CodeUnknownTarget, CodeMetadataMismatch,
 	CodeKnownVulnerability,
 }
 

@@ -256,20 +256,23 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 			return nil, err
 		}
 		out.Key = key
-		all := true
-		for i, f := range cfg.outputs {
-			cached[i], _ = os.ReadFile(cachePath(cfg.cacheDir, key, Format(f.String())))
-			all = all && cached[i] != nil
-		}
-		if !all {
-			if data, err := os.ReadFile(cachePath(cfg.cacheDir, key, FormatSyftJSON)); err == nil {
-				if cs, _, _, err := syftjson.NewFormatDecoder().Decode(bytes.NewReader(data)); err == nil && cs != nil {
-					s = cs
+		// A registry tag has no key (what it names can change): not cached.
+		if key != "" {
+			all := true
+			for i, f := range cfg.outputs {
+				cached[i], _ = os.ReadFile(cachePath(cfg.cacheDir, key, Format(f.String())))
+				all = all && cached[i] != nil
+			}
+			if !all {
+				if data, err := os.ReadFile(cachePath(cfg.cacheDir, key, FormatSyftJSON)); err == nil {
+					if cs, _, _, err := syftjson.NewFormatDecoder().Decode(bytes.NewReader(data)); err == nil && cs != nil {
+						s = cs
+					}
 				}
 			}
+			out.Cached = all || s != nil
+			cfg.logger.Debug("sbom cache", "source", source, "key", key, "hit", out.Cached)
 		}
-		out.Cached = all || s != nil
-		cfg.logger.Debug("sbom cache", "source", source, "key", key, "hit", out.Cached)
 	}
 	scanRoot := "."
 	if !out.Cached {
@@ -356,6 +359,9 @@ func parseSource(source string) (scheme, target string, err error) {
 	if s, t, ok := strings.Cut(source, ":"); ok && slices.Contains(sourceSchemes, s) {
 		if t == "" {
 			return "", "", fmt.Errorf("%w: %q names no path or reference", ErrBadSource, source)
+		}
+		if s == "registry" && !explicitRegistry(t) {
+			return "", "", fmt.Errorf("%w: %q names no registry; write the registry host (index.docker.io/%s for Docker Hub): wardgate reaches no registry it was not named", ErrBadSource, source, t)
 		}
 		return s, t, nil
 	}
@@ -491,6 +497,15 @@ func hashDir(w io.Writer, dir string, prog *Progress) error {
 		}
 		return nil
 	})
+}
+
+// explicitRegistry reports whether an image reference names its registry:
+// its first path component is a host, by go-containerregistry's own rule
+// (localhost, or a name with a '.' or ':'). "oci/pump-agent" names none,
+// and would go to Docker Hub.
+func explicitRegistry(ref string) bool {
+	first, _, ok := strings.Cut(ref, "/")
+	return ok && (first == "localhost" || strings.ContainsAny(first, ".:"))
 }
 
 func cachePath(dir, key string, f Format) string {

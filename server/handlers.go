@@ -26,6 +26,7 @@ import (
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -316,6 +317,9 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 		if err := readUpload(r, dir, &u); err != nil {
 			return err
 		}
+		if u.Version == "" && !s.gate.Load().PinsTUF(u.Vendor) {
+			return badRequest("version is required: the trust configuration pins no TUF root for %s, whose metadata would say it", u.Vendor)
+		}
 		display = filepath.Base(u.Source)
 	}
 	out, err := s.gate.Load().Evaluate(ctx, u)
@@ -467,15 +471,28 @@ func readUpload(r *http.Request, dir string, u *gate.Update) error {
 				return multipartError(err)
 			}
 			u.VendorSBOM = b
+		case "tuf":
+			// The vendor's TUF metadata: a tar (or tar.gz) of
+			// metadata/*.json, within tuf.MaxArchiveBytes.
+			if u.TUF != nil {
+				return badRequest("more than one tuf part")
+			}
+			src, err := tuf.ReadArchive(part)
+			if err != nil {
+				return multipartError(err)
+			}
+			u.TUF = src
 		default:
-			return badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, vendor, product, version, deviceClasses", field)
+			return badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, tuf, vendor, product, version, deviceClasses", field)
 		}
 	}
 	switch {
 	case u.Source == "":
 		return badRequest("the firmware part is required")
-	case u.Vendor == "" || u.Product == "" || u.Version == "":
-		return badRequest("vendor, product and version are required")
+	case u.Vendor == "" || u.Product == "":
+		// The version may come from the vendor's TUF metadata (checked by
+		// the caller, which knows the trust configuration).
+		return badRequest("vendor and product are required")
 	}
 	_ = digest // the gate hashes the file again as it verifies; the two agree by construction
 	return nil

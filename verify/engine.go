@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Signer names who made a verified signature.
@@ -45,6 +47,9 @@ type SignatureResult struct {
 	PredicateType string      `json:"predicateType,omitempty"`
 	Reason        Reason      `json:"reason,omitempty"`
 	Detail        string      `json:"detail,omitempty"`
+	// Predicate is a verified attestation's predicate (JSON), for callers
+	// that read it (the gate's SLSA provenance); nil for signatures.
+	Predicate json.RawMessage `json:"-"`
 }
 
 // Subject is what was verified.
@@ -218,7 +223,7 @@ func (e *engine) checkKeyed(sr *SignatureResult, p *parsed, b *bundle.Bundle, ar
 			sr.Reason, sr.Detail = ReasonBadInput, err.Error()
 			return
 		}
-		tm := root.TrustedMaterialCollection{trustedKey{sv}}
+		tm := root.TrustedMaterialCollection{trustedKey{sv, k.Valid}}
 		opts := []sgverify.VerifierOption{sgverify.WithCurrentTime()}
 		if e.pol.IgnoreTlogUnsafe {
 			b = stripTlog(b)
@@ -252,7 +257,14 @@ func (e *engine) checkKeyed(sr *SignatureResult, p *parsed, b *bundle.Bundle, ar
 			return
 		}
 		errs = append(errs, fmt.Errorf("key %s: %w", shortID(k.ID), err))
-		reasons = append(reasons, classify(err, false))
+		r := classify(err, false)
+		if !k.Valid.IsZero() && strings.Contains(err.Error(), "integrated time outside certificate validity") {
+			// sigstore-go checked the log's integrated time against the
+			// key's window (trustedKey's ExpiringKey) and it fell outside.
+			r = ReasonKeyRevoked
+			errs[len(errs)-1] = fmt.Errorf("key %s is trusted %s; the transparency log puts this signature outside that: %w", shortID(k.ID), k.Valid, err)
+		}
+		reasons = append(reasons, r)
 	}
 	sr.Reason = worst(reasons)
 	sr.Detail = errors.Join(errs...).Error()
@@ -268,6 +280,12 @@ func (e *engine) finish(sr *SignatureResult, s *Signer, res *sgverify.Verificati
 		}
 		sr.Timestamps = append(sr.Timestamps, ts.Timestamp.UTC())
 	}
+	if w := e.pol.window(s.index); !w.IsZero() {
+		if r, d := windowCheck(w, sr.Timestamps); r != "" {
+			sr.Reason, sr.Detail, sr.Signer = r, fmt.Sprintf("%s: %s", signerName(s), d), s
+			return
+		}
+	}
 	if check != nil {
 		if r, d := check(res); r != "" {
 			sr.Reason, sr.Detail = r, d
@@ -277,8 +295,50 @@ func (e *engine) finish(sr *SignatureResult, s *Signer, res *sgverify.Verificati
 	}
 	if res.Statement != nil {
 		sr.PredicateType = res.Statement.GetPredicateType()
+		if p := res.Statement.GetPredicate(); p != nil {
+			if b, err := protojson.Marshal(p); err == nil {
+				sr.Predicate = b
+			}
+		}
 	}
 	sr.Verified, sr.Signer = true, s
+}
+
+// window is the validity window of the trusted signer at index (keys
+// first, then identities); zero for none.
+func (p *Policy) window(index int) Window {
+	switch {
+	case index < 0:
+		return Window{}
+	case index < len(p.Keys):
+		return p.Keys[index].Valid
+	case index-len(p.Keys) < len(p.Identities):
+		return p.Identities[index-len(p.Keys)].Valid
+	}
+	return Window{}
+}
+
+// windowCheck checks a signature's trusted times against the signer's
+// window with sigstore-go's validity period: every trusted time must lie
+// inside it, and there must be one.
+func windowCheck(w Window, times []time.Time) (Reason, string) {
+	if len(times) == 0 {
+		return ReasonUntimed, fmt.Sprintf("trusted only %s, and the signature carries no trusted time (transparency log entry or RFC 3161 timestamp) to tell when it was made", w)
+	}
+	c := w.checker()
+	for _, t := range times {
+		if !c.ValidAtTime(t) {
+			return ReasonKeyRevoked, fmt.Sprintf("trusted only %s, and the signature was made at %s", w, t.UTC().Format(time.RFC3339))
+		}
+	}
+	return "", ""
+}
+
+func signerName(s *Signer) string {
+	if s.KeyID != "" {
+		return "key " + shortID(s.KeyID)
+	}
+	return s.Identity + " (issuer " + s.Issuer + ")"
 }
 
 func shortID(id string) string {
@@ -288,12 +348,16 @@ func shortID(id string) string {
 	return id
 }
 
-// trustedKey is the key the user named: trusted at all times, whatever the
-// bundle's hint says.
-type trustedKey struct{ signature.Verifier }
+// trustedKey is the key the user named, whatever the bundle's hint says:
+// trusted within its window (at all times for a zero window). sigstore-go
+// checks a log entry's integrated time against the window.
+type trustedKey struct {
+	signature.Verifier
+	valid Window
+}
 
 func (t trustedKey) PublicKeyVerifier(string) (root.TimeConstrainedVerifier, error) {
-	return root.NewExpiringKey(t.Verifier, time.Time{}, time.Time{}), nil
+	return root.NewExpiringKey(t.Verifier, t.valid.From, t.valid.Until), nil
 }
 func (trustedKey) TimestampingAuthorities() []root.TimestampingAuthority     { return nil }
 func (trustedKey) FulcioCertificateAuthorities() []root.CertificateAuthority { return nil }
@@ -454,6 +518,7 @@ func classify(err error, keyless bool) Reason {
 // is the headline.
 var reasonOrder = []Reason{
 	ReasonThresholdNotMet, ReasonDigestMismatch, ReasonIdentityMismatch, ReasonExpired,
+	ReasonKeyRevoked, ReasonUntimed,
 	ReasonTlogInvalid, ReasonTimestampInvalid, ReasonSignatureInvalid, ReasonPredicateTypeMismatch,
 	ReasonUntrustedSigner, ReasonMalformed, ReasonBadInput, ReasonNoSignature,
 }

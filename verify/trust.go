@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -39,6 +40,37 @@ type Key struct {
 	ID     string
 	Source string // the file it came from, for messages
 	Public crypto.PublicKey
+	// Valid bounds when the key may have signed; zero is unbounded.
+	Valid Window
+}
+
+// Window is when a trusted signer may have signed (a vendor key revoked on
+// a date). It is checked as sigstore-go checks the validity periods of
+// keys and authorities (root.ExpiringKey), against the signature's trusted
+// times (transparency log integrated time, RFC 3161 timestamp), never the
+// clock: a signature by a signer with a window and no trusted time fails
+// as ReasonUntimed, one made outside the window as ReasonKeyRevoked.
+type Window struct {
+	From, Until time.Time
+}
+
+// IsZero reports whether the window is unbounded.
+func (w Window) IsZero() bool { return w.From.IsZero() && w.Until.IsZero() }
+
+// checker is the window as sigstore-go's validity period.
+func (w Window) checker() root.ValidityPeriodChecker {
+	return root.NewExpiringKey(nil, w.From, w.Until)
+}
+
+func (w Window) String() string {
+	f, u := "any time", "any time"
+	if !w.From.IsZero() {
+		f = w.From.UTC().Format(time.RFC3339)
+	}
+	if !w.Until.IsZero() {
+		u = w.Until.UTC().Format(time.RFC3339)
+	}
+	return "from " + f + " until " + u
 }
 
 // LogValue keeps keys out of logs except for their ID.
@@ -113,6 +145,8 @@ type Identity struct {
 	// extensions of the certificate (cosign's
 	// --certificate-github-workflow-* flags).
 	Workflow GitHubWorkflow `json:"githubWorkflow,omitzero"`
+	// Valid bounds when the identity may have signed; zero is unbounded.
+	Valid Window `json:"-"`
 }
 
 // GitHubWorkflow holds the values the Fulcio GitHub workflow extensions

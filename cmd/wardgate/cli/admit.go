@@ -24,8 +24,13 @@ import (
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
+
+// tufDir is where the vendors' trusted TUF metadata is kept in the state
+// directory.
+const tufDir = "tuf"
 
 type admitConfig struct {
 	config           string
@@ -48,13 +53,14 @@ type admitConfig struct {
 	attach           bool
 	at               string
 	output           string
+	tufRepo          string
 }
 
 // NewAdmitCmd is `wardgate admit`: the gate decision for one update.
 func NewAdmitCmd() *cobra.Command {
 	var cfg admitConfig
 	cmd := &cobra.Command{
-		Use:   "admit SOURCE --config trust.yaml --vendor V --product P --version X",
+		Use:   "admit SOURCE --config trust.yaml --vendor V --product P [--version X] [--tuf-repo DIR]",
 		Short: "Decide whether an update may be admitted: verify, SBOM, diff, drift, policy; record and sign the verdict",
 		Long: `Evaluate one update: verify its signatures against the trust configuration,
 read the vendor's SBOM and scan the artifact with syft, diff against the
@@ -66,6 +72,14 @@ first use with the password in $` + attest.PasswordEnv + `).
 SOURCE is a firmware file, or an image (oci-dir:PATH, oci-archive:PATH, or
 a registry reference). With --device-class (and --device-id,
 --installed-version) the decision is for one device.
+
+A vendor that pins a TUF root in the trust configuration (vendors.V.tuf)
+says in its signed TUF metadata which file is which version: --tuf-repo DIR
+is a local copy of its repository (DIR/metadata/), read offline, else the
+mirror the trust configuration names. The target is PRODUCT/FILENAME, the
+version is the target's (a --version that disagrees is denied), and the
+metadata trusted so far is kept in STATE/tuf/, so a repository rolled back
+or frozen is refused in later runs too.
 
 Exit codes: 0 allow, 1 deny, 2 could not decide (a deny with reason
 could-not-evaluate).`,
@@ -85,7 +99,8 @@ could-not-evaluate).`,
 	f.StringVar(&cfg.sbomPath, "sbom", "", "the vendor's SBOM (CycloneDX or SPDX)")
 	f.StringVar(&cfg.vendor, "vendor", "", "vendor, as in the trust configuration")
 	f.StringVar(&cfg.product, "product", "", "product, as in the trust configuration")
-	f.StringVar(&cfg.version, "version", "", "the release's version")
+	f.StringVar(&cfg.version, "version", "", "the release's version (optional with TUF metadata: the target's)")
+	f.StringVar(&cfg.tufRepo, "tuf-repo", "", "the vendor's TUF repository, a local directory (DIR/metadata/...)")
 	f.StringVar(&cfg.deviceClass, "device-class", "", "the device asking: its class")
 	f.StringVar(&cfg.deviceID, "device", "", "the device asking: its ID")
 	f.StringVar(&cfg.installedVersion, "installed-version", "", "the device asking: the version it runs now")
@@ -102,6 +117,7 @@ could-not-evaluate).`,
 	f.IntVar(&cfg.unpack.MaxRatio, "max-unpack-ratio", firmware.DefaultMaxRatio, "firmware unpacking: most bytes written per byte of input (past 16 MiB)")
 	f.StringVar(&cfg.at, "evaluation-time", "", "evaluate as of this time (RFC 3339), to replay a past decision")
 	cfg.logFlags.register(cmd)
+	cfg.logFlags.registerKeyCreation(cmd)
 	addOutputFlag(cmd, &cfg.output)
 	return cmd
 }
@@ -167,7 +183,8 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		return fail(fmt.Errorf("state directory: %w", err))
 	}
 	gopts := []gate.Option{gate.WithSBOMStore(sboms), gate.WithVersion(Version),
-		gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.logFlags.state, "sbom-cache")), sbom.WithTempDir(work), sbom.WithUnpackLimits(cfg.unpack))}
+		gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.logFlags.state, "sbom-cache")), sbom.WithTempDir(work), sbom.WithUnpackLimits(cfg.unpack)),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(cfg.logFlags.state, tufDir)))}
 	if cfg.scanUnsigned {
 		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
 	}
@@ -222,6 +239,12 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	u := gate.Update{Source: source, Kind: evidence.KindBlob, Vendor: cfg.vendor, Product: cfg.product, Version: cfg.version}
 	if isImageRef(source) {
 		u.Kind = evidence.KindImage
+	}
+	if cfg.tufRepo != "" {
+		if st, err := os.Stat(filepath.Join(cfg.tufRepo, "metadata")); err != nil || !st.IsDir() {
+			return fail(fmt.Errorf("--tuf-repo %s: want a TUF repository directory with a metadata/ directory in it", cfg.tufRepo))
+		}
+		u.TUF = tuf.Dir(cfg.tufRepo)
 	}
 	for _, p := range append(cfg.signatures, cfg.bundles...) {
 		s, err := verify.LoadSignature(p)
@@ -279,15 +302,28 @@ func isImageRef(s string) bool {
 }
 
 // openOrCreateLog opens the verdict log, creating the service key on first
-// use (an admit in CI must not need a separate set-up step).
+// use (an admit in CI must not need a separate set-up step): encrypted
+// with $WARDGATE_KEY_PASSWORD, or, only with --unencrypted-key, without a
+// password, which it says.
 func openOrCreateLog(ctx context.Context, lf logFlags, stderr io.Writer) (*attest.Log, error) {
 	key := lf.keyPath()
 	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) && lf.key == "" {
+		pw := os.Getenv(attest.PasswordEnv)
+		switch {
+		case pw == "" && !lf.unencryptedKey:
+			return nil, fmt.Errorf("the service signing key %s does not exist, and $%s is not set: set it to create the key encrypted with that password, or pass --unencrypted-key to create it without one", key, attest.PasswordEnv)
+		case pw != "" && lf.unencryptedKey:
+			return nil, fmt.Errorf("--unencrypted-key, but $%s is set: unset it to create %s without a password, or drop --unencrypted-key to encrypt it", attest.PasswordEnv, key)
+		}
 		prefix := strings.TrimSuffix(key, ".key")
-		if _, pub, err := attest.Keygen(prefix); err != nil {
+		_, pub, err := attest.Keygen(prefix)
+		if err != nil {
 			return nil, err
+		}
+		if pw == "" {
+			fmt.Fprintf(stderr, "wardgate: created the service signing key %s WITHOUT a password (--unencrypted-key): anyone who can read it can sign verdicts (public key %s)\n", key, pub)
 		} else {
-			fmt.Fprintf(stderr, "wardgate: created the service signing key %s (public key %s)\n", key, pub)
+			fmt.Fprintf(stderr, "wardgate: created the service signing key %s, encrypted with $%s (public key %s)\n", key, attest.PasswordEnv, pub)
 		}
 	}
 	s, err := attest.LoadSigner(ctx, key)

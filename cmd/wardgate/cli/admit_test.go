@@ -275,7 +275,7 @@ func TestAdmitAttachToImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
-	t.Setenv("WARDGATE_KEY_PASSWORD", "")
+	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	code, out, errOut := run(t, "admit", tag, "--config", trustPath, "--vendor", "acme-infusion", "--product", "pump-agent", "--version", "2.4.0",
 		"--no-scan", "--attach", "--state", state, "-o", "json")
 	if code != 0 {

@@ -81,6 +81,15 @@ the same reference to admit and serve with --signing-key.`,
 // logFlags locate the log and its key.
 type logFlags struct {
 	state, key, origin string
+	// unencryptedKey lets admit and serve create the service key without
+	// a password (--unencrypted-key).
+	unencryptedKey bool
+}
+
+// registerKeyCreation adds --unencrypted-key, for the commands that create
+// the service key on first use (admit, serve).
+func (f *logFlags) registerKeyCreation(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.unencryptedKey, "unencrypted-key", false, "create the service signing key, if it does not exist, without a password (else $"+attest.PasswordEnv+" is required to create it)")
 }
 
 func (f *logFlags) register(cmd *cobra.Command) {

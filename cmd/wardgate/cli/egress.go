@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +19,9 @@ import (
 
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/egress/sqlitestore"
+	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/verify"
 )
 
 // NewEgressCmd groups the egress subcommands: hunt, ingest and findings.
@@ -319,8 +323,11 @@ type EgressFindingsConfig struct {
 	State     string
 	Config    string
 	Manifests []string
-	Update    string
-	Output    string
+	// Trust is the trust configuration whose authorities must have signed
+	// each manifest (required with Manifests).
+	Trust  string
+	Update string
+	Output string
 }
 
 // Validate checks the configuration.
@@ -336,6 +343,9 @@ func (c EgressFindingsConfig) Validate() error {
 		if h := strings.TrimPrefix(c.Update, "sha256:"); len(h) < 12 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
 			errs = append(errs, fmt.Errorf("--update %s: want sha256:<hex>, or the first 12 or more hex digits of it (as the findings table prints it)", c.Update))
 		}
+	}
+	if len(c.Manifests) > 0 && c.Trust == "" {
+		errs = append(errs, errors.New("--manifest needs --trust trust.yaml: a manifest is used only when the vendor's authorities signed it"))
 	}
 	return errors.Join(errs...)
 }
@@ -354,9 +364,12 @@ with an explanation each.
 
 The configuration (JSON: baseline window, segments, per-class allowed
 destinations and segments, thresholds) is --config, else DIR/config.json,
-else the defaults. --manifest adds a vendor's egress manifest (in-toto
-statement or DSSE envelope, predicate https://wardgate.dev/egress-manifest/v1);
-verify it first with wardgate verify attestation.
+else the defaults. --manifest adds a vendor's egress manifest (a DSSE
+envelope of an in-toto statement, predicate
+https://wardgate.dev/egress-manifest/v1): it is used only when its
+signature verifies against the authorities --trust gives the product the
+manifest's update was installed as; an unsigned manifest, or one signed by
+anyone else, is refused (exit 2).
 
 A behaviour is attributed to an update only when the class's devices
 running it show it and comparable devices of the class without it, over
@@ -377,7 +390,8 @@ that digest.`,
 	}
 	addStateFlag(cmd, &cfg.State)
 	cmd.Flags().StringVar(&cfg.Config, "config", "", "detection configuration (JSON); default DIR/config.json or built-in defaults")
-	cmd.Flags().StringArrayVar(&cfg.Manifests, "manifest", nil, "vendor egress manifest attestation (repeatable)")
+	cmd.Flags().StringArrayVar(&cfg.Manifests, "manifest", nil, "vendor egress manifest attestation, signed (repeatable; needs --trust)")
+	cmd.Flags().StringVar(&cfg.Trust, "trust", "", "trust configuration (YAML) whose authorities must have signed each --manifest")
 	cmd.Flags().StringVar(&cfg.Update, "update", "", "only this update (sha256:<hex>): its risk state, blast radius and findings")
 	cmd.Flags().StringVarP(&cfg.Output, "output", "o", "table", "output: table or json")
 	return cmd
@@ -402,6 +416,13 @@ func RunEgressFindings(ctx context.Context, cfg EgressFindingsConfig, out io.Wri
 		return noVerdict(err)
 	}
 	defer db.Close()
+	if len(cfg.Manifests) > 0 {
+		ms, err := verifiedManifests(ctx, db, cfg)
+		if err != nil {
+			return noVerdict(err)
+		}
+		c.Manifests = append(c.Manifests, ms...)
+	}
 	rep, err := egress.AnalyzeStore(ctx, db, inv, c)
 	if err != nil {
 		return noVerdict(err)
@@ -458,19 +479,40 @@ func loadEgressConfig(cfg EgressFindingsConfig) (egress.Config, error) {
 			return c, err
 		}
 	}
-	for _, m := range cfg.Manifests {
-		f, err := os.Open(m)
-		if err != nil {
-			return c, err
-		}
-		ms, err := egress.ReadEgressManifest(f)
-		f.Close()
-		if err != nil {
-			return c, fmt.Errorf("%s: %w", m, err)
-		}
-		c.Manifests = append(c.Manifests, ms...)
-	}
 	return c, nil
+}
+
+// verifiedManifests reads each --manifest and keeps it only if the
+// authorities the trust configuration gives its product signed it; the
+// product is what devices installed the manifest's update as.
+func verifiedManifests(ctx context.Context, db *sqlitestore.DB, cfg EgressFindingsConfig) ([]egress.EgressManifest, error) {
+	tc, err := trust.Load(cfg.Trust)
+	if err != nil {
+		return nil, err
+	}
+	ins, err := db.Installations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	products := map[string][]string{}
+	for _, in := range ins {
+		if !slices.Contains(products[in.Digest], in.Product) {
+			products[in.Digest] = append(products[in.Digest], in.Product)
+		}
+	}
+	var out []egress.EgressManifest
+	for _, m := range cfg.Manifests {
+		sig, err := verify.LoadSignature(m)
+		if err != nil {
+			return nil, err
+		}
+		ms, err := gate.VerifyEgressManifest(ctx, tc, sig, func(d string) []string { return products[d] })
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
 }
 
 func fileExists(p string) bool {

@@ -84,9 +84,10 @@ func TestEgressIngestFindings(t *testing.T) {
 	if code, out, _ := run(t, "egress", "ingest", "--state", state, filepath.Join(fleetFx, "defender.jsonl")); code != 0 || !strings.HasSuffix(out, "already ingested, skipped\n") {
 		t.Fatalf("re-ingest: exit %d %q", code, out)
 	}
+	trustFile := manifestTrust(t, filepath.Join(fleetFx, "manifest-signing.pub"))
 	findings := func(args ...string) (int, string) {
 		t.Helper()
-		base := []string{"egress", "findings", "--state", state, "--config", filepath.Join(fleetFx, "config.json"),
+		base := []string{"egress", "findings", "--state", state, "--config", filepath.Join(fleetFx, "config.json"), "--trust", trustFile,
 			"--manifest", filepath.Join(fleetFx, "manifest-infusion-pump-2.4.0.json"), "--manifest", filepath.Join(fleetFx, "manifest-infusion-pump-2.4.1.json")}
 		code, out, _ := run(t, append(base, args...)...)
 		return code, out
@@ -127,5 +128,72 @@ func TestEgressIngestFindings(t *testing.T) {
 	}
 	if code, _, _ := run(t, "egress", "findings", "--state", t.TempDir()); code != 2 {
 		t.Errorf("empty state: exit %d, want 2", code)
+	}
+}
+
+// manifestTrust is a trust configuration in which key is the pump vendor's
+// authority (the key the fleet fixture signs its egress manifests with).
+func manifestTrust(t *testing.T, key string) string {
+	t.Helper()
+	abs, err := filepath.Abs(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "trust.yaml")
+	body := "version: 1\nvendors:\n  acme-infusion:\n    products:\n      infusion-pump:\n        device_classes: [infusion-pump]\n        authorities:\n          keys:\n            - path: " + abs + "\n"
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Issue 12, finding 5: an egress manifest silences expected-egress
+// findings, so only one the vendor's authorities signed is used: an
+// unsigned one, one signed by a key the trust configuration does not give
+// the product, or any without --trust is refused.
+func TestEgressFindingsManifestMustBeSigned(t *testing.T) {
+	state := t.TempDir()
+	if code, out, errOut := run(t, "egress", "ingest", "--inventory", filepath.Join(fleetFx, "inventory.json"), "--installs", filepath.Join(fleetFx, "installations.json"),
+		"--state", state, filepath.Join(fleetFx, "defender.jsonl")); code != 0 {
+		t.Fatalf("ingest: %d %s %s", code, out, errOut)
+	}
+	signed := filepath.Join(fleetFx, "manifest-infusion-pump-2.4.1.json")
+	b, err := os.ReadFile(signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env map[string]any
+	if err := json.Unmarshal(b, &env); err != nil {
+		t.Fatal(err)
+	}
+	env["signatures"] = []any{}
+	ub, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsigned := filepath.Join(t.TempDir(), "unsigned.json")
+	if err := os.WriteFile(unsigned, ub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := manifestTrust(t, filepath.Join(fleetFx, "manifest-signing.pub"))
+	other := manifestTrust(t, fx+"/keys/acme-infusion.pub")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no --trust", []string{"--manifest", signed}, "--manifest needs --trust trust.yaml"},
+		{"unsigned", []string{"--trust", good, "--manifest", unsigned}, "not a signed envelope (DSSE): an unsigned manifest is refused"},
+		{"signed by another key", []string{"--trust", other, "--manifest", signed}, "no authority of the product sha256:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, append([]string{"egress", "findings", "--state", state, "--config", filepath.Join(fleetFx, "config.json")}, tc.args...)...)
+			if code != 2 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q, want %q\n%s", code, errOut, tc.want, out)
+			}
+		})
+	}
+	if code, out, errOut := run(t, "egress", "findings", "--state", state, "--config", filepath.Join(fleetFx, "config.json"), "--trust", good, "--manifest", signed, "-o", "json"); code != 1 {
+		t.Fatalf("signed manifest: exit %d %s %s", code, out, errOut)
 	}
 }

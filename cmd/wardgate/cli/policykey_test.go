@@ -130,7 +130,7 @@ func TestAdmitPolicyKey(t *testing.T) {
 }
 
 func TestServePolicyKey(t *testing.T) {
-	t.Setenv("WARDGATE_KEY_PASSWORD", "")
+	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	private, pub := policyKeys(t)
 	_, otherPub := policyKeys(t)
 	signed := freezeBundle(t, private)

@@ -33,6 +33,7 @@ import (
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 )
 
 // Environment variables read by `wardgate serve` (a flag given on the
@@ -97,6 +98,9 @@ type ServeConfig struct {
 	// Ready, when set, is called with the address once the server listens
 	// (tests and scripts use port 0).
 	Ready func(addr string)
+	// UnencryptedKey lets serve create the service key without a
+	// password (--unencrypted-key).
+	UnencryptedKey bool
 }
 
 // Validate checks the configuration.
@@ -166,7 +170,7 @@ detection configuration without dropping requests; SIGTERM or SIGINT shut
 down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.State, cfg.SigningKey, cfg.Origin = lf.state, lf.key, lf.origin
+			cfg.State, cfg.SigningKey, cfg.Origin, cfg.UnencryptedKey = lf.state, lf.key, lf.origin, lf.unencryptedKey
 			if err := cfg.resolve(cmd); err != nil {
 				return noVerdict(err)
 			}
@@ -209,6 +213,7 @@ down gracefully.`,
 	f.BoolVar(&demo, "demo", false, "load the demo story (scripts/demo.sh) into a temporary state directory and serve it, with the web console, until interrupted; run from a wardgate checkout")
 	f.StringVar(&demoFixtures, "demo-fixtures", "fixtures", "the repository's fixtures directory, for --demo")
 	lf.register(cmd)
+	lf.registerKeyCreation(cmd)
 	return cmd
 }
 
@@ -353,7 +358,8 @@ func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
 	}
 	gopts := []gate.Option{gate.WithLog(s.log), gate.WithFleet(s.risk), gate.WithInstallations(s.installs), gate.WithSBOMStore(s.sboms),
 		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache")),
-			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp")))}
+			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp"))),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir)))}
 	if s.cfg.NoScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
@@ -386,7 +392,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	}
 	defer ledger.Close()
 	st.ledger = ledger
-	lf := logFlags{state: cfg.State, key: cfg.SigningKey, origin: cfg.Origin}
+	lf := logFlags{state: cfg.State, key: cfg.SigningKey, origin: cfg.Origin, unencryptedKey: cfg.UnencryptedKey}
 	if st.log, err = openOrCreateLog(ctx, lf, stderr); err != nil {
 		return err
 	}

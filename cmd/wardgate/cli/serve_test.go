@@ -93,7 +93,7 @@ func postAdmission(t *testing.T, url, tok, body string) (int, string) {
 // admission, a SIGHUP reload that drops no request and keeps the
 // evaluation, a restart that still knows it, and a graceful shutdown.
 func TestServe(t *testing.T) {
-	t.Setenv("WARDGATE_KEY_PASSWORD", "")
+	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	state := t.TempDir()
 	ci, us := token(t, state, "ci"), token(t, state, "update-server")
 	start := func() (string, *syncBuffer, func()) {
