@@ -57,6 +57,8 @@ type Config struct {
 	Deny DenyList
 	// Vendors maps a vendor name to its products.
 	Vendors map[string]Vendor
+	// Kubernetes configures the admission webhook (not part of Digest).
+	Kubernetes Kubernetes
 
 	digest    string
 	ruleLines map[string]int // the line of each rules: key in Path
