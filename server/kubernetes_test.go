@@ -208,8 +208,8 @@ func cronJobObject(name, ns, spec string) string {
 
 type reviewReq struct {
 	op, group, version, kind, resource, subResource, name, ns string
-	object, oldObject                                          string
-	dryRun                                                     bool
+	object, oldObject                                         string
+	dryRun                                                    bool
 }
 
 var reviewSeq int
