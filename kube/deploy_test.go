@@ -177,7 +177,9 @@ func TestManifests(t *testing.T) {
 			port = p.ContainerPort
 		}
 	}
-	if port == 0 || !slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--kubernetes-listen=") && strings.HasSuffix(a, ":"+strconv.Itoa(int(port))) }) {
+	if port == 0 || !slices.ContainsFunc(c.Args, func(a string) bool {
+		return strings.HasPrefix(a, "--kubernetes-listen=") && strings.HasSuffix(a, ":"+strconv.Itoa(int(port)))
+	}) {
 		t.Fatalf("the Service's target port %v is not where --kubernetes-listen listens: %v", svc[0].Spec.Ports[0].TargetPort, c.Args)
 	}
 	if *deps[0].Spec.Replicas != 1 || deps[0].Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
