@@ -76,7 +76,7 @@ type kubeEnv struct {
 // newKubeEnv is newEnv with the registry (go-containerregistry's, over HTTP
 // on loopback, with /v2/buildctl/hang/... never answering) and a gate over
 // kubeTrust.
-func newKubeEnv(t *testing.T, scan bool, opts ...Option) *kubeEnv {
+func newKubeEnv(t testing.TB, scan bool, opts ...Option) *kubeEnv {
 	t.Helper()
 	ke := &kubeEnv{hang: make(chan struct{})}
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
@@ -121,7 +121,10 @@ func newKubeEnv(t *testing.T, scan bool, opts ...Option) *kubeEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		gopts := []gate.Option{gate.WithLog(d.Log), gate.WithFleet(d.Risk), gate.WithInstallations(d.Telemetry.(gate.Installations))}
+		// As wardgate serve wires it: installations group-committed.
+		ib := gate.NewInstallationBatcher(d.Telemetry.(gate.Installations))
+		t.Cleanup(ib.Close)
+		gopts := []gate.Option{gate.WithLog(d.Log), gate.WithFleet(d.Risk), gate.WithInstallations(ib)}
 		if !scan {
 			gopts = append(gopts, gate.WithoutSBOMGeneration())
 		}
