@@ -272,7 +272,7 @@ func (r *Reviewer) validate(ctx context.Context, k *trust.Kubernetes, rv *review
 			continue
 		}
 		results[i] = check{image: ch.image, refuse: &Reason{Code: CodeDeadlineExceeded,
-			Message: fmt.Sprintf("no decision within wardgate's deadline of %s (the API server's webhook timeout must be longer); the evaluation goes on and a retry finds it", r.cfg.deadline)}}
+			Message: fmt.Sprintf("no decision within wardgate's deadline of %s: the registry or the gate did not answer in time (an evaluation started goes on, and a retry finds it kept)", r.cfg.deadline)}}
 	}
 	r.compose(rv, results, ans)
 }
