@@ -228,6 +228,7 @@ type Reviewer struct {
 
 	mu       sync.Mutex
 	inflight map[string]*evaluation // by digest
+	closed   bool
 }
 
 // evaluation is one image evaluation shared by every review waiting for
@@ -258,11 +259,18 @@ func NewReviewer(g Gate, opts ...Option) (*Reviewer, error) {
 // Deadline is the time a review is answered within.
 func (r *Reviewer) Deadline() time.Duration { return r.cfg.deadline }
 
-// Close cancels the evaluations still running and waits for them.
+// Close cancels the evaluations still running and waits for them; no new
+// evaluation starts afterwards.
 func (r *Reviewer) Close() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 }
+
+// errClosed is the evaluation error once the reviewer is closed.
+var errClosed = errors.New("kube: the webhook is shutting down")
 
 // evaluate has the gate evaluate img once: concurrent callers for the same
 // digest share one evaluation. It runs under the reviewer's own context and
@@ -270,7 +278,25 @@ func (r *Reviewer) Close() {
 // it running, and the next review of the image finds it kept. A failed
 // evaluation is forgotten once done, so the next review tries again.
 func (r *Reviewer) evaluate(ctx context.Context, img Image) error {
+	e := r.launch(img)
+	select {
+	case <-e.done:
+		return e.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// launch returns img's evaluation in flight, starting one if there is
+// none.
+func (r *Reviewer) launch(img Image) *evaluation {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		e := &evaluation{done: make(chan struct{}), err: errClosed}
+		close(e.done)
+		return e
+	}
 	e := r.inflight[img.Digest]
 	if e == nil {
 		e = &evaluation{done: make(chan struct{})}
@@ -278,13 +304,7 @@ func (r *Reviewer) evaluate(ctx context.Context, img Image) error {
 		r.wg.Add(1)
 		go r.run(e, img)
 	}
-	r.mu.Unlock()
-	select {
-	case <-e.done:
-		return e.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return e
 }
 
 func (r *Reviewer) run(e *evaluation, img Image) {

@@ -359,6 +359,9 @@ func (r *Reviewer) compose(rv *review, checks []check, ans *Answer) {
 	if ans.Decision == DecisionDeny {
 		resp.Result = forbidden(fmt.Sprintf("wardgate refused %d of %d images of %s: %s", len(refused), len(checks), rv.workload, strings.Join(refused, "; ")))
 	}
+	if len(warnings) > maxWarnings {
+		warnings = append(warnings[:maxWarnings-1], fmt.Sprintf("and %d more warnings (the verdicts are in wardgate's log)", len(warnings)-maxWarnings+1))
+	}
 	resp.Warnings = warnings
 	resp.AuditAnnotations = map[string]string{}
 	if len(indexes) > 0 {
@@ -387,8 +390,12 @@ func describe(ch check, reasons []Reason) string {
 	return s
 }
 
-// maxWarning bounds one warning (the API server may truncate longer ones).
-const maxWarning = 512
+// maxWarning bounds one warning and maxWarnings their number (the API
+// server may truncate longer or more).
+const (
+	maxWarning  = 512
+	maxWarnings = 32
+)
 
 func clip(s string) string {
 	if len(s) <= maxWarning {
@@ -486,13 +493,7 @@ func (r *Reviewer) Mutate(ctx context.Context, k *trust.Kubernetes, body []byte)
 
 // start begins img's evaluation, if it is not evaluated, without waiting.
 func (r *Reviewer) start(img Image) {
-	if r.gate.Evaluated(img) {
-		return
-	}
-	r.mu.Lock()
-	_, running := r.inflight[img.Digest]
-	r.mu.Unlock()
-	if !running {
-		go func() { _ = r.evaluate(r.base, img) }()
+	if !r.gate.Evaluated(img) {
+		r.launch(img)
 	}
 }
