@@ -60,6 +60,8 @@ type Config struct {
 	// Vulnerabilities is the vulnerabilities: section; nil when the
 	// configuration has none (known vulnerabilities are then not checked).
 	Vulnerabilities *VulnerabilityPolicy
+	// Kubernetes configures the admission webhook (not part of Digest).
+	Kubernetes Kubernetes
 
 	digest    string
 	ruleLines map[string]int // the line of each rules: key in Path

@@ -358,7 +358,9 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				c.Vendors[k.Value] = vendor
 			})
 		},
+		"kubernetes": func(n *yaml.Node, f string) { d.kubernetes(n, f, c) },
 	})
+	d.checkKubernetes(c)
 	if versionNode == nil {
 		d.errorf(root, "version", "required; want version: %d", Version)
 	}

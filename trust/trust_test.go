@@ -183,7 +183,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no version", goodProduct, `trust.yaml:2: version: required; want version: 1`},
 		{"bad version", "version: 2" + goodProduct, `trust.yaml:1: version: unsupported version 2; want 1`},
 		{"unknown top field", "version: 1\nvendor: x" + goodProduct,
-			`trust.yaml:2: vendor: unknown field; want one of allow_override, deny, max_clock_skew, max_metadata_age, rules, sbom, trusted_root, vendors, version, vulnerabilities`},
+			`trust.yaml:2: vendor: unknown field; want one of allow_override, deny, kubernetes, max_clock_skew, max_metadata_age, rules, sbom, trusted_root, vendors, version, vulnerabilities`},
 		{"bad enforcement", "version: 1\nrules:\n  rollback: maybe" + goodProduct,
 			`trust.yaml:3: rules.rollback: want enforce, warn or off, got "maybe"`},
 		{"bad duration", "version: 1\nmax_metadata_age: soon" + goodProduct,

@@ -48,6 +48,9 @@ const (
 	LogLevelEnv    = "WARDGATE_LOG_LEVEL"
 )
 
+// KubernetesListenEnv is --kubernetes-listen (docs/kubernetes.md).
+const KubernetesListenEnv = "WARDGATE_KUBERNETES_LISTEN"
+
 // DefaultListen is loopback only: exposing the gate is a decision.
 const DefaultListen = "127.0.0.1:8080"
 
@@ -71,6 +74,11 @@ type ServeFile struct {
 		TelemetryTimeout  string `yaml:"telemetry_timeout"`
 	} `yaml:"limits"`
 	RateLimits map[string]server.RateLimit `yaml:"rate_limits"`
+	Kubernetes struct {
+		Listen   string `yaml:"listen"`
+		ClientCA string `yaml:"client_ca"`
+		Deadline string `yaml:"deadline"`
+	} `yaml:"kubernetes"`
 }
 
 // ServeConfig configures `wardgate serve`.
@@ -95,6 +103,16 @@ type ServeConfig struct {
 	RiskTTL    time.Duration
 	Limits     server.Limits
 	RateLimits map[server.Role]server.RateLimit
+	// KubernetesListen is the address of the admission webhook's TLS
+	// listener (empty: none); KubernetesClientCA the CA of the API
+	// server's client certificate; KubernetesDeadline the time a review is
+	// answered within (0: 8 s).
+	KubernetesListen   string
+	KubernetesClientCA string
+	KubernetesDeadline time.Duration
+	// KubernetesReady, when set, is called with the webhook listener's
+	// address once it listens.
+	KubernetesReady func(addr string)
 	// Ready, when set, is called with the address once the server listens
 	// (tests and scripts use port 0).
 	Ready func(addr string)
@@ -117,6 +135,15 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.ClientCA != "" && c.TLSCert == "" {
 		errs = append(errs, errors.New("--client-ca needs --tls-cert and --tls-key (mutual TLS)"))
+	}
+	if c.KubernetesListen != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("--kubernetes-listen needs --tls-cert and --tls-key: the API server calls webhooks over TLS only"))
+	}
+	if c.KubernetesClientCA != "" && c.KubernetesListen == "" {
+		errs = append(errs, errors.New("--kubernetes-client-ca needs --kubernetes-listen"))
+	}
+	if c.KubernetesDeadline < 0 || c.KubernetesDeadline > 30*time.Second {
+		errs = append(errs, fmt.Errorf("--kubernetes-deadline %s: want at most 30s, below the webhook's timeoutSeconds", c.KubernetesDeadline))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
@@ -206,6 +233,9 @@ down gracefully.`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM); $"+TLSKeyEnv)
 	f.StringVar(&cfg.ClientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS); $"+ClientCAEnv)
 	f.StringSliceVar(&cfg.Registries, "registry", nil, "registry POST /v1/updates may fetch images from (host[:port]); repeatable; $"+RegistriesEnv)
+	f.StringVar(&cfg.KubernetesListen, "kubernetes-listen", "", "serve the Kubernetes admission webhook (docs/kubernetes.md) on this address, over TLS with --tls-cert and --tls-key; $"+KubernetesListenEnv)
+	f.StringVar(&cfg.KubernetesClientCA, "kubernetes-client-ca", "", "on the webhook listener, a client certificate signed by this CA (the API server's) stands for the kubernetes role")
+	f.DurationVar(&cfg.KubernetesDeadline, "kubernetes-deadline", 8*time.Second, "answer each admission review within this (below the webhook's timeoutSeconds, 10 s by default); an image not decided by then is refused")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
 	f.StringVarP(&cfg.Output, "output", "o", "json", "log lines on standard error: json (one object a line) or text")
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
@@ -249,6 +279,10 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	set("tls-key", TLSKeyEnv, &c.TLSKey, sf.TLSKey)
 	set("client-ca", ClientCAEnv, &c.ClientCA, sf.ClientCA)
 	set("log-level", LogLevelEnv, &c.LogLevel, sf.LogLevel)
+	set("kubernetes-listen", KubernetesListenEnv, &c.KubernetesListen, sf.Kubernetes.Listen)
+	if !cmd.Flags().Changed("kubernetes-client-ca") && sf.Kubernetes.ClientCA != "" {
+		c.KubernetesClientCA = sf.Kubernetes.ClientCA
+	}
 	if !cmd.Flags().Changed("registry") {
 		if v := os.Getenv(RegistriesEnv); v != "" {
 			c.Registries = strings.Split(v, ",")
@@ -270,6 +304,9 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 			return
 		}
 		*dst = d
+	}
+	if !cmd.Flags().Changed("kubernetes-deadline") {
+		dur("kubernetes.deadline", sf.Kubernetes.Deadline, &c.KubernetesDeadline)
 	}
 	if !cmd.Flags().Changed("risk-cache-ttl") {
 		dur("risk_cache_ttl", sf.RiskTTL, &c.RiskTTL)
@@ -440,6 +477,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if cfg.RateLimits != nil {
 		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
 	}
+	opts = append(opts, server.WithKubernetes(server.KubernetesConfig{Deadline: cfg.KubernetesDeadline}))
 	srv, err := server.New(server.Deps{Gate: g, Records: recs, Risk: st.risk, Log: st.log, Telemetry: st.egress, Inventory: st.inv.Load, Tokens: tokens,
 		WorkDir: filepath.Join(cfg.State, "tmp"),
 		Ready: func(ctx context.Context) error {
@@ -452,6 +490,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	var tlsCfg *tls.Config
 	if cfg.TLSCert != "" {
 		if tlsCfg, err = server.TLSConfig(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA); err != nil {
@@ -474,7 +513,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() {
 		if tlsCfg != nil {
 			errc <- hs.ServeTLS(ln, "", "")
@@ -482,6 +521,11 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 			errc <- hs.Serve(ln)
 		}
 	}()
+	kubeHS, err := serveKubernetes(cfg, srv, logger, errc)
+	if err != nil {
+		_ = hs.Close()
+		return err
+	}
 	for {
 		select {
 		case err := <-errc:
@@ -508,8 +552,35 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 			logger.Info("shutting down")
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := hs.Shutdown(sctx)
+			if kubeHS != nil {
+				err = errors.Join(err, kubeHS.Shutdown(sctx))
+			}
 			cancel()
 			return err
 		}
 	}
+}
+
+// serveKubernetes starts the admission webhook's TLS listener when
+// configured (docs/kubernetes.md); its serve error goes to errc.
+func serveKubernetes(cfg ServeConfig, srv *server.Server, logger *slog.Logger, errc chan<- error) (*http.Server, error) {
+	if cfg.KubernetesListen == "" {
+		return nil, nil
+	}
+	tlsCfg, err := server.KubernetesTLSConfig(cfg.TLSCert, cfg.TLSKey, cfg.KubernetesClientCA)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.KubernetesListen)
+	if err != nil {
+		return nil, err
+	}
+	hs := srv.KubernetesHTTPServer(ln.Addr().String(), tlsCfg)
+	logger.Info("serving the Kubernetes admission webhook", "addr", ln.Addr().String(), "validate", "https://"+ln.Addr().String()+"/v1/kubernetes/validate",
+		"mutate", "https://"+ln.Addr().String()+"/v1/kubernetes/mutate", "client_certificates", cfg.KubernetesClientCA != "")
+	if cfg.KubernetesReady != nil {
+		cfg.KubernetesReady(ln.Addr().String())
+	}
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	return hs, nil
 }
