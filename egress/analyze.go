@@ -3,6 +3,7 @@ package egress
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -73,6 +74,10 @@ type Report struct {
 	// device is not in the inventory (ignored).
 	Events     int64 `json:"events"`
 	Unresolved int64 `json:"unresolved"`
+	// LastSeen maps each inventory device name with telemetry to the time
+	// of its latest event (the rollout rings' evidence that a device ran
+	// an update for its soak time; not part of the JSON report).
+	LastSeen map[string]time.Time `json:"-"`
 }
 
 // Risk returns the risk of the update with digest, and false when no
@@ -130,6 +135,7 @@ type Analyzer struct {
 	outside  map[outsideKey]*contact // outside the manifest of the update run
 	active   map[string]map[int64]struct{}
 	hours    map[string][]int64 // device -> hours with telemetry, sorted (Report)
+	lastSeen map[string]time.Time
 	events   int64
 	unres    int64
 }
@@ -178,7 +184,8 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 		classDevices: map[string][]string{}, classUpdates: map[string][]string{},
 		allowed: map[string]Matcher{}, manif: map[string]Matcher{}, baseline: map[string]map[string]bool{}, baseVol: map[volKey]int64{},
 		contacts: map[contactKey]*contact{}, exfil: map[exfilKey]*agg{}, exfilDst: map[exfilKey]string{},
-		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, active: map[string]map[int64]struct{}{}}
+		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, active: map[string]map[int64]struct{}{},
+		lastSeen: map[string]time.Time{}}
 	for _, d := range inv.Devices {
 		a.classDevices[d.Class] = append(a.classDevices[d.Class], d.Name)
 	}
@@ -282,6 +289,9 @@ func (a *Analyzer) Add(ev *Event) {
 		a.active[dev.Name] = hs
 	}
 	hs[hourBin(ev.Time.Unix())] = struct{}{}
+	if ev.Time.After(a.lastSeen[dev.Name]) {
+		a.lastSeen[dev.Name] = ev.Time
+	}
 	if ev.ActionType != ActionConnectionSuccess {
 		return
 	}
@@ -396,7 +406,7 @@ func (a *Analyzer) Report() Report {
 		return cmp.Or(cmp.Compare(x.Update, y.Update), cmp.Compare(x.Code, y.Code), x.FirstSeen.Compare(y.FirstSeen),
 			cmp.Compare(strings.Join(x.Destinations, ","), strings.Join(y.Destinations, ",")), cmp.Compare(strings.Join(x.Devices, ","), strings.Join(y.Devices, ",")))
 	})
-	r := Report{Findings: fs, Events: a.events, Unresolved: a.unres}
+	r := Report{Findings: fs, Events: a.events, Unresolved: a.unres, LastSeen: maps.Clone(a.lastSeen)}
 	for digest, l := range a.byDigest {
 		u := UpdateRisk{Digest: digest, Product: l[0].Product, Version: l[0].Version, State: evidence.RiskClean, Installed: []string{}, Affected: []string{}, Codes: []Code{}}
 		for _, in := range l {

@@ -127,6 +127,10 @@ type Product struct {
 	MinVersion map[string]string
 	// Authorities are the trusted signers of the product.
 	Authorities Authorities
+	// Rollout is the product's rollout rings; nil when the product has
+	// none (every device may install an admitted update at once). Not part
+	// of Digest.
+	Rollout *Rollout
 }
 
 // Authorities are the signers trusted for a product and how many of them

@@ -464,7 +464,8 @@ func (d *decoder) deniedComponent(n *yaml.Node, f string, c *Config) {
 
 func (d *decoder) product(n *yaml.Node, field string) Product {
 	p := Product{MinVersion: map[string]string{}}
-	var authNode *yaml.Node
+	var authNode, rolloutNode *yaml.Node
+	var rolloutField string
 	d.fields(n, field, map[string]func(*yaml.Node, string){
 		"device_classes": func(n *yaml.Node, f string) { d.stringList(n, f, &p.DeviceClasses) },
 		"min_version": func(n *yaml.Node, f string) {
@@ -478,7 +479,11 @@ func (d *decoder) product(n *yaml.Node, field string) Product {
 			authNode = n
 			p.Authorities = d.authorities(n, f)
 		},
+		"rollout": func(n *yaml.Node, f string) { rolloutNode, rolloutField = n, f },
 	})
+	if rolloutNode != nil {
+		p.Rollout = d.rollout(rolloutNode, rolloutField, p.DeviceClasses) // after device_classes, in any key order
+	}
 	if n.Kind != yaml.MappingNode {
 		return p
 	}
