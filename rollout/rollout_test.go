@@ -24,7 +24,7 @@ var (
 	}
 )
 
-func fleet(n int, canaries ...int) []rollout.Device {
+func testFleet(n int, canaries ...int) []rollout.Device {
 	devs := make([]rollout.Device, n)
 	for i := range devs {
 		devs[i] = rollout.Device{ID: fmt.Sprintf("dev-%03d", i), Canary: slices.Contains(canaries, i)}
@@ -42,7 +42,7 @@ func plan(t testing.TB, digest string, rs []trust.Ring, devs []rollout.Device) *
 }
 
 func TestPlan(t *testing.T) {
-	devs := fleet(100, 42, 7)
+	devs := testFleet(100, 42, 7)
 	p := plan(t, "sha256:aa", rings, devs)
 	if !reflect.DeepEqual(p.Bounds, []int{5, 25, 100}) {
 		t.Fatalf("bounds = %v", p.Bounds)
@@ -59,7 +59,7 @@ func TestPlan(t *testing.T) {
 		t.Fatalf("the same devices follow the canaries for two updates: %v", p.Order[2:5])
 	}
 	// A small class still gets a one-device canary; an unknown device is in the last ring.
-	small := plan(t, "sha256:aa", rings, fleet(6))
+	small := plan(t, "sha256:aa", rings, testFleet(6))
 	if !reflect.DeepEqual(small.Bounds, []int{1, 2, 6}) || small.RingOf("nobody") != 2 {
 		t.Fatalf("small bounds = %v, RingOf(nobody) = %d", small.Bounds, small.RingOf("nobody"))
 	}
@@ -87,7 +87,7 @@ func observed(p *rollout.Plan, seen time.Time, risk string) rollout.Observed {
 }
 
 func TestDecide(t *testing.T) {
-	p := plan(t, "sha256:aa", rings, fleet(100))
+	p := plan(t, "sha256:aa", rings, testFleet(100))
 	s := rollout.Start(p)
 	// Before the soak: hold until it ends.
 	d := rollout.Decide(p, s, observed(p, t0.Add(47*time.Hour), evidence.RiskClean), t0.Add(47*time.Hour))
@@ -130,7 +130,7 @@ func TestDecide(t *testing.T) {
 // A canary ring whose devices send no telemetry, or none after their
 // soak, never widens however long it waits.
 func TestNoTelemetryNeverWidens(t *testing.T) {
-	p := plan(t, "sha256:aa", rings, fleet(100))
+	p := plan(t, "sha256:aa", rings, testFleet(100))
 	for _, seen := range []time.Time{{}, t0.Add(47 * time.Hour), t0.Add(-time.Hour)} {
 		for h := 0; h < 24*365; h += 7 {
 			now := t0.Add(time.Duration(h) * time.Hour)
@@ -173,7 +173,7 @@ func TestClockJumps(t *testing.T) {
 		t.Fatalf("went back: %s", got)
 	}
 	// A replica 72 hours ahead, with telemetry only up to now (t0+10h).
-	p := plan(t, "sha256:aa", rings, fleet(100))
+	p := plan(t, "sha256:aa", rings, testFleet(100))
 	ahead := t0.Add(82 * time.Hour)
 	if d := rollout.Decide(p, rollout.Start(p), observed(p, t0.Add(10*time.Hour), evidence.RiskClean), ahead); d.Change != nil {
 		t.Fatalf("skewed replica widened: %+v", d.Change)
@@ -185,7 +185,7 @@ func TestClockJumps(t *testing.T) {
 }
 
 func TestAdmin(t *testing.T) {
-	p := plan(t, "sha256:aa", rings, fleet(100))
+	p := plan(t, "sha256:aa", rings, testFleet(100))
 	s := rollout.Start(p)
 	o := observed(p, time.Time{}, evidence.RiskClean)
 	if _, err := rollout.Admin(p, s, rollout.Paused, "alice", "", o, t0); err != rollout.ErrNoReason {
@@ -229,7 +229,7 @@ func TestPropertyNoDeviceOutsideRing(t *testing.T) {
 			canaries = append(canaries, rng.IntN(n))
 		}
 		rs := randomRings(rng)
-		p := plan(t, fmt.Sprintf("sha256:%04d", iter), rs, fleet(n, canaries...))
+		p := plan(t, fmt.Sprintf("sha256:%04d", iter), rs, testFleet(n, canaries...))
 		s := rollout.Start(p)
 		var changes []rollout.Change
 		o := rollout.Observed{Installed: map[string]time.Time{}, LastSeen: map[string]time.Time{}, Risk: evidence.RiskClean}
