@@ -26,7 +26,7 @@ var replayRings = []trust.Ring{
 var badDest = map[string]string{"3CX": fleet.ThreeCXHost, "CCleaner": fleet.CCleanerIP, "SolarWinds": fleet.SolarWindsBase, "ShadowHammer": fleet.ShadowHammerC2}
 
 type fixtureData struct {
-	classes  map[string][]string            // class -> device names
+	classes  map[string][]string             // class -> device names
 	installs map[string]map[string]time.Time // digest -> device -> time
 	seen     map[string][]time.Time          // device -> event times, sorted
 	bad      map[string]map[string]time.Time // case -> device -> first connection to badDest
