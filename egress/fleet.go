@@ -29,6 +29,9 @@ type Device struct {
 	Class string `json:"class"`
 	// Segment is the network segment the device sits in.
 	Segment string `json:"segment"`
+	// Ring is the device's rollout ring label; "canary" puts it in the
+	// first ring of every rollout to its class (docs/rollout.md).
+	Ring string `json:"ring,omitempty"`
 }
 
 // Inventory is the fleet's devices, indexed by name and address.
@@ -128,6 +131,9 @@ func readInventoryCSV(b []byte) ([]Device, error) {
 	var devs []Device
 	for n, rec := range recs[1:] {
 		d := Device{Name: rec[col["name"]], Class: rec[col["class"]], Segment: rec[col["segment"]]}
+		if i, ok := col["ring"]; ok && i < len(rec) {
+			d.Ring = rec[i]
+		}
 		for _, a := range strings.FieldsFunc(rec[col["addresses"]], func(r rune) bool { return r == ';' || r == ' ' }) {
 			ip, err := netip.ParseAddr(a)
 			if err != nil {

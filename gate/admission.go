@@ -369,6 +369,20 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 	if err != nil {
 		return g.admitFail(ctx, out, u, err)
 	}
+	if g.rollout != nil {
+		// Every admission moves the rollout on (a stop is recorded on the
+		// first admission after a quarantine); only an allow is held.
+		h, retry, err := g.rolloutGate(ctx, out.Evidence)
+		if err != nil {
+			return g.admitFail(ctx, out, u, fmt.Errorf("rollout: %w", err))
+		}
+		if h != nil && d.Allow {
+			d, out.Hold = holdDecision(d, dev.ID, h, retry), h
+			if !retry.IsZero() {
+				out.RetryAfter = &retry
+			}
+		}
+	}
 	out.Decision, out.Evaluated = d, true
 	// The installation intent and the signed verdict are written to two
 	// stores at once (each group-commits); the answer waits for both. An

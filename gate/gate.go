@@ -75,6 +75,11 @@ type Outcome struct {
 	// Evaluated is false when the decision is the fail-closed
 	// could-not-evaluate deny.
 	Evaluated bool `json:"evaluated"`
+	// Hold and RetryAfter are set for a rollout-hold: the device is
+	// outside the update's current rollout ring, and RetryAfter is the
+	// earliest time the ring may widen (nil when it never will).
+	Hold       *RolloutHold `json:"hold,omitempty"`
+	RetryAfter *time.Time   `json:"retryAfter,omitempty"`
 }
 
 // LogRef points at a verdict in the log.
@@ -106,6 +111,7 @@ type Gate struct {
 	logger      *slog.Logger
 	tufState    tuf.State
 	tuf         map[string]vendorTUF
+	rollout     *Rollout
 }
 
 // Option configures a Gate.

@@ -44,6 +44,11 @@ const (
 	// rules report it when their evidence cannot be trusted (no database,
 	// a database older than max_db_age). It is always enforced.
 	CodeCouldNotEvaluate Code = "could-not-evaluate"
+	// CodeRolloutHold is the gate's answer to a device outside the
+	// update's current rollout ring (trust.yaml rollout:): not a verdict on
+	// the update; the device asks again after the answer's retryAfter. The
+	// gate produces it, not the Rego, after every rule allowed.
+	CodeRolloutHold Code = "rollout-hold"
 )
 
 // DefaultCodes lists the codes the default rules produce.
