@@ -262,6 +262,21 @@ func (g *Gate) Evaluate(ctx context.Context, u Update) (*Outcome, error) {
 		return out, err
 	}
 	out.Evaluated = true
+	if u.Device != nil && g.rollout != nil {
+		// A device-level evaluation (admit --device) is held outside the
+		// current rollout ring like an admission.
+		h, retry, rerr := g.rolloutGate(ctx, ev)
+		if rerr != nil {
+			out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("rollout: %w", rerr)), false
+			return out, errors.Join(rerr, g.logVerdict(ctx, out, u))
+		}
+		if h != nil && out.Decision.Allow {
+			out.Decision, out.Hold = holdDecision(out.Decision, u.Device.ID, h, retry), h
+			if !retry.IsZero() {
+				out.RetryAfter = &retry
+			}
+		}
+	}
 	codes := make([]string, 0, len(out.Decision.Violations))
 	for _, v := range out.Decision.Violations {
 		codes = append(codes, string(v.Code))

@@ -11,6 +11,7 @@ import (
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/rollout"
+	"github.com/wardgate/wardgate/trust"
 )
 
 // Rollout is what the gate needs for rollout rings (trust.yaml rollout:,
@@ -149,4 +150,98 @@ func holdDecision(d policy.Decision, dev string, h *RolloutHold, retry time.Time
 	d.Allow = false
 	d.Violations = []policy.Violation{{Code: policy.CodeRolloutHold, Rule: "rollout", Message: msg, Severity: policy.SeverityLow}}
 	return d
+}
+
+// ErrNoRollout: the update's product has no rollout rings.
+var ErrNoRollout = errors.New("gate: the product has no rollout rings")
+
+// RingStatus is one ring of a rollout.
+type RingStatus struct {
+	Name  string `json:"name"`
+	Share string `json:"share"`
+	// Devices are the devices the ring adds, Installed those of them that
+	// installed the update.
+	Devices   []string `json:"devices"`
+	Installed []string `json:"installed"`
+	Open      bool     `json:"open"`
+}
+
+// RolloutStatus is the rollout of one update in one device class.
+type RolloutStatus struct {
+	Class  string       `json:"class"`
+	Status string       `json:"status"`
+	Ring   string       `json:"ring"`
+	Rings  []RingStatus `json:"rings"`
+	// NextDecision is the earliest time the current ring may widen (nil
+	// when it never will).
+	NextDecision *time.Time       `json:"nextDecision,omitempty"`
+	Evidence     rollout.Evidence `json:"evidence"`
+	Changes      []rollout.Change `json:"changes"`
+}
+
+func (g *Gate) rolloutEvidence(ctx context.Context, a evidence.Artifact, class string) (*rollout.Plan, rollout.Observed, error) {
+	plan, has, err := g.RolloutPlan(a, class)
+	switch {
+	case err != nil:
+		return nil, rollout.Observed{}, err
+	case !has:
+		return nil, rollout.Observed{}, fmt.Errorf("%w: %s/%s", ErrNoRollout, a.Vendor, a.Product)
+	case g.fleet == nil:
+		return nil, rollout.Observed{}, errors.New("gate: rollout rings need the fleet risk state")
+	}
+	f, err := g.fleet.Risk(ctx, a.Digest)
+	if err != nil {
+		return nil, rollout.Observed{}, fmt.Errorf("fleet risk: %w", err)
+	}
+	o, err := g.RolloutObserved(ctx, plan, f.RiskState)
+	return plan, o, err
+}
+
+// RolloutStatus returns the update's rollout in each device class of its
+// product (nil when the product has no rings). It records nothing: the
+// state is what the next admission would find.
+func (g *Gate) RolloutStatus(ctx context.Context, a evidence.Artifact) ([]RolloutStatus, error) {
+	p, ok := g.trust.Product(a.Vendor, a.Product)
+	if g.rollout == nil || !ok || p.Rollout == nil {
+		return nil, nil
+	}
+	out := []RolloutStatus{}
+	for _, class := range p.DeviceClasses {
+		plan, o, err := g.rolloutEvidence(ctx, a, class)
+		if err != nil {
+			return nil, err
+		}
+		d, cs, err := g.rollout.Controller.State(ctx, plan, o)
+		if err != nil {
+			return nil, err
+		}
+		st := RolloutStatus{Class: class, Status: string(d.State.Status), Ring: plan.Rings[d.State.Ring].Name, Evidence: d.Evidence, Changes: cs}
+		if st.Changes == nil {
+			st.Changes = []rollout.Change{}
+		}
+		if !d.RetryAfter.IsZero() {
+			st.NextDecision = &d.RetryAfter
+		}
+		for i, r := range plan.Rings {
+			rs := RingStatus{Name: r.Name, Share: trust.FormatShare(r.Share), Devices: append([]string{}, plan.Members(i)...), Installed: []string{}, Open: i <= d.State.Ring}
+			for _, id := range rs.Devices {
+				if _, ok := o.Installed[id]; ok {
+					rs.Installed = append(rs.Installed, id)
+				}
+			}
+			st.Rings = append(st.Rings, rs)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// RolloutAction records an admin's action (rollout.Paused, Resumed,
+// Stopped for an abort, ForceWidened) on the update's rollout in class.
+func (g *Gate) RolloutAction(ctx context.Context, a evidence.Artifact, class string, act rollout.Action, actor, reason string) (rollout.Change, error) {
+	plan, o, err := g.rolloutEvidence(ctx, a, class)
+	if err != nil {
+		return rollout.Change{}, err
+	}
+	return g.rollout.Controller.Admin(ctx, plan, act, actor, reason, o)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/wardgate/wardgate/attest"
@@ -110,4 +111,41 @@ func LoadKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("rollout key: %w", err)
 	}
 	return key, nil
+}
+
+// MemJournal keeps changes in memory (a run without a log; tests).
+type MemJournal struct {
+	mu sync.Mutex
+	cs []Change
+}
+
+// Changes implements Journal.
+func (m *MemJournal) Changes(_ context.Context, digest string) ([]Change, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Change
+	for _, c := range m.cs {
+		if c.Digest == digest {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// Append implements Journal.
+func (m *MemJournal) Append(_ context.Context, c Change) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cs = append(m.cs, c)
+	return nil
+}
+
+// LastTime implements Journal.
+func (m *MemJournal) LastTime(context.Context) (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.cs) == 0 {
+		return time.Time{}, nil
+	}
+	return m.cs[len(m.cs)-1].At, nil
 }

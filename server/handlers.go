@@ -38,6 +38,7 @@ func (s *Server) register() {
 	l := s.limits
 	s.handle("POST", "/v1/updates", s.postUpdate, routeOpts{roles: []Role{RoleCI}, timeout: l.EvaluateTimeout + l.EvaluateWait, body: l.MaxUploadBytes, slow: true})
 	s.handle("GET", "/v1/updates/{digest}", s.getUpdate, routeOpts{roles: readers, timeout: 30 * time.Second})
+	s.handle("POST", "/v1/updates/{digest}/rollout", s.postRollout, routeOpts{roles: []Role{RoleAdmin}, timeout: 30 * time.Second, body: l.MaxJSONBytes})
 	s.handle("POST", "/v1/admissions", s.postAdmission, routeOpts{roles: []Role{RoleUpdateServer}, timeout: l.AdmitTimeout, body: l.MaxJSONBytes})
 	s.handle("POST", "/v1/telemetry", s.postTelemetry, routeOpts{roles: []Role{RoleSensor}, timeout: l.TelemetryTimeout, body: l.MaxTelemetryBytes, slow: true})
 	s.handle("GET", "/v1/findings", s.getFindings, routeOpts{roles: readers, timeout: 30 * time.Second})
@@ -162,7 +163,12 @@ type AdmissionResponse struct {
 	RiskState string          `json:"riskState,omitempty"`
 	Decision  policy.Decision `json:"decision"`
 	LogEntry  *gate.LogRef    `json:"logEntry,omitempty"`
-	RequestID string          `json:"requestId"`
+	// Hold and RetryAfter are set with reason rollout-hold: the device is
+	// outside the update's current rollout ring; ask again after
+	// RetryAfter (absent when the rollout will not widen).
+	Hold       *gate.RolloutHold `json:"hold,omitempty"`
+	RetryAfter *time.Time        `json:"retryAfter,omitempty"`
+	RequestID  string            `json:"requestId"`
 }
 
 const maxField = 256
@@ -226,6 +232,10 @@ func (s *Server) postAdmission(w http.ResponseWriter, r *http.Request) error {
 	resp.Allow = err == nil && out.Evaluated && out.Decision.Allow
 	if out.Evaluated {
 		resp.RiskState = out.Evidence.Fleet.RiskState
+		resp.Hold, resp.RetryAfter = out.Hold, out.RetryAfter
+		if out.Hold != nil {
+			s.metrics.rolloutHolds.add(1, out.Hold.Ring)
+		}
 	}
 	outcome := outcomeOf(resp.Allow)
 	if recorded != outcome {
@@ -622,6 +632,9 @@ type UpdateState struct {
 	LogEntry    *gate.LogRef       `json:"logEntry,omitempty"`
 	Risk        egress.UpdateRisk  `json:"risk"`
 	Findings    []egress.Finding   `json:"findings"`
+	// Rollout is the update's rollout per device class, when its product
+	// has rings.
+	Rollout []gate.RolloutStatus `json:"rollout,omitempty"`
 }
 
 func (s *Server) fleetReport(ctx context.Context) (egress.Report, error) {
@@ -654,6 +667,9 @@ func (s *Server) getUpdate(w http.ResponseWriter, r *http.Request) error {
 		a, dec, at := rec.Evidence.Artifact, rec.Decision, rec.RecordedAt
 		out.Artifact, out.Decision, out.EvaluatedAt, out.LogEntry = &a, &dec, &at, rec.LogEntry
 		out.Risk.Product, out.Risk.Version = a.Product, a.Version
+		if out.Rollout, err = s.gate.Load().RolloutStatus(r.Context(), a); err != nil {
+			return err
+		}
 	}
 	for _, f := range rep.Findings {
 		if f.Update == d {

@@ -64,8 +64,11 @@ type metrics struct {
 	latency   map[string]*histogram // by route, fixed at registration
 	requests  counterVec            // route, status
 	decisions counterVec            // phase, result, reason
-	events    atomic.Uint64         // telemetry events stored
-	inflight  atomic.Int64          // evaluations running
+	// rolloutHolds counts rollout-hold answers by the device's ring;
+	// rolloutActions admin rollout actions by action.
+	rolloutHolds, rolloutActions counterVec
+	events                       atomic.Uint64 // telemetry events stored
+	inflight                     atomic.Int64  // evaluations running
 }
 
 func newMetrics() *metrics { return &metrics{latency: map[string]*histogram{}} }
@@ -133,6 +136,16 @@ func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) 
 	fmt.Fprintln(w, "# TYPE wardgate_decisions_total counter")
 	m.decisions.each(func(l []string, v uint64) {
 		fmt.Fprintf(w, "wardgate_decisions_total{phase=\"%s\",result=\"%s\",reason=\"%s\"} %d\n", escapeLabel(l[0]), escapeLabel(l[1]), escapeLabel(l[2]), v)
+	})
+	fmt.Fprintln(w, "# HELP wardgate_rollout_holds_total Admissions held (rollout-hold) by the ring of the device held.")
+	fmt.Fprintln(w, "# TYPE wardgate_rollout_holds_total counter")
+	m.rolloutHolds.each(func(l []string, v uint64) {
+		fmt.Fprintf(w, "wardgate_rollout_holds_total{ring=\"%s\"} %d\n", escapeLabel(l[0]), v)
+	})
+	fmt.Fprintln(w, "# HELP wardgate_rollout_admin_actions_total Admin rollout actions (pause, resume, abort, force-widen).")
+	fmt.Fprintln(w, "# TYPE wardgate_rollout_admin_actions_total counter")
+	m.rolloutActions.each(func(l []string, v uint64) {
+		fmt.Fprintf(w, "wardgate_rollout_admin_actions_total{action=\"%s\"} %d\n", escapeLabel(l[0]), v)
 	})
 	fmt.Fprintln(w, "# HELP wardgate_telemetry_events_ingested_total Telemetry events stored.")
 	fmt.Fprintln(w, "# TYPE wardgate_telemetry_events_ingested_total counter")

@@ -530,6 +530,7 @@ func TestRoles(t *testing.T) {
 		{"POST", "/v1/admissions", "application/json", admission, []Role{RoleUpdateServer, RoleAdmin}, 200},
 		{"POST", "/v1/telemetry", "application/x-ndjson", "", []Role{RoleSensor, RoleAdmin}, 200},
 		{"POST", "/v1/updates", "application/json", `{}`, []Role{RoleCI, RoleAdmin}, 400},
+		{"POST", "/v1/updates/" + e.digest + "/rollout", "application/json", `{"class":"infusion-pump","action":"pause","reason":"test"}`, []Role{RoleAdmin}, 409},
 		{"GET", "/v1/updates/" + e.digest, "", "", []Role{RoleAuditor, RoleAdmin}, 200},
 		{"GET", "/v1/findings", "", "", []Role{RoleAuditor, RoleAdmin}, 200},
 		{"GET", "/v1/log/checkpoint", "", "", []Role{RoleAuditor, RoleAdmin}, 200},

@@ -16,11 +16,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/egress"
 	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/rollout"
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
@@ -124,13 +126,16 @@ could-not-evaluate).`,
 
 // admitOutput is the JSON form of a decision.
 type admitOutput struct {
-	Allow     bool               `json:"allow"`
-	Evaluated bool               `json:"evaluated"`
-	Artifact  evidence.Artifact  `json:"artifact"`
-	Decision  policy.Decision    `json:"decision"`
-	LogEntry  *gate.LogRef       `json:"logEntry,omitempty"`
-	Evidence  *evidence.Evidence `json:"evidence,omitempty"`
-	Error     string             `json:"error,omitempty"`
+	Allow     bool              `json:"allow"`
+	Evaluated bool              `json:"evaluated"`
+	Artifact  evidence.Artifact `json:"artifact"`
+	Decision  policy.Decision   `json:"decision"`
+	LogEntry  *gate.LogRef      `json:"logEntry,omitempty"`
+	// Hold and RetryAfter: a rollout-hold (docs/rollout.md).
+	Hold       *gate.RolloutHold  `json:"hold,omitempty"`
+	RetryAfter *time.Time         `json:"retryAfter,omitempty"`
+	Evidence   *evidence.Evidence `json:"evidence,omitempty"`
+	Error      string             `json:"error,omitempty"`
 }
 
 func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Writer) (*gate.Outcome, error) {
@@ -203,6 +208,7 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		}
 		gopts = append(gopts, gate.WithClock(func() time.Time { return t }))
 	}
+	var verdictLog *attest.Log
 	if !cfg.noLog {
 		l, err := openOrCreateLog(ctx, cfg.logFlags, stderr)
 		if err != nil {
@@ -210,6 +216,7 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		}
 		defer l.Close()
 		gopts = append(gopts, gate.WithLog(l))
+		verdictLog = l
 	}
 	// Fleet telemetry: the egress store in the same state directory.
 	edb, err := egresssql.Open(ctx, filepath.Join(cfg.logFlags.state, egressDBFile))
@@ -224,6 +231,26 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 			return fail(err)
 		}
 		gopts = append(gopts, gate.WithFleet(gate.EgressRisk{Store: edb, Inventory: inv, Config: ecfg}))
+		if cfg.deviceID != "" {
+			// Rollout rings: held outside the current ring (the ring
+			// changes are kept in the log; without one, every run starts
+			// at the first ring).
+			var at *time.Time
+			if cfg.at != "" {
+				t, _ := parseTimeFlag("evaluation-time", cfg.at)
+				at = &t
+			}
+			var j rollout.Journal = &rollout.MemJournal{}
+			if verdictLog != nil {
+				j = rollout.LogJournal{Log: verdictLog}
+			}
+			ctl, err := newRolloutController(cfg.logFlags.state, j, at)
+			if err != nil {
+				return fail(err)
+			}
+			gopts = append(gopts, gate.WithRollout(gate.Rollout{Controller: ctl, Inventory: func() *egress.Inventory { return inv },
+				Installations: edb.Installations, Report: func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, edb, inv, ecfg) }}))
+		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fail(fmt.Errorf("fleet inventory: %w", err))
 	}
@@ -334,7 +361,7 @@ func openOrCreateLog(ctx context.Context, lf logFlags, stderr io.Writer) (*attes
 }
 
 func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error, cfg admitConfig) error {
-	ao := admitOutput{Allow: out.Decision.Allow && out.Evaluated && err == nil, Evaluated: out.Evaluated, Artifact: out.Evidence.Artifact, Decision: out.Decision, LogEntry: out.LogEntry}
+	ao := admitOutput{Allow: out.Decision.Allow && out.Evaluated && err == nil, Evaluated: out.Evaluated, Artifact: out.Evidence.Artifact, Decision: out.Decision, LogEntry: out.LogEntry, Hold: out.Hold, RetryAfter: out.RetryAfter}
 	if out.Evidence.Schema != "" {
 		ev := out.Evidence
 		ao.Evidence = &ev

@@ -28,6 +28,7 @@ import (
 	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/rollout"
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/server"
 	"github.com/wardgate/wardgate/store"
@@ -339,6 +340,7 @@ type serveState struct {
 	installs *gate.InstallationBatcher
 	sboms    *gate.SBOMStore
 	risk     *gate.RiskCache
+	rollout  *rollout.Controller
 	inv      atomic.Pointer[egress.Inventory]
 	ecfg     atomic.Pointer[egress.Config]
 	logger   *slog.Logger
@@ -396,7 +398,8 @@ func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
 	gopts := []gate.Option{gate.WithLog(s.log), gate.WithFleet(s.risk), gate.WithInstallations(s.installs), gate.WithSBOMStore(s.sboms),
 		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache")),
 			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp"))),
-		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir)))}
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir))),
+		gate.WithRollout(gate.Rollout{Controller: s.rollout, Inventory: s.inv.Load, Installations: s.egress.Installations, Report: s.risk.Report})}
 	if s.cfg.NoScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
@@ -447,6 +450,9 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		return err
 	}
 	if st.risk, err = gate.NewRiskCache(st.analyze, cfg.RiskTTL, nil); err != nil {
+		return err
+	}
+	if st.rollout, err = newRolloutController(cfg.State, rollout.LogJournal{Log: st.log}, nil); err != nil {
 		return err
 	}
 	recs, err := gate.OpenRecords(filepath.Join(cfg.State, "evaluations"))
