@@ -9,18 +9,25 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/wardgate/wardgate/attest"
 )
 
-// PayloadType is the DSSE payload type of a ring change in the log.
-const PayloadType = "application/vnd.wardgate.rollout.change+json"
+// MediaType is the media type of a ring change kept as a log blob.
+const MediaType = "application/vnd.wardgate.rollout.change+json"
 
-// LogJournal keeps ring changes as signed entries of the verdict log: the
-// change as JSON in a DSSE envelope signed with the service key, under
-// the update's digest.
+// changeInput is the URI of the VSA input that points at the change.
+const changeInput = "wardgate:rollout-change"
+
+// LogJournal keeps ring changes as signed entries of the verdict log, so
+// evidence packs verify offline as before: each change is a VSA statement
+// about the update (resource urn:wardgate:rollout:CLASS, reason code
+// rollout-ACTION, FAILED for a stop) signed with the service key, whose
+// input wardgate:rollout-change is the digest of the change's JSON, kept
+// as a content-addressed blob beside the entry.
 type LogJournal struct{ Log *attest.Log }
 
 // Append implements Journal.
@@ -29,32 +36,65 @@ func (j LogJournal) Append(ctx context.Context, c Change) error {
 	if err != nil {
 		return err
 	}
-	env, err := j.Log.Signer().SignPayload(ctx, PayloadType, b)
+	blob := attest.Blob{MediaType: MediaType, Data: b}
+	alg, hexd, ok := strings.Cut(c.Digest, ":")
+	if !ok || alg != "sha256" {
+		return fmt.Errorf("rollout change: digest %q is not sha256:<hex>", c.Digest)
+	}
+	st, err := attest.NewStatement(attest.Verdict{
+		SubjectName: "rollout", SubjectDigest: map[string]string{"sha256": hexd},
+		ResourceURI: "urn:wardgate:rollout:" + c.Class, Passed: c.Status != Halted, ReasonCodes: []string{"rollout-" + string(c.Action)},
+		PolicyURI: "https://wardgate.dev/rollout", DeviceClass: c.Class, Time: c.At,
+		Inputs: []attest.Input{{URI: changeInput, Digest: map[string]string{"sha256": strings.TrimPrefix(blob.Digest(), "sha256:")}}},
+	}, "rollout")
 	if err != nil {
 		return err
 	}
-	_, err = j.Log.Append(ctx, attest.Item{Envelope: env, Artifact: c.Digest, Time: c.At})
+	env, err := j.Log.Signer().SignStatement(ctx, st)
+	if err != nil {
+		return err
+	}
+	_, err = j.Log.Append(ctx, attest.Item{Envelope: env, Artifact: c.Digest, Time: c.At, Blobs: []attest.Blob{blob}})
 	return err
 }
 
-// Changes implements Journal: every entry of the digest whose envelope,
-// verified with the log's key, holds a ring change.
+// Changes implements Journal: every entry of the digest whose statement,
+// verified with the log's key, records a ring change, with the change
+// read from its blob (checked against the signed digest).
 func (j LogJournal) Changes(ctx context.Context, digest string) ([]Change, error) {
 	v := j.Log.Signer().Verifier()
-	var out []Change
+	var refs []string
 	err := j.Log.Entries(ctx, attest.Filter{Artifact: digest}, func(e attest.Entry) error {
-		pt, payload, err := v.OpenEnvelope(e.Envelope)
-		if err != nil || pt != PayloadType {
-			return nil //nolint:nilerr // a verdict, not a ring change (or a verdict of another key)
+		st, err := v.VerifyStatement(e.Envelope)
+		if err != nil || !strings.HasPrefix(st.Predicate.ResourceURI, "urn:wardgate:rollout:") {
+			return nil //nolint:nilerr // a verdict, not a ring change
 		}
-		var c Change
-		if err := json.Unmarshal(payload, &c); err != nil {
-			return fmt.Errorf("log entry %d: %w", e.Index, err)
+		for _, in := range st.Predicate.InputAttestations {
+			if in.URI == changeInput && in.Digest["sha256"] != "" {
+				refs = append(refs, "sha256:"+in.Digest["sha256"])
+			}
 		}
-		out = append(out, c)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Change, 0, len(refs))
+	for _, ref := range refs {
+		b, err := j.Log.Blob(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("rollout change %s: %w", ref, err)
+		}
+		if b.Digest() != ref {
+			return nil, fmt.Errorf("rollout change %s: blob does not match its digest", ref)
+		}
+		var c Change
+		if err := json.Unmarshal(b.Data, &c); err != nil {
+			return nil, fmt.Errorf("rollout change %s: %w", ref, err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // LastTime implements Journal.

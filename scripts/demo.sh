@@ -68,9 +68,28 @@ G=$D/gate
 mkdir -p "$G"
 cp fixtures/fleet/testdata/inventory.json fixtures/fleet/testdata/config.json "$G/"
 digest=sha256:$(sha256sum "$F/firmware/infusion-pump-2.4.0.bin" | cut -d' ' -f1)
-# A pilot: four pumps installed 2.4.0 weeks ago (the fleet fixture's 3CX-like
-# scenario, relabelled with this firmware's digest).
+# The fleet fixture's 3CX-like scenario, relabelled with this firmware's
+# digest: the four canary pumps installed 2.4.0 weeks ago.
+# Rollout rings (docs/rollout.md): the pumps get a canary ring of 60% (the
+# four pumps labelled ring: canary in the inventory: with fewer installers
+# the egress detections do not quarantine this 3CX-like update, see
+# docs/rollout.md) that must run the update for 48 h with clean telemetry
+# before the other pumps may install it.
 sed "s|sha256:7889dee97295a5ad686303faf86796bcb60b09eddd8af8ccac51b789affed93b|$digest|g" fixtures/fleet/testdata/installations.json > "$D/installations.json"
+jq '[.[] | if (.name | test("^HOSP-IOT-PUMP-0[1-4]$")) then . + {ring: "canary"} else . end]' fixtures/fleet/testdata/inventory.json > "$G/inventory.json"
+python3 - "$D/trust.yaml" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+line = "        device_classes: [infusion-pump]\n"
+assert line in s
+s = s.replace(line, line + """        rollout:
+          rings:
+            - {name: canary, share: 60%, soak: 48h, min_reporting: 2}
+            - {name: broad, share: 100%}
+""", 1)
+open(p, "w").write(s)
+PY
 "$W" egress ingest --state "$G" --inventory "$G/inventory.json" --installs "$D/installations.json" >/dev/null || exit 1
 CI=$("$W" token create --role ci --name ci-pipeline --state "$G" 2>/dev/null)
 UPD=$("$W" token create --role update-server --name update-server-1 --state "$G" 2>/dev/null)
@@ -104,16 +123,22 @@ admitdev() { # device class [installed]
   local inst=""; [ -n "${3:-}" ] && inst=",\"installedVersion\":\"$3\""
   api "$UPD" -H 'Content-Type: application/json' -d "{\"digest\":\"$digest\",\"device\":{\"id\":\"$1\",\"class\":\"$2\"$inst}}" "$URL/v1/admissions" | short
 }
-say "7. The update server asks the gate device by device: pumps get 2.4.0, an MRI console asking for the pump firmware does not"
-admitdev HOSP-IOT-PUMP-05 infusion-pump 2.3.0; wantjson '.allow == true'
+hold() { tee "$D/last.json" | jq -c '{allow, violations: [.decision.violations[]?.code], hold, retryAfter}'; }
+say "7. The update server asks the gate device by device: a canary pump gets 2.4.0; the other pumps are held (rollout-hold) until the canaries have run it 48 h with clean telemetry; an MRI console asking for the pump firmware is refused"
+admitdev HOSP-IOT-PUMP-01 infusion-pump 2.3.0; wantjson '.allow == true'
+api "$UPD" -H 'Content-Type: application/json' -d "{\"digest\":\"$digest\",\"device\":{\"id\":\"HOSP-IOT-PUMP-05\",\"class\":\"infusion-pump\",\"installedVersion\":\"2.3.0\"}}" "$URL/v1/admissions" | hold
+wantjson '.allow == false and [.decision.violations[].code] == ["rollout-hold"] and .hold.current == "canary" and (.retryAfter | type) == "string"'
 admitdev HOSP-IOT-MRI-01 mri-console; wantjson '.allow == false and ([.decision.violations[].code] | index("wrong-device-class"))' 
 
-say "8. Sensors stream the fleet's network telemetry: the pilot pumps that installed 2.4.0 now fetch a payload from a code-hosting site"
+say "8. Sensors stream the fleet's network telemetry: the canary pumps that installed 2.4.0 now fetch a payload from a code-hosting site"
 api "$SEN" -H 'Content-Type: application/x-ndjson' --data-binary @fixtures/fleet/testdata/defender.jsonl "$URL/v1/telemetry" | jq -c '{added, stored, updates: [.updates[]? | {product, version, state, affected: (.affected | length)}]}'
 api "$AUD" "$URL/v1/updates/$digest" | jq -c '{riskState: .risk.state, installed: .risk.installed, affected: .risk.affected, findings: [.findings[]?.code]}'
 
 say "9. The compromised update is now refused for the pumps that had not installed it yet"
 admitdev HOSP-IOT-PUMP-06 infusion-pump 2.3.0; wantjson '.allow == false and [.decision.violations[].code] == ["quarantined"]'
+say "    ...the canary ring caught it: the rollout stopped in the canary ring (a signed log entry); four pumps of six (the canaries) installed it, the other two never received it"
+api "$AUD" "$URL/v1/updates/$digest" | tee "$D/last.json" | jq -c '.rollout[] | {class, status, ring, installed: [.rings[] | {(.name): (.installed | length)}] | add, changes: [.changes[] | {action, ring: .ringName, riskState: .evidence.riskState}]}'
+wantjson '.rollout[0].status == "stopped" and .rollout[0].ring == "canary" and ([.rollout[0].rings[].installed | length] | add) == 4 and .rollout[0].changes[-1].action == "stopped"'
 
 say "10. An auditor exports the evidence pack over the API and verifies it offline with the service public key"
 api "$AUD" "$URL/v1/log/checkpoint" | head -3
