@@ -428,12 +428,11 @@ func (s *Server) authorize(r *http.Request, st *reqState, roles []Role) error {
 	if roles == nil {
 		return nil
 	}
-	auth := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || tok == "" {
+	tok, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
 		return ErrUnauthenticated
 	}
-	p, err := s.deps.Tokens.Authenticate(r.Context(), Secret(strings.TrimSpace(tok)))
+	p, err := s.deps.Tokens.Authenticate(r.Context(), Secret(tok))
 	if err != nil {
 		return err
 	}
@@ -445,6 +444,17 @@ func (s *Server) authorize(r *http.Request, st *reqState, roles []Role) error {
 		return ErrRateLimited
 	}
 	return nil
+}
+
+// bearer returns the token of an Authorization header with the Bearer
+// scheme, whose name is case-insensitive (RFC 7235 section 2.1).
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
 }
 
 func (s *Server) limiter(p Principal) *rate.Limiter {
