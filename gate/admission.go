@@ -40,7 +40,8 @@ var (
 	// evaluated again before any device is admitted.
 	ErrStaleEvaluation = errors.New("gate: update evaluated under another trust configuration")
 	// ErrInvalidDevice: the admission request does not name the device's
-	// ID and class.
+	// ID and class, or names them with what cannot be an identifier
+	// (evidence.CheckIdentifier).
 	ErrInvalidDevice = errors.New("gate: device id and class are required")
 )
 
@@ -335,6 +336,16 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 	if dev.ID == "" || dev.Class == "" {
 		out.Decision = policy.CouldNotEvaluate(ErrInvalidDevice)
 		return out, ErrInvalidDevice
+	}
+	for _, f := range []struct{ name, v string }{{"id", dev.ID}, {"class", dev.Class}, {"installedVersion", dev.InstalledVersion}, {"segment", dev.Segment}} {
+		if f.v == "" {
+			continue
+		}
+		if err := evidence.CheckIdentifier(f.v); err != nil {
+			err = fmt.Errorf("%w: device.%s %v", ErrInvalidDevice, f.name, err)
+			out.Decision = policy.CouldNotEvaluate(err)
+			return out, err
+		}
 	}
 	if recs == nil {
 		err := fmt.Errorf("%w: no records", ErrUnknownUpdate)

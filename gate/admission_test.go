@@ -172,6 +172,8 @@ func TestAdmit(t *testing.T) {
 			codes: []string{"could-not-evaluate"}, err: gate.ErrUnknownUpdate},
 		{name: "no device class", req: gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "x"}},
 			codes: []string{"could-not-evaluate"}, err: gate.ErrInvalidDevice},
+		{name: "newline in device id", req: gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "pump-1\nforged", Class: "infusion-pump"}},
+			codes: []string{"could-not-evaluate"}, message: "device.id holds control character U+000A", err: gate.ErrInvalidDevice},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

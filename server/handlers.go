@@ -81,33 +81,29 @@ func unsupported(got string, want ...string) *Error {
 	return errorf(http.StatusUnsupportedMediaType, "unsupported-media-type", "content type %q: want %s", got, strings.Join(want, " or "))
 }
 
-// decodeJSON reads one JSON object into v: no unknown fields, no trailing
-// data.
+// decodeJSON reads one JSON object into v, strictly (see decodeStrict):
+// no repeated or case-folded keys, no unknown fields, no trailing data.
 func decodeJSON(r *http.Request, v any) error {
 	if mt := mediaType(r); mt != "application/json" {
 		return unsupported(r.Header.Get("Content-Type"), "application/json")
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	b, err := io.ReadAll(r.Body) // bounded by the route's body limit
+	if err != nil {
 		return jsonError(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return jsonError(err)
-		}
-		return badRequest("malformed JSON: data after the object")
-	}
-	return nil
+	return decodeStrict(b, v)
 }
 
 func jsonError(err error) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	var mbe *http.MaxBytesError
+	var ste *strictError
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, os.ErrDeadlineExceeded):
 		return err
+	case errors.As(err, &ste):
+		return badRequest("malformed JSON: %s", ste.msg)
 	case errors.As(err, &se):
 		return badRequest("malformed JSON at byte %d", se.Offset)
 	case errors.As(err, &te):
@@ -163,7 +159,8 @@ type AdmissionResponse struct {
 	RequestID string          `json:"requestId"`
 }
 
-const maxField = 256
+// maxField bounds identifiers and small multipart fields.
+const maxField = evidence.MaxIdentifierBytes
 
 func outcomeOf(allow bool) string {
 	if allow {
@@ -177,12 +174,25 @@ func (req *AdmissionRequest) validate() error {
 	switch {
 	case d.ID == "" || d.Class == "":
 		return badRequest("device.id and device.class are required")
-	case len(d.ID) > maxField || len(d.Class) > maxField || len(d.InstalledVersion) > maxField || len(d.Segment) > maxField || len(req.Vendor) > maxField || len(req.Product) > maxField || len(req.Version) > maxField:
-		return badRequest("a field is longer than %d bytes", maxField)
 	case req.Digest != "" && !validDigest(req.Digest):
 		return badRequest("digest %q: want sha256:<64 lowercase hex>", req.Digest)
 	case req.Digest == "" && (req.Vendor == "" || req.Product == "" || req.Version == ""):
 		return badRequest("name the update by digest, or by vendor, product and version")
+	}
+	return checkIdents("device.id", d.ID, "device.class", d.Class, "device.installedVersion", d.InstalledVersion, "device.segment", d.Segment,
+		"vendor", req.Vendor, "product", req.Product, "version", req.Version)
+}
+
+// checkIdents checks name/value pairs with evidence.CheckIdentifier; empty
+// values are the caller's to require.
+func checkIdents(kv ...string) error {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		if err := evidence.CheckIdentifier(kv[i+1]); err != nil {
+			return badRequest("%s %v", kv[i], err)
+		}
 	}
 	return nil
 }
@@ -353,6 +363,14 @@ func (s *Server) imageUpdate(req ImageRequest, u *gate.Update) error {
 	if req.Image == "" || req.Vendor == "" || req.Product == "" || req.Version == "" {
 		return badRequest("image, vendor, product and version are required")
 	}
+	if err := checkIdents("vendor", req.Vendor, "product", req.Product, "version", req.Version); err != nil {
+		return err
+	}
+	for i, c := range req.DeviceClasses {
+		if err := checkIdents(fmt.Sprintf("deviceClasses[%d]", i), c); err != nil {
+			return err
+		}
+	}
 	d, err := name.NewDigest(req.Image, name.StrictValidation)
 	if err != nil {
 		return badRequest("image %q: want a digest reference, registry/repository@sha256:<hex>", req.Image)
@@ -475,6 +493,14 @@ func readUpload(r *http.Request, dir string, u *gate.Update) error {
 		return badRequest("the firmware part is required")
 	case u.Vendor == "" || u.Product == "" || u.Version == "":
 		return badRequest("vendor, product and version are required")
+	}
+	if err := checkIdents("vendor", u.Vendor, "product", u.Product, "version", u.Version); err != nil {
+		return err
+	}
+	for _, c := range u.TargetClasses {
+		if err := checkIdents("deviceClasses", c); err != nil {
+			return err
+		}
 	}
 	_ = digest // the gate hashes the file again as it verifies; the two agree by construction
 	return nil
@@ -811,8 +837,8 @@ func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request) error {
 	if art != "" && !validDigest(art) {
 		return badRequest("artifact %q: want sha256:<64 lowercase hex>", art)
 	}
-	if len(dev) > maxField {
-		return badRequest("device longer than %d bytes", maxField)
+	if err := checkIdents("device", dev); err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp(s.deps.WorkDir, "export-")
 	if err != nil {

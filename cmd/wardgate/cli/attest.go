@@ -125,7 +125,7 @@ func newAttestLogCmd() *cobra.Command {
 			}
 			fmt.Fprintf(w, "log %s: %d entries, root %x\n", cp.Origin, cp.Size, cp.Root)
 			for _, r := range rows {
-				fmt.Fprintf(w, "%6d  %s  %-6s  %s  %s %v\n", r.Index, r.Time, r.Result, r.Artifact, r.Device, r.Reasons)
+				fmt.Fprintf(w, "%6d  %s  %-6s  %s  %s %v\n", r.Index, r.Time, termSafe(r.Result), termSafe(r.Artifact), termSafe(r.Device), r.Reasons)
 			}
 			fmt.Fprintf(w, "\n%s", cp.Note)
 			return nil
