@@ -523,6 +523,23 @@ const TelemetryFormatHeader = "X-Telemetry-Format"
 
 var telemetryTypes = []string{"application/x-ndjson", "application/jsonl", "application/json", "text/csv", "text/tab-separated-values", "text/plain"}
 
+// errNothingStored ends an ingest whose batch stored no event, so that the
+// batch is not recorded as ingested.
+var errNothingStored = errors.New("telemetry: no event stored")
+
+// noEvents is the 422 for a batch that stored nothing: no line parsed as
+// an event of the format, or no event is from a device of the inventory.
+func noEvents(st egress.Stats, unresolved int64) *Error {
+	if st.Events > 0 {
+		return errorf(http.StatusUnprocessableEntity, "no-events", "none of the batch's %d events is from a device in the fleet inventory; nothing was stored (send it again once the inventory lists its devices)", unresolved)
+	}
+	msg := fmt.Sprintf("no line of the batch is an event of format %s: %d lines, %d malformed, %d skipped (headers, comments, events of other classes)", st.Format, st.Lines, st.Malformed, st.Skipped)
+	if len(st.MalformedLines) > 0 {
+		msg += fmt.Sprintf(" (first at line %d)", st.MalformedLines[0])
+	}
+	return errorf(http.StatusUnprocessableEntity, "no-events", "%s; nothing was stored (name the format in %s, or leave it out to have it detected)", msg, TelemetryFormatHeader)
+}
+
 // TelemetryResponse is the answer to POST /v1/telemetry.
 type TelemetryResponse struct {
 	Source     string              `json:"source"` // sha256 of the body
@@ -570,8 +587,31 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("telemetry spool: %w", err)
 	}
 	resp := TelemetryResponse{Source: "sha256:" + hex.EncodeToString(h.Sum(nil)), RequestID: st.id, Updates: []egress.UpdateRisk{}}
+	// The batch is known by its body and the format it is parsed as: the
+	// same body parsed as another format is another batch. The format
+	// detection picks keeps the body's digest alone as the key (as before
+	// the format was part of it); any other format is appended.
+	prefix := make([]byte, 16<<10)
+	pn, err := io.ReadFull(f, prefix)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("telemetry spool: %w", err)
+	}
+	detected, derr := egress.Detect(prefix[:pn])
+	if format == egress.FormatAuto {
+		if derr != nil {
+			return derr
+		}
+		format = detected
+	}
+	key := resp.Source
+	if format != detected {
+		key += "+" + string(format)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("telemetry spool: %w", err)
+	}
 	var scanErr error
-	added, err := s.deps.Telemetry.Ingest(ctx, egress.Source{Name: "api/" + st.principal.Name + "/" + st.id, Digest: resp.Source}, func(add func(*egress.Event) error) error {
+	added, err := s.deps.Telemetry.Ingest(ctx, egress.Source{Name: "api/" + st.principal.Name + "/" + st.id, Digest: key}, func(add func(*egress.Event) error) error {
 		resp.Stats, scanErr = egress.Scan(f, func(ev *egress.Event) error {
 			d, ok := inv.Resolve(ev)
 			if !ok {
@@ -582,12 +622,18 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 			resp.Stored++
 			return add(ev)
 		}, egress.WithFormat(format))
+		if scanErr == nil && resp.Stored == 0 {
+			scanErr = errNothingStored // the store rolls back: nothing is recorded
+		}
 		return scanErr
 	})
 	switch {
 	case scanErr != nil && errors.Is(err, scanErr):
-		if errors.Is(scanErr, egress.ErrUnknownFormat) {
+		switch {
+		case errors.Is(scanErr, egress.ErrUnknownFormat):
 			return scanErr
+		case errors.Is(scanErr, errNothingStored):
+			return noEvents(resp.Stats, resp.Unresolved)
 		}
 		return fmt.Errorf("%w: %w", ErrUnavailable, err) // the store failed under the scan
 	case err != nil:

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"bytes"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/wardgate/wardgate/egress"
 )
 
 // The auth scheme is case-insensitive (RFC 7235 section 2.1): "bearer",
@@ -78,4 +82,63 @@ func (r resp) message(t testing.TB) string {
 	var b errorBody
 	r.json(t, &b)
 	return b.Error.Message
+}
+
+// A batch is recorded as ingested only when it stored events, under a key
+// that includes the format it was parsed as: Defender lines sent as
+// zeek-tsv are refused with 422 and nothing is recorded, so the same body
+// sent again with the right format (or none) is stored.
+func TestTelemetryWrongFormatIsNotLost(t *testing.T) {
+	e := newEnv(t)
+	tel, err := os.ReadFile(fleet + "defender.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := bytes.Join(bytes.SplitAfter(tel, []byte("\n"))[:20], nil)
+	post := func(format string) (resp, TelemetryResponse) {
+		t.Helper()
+		var h []string
+		if format != "" {
+			h = []string{TelemetryFormatHeader, format}
+		}
+		r := e.do("POST", "/v1/telemetry", RoleSensor, "application/x-ndjson", bytes.NewReader(batch), h...)
+		var tr TelemetryResponse
+		if r.status == 200 {
+			r.json(t, &tr)
+		}
+		return r, tr
+	}
+	for _, f := range []string{"zeek-tsv", "zeek-json", "ocsf-json", "defender-csv"} {
+		r, _ := post(f)
+		if r.status != 422 || r.errorCode(t) != "no-events" || !strings.Contains(r.message(t), "no line of the batch is an event of format "+f+": 20 lines, ") {
+			t.Fatalf("as %s: %d %s", f, r.status, r.body)
+		}
+	}
+	r, tr := post("")
+	if r.status != 200 || !tr.Added || tr.Stored != 20 || tr.Stats.Format != "defender-json" {
+		t.Fatalf("resent without the header: %d %s", r.status, r.body)
+	}
+	// The same body as the format it is: the same parse, the same batch.
+	if r, tr = post("defender-json"); r.status != 200 || tr.Added || tr.Stored != 0 {
+		t.Fatalf("resent as defender-json: %d %s", r.status, r.body)
+	}
+	// Events of devices the inventory does not know are not stored, and
+	// the batch is not recorded: once the inventory knows them, they are.
+	batch = []byte(strings.NewReplacer("HOSP-IOT-", "WARD-9-", `"LocalIP":"10.`, `"LocalIP":"11.`).Replace(string(batch)))
+	r, _ = post("")
+	if r.status != 422 || r.errorCode(t) != "no-events" || !strings.Contains(r.message(t), "none of the batch's 20 events is from a device in the fleet inventory") {
+		t.Fatalf("unknown devices: %d %s", r.status, r.body)
+	}
+	inv, err := os.ReadFile(fleet + "inventory.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ni, err := egress.ReadInventory(strings.NewReader(strings.ReplaceAll(string(inv), "HOSP-IOT-", "WARD-9-")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.inv.Store(ni)
+	if r, tr = post(""); r.status != 200 || !tr.Added || tr.Stored != 20 {
+		t.Fatalf("after the inventory learnt the devices: %d %s", r.status, r.body)
+	}
 }
