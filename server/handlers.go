@@ -35,14 +35,16 @@ var (
 
 func (s *Server) register() {
 	l := s.limits
-	s.handle("POST", "/v1/updates", s.postUpdate, routeOpts{roles: []Role{RoleCI}, timeout: l.EvaluateTimeout + l.EvaluateWait, body: l.MaxUploadBytes, slow: true})
+	s.handle("POST", "/v1/updates", s.postUpdate, routeOpts{roles: []Role{RoleCI}, timeout: l.UploadTimeout + 2*l.EvaluateWait + l.EvaluateTimeout,
+		body: l.MaxUploadBytes, bodyLimit: limitUploadBytes, slow: true, bodyTimeout: l.UploadTimeout})
 	s.handle("GET", "/v1/updates/{digest}", s.getUpdate, routeOpts{roles: readers, timeout: 30 * time.Second})
-	s.handle("POST", "/v1/admissions", s.postAdmission, routeOpts{roles: []Role{RoleUpdateServer}, timeout: l.AdmitTimeout, body: l.MaxJSONBytes})
-	s.handle("POST", "/v1/telemetry", s.postTelemetry, routeOpts{roles: []Role{RoleSensor}, timeout: l.TelemetryTimeout, body: l.MaxTelemetryBytes, slow: true})
+	s.handle("POST", "/v1/admissions", s.postAdmission, routeOpts{roles: []Role{RoleUpdateServer}, timeout: l.AdmitTimeout, body: l.MaxJSONBytes, bodyLimit: limitJSONBytes})
+	s.handle("POST", "/v1/telemetry", s.postTelemetry, routeOpts{roles: []Role{RoleSensor}, timeout: l.TelemetryTimeout, body: l.MaxTelemetryBytes,
+		bodyLimit: limitTelemetryBytes, slow: true, bodyTimeout: l.TelemetryTimeout})
 	s.handle("GET", "/v1/findings", s.getFindings, routeOpts{roles: readers, timeout: 30 * time.Second})
 	s.handle("GET", "/v1/log/checkpoint", s.getCheckpoint, routeOpts{roles: readers, timeout: 5 * time.Second})
 	s.handle("GET", "/v1/log/entries/{index}", s.getEntry, routeOpts{roles: readers, timeout: 10 * time.Second})
-	s.handle("GET", "/v1/evidence", s.getEvidence, routeOpts{roles: readers, timeout: l.ExportTimeout, slow: true})
+	s.handle("GET", "/v1/evidence", s.getEvidence, routeOpts{roles: readers, timeout: l.ExportWait + l.ExportTimeout})
 	s.handle("GET", "/v1/audit", s.getAudit, routeOpts{roles: readers, timeout: 10 * time.Second})
 	s.handle("GET", "/healthz", s.getHealth, routeOpts{timeout: time.Second})
 	s.handle("GET", "/readyz", s.getReady, routeOpts{timeout: 5 * time.Second})
@@ -290,24 +292,20 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	if mt != "multipart/form-data" && mt != "application/json" {
 		return unsupported(r.Header.Get("Content-Type"), "multipart/form-data", "application/json")
 	}
-	// Bound the expensive evaluations before reading any of the body: the
-	// semaphore also bounds the disk used by uploads.
-	t := time.NewTimer(s.limits.EvaluateWait)
-	select {
-	case s.evalSem <- struct{}{}:
-		t.Stop()
-	case <-t.C:
-		return ErrBusy
-	case <-ctx.Done():
-		t.Stop()
-		return ErrBusy
+	// Receive first, then evaluate. The body is read within the upload
+	// slots (which bound the disk uploads take) and the minimum body rate;
+	// an evaluation slot is taken only once it is all on disk, so a slow
+	// client never holds one.
+	release, err := s.acquire(ctx, s.upSem, s.limits.EvaluateWait, limitUploads, "upload")
+	if err != nil {
+		return err
 	}
-	defer func() { <-s.evalSem }()
-	s.metrics.inflight.Add(1)
-	defer s.metrics.inflight.Add(-1)
+	defer release()
 	var u gate.Update
 	var display string
+	var parts []spooledPart
 	if mt == "application/json" {
+		r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxJSONBytes+s.limits.MaxSBOMBytes)
 		var req ImageRequest
 		if err := decodeJSON(r, &req); err != nil {
 			return err
@@ -317,20 +315,44 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 		}
 		display = u.Source
 	} else {
+		if err := s.checkFreeSpace(); err != nil {
+			return err
+		}
 		dir, err := os.MkdirTemp(s.deps.WorkDir, "upload-")
 		if err != nil {
 			return fmt.Errorf("upload directory: %w", err)
 		}
 		defer os.RemoveAll(dir)
-		if err := readUpload(r, dir, &u); err != nil {
+		if parts, err = s.readUpload(r, dir, &u); err != nil {
 			return err
 		}
 		display = filepath.Base(u.Source)
 	}
+	releaseEval, err := s.acquire(ctx, s.evalSem, s.limits.EvaluateWait, limitEvaluations, "evaluation")
+	if err != nil {
+		return err
+	}
+	defer releaseEval()
+	s.metrics.inflight.Add(1)
+	defer s.metrics.inflight.Add(-1)
+	if err := loadParts(parts, &u); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.limits.EvaluateTimeout)
+	defer cancel()
 	out, err := s.gate.Load().Evaluate(ctx, u)
+	if diskFull(err) {
+		return errNoSpace(err) // not a verdict on the update: nothing is kept
+	}
+	if dir := filepath.Dir(u.Source); u.Kind == evidence.KindBlob {
+		scrubPaths(&out.Decision, dir) // the upload's temporary path is the gate's business
+	}
 	if out.Evaluated {
 		out.Evidence.Artifact.Name = display // not the upload's temporary path
 		if perr := s.deps.Records.Put(out); perr != nil {
+			if diskFull(perr) {
+				return errNoSpace(perr)
+			}
 			return fmt.Errorf("keep evaluation: %w", perr)
 		}
 	}
@@ -357,6 +379,17 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	s.metrics.decision("evaluate", resp.Allow, codesOf(resp.Decision))
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// scrubPaths removes dir (the upload's temporary directory) from the
+// decision's messages: callers see the firmware's file name only.
+func scrubPaths(d *policy.Decision, dir string) {
+	for _, vs := range [][]policy.Violation{d.Violations, d.Warnings} {
+		for i := range vs {
+			vs[i].Message = strings.ReplaceAll(vs[i].Message, dir+string(filepath.Separator), "")
+			vs[i].Message = strings.ReplaceAll(vs[i].Message, dir, "upload")
+		}
+	}
 }
 
 func (s *Server) imageUpdate(req ImageRequest, u *gate.Update) error {
@@ -415,29 +448,90 @@ func readPart(p io.Reader, max int64, what string) ([]byte, error) {
 	return b, nil
 }
 
+// spooledPart is a signature, bundle or SBOM part of an upload, kept on
+// disk until the evaluation reads it.
+type spooledPart struct {
+	field, name, path string
+}
+
+// spoolPart writes a part to a file in dir, within max bytes; over them it
+// returns tooLarge. It returns the bytes written.
+func spoolPart(p io.Reader, dir string, n int, max int64, tooLarge *Error) (string, int64, error) {
+	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf(".part-%d", n)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", 0, fmt.Errorf("upload: %w", err)
+	}
+	w, err := io.Copy(spoolWriter{f}, io.LimitReader(p, max+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", w, err
+	}
+	if w > max {
+		return "", w, tooLarge
+	}
+	return f.Name(), w, nil
+}
+
+// loadParts reads the spooled parts into u, once an evaluation slot is
+// taken: at most Evaluations uploads' parts are in memory at once.
+func loadParts(parts []spooledPart, u *gate.Update) error {
+	for _, p := range parts {
+		b, err := os.ReadFile(p.path)
+		if err != nil {
+			return fmt.Errorf("upload: %w", err)
+		}
+		if p.field == "sbom" {
+			u.VendorSBOM = b
+		} else {
+			u.Signatures = append(u.Signatures, verify.Signature{Source: p.name, Data: b})
+		}
+	}
+	return nil
+}
+
 // readUpload streams a multipart upload: the firmware to a file in dir
-// (hashed on the way, within the body limit), the rest into u.
-func readUpload(r *http.Request, dir string, u *gate.Update) error {
+// (within the body limit), the signature, bundle and SBOM parts to files
+// beside it (within their limits), the small fields into u. No part is
+// held in memory whole but the small fields.
+func (s *Server) readUpload(r *http.Request, dir string, u *gate.Update) ([]spooledPart, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return badRequest("multipart body: %v", err)
+		return nil, badRequest("multipart body: %v", err)
 	}
+	l := s.limits
 	u.Kind = evidence.KindBlob
-	var digest string
-	for {
+	var parts []spooledPart
+	var sigs int
+	var sbomSeen bool
+	seen := map[string]bool{}
+	left := l.MaxPartsBytes // for the signature, bundle and SBOM parts together
+	overall := func(n int64, err error) error {
+		if n > left {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too-large", limit: limitPartsBytes,
+				Message: fmt.Sprintf("signature, bundle and SBOM parts over %d bytes together", l.MaxPartsBytes)}
+		}
+		return err
+	}
+	for n := 0; ; n++ {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return multipartError(err)
+			return nil, multipartError(err)
 		}
 		field := part.FormName()
 		switch field {
 		case "vendor", "product", "version", "deviceClasses":
+			if seen[field] {
+				return nil, badRequest("multipart field %q given more than once", field)
+			}
+			seen[field] = true
 			b, err := readPart(part, maxField, field)
 			if err != nil {
-				return multipartError(err)
+				return nil, multipartError(err)
 			}
 			v := strings.TrimSpace(string(b))
 			switch field {
@@ -456,61 +550,74 @@ func readUpload(r *http.Request, dir string, u *gate.Update) error {
 			}
 		case "firmware":
 			if u.Source != "" {
-				return badRequest("more than one firmware part")
+				return nil, badRequest("more than one firmware part")
 			}
 			p := filepath.Join(dir, safeName(part.FileName(), "firmware.bin"))
 			f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
-				return fmt.Errorf("upload: %w", err)
+				return nil, fmt.Errorf("upload: %w", err)
 			}
-			h := sha256.New()
-			_, err = io.Copy(io.MultiWriter(f, h), part)
+			_, err = io.Copy(spoolWriter{f}, part)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return multipartError(err)
+				return nil, multipartError(err)
 			}
-			u.Source, digest = p, "sha256:"+hex.EncodeToString(h.Sum(nil))
+			u.Source = p
 		case "signature", "bundle":
-			b, err := readPart(part, verify.MaxBundleBytes, field)
-			if err != nil {
-				return multipartError(err)
+			if sigs++; sigs > l.MaxSignatureParts {
+				return nil, &Error{Status: http.StatusBadRequest, Code: "too-many-parts", limit: limitSignatureParts,
+					Message: fmt.Sprintf("more than %d signature and bundle parts", l.MaxSignatureParts)}
 			}
-			u.Signatures = append(u.Signatures, verify.Signature{Source: safeName(part.FileName(), fmt.Sprintf("%s-%d", field, len(u.Signatures)+1)), Data: b})
+			max := min(l.MaxSignatureBytes, verify.MaxBundleBytes)
+			path, w, err := spoolPart(part, dir, n, min(max, left), &Error{Status: http.StatusRequestEntityTooLarge, Code: "too-large", limit: limitSignatureBytes,
+				Message: fmt.Sprintf("%s part %d over the %d byte limit", field, sigs, max)})
+			if err = overall(w, err); err != nil {
+				return nil, multipartError(err)
+			}
+			left -= w
+			parts = append(parts, spooledPart{field: field, name: safeName(part.FileName(), fmt.Sprintf("%s-%d", field, sigs)), path: path})
 		case "sbom":
-			b, err := readPart(part, sbom.MaxDocumentSize, field)
-			if err != nil {
-				return multipartError(err)
+			if sbomSeen {
+				return nil, badRequest("more than one sbom part")
 			}
-			u.VendorSBOM = b
+			sbomSeen = true
+			max := min(l.MaxSBOMBytes, sbom.MaxDocumentSize)
+			path, w, err := spoolPart(part, dir, n, min(max, left), &Error{Status: http.StatusRequestEntityTooLarge, Code: "too-large", limit: limitSBOMBytes,
+				Message: fmt.Sprintf("sbom part over the %d byte limit", max)})
+			if err = overall(w, err); err != nil {
+				return nil, multipartError(err)
+			}
+			left -= w
+			parts = append(parts, spooledPart{field: field, path: path})
 		default:
-			return badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, vendor, product, version, deviceClasses", field)
+			return nil, badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, vendor, product, version, deviceClasses", field)
 		}
 	}
 	switch {
 	case u.Source == "":
-		return badRequest("the firmware part is required")
+		return nil, badRequest("the firmware part is required")
 	case u.Vendor == "" || u.Product == "" || u.Version == "":
-		return badRequest("vendor, product and version are required")
+		return nil, badRequest("vendor, product and version are required")
 	}
 	if err := checkIdents("vendor", u.Vendor, "product", u.Product, "version", u.Version); err != nil {
-		return err
+		return nil, err
 	}
 	for _, c := range u.TargetClasses {
 		if err := checkIdents("deviceClasses", c); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	_ = digest // the gate hashes the file again as it verifies; the two agree by construction
-	return nil
+	return parts, nil
 }
 
 func multipartError(err error) error {
 	var he *Error
 	var mbe *http.MaxBytesError
-	if errors.As(err, &he) || errors.As(err, &mbe) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return err
+	var se *spoolError
+	if errors.As(err, &he) || errors.As(err, &mbe) || errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &se) {
+		return err // the limits', the clock's or the gate's own failure, not a malformed body
 	}
 	return badRequest("multipart body: %v", err)
 }
@@ -569,6 +676,9 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 	if inv == nil {
 		return errorf(http.StatusConflict, "no-inventory", "the gate has no fleet inventory; put inventory.json in its state directory and reload")
 	}
+	if err := s.checkFreeSpace(); err != nil {
+		return err
+	}
 	f, err := os.CreateTemp(s.deps.WorkDir, "telemetry-")
 	if err != nil {
 		return fmt.Errorf("telemetry spool: %w", err)
@@ -576,9 +686,9 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r.Body)
+	n, err := io.Copy(spoolWriter{io.MultiWriter(f, h)}, r.Body)
 	if err != nil {
-		return err // MaxBytesError: 413; a slow body: 408
+		return err // MaxBytesError: 413; a slow body: 408; a full disk: 503
 	}
 	if n == 0 {
 		return badRequest("empty telemetry batch")
@@ -886,6 +996,17 @@ func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request) error {
 	if err := checkIdents("device", dev); err != nil {
 		return err
 	}
+	release, err := s.acquire(r.Context(), s.exSem, s.limits.ExportWait, limitExports, "export")
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(r.Context(), s.limits.ExportTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	if err := s.checkFreeSpace(); err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp(s.deps.WorkDir, "export-")
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
@@ -967,6 +1088,7 @@ func (s *Server) getReady(w http.ResponseWriter, r *http.Request) error {
 	}{
 		{"tokens", s.deps.Tokens.Ping},
 		{"fleet", func(ctx context.Context) error { _, err := s.deps.Risk.Report(ctx); return err }},
+		{"space", func(context.Context) error { return s.diskReady() }},
 	}
 	if s.deps.Ready != nil {
 		checks = append(checks, struct {

@@ -1,10 +1,17 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/wardgate/wardgate/egress"
 )
@@ -140,5 +147,290 @@ func TestTelemetryWrongFormatIsNotLost(t *testing.T) {
 	e.inv.Store(ni)
 	if r, tr = post(""); r.status != 200 || !tr.Added || tr.Stored != 20 {
 		t.Fatalf("after the inventory learnt the devices: %d %s", r.status, r.body)
+	}
+}
+
+// slowUpload opens a connection that sends an upload's headers and then
+// its body at a byte every interval, from local address from (a loopback
+// address: 127.0.0.x). It returns the connection and a channel that gets
+// the response status (0 when the connection ended without one).
+func (e *env) slowUpload(from string, interval time.Duration) (net.Conn, <-chan int) {
+	e.t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST /v1/updates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"firmware\"; filename=\"fw.bin\"\r\n\r\n", e.tokens[RoleCI])
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for range t.C {
+			if _, err := c.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	status := make(chan int, 1)
+	go func() {
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			status <- 0
+			return
+		}
+		res.Body.Close()
+		status <- res.StatusCode
+	}()
+	return c, status
+}
+
+// Two uploads trickling in at a byte a second hold no evaluation slot: an
+// evaluation posted meanwhile runs at once (the body is received before a
+// slot is taken). With a minimum body rate, the trickles are cut off with
+// 408 once the grace has passed.
+func TestSlowUploadsHoldNoEvaluationSlot(t *testing.T) {
+	e := newEnv(t, func(_ *Deps, o *[]Option) {
+		*o = append(*o, WithLimits(Limits{Evaluations: 2, MinBodyRate: 1 << 10, BodyRateGrace: 2 * time.Second}))
+	})
+	_, s1 := e.slowUpload("127.0.0.1", 200*time.Millisecond)
+	_, s2 := e.slowUpload("127.0.0.1", 200*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // both are in their handlers
+	start := time.Now()
+	e.evaluate(RoleCI)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the evaluation waited %s behind the slow uploads", d)
+	}
+	for i, s := range []<-chan int{s1, s2} {
+		select {
+		case st := <-s:
+			if st != http.StatusRequestTimeout {
+				t.Fatalf("slow upload %d: status %d, want 408", i+1, st)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("slow upload %d was not cut off", i+1)
+		}
+	}
+	r := e.do("GET", "/metrics", "", "", nil)
+	if !strings.Contains(string(r.body), `wardgate_limit_reached_total{limit="min_body_rate"} 2`) {
+		t.Fatalf("metrics lack the body rate limit:\n%s", r.body)
+	}
+}
+
+// Signature, bundle and SBOM parts are bounded: in count, each in size,
+// and a multipart body in parts.
+func TestUploadPartsBounded(t *testing.T) {
+	e := newEnv(t, func(_ *Deps, o *[]Option) {
+		*o = append(*o, WithLimits(Limits{MaxSignatureParts: 4, MaxSignatureBytes: 64 << 10, MaxSBOMBytes: 256 << 10, MaxPartsBytes: 300 << 10}))
+	})
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.sig")
+	if err := os.WriteFile(big, bytes.Repeat([]byte("A"), 65<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bigSBOM := filepath.Join(dir, "big.cdx.json")
+	if err := os.WriteFile(bigSBOM, bytes.Repeat([]byte(" "), 257<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := func(extra map[string]string) map[string]string {
+		m := pumpFiles()
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	sigs := map[string]string{}
+	for i := range 5 {
+		sigs[fmt.Sprintf("signature#%d", i)] = fx + "/sig/infusion-pump-2.4.0.bin.sig"
+	}
+	mid := filepath.Join(dir, "mid.sig")
+	if err := os.WriteFile(mid, bytes.Repeat([]byte("A"), 60<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	midSBOM := filepath.Join(dir, "mid.cdx.json")
+	if err := os.WriteFile(midSBOM, bytes.Repeat([]byte(" "), 250<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name          string
+		fields, files map[string]string
+		status        int
+		code, message string
+	}{
+		{"five signature parts", pumpFields, files(sigs), 400, "too-many-parts", "more than 4 signature and bundle parts"},
+		{"a signature part over its limit", pumpFields, files(map[string]string{"signature#big": big}), 413, "too-large", "over the 65536 byte limit"},
+		{"an SBOM over its limit", pumpFields, files(map[string]string{"sbom": bigSBOM}), 413, "too-large", "sbom part over the 262144 byte limit"},
+		{"parts over their limit together", pumpFields, files(map[string]string{"bundle": mid, "signature": mid, "sbom": midSBOM}), 413, "too-large", "signature, bundle and SBOM parts over 307200 bytes together"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ct, body := upload(t, tc.fields, tc.files)
+			r := e.do("POST", "/v1/updates", RoleCI, ct, body)
+			if r.status != tc.status || r.errorCode(t) != tc.code || !strings.Contains(r.message(t), tc.message) {
+				t.Fatalf("%d %s, want %d %s %q", r.status, r.body, tc.status, tc.code, tc.message)
+			}
+		})
+	}
+	// Within the limits the upload is evaluated, and nothing of the
+	// refused ones is left in the work directory.
+	e.evaluate(RoleCI)
+	left, err := os.ReadDir(e.srv.deps.WorkDir)
+	if err != nil || len(left) != 0 {
+		t.Fatalf("work directory holds %v (%v)", left, err)
+	}
+}
+
+// tmpfs mounts a tmpfs of size bytes for the test, or skips it when this
+// process may not mount one.
+func tmpfs(t *testing.T, size int64) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d", size)); err != nil {
+		t.Skipf("cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): %v", err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// fill writes a file into dir until at most leave bytes are free.
+func fill(t *testing.T, dir string, leave int64) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 4096)
+	for {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err != nil {
+			t.Fatal(err)
+		}
+		if int64(st.Bavail)*st.Bsize <= leave {
+			return
+		}
+		if _, err := f.Write(chunk); err != nil {
+			return // full
+		}
+	}
+}
+
+// With the state filesystem full, /readyz says not ready, and telemetry
+// and evaluations answer 503 no-space, naming no internal path: both when
+// the free-space check refuses them and when a write fails with ENOSPC.
+func TestFullDisk(t *testing.T) {
+	tel, err := os.ReadFile(fleet + "defender.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, e *env, what string, r resp) {
+		t.Helper()
+		if r.status != 503 || r.errorCode(t) != "no-space" || strings.Contains(string(r.body), e.srv.deps.WorkDir) || strings.Contains(string(r.body), "upload-") ||
+			strings.Contains(string(r.body), "no space left") {
+			t.Fatalf("%s: %d %s", what, r.status, r.body)
+		}
+	}
+	t.Run("below the free-space minimum", func(t *testing.T) {
+		e := newEnvIn(t, tmpfs(t, 16<<20), func(_ *Deps, o *[]Option) { *o = append(*o, WithLimits(Limits{MinFreeBytes: 2 << 20})) })
+		e.evaluate(RoleCI)
+		if r := e.do("GET", "/readyz", "", "", nil); r.status != 200 {
+			t.Fatalf("readyz with space: %d %s", r.status, r.body)
+		}
+		fill(t, filepath.Dir(e.srv.deps.WorkDir), 1<<20)
+		r := e.do("GET", "/readyz", "", "", nil)
+		var rr ReadyResponse
+		r.json(t, &rr)
+		if r.status != 503 || rr.Checks["space"] != "unavailable" {
+			t.Fatalf("readyz on a full disk: %d %s", r.status, r.body)
+		}
+		check(t, e, "telemetry", e.do("POST", "/v1/telemetry", RoleSensor, "application/x-ndjson", bytes.NewReader(tel)))
+		ct, body := upload(t, pumpFields, pumpFiles())
+		check(t, e, "evaluation", e.do("POST", "/v1/updates", RoleCI, ct, body))
+		if r := e.do("GET", "/healthz", "", "", nil); r.status != 200 {
+			t.Fatalf("healthz: %d", r.status)
+		}
+	})
+	t.Run("writes fail with ENOSPC", func(t *testing.T) {
+		e := newEnvIn(t, tmpfs(t, 16<<20), func(_ *Deps, o *[]Option) { *o = append(*o, WithLimits(Limits{MinFreeBytes: 1})) })
+		fill(t, filepath.Dir(e.srv.deps.WorkDir), 256<<10)
+		check(t, e, "telemetry", e.do("POST", "/v1/telemetry", RoleSensor, "application/x-ndjson", bytes.NewReader(tel)))
+		big := filepath.Join(t.TempDir(), "fw.bin")
+		if err := os.WriteFile(big, bytes.Repeat([]byte{0xa5}, 2<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files := pumpFiles()
+		files["firmware"] = big
+		ct, body := upload(t, pumpFields, files)
+		check(t, e, "evaluation", e.do("POST", "/v1/updates", RoleCI, ct, body))
+		r := e.do("GET", "/metrics", "", "", nil)
+		if !strings.Contains(string(r.body), `wardgate_limit_reached_total{limit="disk_full"} 2`) {
+			t.Fatalf("metrics lack the full disk:\n%s", r.body)
+		}
+	})
+}
+
+// idleConns opens n keep-alive connections from local address from, each
+// answered one /healthz, then left idle. It returns how many were served.
+func (e *env) idleConns(from string, n int) int {
+	e.t.Helper()
+	served := 0
+	for range n {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: time.Second}
+		c, err := d.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
+		if err != nil {
+			continue
+		}
+		e.t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			continue
+		}
+		res.Body.Close()
+		if res.StatusCode == 200 {
+			served++
+		}
+	}
+	return served
+}
+
+// Idle keep-alive connections cannot take the gate's file descriptors: a
+// client address gets at most MaxConnsPerClient, and at MaxConns the
+// longest-idle connection is closed to make room, so /healthz and
+// admissions keep answering.
+func TestConnectionLimits(t *testing.T) {
+	e := newEnv(t, func(_ *Deps, o *[]Option) {
+		*o = append(*o, WithLimits(Limits{MaxConnsPerClient: 8, MaxConns: 20}))
+	})
+	e.evaluate(RoleCI)
+	if n := e.idleConns("127.0.0.2", 30); n != 8 {
+		t.Fatalf("one client address was served on %d connections, want 8", n)
+	}
+	for i := 3; i <= 7; i++ { // 40 more idle connections from 5 addresses: over the budget
+		e.idleConns(fmt.Sprintf("127.0.0.%d", i), 8)
+	}
+	for range 3 {
+		start := time.Now()
+		if r := e.do("GET", "/healthz", "", "", nil); r.status != 200 {
+			t.Fatalf("healthz: %d", r.status)
+		}
+		a := e.admit("P-1", "infusion-pump", "2.3.0")
+		if !a.Allow || time.Since(start) > 2*time.Second {
+			t.Fatalf("admission after %s: %+v", time.Since(start), a)
+		}
+	}
+	r := e.do("GET", "/metrics", "", "", nil)
+	for _, want := range []string{`wardgate_limit_reached_total{limit="connections_per_client"} 22`, `wardgate_limit_reached_total{limit="connections"} `} {
+		if !strings.Contains(string(r.body), want) {
+			t.Fatalf("metrics lack %s:\n%s", want, r.body)
+		}
+	}
+	if n := e.srv.metrics.conns.Load(); n > 20 {
+		t.Fatalf("%d connections open, budget 20", n)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -66,7 +68,12 @@ type metrics struct {
 	decisions counterVec            // phase, result, reason
 	events    atomic.Uint64         // telemetry events stored
 	inflight  atomic.Int64          // evaluations running
+	limits    counterVec            // limit
+	conns     atomic.Int64          // connections open (with the connection limiter)
 }
+
+// limit counts one request or connection that reached a limit.
+func (m *metrics) limit(name string) { m.limits.add(1, name) }
 
 func newMetrics() *metrics { return &metrics{latency: map[string]*histogram{}} }
 
@@ -140,6 +147,22 @@ func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) 
 	fmt.Fprintln(w, "# HELP wardgate_evaluations_in_flight Update evaluations running.")
 	fmt.Fprintln(w, "# TYPE wardgate_evaluations_in_flight gauge")
 	fmt.Fprintf(w, "wardgate_evaluations_in_flight %d\n", m.inflight.Load())
+	fmt.Fprintln(w, "# HELP wardgate_limit_reached_total Requests and connections refused, cut off or made to wait by a limit (docs/serve.md, Limits).")
+	fmt.Fprintln(w, "# TYPE wardgate_limit_reached_total counter")
+	m.limits.each(func(l []string, v uint64) {
+		fmt.Fprintf(w, "wardgate_limit_reached_total{limit=\"%s\"} %d\n", escapeLabel(l[0]), v)
+	})
+	fmt.Fprintln(w, "# HELP wardgate_connections_open Client connections open.")
+	fmt.Fprintln(w, "# TYPE wardgate_connections_open gauge")
+	fmt.Fprintf(w, "wardgate_connections_open %d\n", m.conns.Load())
+	fmt.Fprintln(w, "# HELP go_goroutines Goroutines that currently exist.")
+	fmt.Fprintln(w, "# TYPE go_goroutines gauge")
+	fmt.Fprintf(w, "go_goroutines %d\n", runtime.NumGoroutine())
+	if n, ok := openFDs(); ok {
+		fmt.Fprintln(w, "# HELP process_open_fds Open file descriptors.")
+		fmt.Fprintln(w, "# TYPE process_open_fds gauge")
+		fmt.Fprintf(w, "process_open_fds %d\n", n)
+	}
 	fmt.Fprintln(w, "# HELP wardgate_findings Current fleet findings by code and severity.")
 	fmt.Fprintln(w, "# TYPE wardgate_findings gauge")
 	for _, f := range findings {
@@ -152,4 +175,21 @@ func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) 
 		up = 0
 	}
 	fmt.Fprintf(w, "wardgate_fleet_analysis_up %d\n", up)
+}
+
+// openFDs counts the process's open file descriptors where the system
+// lists them (/proc/self/fd on Linux, /dev/fd elsewhere).
+func openFDs() (int, bool) {
+	for _, d := range []string{"/proc/self/fd", "/dev/fd"} {
+		f, err := os.Open(d)
+		if err != nil {
+			continue
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err == nil {
+			return len(names) - 1, true // less the directory just opened
+		}
+	}
+	return 0, false
 }

@@ -65,8 +65,13 @@ type envOpt func(*Deps, *[]Option)
 
 func newEnv(t testing.TB, eo ...envOpt) *env {
 	t.Helper()
+	return newEnvIn(t, t.TempDir(), eo...)
+}
+
+// newEnvIn is newEnv with its state (stores, log, work directory) in dir.
+func newEnvIn(t testing.TB, dir string, eo ...envOpt) *env {
+	t.Helper()
 	ctx := t.Context()
-	dir := t.TempDir()
 	e := &env{t: t, tokens: map[Role]Secret{}}
 	tc, err := trust.Load("../fixtures/trust.yaml")
 	if err != nil {
@@ -136,7 +141,12 @@ func newEnv(t testing.TB, eo ...envOpt) *env {
 	if e.srv, err = New(deps, opts...); err != nil {
 		t.Fatal(err)
 	}
-	e.ts = httptest.NewServer(e.srv.Handler())
+	// The test server is the one `wardgate serve` runs: HTTPServer's
+	// timeouts on Listener's connection limits.
+	e.ts = httptest.NewUnstartedServer(nil)
+	e.ts.Config = e.srv.HTTPServer("", nil)
+	e.ts.Listener = e.srv.Listener(e.ts.Listener)
+	e.ts.Start()
 	t.Cleanup(e.ts.Close)
 	b, err := os.ReadFile(fx + "/firmware/infusion-pump-2.4.0.bin")
 	if err != nil {
