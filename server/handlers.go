@@ -335,6 +335,8 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	defer releaseEval()
 	s.metrics.inflight.Add(1)
 	defer s.metrics.inflight.Add(-1)
+	s.scanStarted()
+	defer s.scanDone()
 	if err := loadParts(parts, &u); err != nil {
 		return err
 	}

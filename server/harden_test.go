@@ -8,12 +8,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/store/inmem"
+	"github.com/wardgate/wardgate/trust"
 )
 
 // The auth scheme is case-insensitive (RFC 7235 section 2.1): "bearer",
@@ -432,5 +437,74 @@ func TestConnectionLimits(t *testing.T) {
 	}
 	if n := e.srv.metrics.conns.Load(); n > 20 {
 		t.Fatalf("%d connections open, budget 20", n)
+	}
+}
+
+// What a crash leaves in the work directory (upload, telemetry and export
+// spools, syft's and stereoscope's directories) is removed when the server
+// starts, and again when it closes; image scans leave no stereoscope-*
+// directory behind in TMPDIR.
+func TestWorkDirCleaned(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where syft and stereoscope make their directories
+	work := filepath.Join(t.TempDir(), "tmp")
+	stale := []string{"upload-123", "telemetry-456", "export-789", "stereoscope-1", "syft-archive-contents-2", "wardgate-sbom-3"}
+	seed := func() {
+		for _, n := range stale {
+			if err := os.MkdirAll(filepath.Join(work, n, "x"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(work, "keep.txt"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	left := func(dir string) []string {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	seed()
+	e := newEnv(t, func(d *Deps, o *[]Option) {
+		d.WorkDir = work
+		// A gate that scans what it evaluates with syft.
+		tc, err := trust.Load("../fixtures/trust.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err := policy.New(t.Context(), policy.WithTrust(tc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Gate, err = gate.New(tc, eng, inmem.New()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got := left(work); !slices.Equal(got, []string{"keep.txt"}) {
+		t.Fatalf("after start the work directory holds %q", got)
+	}
+	// A firmware that is no archive is scanned by syft as a file, which
+	// tries stereoscope's image providers on it.
+	ct, body := upload(t, map[string]string{"vendor": "buildctl", "product": "hvac-controller", "version": "1.1.0"},
+		map[string]string{"firmware": fx + "/firmware/hvac-controller-1.1.0.bin", "signature": fx + "/sig/hvac-controller-1.1.0.bin.sig"})
+	r := e.do("POST", "/v1/updates", RoleCI, ct, body)
+	if r.status != 200 || !strings.Contains(string(r.body), `"evaluated":true`) || !strings.Contains(string(r.body), `"allow":true`) {
+		t.Fatalf("evaluation: %d %s", r.status, r.body)
+	}
+	if got := left(tmp); len(got) != 0 {
+		t.Fatalf("the scan left %q in TMPDIR", got)
+	}
+	seed()
+	if err := e.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := left(work); !slices.Equal(got, []string{"keep.txt"}) {
+		t.Fatalf("after Close the work directory holds %q", got)
 	}
 }

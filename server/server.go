@@ -145,6 +145,8 @@ type Server struct {
 	upSem    chan struct{}
 	exSem    chan struct{}
 	conns    atomic.Pointer[connLimiter]
+	scanMu   sync.Mutex
+	scans    int // evaluations running (see scanStarted)
 	limiters sync.Map // token name -> *rate.Limiter
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -187,6 +189,9 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 	s := &Server{deps: deps, log: c.log, limits: c.limits, rates: c.rates, regs: c.registries, mux: http.NewServeMux(),
 		metrics: newMetrics(), evalSem: make(chan struct{}, c.limits.Evaluations),
 		upSem: make(chan struct{}, max(c.limits.Uploads, c.limits.Evaluations)), exSem: make(chan struct{}, c.limits.Exports), idPrefix: hex.EncodeToString(p[:])}
+	if err := s.cleanWork(); err != nil { // what a crash left
+		return nil, err
+	}
 	s.gate.Store(deps.Gate)
 	s.register()
 	s.handler = http.HandlerFunc(s.serve)
