@@ -115,7 +115,9 @@ func newHarness(t testing.TB, opts ...gate.Option) *harness {
 		t.Fatal(err)
 	}
 	h.analyze = func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, h.egress, inv, cfg) }
-	if h.risk, err = gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return h.analyze(ctx) }, time.Hour, nil); err != nil {
+	// A long fresh wait: an admission right after an invalidation waits for
+	// the analysis that covers it however loaded the test machine is.
+	if h.risk, err = gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return h.analyze(ctx) }, time.Hour, nil, gate.WithFreshWait(10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	base := []gate.Option{gate.WithLog(h.log), gate.WithFleet(h.risk), gate.WithInstallations(h.egress), gate.WithoutSBOMGeneration()}
