@@ -202,7 +202,7 @@ func checkIdents(kv ...string) error {
 // knownAdmissionErrors are the gate's own reasons, safe to show; other
 // errors are replaced by the request ID in the response (the signed log
 // keeps the full message).
-var knownAdmissionErrors = []error{gate.ErrUnknownUpdate, gate.ErrAmbiguousRelease, gate.ErrStaleEvaluation, gate.ErrInvalidDevice}
+var knownAdmissionErrors = []error{gate.ErrUnknownUpdate, gate.ErrAmbiguousRelease, gate.ErrStaleEvaluation, gate.ErrInvalidDevice, gate.ErrFleetStale}
 
 func (s *Server) postAdmission(w http.ResponseWriter, r *http.Request) error {
 	st := state(r)
@@ -763,7 +763,11 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 	if err := s.audit(r, st, resp.Source, http.StatusOK, outcome); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	if rep, err := s.deps.Risk.Report(ctx); err == nil {
+	// The answer waits for an analysis that includes this batch: every
+	// admission that starts after it is answered sees it (a quarantine is
+	// in force at once), whatever the analyses the admissions are answered
+	// from meanwhile.
+	if rep, err := s.deps.Risk.Sync(ctx); err == nil {
 		for _, u := range rep.Updates {
 			if u.State != evidence.RiskClean {
 				resp.Updates = append(resp.Updates, u)
@@ -1126,6 +1130,6 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) error {
 		slices.SortFunc(fc, func(a, b findingCount) int { return strings.Compare(a.code+a.severity, b.code+b.severity) })
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w, fc, err != nil)
+	s.metrics.write(w, fc, err != nil, s.deps.Risk.Stats())
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -506,5 +507,66 @@ func TestWorkDirCleaned(t *testing.T) {
 	}
 	if got := left(work); !slices.Equal(got, []string{"keep.txt"}) {
 		t.Fatalf("after Close the work directory holds %q", got)
+	}
+}
+
+// A sensor posting constantly while each fleet analysis takes longer than
+// the admission budget: admissions are answered within their budget from
+// the last complete analysis, and allowed; a batch that quarantines the
+// update is in force for the first admission after its answer.
+func TestTelemetryFloodDoesNotStallAdmissions(t *testing.T) {
+	e := newEnv(t, func(_ *Deps, o *[]Option) { *o = append(*o, WithLimits(Limits{AdmitTimeout: time.Second})) })
+	e.evaluate(RoleCI)
+	e.ingestInstallations()
+	e.slowRisk.Store(int64(1500 * time.Millisecond)) // longer than the admission budget
+	tel, err := os.ReadFile(fleet + "defender.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := string(bytes.SplitAfter(tel, []byte("\n"))[0])
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				// A new event each time (another second): a new batch.
+				body := strings.Replace(line, "2026-01-05T00:02:22Z", time.Date(2026, 1, 5, 1, g, i%60, 0, time.UTC).Add(time.Duration(i/60)*time.Hour).Format(time.RFC3339), 1)
+				r := e.do("POST", "/v1/telemetry", RoleSensor, "application/x-ndjson", strings.NewReader(body))
+				if r.status != 200 {
+					t.Errorf("telemetry: %d %s", r.status, r.body)
+					return
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(4 * time.Second)
+	var n int
+	var worst time.Duration
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		a := e.admit(fmt.Sprintf("P-%d", n), "infusion-pump", "2.3.0")
+		d := time.Since(start)
+		if !a.Allow || d > time.Second {
+			t.Fatalf("admission %d after %s: %+v", n, d, a)
+		}
+		worst = max(worst, d)
+		n++
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d admissions, slowest %s, %d analyses", n, worst, e.risk.Stats().Analyses)
+	// The compromised batch: answered once an analysis includes it, and in
+	// force for the next admission.
+	r := e.do("POST", "/v1/telemetry", RoleSensor, "application/x-ndjson", bytes.NewReader(tel))
+	if r.status != 200 {
+		t.Fatalf("telemetry: %d %s", r.status, r.body)
+	}
+	if a := e.admit("HOSP-IOT-PUMP-30", "infusion-pump", "2.3.0"); a.Allow || a.RiskState != "quarantined" {
+		t.Fatalf("after the compromised batch: %+v", a)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wardgate/wardgate/gate"
 )
 
 // Metrics in the Prometheus text exposition format (version 0.0.4),
@@ -109,7 +111,7 @@ type findingCount struct {
 	n              int
 }
 
-func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) {
+func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool, risk gate.RiskStats) {
 	fmt.Fprintln(w, "# HELP wardgate_http_requests_total HTTP requests by route and status.")
 	fmt.Fprintln(w, "# TYPE wardgate_http_requests_total counter")
 	m.requests.each(func(l []string, v uint64) {
@@ -152,6 +154,8 @@ func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) 
 	m.limits.each(func(l []string, v uint64) {
 		fmt.Fprintf(w, "wardgate_limit_reached_total{limit=\"%s\"} %d\n", escapeLabel(l[0]), v)
 	})
+	fmt.Fprintf(w, "wardgate_limit_reached_total{limit=\"%s\"} %d\n", limitFleetWait, risk.WaitTimeouts)
+	fmt.Fprintf(w, "wardgate_limit_reached_total{limit=\"%s\"} %d\n", limitFleetStaleness, risk.Refused)
 	fmt.Fprintln(w, "# HELP wardgate_connections_open Client connections open.")
 	fmt.Fprintln(w, "# TYPE wardgate_connections_open gauge")
 	fmt.Fprintf(w, "wardgate_connections_open %d\n", m.conns.Load())
@@ -175,6 +179,19 @@ func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) 
 		up = 0
 	}
 	fmt.Fprintf(w, "wardgate_fleet_analysis_up %d\n", up)
+	fmt.Fprintln(w, "# HELP wardgate_fleet_analyses_total Fleet analyses run, and how many failed.")
+	fmt.Fprintln(w, "# TYPE wardgate_fleet_analyses_total counter")
+	fmt.Fprintf(w, "wardgate_fleet_analyses_total{result=\"ok\"} %d\n", risk.Analyses-risk.Failures)
+	fmt.Fprintf(w, "wardgate_fleet_analyses_total{result=\"failed\"} %d\n", risk.Failures)
+	fmt.Fprintln(w, "# HELP wardgate_fleet_analysis_duration_seconds How long the last fleet analysis took.")
+	fmt.Fprintln(w, "# TYPE wardgate_fleet_analysis_duration_seconds gauge")
+	fmt.Fprintf(w, "wardgate_fleet_analysis_duration_seconds %s\n", fmtFloat(risk.LastDuration.Seconds()))
+	fmt.Fprintln(w, "# HELP wardgate_fleet_analysis_age_seconds Age of the analysis admissions are answered from.")
+	fmt.Fprintln(w, "# TYPE wardgate_fleet_analysis_age_seconds gauge")
+	fmt.Fprintf(w, "wardgate_fleet_analysis_age_seconds %s\n", fmtFloat(risk.Age.Seconds()))
+	fmt.Fprintln(w, "# HELP wardgate_fleet_stale_answers_total Answers from an analysis that misses stored telemetry (within the staleness bound).")
+	fmt.Fprintln(w, "# TYPE wardgate_fleet_stale_answers_total counter")
+	fmt.Fprintf(w, "wardgate_fleet_stale_answers_total %d\n", risk.StaleAnswers)
 }
 
 // openFDs counts the process's open file descriptors where the system

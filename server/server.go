@@ -147,6 +147,8 @@ type Server struct {
 	conns    atomic.Pointer[connLimiter]
 	scanMu   sync.Mutex
 	scans    int // evaluations running (see scanStarted)
+	done     chan struct{}
+	closed   sync.Once
 	limiters sync.Map // token name -> *rate.Limiter
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -194,6 +196,8 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 	}
 	s.gate.Store(deps.Gate)
 	s.register()
+	s.done = make(chan struct{})
+	go s.refreshFleet()
 	s.handler = http.HandlerFunc(s.serve)
 	return s, nil
 }

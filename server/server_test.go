@@ -58,6 +58,7 @@ type env struct {
 	risk     *gate.RiskCache
 	inv      atomic.Pointer[egress.Inventory]
 	failRisk atomic.Bool
+	slowRisk atomic.Int64 // nanoseconds each fleet analysis takes at least
 	digest   string // the pump 2.4.0 firmware
 }
 
@@ -111,6 +112,7 @@ func newEnvIn(t testing.TB, dir string, eo ...envOpt) *env {
 		if e.failRisk.Load() {
 			return egress.Report{}, errors.New("egress.db: disk I/O error")
 		}
+		time.Sleep(time.Duration(e.slowRisk.Load()))
 		return egress.AnalyzeStore(ctx, e.egress, e.inv.Load(), ecfg)
 	}, time.Hour, nil); err != nil {
 		t.Fatal(err)
@@ -141,6 +143,7 @@ func newEnvIn(t testing.TB, dir string, eo ...envOpt) *env {
 	if e.srv, err = New(deps, opts...); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { e.srv.Close() })
 	// The test server is the one `wardgate serve` runs: HTTPServer's
 	// timeouts on Listener's connection limits.
 	e.ts = httptest.NewUnstartedServer(nil)

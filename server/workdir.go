@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/anchore/stereoscope"
 )
@@ -57,9 +58,28 @@ func (s *Server) scanDone() {
 	}
 }
 
-// Close removes what requests and scans left in the work directory. Call
-// it once the HTTP server has shut down (no request running).
+// refreshFleet keeps the fleet analysis recent while the server runs:
+// analysed at start, and again whenever it is older than the risk cache's
+// TTL, so that an idle gate's first admission does not wait for one.
+func (s *Server) refreshFleet() {
+	s.deps.Risk.Refresh()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.deps.Risk.Refresh()
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// Close stops the fleet refresh and removes what requests and scans left
+// in the work directory. Call it once the HTTP server has shut down (no
+// request running).
 func (s *Server) Close() error {
+	s.closed.Do(func() { close(s.done) })
 	s.scanMu.Lock()
 	defer s.scanMu.Unlock()
 	stereoscope.Cleanup() //nolint:staticcheck // see scanStarted
