@@ -59,7 +59,7 @@ type env struct {
 	inv      atomic.Pointer[egress.Inventory]
 	failRisk atomic.Bool
 	slowRisk atomic.Int64 // nanoseconds each fleet analysis takes at least
-	digest   string // the pump 2.4.0 firmware
+	digest   string       // the pump 2.4.0 firmware
 }
 
 type envOpt func(*Deps, *[]Option)
