@@ -62,12 +62,35 @@ type ServeFile struct {
 		MaxUploadBytes    int64  `yaml:"max_upload_bytes"`
 		MaxTelemetryBytes int64  `yaml:"max_telemetry_bytes"`
 		MaxJSONBytes      int64  `yaml:"max_json_bytes"`
+		MaxSignatureParts int    `yaml:"max_signature_parts"`
+		MaxSignatureBytes int64  `yaml:"max_signature_bytes"`
+		MaxSBOMBytes      int64  `yaml:"max_sbom_bytes"`
+		MaxPartsBytes     int64  `yaml:"max_parts_bytes"`
+		Uploads           int    `yaml:"uploads"`
 		Evaluations       int    `yaml:"evaluations"`
+		EvaluateWait      string `yaml:"evaluate_wait"`
+		Exports           int    `yaml:"exports"`
+		ExportWait        string `yaml:"export_wait"`
 		EvaluateTimeout   string `yaml:"evaluate_timeout"`
 		AdmitTimeout      string `yaml:"admit_timeout"`
 		TelemetryTimeout  string `yaml:"telemetry_timeout"`
+		ExportTimeout     string `yaml:"export_timeout"`
+		UploadTimeout     string `yaml:"upload_timeout"`
+		ReadTimeout       string `yaml:"read_timeout"`
+		MinBodyRate       int64  `yaml:"min_body_rate"`
+		BodyRateGrace     string `yaml:"body_rate_grace"`
+		ReadHeaderTimeout string `yaml:"read_header_timeout"`
+		IdleTimeout       string `yaml:"idle_timeout"`
+		MaxConnsPerClient int    `yaml:"max_conns_per_client"`
+		MaxConns          int    `yaml:"max_conns"`
+		MinFreeBytes      int64  `yaml:"min_free_bytes"`
 	} `yaml:"limits"`
 	RateLimits map[string]server.RateLimit `yaml:"rate_limits"`
+
+	// RiskMaxStaleness and RiskFreshWait: see gate.WithMaxStaleness and
+	// gate.WithFreshWait.
+	RiskMaxStaleness string `yaml:"risk_max_staleness"`
+	RiskFreshWait    string `yaml:"risk_fresh_wait"`
 }
 
 // ServeConfig configures `wardgate serve`.
@@ -92,6 +115,11 @@ type ServeConfig struct {
 	// Ready, when set, is called with the address once the server listens
 	// (tests and scripts use port 0).
 	Ready func(addr string)
+
+	// RiskMaxStaleness and RiskFreshWait tune the fleet risk cache (zero:
+	// the defaults).
+	RiskMaxStaleness time.Duration
+	RiskFreshWait    time.Duration
 }
 
 // Validate checks the configuration.
@@ -239,11 +267,24 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	if !cmd.Flags().Changed("risk-cache-ttl") {
 		dur("risk_cache_ttl", sf.RiskTTL, &c.RiskTTL)
 	}
+	dur("risk_max_staleness", sf.RiskMaxStaleness, &c.RiskMaxStaleness)
+	dur("risk_fresh_wait", sf.RiskFreshWait, &c.RiskFreshWait)
 	l := sf.Limits
-	c.Limits = server.Limits{MaxUploadBytes: l.MaxUploadBytes, MaxTelemetryBytes: l.MaxTelemetryBytes, MaxJSONBytes: l.MaxJSONBytes, Evaluations: l.Evaluations}
-	dur("limits.evaluate_timeout", l.EvaluateTimeout, &c.Limits.EvaluateTimeout)
-	dur("limits.admit_timeout", l.AdmitTimeout, &c.Limits.AdmitTimeout)
-	dur("limits.telemetry_timeout", l.TelemetryTimeout, &c.Limits.TelemetryTimeout)
+	c.Limits = server.Limits{MaxUploadBytes: l.MaxUploadBytes, MaxTelemetryBytes: l.MaxTelemetryBytes, MaxJSONBytes: l.MaxJSONBytes,
+		MaxSignatureParts: l.MaxSignatureParts, MaxSignatureBytes: l.MaxSignatureBytes, MaxSBOMBytes: l.MaxSBOMBytes, MaxPartsBytes: l.MaxPartsBytes,
+		Uploads: l.Uploads, Evaluations: l.Evaluations, Exports: l.Exports, MinBodyRate: l.MinBodyRate,
+		MaxConnsPerClient: l.MaxConnsPerClient, MaxConns: l.MaxConns, MinFreeBytes: l.MinFreeBytes}
+	for _, d := range []struct {
+		name, v string
+		dst     *time.Duration
+	}{{"evaluate_wait", l.EvaluateWait, &c.Limits.EvaluateWait}, {"export_wait", l.ExportWait, &c.Limits.ExportWait},
+		{"evaluate_timeout", l.EvaluateTimeout, &c.Limits.EvaluateTimeout}, {"admit_timeout", l.AdmitTimeout, &c.Limits.AdmitTimeout},
+		{"telemetry_timeout", l.TelemetryTimeout, &c.Limits.TelemetryTimeout}, {"export_timeout", l.ExportTimeout, &c.Limits.ExportTimeout},
+		{"upload_timeout", l.UploadTimeout, &c.Limits.UploadTimeout}, {"read_timeout", l.ReadTimeout, &c.Limits.ReadTimeout},
+		{"body_rate_grace", l.BodyRateGrace, &c.Limits.BodyRateGrace}, {"read_header_timeout", l.ReadHeaderTimeout, &c.Limits.ReadHeaderTimeout},
+		{"idle_timeout", l.IdleTimeout, &c.Limits.IdleTimeout}} {
+		dur("limits."+d.name, d.v, d.dst)
+	}
 	if len(sf.RateLimits) > 0 {
 		c.RateLimits = map[server.Role]server.RateLimit{}
 		for k, v := range sf.RateLimits {
@@ -363,7 +404,14 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err := st.loadFleet(); err != nil {
 		return err
 	}
-	if st.risk, err = gate.NewRiskCache(st.analyze, cfg.RiskTTL, nil); err != nil {
+	var ropts []gate.RiskOption
+	if cfg.RiskMaxStaleness > 0 {
+		ropts = append(ropts, gate.WithMaxStaleness(cfg.RiskMaxStaleness))
+	}
+	if cfg.RiskFreshWait > 0 {
+		ropts = append(ropts, gate.WithFreshWait(cfg.RiskFreshWait))
+	}
+	if st.risk, err = gate.NewRiskCache(st.analyze, cfg.RiskTTL, nil, ropts...); err != nil {
 		return err
 	}
 	recs, err := gate.OpenRecords(filepath.Join(cfg.State, "evaluations"))
@@ -375,6 +423,19 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		return err
 	}
 	defer tokens.Close()
+	// syft and stereoscope make their temporary directories under
+	// os.TempDir: keep them in the state directory, where the server
+	// removes what they leave.
+	work := filepath.Join(cfg.State, "tmp")
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	if old, had := os.LookupEnv("TMPDIR"); had {
+		defer os.Setenv("TMPDIR", old)
+	} else {
+		defer os.Unsetenv("TMPDIR")
+	}
+	os.Setenv("TMPDIR", work)
 	g, err := st.buildGate(ctx)
 	if err != nil {
 		return err
@@ -384,7 +445,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
 	}
 	srv, err := server.New(server.Deps{Gate: g, Records: recs, Risk: st.risk, Log: st.log, Telemetry: st.egress, Inventory: st.inv.Load, Tokens: tokens,
-		WorkDir: filepath.Join(cfg.State, "tmp"),
+		WorkDir: work,
 		Ready: func(ctx context.Context) error {
 			_, err := ledger.LatestAdmitted(ctx, "\x00readyz", "\x00readyz")
 			if errors.Is(err, store.ErrNotFound) {
@@ -395,6 +456,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	var tlsCfg *tls.Config
 	if cfg.TLSCert != "" {
 		if tlsCfg, err = server.TLSConfig(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA); err != nil {
@@ -405,6 +467,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = srv.Listener(ln)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
