@@ -835,7 +835,7 @@ func TestLogAndEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := attest.VerifyPack(pack, pub, nil)
+	rep, err := attest.VerifyPack(t.Context(), pack, pub, nil)
 	if err != nil || !rep.Intact || rep.Entries != 1 || rep.TreeSize != 3 {
 		t.Fatalf("pack: %v %+v", err, rep)
 	}

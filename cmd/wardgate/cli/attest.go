@@ -239,7 +239,7 @@ func newAttestVerifyCmd() *cobra.Command {
 				}
 			}
 			streamingGC()
-			rep, err := attest.VerifyPack(args[0], pub, old)
+			rep, err := attest.VerifyPack(cmd.Context(), args[0], pub, old)
 			if err != nil {
 				return noVerdict(err)
 			}
