@@ -105,7 +105,9 @@ func jsonError(err error) error {
 	case errors.As(err, &mbe), errors.Is(err, os.ErrDeadlineExceeded):
 		return err
 	case errors.As(err, &ste):
-		return badRequest("malformed JSON: %s", ste.msg)
+		e := badRequest("malformed JSON: %s", ste.msg)
+		e.limit = ste.limit
+		return e
 	case errors.As(err, &se):
 		return badRequest("malformed JSON at byte %d", se.Offset)
 	case errors.As(err, &te):
@@ -229,6 +231,9 @@ func (s *Server) postAdmission(w http.ResponseWriter, r *http.Request) error {
 	}
 	out, err := s.gate.Load().Admit(r.Context(), s.deps.Records, gate.AdmitRequest{Digest: req.Digest, Vendor: req.Vendor, Product: req.Product, Version: req.Version, Device: req.Device, Record: record})
 	audited()
+	if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		s.metrics.limit(limitAdmitTimeout)
+	}
 	resp := AdmissionResponse{Evaluated: out.Evaluated, Digest: out.Evidence.Artifact.Digest, Device: req.Device, Decision: out.Decision, LogEntry: out.LogEntry, RequestID: st.id}
 	if err != nil {
 		resp.Decision = s.failClosed(r, st, err)
@@ -343,6 +348,9 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(ctx, s.limits.EvaluateTimeout)
 	defer cancel()
 	out, err := s.gate.Load().Evaluate(ctx, u)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		s.metrics.limit(limitEvaluateTimeout)
+	}
 	if diskFull(err) {
 		return errNoSpace(err) // not a verdict on the update: nothing is kept
 	}

@@ -162,13 +162,21 @@ func TestTelemetryWrongFormatIsNotLost(t *testing.T) {
 // the response status (0 when the connection ended without one).
 func (e *env) slowUpload(from string, interval time.Duration) (net.Conn, <-chan int) {
 	e.t.Helper()
+	return e.slowPost(from, interval, "/v1/updates", RoleCI, "multipart/form-data; boundary=B",
+		"--B\r\nContent-Disposition: form-data; name=\"firmware\"; filename=\"fw.bin\"\r\n\r\n")
+}
+
+// slowPost is slowUpload for any route: the headers, then start, then a
+// byte every interval. The status is recorded for the OpenAPI check.
+func (e *env) slowPost(from string, interval time.Duration, path string, role Role, ctype, start string) (net.Conn, <-chan int) {
+	e.t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
 	c, err := d.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(func() { c.Close() })
-	fmt.Fprintf(c, "POST /v1/updates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n--B\r\nContent-Disposition: form-data; name=\"firmware\"; filename=\"fw.bin\"\r\n\r\n", e.tokens[RoleCI])
+	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: 100000\r\n\r\n%s", path, e.tokens[role], ctype, start)
 	go func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
@@ -186,6 +194,10 @@ func (e *env) slowUpload(from string, interval time.Duration) (net.Conn, <-chan 
 			return
 		}
 		res.Body.Close()
+		obsMu.Lock()
+		m, _ := observed.LoadOrStore("POST "+path, map[int]bool{})
+		m.(map[int]bool)[res.StatusCode] = true
+		obsMu.Unlock()
 		status <- res.StatusCode
 	}()
 	return c, status
@@ -217,8 +229,18 @@ func TestSlowUploadsHoldNoEvaluationSlot(t *testing.T) {
 			t.Fatalf("slow upload %d was not cut off", i+1)
 		}
 	}
+	// A telemetry batch at a byte every 200 ms too.
+	_, s3 := e.slowPost("127.0.0.1", 200*time.Millisecond, "/v1/telemetry", RoleSensor, "application/x-ndjson", "{")
+	select {
+	case st := <-s3:
+		if st != http.StatusRequestTimeout {
+			t.Fatalf("slow telemetry: status %d, want 408", st)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("slow telemetry was not cut off")
+	}
 	r := e.do("GET", "/metrics", "", "", nil)
-	if !strings.Contains(string(r.body), `wardgate_limit_reached_total{limit="min_body_rate"} 2`) {
+	if !strings.Contains(string(r.body), `wardgate_limit_reached_total{limit="min_body_rate"} 3`) {
 		t.Fatalf("metrics lack the body rate limit:\n%s", r.body)
 	}
 }

@@ -26,14 +26,14 @@ const maxJSONDepth = 64
 
 // strictError is a body the strict walk refused; its message is safe to
 // show.
-type strictError struct{ msg string }
+type strictError struct{ msg, limit string }
 
 func (e *strictError) Error() string { return e.msg }
 
 // checkStrictJSON walks the JSON value in b beside type t.
 func checkStrictJSON(b []byte, t reflect.Type) error {
 	if !utf8.Valid(b) {
-		return &strictError{"the body is not valid UTF-8"}
+		return &strictError{msg: "the body is not valid UTF-8"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -70,7 +70,7 @@ func walkJSON(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 		return nil // a scalar; its type is checked by the decoder
 	}
 	if depth++; depth > maxJSONDepth {
-		return &strictError{fmt.Sprintf("JSON nested deeper than %d levels", maxJSONDepth)}
+		return &strictError{msg: fmt.Sprintf("JSON nested deeper than %d levels", maxJSONDepth), limit: limitJSONDepth}
 	}
 	switch d {
 	case '[':
@@ -105,7 +105,7 @@ func walkJSON(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 				path = at + "." + k
 			}
 			if seen[k] {
-				return &strictError{fmt.Sprintf("key %q appears more than once", path)}
+				return &strictError{msg: fmt.Sprintf("key %q appears more than once", path)}
 			}
 			seen[k] = true
 			vt := elem
@@ -114,10 +114,10 @@ func walkJSON(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 				if !ok {
 					for name := range fields {
 						if strings.EqualFold(name, k) {
-							return &strictError{fmt.Sprintf("key %q: keys are case-sensitive; the field is %q", path, joinPath(at, name))}
+							return &strictError{msg: fmt.Sprintf("key %q: keys are case-sensitive; the field is %q", path, joinPath(at, name))}
 						}
 					}
-					return &strictError{fmt.Sprintf("unknown field %q", path)}
+					return &strictError{msg: fmt.Sprintf("unknown field %q", path)}
 				}
 				vt = ft
 			}
