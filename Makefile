@@ -4,7 +4,7 @@ BIN      := bin/wardgate
 PKGS     := ./...
 FUZZTIME ?= 20s
 
-.PHONY: build test demo bench fixtures conformance vet fuzz clean
+.PHONY: build test demo bench soak fixtures conformance vet fuzz clean
 
 build: $(BIN)
 
@@ -33,6 +33,10 @@ bench: build
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+# An hour under a bounded mix of work and attack (SOAK_DURATION=5m for less).
+soak: build
+	scripts/soak.sh
 
 clean:
 	rm -rf bin

@@ -449,8 +449,9 @@ func TestAdmitRecordHook(t *testing.T) {
 }
 
 // Past its TTL the risk cache answers from the previous analysis while a
-// new one runs (for at most another TTL); after Invalidate, or past twice
-// the TTL, callers wait for the new analysis.
+// new one runs (for at most the staleness bound, here another TTL); after
+// Invalidate callers are answered from the previous analysis and Sync
+// waits for the new one; past the bound callers wait for it.
 func TestRiskCacheRefreshesInBackground(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -524,10 +525,28 @@ func TestRiskCacheRefreshesInBackground(t *testing.T) {
 			t.Fatalf("%s: events %d, want %d", what, n, want)
 		}
 	}
-	// Invalidated: never answered from the old analysis.
+	// Invalidated: callers are answered from the previous analysis at
+	// once (within the staleness bound); Sync waits for the new one.
 	c.Invalidate()
-	waits("after Invalidate", 3)
-	// Past twice the TTL: too old to answer from; the caller waits.
+	if n := events(); n != 2 {
+		t.Fatalf("after Invalidate: events %d, want 2", n)
+	}
+	synced := make(chan int64, 1)
+	go func() {
+		r, _ := c.Sync(t.Context())
+		synced <- r.Events
+	}()
+	select {
+	case n := <-synced:
+		t.Fatalf("Sync answered %d without a new analysis", n)
+	case <-time.After(20 * time.Millisecond):
+	}
+	release <- struct{}{}
+	if n := await(t, synced); n != 3 {
+		t.Fatalf("Sync: events %d, want 3", n)
+	}
+	// Past the TTL by more than the staleness bound (the TTL here): too old
+	// to answer from; the caller waits.
 	advance(3 * time.Minute)
 	waits("past twice the TTL", 4)
 }

@@ -23,7 +23,7 @@ var ErrFleetStale = errors.New("gate: no fleet analysis within its staleness bou
 
 // Default RiskCache settings (see WithFreshWait and WithMaxStaleness).
 const (
-	DefaultFreshWait    = 500 * time.Millisecond
+	DefaultFreshWait    = 0
 	DefaultMaxStaleness = 30 * time.Second
 )
 
@@ -35,11 +35,12 @@ const (
 // stored) starts a new one; so does a call when the last analysis is older
 // than the TTL (telemetry stored by another process). Meanwhile:
 //
-//   - a caller waits for the analysis that covers an invalidation for at
-//     most the fresh wait (default 500 ms) after the invalidation, and only
-//     if that analysis can be done by then (judged by how long the last one
-//     took), and never longer than half its own remaining budget; then it
-//     is answered from the previous analysis;
+//   - a caller is answered from the previous analysis at once, or, with a
+//     fresh wait (WithFreshWait; none by default), waits for the analysis
+//     that covers an invalidation for at most the fresh wait after the
+//     invalidation, only if that analysis can be done by then (judged by
+//     how long the last one took), and never longer than half its own
+//     remaining budget;
 //   - the previous analysis may be used while what it misses is at most the
 //     staleness bound old (default 30 s, at least the TTL): the time since
 //     the first invalidation it does not cover, or since it passed the TTL.
@@ -100,7 +101,9 @@ type RiskStats struct {
 type RiskOption func(*RiskCache) error
 
 // WithFreshWait sets how long after an invalidation a caller may wait for
-// the analysis that covers it before it is answered from the previous one.
+// the analysis that covers it before it is answered from the previous one
+// (default none: Sync, not the callers, waits for the telemetry's
+// analysis).
 func WithFreshWait(d time.Duration) RiskOption {
 	return func(c *RiskCache) error {
 		if d < 0 {

@@ -851,6 +851,9 @@ func TestAdmissionFailsClosed(t *testing.T) {
 	e.evaluate(RoleCI)
 	e.failRisk.Store(true)
 	e.risk.Invalidate()
+	if _, err := e.risk.Sync(t.Context()); err == nil { // as a telemetry batch would
+		t.Fatal("the analysis did not fail")
+	}
 	r := e.postJSON("/v1/admissions", RoleUpdateServer, map[string]any{"digest": e.digest, "device": map[string]string{"id": "P-1", "class": "infusion-pump"}})
 	var a AdmissionResponse
 	r.json(t, &a)

@@ -16,6 +16,8 @@ import (
 func docDefault(v reflect.Value) string {
 	if d, ok := v.Interface().(time.Duration); ok {
 		switch {
+		case d == 0:
+			return "0"
 		case d%time.Minute == 0:
 			return fmt.Sprintf("%d min", d/time.Minute)
 		case d%time.Second == 0:
