@@ -26,6 +26,7 @@ import (
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -49,6 +50,7 @@ func (s *Server) register() {
 	s.handle("GET", "/healthz", s.getHealth, routeOpts{timeout: time.Second})
 	s.handle("GET", "/readyz", s.getReady, routeOpts{timeout: 5 * time.Second})
 	s.handle("GET", "/metrics", s.getMetrics, routeOpts{timeout: 30 * time.Second})
+	s.handle("GET", "/openapi.yaml", s.getOpenAPI, routeOpts{timeout: 5 * time.Second})
 	s.metrics.latency["unmatched"] = newHistogram()
 	s.mux.Handle("/", s.adapt("unmatched", s.unmatched, routeOpts{}))
 }
@@ -331,6 +333,9 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 		if parts, err = s.readUpload(r, dir, &u); err != nil {
 			return err
 		}
+		if u.Version == "" && !s.gate.Load().PinsTUF(u.Vendor) {
+			return badRequest("version is required: the trust configuration pins no TUF root for %s, whose metadata would say it", u.Vendor)
+		}
 		display = filepath.Base(u.Source)
 	}
 	releaseEval, err := s.acquire(ctx, s.evalSem, s.limits.EvaluateWait, limitEvaluations, "evaluation")
@@ -488,6 +493,19 @@ func spoolPart(p io.Reader, dir string, n int, max int64, tooLarge *Error) (stri
 // taken: at most Evaluations uploads' parts are in memory at once.
 func loadParts(parts []spooledPart, u *gate.Update) error {
 	for _, p := range parts {
+		if p.field == "tuf" {
+			f, err := os.Open(p.path)
+			if err != nil {
+				return fmt.Errorf("upload: %w", err)
+			}
+			src, err := tuf.ReadArchive(f)
+			f.Close()
+			if err != nil {
+				return badRequest("multipart body: %v", err)
+			}
+			u.TUF = src
+			continue
+		}
 		b, err := os.ReadFile(p.path)
 		if err != nil {
 			return fmt.Errorf("upload: %w", err)
@@ -514,7 +532,7 @@ func (s *Server) readUpload(r *http.Request, dir string, u *gate.Update) ([]spoo
 	u.Kind = evidence.KindBlob
 	var parts []spooledPart
 	var sigs int
-	var sbomSeen bool
+	var sbomSeen, tufSeen bool
 	seen := map[string]bool{}
 	left := l.MaxPartsBytes // for the signature, bundle and SBOM parts together
 	overall := func(n int64, err error) error {
@@ -601,15 +619,33 @@ func (s *Server) readUpload(r *http.Request, dir string, u *gate.Update) ([]spoo
 			}
 			left -= w
 			parts = append(parts, spooledPart{field: field, path: path})
+		case "tuf":
+			// The vendor's TUF metadata: a tar (or tar.gz) of
+			// metadata/*.json, spooled like the other parts and read
+			// (within tuf.MaxArchiveBytes uncompressed) by loadParts.
+			if tufSeen {
+				return nil, badRequest("more than one tuf part")
+			}
+			tufSeen = true
+			max := int64(tuf.MaxArchiveBytes)
+			path, w, err := spoolPart(part, dir, n, min(max, left), &Error{Status: http.StatusRequestEntityTooLarge, Code: "too-large", limit: limitPartsBytes,
+				Message: fmt.Sprintf("tuf part over the %d byte limit", max)})
+			if err = overall(w, err); err != nil {
+				return nil, multipartError(err)
+			}
+			left -= w
+			parts = append(parts, spooledPart{field: field, path: path})
 		default:
-			return nil, badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, vendor, product, version, deviceClasses", field)
+			return nil, badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, tuf, vendor, product, version, deviceClasses", field)
 		}
 	}
 	switch {
 	case u.Source == "":
 		return nil, badRequest("the firmware part is required")
-	case u.Vendor == "" || u.Product == "" || u.Version == "":
-		return nil, badRequest("vendor, product and version are required")
+	case u.Vendor == "" || u.Product == "":
+		// The version may come from the vendor's TUF metadata (checked by
+		// the caller, which knows the trust configuration).
+		return nil, badRequest("vendor and product are required")
 	}
 	if err := checkIdents("vendor", u.Vendor, "product", u.Product, "version", u.Version); err != nil {
 		return nil, err
@@ -859,8 +895,8 @@ func (s *Server) getFindings(w http.ResponseWriter, r *http.Request) error {
 	if upd != "" && !validDigest(upd) {
 		return badRequest("update %q: want sha256:<64 lowercase hex>", upd)
 	}
-	if sev != "" && sev != egress.SeveritySuspicious && sev != egress.SeverityQuarantined {
-		return badRequest("severity %q: want suspicious or quarantined", sev)
+	if sev != "" && sev != egress.SeveritySuspicious && sev != egress.SeverityQuarantined && sev != egress.SeverityNotice {
+		return badRequest("severity %q: want suspicious, quarantined or notice", sev)
 	}
 	rep, err := s.fleetReport(r.Context())
 	if err != nil {

@@ -517,7 +517,9 @@ func TestWorkDirCleaned(t *testing.T) {
 	ct, body := upload(t, map[string]string{"vendor": "buildctl", "product": "hvac-controller", "version": "1.1.0"},
 		map[string]string{"firmware": fx + "/firmware/hvac-controller-1.1.0.bin", "signature": fx + "/sig/hvac-controller-1.1.0.bin.sig"})
 	r := e.do("POST", "/v1/updates", RoleCI, ct, body)
-	if r.status != 200 || !strings.Contains(string(r.body), `"evaluated":true`) || !strings.Contains(string(r.body), `"allow":true`) {
+	// (Allowed or not: an empty scan is no SBOM, which this trust
+	// configuration requires.)
+	if r.status != 200 || !strings.Contains(string(r.body), `"evaluated":true`) {
 		t.Fatalf("evaluation: %d %s", r.status, r.body)
 	}
 	if got := left(tmp); len(got) != 0 {

@@ -75,10 +75,12 @@ func (s *Server) refreshFleet() {
 	}
 }
 
-// Close stops the fleet refresh and removes what requests and scans left
-// in the work directory. Call it once the HTTP server has shut down (no
-// request running).
+// Close stops the image evaluations the admission webhook started in the
+// background and the fleet refresh, and removes what requests and scans
+// left in the work directory. Call it once the HTTP server has shut down
+// (no request running).
 func (s *Server) Close() error {
+	s.closeKube()
 	s.closed.Do(func() { close(s.done) })
 	s.scanMu.Lock()
 	defer s.scanMu.Unlock()
