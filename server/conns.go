@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"net/http"
@@ -182,6 +183,19 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// status431 is how net/http starts the answer it writes itself, before
+// any handler, to headers over MaxHeaderBytes.
+var status431 = []byte("HTTP/1.1 431 ")
+
+// Write counts the answers net/http writes for headers over
+// MaxHeaderBytes (on plain HTTP: under TLS the bytes are encrypted here).
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if http.ConnState(c.state.Load()) == http.StateActive && bytes.HasPrefix(p, status431) {
+		c.l.s.metrics.limit(limitHeaderBytes)
+	}
+	return c.Conn.Write(p)
 }
 
 // connState is the http.Server's ConnState hook.

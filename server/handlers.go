@@ -87,7 +87,7 @@ func unsupported(got string, want ...string) *Error {
 
 // decodeJSON reads one JSON object into v, strictly (see decodeStrict):
 // no repeated or case-folded keys, no unknown fields, no trailing data.
-func decodeJSON(r *http.Request, v any) error {
+func (s *Server) decodeJSON(r *http.Request, v any) error {
 	if mt := mediaType(r); mt != "application/json" {
 		return unsupported(r.Header.Get("Content-Type"), "application/json")
 	}
@@ -95,7 +95,7 @@ func decodeJSON(r *http.Request, v any) error {
 	if err != nil {
 		return jsonError(err)
 	}
-	return decodeStrict(b, v)
+	return decodeStrict(b, v, s.limits.MaxJSONDepth)
 }
 
 func jsonError(err error) error {
@@ -197,7 +197,11 @@ func checkIdents(kv ...string) error {
 			continue
 		}
 		if err := evidence.CheckIdentifier(kv[i+1]); err != nil {
-			return badRequest("%s %v", kv[i], err)
+			e := badRequest("%s %v", kv[i], err)
+			if len(kv[i+1]) > evidence.MaxIdentifierBytes {
+				e.limit = limitIdentifier
+			}
+			return e
 		}
 	}
 	return nil
@@ -211,7 +215,7 @@ var knownAdmissionErrors = []error{gate.ErrUnknownUpdate, gate.ErrAmbiguousRelea
 func (s *Server) postAdmission(w http.ResponseWriter, r *http.Request) error {
 	st := state(r)
 	var req AdmissionRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := s.decodeJSON(r, &req); err != nil {
 		return err
 	}
 	if err := req.validate(); err != nil {
@@ -314,7 +318,7 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	if mt == "application/json" {
 		r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxJSONBytes+s.limits.MaxSBOMBytes)
 		var req ImageRequest
-		if err := decodeJSON(r, &req); err != nil {
+		if err := s.decodeJSON(r, &req); err != nil {
 			return err
 		}
 		if err := s.imageUpdate(req, &u); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/store/inmem"
@@ -592,5 +594,78 @@ func TestTelemetryFloodDoesNotStallAdmissions(t *testing.T) {
 	}
 	if a := e.admit("HOSP-IOT-PUMP-30", "infusion-pump", "2.3.0"); a.Allow || a.RiskState != "quarantined" {
 		t.Fatalf("after the compromised batch: %+v", a)
+	}
+}
+
+// While an upload is received, its signature and SBOM parts are on disk in
+// the upload's spool directory, not in memory: here both have arrived and
+// the firmware part still trickles in.
+func TestUploadPartsSpooled(t *testing.T) {
+	e := newEnv(t)
+	sig := bytes.Repeat([]byte("S"), 20<<10) // within slowPost's Content-Length
+	sb := bytes.Repeat([]byte(" "), 30<<10)
+	start := "--B\r\nContent-Disposition: form-data; name=\"signature\"; filename=\"fw.sig\"\r\n\r\n" + string(sig) +
+		"\r\n--B\r\nContent-Disposition: form-data; name=\"sbom\"; filename=\"fw.cdx.json\"\r\n\r\n" + string(sb) +
+		"\r\n--B\r\nContent-Disposition: form-data; name=\"firmware\"; filename=\"fw.bin\"\r\n\r\n"
+	c, _ := e.slowPost("127.0.0.1", 50*time.Millisecond, "/v1/updates", RoleCI, "multipart/form-data; boundary=B", start)
+	defer c.Close()
+	want := map[int64]bool{int64(len(sig)): true, int64(len(sb)): true}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := map[int64]bool{}
+		spools, _ := filepath.Glob(filepath.Join(e.srv.deps.WorkDir, "upload-*", ".part-*"))
+		for _, p := range spools {
+			if fi, err := os.Stat(p); err == nil {
+				got[fi.Size()] = true
+			}
+		}
+		if maps.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("spooled parts: %v in %v, want files of %v bytes", got, spools, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The limits without a route of their own (identifier length, JSON
+// nesting, header bytes) are configurable and counted when reached.
+func TestLimitMetrics(t *testing.T) {
+	e := newEnv(t, func(_ *Deps, o *[]Option) {
+		*o = append(*o, WithLimits(Limits{MaxJSONDepth: 1, MaxHeaderBytes: 1 << 10}))
+	})
+	long := strings.Repeat("p", evidence.MaxIdentifierBytes+1)
+	r := e.postJSON("/v1/updates", RoleCI, map[string]any{"image": "registry.example/pump@sha256:" + strings.Repeat("ab", 32), "vendor": long, "product": "infusion-pump", "version": "2.4.0"})
+	if r.status != 400 || !strings.Contains(r.message(t), "vendor longer than 256 bytes") {
+		t.Fatalf("long identifier: %d %s", r.status, r.body)
+	}
+	// One level is allowed (the image request), two are not (the device
+	// object of an admission).
+	body := `{"digest":"` + e.digest + `","device":{"id":"P-1","class":"infusion-pump"}}`
+	r = e.do("POST", "/v1/admissions", RoleUpdateServer, "application/json", strings.NewReader(body))
+	if r.status != 400 || !strings.Contains(r.message(t), "JSON nested deeper than 1 levels") {
+		t.Fatalf("nesting: %d %s", r.status, r.body)
+	}
+	c, err := net.Dial("tcp", strings.TrimPrefix(e.ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Over 1 KiB and net/http's 4 KiB of slack.
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("h", 8<<10))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("big headers: %d", res.StatusCode)
+	}
+	m := string(e.do("GET", "/metrics", "", "", nil).body)
+	for _, want := range []string{`wardgate_limit_reached_total{limit="identifier"} 1`, `wardgate_limit_reached_total{limit="json_depth"} 1`, `wardgate_limit_reached_total{limit="header_bytes"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("metrics lack %s:\n%s", want, m)
+		}
 	}
 }

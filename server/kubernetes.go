@@ -250,7 +250,7 @@ func (s *Server) KubernetesHTTPServer(addr string, tlsConfig *tls.Config) *http.
 		ReadTimeout:       d + 5*time.Second,
 		WriteTimeout:      d + 10*time.Second,
 		IdleTimeout:       s.limits.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }

@@ -18,6 +18,8 @@ type Limits struct {
 	MaxUploadBytes    int64 // firmware upload, whole multipart body
 	MaxTelemetryBytes int64 // one telemetry batch
 	MaxJSONBytes      int64 // JSON request bodies (an image request: plus MaxSBOMBytes)
+	MaxJSONDepth      int   // nesting of objects and arrays in a JSON request body
+	MaxHeaderBytes    int   // a request's headers (net/http answers 431 past it)
 	// Multipart parts of an upload besides the firmware: signature and
 	// bundle parts, bytes of one of them, bytes of the SBOM part, and bytes
 	// of all of them together. They are spooled to disk while the upload
@@ -72,6 +74,8 @@ var DefaultLimits = Limits{
 	MaxUploadBytes:    1 << 30,
 	MaxTelemetryBytes: 64 << 20,
 	MaxJSONBytes:      64 << 10,
+	MaxJSONDepth:      64,
+	MaxHeaderBytes:    64 << 10,
 	MaxSignatureParts: 16,
 	MaxSignatureBytes: 8 << 20,
 	MaxSBOMBytes:      64 << 20,
@@ -129,6 +133,8 @@ func WithLimits(l Limits) Option {
 		i64("upload", l.MaxUploadBytes, &d.MaxUploadBytes)
 		i64("telemetry", l.MaxTelemetryBytes, &d.MaxTelemetryBytes)
 		i64("JSON", l.MaxJSONBytes, &d.MaxJSONBytes)
+		n("JSON depth", l.MaxJSONDepth, &d.MaxJSONDepth)
+		n("header bytes", l.MaxHeaderBytes, &d.MaxHeaderBytes)
 		n("signature parts", l.MaxSignatureParts, &d.MaxSignatureParts)
 		i64("signature bytes", l.MaxSignatureBytes, &d.MaxSignatureBytes)
 		i64("SBOM bytes", l.MaxSBOMBytes, &d.MaxSBOMBytes)
@@ -185,6 +191,8 @@ const (
 	limitFleetWait       = "fleet_wait"
 	limitFleetStaleness  = "fleet_staleness"
 	limitJSONDepth       = "json_depth"
+	limitIdentifier      = "identifier"
+	limitHeaderBytes     = "header_bytes"
 )
 
 // acquire takes a slot of sem, waiting at most wait (and never past ctx);

@@ -263,7 +263,7 @@ func (s *Server) HTTPServer(addr string, tlsConfig *tls.Config) *http.Server {
 		ReadTimeout:       max(l.UploadTimeout, l.TelemetryTimeout),
 		WriteTimeout:      l.UploadTimeout + 2*l.EvaluateWait + l.EvaluateTimeout + 30*time.Second,
 		IdleTimeout:       l.IdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
 		ConnState:         s.connState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -19,10 +19,7 @@ import (
 // token stream beside the type they decode into: a repeated key at any
 // depth, a key that names a field only when case is ignored, invalid UTF-8
 // (which encoding/json turns into U+FFFD) and nesting deeper than
-// maxJSONDepth are refused before the body is decoded.
-
-// maxJSONDepth bounds the nesting of a request body (objects and arrays).
-const maxJSONDepth = 64
+// limits.max_json_depth are refused before the body is decoded.
 
 // strictError is a body the strict walk refused; its message is safe to
 // show.
@@ -31,13 +28,14 @@ type strictError struct{ msg, limit string }
 func (e *strictError) Error() string { return e.msg }
 
 // checkStrictJSON walks the JSON value in b beside type t.
-func checkStrictJSON(b []byte, t reflect.Type) error {
+// Nesting (objects and arrays) past maxDepth is refused.
+func checkStrictJSON(b []byte, t reflect.Type, maxDepth int) error {
 	if !utf8.Valid(b) {
 		return &strictError{msg: "the body is not valid UTF-8"}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	return walkJSON(dec, t, "", 0)
+	return walkJSON(dec, t, "", 0, maxDepth)
 }
 
 var (
@@ -57,7 +55,7 @@ func opaque(t reflect.Type) bool {
 	return t.Kind() == reflect.Interface
 }
 
-func walkJSON(dec *json.Decoder, t reflect.Type, at string, depth int) error {
+func walkJSON(dec *json.Decoder, t reflect.Type, at string, depth, maxDepth int) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -69,8 +67,8 @@ func walkJSON(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 	if !ok {
 		return nil // a scalar; its type is checked by the decoder
 	}
-	if depth++; depth > maxJSONDepth {
-		return &strictError{msg: fmt.Sprintf("JSON nested deeper than %d levels", maxJSONDepth), limit: limitJSONDepth}
+	if depth++; depth > maxDepth {
+		return &strictError{msg: fmt.Sprintf("JSON nested deeper than %d levels", maxDepth), limit: limitJSONDepth}
 	}
 	switch d {
 	case '[':
@@ -79,7 +77,7 @@ func walkJSON(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 			elem = t.Elem()
 		}
 		for i := 0; dec.More(); i++ {
-			if err := walkJSON(dec, elem, fmt.Sprintf("%s[%d]", at, i), depth); err != nil {
+			if err := walkJSON(dec, elem, fmt.Sprintf("%s[%d]", at, i), depth, maxDepth); err != nil {
 				return err
 			}
 		}
@@ -121,7 +119,7 @@ func walkJSON(dec *json.Decoder, t reflect.Type, at string, depth int) error {
 				}
 				vt = ft
 			}
-			if err := walkJSON(dec, vt, path, depth); err != nil {
+			if err := walkJSON(dec, vt, path, depth, maxDepth); err != nil {
 				return err
 			}
 		}
@@ -185,8 +183,8 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 
 // decodeStrict decodes the JSON object in b into v after the strict walk:
 // no unknown fields, no trailing data.
-func decodeStrict(b []byte, v any) error {
-	if err := checkStrictJSON(b, reflect.TypeOf(v)); err != nil {
+func decodeStrict(b []byte, v any, maxDepth int) error {
+	if err := checkStrictJSON(b, reflect.TypeOf(v), maxDepth); err != nil {
 		return jsonError(err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -90,6 +90,8 @@ type ServeFile struct {
 		MaxConnsPerClient int    `yaml:"max_conns_per_client"`
 		MaxConns          int    `yaml:"max_conns"`
 		MinFreeBytes      int64  `yaml:"min_free_bytes"`
+		MaxJSONDepth      int    `yaml:"max_json_depth"`
+		MaxHeaderBytes    int    `yaml:"max_header_bytes"`
 	} `yaml:"limits"`
 	RateLimits map[string]server.RateLimit `yaml:"rate_limits"`
 
@@ -347,7 +349,8 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	c.Limits = server.Limits{MaxUploadBytes: l.MaxUploadBytes, MaxTelemetryBytes: l.MaxTelemetryBytes, MaxJSONBytes: l.MaxJSONBytes,
 		MaxSignatureParts: l.MaxSignatureParts, MaxSignatureBytes: l.MaxSignatureBytes, MaxSBOMBytes: l.MaxSBOMBytes, MaxPartsBytes: l.MaxPartsBytes,
 		Uploads: l.Uploads, Evaluations: l.Evaluations, Exports: l.Exports, MinBodyRate: l.MinBodyRate,
-		MaxConnsPerClient: l.MaxConnsPerClient, MaxConns: l.MaxConns, MinFreeBytes: l.MinFreeBytes}
+		MaxConnsPerClient: l.MaxConnsPerClient, MaxConns: l.MaxConns, MinFreeBytes: l.MinFreeBytes,
+		MaxJSONDepth: l.MaxJSONDepth, MaxHeaderBytes: l.MaxHeaderBytes}
 	for _, d := range []struct {
 		name, v string
 		dst     *time.Duration
