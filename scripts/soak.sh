@@ -30,7 +30,7 @@ for r in update-server ci sensor auditor; do
 done
 cp fixtures/fleet/testdata/inventory.json fixtures/fleet/testdata/config.json "$state/"
 # The log keeps everything but the one line per request.
-"$out/wardgate" serve --config fixtures/trust.yaml --state "$state" --listen 127.0.0.1:0 --no-scan \
+"$out/wardgate" serve --config fixtures/trust.yaml --state "$state" --listen 127.0.0.1:0 --no-scan --unencrypted-key \
   2> >(grep --line-buffered -v '"msg":"request"' >"$out/serve.log") &
 pid=$!
 for _ in $(seq 100); do grep -q '"msg":"serving"' "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
