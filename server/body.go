@@ -60,6 +60,33 @@ func (b *rateBody) Read(p []byte) (int, error) {
 		}
 		return n, b.err
 	}
+	if errors.Is(err, io.EOF) {
+		clearReadDeadline(b.rc)
+	}
+	return n, err
+}
+
+// clearReadDeadline lifts a body's read deadline once the body is read.
+// net/http then reads the connection in the background to notice a client
+// that goes away, and cancels the request's context when that read fails:
+// a deadline left in place would cancel a handler (an export, an
+// evaluation) that runs past it.
+func clearReadDeadline(rc *http.ResponseController) {
+	_ = rc.SetReadDeadline(time.Time{})
+}
+
+// deadlineBody is a small body read within a deadline (limits.read_timeout),
+// lifted once the body is read.
+type deadlineBody struct {
+	io.ReadCloser
+	rc *http.ResponseController
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		clearReadDeadline(b.rc)
+	}
 	return n, err
 }
 

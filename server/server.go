@@ -367,9 +367,15 @@ func (s *Server) adapt(route string, h handlerFunc, o routeOpts) http.Handler {
 		w.Header().Set("X-Request-Id", st.id)
 		rc := http.NewResponseController(sw)
 		var rb *rateBody
-		if !o.slow {
+		switch {
+		case r.Body == nil || r.Body == http.NoBody:
+			// No body: nothing more to read, and no deadline may cancel
+			// the handler (see clearReadDeadline).
+			clearReadDeadline(rc)
+		case !o.slow:
 			_ = rc.SetReadDeadline(start.Add(s.limits.ReadTimeout))
-		} else if r.Body != nil && r.Body != http.NoBody {
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		default:
 			rb = s.rateBody(r.Body, rc, start, o.bodyTimeout)
 			r.Body = rb
 		}
