@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -48,4 +49,30 @@ func BenchmarkBusIngest(b *testing.B) {
 		b.Fatalf("stats %+v", s)
 	}
 	b.ReportMetric(float64(events)/el.Seconds(), "events/s")
+}
+
+// BenchmarkDirectIngest is BenchmarkBusIngest's baseline: the same
+// batches through egress.Ingest into the same kind of store, no bus.
+func BenchmarkDirectIngest(b *testing.B) {
+	r := newRig(b)
+	bs, want := batches(b, r.inv, 10, 1000)
+	var events uint64
+	i := 0
+	start := time.Now()
+	for b.Loop() {
+		i++
+		for j, body := range bs {
+			msg := append(append([]byte{}, body...), fmt.Sprintf("#bench %d\n", i)...)
+			src := egress.Source{Name: "bench", Digest: fmt.Sprintf("bench-%d-%d", i, j)}
+			res, err := r.ingest(b.Context(), src, bytes.NewReader(msg), egress.FormatDefenderJSON)
+			if err != nil || !res.Added {
+				b.Fatalf("%+v %v", res, err)
+			}
+			events += uint64(res.Stored)
+		}
+	}
+	if events != uint64(i)*uint64(want) {
+		b.Fatalf("stored %d events, want %d", events, uint64(i)*uint64(want))
+	}
+	b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
 }
