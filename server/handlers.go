@@ -540,8 +540,7 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 		}
 		format = f
 	}
-	inv := s.deps.Inventory()
-	if inv == nil {
+	if s.deps.Inventory() == nil {
 		return errorf(http.StatusConflict, "no-inventory", "the gate has no fleet inventory; put inventory.json in its state directory and reload")
 	}
 	f, err := os.CreateTemp(s.deps.WorkDir, "telemetry-")
@@ -562,37 +561,19 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("telemetry spool: %w", err)
 	}
 	resp := TelemetryResponse{Source: "sha256:" + hex.EncodeToString(h.Sum(nil)), RequestID: st.id, Updates: []egress.UpdateRisk{}}
-	var scanErr error
-	added, err := s.deps.Telemetry.Ingest(ctx, egress.Source{Name: "api/" + st.principal.Name + "/" + st.id, Digest: resp.Source}, func(add func(*egress.Event) error) error {
-		resp.Stats, scanErr = egress.Scan(f, func(ev *egress.Event) error {
-			d, ok := inv.Resolve(ev)
-			if !ok {
-				resp.Unresolved++
-				return nil
-			}
-			ev.DeviceName = d.Name
-			resp.Stored++
-			return add(ev)
-		}, egress.WithFormat(format))
-		return scanErr
-	})
+	res, err := s.IngestTelemetry(ctx, egress.Source{Name: "api/" + st.principal.Name + "/" + st.id, Digest: resp.Source}, f, format)
 	switch {
-	case scanErr != nil && errors.Is(err, scanErr):
-		if errors.Is(scanErr, egress.ErrUnknownFormat) {
-			return scanErr
-		}
-		return fmt.Errorf("%w: %w", ErrUnavailable, err) // the store failed under the scan
+	case errors.Is(err, egress.ErrNoInventory):
+		return errorf(http.StatusConflict, "no-inventory", "the gate has no fleet inventory; put inventory.json in its state directory and reload")
+	case egress.BadInput(err):
+		return err
 	case err != nil:
 		return fmt.Errorf("%w: telemetry store: %w", ErrUnavailable, err)
 	}
-	resp.Added = added
+	resp.Added, resp.Stats, resp.Stored, resp.Unresolved = res.Added, res.Stats, res.Stored, res.Unresolved
 	outcome := "duplicate"
-	if added {
+	if res.Added {
 		outcome = "ingested"
-		s.deps.Risk.Invalidate() // the next admission sees this batch
-		s.metrics.events.Add(uint64(resp.Stored))
-	} else {
-		resp.Stored, resp.Unresolved = 0, 0
 	}
 	if err := s.audit(r, st, resp.Source, http.StatusOK, outcome); err != nil {
 		return fmt.Errorf("audit: %w", err)

@@ -64,7 +64,11 @@ type ServeFile struct {
 	LogLevel   string   `yaml:"log_level"`
 	Scan       *bool    `yaml:"scan"`
 	RiskTTL    string   `yaml:"risk_cache_ttl"`
-	Limits     struct {
+	Telemetry  struct {
+		NATS            string `yaml:"nats"`
+		MaxMessageBytes int    `yaml:"max_message_bytes"`
+	} `yaml:"telemetry"`
+	Limits struct {
 		MaxUploadBytes    int64  `yaml:"max_upload_bytes"`
 		MaxTelemetryBytes int64  `yaml:"max_telemetry_bytes"`
 		MaxJSONBytes      int64  `yaml:"max_json_bytes"`
@@ -119,6 +123,11 @@ type ServeConfig struct {
 	// UnencryptedKey lets serve create the service key without a
 	// password (--unencrypted-key).
 	UnencryptedKey bool
+	// Telemetry is the NATS server telemetry is consumed from
+	// (nats://HOST:PORT; empty: none, POST /v1/telemetry only);
+	// TelemetryMaxBytes the largest message ingested (0: 1 MiB).
+	Telemetry         string
+	TelemetryMaxBytes int
 }
 
 // Validate checks the configuration.
@@ -154,6 +163,7 @@ func (c *ServeConfig) Validate() error {
 	if c.RiskTTL <= 0 {
 		errs = append(errs, fmt.Errorf("risk cache TTL %s: must be positive", c.RiskTTL))
 	}
+	errs = append(errs, c.validateTelemetry())
 	return errors.Join(errs...)
 }
 
@@ -240,6 +250,7 @@ down gracefully.`,
 	f.StringVarP(&cfg.Output, "output", "o", "json", "log lines on standard error: json (one object a line) or text")
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
 	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "age after which a fleet analysis is refreshed in the background (answers use it for at most twice this; telemetry posted to the API invalidates it at once)")
+	f.StringVar(&cfg.Telemetry, "telemetry", "", "also consume telemetry from NATS JetStream at nats://HOST:PORT (docs/serve.md, Telemetry bus); $"+TelemetryEnv)
 	f.BoolVar(&demo, "demo", false, "load the demo story (scripts/demo.sh) into a temporary state directory and serve it, with the web console, until interrupted; run from a wardgate checkout")
 	f.StringVar(&demoFixtures, "demo-fixtures", "fixtures", "the repository's fixtures directory, for --demo")
 	lf.register(cmd)
@@ -280,6 +291,8 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	set("client-ca", ClientCAEnv, &c.ClientCA, sf.ClientCA)
 	set("log-level", LogLevelEnv, &c.LogLevel, sf.LogLevel)
 	set("kubernetes-listen", KubernetesListenEnv, &c.KubernetesListen, sf.Kubernetes.Listen)
+	set("telemetry", TelemetryEnv, &c.Telemetry, sf.Telemetry.NATS)
+	c.TelemetryMaxBytes = sf.Telemetry.MaxMessageBytes
 	if !cmd.Flags().Changed("kubernetes-client-ca") && sf.Kubernetes.ClientCA != "" {
 		c.KubernetesClientCA = sf.Kubernetes.ClientCA
 	}
@@ -513,7 +526,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		if tlsCfg != nil {
 			errc <- hs.ServeTLS(ln, "", "")
@@ -526,6 +539,12 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		_ = hs.Close()
 		return err
 	}
+	tb, err := startTelemetryBus(ctx, cfg, srv, logger, errc)
+	if err != nil {
+		_ = hs.Close()
+		return err
+	}
+	defer tb.Close()
 	for {
 		select {
 		case err := <-errc:
