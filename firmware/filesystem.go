@@ -172,7 +172,7 @@ func (u *unpacker) walkFS(fsys filesystem.FileSystem, f Format, dir, dest string
 			}
 		case mode.IsRegular():
 			var fh filesystem.File
-			if fh, err = fsys.OpenFile(src, os.O_RDONLY); err != nil {
+			if fh, err = openEntry(fsys, e, src); err != nil {
 				return fmt.Errorf("unpack %s: open %s: %w", f, src, err)
 			}
 			var head []byte
@@ -187,6 +187,17 @@ func (u *unpacker) walkFS(fsys filesystem.FileSystem, f Format, dir, dest string
 		}
 	}
 	return nil
+}
+
+// openEntry opens a regular file found by ReadDir. go-diskfs's squashfs
+// entries open themselves from the inode already read; its OpenFile would
+// re-read the directory from the root and every inode in it, which makes
+// unpacking a directory of n files cost n² inode reads.
+func openEntry(fsys filesystem.FileSystem, e fs.DirEntry, p string) (filesystem.File, error) {
+	if o, ok := e.(interface{ Open() (filesystem.File, error) }); ok {
+		return o.Open()
+	}
+	return fsys.OpenFile(p, os.O_RDONLY)
 }
 
 // linkTarget reads a symlink's target from a go-diskfs file info.
