@@ -129,9 +129,13 @@ func TestUnpackFormats(t *testing.T) {
 			return fwtest.Compress(t, fwtest.Tar(t, d), "gzip", ".gz")
 		}, []string{". gzip+tar", "images/rootfs.squashfs squashfs"}, "images/rootfs.squashfs"},
 	}
+	// One root filesystem with links and one without (FAT has none), read
+	// by every case; the cases run the image tools in parallel.
+	roots := map[bool]string{true: fwtest.Rootfs(t, true), false: fwtest.Rootfs(t, false)}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := fwtest.Rootfs(t, tc.links)
+			t.Parallel()
+			root := roots[tc.links]
 			img := tc.build(t, root)
 			res, dir := unpack(t, img, Limits{})
 			var got []string
@@ -209,6 +213,7 @@ func TestUnpackUnsupported(t *testing.T) {
 		}(), "1024-byte blocks"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := Unpack(t.Context(), tc.img, t.TempDir(), Limits{})
 			if err == nil || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tc.msg)

@@ -53,6 +53,7 @@ func TestGenerateFirmwareFormats(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			r, w := root, want
 			if !tc.links {
 				r, w = rootNoLinks, wantNoLinks
