@@ -25,6 +25,10 @@ func TestGenerateFirmwareFormats(t *testing.T) {
 	}{
 		{"squashfs", true, func(t *testing.T, r string) string { return fwtest.Squashfs(t, r, "xz") }, ".", "squashfs"},
 		{"ext4", true, func(t *testing.T, r string) string { return fwtest.Ext(t, r, "ext4") }, ".", "ext"},
+		{"ext2 1 KiB blocks", true, func(t *testing.T, r string) string { return fwtest.ExtWith(t, r, "ext2", 1024, "") }, ".", "ext"},
+		{"ext3 2 KiB blocks", true, func(t *testing.T, r string) string {
+			return fwtest.ExtWith(t, r, "ext3", 2048, "")
+		}, ".", "ext"},
 		{"cpio-newc.gz", true, func(t *testing.T, r string) string {
 			return fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "gzip", ".gz")
 		}, ".", "gzip+cpio-newc"},
