@@ -91,7 +91,11 @@ func (ev Evidence) Validate() error {
 	}
 	v.nonEmpty("artifact.vendor", a.Vendor)
 	v.nonEmpty("artifact.product", a.Product)
-	v.nonEmpty("artifact.version", a.Version)
+	if t := ev.Metadata.TUF; t == nil || t.Verified {
+		// Empty only when the vendor's TUF metadata, which says the
+		// version, could not be verified.
+		v.nonEmpty("artifact.version", a.Version)
+	}
 	if a.DeviceClasses == nil {
 		v.add("artifact.deviceClasses", "required (may be empty)")
 	}
@@ -127,6 +131,9 @@ func (ev Evidence) Validate() error {
 		p := fmt.Sprintf("attestations[%d]", i)
 		v.nonEmpty(p+".predicateType", at.PredicateType)
 		v.signer(p+".signer", at.Signer)
+	}
+	if t := ev.Metadata.TUF; t != nil {
+		v.tuf(t)
 	}
 	if s := ev.SBOM; s != nil {
 		v.enum("sbom.source", s.Source, SBOMSourceVendor, SBOMSourceGenerated)
@@ -185,6 +192,7 @@ func (ev Evidence) Validate() error {
 			v.add(p+".observedAt", "required")
 		}
 	}
+	v.vulnerabilities(ev.Vulnerabilities)
 	return errors.Join(v.errs...)
 }
 
@@ -224,6 +232,35 @@ func (v *validator) signer(field string, s *Signer) {
 	}
 	if s.Identity != "" && s.Issuer == "" {
 		v.add(field+".issuer", "required with identity")
+	}
+}
+
+func (v *validator) tuf(t *TUF) {
+	v.nonEmpty("metadata.tuf.target", t.Target)
+	switch {
+	case t.Verified && t.Reason != "":
+		v.add("metadata.tuf.reason", "must be empty when verified, got %q", t.Reason)
+	case t.Verified:
+		v.nonEmpty("metadata.tuf.version", t.Version)
+	default:
+		v.enum("metadata.tuf.reason", t.Reason, TUFReasons...)
+	}
+	for i, c := range t.DeviceClasses {
+		v.nonEmpty(fmt.Sprintf("metadata.tuf.deviceClasses[%d]", i), c)
+	}
+	if t.Roles == nil {
+		v.add("metadata.tuf.roles", "required (may be empty)")
+	}
+	for i, r := range t.Roles {
+		p := fmt.Sprintf("metadata.tuf.roles[%d]", i)
+		v.nonEmpty(p+".name", r.Name)
+		if r.Version < 1 {
+			v.add(p+".version", "must be 1 or more, got %d", r.Version)
+		}
+		if r.Expires.IsZero() {
+			v.add(p+".expires", "required")
+		}
+		v.digest(p+".digest", r.Digest, false)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/wardgate/wardgate/attest"
@@ -24,6 +25,7 @@ import (
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -43,6 +45,14 @@ type Update struct {
 	VendorSBOM []byte
 	// Device is the device asking, for a per-device admission.
 	Device *evidence.Device
+	// TUF is the vendor's TUF repository metadata given with the release
+	// (a mirror directory, an uploaded archive); nil to use the vendor's
+	// configured mirror. Only for a vendor that pins a TUF root.
+	TUF tuf.Source
+
+	// release is the outcome of the TUF lookup (nil: the vendor pins no
+	// TUF root).
+	release *tuf.Release
 }
 
 // FleetRisk reports the fleet telemetry's view of an update.
@@ -87,12 +97,15 @@ type Gate struct {
 	installs    Installations
 	sboms       *SBOMStore
 	manifests   BlobStore
+	vulns       VulnerabilityMatcher
 	genOpts     []sbom.GenerateOption
 	generate    bool
 	scanUnsafe  bool // scan artifacts whose signatures did not verify
 	now         func() time.Time
 	version     string
 	logger      *slog.Logger
+	tufState    tuf.State
+	tuf         map[string]vendorTUF
 }
 
 // Option configures a Gate.
@@ -207,6 +220,9 @@ func New(cfg *trust.Config, eng *policy.Engine, ledger store.Ledger, opts ...Opt
 		}
 		g.trustBytes = b
 	}
+	if err := g.buildTUF(cfg); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -222,7 +238,12 @@ func digestOf(b []byte) string {
 func (g *Gate) Evaluate(ctx context.Context, u Update) (*Outcome, error) {
 	now := g.now().UTC()
 	out := &Outcome{}
-	ev, vres, err := g.collect(ctx, u, now)
+	var ev evidence.Evidence
+	var vres *verify.Result
+	err := g.lookupRelease(ctx, &u, now)
+	if err == nil {
+		ev, vres, err = g.collect(ctx, u, now)
+	}
 	out.Evidence, out.Verification = ev, vres
 	if err == nil {
 		out.Decision, err = g.engine.Evaluate(ctx, ev)
@@ -243,7 +264,7 @@ func (g *Gate) Evaluate(ctx context.Context, u Update) (*Outcome, error) {
 	if ev.SBOM != nil {
 		sbomDigest = ev.SBOM.Digest
 	}
-	if u.Device == nil {
+	if u.Device == nil && u.Version != "" { // no version: the vendor's TUF metadata failed, and the caller named none
 		rel := store.Release{Vendor: u.Vendor, Product: u.Product, Version: u.Version, Digest: ev.Artifact.Digest, Allowed: out.Decision.Allow,
 			Codes: codes, SBOMDigest: sbomDigest, PolicyDigest: out.Decision.PolicyDigest, TrustDigest: g.trust.Digest(), EvaluatedAt: now}
 		if err := g.ledger.RecordRelease(ctx, rel); err != nil {
@@ -275,10 +296,13 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 		Verification: evidence.Verification{Reasons: []string{}, TrustedSigners: []evidence.Signer{}, Signatures: []evidence.Signature{}},
 		Device:       u.Device,
 	}
-	if u.Vendor == "" || u.Product == "" || u.Version == "" {
-		return ev, nil, errors.New("vendor, product and version are required")
+	if u.Vendor == "" || u.Product == "" || (u.Version == "" && u.release == nil) {
+		return ev, nil, errors.New("vendor, product and version are required (the version may come from the vendor's TUF metadata)")
 	}
 	prod, known := g.trust.Product(u.Vendor, u.Product)
+	if u.release != nil {
+		releaseEvidence(&ev, u.release, u.TargetClasses != nil)
+	}
 	if ev.Artifact.DeviceClasses == nil {
 		ev.Artifact.DeviceClasses = slices.Clone(prod.DeviceClasses)
 		if ev.Artifact.DeviceClasses == nil {
@@ -286,11 +310,11 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 		}
 	}
 	// 1. Signatures.
-	vres, atts, err := g.verify(ctx, u, prod, known)
+	vres, atts, prov, err := g.verify(ctx, u, prod, known)
 	if err != nil {
 		return ev, nil, fmt.Errorf("verify: %w", err)
 	}
-	ev.Attestations = atts
+	ev.Attestations, ev.Provenance = atts, prov
 	ev.Artifact.Digest, ev.Artifact.Size = vres.Artifact.Digest, vres.Artifact.Size
 	ev.Verification = toVerification(vres)
 	ev.Metadata.SignedAt = signedAt(vres)
@@ -314,6 +338,10 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 	if err := g.sbomEvidence(ctx, u, &ev, prev, vres.Verified); err != nil {
 		return ev, vres, err
 	}
+	// 3b. Known vulnerabilities of the SBOM's components.
+	if err := g.vulnerabilityEvidence(ctx, &ev, now); err != nil {
+		return ev, vres, err
+	}
 	// 4. Fleet.
 	if g.fleet != nil && ev.Artifact.Digest != "" {
 		f, err := g.fleet.Risk(ctx, ev.Artifact.Digest)
@@ -328,36 +356,48 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 	return ev, vres, nil
 }
 
-func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, error) {
-	pol := &verify.Policy{TrustedRoot: g.trustedRoot, Threshold: prod.Authorities.Threshold}
+// productPolicy is the verify policy of a product's authorities: its keys
+// (with their validity windows), keyless identities and threshold.
+func productPolicy(cfg *trust.Config, tr root.TrustedMaterial, prod trust.Product) (*verify.Policy, error) {
+	pol := &verify.Policy{TrustedRoot: tr, Threshold: prod.Authorities.Threshold}
 	for _, k := range prod.Authorities.Keys {
-		key, err := verify.LoadPublicKey(g.trust.ResolvePath(k.Path))
+		key, err := verify.LoadPublicKey(cfg.ResolvePath(k.Path))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
+		key.Valid = verify.Window{From: k.ValidFrom, Until: k.ValidUntil}
 		pol.Keys = append(pol.Keys, key)
 	}
 	for _, id := range prod.Authorities.Keyless {
-		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp})
+		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp,
+			Valid: verify.Window{From: id.ValidFrom, Until: id.ValidUntil}})
 	}
 	if pol.Threshold > len(pol.Keys)+len(pol.Identities) {
 		pol.Threshold = len(pol.Keys) + len(pol.Identities)
+	}
+	return pol, nil
+}
+
+func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, *evidence.Provenance, error) {
+	pol, err := productPolicy(g.trust, g.trustedRoot, prod)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	if !known || len(pol.Keys)+len(pol.Identities) == 0 {
 		// No signer is trusted: record what the signatures are, so the
 		// policy can say "untrusted" with evidence, by checking against an
 		// empty trust (every signature fails as untrusted).
 		res, err := g.untrusted(ctx, u)
-		return res, []evidence.Attestation{}, err
+		return res, []evidence.Attestation{}, nil, err
 	}
 	if len(pol.Identities) > 0 && pol.TrustedRoot == nil {
-		return nil, nil, errors.New("keyless authorities are configured but the trust configuration names no trusted_root")
+		return nil, nil, nil, errors.New("keyless authorities are configured but the trust configuration names no trusted_root")
 	}
 	switch u.Kind {
 	case evidence.KindBlob:
 		art, err := verify.HashFile(u.Source)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var sigs []verify.Signature
 		var atts []verify.Signature
@@ -370,9 +410,10 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 		}
 		res, err := verify.Blob(ctx, art, sigs, pol)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		out := []evidence.Attestation{}
+		var prov *evidence.Provenance
 		if len(atts) > 0 {
 			// Attestations are signed by the same authorities; each is
 			// reported on its own, whatever the threshold.
@@ -380,8 +421,9 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 			apol.Threshold = 1
 			ares, err := verify.Attestation(ctx, art, atts, "", &apol)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
+			prov = provenance(ares)
 			for _, s := range ares.Signatures {
 				a := evidence.Attestation{PredicateType: s.PredicateType, Verified: s.Verified, Reason: string(s.Reason)}
 				if s.Signer != nil {
@@ -390,12 +432,12 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 				out = append(out, a)
 			}
 		}
-		return res, out, nil
+		return res, out, prov, nil
 	case evidence.KindImage:
 		res, err := verify.Image(ctx, u.Source, pol)
-		return res, []evidence.Attestation{}, err
+		return res, []evidence.Attestation{}, nil, err
 	}
-	return nil, nil, fmt.Errorf("unknown artifact kind %q", u.Kind)
+	return nil, nil, nil, fmt.Errorf("unknown artifact kind %q", u.Kind)
 }
 
 // untrusted hashes the artifact and reports its signatures without any
@@ -472,7 +514,7 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 	if g.generate && (verified || g.scanUnsafe) {
 		src := sbom.FirmwareSource(u.Source)
 		if u.Kind == evidence.KindImage {
-			src = imageSource(u.Source)
+			src = imageSource(u.Source, ev.Artifact.Digest)
 		}
 		var gen *sbom.Generated
 		var man *firmware.Manifest
@@ -617,6 +659,8 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 		ResourceURI: resourceURI(u, hexd), Passed: out.Decision.Allow, ReasonCodes: codes,
 		PolicyURI: "https://wardgate.dev/policy/default", PolicyDigest: digestMap(out.Decision.PolicyDigest),
 		TrustConfigDigest: g.trust.Digest(), TrustedRootDigest: g.rootDigest, Time: ev.EvaluatedAt,
+		Vendor: ev.Artifact.Vendor, Product: ev.Artifact.Product, Version: ev.Artifact.Version,
+		ReleaseMetadata: releaseRefs(u.release),
 	}
 	if out.Decision.Allow {
 		v.VerifiedLevels = []string{"WARDGATE_ADMITTED"}
@@ -624,6 +668,9 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	if ev.SBOM != nil {
 		v.SBOMDigest = ev.SBOM.Digest
 		v.Inputs = append(v.Inputs, attest.Input{URI: "sbom:" + ev.SBOM.Source, Digest: digestMap(ev.SBOM.Digest)})
+	}
+	if ev.Vulnerabilities != nil {
+		v.Inputs = append(v.Inputs, attest.Input{URI: "vulndb:" + ev.Vulnerabilities.Database.Format, Digest: digestMap(ev.Vulnerabilities.Database.Digest)})
 	}
 	for _, s := range u.Signatures {
 		v.Inputs = append(v.Inputs, attest.Input{URI: s.Source, Digest: digestMap(digestOf(s.Data))})
@@ -674,12 +721,18 @@ func resourceURI(u Update, hexd string) string {
 }
 
 // imageSource is the sbom.Generate source for an image reference: local
-// layouts keep their scheme, anything else is a registry reference.
-func imageSource(ref string) string {
-	for _, p := range []string{"oci-dir:", "oci-archive:", "docker-archive:", "registry:"} {
+// layouts keep their scheme, anything else is a registry reference, pinned
+// to the digest verification resolved (a tag could name another image by
+// the time it is scanned).
+func imageSource(ref, digest string) string {
+	for _, p := range []string{"oci-dir:", "oci-archive:", "docker-archive:"} {
 		if strings.HasPrefix(ref, p) {
 			return ref
 		}
+	}
+	ref = strings.TrimPrefix(ref, "registry:")
+	if r, err := name.ParseReference(ref); err == nil && evidence.IsDigest(digest) {
+		return "registry:" + r.Context().Name() + "@" + digest
 	}
 	return "registry:" + ref
 }

@@ -54,7 +54,8 @@ func annotateLayers(data []byte, f Format, res *firmware.Result, scanRoot string
 	if ff == cdx.BOMFileFormatJSON {
 		enc.SetEscapeHTML(false)
 	}
-	if err := enc.EncodeVersion(&bom, cdx.SpecVersion1_6); err != nil {
+	// Encoded again in the version it was asked for (cyclonedx-json@1.5...).
+	if err := enc.EncodeVersion(&bom, bom.SpecVersion); err != nil {
 		return nil, fmt.Errorf("annotate firmware layers: %w", err)
 	}
 	return buf.Bytes(), nil

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -21,9 +20,6 @@ import (
 	"github.com/anchore/syft/syft"
 	"github.com/anchore/syft/syft/cataloging"
 	"github.com/anchore/syft/syft/cataloging/pkgcataloging"
-	"github.com/anchore/syft/syft/format/cyclonedxjson"
-	"github.com/anchore/syft/syft/format/cyclonedxxml"
-	"github.com/anchore/syft/syft/format/spdxjson"
 	"github.com/anchore/syft/syft/format/syftjson"
 	syftsbom "github.com/anchore/syft/syft/sbom"
 	"github.com/anchore/syft/syft/source"
@@ -34,6 +30,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/wardgate/wardgate/firmware"
+	"github.com/wardgate/wardgate/internal/buildinfo"
 )
 
 // ErrBadSource is wrapped by errors about a source Generate cannot scan.
@@ -47,7 +44,9 @@ var sourceSchemes = []string{"dir", "file", "oci-dir", "oci-archive", "docker-ar
 type GenerateOption func(*generateConfig) error
 
 type generateConfig struct {
-	format   Format
+	outputs  []OutputFormat
+	tool     string
+	version  string
 	cacheDir string
 	noCache  bool
 	limits   firmware.Limits
@@ -60,16 +59,42 @@ type generateConfig struct {
 	onTree func(dir, scanRoot string, s *syftsbom.SBOM) error
 }
 
-// WithFormat sets the output format: cyclonedx-json (the default,
-// CycloneDX 1.6), cyclonedx-xml (1.6), spdx-json (2.3) or syft-json.
+// WithFormat sets the output format, as syft's -o names it:
+// cyclonedx-json (the default, CycloneDX 1.6), cyclonedx-xml, spdx-json
+// (2.3), spdx-tag-value, syft-json (or json), with an optional @VERSION
+// (cyclonedx-json@1.5, spdx-json@2.2).
 func WithFormat(f Format) GenerateOption {
 	return func(c *generateConfig) error {
-		switch f {
-		case FormatCycloneDXJSON, FormatCycloneDXXML, FormatSPDXJSON, FormatSyftJSON:
-			c.format = f
-			return nil
+		of, err := ParseOutputFormat(string(f))
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("sbom: output format %q: want cyclonedx-json, cyclonedx-xml, spdx-json or syft-json", f)
+		c.outputs = []OutputFormat{of}
+		return nil
+	}
+}
+
+// WithOutputs makes Generate encode one scan in every format given, in
+// order (Generated.Outputs). It replaces WithFormat.
+func WithOutputs(fs ...OutputFormat) GenerateOption {
+	return func(c *generateConfig) error {
+		if len(fs) == 0 {
+			return errors.New("sbom: no output format")
+		}
+		c.outputs = slices.Clone(fs)
+		return nil
+	}
+}
+
+// WithTool names the tool the SBOM records as its author (default wardgate
+// at this build's version).
+func WithTool(name, version string) GenerateOption {
+	return func(c *generateConfig) error {
+		if name == "" || version == "" {
+			return errors.New("sbom: tool name and version must not be empty")
+		}
+		c.tool, c.version = name, version
+		return nil
 	}
 }
 
@@ -171,12 +196,20 @@ func WithProgress(p *Progress) GenerateOption {
 // Generated is an SBOM produced by Generate.
 type Generated struct {
 	Format Format
-	Data   []byte // the encoded SBOM
+	Data   []byte // the encoded SBOM (the first output)
 	Cached bool   // served from the cache
 	Key    string // cache key, when the source has one
+	// Outputs are the encodings asked for, in order.
+	Outputs []Output
 	// Firmware lists the layers unpacked from a firmware or archive
 	// source (nil for other sources, and when served from the cache).
 	Firmware *firmware.Result
+}
+
+// Output is the scan encoded in one format.
+type Output struct {
+	Format OutputFormat
+	Data   []byte
 }
 
 // Generate scans source with syft and returns the encoded SBOM. source is
@@ -191,54 +224,121 @@ type Generated struct {
 // no Maven Central; only a registry: source reaches the network.
 func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Generated, error) {
 	cfg := generateConfig{
-		format: FormatCycloneDXJSON,
-		limits: firmware.DefaultLimits(),
-		logger: slog.New(slog.DiscardHandler),
+		limits:  firmware.DefaultLimits(),
+		logger:  slog.New(slog.DiscardHandler),
+		tool:    "wardgate",
+		version: buildinfo.Version(),
 	}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
 	}
+	if len(cfg.outputs) == 0 {
+		of, err := ParseOutputFormat(string(FormatCycloneDXJSON))
+		if err != nil {
+			return nil, err
+		}
+		cfg.outputs = []OutputFormat{of}
+	}
 	scheme, target, err := parseSource(source)
 	if err != nil {
 		return nil, err
 	}
-	out := &Generated{Format: cfg.format}
+	out := &Generated{Format: cfg.outputs[0].Name}
+	// The cache keeps syft's own JSON of the scan and each encoding asked
+	// for: an encoding asked for again is served as it was, another format
+	// is encoded from the scan, not scanned again.
+	var s *syftsbom.SBOM
+	cached := make([][]byte, len(cfg.outputs))
 	if cfg.cacheDir != "" && !cfg.noCache {
-		key, err := cacheKey(scheme, target, cfg.format, cfg.progress)
+		key, err := cacheKey(scheme, target, cfg.tool+" "+cfg.version, cfg.progress)
 		if err != nil {
 			return nil, err
 		}
 		out.Key = key
-		if data, err := os.ReadFile(cachePath(cfg.cacheDir, key, cfg.format)); err == nil {
-			cfg.logger.Debug("sbom cache hit", "source", source, "key", key)
-			out.Data, out.Cached = data, true
-			return out, nil
+		// A registry tag has no key (what it names can change): not cached.
+		if key != "" {
+			all := true
+			for i, f := range cfg.outputs {
+				cached[i], _ = os.ReadFile(cachePath(cfg.cacheDir, key, Format(f.String())))
+				all = all && cached[i] != nil
+			}
+			if !all {
+				if data, err := os.ReadFile(cachePath(cfg.cacheDir, key, FormatSyftJSON)); err == nil {
+					if cs, _, _, err := syftjson.NewFormatDecoder().Decode(bytes.NewReader(data)); err == nil && cs != nil {
+						s = cs
+					}
+				}
+			}
+			out.Cached = all || s != nil
+			cfg.logger.Debug("sbom cache", "source", source, "key", key, "hit", out.Cached)
 		}
-		cfg.logger.Debug("sbom cache miss", "source", source, "key", key)
 	}
-	archiveName, scanRoot := "", "."
-	if scheme == "archive" || scheme == "firmware" {
-		dir, res, cleanup, err := unpackSource(ctx, scheme, target, cfg)
-		if err != nil {
+	scanRoot := "."
+	if !out.Cached {
+		if s, out.Firmware, scanRoot, err = scanSource(ctx, scheme, target, cfg); err != nil {
 			return nil, err
 		}
+		if out.Key != "" {
+			data, err := encode(s, OutputFormat{Name: FormatSyftJSON})
+			if err == nil {
+				err = cacheStore(cfg.cacheDir, out.Key, FormatSyftJSON, data)
+			}
+			if err != nil {
+				cfg.logger.Warn("sbom cache store", "err", err)
+			}
+		}
+	}
+	for i, f := range cfg.outputs {
+		data := cached[i]
+		if data == nil {
+			var err error
+			data, err = encode(s, f)
+			if err == nil && out.Firmware != nil {
+				data, err = annotateLayers(data, f.Name, out.Firmware, scanRoot)
+			}
+			if err != nil {
+				return nil, err
+			}
+			if out.Key != "" {
+				if err := cacheStore(cfg.cacheDir, out.Key, Format(f.String()), data); err != nil {
+					cfg.logger.Warn("sbom cache store", "err", err)
+				}
+			}
+		}
+		out.Outputs = append(out.Outputs, Output{Format: f, Data: data})
+	}
+	out.Data = out.Outputs[0].Data
+	return out, nil
+}
+
+// scanSource scans one source, unpacking a firmware image first (see
+// firmware.Unpack); it returns the layers unpacked (nil for other
+// sources) and the path in the unpacked tree that syft scanned.
+func scanSource(ctx context.Context, scheme, target string, cfg generateConfig) (*syftsbom.SBOM, *firmware.Result, string, error) {
+	var res *firmware.Result
+	archiveName, scanRoot := "", "."
+	if scheme == "archive" || scheme == "firmware" {
+		dir, r, cleanup, err := unpackSource(ctx, scheme, target, cfg)
+		if err != nil {
+			return nil, nil, "", err
+		}
 		defer cleanup()
-		if res == nil {
+		if r == nil {
 			scheme = "file"
 		} else {
 			// syft finds the distribution from the scanned root's
 			// os-release: a root filesystem below the top (a ramdisk in a
 			// U-Boot image) is scanned as the root.
-			archiveName, out.Firmware = filepath.Base(target), res
-			scanRoot = res.RootFS(dir)
+			archiveName, res = filepath.Base(target), r
+			scanRoot = r.RootFS(dir)
 			scheme, target = "dir", filepath.Join(dir, filepath.FromSlash(scanRoot))
 		}
 	}
-	s, err := scan(ctx, scheme, target, cfg.progress)
+	s, err := scan(ctx, scheme, target, cfg.tool, cfg.version, cfg.progress)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	if archiveName != "" {
 		// An unpacked archive is named after the archive, not the temp dir.
@@ -246,33 +346,23 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 	}
 	if cfg.onTree != nil && scheme == "dir" {
 		treeDir := target
-		if out.Firmware != nil {
+		if res != nil {
 			treeDir = strings.TrimSuffix(target, string(filepath.Separator)+filepath.FromSlash(scanRoot))
 		}
 		if err := cfg.onTree(treeDir, scanRoot, s); err != nil {
-			return nil, err
+			return nil, nil, "", err
 		}
 	}
-	data, err := encode(s, cfg.format)
-	if err == nil && out.Firmware != nil {
-		data, err = annotateLayers(data, cfg.format, out.Firmware, scanRoot)
-	}
-	if err != nil {
-		return nil, err
-	}
-	out.Data = data
-	if out.Key != "" {
-		if err := cacheStore(cfg.cacheDir, out.Key, cfg.format, data); err != nil {
-			cfg.logger.Warn("sbom cache store", "err", err)
-		}
-	}
-	return out, nil
+	return s, res, scanRoot, nil
 }
 
 func parseSource(source string) (scheme, target string, err error) {
 	if s, t, ok := strings.Cut(source, ":"); ok && slices.Contains(sourceSchemes, s) {
 		if t == "" {
 			return "", "", fmt.Errorf("%w: %q names no path or reference", ErrBadSource, source)
+		}
+		if s == "registry" && !explicitRegistry(t) {
+			return "", "", fmt.Errorf("%w: %q names no registry; write the registry host (index.docker.io/%s for Docker Hub): wardgate reaches no registry it was not named", ErrBadSource, source, t)
 		}
 		return s, t, nil
 	}
@@ -306,7 +396,7 @@ const syftArchiveMemory = 512 << 20
 // inside the tree are not opened (IncludeUnindexedArchives false, as in
 // syft's defaults); firmware.Unpack already unpacked every container that
 // belongs to the firmware.
-func scan(ctx context.Context, scheme, target string, p *Progress) (*syftsbom.SBOM, error) {
+func scan(ctx context.Context, scheme, target, tool, version string, p *Progress) (*syftsbom.SBOM, error) {
 	if p != nil {
 		defer p.watch()()
 	}
@@ -338,7 +428,7 @@ func scan(ctx context.Context, scheme, target string, p *Progress) (*syftsbom.SB
 		WithMaxDepth(firmware.DefaultMaxDepth).
 		WithMaxMemoryBytes(syftArchiveMemory).
 		WithMaxDiskBytes(0)
-	cfg := syft.DefaultCreateSBOMConfig().WithTool("wardgate", wardgateVersion()).WithPackagesConfig(pk).WithArchiveConfig(archives)
+	cfg := syft.DefaultCreateSBOMConfig().WithTool(tool, version).WithPackagesConfig(pk).WithArchiveConfig(archives)
 	s, err := syft.CreateSBOM(ctx, src, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s:%s: %w", scheme, target, err)
@@ -379,57 +469,12 @@ func (c valuesCtx) Value(key any) any {
 	return c.extra.Value(key)
 }
 
-func wardgateVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "devel"
-}
-
-func syftModuleVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/anchore/syft" {
-				return d.Version
-			}
-		}
-	}
-	return "unknown"
-}
-
-func encode(s *syftsbom.SBOM, f Format) ([]byte, error) {
-	var (
-		enc syftsbom.FormatEncoder
-		err error
-	)
-	switch f {
-	case FormatCycloneDXJSON:
-		enc, err = cyclonedxjson.NewFormatEncoderWithConfig(cyclonedxjson.EncoderConfig{Version: "1.6", Pretty: true})
-	case FormatCycloneDXXML:
-		enc, err = cyclonedxxml.NewFormatEncoderWithConfig(cyclonedxxml.EncoderConfig{Version: "1.6", Pretty: true})
-	case FormatSPDXJSON:
-		enc, err = spdxjson.NewFormatEncoderWithConfig(spdxjson.EncoderConfig{Version: "2.3", Pretty: true})
-	case FormatSyftJSON:
-		enc, err = syftjson.NewFormatEncoderWithConfig(syftjson.EncoderConfig{Pretty: true})
-	default:
-		err = fmt.Errorf("sbom: output format %q not supported", f)
-	}
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := enc.Encode(&buf, *s); err != nil {
-		return nil, fmt.Errorf("encode %s: %w", f, err)
-	}
-	return buf.Bytes(), nil
-}
-
-// cacheKey is the SHA-256 of what decides the output: the syft version and
-// output format, the scheme, and the content. A registry reference is
+// cacheKey is the SHA-256 of what decides the scan: the syft version, the
+// tool recorded, the scheme, and the content. A registry reference is
 // cacheable only when pinned by digest.
-func cacheKey(scheme, target string, f Format, p *Progress) (string, error) {
+func cacheKey(scheme, target, tool string, p *Progress) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "wardgate-sbom-cache v1\nsyft %s\nformat %s\nscheme %s\n", syftModuleVersion(), f, scheme)
+	fmt.Fprintf(h, "wardgate-sbom-cache v2\nsyft %s\ntool %s\nscheme %s\n", syftVersion(), tool, scheme)
 	switch scheme {
 	case "registry":
 		if !strings.Contains(target, "@sha256:") {
@@ -491,6 +536,15 @@ func hashDir(w io.Writer, dir string, prog *Progress) error {
 		}
 		return nil
 	})
+}
+
+// explicitRegistry reports whether an image reference names its registry:
+// its first path component is a host, by go-containerregistry's own rule
+// (localhost, or a name with a '.' or ':'). "oci/pump-agent" names none,
+// and would go to Docker Hub.
+func explicitRegistry(ref string) bool {
+	first, _, ok := strings.Cut(ref, "/")
+	return ok && (first == "localhost" || strings.ContainsAny(first, ".:"))
 }
 
 func cachePath(dir, key string, f Format) string {

@@ -201,7 +201,12 @@ func (a *Data) build(ctx context.Context, key snapKey, rep egress.Report) (*snap
 		slices.SortFunc(l, func(x, y egress.Installation) int { return x.Time.Compare(y.Time) })
 	}
 	for i, f := range rep.Findings {
+		// A fleet-change notice is about a class, not the devices in it:
+		// it makes none of them affected.
 		for _, d := range f.Devices {
+			if f.Severity == egress.SeverityNotice {
+				break
+			}
 			k := strings.ToLower(d)
 			s.devFind[k] = append(s.devFind[k], i)
 		}

@@ -34,6 +34,16 @@ warnings contains v if {
 	enforcement(v.code) == "warn"
 }
 
+# Findings a rule set accepts through an exception in the trust
+# configuration (data.wardgate.rules[name].accepted, such as a known
+# vulnerability the vendor's release is not affected by): warnings that
+# carry the exception's justification; they never deny.
+warnings contains object.union(v, {"rule": name}) if {
+	some name
+	some v in data.wardgate.rules[name].accepted
+	enforcement(v.code) != "off"
+}
+
 decision := {
 	"allow": count(violations) == 0,
 	"violations": violations,

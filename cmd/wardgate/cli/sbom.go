@@ -31,10 +31,50 @@ func NewSbomCmd() *cobra.Command {
 }
 
 type sbomGenerateConfig struct {
-	output   string
+	outputs  []string
 	file     string
 	noCache  bool
 	cacheDir string
+}
+
+// sbomOutput is one -o FORMAT[=FILE]: where one encoding goes ("" is
+// standard output).
+type sbomOutput struct {
+	format sbom.OutputFormat
+	file   string
+}
+
+// parseOutputs reads syft's -o FORMAT[=FILE] flags: at most one goes to
+// standard output, and --file (wardgate's older flag) names the file of a
+// single output.
+func (c sbomGenerateConfig) parseOutputs() ([]sbomOutput, error) {
+	specs := c.outputs
+	if len(specs) == 0 {
+		specs = []string{string(sbom.FormatCycloneDXJSON)}
+	}
+	var outs []sbomOutput
+	stdout := 0
+	for _, spec := range specs {
+		name, file, _ := strings.Cut(spec, "=")
+		f, err := sbom.ParseOutputFormat(name)
+		if err != nil {
+			return nil, fmt.Errorf("-o %s: %w", spec, err)
+		}
+		if file == "" {
+			stdout++
+		}
+		outs = append(outs, sbomOutput{format: f, file: file})
+	}
+	if c.file != "" {
+		if len(outs) != 1 || outs[0].file != "" {
+			return nil, errors.New("--file goes with one -o FORMAT; with several, write -o FORMAT=FILE")
+		}
+		outs[0].file, stdout = c.file, 0
+	}
+	if stdout > 1 {
+		return nil, errors.New("more than one -o writes to standard output: give each but one a file, -o FORMAT=FILE")
+	}
+	return outs, nil
 }
 
 // defaultCacheDir is $XDG_CACHE_HOME/wardgate/sbom, or "" when there is no
@@ -47,8 +87,12 @@ func defaultCacheDir() string {
 	return filepath.Join(d, "wardgate", "sbom")
 }
 
-func (c sbomGenerateConfig) options() []sbom.GenerateOption {
-	opts := []sbom.GenerateOption{sbom.WithFormat(sbom.Format(c.output))}
+func (c sbomGenerateConfig) options(outs []sbomOutput) []sbom.GenerateOption {
+	var fs []sbom.OutputFormat
+	for _, o := range outs {
+		fs = append(fs, o.format)
+	}
+	opts := []sbom.GenerateOption{sbom.WithOutputs(fs...), sbom.WithTool("wardgate", Version)}
 	switch {
 	case c.noCache:
 		opts = append(opts, sbom.WithoutCache())
@@ -79,33 +123,66 @@ a file, or when CI is set (to anything but "false" or "0").
 Exit codes: 0 written, 2 could not scan.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := cfg.options()
+			outs, err := cfg.parseOutputs()
+			if err != nil {
+				return noVerdict(err)
+			}
+			opts := cfg.options(outs)
 			stop := func() {}
 			if tty, ok := progressTerminal(cmd.ErrOrStderr(), os.Getenv); ok {
 				var p sbom.Progress
 				opts = append(opts, sbom.WithProgress(&p))
-				stop = drawProgress(tty, &p, 150*time.Millisecond)
+				stop = drawProgress(tty, &p, 150*time.Millisecond, !cfg.noCache && cfg.cacheDir != "")
 			}
 			g, err := sbom.Generate(cmd.Context(), args[0], opts...)
 			stop() // the line is gone before anything else is written
 			if err != nil {
 				return noVerdict(err)
 			}
-			if cfg.file != "" {
-				if err := os.WriteFile(cfg.file, g.Data, 0o644); err != nil {
+			for i, o := range outs {
+				data := g.Outputs[i].Data
+				if o.file == "" {
+					if _, err := cmd.OutOrStdout().Write(data); err != nil {
+						return noVerdict(err)
+					}
+					continue
+				}
+				if err := writeFileAtomic(o.file, data); err != nil {
 					return noVerdict(err)
 				}
-				return nil
 			}
-			_, err = cmd.OutOrStdout().Write(g.Data)
-			return err
+			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&cfg.output, "output", "o", string(sbom.FormatCycloneDXJSON), "output format: cyclonedx-json (1.6), cyclonedx-xml (1.6), spdx-json (2.3), syft-json")
-	cmd.Flags().StringVar(&cfg.file, "file", "", "write the SBOM to this file instead of standard output")
+	cmd.Flags().StringArrayVarP(&cfg.outputs, "output", "o", nil, "output as syft names it, FORMAT[@VERSION][=FILE], repeatable: "+strings.Join(sbom.OutputFormatNames(), ", ")+" (default cyclonedx-json)")
+	cmd.Flags().StringVar(&cfg.file, "file", "", "write the SBOM to this file instead of standard output (one -o only)")
 	cmd.Flags().BoolVar(&cfg.noCache, "no-cache", false, "scan even if a cached SBOM of the same content exists")
 	cmd.Flags().StringVar(&cfg.cacheDir, "cache-dir", defaultCacheDir(), "content-addressed SBOM cache")
 	return cmd
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory: a reader never sees half an SBOM, and a failed write leaves
+// nothing behind.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // progressTerminal returns w as a terminal to draw progress on: w is a
@@ -130,9 +207,11 @@ func progressTerminal(w io.Writer, getenv func(string) string) (io.Writer, bool)
 
 // drawProgress redraws one status line on w now and every interval until
 // stop is called, which erases it.
-func drawProgress(w io.Writer, p *sbom.Progress, every time.Duration) (stop func()) {
+// hashing says whether files are read for the cache key (not with
+// --no-cache): only then is there a count of files to show.
+func drawProgress(w io.Writer, p *sbom.Progress, every time.Duration, hashing bool) (stop func()) {
 	const erase = "\r\x1b[K"
-	fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing()))
+	fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing(), hashing))
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -144,7 +223,7 @@ func drawProgress(w io.Writer, p *sbom.Progress, every time.Duration) (stop func
 				fmt.Fprint(w, erase)
 				return
 			case <-t.C:
-				fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing()))
+				fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing(), hashing))
 			}
 		}
 	}()
@@ -154,10 +233,14 @@ func drawProgress(w io.Writer, p *sbom.Progress, every time.Duration) (stop func
 	}
 }
 
-// progressLine is the status line: files read for the cache key, packages
-// found, and the path syft is indexing (its last 40 bytes).
-func progressLine(files, packages int64, indexing string) string {
-	line := fmt.Sprintf("scanning: %s files read, %s packages found", thousands(files), thousands(packages))
+// progressLine is the status line: files read for the cache key (when
+// there is one: with --no-cache nothing counts them), packages found, and
+// the path syft is indexing (its last 40 bytes).
+func progressLine(files, packages int64, indexing string, hashing bool) string {
+	line := fmt.Sprintf("scanning: %s packages found", thousands(packages))
+	if hashing {
+		line = fmt.Sprintf("scanning: %s files read, %s packages found", thousands(files), thousands(packages))
+	}
 	if indexing != "" {
 		if len(indexing) > 40 {
 			indexing = "..." + indexing[len(indexing)-37:]
@@ -246,12 +329,32 @@ func summaryLine(codes []sbom.Code, ch *sbom.Changes) string {
 	return strings.Join(parts, ", ")
 }
 
+// changeNames names each change's component: its name, and its bom-ref
+// or SPDX id where another change reads the same (two components of the
+// same name and version).
+func changeNames(ch *sbom.Changes) []string {
+	key := func(c sbom.Change) string { return string(c.Code) + "\x00" + c.Name + "\x00" + c.From + "\x00" + c.To }
+	n := map[string]int{}
+	for _, c := range ch.Changes {
+		n[key(c)]++
+	}
+	names := make([]string, len(ch.Changes))
+	for i, c := range ch.Changes {
+		names[i] = c.Name
+		if n[key(c)] > 1 && c.Ref != "" {
+			names[i] = c.Name + " [" + c.Ref + "]"
+		}
+	}
+	return names
+}
+
 func printTable(w io.Writer, codes []sbom.Code, ch *sbom.Changes) {
 	if len(ch.Changes) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CODE\tNAME\tFROM\tTO")
-		for _, c := range ch.Changes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Code, c.Name, dash(c.From), dash(c.To))
+		names := changeNames(ch)
+		for i, c := range ch.Changes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Code, names[i], dash(c.From), dash(c.To))
 		}
 		tw.Flush()
 	}
@@ -262,8 +365,9 @@ func printMarkdown(w io.Writer, codes []sbom.Code, ch *sbom.Changes) {
 	if len(ch.Changes) > 0 {
 		fmt.Fprintln(w, "| Change | Component | From | To |")
 		fmt.Fprintln(w, "|---|---|---|---|")
-		for _, c := range ch.Changes {
-			fmt.Fprintf(w, "| %s | `%s` | %s | %s |\n", c.Code, mdEscape(c.Name), mdEscape(dash(c.From)), mdEscape(dash(c.To)))
+		names := changeNames(ch)
+		for i, c := range ch.Changes {
+			fmt.Fprintf(w, "| %s | `%s` | %s | %s |\n", c.Code, mdEscape(names[i]), mdEscape(dash(c.From)), mdEscape(dash(c.To)))
 		}
 		fmt.Fprintln(w)
 	}
@@ -511,7 +615,6 @@ Exit codes: 0 done, 1 a --fail-on code was found, 2 unreadable input.`,
 	cmd.Flags().StringVar(&cfg.observed, "observed", "", "an SBOM of the artifact, or a source to generate one from")
 	cmd.Flags().BoolVar(&cfg.gen.noCache, "no-cache", false, "scan even if a cached SBOM of the same content exists")
 	cmd.Flags().StringVar(&cfg.gen.cacheDir, "cache-dir", defaultCacheDir(), "content-addressed SBOM cache")
-	cfg.gen.output = string(sbom.FormatCycloneDXJSON)
 	return cmd
 }
 
@@ -527,7 +630,11 @@ func observe(cmd *cobra.Command, cfg sbomDriftConfig) (*sbom.Document, error) {
 			return nil, err
 		}
 	}
-	g, err := sbom.Generate(cmd.Context(), cfg.observed, cfg.gen.options()...)
+	outs, err := cfg.gen.parseOutputs()
+	if err != nil {
+		return nil, err
+	}
+	g, err := sbom.Generate(cmd.Context(), cfg.observed, cfg.gen.options(outs)...)
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 )
 
 // Environment variables read by `wardgate serve` (a flag given on the
@@ -47,6 +48,9 @@ const (
 	RegistriesEnv  = "WARDGATE_REGISTRIES"
 	LogLevelEnv    = "WARDGATE_LOG_LEVEL"
 )
+
+// KubernetesListenEnv is --kubernetes-listen (docs/kubernetes.md).
+const KubernetesListenEnv = "WARDGATE_KUBERNETES_LISTEN"
 
 // DefaultListen is loopback only: exposing the gate is a decision.
 const DefaultListen = "127.0.0.1:8080"
@@ -79,6 +83,12 @@ type ServeFile struct {
 	// ScanUnsigned also unpacks and scans artifacts whose signatures did
 	// not verify (under the same limits); off by default.
 	ScanUnsigned *bool `yaml:"scan_unsigned"`
+
+	Kubernetes struct {
+		Listen   string `yaml:"listen"`
+		ClientCA string `yaml:"client_ca"`
+		Deadline string `yaml:"deadline"`
+	} `yaml:"kubernetes"`
 }
 
 // ServeConfig configures `wardgate serve`.
@@ -96,6 +106,9 @@ type ServeConfig struct {
 	ClientCA   string
 	Registries []string
 	LogLevel   string
+	// Output is how the server writes its log lines: json (the default:
+	// one JSON object a line, for machines) or text (slog's key=value).
+	Output     string
 	NoScan     bool
 	RiskTTL    time.Duration
 	Limits     server.Limits
@@ -104,9 +117,22 @@ type ServeConfig struct {
 	ScanUnsigned bool
 	// Unpack bounds firmware unpacking (zero fields take the defaults).
 	Unpack firmware.Limits
+	// KubernetesListen is the address of the admission webhook's TLS
+	// listener (empty: none); KubernetesClientCA the CA of the API
+	// server's client certificate; KubernetesDeadline the time a review is
+	// answered within (0: 8 s).
+	KubernetesListen   string
+	KubernetesClientCA string
+	KubernetesDeadline time.Duration
+	// KubernetesReady, when set, is called with the webhook listener's
+	// address once it listens.
+	KubernetesReady func(addr string)
 	// Ready, when set, is called with the address once the server listens
 	// (tests and scripts use port 0).
 	Ready func(addr string)
+	// UnencryptedKey lets serve create the service key without a
+	// password (--unencrypted-key).
+	UnencryptedKey bool
 }
 
 // Validate checks the configuration.
@@ -124,11 +150,23 @@ func (c *ServeConfig) Validate() error {
 	if c.ClientCA != "" && c.TLSCert == "" {
 		errs = append(errs, errors.New("--client-ca needs --tls-cert and --tls-key (mutual TLS)"))
 	}
+	if c.KubernetesListen != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("--kubernetes-listen needs --tls-cert and --tls-key: the API server calls webhooks over TLS only"))
+	}
+	if c.KubernetesClientCA != "" && c.KubernetesListen == "" {
+		errs = append(errs, errors.New("--kubernetes-client-ca needs --kubernetes-listen"))
+	}
+	if c.KubernetesDeadline < 0 || c.KubernetesDeadline > 30*time.Second {
+		errs = append(errs, fmt.Errorf("--kubernetes-deadline %s: want at most 30s, below the webhook's timeoutSeconds", c.KubernetesDeadline))
+	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Unpack.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Output != "" && c.Output != "json" && c.Output != "text" {
+		errs = append(errs, fmt.Errorf("-o %s: want json or text", c.Output))
 	}
 	if c.RiskTTL <= 0 {
 		errs = append(errs, fmt.Errorf("risk cache TTL %s: must be positive", c.RiskTTL))
@@ -176,7 +214,7 @@ detection configuration without dropping requests; SIGTERM or SIGINT shut
 down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.State, cfg.SigningKey, cfg.Origin = lf.state, lf.key, lf.origin
+			cfg.State, cfg.SigningKey, cfg.Origin, cfg.UnencryptedKey = lf.state, lf.key, lf.origin, lf.unencryptedKey
 			if err := cfg.resolve(cmd); err != nil {
 				return noVerdict(err)
 			}
@@ -212,7 +250,11 @@ down gracefully.`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM); $"+TLSKeyEnv)
 	f.StringVar(&cfg.ClientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS); $"+ClientCAEnv)
 	f.StringSliceVar(&cfg.Registries, "registry", nil, "registry POST /v1/updates may fetch images from (host[:port]); repeatable; $"+RegistriesEnv)
+	f.StringVar(&cfg.KubernetesListen, "kubernetes-listen", "", "serve the Kubernetes admission webhook (docs/kubernetes.md) on this address, over TLS with --tls-cert and --tls-key; $"+KubernetesListenEnv)
+	f.StringVar(&cfg.KubernetesClientCA, "kubernetes-client-ca", "", "on the webhook listener, a client certificate signed by this CA (the API server's) stands for the kubernetes role")
+	f.DurationVar(&cfg.KubernetesDeadline, "kubernetes-deadline", 8*time.Second, "answer each admission review within this (below the webhook's timeoutSeconds, 10 s by default); an image not decided by then is refused")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
+	f.StringVarP(&cfg.Output, "output", "o", "json", "log lines on standard error: json (one object a line) or text")
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
 	f.BoolVar(&cfg.ScanUnsigned, "scan-unsigned", false, "also unpack and scan an artifact whose signatures did not verify (under the same limits)")
 	f.Int64Var(&cfg.Unpack.MaxBytes, "max-unpack-bytes", firmware.DefaultMaxBytes, "firmware unpacking: most bytes written (in STATE/tmp)")
@@ -223,6 +265,7 @@ down gracefully.`,
 	f.BoolVar(&demo, "demo", false, "load the demo story (scripts/demo.sh) into a temporary state directory and serve it, with the web console, until interrupted; run from a wardgate checkout")
 	f.StringVar(&demoFixtures, "demo-fixtures", "fixtures", "the repository's fixtures directory, for --demo")
 	lf.register(cmd)
+	lf.registerKeyCreation(cmd)
 	return cmd
 }
 
@@ -258,6 +301,10 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	set("tls-key", TLSKeyEnv, &c.TLSKey, sf.TLSKey)
 	set("client-ca", ClientCAEnv, &c.ClientCA, sf.ClientCA)
 	set("log-level", LogLevelEnv, &c.LogLevel, sf.LogLevel)
+	set("kubernetes-listen", KubernetesListenEnv, &c.KubernetesListen, sf.Kubernetes.Listen)
+	if !cmd.Flags().Changed("kubernetes-client-ca") && sf.Kubernetes.ClientCA != "" {
+		c.KubernetesClientCA = sf.Kubernetes.ClientCA
+	}
 	if !cmd.Flags().Changed("registry") {
 		if v := os.Getenv(RegistriesEnv); v != "" {
 			c.Registries = strings.Split(v, ",")
@@ -296,6 +343,9 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 			return
 		}
 		*dst = d
+	}
+	if !cmd.Flags().Changed("kubernetes-deadline") {
+		dur("kubernetes.deadline", sf.Kubernetes.Deadline, &c.KubernetesDeadline)
 	}
 	if !cmd.Flags().Changed("risk-cache-ttl") {
 		dur("risk_cache_ttl", sf.RiskTTL, &c.RiskTTL)
@@ -388,13 +438,19 @@ func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
 	}
 	gopts := []gate.Option{gate.WithLog(s.log), gate.WithFleet(s.risk), gate.WithInstallations(s.installs), gate.WithSBOMStore(s.sboms),
 		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache")),
-			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp")), sbom.WithUnpackLimits(s.cfg.Unpack)), gate.WithManifestStore(s.manifests)}
+			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp")), sbom.WithUnpackLimits(s.cfg.Unpack)),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir))), gate.WithManifestStore(s.manifests)}
 	if s.cfg.ScanUnsigned {
 		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
 	}
 	if s.cfg.NoScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
+	vopts, err := vulnerabilityOptions(tc, s.cfg.State)
+	if err != nil {
+		return nil, err
+	}
+	gopts = append(gopts, vopts...)
 	return gate.New(tc, eng, s.ledger, gopts...)
 }
 
@@ -404,7 +460,11 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	if cfg.Output == "text" {
+		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	logger := slog.New(handler)
 	if err := os.MkdirAll(cfg.State, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
@@ -415,7 +475,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	}
 	defer ledger.Close()
 	st.ledger = ledger
-	lf := logFlags{state: cfg.State, key: cfg.SigningKey, origin: cfg.Origin}
+	lf := logFlags{state: cfg.State, key: cfg.SigningKey, origin: cfg.Origin, unencryptedKey: cfg.UnencryptedKey}
 	if st.log, err = openOrCreateLog(ctx, lf, stderr); err != nil {
 		return err
 	}
@@ -466,6 +526,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if cfg.RateLimits != nil {
 		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
 	}
+	opts = append(opts, server.WithKubernetes(server.KubernetesConfig{Deadline: cfg.KubernetesDeadline}))
 	srv, err := server.New(server.Deps{Gate: g, Records: recs, Risk: st.risk, Log: st.log, Telemetry: st.egress, Inventory: st.inv.Load, Tokens: tokens,
 		WorkDir: filepath.Join(cfg.State, "tmp"),
 		Ready: func(ctx context.Context) error {
@@ -478,6 +539,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer srv.Close()
 	var tlsCfg *tls.Config
 	if cfg.TLSCert != "" {
 		if tlsCfg, err = server.TLSConfig(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA); err != nil {
@@ -500,7 +562,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() {
 		if tlsCfg != nil {
 			errc <- hs.ServeTLS(ln, "", "")
@@ -508,6 +570,11 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 			errc <- hs.Serve(ln)
 		}
 	}()
+	kubeHS, err := serveKubernetes(cfg, srv, logger, errc)
+	if err != nil {
+		_ = hs.Close()
+		return err
+	}
 	for {
 		select {
 		case err := <-errc:
@@ -534,8 +601,35 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 			logger.Info("shutting down")
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := hs.Shutdown(sctx)
+			if kubeHS != nil {
+				err = errors.Join(err, kubeHS.Shutdown(sctx))
+			}
 			cancel()
 			return err
 		}
 	}
+}
+
+// serveKubernetes starts the admission webhook's TLS listener when
+// configured (docs/kubernetes.md); its serve error goes to errc.
+func serveKubernetes(cfg ServeConfig, srv *server.Server, logger *slog.Logger, errc chan<- error) (*http.Server, error) {
+	if cfg.KubernetesListen == "" {
+		return nil, nil
+	}
+	tlsCfg, err := server.KubernetesTLSConfig(cfg.TLSCert, cfg.TLSKey, cfg.KubernetesClientCA)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.KubernetesListen)
+	if err != nil {
+		return nil, err
+	}
+	hs := srv.KubernetesHTTPServer(ln.Addr().String(), tlsCfg)
+	logger.Info("serving the Kubernetes admission webhook", "addr", ln.Addr().String(), "validate", "https://"+ln.Addr().String()+"/v1/kubernetes/validate",
+		"mutate", "https://"+ln.Addr().String()+"/v1/kubernetes/mutate", "client_certificates", cfg.KubernetesClientCA != "")
+	if cfg.KubernetesReady != nil {
+		cfg.KubernetesReady(ln.Addr().String())
+	}
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	return hs, nil
 }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/server"
@@ -193,6 +194,9 @@ func RunServeDemo(ctx context.Context, cfg DemoConfig, out, stderr io.Writer) er
 	}
 	sc := cfg.Serve
 	sc.Trust, sc.State = filepath.Join(fx, "trust.yaml"), state
+	// The demo's state is temporary: without a password set, its service
+	// key is created unencrypted (and serve says so).
+	sc.UnencryptedKey = os.Getenv(attest.PasswordEnv) == ""
 	ready := make(chan string, 1)
 	sc.Ready = func(addr string) { ready <- addr }
 	ctx, cancel := context.WithCancel(ctx)
@@ -244,8 +248,8 @@ func (d *demoStory) run(ctx context.Context, out io.Writer, pumpDigest string) e
 	}{
 		{"acme-infusion", "infusion-pump", "2.3.0", "infusion-pump-2.3.0.bin", map[string]string{"signature": "sig/infusion-pump-2.3.0.bin.sig", "bundle": "keyless/infusion-pump-2.3.0.bin.v0.3.sigstore.json", "sbom": "sbom/infusion-pump-2.3.0.cdx.json"}},
 		{"acme-infusion", "infusion-pump", "2.4.0", "infusion-pump-2.4.0.bin", map[string]string{"signature": "sig/infusion-pump-2.4.0.bin.sig", "bundle": "keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json", "sbom": "sbom/infusion-pump-2.4.0.cdx.json"}},
-		{"medimaging", "mri-console", "7.2.0", "mri-console-7.2.0.bin", map[string]string{"signature": "sig/mri-console-7.2.0.bin.sig"}},
-		{"buildctl", "hvac-controller", "1.1.0", "hvac-controller-1.1.0.bin", map[string]string{"bundle": "sig/hvac-controller-1.1.0.bin.sigstore.json"}},
+		{"medimaging", "mri-console", "7.2.0", "mri-console-7.2.0.bin", map[string]string{"signature": "sig/mri-console-7.2.0.bin.sig", "sbom": "sbom/mri-console-7.2.0.cdx.json"}},
+		{"buildctl", "hvac-controller", "1.1.0", "hvac-controller-1.1.0.bin", map[string]string{"bundle": "sig/hvac-controller-1.1.0.bin.sigstore.json", "sbom": "sbom/hvac-controller-1.1.0.cdx.json"}},
 	} {
 		r, err := d.update(ctx, u.vendor, u.product, u.version, u.file, u.parts)
 		if err != nil {

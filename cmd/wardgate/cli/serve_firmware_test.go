@@ -37,7 +37,7 @@ import (
 // says so.
 func TestServeFirmware(t *testing.T) {
 	fwtest.Need(t, "mksquashfs")
-	t.Setenv("WARDGATE_KEY_PASSWORD", "")
+	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	dir, state := t.TempDir(), t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
