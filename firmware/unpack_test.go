@@ -99,7 +99,7 @@ func TestUnpackFormats(t *testing.T) {
 		{"tar", true, func(t *testing.T, r string) string { return fwtest.Tar(t, r) }, []string{". tar"}, ""},
 		{"zip", true, func(t *testing.T, r string) string { return fwtest.Zip(t, r) }, []string{". zip"}, ""},
 		{"tar.gz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "gzip", ".gz") }, []string{". gzip+tar"}, ""},
-		{"tar.xz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "xz", ".xz") }, []string{". xz+tar"}, ""},
+		{"tar.xz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "xz", ".xz", "-0") }, []string{". xz+tar"}, ""},
 		{"tar.bz2", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "bzip2", ".bz2") }, []string{". bzip2+tar"}, ""},
 		{"tar.zst", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "zstd", ".zst", "-q") }, []string{". zstd+tar"}, ""},
 		{"tar.lz4", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "lz4", ".lz4", "-q") }, []string{". lz4+tar"}, ""},
@@ -107,7 +107,7 @@ func TestUnpackFormats(t *testing.T) {
 			return fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "lz4", ".lz4", "-q", "-l")
 		}, []string{". lz4+cpio-newc"}, ""},
 		{"squashfs.xz", true, func(t *testing.T, r string) string {
-			return fwtest.Compress(t, fwtest.Squashfs(t, r, "gzip"), "xz", ".xz")
+			return fwtest.Compress(t, fwtest.Squashfs(t, r, "gzip"), "xz", ".xz", "-0")
 		}, []string{". xz+squashfs"}, ""},
 		{"uimage ramdisk cpio.gz", true, func(t *testing.T, r string) string {
 			return fwtest.UImage(t, "pump rootfs", "ramdisk", "gzip", fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "gzip", ".gz"))

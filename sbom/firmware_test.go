@@ -16,6 +16,7 @@ import (
 // SBOM of that root filesystem as a directory, and says in which layer and
 // at which path each package was found.
 func TestGenerateFirmwareFormats(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		links  bool
@@ -36,7 +37,7 @@ func TestGenerateFirmwareFormats(t *testing.T) {
 		{"fat", false, func(t *testing.T, r string) string { return fwtest.FAT(t, r) }, ".", "fat"},
 		{"iso9660", true, func(t *testing.T, r string) string { return fwtest.ISO(t, r) }, ".", "iso9660"},
 		{"zip", true, func(t *testing.T, r string) string { return fwtest.Zip(t, r) }, ".", "zip"},
-		{"tar.xz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "xz", ".xz") }, ".", "xz+tar"},
+		{"tar.xz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "xz", ".xz", "-0") }, ".", "xz+tar"},
 		{"tar.bz2", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "bzip2", ".bz2") }, ".", "bzip2+tar"},
 		{"tar.zst", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "zstd", ".zst", "-q") }, ".", "zstd+tar"},
 		{"tar.lz4", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "lz4", ".lz4", "-q") }, ".", "lz4+tar"},
