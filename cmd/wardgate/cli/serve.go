@@ -26,6 +26,7 @@ import (
 	"github.com/wardgate/wardgate/console/adapter"
 	"github.com/wardgate/wardgate/egress"
 	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
+	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
@@ -76,8 +77,17 @@ type ServeFile struct {
 		EvaluateTimeout   string `yaml:"evaluate_timeout"`
 		AdmitTimeout      string `yaml:"admit_timeout"`
 		TelemetryTimeout  string `yaml:"telemetry_timeout"`
+		MaxUnpackBytes    int64  `yaml:"max_unpack_bytes"`
+		MaxUnpackFiles    int    `yaml:"max_unpack_files"`
+		MaxUnpackDepth    int    `yaml:"max_unpack_depth"`
+		MaxUnpackRatio    int    `yaml:"max_unpack_ratio"`
 	} `yaml:"limits"`
 	RateLimits map[string]server.RateLimit `yaml:"rate_limits"`
+
+	// ScanUnsigned also unpacks and scans artifacts whose signatures did
+	// not verify (under the same limits); off by default.
+	ScanUnsigned *bool `yaml:"scan_unsigned"`
+
 	Kubernetes struct {
 		Listen   string `yaml:"listen"`
 		ClientCA string `yaml:"client_ca"`
@@ -107,6 +117,10 @@ type ServeConfig struct {
 	RiskTTL    time.Duration
 	Limits     server.Limits
 	RateLimits map[server.Role]server.RateLimit
+	// ScanUnsigned scans artifacts whose signatures did not verify.
+	ScanUnsigned bool
+	// Unpack bounds firmware unpacking (zero fields take the defaults).
+	Unpack firmware.Limits
 	// KubernetesListen is the address of the admission webhook's TLS
 	// listener (empty: none); KubernetesClientCA the CA of the API
 	// server's client certificate; KubernetesDeadline the time a review is
@@ -155,6 +169,9 @@ func (c *ServeConfig) Validate() error {
 		errs = append(errs, fmt.Errorf("--kubernetes-deadline %s: want at most 30s, below the webhook's timeoutSeconds", c.KubernetesDeadline))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Unpack.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Output != "" && c.Output != "json" && c.Output != "text" {
@@ -249,6 +266,11 @@ down gracefully.`,
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
 	f.StringVarP(&cfg.Output, "output", "o", "json", "log lines on standard error: json (one object a line) or text")
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
+	f.BoolVar(&cfg.ScanUnsigned, "scan-unsigned", false, "also unpack and scan an artifact whose signatures did not verify (under the same limits)")
+	f.Int64Var(&cfg.Unpack.MaxBytes, "max-unpack-bytes", firmware.DefaultMaxBytes, "firmware unpacking: most bytes written (in STATE/tmp)")
+	f.IntVar(&cfg.Unpack.MaxFiles, "max-unpack-files", firmware.DefaultMaxFiles, "firmware unpacking: most files, directories and links")
+	f.IntVar(&cfg.Unpack.MaxDepth, "max-unpack-depth", firmware.DefaultMaxDepth, "firmware unpacking: most formats nested (a tar.gz is 2)")
+	f.IntVar(&cfg.Unpack.MaxRatio, "max-unpack-ratio", firmware.DefaultMaxRatio, "firmware unpacking: most bytes written per byte of input (past 16 MiB)")
 	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "age after which a fleet analysis is refreshed in the background (answers use it for at most twice this; telemetry posted to the API invalidates it at once)")
 	f.StringVar(&cfg.Telemetry, "telemetry", "", "also consume telemetry from NATS JetStream at nats://HOST:PORT (docs/serve.md, Telemetry bus); $"+TelemetryEnv)
 	f.BoolVar(&demo, "demo", false, "load the demo story (scripts/demo.sh) into a temporary state directory and serve it, with the web console, until interrupted; run from a wardgate checkout")
@@ -306,6 +328,23 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	if !cmd.Flags().Changed("no-scan") && sf.Scan != nil {
 		c.NoScan = !*sf.Scan
 	}
+	if !cmd.Flags().Changed("scan-unsigned") && sf.ScanUnsigned != nil {
+		c.ScanUnsigned = *sf.ScanUnsigned
+	}
+	for _, u := range []struct {
+		flag string
+		file int64
+		set  func(int64)
+	}{
+		{"max-unpack-bytes", sf.Limits.MaxUnpackBytes, func(v int64) { c.Unpack.MaxBytes = v }},
+		{"max-unpack-files", int64(sf.Limits.MaxUnpackFiles), func(v int64) { c.Unpack.MaxFiles = int(v) }},
+		{"max-unpack-depth", int64(sf.Limits.MaxUnpackDepth), func(v int64) { c.Unpack.MaxDepth = int(v) }},
+		{"max-unpack-ratio", int64(sf.Limits.MaxUnpackRatio), func(v int64) { c.Unpack.MaxRatio = int(v) }},
+	} {
+		if u.file != 0 && !cmd.Flags().Changed(u.flag) {
+			u.set(u.file)
+		}
+	}
 	var errs []error
 	dur := func(name, v string, dst *time.Duration) {
 		if v == "" {
@@ -355,6 +394,10 @@ type serveState struct {
 	inv      atomic.Pointer[egress.Inventory]
 	ecfg     atomic.Pointer[egress.Config]
 	logger   *slog.Logger
+
+	// manifests keeps each scanned firmware's file manifest, for the
+	// file-level diff against the previous admitted release.
+	manifests *gate.SBOMStore
 }
 
 // loadFleet reads the inventory and detection configuration of the state
@@ -408,8 +451,11 @@ func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
 	}
 	gopts := []gate.Option{gate.WithLog(s.log), gate.WithFleet(s.risk), gate.WithInstallations(s.installs), gate.WithSBOMStore(s.sboms),
 		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache")),
-			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp"))),
-		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir)))}
+			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp")), sbom.WithUnpackLimits(s.cfg.Unpack)),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir))), gate.WithManifestStore(s.manifests)}
+	if s.cfg.ScanUnsigned {
+		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
+	}
 	if s.cfg.NoScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
@@ -454,6 +500,9 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	st.installs = gate.NewInstallationBatcher(st.egress)
 	defer st.installs.Close()
 	if st.sboms, err = gate.NewSBOMStore(filepath.Join(cfg.State, "sboms")); err != nil {
+		return err
+	}
+	if st.manifests, err = gate.NewSBOMStore(filepath.Join(cfg.State, "manifests")); err != nil {
 		return err
 	}
 	if err := st.loadFleet(); err != nil {
