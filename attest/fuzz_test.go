@@ -16,7 +16,7 @@ import (
 // only a note signed by the key is ever accepted.
 func FuzzParseCheckpoint(f *testing.F) {
 	s := newSigner(f)
-	l, err := OpenLog(context.Background(), filepath.Join(f.TempDir(), "log.db"), s, "")
+	l, err := openLogDir(f, f.TempDir(), s)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 // refuse or report, never panic, never write outside its temp dir.
 func FuzzVerifyPack(f *testing.F) {
 	s := newSigner(f)
-	l, err := OpenLog(context.Background(), filepath.Join(f.TempDir(), "log.db"), s, "")
+	l, err := openLogDir(f, f.TempDir(), s)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -16,12 +16,12 @@
 //     (Code) and an update's risk state (clean, suspicious, quarantined),
 //     converted to the evidence document's fleet section by Report.Fleet.
 //
-// Storage is behind the small Store interface; egress/sqlitestore
-// implements it on SQLite.
+// Storage is behind the small Store interface; the store package keeps
+// events and installations (store/sqlite on SQLite).
 //
 // Imports: the standard library, golang.org/x/net/publicsuffix (which
 // brings net/http/cookiejar for an interface, nothing more) and
 // wardgate/evidence. Must not import net/http itself, cobra,
-// wardgate/server, or a storage driver (that lives in egress/sqlitestore);
+// wardgate/server, or a storage driver (that lives in store/sqlite);
 // TestDeps checks it.
 package egress

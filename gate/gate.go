@@ -83,7 +83,8 @@ type Gate struct {
 	log         *attest.Log
 	fleet       FleetRisk
 	installs    Installations
-	sboms       *SBOMStore
+	blobs       store.Blobs
+	policies    map[productKey]productPolicy
 	genOpts     []sbom.GenerateOption
 	generate    bool
 	now         func() time.Time
@@ -110,10 +111,10 @@ func WithFleet(f FleetRisk) Option {
 	return func(g *Gate) error { g.fleet = f; return nil }
 }
 
-// WithSBOMStore keeps SBOMs by digest, so the next release can be diffed
-// against this one.
-func WithSBOMStore(s *SBOMStore) Option {
-	return func(g *Gate) error { g.sboms = s; return nil }
+// WithBlobs keeps SBOMs by digest in the store, so the next release can be
+// diffed against this one.
+func WithBlobs(s store.Blobs) Option {
+	return func(g *Gate) error { g.blobs = s; return nil }
 }
 
 // WithClock pins the evaluation time.
@@ -167,6 +168,7 @@ func New(cfg *trust.Config, eng *policy.Engine, ledger store.Ledger, opts ...Opt
 		}
 		g.trustedRoot, g.rootDigest = tr, digestOf(b)
 	}
+	g.policies = buildPolicies(cfg, g.trustedRoot)
 	if cfg.Path != "" {
 		b, err := os.ReadFile(cfg.Path)
 		if err != nil {
@@ -296,19 +298,9 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 }
 
 func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, error) {
-	pol := &verify.Policy{TrustedRoot: g.trustedRoot, Threshold: prod.Authorities.Threshold}
-	for _, k := range prod.Authorities.Keys {
-		key, err := verify.LoadPublicKey(g.trust.ResolvePath(k.Path))
-		if err != nil {
-			return nil, nil, err
-		}
-		pol.Keys = append(pol.Keys, key)
-	}
-	for _, id := range prod.Authorities.Keyless {
-		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp})
-	}
-	if pol.Threshold > len(pol.Keys)+len(pol.Identities) {
-		pol.Threshold = len(pol.Keys) + len(pol.Identities)
+	pol, err := g.policy(u.Vendor, u.Product)
+	if err != nil {
+		return nil, nil, err
 	}
 	if !known || len(pol.Keys)+len(pol.Identities) == 0 {
 		// No signer is trusted: record what the signatures are, so the
@@ -468,19 +460,19 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 		ch := sbom.Drift(claimed, observed)
 		ev.Drift = &evidence.Drift{Summary: summary(ch), Changes: changes(ch)}
 	}
-	if g.sboms != nil {
-		if err := g.sboms.Put(digest, claimedRaw); err != nil {
+	if g.blobs != nil {
+		if _, err := g.blobs.PutBlob(ctx, store.Blob{MediaType: store.SBOMMediaType, Data: claimedRaw}); err != nil {
 			return fmt.Errorf("keep SBOM: %w", err)
 		}
 		if prev.SBOMDigest != "" && prev.Digest != ev.Artifact.Digest {
-			old, err := g.sboms.Get(prev.SBOMDigest)
+			old, err := g.blobs.Blob(ctx, prev.SBOMDigest)
 			switch {
-			case errors.Is(err, os.ErrNotExist):
+			case errors.Is(err, store.ErrNotFound):
 				g.logger.Warn("previous release's SBOM is not kept; no diff", "digest", prev.SBOMDigest)
 			case err != nil:
 				return fmt.Errorf("previous SBOM: %w", err)
 			default:
-				od, err := sbom.Decode(bytes.NewReader(old))
+				od, err := sbom.Decode(bytes.NewReader(old.Data))
 				if err != nil {
 					return fmt.Errorf("previous SBOM %s: %w", prev.SBOMDigest, err)
 				}

@@ -30,3 +30,7 @@ type Blobs interface {
 	// Blob returns the blob of digest, or ErrNotFound.
 	Blob(ctx context.Context, digest string) (Blob, error)
 }
+
+// SBOMMediaType is the media type SBOMs are kept under (CycloneDX or
+// SPDX, JSON or XML: the document says which).
+const SBOMMediaType = "application/vnd.wardgate.sbom"

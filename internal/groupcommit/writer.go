@@ -196,3 +196,6 @@ func (w *Writer[T, R]) write(batch []request[T, R], out []R) []R {
 	clear(out)
 	return out
 }
+
+// Expecting is the number of announced requests not yet done.
+func (w *Writer[T, R]) Expecting() int { return w.coming.Count() }

@@ -134,7 +134,7 @@ func (db *DB) importSBOMs(ctx context.Context, dir string) error {
 			if err != nil {
 				return err
 			}
-			bl := store.Blob{MediaType: SBOMMediaType, Data: b}
+			bl := store.Blob{MediaType: store.SBOMMediaType, Data: b}
 			if got := bl.Digest(); got != digest {
 				return fmt.Errorf("%s: content digest is %s, not its name's: damaged; move it away", p, got)
 			}
@@ -152,10 +152,6 @@ func (db *DB) importSBOMs(ctx context.Context, dir string) error {
 	}
 	return removeImported(dir)
 }
-
-// SBOMMediaType is the media type of the SBOMs imported from an earlier
-// wardgate's sboms/ directory (which did not record one).
-const SBOMMediaType = "application/vnd.wardgate.sbom"
 
 // removeImported removes an imported directory, its files first. The rows
 // are committed: what is left after a crash here is imported again.

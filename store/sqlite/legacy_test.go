@@ -61,7 +61,7 @@ func checkImported(t *testing.T, db *sqlite.DB, dir string, sbom []byte, sbomDig
 		t.Fatalf("ReleaseDigests = %v, %v", ds, err)
 	}
 	b, err := db.Blob(t.Context(), sbomDigest)
-	if err != nil || string(b.Data) != string(sbom) || b.MediaType != sqlite.SBOMMediaType {
+	if err != nil || string(b.Data) != string(sbom) || b.MediaType != store.SBOMMediaType {
 		t.Fatalf("imported SBOM: %+v, %v", b, err)
 	}
 	for _, d := range []string{"evaluations", "sboms"} {

@@ -189,6 +189,18 @@ func (db *DB) Ping(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Expecting is the number of writes announced to the group committers
+// (ExpectLog, ExpectInstallation, ExpectAudit) and not yet done: an
+// announcement never marked done would hold later commits for their
+// linger.
+func (db *DB) Expecting() int {
+	n := 0
+	for _, f := range db.files {
+		n += f.writer.Expecting()
+	}
+	return n
+}
+
 // Close commits what the group committers hold and closes every file.
 func (db *DB) Close() error {
 	var errs []error

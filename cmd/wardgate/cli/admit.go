@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,13 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/attest"
-	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
-	"github.com/wardgate/wardgate/store/sqlite"
-	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -115,40 +111,7 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if cfg.config == "" {
 		return fail(errors.New("--config is required: the trust configuration"))
 	}
-	tc, err := trust.Load(cfg.config)
-	if err != nil {
-		return fail(err)
-	}
-	var popts []policy.Option
-	popts = append(popts, policy.WithTrust(tc))
-	if cfg.policyDir != "" {
-		if strings.HasSuffix(cfg.policyDir, ".tar.gz") {
-			popts = append(popts, policy.WithBundle(cfg.policyDir))
-		} else {
-			popts = append(popts, policy.WithPolicyDir(cfg.policyDir))
-		}
-	}
-	if cfg.policyKey != "" {
-		popts = append(popts, policy.WithBundleKey(cfg.policyKey))
-	}
-	eng, err := policy.New(ctx, popts...)
-	if err != nil {
-		return fail(err)
-	}
-	if err := os.MkdirAll(cfg.logFlags.state, 0o700); err != nil {
-		return fail(fmt.Errorf("state directory: %w", err))
-	}
-	ledger, err := sqlite.Open(ctx, cfg.logFlags.state)
-	if err != nil {
-		return fail(err)
-	}
-	defer ledger.Close()
-	sboms, err := gate.NewSBOMStore(filepath.Join(cfg.logFlags.state, "sboms"))
-	if err != nil {
-		return fail(err)
-	}
-	gopts := []gate.Option{gate.WithSBOMStore(sboms), gate.WithVersion(Version),
-		gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.logFlags.state, "sbom-cache")))}
+	gopts := []gate.Option{gate.WithVersion(Version)}
 	if cfg.noScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
@@ -159,40 +122,18 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		}
 		gopts = append(gopts, gate.WithClock(func() time.Time { return t }))
 	}
-	if !cfg.noLog {
-		l, err := openOrCreateLog(ctx, cfg.logFlags, stderr)
-		if err != nil {
-			return fail(err)
-		}
-		defer l.Close()
-		gopts = append(gopts, gate.WithLog(l))
-	}
-	// Fleet telemetry: the egress store in the same state directory.
-	edb, err := egresssql.Open(ctx, filepath.Join(cfg.logFlags.state, egressDBFile))
+	p, err := gate.Open(ctx, gate.Config{State: cfg.logFlags.state, Trust: cfg.config, Policy: cfg.policyDir, PolicyKey: cfg.policyKey,
+		SigningKey: cfg.logFlags.key, Origin: cfg.logFlags.origin, NoLog: cfg.noLog, KeyCreated: keyCreated(stderr)}, gopts...)
 	if err != nil {
 		return fail(err)
 	}
-	defer edb.Close()
-	gopts = append(gopts, gate.WithInstallations(edb))
-	if inv, err := loadInventory(cfg.logFlags.state); err == nil {
-		ecfg, err := loadEgressConfig(EgressFindingsConfig{State: cfg.logFlags.state})
-		if err != nil {
-			return fail(err)
-		}
-		gopts = append(gopts, gate.WithFleet(gate.EgressRisk{Store: edb, Inventory: inv, Config: ecfg}))
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fail(fmt.Errorf("fleet inventory: %w", err))
-	}
-	g, err := gate.New(tc, eng, ledger, gopts...)
-	if err != nil {
-		return fail(err)
-	}
+	defer p.Close()
 	u := gate.Update{Source: source, Kind: evidence.KindBlob, Vendor: cfg.vendor, Product: cfg.product, Version: cfg.version}
 	if isImageRef(source) {
 		u.Kind = evidence.KindImage
 	}
-	for _, p := range append(cfg.signatures, cfg.bundles...) {
-		s, err := verify.LoadSignature(p)
+	for _, path := range append(cfg.signatures, cfg.bundles...) {
+		s, err := verify.LoadSignature(path)
 		if err != nil {
 			return fail(err)
 		}
@@ -208,7 +149,7 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if cfg.deviceClass != "" || cfg.deviceID != "" || cfg.installedVersion != "" || cfg.segment != "" {
 		u.Device = &evidence.Device{ID: cfg.deviceID, Class: cfg.deviceClass, InstalledVersion: cfg.installedVersion, Segment: cfg.segment}
 	}
-	out, err := g.Evaluate(ctx, u)
+	out, err := p.Gate().Evaluate(ctx, u)
 	if err == nil && cfg.attach {
 		err = attachVerdict(ctx, u, out)
 	}
@@ -246,23 +187,11 @@ func isImageRef(s string) bool {
 	return strings.Contains(s, "/") && (strings.Contains(s, "@sha256:") || strings.Contains(s, ":"))
 }
 
-// openOrCreateLog opens the verdict log, creating the service key on first
-// use (an admit in CI must not need a separate set-up step).
-func openOrCreateLog(ctx context.Context, lf logFlags, stderr io.Writer) (*attest.Log, error) {
-	key := lf.keyPath()
-	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) && lf.key == "" {
-		prefix := strings.TrimSuffix(key, ".key")
-		if _, pub, err := attest.Keygen(prefix); err != nil {
-			return nil, err
-		} else {
-			fmt.Fprintf(stderr, "wardgate: created the service signing key %s (public key %s)\n", key, pub)
-		}
+// keyCreated tells the user the service key was created on first use.
+func keyCreated(stderr io.Writer) func(key, pub string) {
+	return func(key, pub string) {
+		fmt.Fprintf(stderr, "wardgate: created the service signing key %s (public key %s)\n", key, pub)
 	}
-	s, err := attest.LoadSigner(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return attest.OpenLog(ctx, filepath.Join(lf.state, logFile), s, lf.origin)
 }
 
 func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error) error {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/store"
 )
 
 // seedLog writes a service key into state and appends n signed verdicts.
@@ -23,11 +24,15 @@ func seedLog(t *testing.T, state string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := attest.OpenLog(context.Background(), filepath.Join(state, "log.db"), s, "")
+	st, err := store.Open(context.Background(), state)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer st.Close()
+	l, err := attest.OpenLog(context.Background(), st, s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
 		st, err := attest.NewStatement(attest.Verdict{SubjectName: "fw.bin", SubjectDigest: map[string]string{"sha256": strings.Repeat("a", 64)},
 			Passed: i%2 == 0, ReasonCodes: map[bool][]string{true: nil, false: {"rollback"}}[i%2 == 0], DeviceID: "pump-1",

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/server"
+	"github.com/wardgate/wardgate/store"
 )
 
 // NewTokenCmd groups the API token commands.
@@ -23,8 +23,20 @@ func NewTokenCmd() *cobra.Command {
 	return cmd
 }
 
-func openTokens(cmd *cobra.Command, state string) (*server.Tokens, error) {
-	return server.OpenTokens(cmd.Context(), filepath.Join(state, server.TokensFile))
+// storedTokens are the tokens of a state's store; Close closes the store.
+type storedTokens struct {
+	*server.Tokens
+	st store.Store
+}
+
+func (t storedTokens) Close() error { return t.st.Close() }
+
+func openTokens(cmd *cobra.Command, state string) (storedTokens, error) {
+	st, err := store.Open(cmd.Context(), state)
+	if err != nil {
+		return storedTokens{}, err
+	}
+	return storedTokens{server.NewTokens(st), st}, nil
 }
 
 func newTokenCreateCmd() *cobra.Command {
