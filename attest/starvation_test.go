@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/sqlite"
 )
 
@@ -27,7 +28,7 @@ func TestExportsDoNotStarveAppends(t *testing.T) {
 	)
 	s := newSigner(t)
 	dir := t.TempDir()
-	st, err := sqlite.Open(t.Context(), dir, sqlite.WithReadConns(2))
+	st, err := sqlite.Open(t.Context(), dir, store.WithReadConns(2))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/wardgate/wardgate/internal/groupcommit"
+	"github.com/wardgate/wardgate/store"
 )
 
 // sync is a file's durability: FULL fsyncs the write-ahead log at every
@@ -69,7 +70,7 @@ func dsn(path string, busy time.Duration, mode syncMode, reader bool) string {
 
 // openFile opens (creating with mode 0600) the file s in dir and applies
 // its migrations.
-func openFile(ctx context.Context, dir string, s spec, o options) (*file, error) {
+func openFile(ctx context.Context, dir string, s spec, o store.Options) (*file, error) {
 	path := filepath.Join(dir, s.name)
 	fh, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
@@ -78,8 +79,8 @@ func openFile(ctx context.Context, dir string, s spec, o options) (*file, error)
 	if err := fh.Close(); err != nil {
 		return nil, &StateDirError{Dir: dir, Err: err}
 	}
-	f := &file{path: path, busy: o.busy, prepared: map[string]*sql.Stmt{}}
-	if f.w, err = sql.Open("sqlite", dsn(path, o.busy, s.sync, false)); err != nil {
+	f := &file{path: path, busy: o.BusyTimeout, prepared: map[string]*sql.Stmt{}}
+	if f.w, err = sql.Open("sqlite", dsn(path, o.BusyTimeout, s.sync, false)); err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	f.w.SetMaxOpenConns(1)
@@ -90,12 +91,12 @@ func openFile(ctx context.Context, dir string, s spec, o options) (*file, error)
 		f.w.Close()
 		return nil, err
 	}
-	if f.r, err = sql.Open("sqlite", dsn(path, o.busy, s.sync, true)); err != nil {
+	if f.r, err = sql.Open("sqlite", dsn(path, o.BusyTimeout, s.sync, true)); err != nil {
 		f.w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	f.r.SetMaxOpenConns(o.readConns)
-	f.r.SetMaxIdleConns(o.readConns)
+	f.r.SetMaxOpenConns(o.ReadConns)
+	f.r.SetMaxIdleConns(o.ReadConns)
 	return f, nil
 }
 

@@ -83,62 +83,52 @@ type legacyRecord struct {
 }
 
 func (db *DB) importEvaluations(ctx context.Context, dir string) error {
-	files, err := legacyFiles(dir, ".json")
-	if err != nil || files == nil {
+	return importDir(ctx, db.ledger, dir, ".json", func(tx *sql.Tx, digest, path string, b []byte) error {
+		var rec legacyRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		a := rec.Evidence.Artifact
+		e := store.Evaluation{Digest: a.Digest, Vendor: a.Vendor, Product: a.Product, Version: a.Version, RecordedAt: rec.RecordedAt, Record: b}
+		if a.Digest != digest {
+			return fmt.Errorf("%s holds the record of %q", path, a.Digest)
+		}
+		if err := e.Validate(); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		// A newer evaluation of the digest (kept after an interrupted
+		// import) wins.
+		_, err := tx.ExecContext(ctx, upsertEvaluation+` WHERE excluded.recorded_at >= evaluations.recorded_at`,
+			e.Digest, e.Vendor, e.Product, e.Version, e.RecordedAt.UnixNano(), e.Record)
 		return err
-	}
-	err = db.ledger.tx(ctx, "import "+dir+" into", func(tx *sql.Tx) error {
-		for digest, p := range files {
-			b, err := readLimited(p, store.MaxBlobBytes)
-			if err != nil {
-				return err
-			}
-			var rec legacyRecord
-			if err := json.Unmarshal(b, &rec); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			a := rec.Evidence.Artifact
-			e := store.Evaluation{Digest: a.Digest, Vendor: a.Vendor, Product: a.Product, Version: a.Version, RecordedAt: rec.RecordedAt, Record: b}
-			if a.Digest != digest {
-				return fmt.Errorf("%s holds the record of %q", p, a.Digest)
-			}
-			if err := e.Validate(); err != nil {
-				return fmt.Errorf("%s: %w", p, err)
-			}
-			// A newer evaluation of the digest (kept after an interrupted
-			// import) wins.
-			if _, err := tx.ExecContext(ctx, upsertEvaluation+` WHERE excluded.recorded_at >= evaluations.recorded_at`,
-				e.Digest, e.Vendor, e.Product, e.Version, e.RecordedAt.UnixNano(), e.Record); err != nil {
-				return err
-			}
-		}
-		if failImport != nil {
-			return failImport(dir)
-		}
-		return nil
 	})
-	if err != nil {
-		return err
-	}
-	return removeImported(dir)
 }
 
 func (db *DB) importSBOMs(ctx context.Context, dir string) error {
-	files, err := legacyFiles(dir, "")
+	return importDir(ctx, db.log, dir, "", func(tx *sql.Tx, digest, path string, b []byte) error {
+		bl := store.Blob{MediaType: store.SBOMMediaType, Data: b}
+		if got := bl.Digest(); got != digest {
+			return fmt.Errorf("%s: content digest is %s, not its name's: damaged; move it away", path, got)
+		}
+		_, err := tx.ExecContext(ctx, insertBlob, digest, bl.MediaType, bl.Data)
+		return err
+	})
+}
+
+// importDir imports the files of dir (sha256-<hex><suffix>) with put, all
+// in one transaction of f, and removes dir once it is committed.
+func importDir(ctx context.Context, f *file, dir, suffix string, put func(tx *sql.Tx, digest, path string, data []byte) error) error {
+	files, err := legacyFiles(dir, suffix)
 	if err != nil || files == nil {
 		return err
 	}
-	err = db.log.tx(ctx, "import "+dir+" into", func(tx *sql.Tx) error {
+	err = f.tx(ctx, "import "+dir+" into", func(tx *sql.Tx) error {
 		for digest, p := range files {
 			b, err := readLimited(p, store.MaxBlobBytes)
 			if err != nil {
 				return err
 			}
-			bl := store.Blob{MediaType: store.SBOMMediaType, Data: b}
-			if got := bl.Digest(); got != digest {
-				return fmt.Errorf("%s: content digest is %s, not its name's: damaged; move it away", p, got)
-			}
-			if _, err := tx.ExecContext(ctx, insertBlob, digest, bl.MediaType, bl.Data); err != nil {
+			if err := put(tx, digest, p, b); err != nil {
 				return err
 			}
 		}

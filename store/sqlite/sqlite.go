@@ -31,18 +31,7 @@ import (
 
 var _ store.Store = (*DB)(nil)
 
-func init() {
-	store.Register("sqlite", func(ctx context.Context, dir string, o store.Options) (store.Store, error) {
-		var opts []Option
-		if o.ReadConns > 0 {
-			opts = append(opts, WithReadConns(o.ReadConns))
-		}
-		if o.BusyTimeout > 0 {
-			opts = append(opts, WithBusyTimeout(o.BusyTimeout))
-		}
-		return Open(ctx, dir, opts...)
-	})
-}
+func init() { store.Register("sqlite", open) }
 
 // Defaults.
 const (
@@ -76,46 +65,33 @@ type DB struct {
 	files                       []*file
 }
 
-type options struct {
-	busy      time.Duration
-	readConns int
-}
-
-// Option configures Open.
-type Option func(*options) error
-
-// WithBusyTimeout sets how long a write waits for a lock held by another
-// process before failing with ErrLocked.
-func WithBusyTimeout(d time.Duration) Option {
-	return func(o *options) error {
-		if d < 0 {
-			return fmt.Errorf("store: negative busy timeout %s", d)
-		}
-		o.busy = d
-		return nil
-	}
-}
-
-// WithReadConns sets the size of each file's reader pool.
-func WithReadConns(n int) Option {
-	return func(o *options) error {
-		if n < 1 {
-			return fmt.Errorf("store: %d read connections: want at least 1", n)
-		}
-		o.readConns = n
-		return nil
-	}
-}
-
 // Open opens (creating, migrating and importing an earlier layout as
 // needed) the store in dir. The directory is created with mode 0700 and
 // the files with 0600.
-func Open(ctx context.Context, dir string, opts ...Option) (*DB, error) {
-	o := options{busy: DefaultBusyTimeout, readConns: DefaultReadConns}
+func Open(ctx context.Context, dir string, opts ...store.Option) (*DB, error) {
+	var o store.Options
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
 		}
+	}
+	return openDB(ctx, dir, o)
+}
+
+func open(ctx context.Context, dir string, o store.Options) (store.Store, error) {
+	db, err := openDB(ctx, dir, o)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return db, nil
+}
+
+func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
+	if o.BusyTimeout == 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.ReadConns == 0 {
+		o.ReadConns = DefaultReadConns
 	}
 	if dir == "" {
 		return nil, &StateDirError{Dir: `""`, Err: errors.New("empty path")}

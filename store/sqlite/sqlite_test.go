@@ -18,7 +18,7 @@ import (
 	"github.com/wardgate/wardgate/store/storetest"
 )
 
-func open(t testing.TB, dir string, opts ...sqlite.Option) *sqlite.DB {
+func open(t testing.TB, dir string, opts ...store.Option) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), dir, opts...)
 	if err != nil {
@@ -112,8 +112,8 @@ func TestConcurrentWriters(t *testing.T) {
 
 func TestLockedDatabase(t *testing.T) {
 	dir := t.TempDir()
-	db := open(t, dir, sqlite.WithBusyTimeout(100*time.Millisecond))
-	slow := open(t, dir, sqlite.WithBusyTimeout(time.Minute))
+	db := open(t, dir, store.WithBusyTimeout(100*time.Millisecond))
+	slow := open(t, dir, store.WithBusyTimeout(time.Minute))
 	ledger := filepath.Join(dir, "ledger.db")
 	// Another process holds the write lock.
 	other, err := sql.Open("sqlite", ledger)
