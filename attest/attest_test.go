@@ -176,12 +176,10 @@ func TestLogProofs(t *testing.T) {
 		}
 	}
 	// Consistency from an earlier checkpoint, taken at 20.
-	l.Close()
 	l2, err := openLogDir(t, path, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l2.Close()
 	if l2.Checkpoint().Size != 37 {
 		t.Fatalf("reopened size %d", l2.Checkpoint().Size)
 	}
@@ -229,12 +227,10 @@ func TestAppendBatchIsAtomic(t *testing.T) {
 		t.Fatalf("checkpoint moved: %d -> %d", before.Size, after.Size)
 	}
 	appendN(t, l, s, 1)
-	l.Close()
 	l2, err := openLogDir(t, path, s)
 	if err != nil {
 		t.Fatalf("reopen after failed batch: %v", err)
 	}
-	defer l2.Close()
 	if l2.Checkpoint().Size != 4 {
 		t.Fatalf("size %d, want 4", l2.Checkpoint().Size)
 	}

@@ -71,7 +71,6 @@ func BenchmarkInclusionProof(b *testing.B) {
 			}
 		}
 	}
-	defer l.Close()
 	size := l.Checkpoint().Size
 	rng := rand.New(rand.NewPCG(1, 2))
 	b.ReportMetric(float64(size), "entries")

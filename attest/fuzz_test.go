@@ -22,7 +22,6 @@ func FuzzParseCheckpoint(f *testing.F) {
 	}
 	appendN(f, l, s, 3)
 	good := l.Checkpoint()
-	l.Close()
 	f.Add(good.Note)
 	f.Add([]byte("wardgate/x\n3\nAAAA\n\n— wardgate/x AAAAAAAA\n"))
 	f.Add([]byte(""))
@@ -56,7 +55,6 @@ func FuzzVerifyPack(f *testing.F) {
 	if _, err := l.Export(context.Background(), pack, ExportOptions{}); err != nil {
 		f.Fatal(err)
 	}
-	l.Close()
 	good, err := os.ReadFile(pack)
 	if err != nil {
 		f.Fatal(err)

@@ -177,10 +177,6 @@ func nodeIDs(ids []compact.NodeID) []store.NodeID {
 	return out
 }
 
-// Close does nothing: the store the log is kept in is closed by its owner.
-// It is kept so that callers can treat a Log as a resource.
-func (l *Log) Close() error { return nil }
-
 // Origin is the log's checkpoint origin line.
 func (l *Log) Origin() string { return l.origin }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 )
@@ -80,6 +81,12 @@ func (e *env) breakLog() {
 
 func newEnv(t testing.TB, eo ...envOpt) *env {
 	t.Helper()
+	return newEnvStore(t, nil, eo...)
+}
+
+// newEnvStore is newEnv with options for the store (a small reader pool).
+func newEnvStore(t testing.TB, so []store.Option, eo ...envOpt) *env {
+	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
 	e := &env{t: t, tokens: map[Role]Secret{}, dir: dir}
@@ -100,7 +107,7 @@ func newEnv(t testing.TB, eo ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.st, err = sqlite.Open(ctx, dir); err != nil {
+	if e.st, err = sqlite.Open(ctx, dir, so...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.st.Close() })
