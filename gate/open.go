@@ -42,10 +42,12 @@ const DefaultRiskTTL = 5 * time.Second
 // Config is what Open builds a pipeline from: where the state is kept and
 // what to trust.
 type Config struct {
-	// State is the state directory: the embedded store, the service key,
-	// the fleet inventory. (A store DSN, postgres://…, will be given
-	// beside it.)
+	// State is the state directory: the service key, the fleet inventory,
+	// syft's cache and, unless Store says otherwise, the embedded store.
 	State string
+	// Store is where the store is when it is not in the state directory:
+	// a DSN of a registered backend (postgres://… once there is one).
+	Store string
 	// Trust is the trust configuration file. Required.
 	Trust string
 	// Policy adds policies: a directory of .rego files or an OPA bundle
@@ -69,10 +71,10 @@ type Config struct {
 	// KeyCreated, when set, is called with the key and public key files
 	// Open created.
 	KeyCreated func(key, pub string)
-	// Store and Log are options of the store and of the log (tests set a
+	// StoreOptions and LogOptions tune the store and the log (tests set a
 	// small reader pool, for one).
-	Store []store.Option
-	Log   []attest.LogOption
+	StoreOptions []store.Option
+	LogOptions   []attest.LogOption
 }
 
 // Validate checks the configuration.
@@ -137,7 +139,11 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 	if err != nil {
 		return nil, err
 	}
-	if p.st, err = store.Open(ctx, cfg.State, cfg.Store...); err != nil {
+	loc := cfg.Store
+	if loc == "" {
+		loc = cfg.State
+	}
+	if p.st, err = store.Open(ctx, loc, cfg.StoreOptions...); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -150,7 +156,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 		if err != nil {
 			return nil, err
 		}
-		if p.log, err = attest.OpenLog(ctx, p.st, signer, cfg.Origin, cfg.Log...); err != nil {
+		if p.log, err = attest.OpenLog(ctx, p.st, signer, cfg.Origin, cfg.LogOptions...); err != nil {
 			return nil, err
 		}
 	}
