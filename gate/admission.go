@@ -100,7 +100,8 @@ func (g *Gate) memoisable(ctx context.Context) bool {
 func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Outcome, error) {
 	// This admission's verdict is on its way to the log, and maybe its
 	// installation to the installation store: their group commits wait for
-	// them rather than commit just before they come (see Expecter).
+	// them rather than commit just before they come (ExpectLog,
+	// ExpectInstallation).
 	logged, installed := func() {}, func() {}
 	if g.log != nil {
 		logged = g.log.Expect()

@@ -129,10 +129,10 @@ func NewServeCmd() *cobra.Command {
 devices many times (POST /v1/admissions), ingest telemetry (POST
 /v1/telemetry), and read decisions, findings, the log and evidence packs.
 
-Everything lives in the state directory: the release ledger, the verdict
-log and its key, the egress store and fleet inventory, the evaluated
-updates (evaluations/) and the API tokens and audit table (server.db;
-create tokens with wardgate token create). Further settings come from a
+Everything lives in the state directory: the store (the release ledger,
+the evaluated updates, the verdict log, telemetry and installations, the
+API tokens and audit trail; create tokens with wardgate token create), the
+log's key and the fleet inventory. Further settings come from a
 YAML file (--server-config or $` + ServeConfigEnv + `) and environment variables
 ($` + ListenEnv + `, $` + TLSCertEnv + `, $` + TLSKeyEnv + `, $` + ClientCAEnv + `, $` + RegistriesEnv + `,
 $` + LogLevelEnv + `); flags win over variables, variables over the file.
