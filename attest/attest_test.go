@@ -210,7 +210,7 @@ func TestAppendBatchIsAtomic(t *testing.T) {
 	l, path := openLog(t, s)
 	appendN(t, l, s, 3)
 	before := l.Checkpoint()
-	raw, err := sql.Open("sqlite", filepath.Join(path, "log.db"))
+	raw, err := sql.Open("sqlite", filepath.Join(path, "wardgate.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,7 @@ type envOpt func(*Deps, *[]Option)
 // a damaged log.db would; the other files still work.
 func (e *env) breakLog() {
 	e.t.Helper()
-	raw, err := sql.Open("sqlite", filepath.Join(e.dir, "log.db"))
+	raw, err := sql.Open("sqlite", filepath.Join(e.dir, "wardgate.db"))
 	if err != nil {
 		e.t.Fatal(err)
 	}

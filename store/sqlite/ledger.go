@@ -27,7 +27,7 @@ func (db *DB) RecordRelease(ctx context.Context, r store.Release) error {
 	if r.Allowed {
 		allowed = 1
 	}
-	return db.ledger.tx(ctx, "record release in", func(tx *sql.Tx) error {
+	return db.main.tx(ctx, "record release in", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO releases
 			(vendor, product, version, digest, allowed, codes, sbom_digest, policy_digest, trust_digest, evaluated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -49,9 +49,9 @@ const (
 
 func (db *DB) releases(ctx context.Context, where, order string, args ...any) ([]store.Release, error) {
 	const op = "read ledger"
-	rows, err := db.ledger.r.QueryContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE `+where+order, args...)
+	rows, err := db.main.r.QueryContext(ctx, `SELECT `+releaseCols+` FROM releases WHERE `+where+order, args...)
 	if err != nil {
-		return nil, db.ledger.classify(op, err)
+		return nil, db.main.classify(op, err)
 	}
 	defer rows.Close()
 	out := []store.Release{}
@@ -60,18 +60,18 @@ func (db *DB) releases(ctx context.Context, where, order string, args ...any) ([
 		var allowed int
 		var codes, at string
 		if err := rows.Scan(&r.Vendor, &r.Product, &r.Version, &r.Digest, &allowed, &codes, &r.SBOMDigest, &r.PolicyDigest, &r.TrustDigest, &at); err != nil {
-			return nil, db.ledger.classify(op, err)
+			return nil, db.main.classify(op, err)
 		}
 		r.Allowed = allowed == 1
 		if err := json.Unmarshal([]byte(codes), &r.Codes); err != nil {
-			return nil, fmt.Errorf("%s %s: codes column: %w", op, db.ledger.path, err)
+			return nil, fmt.Errorf("%s %s: codes column: %w", op, db.main.path, err)
 		}
 		if r.EvaluatedAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
-			return nil, fmt.Errorf("%s %s: evaluated_at column: %w", op, db.ledger.path, err)
+			return nil, fmt.Errorf("%s %s: evaluated_at column: %w", op, db.main.path, err)
 		}
 		out = append(out, r)
 	}
-	return out, db.ledger.classify(op, rows.Err())
+	return out, db.main.classify(op, rows.Err())
 }
 
 // LatestAdmitted implements store.Ledger.

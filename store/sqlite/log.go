@@ -28,18 +28,21 @@ const (
 	entryCols   = `idx, leaf, envelope, artifact, device, time, refs`
 )
 
-// AppendLog implements store.LogAppender: the append goes to log.db's
-// group committer.
+// AppendLog implements store.LogAppender: the append goes to
+// wardgate.db's group committer.
 func (db *DB) AppendLog(ctx context.Context, seq store.Sequencer, items []store.LogItem) ([]store.LogEntry, store.Checkpoint, error) {
 	if seq == nil {
 		return nil, store.Checkpoint{}, errors.New("store: log append without a sequencer")
 	}
-	r, err := db.log.writer.Submit(ctx, op{kind: opLog, seq: seq, items: items})
+	r, err := db.main.writer.Submit(ctx, op{kind: opLog, seq: seq, items: items})
+	if err == nil {
+		err = r.err
+	}
 	return r.entries, r.cp, err
 }
 
 // ExpectLog implements store.LogAppender.
-func (db *DB) ExpectLog() (done func()) { return db.log.writer.Expect() }
+func (db *DB) ExpectLog() (done func()) { return db.main.writer.Expect() }
 
 // queryer is what the head and node reads need: the writer's transaction
 // inside an append, a reader pool outside.
@@ -72,7 +75,7 @@ func (n nodeReader) LogNodes(ctx context.Context, ids []store.NodeID) ([][]byte,
 }
 
 // appendLog runs one sequenced append inside tx, which holds the write
-// lock of log.db: no other appender, in this process or another, can
+// lock of wardgate.db: no other appender, in this process or another, can
 // interleave between the head read here and the commit.
 func appendLog(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.Stmt, seq store.Sequencer, items []store.LogItem) (store.LogBatch, error) {
 	head, err := readHead(ctx, tx)
@@ -146,16 +149,16 @@ func checkSequence(head store.Checkpoint, fresh bool, items int, b store.LogBatc
 
 // LogHead implements store.LogReader.
 func (db *DB) LogHead(ctx context.Context) (store.Checkpoint, error) {
-	cp, err := readHead(ctx, db.log.r)
+	cp, err := readHead(ctx, db.main.r)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return cp, db.log.classify("read log head of", err)
+		return cp, db.main.classify("read log head of", err)
 	}
 	return cp, err
 }
 
 // LogNodes implements store.NodeReader, on the reader pool.
 func (db *DB) LogNodes(ctx context.Context, ids []store.NodeID) ([][]byte, error) {
-	return nodeReader{db.log.r}.LogNodes(ctx, ids)
+	return nodeReader{db.main.r}.LogNodes(ctx, ids)
 }
 
 func scanEntry(sc interface{ Scan(...any) error }) (store.LogEntry, error) {
@@ -174,12 +177,12 @@ func scanEntry(sc interface{ Scan(...any) error }) (store.LogEntry, error) {
 
 // LogEntry implements store.LogReader.
 func (db *DB) LogEntry(ctx context.Context, index uint64) (store.LogEntry, error) {
-	e, err := scanEntry(db.log.r.QueryRowContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx = ?`, index))
+	e, err := scanEntry(db.main.r.QueryRowContext(ctx, `SELECT `+entryCols+` FROM entries WHERE idx = ?`, index))
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return store.LogEntry{}, fmt.Errorf("log entry %d: %w", index, store.ErrNotFound)
 	case err != nil:
-		return store.LogEntry{}, db.log.classify(fmt.Sprintf("log entry %d in", index), err)
+		return store.LogEntry{}, db.main.classify(fmt.Sprintf("log entry %d in", index), err)
 	}
 	return e, nil
 }
@@ -225,7 +228,7 @@ func (db *DB) LogEntries(ctx context.Context, f store.LogFilter, fn func(store.L
 		}
 		page = page[:0]
 		err := func() error {
-			rows, err := db.log.r.QueryContext(ctx, q, append(append([]any{next}, args...), n)...)
+			rows, err := db.main.r.QueryContext(ctx, q, append(append([]any{next}, args...), n)...)
 			if err != nil {
 				return err
 			}
@@ -240,7 +243,7 @@ func (db *DB) LogEntries(ctx context.Context, f store.LogFilter, fn func(store.L
 			return rows.Err()
 		}()
 		if err != nil {
-			return db.log.classify("log entries in", err)
+			return db.main.classify("log entries in", err)
 		}
 		for _, e := range page {
 			if err := fn(e); err != nil {
@@ -261,19 +264,19 @@ func (db *DB) PutBlob(ctx context.Context, b store.Blob) (string, error) {
 		return "", fmt.Errorf("store: blob of %d bytes is over the %d byte limit", len(b.Data), store.MaxBlobBytes)
 	}
 	d := b.Digest()
-	_, err := db.log.w.ExecContext(ctx, insertBlob, d, b.MediaType, b.Data)
-	return d, db.log.classify("keep blob in", err)
+	_, err := db.main.w.ExecContext(ctx, insertBlob, d, b.MediaType, b.Data)
+	return d, db.main.classify("keep blob in", err)
 }
 
 // Blob implements store.Blobs.
 func (db *DB) Blob(ctx context.Context, digest string) (store.Blob, error) {
 	var b store.Blob
-	err := db.log.r.QueryRowContext(ctx, `SELECT media_type, data FROM blobs WHERE digest = ?`, digest).Scan(&b.MediaType, &b.Data)
+	err := db.main.r.QueryRowContext(ctx, `SELECT media_type, data FROM blobs WHERE digest = ?`, digest).Scan(&b.MediaType, &b.Data)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return store.Blob{}, fmt.Errorf("blob %s: %w", digest, store.ErrNotFound)
 	case err != nil:
-		return store.Blob{}, db.log.classify("read blob from", err)
+		return store.Blob{}, db.main.classify("read blob from", err)
 	}
 	return b, nil
 }

@@ -3,14 +3,13 @@
 // directory, in WAL mode. store.Open uses it for any location that is not
 // a DSN; importing the package registers it.
 //
-// The files (schema.go): ledger.db (releases, kept evaluations), log.db
-// (log entries, tree nodes, checkpoint, blobs), egress.db (telemetry,
-// installations), server.db (tokens, audit). Each has a writer
-// connection, on which every write of the process is serialised, a pool
-// of reader connections (query_only) that writers never wait for, a
-// schema_migrations table, and a group committer for the writes on the
-// admission path. A state directory made by an earlier wardgate is
-// migrated on open (legacy.go).
+// The files (schema.go): wardgate.db (the ledger, kept evaluations, blobs,
+// the verdict log, installations, tokens, audit) and egress.db
+// (telemetry). Each has a writer connection, on which every write of the
+// process is serialised, a pool of reader connections (query_only) that
+// writers never wait for, a schema_migrations table, and a group
+// committer for the writes on the admission path. A state directory made
+// by an earlier wardgate is migrated on open (legacy.go).
 //
 // Imports: the standard library, modernc.org/sqlite, store, egress and
 // internal/groupcommit. Must not import policy, verify, sbom, attest,
@@ -59,10 +58,10 @@ func (e *StateDirError) Unwrap() error { return e.Err }
 
 // DB is the store in one state directory. It is safe for concurrent use.
 type DB struct {
-	dir string
-	// The file each concern's tables are in.
-	ledger, log, egress, server *file
-	files                       []*file
+	dir    string
+	main   *file // everything but telemetry
+	egress *file // telemetry
+	files  []*file
 }
 
 // Open opens (creating, migrating and importing an earlier layout as
@@ -106,19 +105,26 @@ func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
 	if !st.IsDir() {
 		return nil, &StateDirError{Dir: dir, Err: errors.New("not a directory")}
 	}
-	db := &DB{dir: dir}
-	for _, s := range []struct {
-		spec spec
-		dst  **file
-	}{{ledgerSpec, &db.ledger}, {logSpec, &db.log}, {egressSpec, &db.egress}, {serverSpec, &db.server}} {
-		f, err := openFile(ctx, dir, s.spec, o)
-		if err != nil {
-			db.Close()
-			return nil, err
-		}
-		db.files = append(db.files, f)
-		*s.dst = f
+	// The order matters for a state directory an earlier wardgate made:
+	// its log.db becomes wardgate.db, the other files' rows are moved in,
+	// and only then does egress.db drop the installations it held.
+	if err := adoptLegacyLog(ctx, dir, o); err != nil {
+		return nil, err
 	}
+	db := &DB{dir: dir}
+	if db.main, err = openFile(ctx, dir, mainSpec, o); err != nil {
+		return nil, err
+	}
+	db.files = append(db.files, db.main)
+	if err := db.importLegacyFiles(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if db.egress, err = openFile(ctx, dir, egressSpec, o); err != nil {
+		db.Close()
+		return nil, err
+	}
+	db.files = append(db.files, db.egress)
 	if err := db.prepare(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -126,7 +132,7 @@ func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
 	for _, f := range db.files {
 		f.writer = groupcommit.NewWriter(f.commit, groupcommit.Options{})
 	}
-	if err := db.importLegacy(ctx); err != nil {
+	if err := db.importLegacyDirs(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -137,11 +143,8 @@ func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
 // path (one per admission: preparing them per commit cost about 4% of the
 // server's CPU under load).
 func (db *DB) prepare(ctx context.Context) error {
-	return errors.Join(
-		db.log.prepare(ctx, map[string]string{stmtEntry: insertEntry, stmtNode: insertNode, stmtBlob: insertBlob}),
-		db.egress.prepare(ctx, map[string]string{stmtInstallation: insertInstallation}),
-		db.server.prepare(ctx, map[string]string{stmtAudit: insertAudit}),
-	)
+	return db.main.prepare(ctx, map[string]string{stmtEntry: insertEntry, stmtNode: insertNode, stmtBlob: insertBlob,
+		stmtInstallation: insertInstallation, stmtAudit: insertAudit})
 }
 
 // Dir is the state directory.

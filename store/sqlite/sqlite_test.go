@@ -71,11 +71,11 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 		}
 		raw.Close()
 	}
-	if want := []string{"ledger.db", "log.db", "egress.db", "server.db"}; !slices.Equal(names, want) {
+	if want := []string{"wardgate.db", "egress.db"}; !slices.Equal(names, want) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || !reflect.DeepEqual(v, map[string]int{"ledger.db": 2, "log.db": 1, "egress.db": 1, "server.db": 1}) {
+	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 2}) {
 		t.Fatalf("schema versions %v, %v", v, err)
 	}
 }
@@ -114,7 +114,7 @@ func TestLockedDatabase(t *testing.T) {
 	dir := t.TempDir()
 	db := open(t, dir, store.WithBusyTimeout(100*time.Millisecond))
 	slow := open(t, dir, store.WithBusyTimeout(time.Minute))
-	ledger := filepath.Join(dir, "ledger.db")
+	ledger := filepath.Join(dir, "wardgate.db")
 	// Another process holds the write lock.
 	other, err := sql.Open("sqlite", ledger)
 	if err != nil {
@@ -186,7 +186,7 @@ func TestUnusableStateDir(t *testing.T) {
 func TestNewerSchemaRefused(t *testing.T) {
 	dir := t.TempDir()
 	open(t, dir).Close()
-	path := filepath.Join(dir, "log.db")
+	path := filepath.Join(dir, "wardgate.db")
 	raw, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
@@ -207,37 +207,68 @@ func TestNewerSchemaRefused(t *testing.T) {
 }
 
 // A migration cut short leaves nothing of itself, and the next open runs
-// it whole. Here the ledger's second migration (the kept evaluations)
-// fails after its table is made.
+// it whole. Here egress.db's second migration (installations moved out to
+// wardgate.db) fails after the table of an earlier wardgate's egress.db is
+// dropped.
 func TestInterruptedMigrationReruns(t *testing.T) {
 	dir := t.TempDir()
+	earlier, err := sql.Open("sqlite", filepath.Join(dir, "egress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = earlier.Exec(`CREATE TABLE installations (device TEXT NOT NULL, digest TEXT NOT NULL, product TEXT NOT NULL, version TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (device, digest, ts))`)
+	if cerr := earlier.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	crash := errors.New("power cut")
 	restore := sqlite.SetFailMigration(func(path string, version int) error {
-		if filepath.Base(path) == "ledger.db" && version == 2 {
+		if filepath.Base(path) == "egress.db" && version == 2 {
 			return crash
 		}
 		return nil
 	})
-	_, err := sqlite.Open(t.Context(), dir)
+	_, err = sqlite.Open(t.Context(), dir)
 	restore()
 	if !errors.Is(err, crash) {
 		t.Fatalf("err = %v, want the injected failure", err)
 	}
-	raw, err := sql.Open("sqlite", filepath.Join(dir, "ledger.db"))
-	if err != nil {
-		t.Fatal(err)
+	tables := func() []string {
+		t.Helper()
+		raw, err := sql.Open("sqlite", filepath.Join(dir, "egress.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		rows, err := raw.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return names
 	}
-	defer raw.Close()
-	var n int
-	if err := raw.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'evaluations'`).Scan(&n); err != nil || n != 0 {
-		t.Fatalf("half a migration is left: %d, %v", n, err)
+	if got, want := tables(), []string{"events", "installations", "schema_migrations", "sources"}; !slices.Equal(got, want) {
+		t.Fatalf("half a migration is left: tables %v, want %v", got, want)
 	}
 	db := open(t, dir)
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || v["ledger.db"] != 2 {
+	if err != nil || v["egress.db"] != 2 {
 		t.Fatalf("schema versions after the rerun: %v, %v", v, err)
 	}
-	if err := db.PutEvaluation(t.Context(), store.Evaluation{Digest: storetest.Digest('a'), Vendor: "v", Product: "p", Version: "1", RecordedAt: storetest.At(0), Record: []byte(`{}`)}); err != nil {
-		t.Fatal(err)
+	if got, want := tables(), []string{"events", "schema_migrations", "sources"}; !slices.Equal(got, want) {
+		t.Fatalf("after the rerun: tables %v, want %v", got, want)
 	}
 }

@@ -95,17 +95,20 @@ SELECT ?1, ?2, ?3, ?4, ?5
 WHERE COALESCE((SELECT digest FROM installations WHERE device = ?1 AND ts <= ?5 ORDER BY ts DESC LIMIT 1), '') != ?2`
 
 // RecordInstallation implements store.Installations: the write goes to
-// egress.db's group committer.
+// wardgate.db's group committer, with the log's and the audit's.
 func (db *DB) RecordInstallation(ctx context.Context, in egress.Installation) error {
 	if err := in.Validate(); err != nil {
 		return err
 	}
-	_, err := db.egress.writer.Submit(ctx, op{kind: opInstallation, in: in})
+	r, err := db.main.writer.Submit(ctx, op{kind: opInstallation, in: in})
+	if err == nil {
+		err = r.err
+	}
 	return err
 }
 
 // ExpectInstallation implements store.Installations.
-func (db *DB) ExpectInstallation() (done func()) { return db.egress.writer.Expect() }
+func (db *DB) ExpectInstallation() (done func()) { return db.main.writer.Expect() }
 
 // RecordInstallations implements store.Installations: one transaction.
 func (db *DB) RecordInstallations(ctx context.Context, ins []egress.Installation) error {
@@ -114,8 +117,8 @@ func (db *DB) RecordInstallations(ctx context.Context, ins []egress.Installation
 			return err
 		}
 	}
-	return db.egress.tx(ctx, "record installations in", func(tx *sql.Tx) error {
-		stmt := tx.StmtContext(ctx, db.egress.prepared[stmtInstallation])
+	return db.main.tx(ctx, "record installations in", func(tx *sql.Tx) error {
+		stmt := tx.StmtContext(ctx, db.main.prepared[stmtInstallation])
 		defer stmt.Close()
 		for _, in := range ins {
 			if _, err := stmt.ExecContext(ctx, in.Device, in.Digest, in.Product, in.Version, in.Time.UnixNano()); err != nil {
@@ -128,9 +131,9 @@ func (db *DB) RecordInstallations(ctx context.Context, ins []egress.Installation
 
 // Installations implements store.Installations.
 func (db *DB) Installations(ctx context.Context) ([]egress.Installation, error) {
-	rows, err := db.egress.r.QueryContext(ctx, `SELECT device, digest, product, version, ts FROM installations ORDER BY ts, device, digest`)
+	rows, err := db.main.r.QueryContext(ctx, `SELECT device, digest, product, version, ts FROM installations ORDER BY ts, device, digest`)
 	if err != nil {
-		return nil, db.egress.classify("read installations from", err)
+		return nil, db.main.classify("read installations from", err)
 	}
 	defer rows.Close()
 	var out []egress.Installation
@@ -138,10 +141,10 @@ func (db *DB) Installations(ctx context.Context) ([]egress.Installation, error) 
 		var in egress.Installation
 		var ts int64
 		if err := rows.Scan(&in.Device, &in.Digest, &in.Product, &in.Version, &ts); err != nil {
-			return nil, db.egress.classify("read installations from", err)
+			return nil, db.main.classify("read installations from", err)
 		}
 		in.Time = time.Unix(0, ts).UTC()
 		out = append(out, in)
 	}
-	return out, db.egress.classify("read installations from", rows.Err())
+	return out, db.main.classify("read installations from", rows.Err())
 }

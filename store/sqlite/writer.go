@@ -3,7 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
+	"errors"
 
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/store"
@@ -29,28 +29,50 @@ const (
 )
 
 // opResult is a log append's entries and the checkpoint that made them
-// durable; the other writes have no result.
+// durable; the other writes have no result. err is the write's own
+// failure, when the rest of its batch was committed without it.
 type opResult struct {
 	entries []store.LogEntry
 	cp      store.Checkpoint
+	err     error
 }
 
-// commit writes a batch in one transaction: all of it or none.
+// commit writes a batch in one transaction. The log appends are one part of
+// it, each installation and each audit record another: a part that fails
+// is rolled back alone (its ops get the error in out) and the rest is
+// committed, so a log that cannot be appended to does not lose the audit
+// records beside it. A failed commit fails the whole batch.
 func (f *file) commit(ctx context.Context, ops []op, out []opResult) error {
 	return f.tx(ctx, "commit", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT log`); err != nil {
+			return err
+		}
 		if err := f.commitLog(ctx, tx, ops, out); err != nil {
+			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO log`); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+			err = f.classify("append log to", err)
+			for i, o := range ops {
+				if o.kind == opLog {
+					out[i] = opResult{err: err}
+				}
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE log`); err != nil {
 			return err
 		}
 		var ins, aud *sql.Stmt
-		for _, o := range ops {
+		for i, o := range ops {
 			switch o.kind {
 			case opInstallation:
 				if ins == nil {
 					ins = tx.StmtContext(ctx, f.prepared[stmtInstallation])
 					defer ins.Close()
 				}
+				// A statement that fails is undone alone (SQLite rolls back
+				// the statement, not the transaction).
 				if _, err := ins.ExecContext(ctx, o.in.Device, o.in.Digest, o.in.Product, o.in.Version, o.in.Time.UnixNano()); err != nil {
-					return fmt.Errorf("installation: %w", err)
+					out[i] = opResult{err: f.classify("record installation in", err)}
 				}
 			case opAudit:
 				if aud == nil {
@@ -59,7 +81,7 @@ func (f *file) commit(ctx context.Context, ops []op, out []opResult) error {
 				}
 				a := o.rec
 				if _, err := aud.ExecContext(ctx, a.Time.UnixNano(), a.RequestID, a.Token, a.Role, a.Action, a.Target, a.Status, a.Outcome); err != nil {
-					return fmt.Errorf("audit: %w", err)
+					out[i] = opResult{err: f.classify("audit in", err)}
 				}
 			}
 		}

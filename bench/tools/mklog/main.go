@@ -76,6 +76,6 @@ func run(dir string, n int) error {
 			return err
 		}
 	}
-	fmt.Printf("%s: %d entries\n", filepath.Join(dir, "log.db"), l.Checkpoint().Size)
+	fmt.Printf("%s: %d entries\n", filepath.Join(dir, "wardgate.db"), l.Checkpoint().Size)
 	return nil
 }

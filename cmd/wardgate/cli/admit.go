@@ -52,7 +52,7 @@ func NewAdmitCmd() *cobra.Command {
 read the vendor's SBOM and scan the artifact with syft, diff against the
 previous admitted release of the product, check the vendor's SBOM against
 what is inside, evaluate policy, record the release in the ledger and sign
-the verdict into the log (STATE/log.db, key STATE/signing.key, created on
+the verdict into the log (STATE/wardgate.db, key STATE/signing.key, created on
 first use with the password in $` + attest.PasswordEnv + `).
 
 SOURCE is a firmware file, or an image (oci-dir:PATH, oci-archive:PATH, or

@@ -91,7 +91,7 @@ func TestAttestCommands(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "[file-digest] key.pub: SHA-256 is") {
 		t.Fatalf("tampered: %d %s", code, out)
 	}
-	code, _, errOut = run(t, "attest", "verify", filepath.Join(state, "log.db"), "--key", pub)
+	code, _, errOut = run(t, "attest", "verify", filepath.Join(state, "wardgate.db"), "--key", pub)
 	if code != 2 || !strings.Contains(errOut, "pack unreadable") {
 		t.Fatalf("unreadable: %d %s", code, errOut)
 	}

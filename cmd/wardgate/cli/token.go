@@ -45,7 +45,7 @@ func newTokenCreateCmd() *cobra.Command {
 		Use:   "create --role ROLE [--name NAME]",
 		Short: "Create a token and print it once (only its SHA-256 is stored)",
 		Long: `Create an API token for wardgate serve and print it on standard output,
-once: only its SHA-256 is kept (STATE/server.db), so it cannot be shown
+once: only its SHA-256 is kept (STATE/wardgate.db), so it cannot be shown
 again. Roles: ci (POST /v1/updates), update-server (POST /v1/admissions),
 sensor (POST /v1/telemetry), auditor (the read routes and evidence
 packs), admin (everything). A running server sees a new token at once.`,
