@@ -20,7 +20,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/dsse"
-	"github.com/sigstore/sigstore/pkg/signature/kms"
+
+	"github.com/wardgate/wardgate/verify"
 )
 
 // PasswordEnv is the environment variable holding the signing key's
@@ -53,14 +54,24 @@ func NewSigner(sv signature.SignerVerifier) (*Signer, error) {
 // MaxKeyFileBytes bounds a key file.
 const MaxKeyFileBytes = 64 << 10
 
-// LoadSigner loads the service key: a cosign key file (encrypted with the
-// password in $WARDGATE_KEY_PASSWORD, empty if unset) read with cosign's
-// loader, or a KMS URI (scheme://...) through sigstore's KMS registry. No
-// KMS provider is compiled in yet, so a KMS URI gets a clear error rather
-// than a network call.
+// LoadSigner loads the service key the way cosign's --key names a signing
+// key: a cosign key file (encrypted with the password in
+// $WARDGATE_KEY_PASSWORD, empty if unset) read with cosign's loader; a KMS
+// URI (awskms://, gcpkms://, azurekms://, hashivault://) through sigstore's
+// KMS providers; or a pkcs11: URI naming a key in a hardware security
+// module, through cosign's pkcs11key package (PIN from the URI's pin-value
+// or $COSIGN_PKCS11_PIN). A KMS or token that does not answer within
+// verify.KeyRefTimeout is an error, not a hang.
 func LoadSigner(ctx context.Context, keyRef string) (*Signer, error) {
+	if strings.HasPrefix(keyRef, verify.PKCS11Scheme) {
+		sv, err := pkcs11Signer(keyRef)
+		if err != nil {
+			return nil, fmt.Errorf("signing key %s: %w", keyRef, err)
+		}
+		return NewSigner(sv)
+	}
 	if strings.Contains(keyRef, "://") {
-		sv, err := kms.Get(ctx, keyRef, crypto.SHA256)
+		sv, err := kmsSigner(ctx, keyRef)
 		if err != nil {
 			return nil, fmt.Errorf("signing key %s: %w", keyRef, err)
 		}
@@ -86,12 +97,25 @@ func LoadSigner(ctx context.Context, keyRef string) (*Signer, error) {
 	pass, _ := envPassword(false)
 	sv, err := cosign.LoadPrivateKey(pemBytes, pass, nil)
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s (password from $%s): %w", keyRef, PasswordEnv, err)
+		return nil, passwordError(keyRef, pemBytes, pass, err)
 	}
 	return NewSigner(sv)
 }
 
 func envPassword(bool) ([]byte, error) { return []byte(os.Getenv(PasswordEnv)), nil }
+
+// passwordError says why a key file did not decrypt, naming it: no
+// password set for an encrypted key, a password set for a key that has
+// none, or a password that is not the key's (or a damaged file).
+func passwordError(keyRef string, pemBytes, pass []byte, err error) error {
+	if len(pass) == 0 {
+		return fmt.Errorf("signing key %s is encrypted, and $%s is not set: set it to the key's password (%w)", keyRef, PasswordEnv, err)
+	}
+	if _, e := cosign.LoadPrivateKey(pemBytes, nil, nil); e == nil {
+		return fmt.Errorf("signing key %s has no password, but $%s is set: unset it to use this key, or re-create the key encrypted (%w)", keyRef, PasswordEnv, err)
+	}
+	return fmt.Errorf("signing key %s does not decrypt with the password in $%s: a wrong password, or a damaged key file (%w)", keyRef, PasswordEnv, err)
+}
 
 // KeyID is the hex SHA-256 of a public key's DER SubjectPublicKeyInfo.
 func KeyID(pub crypto.PublicKey) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 )
@@ -40,7 +41,19 @@ type Verdict struct {
 	SBOMDigest        string
 	DeviceClass       string
 	DeviceID          string
-	Time              time.Time
+	// The release decided on, as the trust configuration names it.
+	Vendor, Product, Version string
+	Time                     time.Time
+	// ReleaseMetadata are the vendor's TUF metadata the verdict relied on.
+	ReleaseMetadata []MetadataRef
+}
+
+// MetadataRef is one piece of the vendor's TUF metadata a verdict relied
+// on: its role, version and digest.
+type MetadataRef struct {
+	Role    string            `json:"role"`
+	Version int64             `json:"version"`
+	Digest  map[string]string `json:"digest,omitempty"`
 }
 
 // Input is one piece of evidence a verdict rested on.
@@ -91,6 +104,12 @@ type Extension struct {
 	SBOMDigest        string   `json:"sbomDigest,omitempty"`
 	DeviceClass       string   `json:"deviceClass,omitempty"`
 	DeviceID          string   `json:"deviceId,omitempty"`
+	Vendor            string   `json:"vendor,omitempty"`
+	Product           string   `json:"product,omitempty"`
+	Version           string   `json:"version,omitempty"`
+	// ReleaseMetadata lists the vendor's TUF metadata (role, version,
+	// digest) the verdict relied on.
+	ReleaseMetadata []MetadataRef `json:"releaseMetadata,omitempty"`
 }
 
 // NewStatement builds the statement for a verdict. verifierVersion is
@@ -133,7 +152,11 @@ func NewStatement(v Verdict, verifierVersion string) (*Statement, error) {
 				TrustedRootDigest: v.TrustedRootDigest,
 				SBOMDigest:        v.SBOMDigest,
 				DeviceClass:       v.DeviceClass,
+				Vendor:            v.Vendor,
+				Product:           v.Product,
+				Version:           v.Version,
 				DeviceID:          v.DeviceID,
+				ReleaseMetadata:   slices.Clone(v.ReleaseMetadata),
 			},
 		},
 	}, nil

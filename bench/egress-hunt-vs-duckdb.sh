@@ -3,11 +3,14 @@
 # (@duckdb/node-api on Node.js, read_json, same query) on a generated
 # Defender DeviceNetworkEvents file: 2,000,000 events, about 567 MB.
 # Checks that both print identical rows, then prints each one's wall time
-# (median of 3 whole-process runs, both on all cores), the ratio, and
-# wardgate's peak RSS. Usage: bench/egress-hunt-vs-duckdb.sh [EVENTS]
+# and CPU time (user + system; on a shared machine the fairer figure), as
+# medians of RUNS whole-process runs (default 3, both on all cores,
+# alternating), the ratios, and wardgate's peak RSS.
+# Usage: bench/egress-hunt-vs-duckdb.sh [EVENTS] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000000}
+runs=${2:-3}
 duckdb_version=1.5.6-r.1
 out=bench/out/egress
 mkdir -p "$out"
@@ -25,15 +28,16 @@ cp bench/egress/duckdb-hunt.mjs bench/out/duckdb-hunt.mjs
 wg=bin/wardgate
 [ -x "$wg" ] || go build -o "$wg" ./cmd/wardgate
 threads=$(nproc)
-now() { date +%s.%N; }
-median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-w=(); d=()
-for i in 1 2 3; do
-  t0=$(now); /usr/bin/time -f '%M' -o "$out/wardgate.rss" "$wg" egress hunt --rule exfil-volume -o json "$file" >"$out/wardgate.jsonl"; t1=$(now)
-  w+=("$(echo "$t1 - $t0" | bc -l)")
-  t0=$(now); node bench/out/duckdb-hunt.mjs "$file" "$threads" >"$out/duckdb.jsonl"; t1=$(now)
-  d+=("$(echo "$t1 - $t0" | bc -l)")
+w=(); d=(); wc=(); dc=()
+for _ in $(seq "$runs"); do
+  /usr/bin/time -f '%e %U %S %M' -o "$out/wardgate.time" "$wg" egress hunt --rule exfil-volume -o json "$file" >"$out/wardgate.jsonl"
+  read -r e u s rss <"$out/wardgate.time"
+  w+=("$e"); wc+=("$(echo "$u + $s" | bc -l)")
+  /usr/bin/time -f '%e %U %S %M' -o "$out/duckdb.time" node bench/out/duckdb-hunt.mjs "$file" "$threads" >"$out/duckdb.jsonl"
+  read -r e u s _ <"$out/duckdb.time"
+  d+=("$e"); dc+=("$(echo "$u + $s" | bc -l)")
 done
 if ! cmp -s "$out/wardgate.jsonl" "$out/duckdb.jsonl"; then
   echo "rows differ: diff $out/wardgate.jsonl $out/duckdb.jsonl" >&2
@@ -41,8 +45,8 @@ if ! cmp -s "$out/wardgate.jsonl" "$out/duckdb.jsonl"; then
 fi
 rows=$(wc -l <"$out/wardgate.jsonl")
 bytes=$(stat -c %s "$file")
-wm=$(median3 "${w[@]}"); dm=$(median3 "${d[@]}")
-printf 'exfil-volume over %d events (%d MB), %d identical rows, %d threads each:\n' "$n" $((bytes / 1000000)) "$rows" "$threads"
-printf '  wardgate %.3fs  duckdb %.3fs  (median of 3)  duckdb/wardgate %.2fx  wardgate peak RSS %d MB\n' \
-  "$wm" "$dm" "$(echo "$dm / $wm" | bc -l)" $(($(cat "$out/wardgate.rss") / 1024))
-printf '  runs: wardgate %s; duckdb %s\n' "${w[*]}" "${d[*]}"
+wm=$(median "${w[@]}"); dm=$(median "${d[@]}"); wcm=$(median "${wc[@]}"); dcm=$(median "${dc[@]}")
+printf 'exfil-volume over %d events (%d MB), %d identical rows, %d threads each, median of %d:\n' "$n" $((bytes / 1000000)) "$rows" "$threads" "$runs"
+printf '  wall  wardgate %.2fs  duckdb %.2fs  duckdb/wardgate %.2fx\n' "$wm" "$dm" "$(echo "$dm / $wm" | bc -l)"
+printf '  cpu   wardgate %.2fs  duckdb %.2fs  duckdb/wardgate %.2fx   wardgate peak RSS %d MB\n' "$wcm" "$dcm" "$(echo "$dcm / $wcm" | bc -l)" $((rss / 1024))
+printf '  runs (wall): wardgate %s; duckdb %s\n' "${w[*]}" "${d[*]}"

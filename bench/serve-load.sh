@@ -27,7 +27,7 @@ trap cleanup EXIT
 export WARDGATE_KEY_PASSWORD=
 "$out/wardgate" token create --role update-server --name loadgen --state "$state" >"$state/us.tok" 2>/dev/null
 "$out/wardgate" token create --role ci --name ci --state "$state" >"$state/ci.tok" 2>/dev/null
-"$out/wardgate" serve --config fixtures/trust.yaml --state "$state" --listen 127.0.0.1:0 --no-scan --log-level "${LOG_LEVEL:-info}" 2>"$out/serve.log" &
+"$out/wardgate" serve --config fixtures/trust.yaml --state "$state" --listen 127.0.0.1:0 --no-scan --unencrypted-key --log-level "${LOG_LEVEL:-info}" 2>"$out/serve.log" &
 pid=$!
 for _ in $(seq 100); do grep -q '"msg":"serving"' "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
 addr=$(grep -o '"addr":"[^"]*"' "$out/serve.log" | head -1 | cut -d'"' -f4)

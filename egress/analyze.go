@@ -3,7 +3,6 @@ package egress
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"net/netip"
 	"slices"
 	"sort"
@@ -13,10 +12,13 @@ import (
 	"github.com/wardgate/wardgate/evidence"
 )
 
-// Finding severities, which are the risk states they raise an update to.
+// Finding severities. Suspicious and quarantined are the risk states a
+// finding attributed to an update raises it to; a notice (fleet-change)
+// is about a device class and raises nothing.
 const (
 	SeveritySuspicious  = evidence.RiskSuspicious
 	SeverityQuarantined = evidence.RiskQuarantined
+	SeverityNotice      = "notice"
 )
 
 // Finding is one detection, with its evidence and an explanation for an
@@ -25,8 +27,9 @@ type Finding struct {
 	Code     Code   `json:"code"`
 	Severity string `json:"severity"`
 	// Update is the digest of the update the finding is attributed to: the
-	// last one the devices installed before the behaviour. Empty when the
-	// devices had installed nothing recorded.
+	// devices showed the behaviour while running it and comparable devices
+	// of the class without it did not (Contrasts). Empty when the
+	// behaviour is not attributed to any update.
 	Update  string `json:"update,omitempty"`
 	Product string `json:"product,omitempty"`
 	Version string `json:"version,omitempty"`
@@ -38,6 +41,10 @@ type Finding struct {
 	LastSeen     time.Time `json:"lastSeen"`
 	Bytes        int64     `json:"bytes"`
 	Connections  int64     `json:"connections"`
+	// Contrasts are the comparisons behind the attribution: for a finding
+	// attributed to an update, that update's; for a fleet-change notice,
+	// every update the behaviour was compared with.
+	Contrasts []Contrast `json:"contrasts,omitempty"`
 	// Explanation says what was seen, from which devices, since when,
 	// compared with what.
 	Explanation string `json:"explanation"`
@@ -91,7 +98,7 @@ func (r *Report) Fleet(digest string) evidence.Fleet {
 	for _, x := range r.Findings {
 		if x.Update == digest {
 			f.Findings = append(f.Findings, evidence.Finding{Code: string(x.Code), Message: x.Explanation, ObservedAt: x.FirstSeen,
-				Devices: x.Devices, Destinations: x.Destinations, Bytes: x.Bytes, Connections: x.Connections})
+				Devices: x.Devices, Destinations: x.Destinations, FirstSeen: x.FirstSeen, LastSeen: x.LastSeen, Bytes: x.Bytes, Connections: x.Connections})
 		}
 	}
 	return f
@@ -99,24 +106,30 @@ func (r *Report) Fleet(digest string) evidence.Fleet {
 
 // Analyzer runs the detections over a stream of events. Feed it with Add
 // (in any order) and call Report once. Memory grows with the distinct
-// (device, destination) pairs and (device, URL, hour) groups, plus the
-// connection times to destinations new since the baseline.
+// (device, destination) pairs, (device, URL, hour) groups and device-hours
+// with telemetry, plus the connection times to destinations reached after
+// the baseline (capped per pair).
 type Analyzer struct {
-	inv      *Inventory
-	cfg      Config
-	installs map[string][]Installation // device (lower case) -> by time
-	byDigest map[string][]Installation
-	baseEnd  time.Time
-	allowed  map[string]Matcher // class -> allowed destinations
-	manif    map[string]Matcher // digest -> manifest
-	segs     []segPrefix
+	inv          *Inventory
+	cfg          Config
+	installs     map[string][]Installation // device (lower case) -> by time
+	byDigest     map[string][]Installation
+	classDevices map[string][]string // class -> device names, sorted
+	classUpdates map[string][]string // class -> digests its devices installed, sorted
+	baseEnd      time.Time
+	allowed      map[string]Matcher // class -> allowed destinations
+	manif        map[string]Matcher // digest -> manifest
+	segs         []segPrefix
 
 	baseline map[string]map[string]bool // class -> destination
-	contacts map[contactKey]*contact    // after the baseline, public
-	exfil    map[exfilKey]*agg
+	baseVol  map[volKey]int64           // baseline bytes per (device, destination, hour)
+	contacts map[contactKey]*contact    // after the baseline, public, not allowed
+	exfil    map[exfilKey]*agg          // after the baseline, outside the manifest
 	exfilDst map[exfilKey]string
 	segv     map[segKey]*contact
-	outside  map[contactKey]*contact // outside the manifest
+	outside  map[outsideKey]*contact // outside the manifest of the update run
+	active   map[string]map[int64]struct{}
+	hours    map[string][]int64 // device -> hours with telemetry, sorted (Report)
 	events   int64
 	unres    int64
 }
@@ -132,8 +145,11 @@ type contact struct {
 	class       string
 	first, last time.Time
 	bytes, n    int64
-	times       []int64 // unix seconds, for beaconing (capped)
-	targets     map[string]bool
+	// undeclared counts the connections outside the egress manifest of
+	// the update the device ran then.
+	undeclared int64
+	times      []int64 // unix seconds, for beaconing (capped)
+	targets    map[string]bool
 }
 
 type exfilKey struct {
@@ -141,7 +157,14 @@ type exfilKey struct {
 	hour        int64
 }
 
+type volKey struct {
+	device, dest string
+	hour         int64
+}
+
 type segKey struct{ device, segment string }
+
+type outsideKey struct{ digest, device, dest string }
 
 const maxBeaconTimes = 4096
 
@@ -152,22 +175,35 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 		return nil, err
 	}
 	a := &Analyzer{inv: inv, cfg: cfg, installs: map[string][]Installation{}, byDigest: map[string][]Installation{},
-		allowed: map[string]Matcher{}, manif: map[string]Matcher{}, baseline: map[string]map[string]bool{},
+		classDevices: map[string][]string{}, classUpdates: map[string][]string{},
+		allowed: map[string]Matcher{}, manif: map[string]Matcher{}, baseline: map[string]map[string]bool{}, baseVol: map[volKey]int64{},
 		contacts: map[contactKey]*contact{}, exfil: map[exfilKey]*agg{}, exfilDst: map[exfilKey]string{},
-		segv: map[segKey]*contact{}, outside: map[contactKey]*contact{}}
+		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, active: map[string]map[int64]struct{}{}}
+	for _, d := range inv.Devices {
+		a.classDevices[d.Class] = append(a.classDevices[d.Class], d.Name)
+	}
+	for _, l := range a.classDevices {
+		slices.Sort(l)
+	}
 	for _, in := range installs {
 		if err := in.Validate(); err != nil {
 			return nil, fmt.Errorf("installation of %s: %w", in.Digest, err)
 		}
-		k := strings.ToLower(in.Device)
+		k := lower(in.Device)
 		a.installs[k] = append(a.installs[k], in)
 		a.byDigest[in.Digest] = append(a.byDigest[in.Digest], in)
 		if a.baseEnd.IsZero() || in.Time.Before(a.baseEnd) {
 			a.baseEnd = in.Time
 		}
+		if d, ok := inv.Device(in.Device); ok && !slices.Contains(a.classUpdates[d.Class], in.Digest) {
+			a.classUpdates[d.Class] = append(a.classUpdates[d.Class], in.Digest)
+		}
 	}
 	for _, l := range a.installs {
-		slices.SortFunc(l, func(x, y Installation) int { return x.Time.Compare(y.Time) })
+		slices.SortStableFunc(l, func(x, y Installation) int { return x.Time.Compare(y.Time) })
+	}
+	for _, l := range a.classUpdates {
+		slices.Sort(l)
 	}
 	if !cfg.Baseline.End.IsZero() {
 		a.baseEnd = cfg.Baseline.End
@@ -187,9 +223,11 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 	return a, nil
 }
 
+func lower(s string) string { return strings.ToLower(s) }
+
 // installed returns the last installation on device at or before t.
 func (a *Analyzer) installed(device string, t time.Time) (Installation, bool) {
-	l := a.installs[strings.ToLower(device)]
+	l := a.installs[lower(device)]
 	i := sort.Search(len(l), func(i int) bool { return l[i].Time.After(t) })
 	if i == 0 {
 		return Installation{}, false
@@ -207,18 +245,18 @@ func (a *Analyzer) segmentOf(ip netip.Addr) string {
 	return ""
 }
 
-func touch(m map[contactKey]*contact, k contactKey, class string, ev *Event, keepTimes bool, target string) {
+func touch(m map[contactKey]*contact, k contactKey, class string, ev *Event, keepTimes bool, target string) *contact {
 	c := m[k]
 	if c == nil {
 		c = &contact{class: class, first: ev.Time, last: ev.Time, targets: map[string]bool{}}
 		m[k] = c
 	}
-	if ev.Time.Before(c.first) {
-		c.first = ev.Time
-	}
-	if ev.Time.After(c.last) {
-		c.last = ev.Time
-	}
+	c.add(ev, keepTimes, target)
+	return c
+}
+
+func (c *contact) add(ev *Event, keepTimes bool, target string) {
+	c.first, c.last = minTime(c.first, ev.Time), maxTime(c.last, ev.Time)
 	c.bytes += ev.SentBytes
 	c.n++
 	if keepTimes && len(c.times) < maxBeaconTimes {
@@ -229,7 +267,8 @@ func touch(m map[contactKey]*contact, k contactKey, class string, ev *Event, kee
 	}
 }
 
-// Add feeds one event. Only successful connections count.
+// Add feeds one event. Every event of a known device marks it observed in
+// its hour; only successful connections are judged.
 func (a *Analyzer) Add(ev *Event) {
 	a.events++
 	dev, ok := a.inv.Resolve(ev)
@@ -237,6 +276,12 @@ func (a *Analyzer) Add(ev *Event) {
 		a.unres++
 		return
 	}
+	hs := a.active[dev.Name]
+	if hs == nil {
+		hs = map[int64]struct{}{}
+		a.active[dev.Name] = hs
+	}
+	hs[hourBin(ev.Time.Unix())] = struct{}{}
 	if ev.ActionType != ActionConnectionSuccess {
 		return
 	}
@@ -254,15 +299,12 @@ func (a *Analyzer) Add(ev *Event) {
 				c = &contact{class: dev.Class, first: ev.Time, last: ev.Time, targets: map[string]bool{}}
 				a.segv[k] = c
 			}
-			c.first = minTime(c.first, ev.Time)
-			c.last = maxTime(c.last, ev.Time)
-			c.bytes += ev.SentBytes
-			c.n++
-			if len(c.targets) < 16 {
-				c.targets[target] = true
-			}
+			c.add(ev, false, target)
 		}
 		return
+	}
+	if m, ok := a.allowed[dev.Class]; ok && m.Match(ev.RemoteURL, ev.RemoteIP) {
+		return // an allowed destination is never new, never exfiltration
 	}
 	dest := Destination(ev.RemoteURL, ev.RemoteIP)
 	if a.baseEnd.IsZero() || ev.Time.Before(a.baseEnd) {
@@ -271,26 +313,26 @@ func (a *Analyzer) Add(ev *Event) {
 				a.baseline[dev.Class] = map[string]bool{}
 			}
 			a.baseline[dev.Class][dest] = true
+			a.baseVol[volKey{dev.Name, dest, hourBin(ev.Time.Unix())}] += ev.SentBytes
 		}
-		if a.baseEnd.IsZero() {
-			return // no installation, no explicit window: everything is baseline
-		}
-		if ev.Time.Before(a.baseEnd) {
-			return
-		}
+		return // the baseline is learned, not judged
 	}
-	if m, ok := a.allowed[dev.Class]; ok && m.Match(ev.RemoteURL, ev.RemoteIP) {
-		return
-	}
+	c := touch(a.contacts, contactKey{dev.Name, dest}, dev.Class, ev, true, target)
 	if in, ok := a.installed(dev.Name, ev.Time); ok {
 		if m, ok := a.manif[in.Digest]; ok {
 			if m.Match(ev.RemoteURL, ev.RemoteIP) {
 				return // inside the vendor's manifest: never a finding
 			}
-			touch(a.outside, contactKey{dev.Name, dest}, dev.Class, ev, false, target)
+			k := outsideKey{in.Digest, dev.Name, dest}
+			o := a.outside[k]
+			if o == nil {
+				o = &contact{class: dev.Class, first: ev.Time, last: ev.Time, targets: map[string]bool{}}
+				a.outside[k] = o
+			}
+			o.add(ev, false, target)
 		}
 	}
-	touch(a.contacts, contactKey{dev.Name, dest}, dev.Class, ev, true, target)
+	c.undeclared++
 	k := exfilKey{dev.Name, ev.RemoteURL, hourBin(ev.Time.Unix())}
 	g := a.exfil[k]
 	if g == nil {
@@ -318,16 +360,31 @@ func maxTime(x, y time.Time) time.Time {
 
 // Report runs the detections over everything added.
 func (a *Analyzer) Report() Report {
+	a.hours = make(map[string][]int64, len(a.active))
+	for d, hs := range a.active {
+		l := make([]int64, 0, len(hs))
+		for h := range hs {
+			l = append(l, h)
+		}
+		slices.Sort(l)
+		a.hours[d] = l
+	}
+	notices := newNotices()
 	var fs []Finding
-	fs = append(fs, a.newDestinations()...)
-	fs = append(fs, a.exfilFindings()...)
+	fs = append(fs, a.newDestinations(notices)...)
+	fs = append(fs, a.volumeFindings(notices)...)
 	fs = append(fs, a.segmentFindings()...)
 	fs = append(fs, a.outsideFindings()...)
+	fs = append(fs, notices.findings()...)
 	quarantine := func(c Code) bool { return slices.Contains(a.cfg.QuarantineCodes, c) }
 	for i := range fs {
-		fs[i].Severity = SeveritySuspicious
-		if quarantine(fs[i].Code) {
+		switch {
+		case fs[i].Code == CodeFleetChange:
+			fs[i].Severity = SeverityNotice
+		case quarantine(fs[i].Code) && fs[i].Update != "":
 			fs[i].Severity = SeverityQuarantined
+		default:
+			fs[i].Severity = SeveritySuspicious
 		}
 		if fs[i].Update != "" {
 			if l := a.byDigest[fs[i].Update]; len(l) > 0 {
@@ -377,260 +434,8 @@ func appendUnique(s []string, v string) []string {
 	return append(s, v)
 }
 
-// perDest groups the post-baseline contacts to destinations no device of
-// the class reached in the baseline, by (class, destination).
-func (a *Analyzer) perDest() map[[2]string][]contactKey {
-	out := map[[2]string][]contactKey{}
-	for k, c := range a.contacts {
-		if a.baseline[c.class][k.dest] {
-			continue
-		}
-		out[[2]string{c.class, k.dest}] = append(out[[2]string{c.class, k.dest}], k)
-	}
-	return out
-}
-
-func (a *Analyzer) newDestinations() []Finding {
-	var fs []Finding
-	dormancy := time.Duration(a.cfg.Thresholds.DormancyDays) * 24 * time.Hour
-	for cd, keys := range a.perDest() {
-		class, dest := cd[0], cd[1]
-		slices.SortFunc(keys, func(x, y contactKey) int { return cmp.Compare(x.device, y.device) })
-		// new-destination and beaconing: per update the device had.
-		type group struct {
-			devices, beacons           []string
-			first, last, bfirst, blast time.Time
-			bytes, n, bbytes, bn       int64
-			periods                    []float64
-			targets                    map[string]bool
-		}
-		groups := map[string]*group{}
-		reachers := map[string]time.Time{} // device -> first contact
-		for _, k := range keys {
-			c := a.contacts[k]
-			reachers[k.device] = c.first
-			in, ok := a.installed(k.device, c.first)
-			if !ok {
-				continue
-			}
-			g := groups[in.Digest]
-			if g == nil {
-				g = &group{first: c.first, last: c.last, bfirst: c.first, blast: c.last, targets: map[string]bool{}}
-				groups[in.Digest] = g
-			}
-			g.devices = append(g.devices, k.device)
-			g.first, g.last = minTime(g.first, c.first), maxTime(g.last, c.last)
-			g.bytes += c.bytes
-			g.n += c.n
-			for t := range c.targets {
-				g.targets[t] = true
-			}
-			if p, ok := beacon(c.times, a.cfg.Thresholds); ok {
-				if len(g.beacons) == 0 {
-					g.bfirst, g.blast = c.first, c.last
-				}
-				g.beacons = append(g.beacons, k.device)
-				g.bfirst, g.blast = minTime(g.bfirst, c.first), maxTime(g.blast, c.last)
-				g.bbytes += c.bytes
-				g.bn += c.n
-				g.periods = append(g.periods, p)
-			}
-		}
-		for digest, g := range groups {
-			targets := sortedKeys(g.targets)
-			fs = append(fs, Finding{Code: CodeNewDestination, Update: digest, Class: class, Devices: g.devices, Destinations: []string{dest},
-				FirstSeen: g.first, LastSeen: g.last, Bytes: g.bytes, Connections: g.n,
-				Explanation: fmt.Sprintf("%d %s device(s) (%s) reached %s (%s) after installing update %s, first on %s: no %s device reached it in the baseline window; %d connection(s), %d bytes sent.",
-					len(g.devices), class, strings.Join(g.devices, ", "), dest, strings.Join(targets, ", "), short(digest), g.first.Format(time.RFC3339), class, g.n, g.bytes)})
-			if len(g.beacons) > 0 {
-				fs = append(fs, Finding{Code: CodeBeaconing, Update: digest, Class: class, Devices: g.beacons, Destinations: []string{dest},
-					FirstSeen: g.bfirst, LastSeen: g.blast, Bytes: g.bbytes, Connections: g.bn,
-					Explanation: fmt.Sprintf("%d %s device(s) (%s) connect to new destination %s at regular intervals (median period %s, jitter at most %.0f%%), since %s, %d connection(s) and %d bytes in all: a command-and-control beacon looks like this; the baseline has no such destination.",
-						len(g.beacons), class, strings.Join(g.beacons, ", "), dest, time.Duration(median(g.periods)*float64(time.Second)).Round(time.Second), a.cfg.Thresholds.BeaconMaxJitter*100, g.bfirst.Format(time.RFC3339), g.bn, g.bbytes)})
-			}
-		}
-		// fleet-correlation: per update installed in the class.
-		for digest, l := range a.byDigest {
-			installedAt := map[string]time.Time{}
-			for _, in := range l {
-				if d, ok := a.inv.Device(in.Device); ok && d.Class == class {
-					if t, seen := installedAt[d.Name]; !seen || in.Time.Before(t) {
-						installedAt[d.Name] = in.Time
-					}
-				}
-			}
-			if len(installedAt) == 0 {
-				continue
-			}
-			var corr []string
-			nonInstaller := false
-			var first, last time.Time
-			var bytes, n int64
-			for dev, t0 := range reachers {
-				it, installer := installedAt[dev]
-				if !installer {
-					nonInstaller = true
-					break
-				}
-				// The contact must come after the install, within the
-				// dormancy, and with U the update in effect (not an earlier
-				// release the device has since replaced).
-				if cur, ok := a.installed(dev, t0); t0.Before(it) || t0.Sub(it) > dormancy || !ok || cur.Digest != digest {
-					continue
-				}
-				c := a.contacts[contactKey{dev, dest}]
-				corr = append(corr, dev)
-				if first.IsZero() || c.first.Before(first) {
-					first = c.first
-				}
-				last = maxTime(last, c.last)
-				bytes += c.bytes
-				n += c.n
-			}
-			if nonInstaller || len(corr) < a.cfg.Thresholds.FleetMinDevices {
-				continue
-			}
-			slices.Sort(corr)
-			var lags []string
-			for _, d := range corr {
-				lags = append(lags, fmt.Sprintf("%s %s", d, a.contacts[contactKey{d, dest}].first.Sub(installedAt[d]).Round(time.Hour)))
-			}
-			fs = append(fs, Finding{Code: CodeFleetCorrelation, Update: digest, Class: class, Devices: corr, Destinations: []string{dest},
-				FirstSeen: first, LastSeen: last, Bytes: bytes, Connections: n,
-				Explanation: fmt.Sprintf("%d of the %d %s devices that installed update %s reached %s after installing it (delay after install: %s), and no %s device without the update ever did; it was not reached in the baseline window. The update itself, not one device, is the common cause.",
-					len(corr), len(installedAt), class, short(digest), dest, strings.Join(lags, ", "), class)})
-		}
-	}
-	return fs
-}
-
-// beacon reports whether connection times are regular: at least the
-// minimum count, and the median absolute deviation of the inter-arrival
-// times at most BeaconMaxJitter of their median. It returns the median
-// period in seconds.
-func beacon(times []int64, t Thresholds) (float64, bool) {
-	if len(times) < t.BeaconMinConnections {
-		return 0, false
-	}
-	ts := slices.Clone(times)
-	slices.Sort(ts)
-	var gaps []float64
-	for i := 1; i < len(ts); i++ {
-		if d := ts[i] - ts[i-1]; d > 0 {
-			gaps = append(gaps, float64(d))
-		}
-	}
-	if len(gaps) < t.BeaconMinConnections-1 {
-		return 0, false
-	}
-	m := median(gaps)
-	dev := make([]float64, len(gaps))
-	for i, g := range gaps {
-		dev[i] = math.Abs(g - m)
-	}
-	return m, m > 0 && median(dev) <= t.BeaconMaxJitter*m
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func (a *Analyzer) exfilFindings() []Finding {
-	type key struct{ device, url string }
-	type acc struct {
-		first, last time.Time
-		bytes, n    int64
-		hours       int
-		dest        string
-	}
-	m := map[key]*acc{}
-	for k, g := range a.exfil {
-		if g.sum <= a.cfg.Thresholds.ExfilBytes {
-			continue
-		}
-		t := time.Unix(k.hour, 0).UTC()
-		x := m[key{k.device, k.url}]
-		if x == nil {
-			x = &acc{first: t, last: t, dest: a.exfilDst[k]}
-			m[key{k.device, k.url}] = x
-		}
-		x.first, x.last = minTime(x.first, t), maxTime(x.last, t)
-		x.bytes += g.sum
-		x.n += g.count
-		x.hours++
-	}
-	var fs []Finding
-	for k, x := range m {
-		dev, _ := a.inv.Device(k.device)
-		in, _ := a.installed(k.device, x.first)
-		url := k.url
-		if url == "" {
-			url = x.dest
-		}
-		fs = append(fs, Finding{Code: CodeExfilVolume, Update: in.Digest, Class: dev.Class, Devices: []string{dev.Name}, Destinations: []string{x.dest},
-			FirstSeen: x.first, LastSeen: x.last.Add(time.Hour), Bytes: x.bytes, Connections: x.n,
-			Explanation: fmt.Sprintf("%s (%s) sent %d bytes to %s in %d connection(s) over %d hour(s) starting %s, above %d bytes per hour; %s is not an allowed destination of %s devices.",
-				dev.Name, dev.Class, x.bytes, url, x.n, x.hours, x.first.Format(time.RFC3339), a.cfg.Thresholds.ExfilBytes, x.dest, dev.Class)})
-	}
-	return fs
-}
-
-func (a *Analyzer) segmentFindings() []Finding {
-	var fs []Finding
-	for k, c := range a.segv {
-		dev, _ := a.inv.Device(k.device)
-		in, _ := a.installed(k.device, c.first)
-		allowed := a.cfg.Classes[dev.Class].AllowedSegments
-		fs = append(fs, Finding{Code: CodeSegmentationViolation, Update: in.Digest, Class: dev.Class, Devices: []string{dev.Name}, Destinations: sortedKeys(c.targets),
-			FirstSeen: c.first, LastSeen: c.last, Bytes: c.bytes, Connections: c.n,
-			Explanation: fmt.Sprintf("%s (%s, segment %s) reached segment %s (%s) %d time(s) since %s; %s devices may reach only %s.",
-				dev.Name, dev.Class, dev.Segment, k.segment, strings.Join(sortedKeys(c.targets), ", "), c.n, c.first.Format(time.RFC3339), dev.Class, strings.Join(append([]string{dev.Segment}, allowed...), ", "))})
-	}
-	return fs
-}
-
-func (a *Analyzer) outsideFindings() []Finding {
-	type key struct{ digest, dest string }
-	type acc struct {
-		devices     []string
-		first, last time.Time
-		bytes, n    int64
-		class       string
-		targets     map[string]bool
-	}
-	m := map[key]*acc{}
-	for k, c := range a.outside {
-		in, _ := a.installed(k.device, c.first)
-		x := m[key{in.Digest, k.dest}]
-		if x == nil {
-			x = &acc{first: c.first, last: c.last, class: c.class, targets: map[string]bool{}}
-			m[key{in.Digest, k.dest}] = x
-		}
-		x.devices = append(x.devices, k.device)
-		x.first, x.last = minTime(x.first, c.first), maxTime(x.last, c.last)
-		x.bytes += c.bytes
-		x.n += c.n
-		for t := range c.targets {
-			x.targets[t] = true
-		}
-	}
-	var fs []Finding
-	for k, x := range m {
-		slices.Sort(x.devices)
-		fs = append(fs, Finding{Code: CodeExpectedEgress, Update: k.digest, Class: x.class, Devices: x.devices, Destinations: []string{k.dest},
-			FirstSeen: x.first, LastSeen: x.last, Bytes: x.bytes, Connections: x.n,
-			Explanation: fmt.Sprintf("%d device(s) (%s) running update %s reached %s (%s) since %s, which the vendor's signed egress manifest for that release does not list; %d connection(s), %d bytes sent.",
-				len(x.devices), strings.Join(x.devices, ", "), short(k.digest), k.dest, strings.Join(sortedKeys(x.targets), ", "), x.first.Format(time.RFC3339), x.n, x.bytes)})
-	}
-	return fs
+func (a *Analyzer) dormancy() time.Duration {
+	return time.Duration(a.cfg.Thresholds.DormancyDays) * 24 * time.Hour
 }
 
 func sortedKeys(m map[string]bool) []string {

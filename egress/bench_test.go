@@ -44,7 +44,7 @@ func BenchmarkHuntDefenderJSON(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Hunt(b.Context(), []string{path}, ExfilVolume{}); err != nil {
+		if _, err := Hunt(b.Context(), []string{path}, DefaultExfilVolume()); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -92,7 +92,7 @@ func BenchmarkHuntLine(b *testing.B) {
 	line := bytes.TrimSpace(defenderLines(1))
 	var d defRaw
 	var sb [3][]byte
-	a := newAggregator(ExfilVolume{}.withDefaults())
+	a := newAggregator(DefaultExfilVolume())
 	b.SetBytes(int64(len(line)))
 	for b.Loop() {
 		if !a.lineJSON(line, &d, &sb) {

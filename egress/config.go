@@ -22,10 +22,13 @@ const (
 	CodeBeaconing             Code = "beaconing"
 	CodeSegmentationViolation Code = "segmentation-violation"
 	CodeExpectedEgress        Code = "expected-egress"
+	CodeVolumeAnomaly         Code = "volume-anomaly"
+	CodeFleetChange           Code = "fleet-change"
 )
 
 // Codes lists every finding code.
-var Codes = []Code{CodeExfilVolume, CodeNewDestination, CodeFleetCorrelation, CodeBeaconing, CodeSegmentationViolation, CodeExpectedEgress}
+var Codes = []Code{CodeExfilVolume, CodeNewDestination, CodeFleetCorrelation, CodeBeaconing, CodeSegmentationViolation, CodeExpectedEgress,
+	CodeVolumeAnomaly, CodeFleetChange}
 
 // Window is a half-open time interval [Start, End).
 type Window struct {
@@ -66,7 +69,35 @@ type Thresholds struct {
 	// inter-arrival times, relative to their median, still called
 	// regular. Default 0.2.
 	BeaconMaxJitter float64 `json:"beaconMaxJitter"`
+	// ContrastAlpha is the significance level of the exact test that
+	// attributes a behaviour to an update when comparable devices without
+	// it show the behaviour too. Default 0.01.
+	ContrastAlpha float64 `json:"contrastAlpha"`
+	// ContrastMinControls: comparable devices of the class without the
+	// update that must be observed over the same period before anything
+	// is attributed to it. Default 1.
+	ContrastMinControls int `json:"contrastMinControls"`
+	// ObservedHours: a device is observed at a time when it sent any
+	// telemetry within this many hours of it. Default 24.
+	ObservedHours int `json:"observedHours"`
+	// VolumeScore: the robust score (log-scale median and MAD) above which
+	// an hour's volume to a baseline destination is far outside the
+	// baseline. Default 6.
+	VolumeScore float64 `json:"volumeScore"`
+	// VolumeMinHours: device-hours with traffic to a destination in the
+	// baseline window needed to learn its volume; below it the flat
+	// ExfilBytes rule applies. Default 24.
+	VolumeMinHours int `json:"volumeMinHours"`
 }
+
+// Defaults of the thresholds; docs/egress.md says why.
+const (
+	DefaultContrastAlpha       = 0.01
+	DefaultContrastMinControls = 1
+	DefaultObservedHours       = 24
+	DefaultVolumeScore         = 6.0
+	DefaultVolumeMinHours      = 24
+)
 
 // Config is the fleet policy for detections.
 type Config struct {
@@ -134,6 +165,21 @@ func (c Config) WithDefaults() Config {
 	if t.BeaconMaxJitter == 0 {
 		t.BeaconMaxJitter = 0.2
 	}
+	if t.ContrastAlpha == 0 {
+		t.ContrastAlpha = DefaultContrastAlpha
+	}
+	if t.ContrastMinControls == 0 {
+		t.ContrastMinControls = DefaultContrastMinControls
+	}
+	if t.ObservedHours == 0 {
+		t.ObservedHours = DefaultObservedHours
+	}
+	if t.VolumeScore == 0 {
+		t.VolumeScore = DefaultVolumeScore
+	}
+	if t.VolumeMinHours == 0 {
+		t.VolumeMinHours = DefaultVolumeMinHours
+	}
 	if c.QuarantineCodes == nil {
 		c.QuarantineCodes = []Code{CodeFleetCorrelation, CodeExpectedEgress}
 	}
@@ -164,8 +210,12 @@ func (c Config) Validate() error {
 		}
 	}
 	t := c.Thresholds
-	if t.ExfilBytes < 0 || t.FleetMinDevices < 0 || t.DormancyDays < 0 || t.BeaconMinConnections < 0 || t.BeaconMaxJitter < 0 {
+	if t.ExfilBytes < 0 || t.FleetMinDevices < 0 || t.DormancyDays < 0 || t.BeaconMinConnections < 0 || t.BeaconMaxJitter < 0 ||
+		t.ContrastMinControls < 0 || t.ObservedHours < 0 || t.VolumeScore < 0 || t.VolumeMinHours < 0 {
 		errs = append(errs, fmt.Errorf("%w: negative threshold", ErrBadConfig))
+	}
+	if t.ContrastAlpha < 0 || t.ContrastAlpha >= 1 {
+		errs = append(errs, fmt.Errorf("%w: contrastAlpha %v: want a significance level in (0, 1)", ErrBadConfig, t.ContrastAlpha))
 	}
 	if !c.Baseline.Start.IsZero() && !c.Baseline.End.IsZero() && !c.Baseline.Start.Before(c.Baseline.End) {
 		errs = append(errs, fmt.Errorf("%w: baseline ends before it starts", ErrBadConfig))

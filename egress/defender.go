@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"time"
 )
 
@@ -74,9 +73,12 @@ func isIntField(f int) bool {
 	return f == dRemotePort || f == dLocalPort || f == dSentBytes || f == dReceivedBytes
 }
 
-// defRaw is one scanned Defender record: the span of every known field.
+// defRaw is one scanned Defender record: the span of every known field
+// present, as set says (a field not in set is absent, whatever f holds:
+// a new line clears two bytes, not the whole array).
 type defRaw struct {
 	f       [nDefender]span
+	set     uint16
 	scratch []byte // key unescaping
 	// order is the field index of each key position of the last line
 	// (-1: not a known field), the scanner's guess for the next line.
@@ -85,8 +87,25 @@ type defRaw struct {
 
 // scanDefenderJSON validates line as a JSON object and fills d.
 func scanDefenderJSON(line []byte, d *defRaw) bool {
-	d.f = [nDefender]span{}
+	d.set = 0
 	return scanObject(line, &d.scratch, d)
+}
+
+// span returns field f's span; the zero span (absent) when the record
+// does not have it.
+func (d *defRaw) span(f int) span {
+	if d.set&(1<<f) == 0 {
+		return span{}
+	}
+	return d.f[f]
+}
+
+var _ [16 - nDefender]struct{} // set has a bit per field
+
+// put sets field f.
+func (d *defRaw) put(f int, v span) {
+	d.f[f] = v
+	d.set |= 1 << f
 }
 
 // errFieldType: a known field has a value of the wrong JSON type.
@@ -95,7 +114,7 @@ var errFieldType = errors.New("field has the wrong type")
 // str returns field f as a string (absent and null are ""). A number,
 // boolean, object or array where a string is expected is an error.
 func (d *defRaw) str(f int) (string, error) {
-	s := d.f[f]
+	s := d.span(f)
 	switch s.kind {
 	case kindAbsent, kindNull:
 		return "", nil
@@ -111,7 +130,7 @@ func (d *defRaw) str(f int) (string, error) {
 // strBytes is str without allocating when the field has no escapes; the
 // result is valid until buf is reused.
 func (d *defRaw) strBytes(f int, buf []byte) ([]byte, bool) {
-	s := d.f[f]
+	s := d.span(f)
 	switch s.kind {
 	case kindAbsent, kindNull:
 		return nil, true
@@ -127,7 +146,7 @@ func (d *defRaw) strBytes(f int, buf []byte) ([]byte, bool) {
 // integer returns an integer field: a JSON integer, a string holding one
 // (Sentinel exports numbers as strings), "" / null / absent as 0.
 func (d *defRaw) integer(f int) (int64, error) {
-	s := d.f[f]
+	s := d.span(f)
 	switch s.kind {
 	case kindAbsent, kindNull:
 		return 0, nil
@@ -146,16 +165,13 @@ func (d *defRaw) integer(f int) (int64, error) {
 	return 0, fmt.Errorf("%s: %w", DefenderColumns[f], errFieldType)
 }
 
-// parseInt parses a decimal integer without allocating on the fast path.
+// parseInt parses an integer written as any JSON number ("1500",
+// "1500.0", "1.5e3"; see jsonInt), without allocating on the fast path.
 func parseInt(b []byte, name string) (int64, error) {
-	if n, ok := fastUint(b); ok {
+	if n, ok := jsonInt(b); ok {
 		return n, nil
 	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", name, err)
-	}
-	return n, nil
+	return 0, fmt.Errorf("%s %q: not an integer", name, b)
 }
 
 func fastUint(b []byte) (int64, bool) {
@@ -401,7 +417,7 @@ func csvHeader(fields []string) (cols [nDefender]int, ok bool) {
 // csvRecord fills d from a CSV record as string spans, so conversion is
 // shared with JSON. Empty cells are null.
 func csvRecord(d *defRaw, cols *[nDefender]int, rec []string) bool {
-	d.f = [nDefender]span{}
+	d.set = 0
 	for k, c := range cols {
 		if c < 0 {
 			continue
@@ -410,10 +426,10 @@ func csvRecord(d *defRaw, cols *[nDefender]int, rec []string) bool {
 			return false
 		}
 		if rec[c] == "" {
-			d.f[k] = span{kind: kindNull}
+			d.put(k, span{kind: kindNull})
 			continue
 		}
-		d.f[k] = span{kind: kindString, v: []byte(rec[c])}
+		d.put(k, span{kind: kindString, v: []byte(rec[c])})
 	}
 	return true
 }

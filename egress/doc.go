@@ -11,17 +11,23 @@
 //   - Hunt, the exfiltration-volume hunting rule run straight over files
 //     with a purpose-built Defender JSON scanner on every core, nothing
 //     stored; memory is bounded by the distinct (device, URL, hour) keys.
-//   - The fleet model (Inventory, Installation, Config) and Analyze, which
-//     learns a per-class baseline and raises findings with stable codes
-//     (Code) and an update's risk state (clean, suspicious, quarantined),
+//   - The fleet model (Inventory, Installation, Config) and Analyzer,
+//     which learns a per-class baseline (destinations and hourly volume),
+//     raises findings with stable codes (Code) and blames an update only
+//     for what its devices do differently from comparable devices of the
+//     same class without it, over the same period (Contrast: exact tests
+//     at each onset and over the period); behaviour shared by devices
+//     with and without an update is a fleet-change notice about the
+//     class. An update's risk state (clean, suspicious, quarantined) is
 //     converted to the evidence document's fleet section by Report.Fleet.
 //
 // Storage is behind the small Store interface; the store package keeps
 // events and installations (store/sqlite on SQLite).
 //
 // Imports: the standard library, golang.org/x/net/publicsuffix (which
-// brings net/http/cookiejar for an interface, nothing more) and
-// wardgate/evidence. Must not import net/http itself, cobra,
+// brings net/http/cookiejar for an interface, nothing more),
+// gonum.org/v1/gonum/stat/combin (log binomial coefficients for the exact
+// tests) and wardgate/evidence. Must not import net/http itself, cobra,
 // wardgate/server, or a storage driver (that lives in store/sqlite);
 // TestDeps checks it.
 package egress

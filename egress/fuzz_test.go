@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -59,22 +61,30 @@ func spans(f [nDefender]span) (out [nDefender]refField) {
 	return out
 }
 
+// fields is every field's span as the accessors see it.
+func (d *defRaw) fields() (out [nDefender]span) {
+	for f := range out {
+		out[f] = d.span(f)
+	}
+	return out
+}
+
 func fast(line []byte) (f [nDefender]refField, ok bool) {
 	var d defRaw
 	if !scanDefenderJSON([]byte(primer), &d) {
 		panic("primer rejected")
 	}
 	ok = scanDefenderJSON(line, &d)
-	first := spans(d.f)
+	first := spans(d.fields())
 	for range 2 {
-		if scanDefenderJSON(line, &d) != ok || (ok && spans(d.f) != first) {
+		if scanDefenderJSON(line, &d) != ok || (ok && spans(d.fields()) != first) {
 			panic(fmt.Sprintf("scanner unstable across repeated scans of %q", line))
 		}
 	}
 	if !ok {
 		return f, false
 	}
-	for i, s := range d.f {
+	for i, s := range d.fields() {
 		f[i].kind = s.kind
 		switch s.kind {
 		case kindString:
@@ -132,7 +142,7 @@ func FuzzHuntLine(f *testing.F) {
 		}
 		var d defRaw
 		var sb [3][]byte
-		a := newAggregator(ExfilVolume{}.withDefaults())
+		a := newAggregator(DefaultExfilVolume())
 		huntOK := a.lineJSON(line, &d, &sb)
 		st, err := Scan(bytes.NewReader(line), func(*Event) error { return nil }, WithFormat(FormatDefenderJSON))
 		if err != nil {
@@ -189,3 +199,70 @@ func FuzzScanDefenderJSON(f *testing.F) {
 }
 
 var _ = strings.NewReader
+
+// FuzzJSONNumbersAgainstEncodingJSON holds the number readers to
+// encoding/json: jsonInt accepts exactly the literals encoding/json decodes
+// into an int64, or into a float64 with an integral value in int64's
+// range, and gives the same value; parseEpoch accepts every JSON number
+// encoding/json decodes into a float64 in [0, year 10000) and lands within
+// a microsecond of it (float64 resolves 2^-22 s at today's epoch).
+var zeekASCIIEpoch = regexp.MustCompile(`^[0-9]+(\.[0-9]{1,9})?$`)
+
+func FuzzJSONNumbersAgainstEncodingJSON(f *testing.F) {
+	for _, s := range []string{"0", "48", "-7", "1500.0", "1.5e3", "1E+3", "81.35792000000001", "13.734161999999998", "1540469302.538640",
+		"9223372036854775807", "9223372036854775808", "-9223372036854775808", "1e19", "0.5", "1e400", "01", "1.", ".5", "+1", "Inf", "0x10", "1_0", "-0", "-0.0e-5", "2.5e-324"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var num json.Number
+		valid := json.Unmarshal(b, &num) == nil && isJSONNumber(bytes.TrimSpace(b)) && len(bytes.TrimSpace(b)) == len(b)
+		if isJSONNumber(b) != valid {
+			t.Fatalf("isJSONNumber(%q) = %v, encoding/json says %v", b, !valid, valid)
+		}
+		want, wantOK := int64(0), false
+		var i int64
+		var fl float64
+		if json.Unmarshal(b, &i) == nil && valid {
+			want, wantOK = i, true
+		} else if json.Unmarshal(b, &fl) == nil && valid && fl == math.Trunc(fl) && fl >= -(1<<63) && fl < 1<<63 {
+			want, wantOK = int64(fl), true
+		}
+		if got, ok := jsonInt(b); ok != wantOK || got != want {
+			t.Fatalf("jsonInt(%q) = %d, %v; encoding/json gives %d, %v", b, got, ok, want, wantOK)
+		}
+		fl = 0
+		fok := valid && json.Unmarshal(b, &fl) == nil && fl >= 0 && fl < maxEpoch
+		got, err := parseEpoch(b)
+		if (err == nil) != fok {
+			if err == nil && !valid && zeekASCIIEpoch.Match(b) {
+				return // Zeek's ASCII form takes leading zeros JSON forbids ("0123.5")
+			}
+			t.Fatalf("parseEpoch(%q): err %v; encoding/json float %v ok=%v", b, err, fl, fok)
+		}
+		if err == nil {
+			ref := float64(got.Unix()) + float64(got.Nanosecond())/1e9
+			if d := math.Abs(ref - fl); d > 1e-6 && d > fl*1e-15 {
+				t.Fatalf("parseEpoch(%q) = %v (%.9f), encoding/json %.9f", b, got, ref, fl)
+			}
+		}
+	})
+}
+
+// TestColumnWords: the word compare of column names agrees with string
+// equality on every name and on near misses.
+func TestColumnWords(t *testing.T) {
+	for i, name := range DefenderColumns {
+		for j, other := range DefenderColumns {
+			if len(other) == len(name) && columnWords[i].equal([]byte(other)) != (i == j) {
+				t.Errorf("%s vs %s", name, other)
+			}
+		}
+		for k := range len(name) {
+			b := []byte(name)
+			b[k] ^= 0x20
+			if columnWords[i].equal(b) {
+				t.Errorf("%s matches %s", name, b)
+			}
+		}
+	}
+}

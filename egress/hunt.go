@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
+	"math/bits"
 	"net/netip"
 	"os"
 	"runtime"
@@ -34,12 +36,21 @@ import (
 // parses and is not private, loopback, link-local, CGNAT (100.64.0.0/10),
 // multicast or unspecified. startswith is case-insensitive in KQL; so is
 // DevicePrefix here.
+//
+// The fields mean what they say: an empty DevicePrefix selects every
+// device, a MinBytes of 0 keeps every group that sent anything.
+// DefaultExfilVolume is the query as written.
 type ExfilVolume struct {
-	// DevicePrefix selects devices by name; default "HOSP-IOT-".
+	// DevicePrefix selects devices by name; "" selects every device.
 	DevicePrefix string
-	// MinBytes is the exclusive lower bound on TotalBytesSent; default
-	// 5,000,000.
+	// MinBytes is the exclusive lower bound on TotalBytesSent.
 	MinBytes int64
+	// Inventory names the device of a record that carries no device name
+	// (Zeek conn.log, OCSF events with addresses only): the inventory
+	// device with the record's local address. Without an inventory, or
+	// when no device has the address, the address itself is the name.
+	// Records that carry a DeviceName keep it, as in KQL.
+	Inventory *Inventory
 }
 
 // Defaults of the exfil-volume rule.
@@ -48,14 +59,10 @@ const (
 	DefaultExfilBytes   = 5_000_000
 )
 
-func (r ExfilVolume) withDefaults() ExfilVolume {
-	if r.DevicePrefix == "" {
-		r.DevicePrefix = DefaultDevicePrefix
-	}
-	if r.MinBytes == 0 {
-		r.MinBytes = DefaultExfilBytes
-	}
-	return r
+// DefaultExfilVolume is the design's rule: devices named HOSP-IOT-*,
+// groups above 5,000,000 bytes.
+func DefaultExfilVolume() ExfilVolume {
+	return ExfilVolume{DevicePrefix: DefaultDevicePrefix, MinBytes: DefaultExfilBytes}
 }
 
 // HuntRow is one result row, with the KQL query's column names.
@@ -97,13 +104,22 @@ func isPublic(ipType string, ip netip.Addr) bool {
 // agg is one (device, URL, hour) group.
 type agg struct{ sum, count int64 }
 
-// aggregator groups matching events. Keys are encoded as
-// uvarint(len(device)) device url hour(8 bytes), so lookups of an
-// existing group do not allocate.
+// aggregator groups matching events in two levels: (device, URL) pairs in
+// a map keyed by uvarint(len(device)) device url, and each pair's hours.
+// A fleet has thousands of pairs but hundreds of thousands of groups: the
+// pair map stays in cache where a map of every group would miss it on
+// most lookups, and files are mostly in time order, so a pair's group is
+// usually its last hour. Lookups of an existing group do not allocate.
 type aggregator struct {
 	rule   ExfilVolume
+	inv    *Inventory
 	prefix []byte
-	groups map[string]*agg
+	pairs  map[string]*pairAggs
+	// byHash finds a pair by a hash of its key, checked against the key
+	// the pair holds inline: one cache line instead of a miss on the map's
+	// key string. Colliding keys are found in pairs.
+	byHash map[uint64]*pairAggs
+	seed   maphash.Seed
 	key    []byte
 	// lastTS is the "YYYY-MM-DDTHH" of the last fast-parsed timestamp and
 	// lastHour its hour bin.
@@ -111,8 +127,107 @@ type aggregator struct {
 	lastHour int64
 }
 
+// pairAggs are one (device, URL) pair's groups: cur, the hour it saw
+// last, inline so that the common case touches one cache line, and the
+// hours before it in the order they were first seen; byHour indexes them
+// once there are many and lines come out of order.
+type pairAggs struct {
+	cur    hourAgg
+	keyLen int
+	key    [inlineKey]byte // the first inlineKey bytes of the key
+	long   string          // the key, when longer
+	hours  []hourAgg
+	byHour map[int64]int
+}
+
+const inlineKey = 56
+
+// is reports whether the pair's key is k.
+func (p *pairAggs) is(k []byte) bool {
+	if len(k) != p.keyLen {
+		return false
+	}
+	if len(k) <= inlineKey {
+		return string(p.key[:len(k)]) == string(k)
+	}
+	return p.long == string(k)
+}
+
+type hourAgg struct {
+	hour int64
+	agg
+}
+
 func newAggregator(rule ExfilVolume) *aggregator {
-	return &aggregator{rule: rule, prefix: []byte(rule.DevicePrefix), groups: map[string]*agg{}}
+	return &aggregator{rule: rule, inv: rule.Inventory, prefix: []byte(rule.DevicePrefix), pairs: map[string]*pairAggs{},
+		byHash: map[uint64]*pairAggs{}, seed: maphash.MakeSeed()}
+}
+
+// pair returns the pair with key k, adding it (first at hour) if needed.
+func (a *aggregator) pair(k []byte, hour int64) *pairAggs {
+	h := maphash.Bytes(a.seed, k)
+	if p := a.byHash[h]; p != nil && p.is(k) {
+		return p
+	}
+	p := a.pairs[string(k)]
+	if p == nil {
+		p = &pairAggs{cur: hourAgg{hour: hour}, keyLen: len(k)}
+		copy(p.key[:], k)
+		if len(k) > inlineKey {
+			p.long = string(k)
+		}
+		a.pairs[string(k)] = p
+	}
+	if a.byHash[h] == nil {
+		a.byHash[h] = p
+	}
+	return p
+}
+
+// group returns the pair's group for hour, adding it if needed. A new
+// pair's cur is hour with no connection.
+func (p *pairAggs) group(hour int64) *agg {
+	if p.cur.hour == hour {
+		return &p.cur.agg
+	}
+	if p.byHour != nil {
+		if i, ok := p.byHour[hour]; ok {
+			return &p.hours[i].agg
+		}
+	} else {
+		for i := len(p.hours) - 1; i >= 0 && i >= len(p.hours)-16; i-- {
+			if p.hours[i].hour == hour {
+				return &p.hours[i].agg
+			}
+		}
+		if len(p.hours) > 16 {
+			p.byHour = make(map[int64]int, len(p.hours))
+			for i, h := range p.hours {
+				p.byHour[h.hour] = i
+			}
+			if i, ok := p.byHour[hour]; ok {
+				return &p.hours[i].agg
+			}
+		}
+	}
+	if p.cur.count > 0 {
+		if p.byHour != nil {
+			p.byHour[p.cur.hour] = len(p.hours)
+		}
+		p.hours = append(p.hours, p.cur)
+	}
+	p.cur = hourAgg{hour: hour}
+	return &p.cur.agg
+}
+
+// each calls fn with every group of the pair.
+func (p *pairAggs) each(fn func(hourAgg)) {
+	for _, h := range p.hours {
+		fn(h)
+	}
+	if p.cur.count > 0 {
+		fn(p.cur)
+	}
 }
 
 func hasPrefixFold(s, prefix []byte) bool {
@@ -123,22 +238,36 @@ func (a *aggregator) add(device, url []byte, hour int64, sent int64) {
 	k := binary.AppendUvarint(a.key[:0], uint64(len(device)))
 	k = append(k, device...)
 	k = append(k, url...)
-	k = binary.BigEndian.AppendUint64(k, uint64(hour))
 	a.key = k
-	g := a.groups[string(k)]
-	if g == nil {
-		g = &agg{}
-		a.groups[string(k)] = g
-	}
+	g := a.pair(k, hour).group(hour)
 	g.sum += sent
 	g.count++
 }
 
 func (a *aggregator) addEvent(ev *Event) {
-	if !hasPrefixFold([]byte(ev.DeviceName), a.prefix) || ev.ActionType != ActionConnectionSuccess || !isPublic(ev.RemoteIPType, ev.RemoteIP) {
+	name := ev.DeviceName
+	if name == "" {
+		name = a.nameOf(ev.LocalIP)
+	}
+	if !hasPrefixFold([]byte(name), a.prefix) || ev.ActionType != ActionConnectionSuccess || !isPublic(ev.RemoteIPType, ev.RemoteIP) {
 		return
 	}
-	a.add([]byte(ev.DeviceName), []byte(ev.RemoteURL), hourBin(ev.Time.Unix()), ev.SentBytes)
+	a.add([]byte(name), []byte(ev.RemoteURL), hourBin(ev.Time.Unix()), ev.SentBytes)
+}
+
+// nameOf names a device known only by its local address: the inventory
+// device with that address, else the address, else "".
+func (a *aggregator) nameOf(ip netip.Addr) string {
+	if !ip.IsValid() {
+		return ""
+	}
+	ip = ip.Unmap()
+	if a.inv != nil {
+		if i, ok := a.inv.byAddr[ip]; ok {
+			return a.inv.Devices[i].Name
+		}
+	}
+	return ip.String()
 }
 
 func hourBin(sec int64) int64 {
@@ -150,13 +279,20 @@ func hourBin(sec int64) int64 {
 }
 
 func (a *aggregator) merge(b *aggregator) {
-	for k, g := range b.groups {
-		if mine := a.groups[k]; mine != nil {
-			mine.sum += g.sum
-			mine.count += g.count
-		} else {
-			a.groups[k] = g
+	for k, bp := range b.pairs {
+		p := a.pairs[k]
+		if p == nil {
+			a.pairs[k] = bp
+			if h := maphash.String(a.seed, k); a.byHash[h] == nil {
+				a.byHash[h] = bp
+			}
+			continue
 		}
+		bp.each(func(h hourAgg) {
+			g := p.group(h.hour)
+			g.sum += h.sum
+			g.count += h.count
+		})
 	}
 }
 
@@ -165,15 +301,15 @@ func (a *aggregator) merge(b *aggregator) {
 // ascending, DeviceName and RemoteUrl ascending by bytes.
 func (a *aggregator) rows() []HuntRow {
 	var out []HuntRow
-	for k, g := range a.groups {
-		if g.sum <= a.rule.MinBytes {
-			continue
-		}
+	for k, p := range a.pairs {
 		n, w := binary.Uvarint([]byte(k))
 		dev := k[w : w+int(n)]
-		url := k[w+int(n) : len(k)-8]
-		hour := int64(binary.BigEndian.Uint64([]byte(k[len(k)-8:])))
-		out = append(out, HuntRow{Timestamp: time.Unix(hour, 0).UTC(), DeviceName: dev, RemoteUrl: url, TotalBytesSent: g.sum, ConnectionCount: g.count})
+		url := k[w+int(n):]
+		p.each(func(g hourAgg) {
+			if g.sum > a.rule.MinBytes {
+				out = append(out, HuntRow{Timestamp: time.Unix(g.hour, 0).UTC(), DeviceName: dev, RemoteUrl: url, TotalBytesSent: g.sum, ConnectionCount: g.count})
+			}
+		})
 	}
 	slices.SortFunc(out, compareRows)
 	return out
@@ -221,6 +357,12 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 		sec = t.Unix()
 	}
 	dev, _ := d.strBytes(dDeviceName, sbuf[0])
+	if len(dev) == 0 {
+		lip, _ := d.strBytes(dLocalIP, sbuf[1])
+		addr, _ := netip.ParseAddr(string(lip))
+		dev = append(sbuf[0][:0], a.nameOf(addr)...)
+		sbuf[0] = dev
+	}
 	if !hasPrefixFold(dev, a.prefix) {
 		return true
 	}
@@ -241,6 +383,9 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 		}
 	}
 	url, _ := d.strBytes(dRemoteURL, sbuf[2])
+	if s := d.span(dRemoteURL); s.kind == kindString && s.esc {
+		sbuf[2] = url[:0] // url is the unquote buffer: keep it for the next escaped URL
+	}
 	sent, _ := d.integer(dSentBytes)
 	a.add(dev, url, hourBin(sec), sent)
 	return true
@@ -249,13 +394,13 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 // valid checks the field types and integer values d.event would reject,
 // without allocating.
 func (d *defRaw) valid() bool {
-	for f := range nDefender {
-		if k := d.f[f].kind; k == kindOther || (k == kindNumber && !isIntField(f)) {
+	for set := d.set; set != 0; set &= set - 1 {
+		f := bits.TrailingZeros16(set)
+		k := d.span(f).kind
+		if k == kindOther || (k == kindNumber && !isIntField(f)) {
 			return false
 		}
-	}
-	for _, f := range [...]int{dRemotePort, dLocalPort, dSentBytes, dReceivedBytes} {
-		if d.f[f].kind == kindAbsent || d.f[f].kind == kindNull {
+		if !isIntField(f) || k == kindNull {
 			continue
 		}
 		n, err := d.integer(f)
@@ -273,7 +418,6 @@ func (d *defRaw) valid() bool {
 // through Scan. Memory is bounded by the number of distinct (device, URL,
 // hour) groups.
 func Hunt(ctx context.Context, files []string, rule ExfilVolume, opts ...ScanOption) (HuntResult, error) {
-	rule = rule.withDefaults()
 	c, err := newScanConfig(opts)
 	if err != nil {
 		return HuntResult{}, err

@@ -283,9 +283,9 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 		// by its closing quote, a valid string needing no scan.
 		f := -1
 		if pos < len(d.order) && d.order[pos] >= 0 {
-			name := DefenderColumns[d.order[pos]]
-			if e := i + 1 + len(name); e < len(b) && b[e] == '"' && string(b[i+1:e]) == name {
-				f = int(d.order[pos])
+			g := d.order[pos]
+			if e := i + 1 + len(DefenderColumns[g]); e < len(b) && b[e] == '"' && columnWords[g].equal(b[i+1:e]) {
+				f = int(g)
 				i = e + 1
 			}
 		}
@@ -342,7 +342,7 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 			v.kind = kindOther
 		}
 		if f >= 0 {
-			d.f[f] = v
+			d.put(f, v)
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
@@ -356,6 +356,40 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 		}
 		i = skipWS(b, i+1)
 	}
+}
+
+// words is a column name as little-endian 8-byte words, the last one
+// ending with the name (overlapping the one before): comparing a key is a
+// few integer compares, not a call to memequal. A name shorter than a
+// word (LocalIP) is compared as a string.
+type words struct {
+	name string
+	w    []uint64
+}
+
+var columnWords = func() (w [nDefender]words) {
+	for i, name := range DefenderColumns {
+		w[i].name = name
+		for j := 0; j < len(name) && len(name) >= 8; j += 8 {
+			k := min(j, len(name)-8)
+			w[i].w = append(w[i].w, binary.LittleEndian.Uint64([]byte(name[k:k+8])))
+		}
+	}
+	return w
+}()
+
+// equal reports whether b, as long as the name, is the name.
+func (w *words) equal(b []byte) bool {
+	if len(w.w) == 0 {
+		return string(b) == w.name
+	}
+	last := len(w.w) - 1
+	for j := 0; j < last; j++ {
+		if binary.LittleEndian.Uint64(b[8*j:]) != w.w[j] {
+			return false
+		}
+	}
+	return binary.LittleEndian.Uint64(b[len(b)-8:]) == w.w[last]
 }
 
 // unquote appends the decoded content of a scanned JSON string (without

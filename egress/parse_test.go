@@ -88,6 +88,55 @@ func TestScanZeekJSONAndOCSF(t *testing.T) {
 	}
 }
 
+// TestScanJSONNumbers: numbers are JSON numbers whatever their digits.
+// Zeek's JSON writer prints doubles with up to 17 significant digits
+// ("ts":81.35792000000001, "duration":13.734161999999998); other
+// producers write counts as 48.0 or 4.8e1 and times with exponents.
+func TestScanJSONNumbers(t *testing.T) {
+	zj := `{"ts":81.35792000000001,"uid":"CXWv6p3arKYeMETxOg","id.orig_h":"192.168.1.132","id.orig_p":58687,"id.resp_h":"216.239.35.4","id.resp_p":123,"proto":"udp","duration":13.734161999999998,"orig_bytes":48,"resp_bytes":48,"conn_state":"SF","missed_bytes":0,"orig_pkts":1,"orig_ip_bytes":76}
+{"ts":1.5404693025386401e9,"id.orig_h":"192.168.1.132","id.orig_p":5.8687e4,"id.resp_h":"216.239.35.4","id.resp_p":123.0,"orig_bytes":4.8e1,"resp_bytes":0,"conn_state":"SF","duration":1e-7}
+{"ts":1540469302.538640123456,"id.orig_h":"192.168.1.132","id.orig_p":1,"id.resp_h":"216.239.35.4","id.resp_p":2,"conn_state":"S0"}
+{"ts":1540469302.5,"id.orig_h":"192.168.1.132","id.orig_p":1.5,"id.resp_h":"216.239.35.4","id.resp_p":2}
+{"ts":-1,"id.orig_h":"192.168.1.132","id.resp_h":"216.239.35.4"}
+{"ts":1540469302.5,"id.orig_h":"192.168.1.132","id.resp_h":"216.239.35.4","id.resp_p":65536}
+{"ts":1540469302.5,"id.orig_h":"192.168.1.132","id.resp_h":"216.239.35.4","orig_bytes":1e400}
+`
+	evs, st := scanAll(t, zj)
+	if st.Format != egress.FormatZeekJSON || st.Events != 3 || st.Malformed != 4 || !slices.Equal(st.MalformedLines, []int64{4, 5, 6, 7}) {
+		t.Fatalf("zeek json stats %v", st)
+	}
+	if e := evs[0]; e.Time != time.Unix(81, 357920000).UTC() || e.SentBytes != 48 || e.RemotePort != 123 || e.LocalPort != 58687 {
+		t.Errorf("long float ts: %+v", e)
+	}
+	if e := evs[1]; e.Time.Sub(time.Unix(1540469302, 538640100)).Abs() > time.Microsecond || e.LocalPort != 58687 || e.RemotePort != 123 || e.SentBytes != 48 {
+		t.Errorf("exponents: %+v (%v)", e, e.Time)
+	}
+	if e := evs[2]; e.Time.Sub(time.Unix(1540469302, 538640123)).Abs() > time.Microsecond || e.ActionType != egress.ActionConnectionAttempt {
+		t.Errorf("more than nine fractional digits: %+v", e)
+	}
+	oc := `{"class_uid":4001.0,"activity_id":6,"time":1.767609e12,"src_endpoint":{"ip":"10.40.1.11","port":4e4},"dst_endpoint":{"ip":"13.59.205.66","port":443},"traffic":{"bytes_out":3.0e2,"bytes_in":20}}
+{"class_uid":4001,"activity_id":6,"time":1767609000000.25,"src_endpoint":{"ip":"10.40.1.11"},"dst_endpoint":{"ip":"13.59.205.66"}}
+{"class_uid":4001,"activity_id":6,"time":1767609000000,"src_endpoint":{"ip":"10.40.1.11"},"dst_endpoint":{"ip":"13.59.205.66"},"traffic":{"bytes_out":0.5}}
+`
+	evs, st = scanAll(t, oc)
+	if st.Format != egress.FormatOCSF || st.Events != 2 || st.Malformed != 1 || !slices.Equal(st.MalformedLines, []int64{3}) {
+		t.Fatalf("ocsf stats %v", st)
+	}
+	if e := evs[0]; e.Time != time.UnixMilli(1767609000000).UTC() || e.SentBytes != 300 || e.LocalPort != 40000 || e.ActionType != egress.ActionConnectionSuccess {
+		t.Errorf("ocsf exponents: %+v", e)
+	}
+	if e := evs[1]; e.Time.Sub(time.UnixMilli(1767609000000).Add(250*time.Microsecond)).Abs() > time.Microsecond {
+		t.Errorf("ocsf fractional milliseconds: %v", e.Time)
+	}
+	dj := `{"Timestamp":"2026-03-02T10:15:00Z","DeviceName":"X","SentBytes":1.5e6,"RemotePort":443.0,"ReceivedBytes":"2E3"}
+{"Timestamp":"2026-03-02T10:15:00Z","DeviceName":"X","SentBytes":1.5}
+`
+	evs, st = scanAll(t, dj)
+	if st.Events != 1 || st.Malformed != 1 || evs[0].SentBytes != 1_500_000 || evs[0].RemotePort != 443 || evs[0].ReceivedBytes != 2000 {
+		t.Errorf("defender: %v %+v", st, evs)
+	}
+}
+
 func TestScanZeekTSVIoT23(t *testing.T) {
 	in := "#separator \\x09\n#unset_field\t-\n#empty_field\t(empty)\n" +
 		"#fields\tts\tuid\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tservice\tduration\torig_bytes\tresp_bytes\tconn_state\ttunnel_parents   label   detailed-label\r\n" +

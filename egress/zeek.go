@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // zeekTSV holds the state of a Zeek ASCII log: its separators and the
@@ -200,35 +200,10 @@ func count(b []byte) (int64, error) {
 	if b == nil {
 		return 0, nil
 	}
-	if n, ok := fastUint(b); ok {
+	if n, ok := jsonInt(b); ok && n >= 0 {
 		return n, nil
 	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("count %q: invalid", b)
-	}
-	return n, nil
-}
-
-// parseEpoch parses Zeek's "1540469302.538640".
-func parseEpoch(b []byte) (time.Time, error) {
-	sec, frac, _ := bytes.Cut(b, []byte{'.'})
-	s, ok := fastUint(sec)
-	if !ok || len(frac) > 9 {
-		return time.Time{}, fmt.Errorf("ts %q: not epoch seconds", b)
-	}
-	var ns int64
-	for i := 0; i < 9; i++ {
-		ns *= 10
-		if i < len(frac) {
-			c := frac[i]
-			if c < '0' || c > '9' {
-				return time.Time{}, fmt.Errorf("ts %q: not epoch seconds", b)
-			}
-			ns += int64(c - '0')
-		}
-	}
-	return time.Unix(s, ns).UTC(), nil
+	return 0, fmt.Errorf("count %q: invalid", b)
 }
 
 // zeekAction maps conn_state: an established connection (data may have
@@ -244,16 +219,17 @@ func zeekAction(state string) string {
 	return ActionConnectionAttempt
 }
 
-// zeekJSON is one conn.log record written by Zeek's JSON writer.
+// zeekJSON is one conn.log record written by Zeek's JSON writer. Numbers
+// are json.Number so that any spelling of a number reads (see number.go).
 type zeekJSON struct {
 	TS        json.RawMessage `json:"ts"`
 	OrigH     string          `json:"id.orig_h"`
-	OrigP     uint16          `json:"id.orig_p"`
+	OrigP     json.Number     `json:"id.orig_p"`
 	RespH     string          `json:"id.resp_h"`
-	RespP     uint16          `json:"id.resp_p"`
+	RespP     json.Number     `json:"id.resp_p"`
 	Proto     string          `json:"proto"`
-	OrigBytes int64           `json:"orig_bytes"`
-	RespBytes int64           `json:"resp_bytes"`
+	OrigBytes json.Number     `json:"orig_bytes"`
+	RespBytes json.Number     `json:"resp_bytes"`
 	ConnState string          `json:"conn_state"`
 }
 
@@ -262,8 +238,20 @@ func zeekJSONEvent(line []byte, ev *Event) error {
 	if err := json.Unmarshal(line, &z); err != nil {
 		return err
 	}
-	*ev = Event{LocalPort: z.OrigP, RemotePort: z.RespP, Protocol: z.Proto,
-		SentBytes: z.OrigBytes, ReceivedBytes: z.RespBytes, ActionType: zeekAction(z.ConnState)}
+	*ev = Event{Protocol: z.Proto, ActionType: zeekAction(z.ConnState)}
+	var n [4]int64
+	for i, f := range []struct {
+		v    json.Number
+		name string
+		max  int64
+	}{{z.OrigP, "id.orig_p", 65535}, {z.RespP, "id.resp_p", 65535}, {z.OrigBytes, "orig_bytes", math.MaxInt64}, {z.RespBytes, "resp_bytes", math.MaxInt64}} {
+		v, err := numberInt(f.v, f.name, 0, f.max)
+		if err != nil {
+			return err
+		}
+		n[i] = v
+	}
+	ev.LocalPort, ev.RemotePort, ev.SentBytes, ev.ReceivedBytes = uint16(n[0]), uint16(n[1]), n[2], n[3]
 	var err error
 	var s string
 	switch {

@@ -32,6 +32,9 @@ type Evidence struct {
 	// Drift compares the vendor's SBOM with what wardgate found in the
 	// artifact; nil when no comparison was made.
 	Drift *Drift `json:"drift,omitempty"`
+	// Files is the file-level change from the previous admitted release's
+	// firmware; nil when either release's files are not known.
+	Files *FileDiff `json:"files,omitempty"`
 	// Provenance is the build provenance, if an attestation carried one.
 	Provenance *Provenance `json:"provenance,omitempty"`
 	// Previous is the last release of the same vendor and product that was
@@ -44,6 +47,10 @@ type Evidence struct {
 	Device *Device `json:"device,omitempty"`
 	// Fleet is what fleet telemetry knows about this update.
 	Fleet Fleet `json:"fleet"`
+	// Vulnerabilities are the SBOM's components matched against the
+	// imported vulnerability database; nil when there is no database or no
+	// SBOM.
+	Vulnerabilities *Vulnerabilities `json:"vulnerabilities,omitempty"`
 }
 
 // Artifact kinds.
@@ -66,7 +73,10 @@ type Artifact struct {
 	// Size in bytes; 0 when only the digest is known.
 	Size int64 `json:"size"`
 	// Vendor, Product and Version identify the release; they key the trust
-	// configuration and the release ledger.
+	// configuration and the release ledger. Version is the caller's claim,
+	// else the version the vendor's TUF target says; it is empty only when
+	// the vendor's TUF metadata could not be verified and the caller gave
+	// none.
 	Vendor  string `json:"vendor"`
 	Product string `json:"product"`
 	Version string `json:"version"`
@@ -138,8 +148,57 @@ type Metadata struct {
 	// SignedAt is the trusted time of signing (transparency log or RFC 3161
 	// timestamp), if there is one.
 	SignedAt *time.Time `json:"signedAt,omitempty"`
-	// Expires is the expiry the vendor's release metadata states, if any.
+	// Expires is the expiry the vendor's release metadata states, if any:
+	// the earliest expiry of the TUF metadata relied on.
 	Expires *time.Time `json:"expires,omitempty"`
+	// TUF is the vendor's TUF release metadata for the artifact; nil when
+	// the vendor pins no TUF root.
+	TUF *TUF `json:"tuf,omitempty"`
+}
+
+// TUF reasons: why a release is not backed by its vendor's TUF metadata.
+// The default policy reports each under the same code.
+const (
+	TUFMissing        = "metadata-missing"
+	TUFUntrusted      = "metadata-untrusted"
+	TUFRollback       = "metadata-rollback"
+	TUFExpired        = "metadata-expired"
+	TUFUnknownTarget  = "unknown-target"
+	TUFDigestMismatch = "digest-mismatch"
+)
+
+// TUFReasons lists the valid TUF.Reason values.
+var TUFReasons = []string{TUFMissing, TUFUntrusted, TUFRollback, TUFExpired, TUFUnknownTarget, TUFDigestMismatch}
+
+// TUF is what the vendor's signed TUF metadata says of the artifact, as
+// wardgate's TUF client (go-tuf's updater) found it.
+type TUF struct {
+	// Verified is true when the metadata verified, a trusted role lists
+	// Target, and the artifact's length and hashes are the target's.
+	Verified bool `json:"verified"`
+	// Reason is one of TUFReasons when not Verified.
+	Reason string `json:"reason,omitempty"`
+	// Detail says what went wrong.
+	Detail string `json:"detail,omitempty"`
+	// Target is the target path looked up, PRODUCT/FILENAME.
+	Target string `json:"target"`
+	// Version and DeviceClasses are what the target's signed custom field
+	// says.
+	Version       string   `json:"version,omitempty"`
+	DeviceClasses []string `json:"deviceClasses,omitempty"`
+	// Roles are the metadata relied on (or loaded when it failed).
+	Roles []TUFRole `json:"roles"`
+}
+
+// TUFRole is one piece of TUF metadata relied on.
+type TUFRole struct {
+	// Name is root, timestamp, snapshot, targets or a delegated role.
+	Name string `json:"name"`
+	// Version and Expires are the metadata's.
+	Version int64     `json:"version"`
+	Expires time.Time `json:"expires"`
+	// Digest is "sha256:<hex>" of the metadata file.
+	Digest string `json:"digest,omitempty"`
 }
 
 // SBOM sources.
@@ -232,6 +291,42 @@ type Change struct {
 	To      string `json:"to,omitempty"`
 }
 
+// File change codes, as the firmware package's file diff reports them.
+const (
+	FileAdded                    = "file-added"
+	FileRemoved                  = "file-removed"
+	FileChanged                  = "file-changed"
+	ExecutableAdded              = "executable-added"
+	ExecutableChangedSameVersion = "executable-changed-same-version" // an ELF or PE file changed, its package's version did not
+)
+
+// FileCodes lists the valid FileChange codes.
+var FileCodes = []string{ExecutableChangedSameVersion, ExecutableAdded, FileChanged, FileAdded, FileRemoved}
+
+// FileDiff is the file-level change between the previous admitted
+// release's firmware and this one.
+type FileDiff struct {
+	// FromVersion is the version of the release compared against.
+	FromVersion string `json:"fromVersion"`
+	// Summary counts changes by code.
+	Summary map[string]int `json:"summary"`
+	// Changes are the individual file changes.
+	Changes []FileChange `json:"changes"`
+}
+
+// FileChange is one file added, removed or changed.
+type FileChange struct {
+	Code string `json:"code"`
+	// Path is the file's path in the unpacked firmware.
+	Path string `json:"path"`
+	// Package and Version name the package owning the file, when known.
+	Package string `json:"package,omitempty"`
+	Version string `json:"version,omitempty"`
+	// From and To are the old and new file's SHA-256 (hex).
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+}
+
 // Provenance is the build provenance (SLSA) of the artifact.
 type Provenance struct {
 	// PredicateType is the provenance predicate type URI.
@@ -299,6 +394,10 @@ type Finding struct {
 	// Devices showed the behaviour; Destinations are where it went.
 	Devices      []string `json:"devices,omitempty"`
 	Destinations []string `json:"destinations,omitempty"`
+	// FirstSeen and LastSeen bound the behaviour in time (FirstSeen is
+	// ObservedAt).
+	FirstSeen time.Time `json:"firstSeen,omitzero"`
+	LastSeen  time.Time `json:"lastSeen,omitzero"`
 	// Bytes sent and connections made by the behaviour.
 	Bytes       int64 `json:"bytes,omitempty"`
 	Connections int64 `json:"connections,omitempty"`

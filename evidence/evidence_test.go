@@ -98,6 +98,37 @@ var badDocuments = []struct {
 		`evidence: colour: unknown field (the schema allows no additional properties)`},
 	{"wrong type", func(m map[string]any) { sub(m, "artifact")["size"] = "big" },
 		`evidence: artifact.size: want int64, got JSON string`},
+	{"verified TUF with a reason", func(m map[string]any) {
+		sub(m, "metadata")["tuf"] = map[string]any{"verified": true, "reason": "metadata-expired", "target": "infusion-pump/x.bin", "version": "2.4.0", "roles": []any{}}
+	}, `evidence: metadata.tuf.reason: must be empty when verified, got "metadata-expired"`},
+	{"unknown TUF reason", func(m map[string]any) {
+		sub(m, "metadata")["tuf"] = map[string]any{"verified": false, "reason": "sunspots", "target": "infusion-pump/x.bin", "roles": []any{}}
+	}, `evidence: metadata.tuf.reason: want one of metadata-missing, metadata-untrusted, metadata-rollback, metadata-expired, unknown-target, digest-mismatch, got "sunspots"`},
+	{"empty version with verified TUF", func(m map[string]any) {
+		sub(m, "artifact")["version"] = ""
+		sub(m, "metadata")["tuf"] = map[string]any{"verified": true, "target": "infusion-pump/x.bin", "version": "2.4.0", "roles": []any{}}
+	}, `evidence: artifact.version: required, must not be empty`},
+	{"TUF role version 0", func(m map[string]any) {
+		sub(m, "metadata")["tuf"] = map[string]any{"verified": false, "reason": "metadata-rollback", "target": "infusion-pump/x.bin",
+			"roles": []any{map[string]any{"name": "timestamp", "version": 0, "expires": "2027-01-01T00:00:00Z"}}}
+	}, `evidence: metadata.tuf.roles[0].version: must be 1 or more, got 0`},
+}
+
+// A release whose vendor's TUF metadata could not be verified, and whose
+// caller gave no version, has no version: both Validate and the schema
+// accept that, and only that.
+func TestEmptyVersionOnlyWithUnverifiedTUF(t *testing.T) {
+	doc := mutate(t, func(m map[string]any) {
+		sub(m, "artifact")["version"] = ""
+		sub(m, "metadata")["tuf"] = map[string]any{"verified": false, "reason": "metadata-expired", "detail": "timestamp.json is expired", "target": "infusion-pump/x.bin",
+			"roles": []any{map[string]any{"name": "timestamp", "version": 3, "expires": "2026-01-01T00:00:00Z", "digest": "sha256:" + strings.Repeat("ab", 32)}}}
+	})
+	if _, err := evidence.Decode(bytes.NewReader(doc)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, errs := matchSchema(t, doc); !ok {
+		t.Fatalf("schema rejects it: %v", errs)
+	}
 }
 
 func TestDecodeRejects(t *testing.T) {

@@ -86,7 +86,7 @@ func walkSchema(root map[string]any, path string, typ reflect.Type, s map[string
 				bad("Go field %s.%s (%q) is not in the schema", typ.Name(), f.Name, name)
 				continue
 			}
-			omit := strings.Contains(opts, "omitempty")
+			omit := strings.Contains(opts, "omitempty") || strings.Contains(opts, "omitzero")
 			if req := slices.Contains(required, name); req == omit {
 				bad("field %q: omitempty=%v but schema required=%v", name, omit, req)
 			}
@@ -120,6 +120,10 @@ func walkSchema(root map[string]any, path string, typ reflect.Type, s map[string
 		if s["type"] != "integer" {
 			bad("integer wants type integer")
 		}
+	case typ.Kind() == reflect.Float64:
+		if s["type"] != "number" {
+			bad("float64 wants type number")
+		}
 	default:
 		bad("unhandled Go type %s", typ)
 	}
@@ -147,7 +151,7 @@ func matchSchema(t testing.TB, doc []byte) (bool, []any) {
 }
 
 func TestFixturesMatchSchema(t *testing.T) {
-	for _, f := range []string{"testdata/typical.json", "testdata/minimal.json"} {
+	for _, f := range []string{"testdata/typical.json", "testdata/minimal.json", "testdata/vulnerabilities.json"} {
 		if ok, errs := matchSchema(t, readFile(t, f)); !ok {
 			t.Errorf("%s does not match the schema: %v", f, errs)
 		}

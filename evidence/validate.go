@@ -91,7 +91,11 @@ func (ev Evidence) Validate() error {
 	}
 	v.nonEmpty("artifact.vendor", a.Vendor)
 	v.nonEmpty("artifact.product", a.Product)
-	v.nonEmpty("artifact.version", a.Version)
+	if t := ev.Metadata.TUF; t == nil || t.Verified {
+		// Empty only when the vendor's TUF metadata, which says the
+		// version, could not be verified.
+		v.nonEmpty("artifact.version", a.Version)
+	}
 	if a.DeviceClasses == nil {
 		v.add("artifact.deviceClasses", "required (may be empty)")
 	}
@@ -128,6 +132,9 @@ func (ev Evidence) Validate() error {
 		v.nonEmpty(p+".predicateType", at.PredicateType)
 		v.signer(p+".signer", at.Signer)
 	}
+	if t := ev.Metadata.TUF; t != nil {
+		v.tuf(t)
+	}
 	if s := ev.SBOM; s != nil {
 		v.enum("sbom.source", s.Source, SBOMSourceVendor, SBOMSourceGenerated)
 		v.nonEmpty("sbom.format", s.Format)
@@ -145,6 +152,10 @@ func (ev Evidence) Validate() error {
 	}
 	if d := ev.Drift; d != nil {
 		v.changes("drift", d.Summary, d.Changes, DriftCodes)
+	}
+	if f := ev.Files; f != nil {
+		v.nonEmpty("files.fromVersion", f.FromVersion)
+		v.fileChanges(f)
 	}
 	if p := ev.Provenance; p != nil {
 		v.nonEmpty("provenance.predicateType", p.PredicateType)
@@ -181,6 +192,7 @@ func (ev Evidence) Validate() error {
 			v.add(p+".observedAt", "required")
 		}
 	}
+	v.vulnerabilities(ev.Vulnerabilities)
 	return errors.Join(v.errs...)
 }
 
@@ -223,6 +235,35 @@ func (v *validator) signer(field string, s *Signer) {
 	}
 }
 
+func (v *validator) tuf(t *TUF) {
+	v.nonEmpty("metadata.tuf.target", t.Target)
+	switch {
+	case t.Verified && t.Reason != "":
+		v.add("metadata.tuf.reason", "must be empty when verified, got %q", t.Reason)
+	case t.Verified:
+		v.nonEmpty("metadata.tuf.version", t.Version)
+	default:
+		v.enum("metadata.tuf.reason", t.Reason, TUFReasons...)
+	}
+	for i, c := range t.DeviceClasses {
+		v.nonEmpty(fmt.Sprintf("metadata.tuf.deviceClasses[%d]", i), c)
+	}
+	if t.Roles == nil {
+		v.add("metadata.tuf.roles", "required (may be empty)")
+	}
+	for i, r := range t.Roles {
+		p := fmt.Sprintf("metadata.tuf.roles[%d]", i)
+		v.nonEmpty(p+".name", r.Name)
+		if r.Version < 1 {
+			v.add(p+".version", "must be 1 or more, got %d", r.Version)
+		}
+		if r.Expires.IsZero() {
+			v.add(p+".expires", "required")
+		}
+		v.digest(p+".digest", r.Digest, false)
+	}
+}
+
 func (v *validator) changes(field string, summary map[string]int, changes []Change, codes []string) {
 	if summary == nil {
 		v.add(field+".summary", "required (may be empty)")
@@ -241,6 +282,27 @@ func (v *validator) changes(field string, summary map[string]int, changes []Chan
 		p := fmt.Sprintf("%s.changes[%d]", field, i)
 		v.enum(p+".code", c.Code, codes...)
 		v.nonEmpty(p+".name", c.Name)
+	}
+}
+
+func (v *validator) fileChanges(f *FileDiff) {
+	if f.Summary == nil {
+		v.add("files.summary", "required (may be empty)")
+	}
+	for _, code := range slices.Sorted(maps.Keys(f.Summary)) {
+		if !slices.Contains(FileCodes, code) {
+			v.add("files.summary."+code, "unknown change code; want one of %s", strings.Join(FileCodes, ", "))
+		} else if f.Summary[code] < 0 {
+			v.add("files.summary."+code, "must not be negative, got %d", f.Summary[code])
+		}
+	}
+	if f.Changes == nil {
+		v.add("files.changes", "required (may be empty)")
+	}
+	for i, c := range f.Changes {
+		p := fmt.Sprintf("files.changes[%d]", i)
+		v.enum(p+".code", c.Code, FileCodes...)
+		v.nonEmpty(p+".path", c.Path)
 	}
 }
 

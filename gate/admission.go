@@ -50,6 +50,9 @@ type AdmitRequest struct {
 	// the admission closed like theirs do. It is not called when no
 	// decision is made (unknown update, fleet store down, ...).
 	Record func(ctx context.Context, digest string, d policy.Decision) error
+	// DryRun decides and logs the verdict as usual but records no
+	// installation (a Kubernetes dry run must have no side effects).
+	DryRun bool
 }
 
 // deviceSentinel stands in for the device ID when a decision is memoised
@@ -157,7 +160,7 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 	// recorded as meant to install: harmless, and visible.
 	var ierr, rerr error
 	var wg sync.WaitGroup
-	if d.Allow && g.installs != nil {
+	if d.Allow && g.installs != nil && !req.DryRun {
 		wg.Go(func() {
 			ierr = g.recordInstallation(ctx, out, u, now)
 			installed()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,14 +15,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore-go/pkg/root"
 
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -41,6 +45,14 @@ type Update struct {
 	VendorSBOM []byte
 	// Device is the device asking, for a per-device admission.
 	Device *evidence.Device
+	// TUF is the vendor's TUF repository metadata given with the release
+	// (a mirror directory, an uploaded archive); nil to use the vendor's
+	// configured mirror. Only for a vendor that pins a TUF root.
+	TUF tuf.Source
+
+	// release is the outcome of the TUF lookup (nil: the vendor pins no
+	// TUF root).
+	release *tuf.Release
 }
 
 // FleetRisk reports the fleet telemetry's view of an update.
@@ -85,11 +97,16 @@ type Gate struct {
 	installs    Installations
 	blobs       store.Blobs
 	policies    map[productKey]productPolicy
+	manifests   BlobStore
+	vulns       VulnerabilityMatcher
 	genOpts     []sbom.GenerateOption
 	generate    bool
+	scanUnsafe  bool // scan artifacts whose signatures did not verify
 	now         func() time.Time
 	version     string
 	logger      *slog.Logger
+	tufState    tuf.State
+	tuf         map[string]vendorTUF
 }
 
 // Option configures a Gate.
@@ -117,6 +134,28 @@ func WithBlobs(s store.Blobs) Option {
 	return func(g *Gate) error { g.blobs = s; return nil }
 }
 
+// BlobStore keeps documents by the digest of the artifact they describe;
+// *SBOMStore (a directory) is one. The storage layer behind it may change:
+// the gate needs only these two methods.
+type BlobStore interface {
+	Put(digest string, data []byte) error
+	// Get returns an error wrapping os.ErrNotExist when nothing is kept.
+	Get(digest string) ([]byte, error)
+}
+
+// WithManifestStore keeps each scanned firmware's file manifest by the
+// artifact's digest, so the next release is diffed against this one file
+// by file (evidence section files).
+func WithManifestStore(s BlobStore) Option {
+	return func(g *Gate) error {
+		if s == nil {
+			return errors.New("gate: nil manifest store")
+		}
+		g.manifests = s
+		return nil
+	}
+}
+
 // WithClock pins the evaluation time.
 func WithClock(now func() time.Time) Option {
 	return func(g *Gate) error {
@@ -139,6 +178,14 @@ func WithLogger(l *slog.Logger) Option {
 // WithoutSBOMGeneration skips scanning the artifact with syft: the vendor
 // SBOM is used as is and no drift is computed.
 func WithoutSBOMGeneration() Option { return func(g *Gate) error { g.generate = false; return nil } }
+
+// WithUnsignedScanUnsafe scans artifacts whose signatures did not verify
+// too (under the same unpack limits). Without it nothing an unverified
+// vendor sent is unpacked or scanned: the evidence then has the vendor's
+// SBOM or none.
+func WithUnsignedScanUnsafe() Option {
+	return func(g *Gate) error { g.scanUnsafe = true; return nil }
+}
 
 // WithGenerateOptions passes options to sbom.Generate (cache dir...).
 func WithGenerateOptions(opts ...sbom.GenerateOption) Option {
@@ -176,6 +223,9 @@ func New(cfg *trust.Config, eng *policy.Engine, ledger store.Ledger, opts ...Opt
 		}
 		g.trustBytes = b
 	}
+	if err := g.buildTUF(cfg); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -191,7 +241,12 @@ func digestOf(b []byte) string {
 func (g *Gate) Evaluate(ctx context.Context, u Update) (*Outcome, error) {
 	now := g.now().UTC()
 	out := &Outcome{}
-	ev, vres, err := g.collect(ctx, u, now)
+	var ev evidence.Evidence
+	var vres *verify.Result
+	err := g.lookupRelease(ctx, &u, now)
+	if err == nil {
+		ev, vres, err = g.collect(ctx, u, now)
+	}
 	out.Evidence, out.Verification = ev, vres
 	if err == nil {
 		out.Decision, err = g.engine.Evaluate(ctx, ev)
@@ -212,7 +267,7 @@ func (g *Gate) Evaluate(ctx context.Context, u Update) (*Outcome, error) {
 	if ev.SBOM != nil {
 		sbomDigest = ev.SBOM.Digest
 	}
-	if u.Device == nil {
+	if u.Device == nil && u.Version != "" { // no version: the vendor's TUF metadata failed, and the caller named none
 		rel := store.Release{Vendor: u.Vendor, Product: u.Product, Version: u.Version, Digest: ev.Artifact.Digest, Allowed: out.Decision.Allow,
 			Codes: codes, SBOMDigest: sbomDigest, PolicyDigest: out.Decision.PolicyDigest, TrustDigest: g.trust.Digest(), EvaluatedAt: now}
 		if err := g.ledger.RecordRelease(ctx, rel); err != nil {
@@ -244,10 +299,13 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 		Verification: evidence.Verification{Reasons: []string{}, TrustedSigners: []evidence.Signer{}, Signatures: []evidence.Signature{}},
 		Device:       u.Device,
 	}
-	if u.Vendor == "" || u.Product == "" || u.Version == "" {
-		return ev, nil, errors.New("vendor, product and version are required")
+	if u.Vendor == "" || u.Product == "" || (u.Version == "" && u.release == nil) {
+		return ev, nil, errors.New("vendor, product and version are required (the version may come from the vendor's TUF metadata)")
 	}
 	prod, known := g.trust.Product(u.Vendor, u.Product)
+	if u.release != nil {
+		releaseEvidence(&ev, u.release, u.TargetClasses != nil)
+	}
 	if ev.Artifact.DeviceClasses == nil {
 		ev.Artifact.DeviceClasses = slices.Clone(prod.DeviceClasses)
 		if ev.Artifact.DeviceClasses == nil {
@@ -255,11 +313,11 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 		}
 	}
 	// 1. Signatures.
-	vres, atts, err := g.verify(ctx, u, prod, known)
+	vres, atts, prov, err := g.verify(ctx, u, prod, known)
 	if err != nil {
 		return ev, nil, fmt.Errorf("verify: %w", err)
 	}
-	ev.Attestations = atts
+	ev.Attestations, ev.Provenance = atts, prov
 	ev.Artifact.Digest, ev.Artifact.Size = vres.Artifact.Digest, vres.Artifact.Size
 	ev.Verification = toVerification(vres)
 	ev.Metadata.SignedAt = signedAt(vres)
@@ -283,6 +341,10 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 	if err := g.sbomEvidence(ctx, u, &ev, prev, vres.Verified); err != nil {
 		return ev, vres, err
 	}
+	// 3b. Known vulnerabilities of the SBOM's components.
+	if err := g.vulnerabilityEvidence(ctx, &ev, now); err != nil {
+		return ev, vres, err
+	}
 	// 4. Fleet.
 	if g.fleet != nil && ev.Artifact.Digest != "" {
 		f, err := g.fleet.Risk(ctx, ev.Artifact.Digest)
@@ -297,26 +359,26 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 	return ev, vres, nil
 }
 
-func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, error) {
+func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, *evidence.Provenance, error) {
 	pol, err := g.policy(u.Vendor, u.Product)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if !known || len(pol.Keys)+len(pol.Identities) == 0 {
 		// No signer is trusted: record what the signatures are, so the
 		// policy can say "untrusted" with evidence, by checking against an
 		// empty trust (every signature fails as untrusted).
 		res, err := g.untrusted(ctx, u)
-		return res, []evidence.Attestation{}, err
+		return res, []evidence.Attestation{}, nil, err
 	}
 	if len(pol.Identities) > 0 && pol.TrustedRoot == nil {
-		return nil, nil, errors.New("keyless authorities are configured but the trust configuration names no trusted_root")
+		return nil, nil, nil, errors.New("keyless authorities are configured but the trust configuration names no trusted_root")
 	}
 	switch u.Kind {
 	case evidence.KindBlob:
 		art, err := verify.HashFile(u.Source)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		var sigs []verify.Signature
 		var atts []verify.Signature
@@ -329,9 +391,10 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 		}
 		res, err := verify.Blob(ctx, art, sigs, pol)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		out := []evidence.Attestation{}
+		var prov *evidence.Provenance
 		if len(atts) > 0 {
 			// Attestations are signed by the same authorities; each is
 			// reported on its own, whatever the threshold.
@@ -339,8 +402,9 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 			apol.Threshold = 1
 			ares, err := verify.Attestation(ctx, art, atts, "", &apol)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
+			prov = provenance(ares)
 			for _, s := range ares.Signatures {
 				a := evidence.Attestation{PredicateType: s.PredicateType, Verified: s.Verified, Reason: string(s.Reason)}
 				if s.Signer != nil {
@@ -349,12 +413,12 @@ func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known b
 				out = append(out, a)
 			}
 		}
-		return res, out, nil
+		return res, out, prov, nil
 	case evidence.KindImage:
 		res, err := verify.Image(ctx, u.Source, pol)
-		return res, []evidence.Attestation{}, err
+		return res, []evidence.Attestation{}, nil, err
 	}
-	return nil, nil, fmt.Errorf("unknown artifact kind %q", u.Kind)
+	return nil, nil, nil, fmt.Errorf("unknown artifact kind %q", u.Kind)
 }
 
 // untrusted hashes the artifact and reports its signatures without any
@@ -425,12 +489,27 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 		}
 		claimed, claimedRaw = d, u.VendorSBOM
 	}
-	if g.generate {
+	if g.generate && !verified && !g.scanUnsafe {
+		g.logger.Info("artifact not scanned: its signatures did not verify", "source", u.Source)
+	}
+	if g.generate && (verified || g.scanUnsafe) {
 		src := sbom.FirmwareSource(u.Source)
 		if u.Kind == evidence.KindImage {
-			src = imageSource(u.Source)
+			src = imageSource(u.Source, ev.Artifact.Digest)
 		}
-		gen, err := sbom.Generate(ctx, src, g.genOpts...)
+		var gen *sbom.Generated
+		var man *firmware.Manifest
+		var err error
+		if g.manifests != nil && u.Kind == evidence.KindBlob {
+			man, gen, err = sbom.FileManifest(ctx, src, g.genOpts...)
+		} else {
+			gen, err = sbom.Generate(ctx, src, g.genOpts...)
+		}
+		if err == nil && man != nil {
+			if ferr := g.filesEvidence(man, ev, prev); ferr != nil {
+				return ferr
+			}
+		}
 		switch {
 		case err != nil && verified:
 			return fmt.Errorf("generate SBOM: %w", err)
@@ -484,6 +563,40 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 	return nil
 }
 
+// filesEvidence keeps this release's file manifest and diffs it against
+// the previous admitted release's, when that one is kept.
+func (g *Gate) filesEvidence(man *firmware.Manifest, ev *evidence.Evidence, prev store.Release) error {
+	b, err := json.Marshal(man)
+	if err != nil {
+		return err
+	}
+	if err := g.manifests.Put(ev.Artifact.Digest, b); err != nil {
+		return fmt.Errorf("keep file manifest: %w", err)
+	}
+	if prev.Digest == "" || prev.Digest == ev.Artifact.Digest {
+		return nil
+	}
+	old, err := g.manifests.Get(prev.Digest)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		g.logger.Warn("previous release's file manifest is not kept; no file diff", "digest", prev.Digest)
+		return nil
+	case err != nil:
+		return fmt.Errorf("previous file manifest: %w", err)
+	}
+	om, err := firmware.ReadManifest(bytes.NewReader(old))
+	if err != nil {
+		return fmt.Errorf("previous file manifest %s: %w", prev.Digest, err)
+	}
+	fd := &evidence.FileDiff{FromVersion: prev.Version, Summary: map[string]int{}, Changes: []evidence.FileChange{}}
+	for _, c := range firmware.DiffManifests(om, man) {
+		fd.Summary[c.Code]++
+		fd.Changes = append(fd.Changes, evidence.FileChange{Code: c.Code, Path: c.Path, Package: c.Package, Version: c.Version, From: c.From, To: c.To})
+	}
+	ev.Files = fd
+	return nil
+}
+
 func components(d *sbom.Document) []evidence.Component {
 	out := make([]evidence.Component, 0, len(d.Components))
 	for _, c := range d.Components {
@@ -527,6 +640,8 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 		ResourceURI: resourceURI(u, hexd), Passed: out.Decision.Allow, ReasonCodes: codes,
 		PolicyURI: "https://wardgate.dev/policy/default", PolicyDigest: digestMap(out.Decision.PolicyDigest),
 		TrustConfigDigest: g.trust.Digest(), TrustedRootDigest: g.rootDigest, Time: ev.EvaluatedAt,
+		Vendor: ev.Artifact.Vendor, Product: ev.Artifact.Product, Version: ev.Artifact.Version,
+		ReleaseMetadata: releaseRefs(u.release),
 	}
 	if out.Decision.Allow {
 		v.VerifiedLevels = []string{"WARDGATE_ADMITTED"}
@@ -534,6 +649,9 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	if ev.SBOM != nil {
 		v.SBOMDigest = ev.SBOM.Digest
 		v.Inputs = append(v.Inputs, attest.Input{URI: "sbom:" + ev.SBOM.Source, Digest: digestMap(ev.SBOM.Digest)})
+	}
+	if ev.Vulnerabilities != nil {
+		v.Inputs = append(v.Inputs, attest.Input{URI: "vulndb:" + ev.Vulnerabilities.Database.Format, Digest: digestMap(ev.Vulnerabilities.Database.Digest)})
 	}
 	for _, s := range u.Signatures {
 		v.Inputs = append(v.Inputs, attest.Input{URI: s.Source, Digest: digestMap(digestOf(s.Data))})
@@ -584,12 +702,18 @@ func resourceURI(u Update, hexd string) string {
 }
 
 // imageSource is the sbom.Generate source for an image reference: local
-// layouts keep their scheme, anything else is a registry reference.
-func imageSource(ref string) string {
-	for _, p := range []string{"oci-dir:", "oci-archive:", "docker-archive:", "registry:"} {
+// layouts keep their scheme, anything else is a registry reference, pinned
+// to the digest verification resolved (a tag could name another image by
+// the time it is scanned).
+func imageSource(ref, digest string) string {
+	for _, p := range []string{"oci-dir:", "oci-archive:", "docker-archive:"} {
 		if strings.HasPrefix(ref, p) {
 			return ref
 		}
+	}
+	ref = strings.TrimPrefix(ref, "registry:")
+	if r, err := name.ParseReference(ref); err == nil && evidence.IsDigest(digest) {
+		return "registry:" + r.Context().Name() + "@" + digest
 	}
 	return "registry:" + ref
 }

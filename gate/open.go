@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -68,9 +69,17 @@ type Config struct {
 	RiskTTL time.Duration
 	// Logger logs the gate's and the policies' events (default: discard).
 	Logger *slog.Logger
+	// UnencryptedKey allows the default signing key to be created without
+	// a password when $WARDGATE_KEY_PASSWORD is unset (it is refused
+	// otherwise, and refused when the variable is set).
+	UnencryptedKey bool
 	// KeyCreated, when set, is called with the key and public key files
-	// Open created.
-	KeyCreated func(key, pub string)
+	// Open created, and whether the key is encrypted.
+	KeyCreated func(key, pub string, encrypted bool)
+	// TrustOptions, when set, gives options that depend on the trust
+	// configuration (the vulnerability database it asks for); it is called
+	// for every Gate built, on Open and on each Reload.
+	TrustOptions func(*trust.Config) ([]Option, error)
 	// StoreOptions and LogOptions tune the store and the log (tests set a
 	// small reader pool, for one).
 	StoreOptions []store.Option
@@ -143,12 +152,14 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 	if loc == "" {
 		loc = cfg.State
 	}
-	if p.st, err = store.Open(ctx, loc, cfg.StoreOptions...); err != nil {
+	st, err := store.Open(ctx, loc, cfg.StoreOptions...)
+	if err != nil {
 		return nil, err
 	}
+	p.st = st
 	defer func() {
 		if err != nil {
-			p.st.Close()
+			st.Close()
 		}
 	}()
 	if !cfg.NoLog {
@@ -175,7 +186,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 		base = append(base, WithLog(p.log))
 	}
 	p.opts = append(base, opts...)
-	g, err := New(tc, eng, p.st, p.opts...)
+	g, err := p.build(tc, eng)
 	if err != nil {
 		return nil, err
 	}
@@ -183,19 +194,41 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 	return p, nil
 }
 
+// build makes a Gate over the pipeline's state.
+func (p *Pipeline) build(tc *trust.Config, eng *policy.Engine) (*Gate, error) {
+	opts := p.opts
+	if p.cfg.TrustOptions != nil {
+		more, err := p.cfg.TrustOptions(tc)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(slices.Clip(opts), more...)
+	}
+	return New(tc, eng, p.st, opts...)
+}
+
 // signer loads the service key, creating the default one on first use (an
-// admit in CI must not need a separate set-up step).
+// admit in CI must not need a separate set-up step): encrypted with
+// $WARDGATE_KEY_PASSWORD, or, only with Config.UnencryptedKey, without a
+// password.
 func (p *Pipeline) signer(ctx context.Context) (*attest.Signer, error) {
 	key := p.cfg.SigningKey
 	if key == "" {
 		key = filepath.Join(p.cfg.State, SigningKeyFile)
 		if _, err := os.Stat(key); errors.Is(err, fs.ErrNotExist) {
+			pw := os.Getenv(attest.PasswordEnv)
+			switch {
+			case pw == "" && !p.cfg.UnencryptedKey:
+				return nil, fmt.Errorf("the service signing key %s does not exist, and $%s is not set: set it to create the key encrypted with that password, or pass --unencrypted-key to create it without one", key, attest.PasswordEnv)
+			case pw != "" && p.cfg.UnencryptedKey:
+				return nil, fmt.Errorf("--unencrypted-key, but $%s is set: unset it to create %s without a password, or drop --unencrypted-key to encrypt it", attest.PasswordEnv, key)
+			}
 			k, pub, err := attest.Keygen(strings.TrimSuffix(key, ".key"))
 			if err != nil {
 				return nil, err
 			}
 			if p.cfg.KeyCreated != nil {
-				p.cfg.KeyCreated(k, pub)
+				p.cfg.KeyCreated(k, pub, pw != "")
 			}
 		}
 	}
@@ -267,7 +300,7 @@ func (p *Pipeline) Reload(ctx context.Context) (*Gate, error) {
 	tc, eng, err := p.load(ctx)
 	var g *Gate
 	if err == nil {
-		g, err = New(tc, eng, p.st, p.opts...)
+		g, err = p.build(tc, eng)
 	}
 	if err != nil {
 		p.fleet.Store(old)
@@ -301,3 +334,10 @@ func (p *Pipeline) Ping(ctx context.Context) error { return p.st.Ping(ctx) }
 
 // Close commits what the store's group committers hold and closes it.
 func (p *Pipeline) Close() error { return p.st.Close() }
+
+// FleetConfig is the detection configuration (the defaults when the state
+// directory has none).
+func (p *Pipeline) FleetConfig() *egress.Config {
+	c := p.fleet.Load().cfg
+	return &c
+}

@@ -2,6 +2,7 @@ package gate_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,13 +32,21 @@ func TestOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var created []string
-	cfg := gate.Config{State: state, Trust: trustPath, KeyCreated: func(key, pub string) { created = append(created, key, pub) }}
+	cfg := gate.Config{State: state, Trust: trustPath, KeyCreated: func(key, pub string, encrypted bool) {
+		created = append(created, key, pub, fmt.Sprint(encrypted))
+	}}
+	// Without a password, the key is not created unless asked for.
+	t.Setenv(attest.PasswordEnv, "")
+	if _, err := gate.Open(t.Context(), cfg, gate.WithoutSBOMGeneration()); err == nil || !strings.Contains(err.Error(), "pass --unencrypted-key to create it without one") || len(created) != 0 {
+		t.Fatalf("no password, no --unencrypted-key: %v (created %q)", err, created)
+	}
+	cfg.UnencryptedKey = true
 	p, err := gate.Open(t.Context(), cfg, gate.WithoutSBOMGeneration())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if len(created) != 2 || created[0] != filepath.Join(state, "signing.key") || p.Log() == nil || p.Inventory() != nil {
+	if len(created) != 3 || created[2] != "false" || created[0] != filepath.Join(state, "signing.key") || p.Log() == nil || p.Inventory() != nil {
 		t.Fatalf("created %q, log %v, inventory %v", created, p.Log(), p.Inventory())
 	}
 	out, err := p.Gate().Evaluate(t.Context(), pump(t))

@@ -31,21 +31,30 @@ func buildPolicies(cfg *trust.Config, tr root.TrustedMaterial) map[productKey]pr
 }
 
 func buildPolicy(cfg *trust.Config, tr root.TrustedMaterial, prod trust.Product) productPolicy {
+	pol, err := newVerifyPolicy(cfg, tr, prod)
+	return productPolicy{pol: pol, err: err}
+}
+
+// newVerifyPolicy builds the verify policy of a product's authorities: its
+// keys (with their validity windows), keyless identities and threshold.
+func newVerifyPolicy(cfg *trust.Config, tr root.TrustedMaterial, prod trust.Product) (*verify.Policy, error) {
 	pol := &verify.Policy{TrustedRoot: tr, Threshold: prod.Authorities.Threshold}
 	for _, k := range prod.Authorities.Keys {
 		key, err := verify.LoadPublicKey(cfg.ResolvePath(k.Path))
 		if err != nil {
-			return productPolicy{err: err}
+			return nil, err
 		}
+		key.Valid = verify.Window{From: k.ValidFrom, Until: k.ValidUntil}
 		pol.Keys = append(pol.Keys, key)
 	}
 	for _, id := range prod.Authorities.Keyless {
-		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp})
+		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp,
+			Valid: verify.Window{From: id.ValidFrom, Until: id.ValidUntil}})
 	}
 	if pol.Threshold > len(pol.Keys)+len(pol.Identities) {
 		pol.Threshold = len(pol.Keys) + len(pol.Identities)
 	}
-	return productPolicy{pol: pol}
+	return pol, nil
 }
 
 // policy returns the verify policy of a product: the one built with the

@@ -28,8 +28,21 @@ const (
 	CodeMetadataExpired            Code = "metadata-expired"
 	CodeMetadataFuture             Code = "metadata-future"
 	CodeQuarantined                Code = "quarantined"
-	// CodeCouldNotEvaluate is never produced by a rule: callers use it, via
-	// CouldNotEvaluate, to deny when no decision could be made (fail closed).
+	CodeMetadataUntimed            Code = "metadata-untimed"
+	CodeKeyRevoked                 Code = "key-revoked"
+	CodeMetadataMissing            Code = "metadata-missing"
+	CodeMetadataUntrusted          Code = "metadata-untrusted"
+	CodeMetadataRollback           Code = "metadata-rollback"
+	CodeUnknownTarget              Code = "unknown-target"
+	CodeMetadataMismatch           Code = "metadata-mismatch"
+	// CodeExecutableChangedSameVersion warns unless the trust
+	// configuration enforces it.
+	CodeExecutableChangedSameVersion Code = "executable-changed-same-version"
+	CodeKnownVulnerability           Code = "known-vulnerability"
+	// CodeCouldNotEvaluate denies when no decision could be made (fail
+	// closed): callers use it via CouldNotEvaluate, and the vulnerability
+	// rules report it when their evidence cannot be trusted (no database,
+	// a database older than max_db_age). It is always enforced.
 	CodeCouldNotEvaluate Code = "could-not-evaluate"
 )
 
@@ -39,7 +52,10 @@ var DefaultCodes = []Code{
 	CodeRollback, CodeWrongDeviceClass, CodeSameVersionDifferentDigest,
 	CodeSBOMMissing, CodeSBOMDrift, CodeDeniedLicense, CodeDeniedComponent,
 	CodeDowngradedComponent, CodeComponentHashChanged, CodeMetadataExpired,
-	CodeMetadataFuture, CodeQuarantined,
+	CodeMetadataFuture, CodeQuarantined, CodeExecutableChangedSameVersion,
+	CodeMetadataUntimed, CodeKeyRevoked, CodeMetadataMissing, CodeMetadataUntrusted,
+	CodeMetadataRollback, CodeUnknownTarget, CodeMetadataMismatch,
+	CodeKnownVulnerability,
 }
 
 // Severities, most severe first.

@@ -165,41 +165,7 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 			return nil, err
 		}
 	}
-	defaults, err := defaultModules(false)
-	if err != nil {
-		return nil, err
-	}
-	data := map[string]any{"trust": map[string]any{}}
-	if cfg.trust != nil {
-		data["trust"] = cfg.trust.Data()
-	}
-	var user []module
-	for _, dir := range cfg.dirs {
-		ms, err := dirModules(dir, false)
-		if err != nil {
-			return nil, err
-		}
-		user = append(user, ms...)
-	}
-	key, err := cfg.loadBundleKey()
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range cfg.bundles {
-		ms, bdata, err := bundleModules(b, false, key)
-		if err != nil {
-			return nil, err
-		}
-		for _, k := range slices.Sorted(maps.Keys(bdata)) {
-			if _, dup := data[k]; dup {
-				return nil, fmt.Errorf("bundle %s: data.%s is already set by another bundle", b, k)
-			}
-			data[k] = bdata[k]
-		}
-		user = append(user, ms...)
-	}
-	allowOverride := cfg.trust != nil && cfg.trust.AllowOverride
-	modules, err := merge(defaults, user, allowOverride)
+	modules, data, err := cfg.load()
 	if err != nil {
 		return nil, err
 	}
@@ -227,10 +193,59 @@ func New(ctx context.Context, opts ...Option) (*Engine, error) {
 	return e, nil
 }
 
+// load reads the default policies, the user's directories and bundles,
+// and the data (the trust configuration and bundle data), and merges the
+// modules under the override rules.
+func (cfg *config) load() ([]module, map[string]any, error) {
+	defaults, err := defaultModules(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	data := map[string]any{"trust": map[string]any{}}
+	if cfg.trust != nil {
+		data["trust"] = cfg.trust.Data()
+	}
+	var user []module
+	for _, dir := range cfg.dirs {
+		ms, err := dirModules(dir, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		user = append(user, ms...)
+	}
+	key, err := cfg.loadBundleKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, b := range cfg.bundles {
+		ms, bdata, err := bundleModules(b, false, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, k := range slices.Sorted(maps.Keys(bdata)) {
+			if _, dup := data[k]; dup {
+				return nil, nil, fmt.Errorf("bundle %s: data.%s is already set by another bundle", b, k)
+			}
+			data[k] = bdata[k]
+		}
+		user = append(user, ms...)
+	}
+	allowOverride := cfg.trust != nil && cfg.trust.AllowOverride
+	modules, err := merge(defaults, user, allowOverride)
+	if err != nil {
+		return nil, nil, err
+	}
+	return modules, data, nil
+}
+
 // prepare compiles the modules with the data and prepares Query once.
 func prepare(ctx context.Context, modules []module, data map[string]any) (rego.PreparedEvalQuery, error) {
+	return prepareQuery(ctx, Query, modules, data)
+}
+
+func prepareQuery(ctx context.Context, query string, modules []module, data map[string]any) (rego.PreparedEvalQuery, error) {
 	ropts := []func(*rego.Rego){
-		rego.Query(Query),
+		rego.Query(query),
 		// The data is converted to AST once, here, not on every read.
 		rego.Store(inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(true), inmem.OptReturnASTValuesOnRead(true))),
 		rego.StoreReadAST(true),

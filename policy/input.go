@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -16,8 +17,8 @@ import (
 // ast.ValueFromReader (TestInputMatchesJSON checks this), at a fraction of
 // the cost: encoding and re-parsing the input was a quarter of Evaluate.
 // It handles what the evidence types use: structs with json tags
-// (omitempty), pointers, slices, map[string]int, strings, bools, integers
-// and time.Time (RFC 3339 with nanoseconds, as encoding/json writes it).
+// (omitempty), pointers, slices, map[string]int, strings, bools, integers,
+// float64 and time.Time (RFC 3339 with nanoseconds, as encoding/json writes it).
 //
 // It is on the hot path of every evaluation, so it allocates little: the
 // field names of each struct type are made into terms once and shared,
@@ -58,6 +59,13 @@ func (c *converter) term(v reflect.Value) (*ast.Term, error) {
 		return ast.InternedTerm(v.Bool()), nil
 	case reflect.Int, reflect.Int64:
 		return ast.InternedTerm(int(v.Int())), nil
+	case reflect.Float64:
+		// encoding/json's text for the number, so the term is the same.
+		b, err := json.Marshal(v.Float())
+		if err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		return c.newTerm(ast.Number(b)), nil
 	case reflect.Slice:
 		if v.IsNil() {
 			return ast.InternedNullTerm, nil
@@ -121,6 +129,8 @@ func isEmpty(v reflect.Value) bool {
 		return !v.Bool()
 	case reflect.Int, reflect.Int64:
 		return v.Int() == 0
+	case reflect.Float64:
+		return v.Float() == 0
 	}
 	return false
 }

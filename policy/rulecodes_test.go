@@ -15,8 +15,8 @@ import (
 
 // defaultKnown is the "known" list of an engine with the default rules only.
 const defaultKnown = "component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
-	"metadata-expired, metadata-future, quarantined, rollback, same-version-different-digest, sbom-drift, sbom-missing, " +
-	"threshold-not-met, unsigned, untrusted-signer, wrong-device-class"
+	"executable-changed-same-version, key-revoked, known-vulnerability, metadata-expired, metadata-future, metadata-mismatch, metadata-missing, metadata-rollback, metadata-untimed, metadata-untrusted, quarantined, rollback, same-version-different-digest, sbom-drift, sbom-missing, " +
+	"threshold-not-met, unknown-target, unsigned, untrusted-signer, wrong-device-class"
 
 // rulesTrust parses a trust configuration (as trust.yaml) whose rules:
 // section is rules, one "code: level" per line, from line 3 on.
@@ -95,8 +95,8 @@ func TestDeclaredCodesAreKnown(t *testing.T) {
 	}
 	_, err = policy.New(t.Context(), policy.WithTrust(rulesTrust(t, "freeze-acme: warn")), policy.WithPolicyDir(dir))
 	want := "trust.yaml:3: rules.freeze-acme: no loaded policy produces this code (known: component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
-		"freeze-acme-infusion, freeze-medimaging, metadata-expired, metadata-future, quarantined, rollback, same-version-different-digest, sbom-drift, sbom-missing, " +
-		"threshold-not-met, unsigned, untrusted-signer, wrong-device-class)"
+		"executable-changed-same-version, freeze-acme-infusion, freeze-medimaging, key-revoked, known-vulnerability, metadata-expired, metadata-future, metadata-mismatch, metadata-missing, metadata-rollback, metadata-untimed, metadata-untrusted, quarantined, rollback, same-version-different-digest, sbom-drift, sbom-missing, " +
+		"threshold-not-met, unknown-target, unsigned, untrusted-signer, wrong-device-class)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err:\n got %v\nwant %s", err, want)
 	}
@@ -142,7 +142,7 @@ func TestOverrideDropsItsCodes(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"version.rego": versionOverrideDeclared})
 	_, err := policy.New(t.Context(), policy.WithTrust(rulesTrust(t, "rollback: warn")), policy.WithPolicyDir(dir))
 	want := "trust.yaml:3: rules.rollback: no loaded policy produces this code (known: component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
-		"metadata-expired, metadata-future, quarantined, same-version-different-digest, sbom-drift, sbom-missing, threshold-not-met, unsigned, untrusted-signer, wrong-device-class)"
+		"executable-changed-same-version, key-revoked, known-vulnerability, metadata-expired, metadata-future, metadata-mismatch, metadata-missing, metadata-rollback, metadata-untimed, metadata-untrusted, quarantined, same-version-different-digest, sbom-drift, sbom-missing, threshold-not-met, unknown-target, unsigned, untrusted-signer, wrong-device-class)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err:\n got %v\nwant %s", err, want)
 	}

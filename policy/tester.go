@@ -49,13 +49,24 @@ func (r TestReport) String() string { return fmt.Sprintf("%d passed, %d failed",
 // tests could not run (unreadable directory, compile error with file and
 // line); failing tests are counted in the report.
 func RunTests(ctx context.Context, dirs ...string) (TestReport, error) {
-	defaults, err := defaultModules(len(dirs) == 0)
+	return runTests(ctx, "", dirs)
+}
+
+func runTests(ctx context.Context, run string, paths []string) (TestReport, error) {
+	defaults, err := defaultModules(len(paths) == 0)
 	if err != nil {
 		return TestReport{}, err
 	}
 	var user []module
-	for _, dir := range dirs {
-		ms, err := dirModules(dir, true)
+	for _, p := range paths {
+		var ms []module
+		if IsBundle(p) {
+			// A bundle's tests run against its modules; a signed bundle
+			// is checked when it is used (policy eval, admit), not here.
+			ms, _, err = bundleModules(p, true, nil)
+		} else {
+			ms, err = dirModules(p, true)
+		}
 		if err != nil {
 			return TestReport{}, err
 		}
@@ -79,6 +90,9 @@ func RunTests(ctx context.Context, dirs ...string) (TestReport, error) {
 		SetTimeout(TestTimeout).
 		SetDefaultRegoVersion(ast.RegoV1).
 		CapturePrintOutput(false)
+	if run != "" {
+		runner = runner.Filter(run)
+	}
 	ch, err := runner.RunTests(ctx, nil)
 	if err != nil {
 		return TestReport{}, fmt.Errorf("policy test: %w", compileErrors(err))

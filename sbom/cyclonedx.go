@@ -76,6 +76,7 @@ type cdxBOM struct {
 type cdxPart struct {
 	ref, typ, name, group, version, purl string
 	supplier                             string // supplier.name
+	publisher, author                    string // where syft puts the maintainer
 	hashes                               []cdx.Hash
 	licenses                             []string  // per entry: licenseText
 	children                             []cdxPart // nil when absent
@@ -111,6 +112,7 @@ func cdxPartOf(c *cdx.Component) cdxPart {
 	if c.Supplier != nil {
 		p.supplier = c.Supplier.Name
 	}
+	p.publisher, p.author = c.Publisher, c.Author
 	if c.Hashes != nil {
 		p.hashes = *c.Hashes
 	}
@@ -162,7 +164,11 @@ func (d *Document) flatten(cs []cdxPart, path string, depth int) error {
 	for i := range cs {
 		c := &cs[i]
 		if nc, ok := d.cdxComponent(c, path, i); ok {
-			d.Components = append(d.Components, nc)
+			if nc.Type == "operating-system" {
+				d.OperatingSystems = append(d.OperatingSystems, nc)
+			} else {
+				d.Components = append(d.Components, nc)
+			}
 		}
 		if c.children != nil {
 			if err := d.flatten(c.children, elemPath(path, i)+".components", depth+1); err != nil {
@@ -193,7 +199,10 @@ func (d *Document) cdxComponent(c *cdxPart, path string, i int) (Component, bool
 		Version:  c.version,
 		Type:     c.typ,
 		PURL:     c.purl,
-		Supplier: c.supplier,
+		Supplier: firstParty(c.supplier, c.publisher, c.author),
+	}
+	if out.Type == "file" {
+		out.Name = normaliseFileName(out.Name)
 	}
 	if len(c.hashes) > 0 {
 		out.Hashes = make(map[string]string, len(c.hashes))

@@ -61,7 +61,7 @@ var fastShapes = sync.OnceValue(func() *cdxShapes {
 	return &cdxShapes{
 		bom:           of(reflect.TypeFor[cdx.BOM]()).markRead("bomFormat", "specVersion", "metadata", "components", "dependencies"),
 		metadata:      of(reflect.TypeFor[cdx.Metadata]()).markRead("component"),
-		component:     of(reflect.TypeFor[cdx.Component]()).markRead("bom-ref", "type", "name", "group", "version", "purl", "hashes", "licenses", "supplier", "components"),
+		component:     of(reflect.TypeFor[cdx.Component]()).markRead("bom-ref", "type", "name", "group", "version", "purl", "hashes", "licenses", "supplier", "components", "publisher", "author"),
 		hash:          of(reflect.TypeFor[cdx.Hash]()).markRead("alg", "content"),
 		licenseChoice: of(reflect.TypeFor[cdx.LicenseChoice]()).markRead("license", "expression"),
 		license:       of(reflect.TypeFor[cdx.License]()).markRead("id", "name"),
@@ -610,6 +610,12 @@ func (r *fastReader) component(c *cdxPart, depth int) {
 		case "components":
 			r.set(&seen, 512)
 			c.children = r.components(depth + 1)
+		case "publisher":
+			r.set(&seen, 1024)
+			c.publisher = r.stringValue()
+		case "author":
+			r.set(&seen, 2048)
+			c.author = r.stringValue()
 		default:
 			r.field(r.sh.component, key)
 		}

@@ -114,6 +114,11 @@ func decodeJSONReference(data string) (*Document, error) {
 		BOMFormat   *string         `json:"bomFormat"`
 		SpecVersion json.RawMessage `json:"specVersion"`
 		SPDXVersion *string         `json:"spdxVersion"`
+		Artifacts   json.RawMessage `json:"artifacts"`
+		Schema      *struct {
+			Version string `json:"version"`
+			URL     string `json:"url"`
+		} `json:"schema"`
 	}
 	if err := json.Unmarshal([]byte(data), &probe); err != nil {
 		return nil, fmt.Errorf("%w: JSON: %s", ErrMalformed, jsonErrorAt(data, err))
@@ -130,8 +135,10 @@ func decodeJSONReference(data string) (*Document, error) {
 		return decodeCycloneDXJSON(data, v)
 	case probe.SPDXVersion != nil:
 		return decodeSPDXJSON(data, *probe.SPDXVersion)
+	case probe.Artifacts != nil && probe.Schema != nil && strings.Contains(probe.Schema.URL, "anchore/syft"):
+		return decodeSyftJSON(data, probe.Schema.Version)
 	}
-	return nil, fmt.Errorf("%w: JSON with neither bomFormat (CycloneDX) nor spdxVersion (SPDX)", ErrUnknownFormat)
+	return nil, fmt.Errorf("%w: JSON with neither bomFormat (CycloneDX), spdxVersion (SPDX) nor syft's schema and artifacts", ErrUnknownFormat)
 }
 
 // jsonErrorAt describes a JSON syntax error with its line and column.

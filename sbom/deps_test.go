@@ -23,7 +23,7 @@ func TestDeps(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dep := range strings.Fields(string(all)) {
-		if strings.HasPrefix(dep, "github.com/wardgate/wardgate/") && dep != "github.com/wardgate/wardgate/sbom" && dep != "github.com/wardgate/wardgate/evidence" {
+		if strings.HasPrefix(dep, "github.com/wardgate/wardgate/") && dep != "github.com/wardgate/wardgate/sbom" && dep != "github.com/wardgate/wardgate/evidence" && dep != "github.com/wardgate/wardgate/firmware" && dep != "github.com/wardgate/wardgate/internal/buildinfo" {
 			t.Errorf("sbom depends on %s", dep)
 		}
 	}

@@ -48,6 +48,10 @@ type Change struct {
 	To       string `json:"to"`
 	Version  string `json:"version,omitempty"` // for attribute changes: the version both sides share
 	Identity string `json:"identity"`
+	// Ref is the component's bom-ref or SPDX id in its document (the new
+	// one, or the old one for removals): two components of the same name
+	// and version are told apart by it.
+	Ref string `json:"ref,omitempty"`
 }
 
 // Changes is a diff or drift report: counts per code and the changes, in a
@@ -79,7 +83,8 @@ func newChanges(codes []Code, list []Change) *Changes {
 	slices.SortFunc(list, func(a, b Change) int {
 		return cmp.Or(cmp.Compare(order[a.Code], order[b.Code]), strings.Compare(a.Identity, b.Identity),
 			strings.Compare(a.From, b.From), strings.Compare(a.To, b.To),
-			strings.Compare(a.Name, b.Name), strings.Compare(a.PURL, b.PURL), strings.Compare(a.Version, b.Version))
+			strings.Compare(a.Name, b.Name), strings.Compare(a.PURL, b.PURL), strings.Compare(a.Version, b.Version),
+			strings.Compare(a.Ref, b.Ref))
 	})
 	if list == nil {
 		list = []Change{}
@@ -161,7 +166,7 @@ func hashRank(alg string) int {
 }
 
 func change(code Code, c *Component, from, to string) Change {
-	return Change{Code: code, Name: c.Name, PURL: c.PURL, From: from, To: to, Identity: c.Identity()}
+	return Change{Code: code, Name: c.Name, PURL: c.PURL, From: from, To: to, Identity: c.Identity(), Ref: c.ID}
 }
 
 // sides are the components of one identity in the old and the new document.
@@ -256,7 +261,10 @@ func attributeChanges(o, n *Component) []Change {
 		c.Version = n.Version
 		out = append(out, c)
 	}
-	if o.Supplier != n.Supplier {
+	// A supplier one side does not name is unknown there, not changed:
+	// syft's SPDX writes NOASSERTION for maintainers its pattern cannot
+	// parse (an e-mail domain with two dots) that its CycloneDX names.
+	if o.Supplier != n.Supplier && o.Supplier != "" && n.Supplier != "" {
 		c := change(SupplierChanged, n, o.Supplier, n.Supplier)
 		c.Version = n.Version
 		out = append(out, c)

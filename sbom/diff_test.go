@@ -192,6 +192,10 @@ func TestDiffCodes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Diff(tc.old, tc.new)
+			// Refs are checked by TestDiffKeepsRefsOfDuplicates.
+			for i := range got.Changes {
+				got.Changes[i].Ref = ""
+			}
 			if !slices.Equal(got.Changes, tc.want) {
 				t.Errorf("changes:\n got %+v\nwant %+v", got.Changes, tc.want)
 			}
@@ -213,7 +217,7 @@ func TestDiffJSONShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"summary":{"added":0,"dependency-added":0,"dependency-removed":0,"downgraded":0,"hash-changed":0,"license-changed":0,"removed":0,"supplier-changed":0,"upgraded":1},` +
-		`"changes":[{"code":"upgraded","name":"lodash","purl":"pkg:npm/lodash@4.17.21","from":"4.9.0","to":"4.17.21","identity":"pkg:npm/lodash"}]}`
+		`"changes":[{"code":"upgraded","name":"lodash","purl":"pkg:npm/lodash@4.17.21","from":"4.9.0","to":"4.17.21","identity":"pkg:npm/lodash","ref":"pkg:npm/lodash"}]}`
 	if string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}
@@ -236,6 +240,10 @@ func TestDrift(t *testing.T) {
 		Component{Name: "/etc/passwd", Type: "file", ID: "f1"},
 	)
 	got := Drift(claimed, observed)
+	// Refs are checked by TestDiffKeepsRefsOfDuplicates.
+	for i := range got.Changes {
+		got.Changes[i].Ref = ""
+	}
 	want := []Change{
 		{Code: Undeclared, Name: "backdoor", PURL: "pkg:golang/github.com/evil/backdoor@v0.1.0", To: "v0.1.0", Identity: "pkg:golang/github.com/evil/backdoor"},
 		{Code: Missing, Name: "lodash", PURL: "pkg:npm/lodash@4.17.21", From: "4.17.21", Identity: "pkg:npm/lodash"},
@@ -252,5 +260,24 @@ func TestDrift(t *testing.T) {
 	}
 	if n := len(Drift(claimed, claimed).Changes); n != 0 {
 		t.Errorf("drift of a document against itself: %d changes", n)
+	}
+}
+
+// TestDiffKeepsRefsOfDuplicates: two components of the same name and
+// version (a vendored copy beside the system one) keep their bom-refs in
+// the changes, so a reader can tell which changed.
+func TestDiffKeepsRefsOfDuplicates(t *testing.T) {
+	mk := func(ref, hash string) Component {
+		return comp("pkg:generic/zlib", "1.3.1", func(c *Component) { c.ID = ref }, withHash(hash))
+	}
+	old := doc(nil, mk("zlib-system", "aa"), mk("zlib-vendored", "bb"))
+	new := doc(nil, mk("zlib-system", "aa"), mk("zlib-vendored", "cc"))
+	got := Diff(old, new)
+	if len(got.Changes) != 1 || got.Changes[0].Code != HashChanged || got.Changes[0].Ref != "zlib-vendored" {
+		t.Fatalf("changes: %+v", got.Changes)
+	}
+	removed := Diff(old, doc(nil, mk("zlib-system", "aa")))
+	if len(removed.Changes) != 1 || removed.Changes[0].Code != Removed || removed.Changes[0].Ref != "zlib-vendored" {
+		t.Fatalf("removal: %+v", removed.Changes)
 	}
 }

@@ -24,12 +24,16 @@
 // CompareVersions).
 //
 // Generate runs syft as a library on a directory, a file, an OCI layout or
-// archive, a docker archive, a registry image, or a firmware archive (tar,
-// tar.gz, zip) which is first unpacked with limits against traversal, links
-// and archive bombs. Nothing reaches the network except the registry named
-// by a registry: source.
+// archive, a docker archive, a registry image, or a firmware image, which
+// package firmware first unpacks with limits against traversal, links and
+// archive bombs (compressed streams, tar, cpio, zip, squashfs, ext4, FAT,
+// ISO 9660, U-Boot and FIT images, payloads behind a vendor header); the
+// CycloneDX SBOM then says in which layer of the firmware each component
+// was found. syft itself never unpacks an archive to disk (see scan).
+// Nothing reaches the network except the registry named by a registry:
+// source.
 //
 // Imports: cyclonedx-go, spdx/tools-golang, syft, anchore/packageurl-go and
 // the version libraries syft brings. Must not import: net/http server types,
-// cobra, or any wardgate package other than evidence.
+// cobra, or any wardgate package other than evidence and firmware.
 package sbom

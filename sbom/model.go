@@ -18,7 +18,7 @@ const (
 	FormatCycloneDXXML  Format = "cyclonedx-xml"
 	FormatSPDXJSON      Format = "spdx-json"
 	FormatSPDXTagValue  Format = "spdx-tag-value"
-	FormatSyftJSON      Format = "syft-json" // written by Generate only
+	FormatSyftJSON      Format = "syft-json" // syft's own JSON (syft -o json)
 )
 
 // Sentinel errors wrapped by Decode. Callers use errors.Is to tell a
@@ -41,6 +41,11 @@ type Document struct {
 	// Components are every component, nested ones flattened, the subject
 	// excluded.
 	Components []Component `json:"components"`
+	// OperatingSystems are the distributions a scan detected (CycloneDX
+	// components of type operating-system). They describe the platform, not
+	// a package: SPDX has no place for them, and Diff and Drift leave them
+	// out.
+	OperatingSystems []Component `json:"operatingSystems,omitempty"`
 	// Dependencies are "From depends on To" edges between component
 	// identities (see Component.Identity), sorted and without duplicates.
 	Dependencies []Dependency `json:"dependencies,omitempty"`
@@ -220,6 +225,9 @@ func (d *Document) finish(rawEdges []Dependency) {
 		add(*d.Subject)
 	}
 	for _, c := range d.Components {
+		add(c)
+	}
+	for _, c := range d.OperatingSystems {
 		add(c)
 	}
 	unknown := 0

@@ -116,15 +116,37 @@ func fromSPDX(doc *spdx.Document, f Format, version string) (*Document, error) {
 	if len(described) == 1 {
 		subject = "SPDXRef-" + described[0]
 	}
+	refNames := map[string]string{}
+	for _, ol := range doc.OtherLicenses {
+		if ol != nil && ol.LicenseName != "" && ol.LicenseName != "NOASSERTION" {
+			refNames[ol.LicenseIdentifier] = ol.LicenseName
+		}
+	}
 	for _, p := range doc.Packages {
 		if p == nil {
 			continue
 		}
 		c := spdxComponent(p)
+		c.Licenses = normaliseLicenses(resolveLicenseRefs(c.Licenses, refNames))
 		if c.ID == subject {
 			d.Subject = &c
 			continue
 		}
+		d.Components = append(d.Components, c)
+	}
+	// Files are components of type file, as CycloneDX has them.
+	for _, f := range doc.Files {
+		if f == nil || f.FileName == "" {
+			continue
+		}
+		c := Component{ID: "SPDXRef-" + string(f.FileSPDXIdentifier), Name: normaliseFileName(f.FileName), Type: "file"}
+		if len(f.Checksums) > 0 {
+			c.Hashes = make(map[string]string, len(f.Checksums))
+			for _, h := range f.Checksums {
+				c.Hashes[normaliseHashAlg(string(h.Algorithm))] = strings.ToLower(strings.TrimSpace(h.Value))
+			}
+		}
+		c.Licenses = normaliseLicenses(resolveLicenseRefs([]string{f.LicenseConcluded}, refNames))
 		d.Components = append(d.Components, c)
 	}
 	var edges []Dependency
@@ -159,7 +181,7 @@ func spdxComponent(p *spdx.Package) Component {
 		}
 	}
 	if p.PackageSupplier != nil && p.PackageSupplier.Supplier != "NOASSERTION" {
-		c.Supplier = p.PackageSupplier.Supplier
+		c.Supplier = normaliseParty(p.PackageSupplier.Supplier)
 	}
 	if len(p.PackageChecksums) > 0 {
 		c.Hashes = make(map[string]string, len(p.PackageChecksums))

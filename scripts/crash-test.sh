@@ -31,7 +31,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 start() {
   : >"$work/serve.log"
-  "$wg" serve --config fixtures/trust.yaml --state "$state" --listen 127.0.0.1:0 --no-scan 2>>"$work/serve.log" &
+  "$wg" serve --config fixtures/trust.yaml --state "$state" --listen 127.0.0.1:0 --no-scan --unencrypted-key 2>>"$work/serve.log" &
   pid=$!
   for _ in $(seq 100); do grep -q '"msg":"serving"' "$work/serve.log" && break; sleep 0.1; done
   addr=$(grep -o '"addr":"[^"]*"' "$work/serve.log" | tail -1 | cut -d'"' -f4)

@@ -51,6 +51,18 @@ step admit "$F/firmware/infusion-pump-2.3.0.bin" "${T[@]}" --vendor acme-infusio
   --signature "$F/sig/infusion-pump-2.3.0.bin.sig" --bundle "$F/keyless/infusion-pump-2.3.0.bin.v0.3.sigstore.json" --sbom "$F/sbom/infusion-pump-2.3.0.cdx.json"
 want 1
 
+mri() { # version [extra...]
+  local v=$1; shift
+  step admit "$F/firmware/mri-console-$v.bin" "${T[@]}" --vendor medimaging --product mri-console \
+    --signature "$F/sig/mri-console-$v.bin.sig" --sbom "$F/sbom/mri-console-$v.cdx.json" "$@"
+}
+say "4b. Signed release metadata (TUF): medimaging pins its TUF root in trust.yaml; its metadata, not the caller, says which file is which version"
+mri 7.2.0; want 0
+echo "  (no --version: 7.2.0 is what the vendor's signed target says; the signature has no trusted time, the TUF metadata's expiry stands in for it)"
+mri 7.2.0 --version 9.9.9; want 1
+say "    ...and a mirror rolled back to the metadata of 7.1.0, after 7.2.0's was seen"
+mri 7.1.0 --tuf-repo "$F/tuf/medimaging-rolled-back"; want 1
+
 say "5. The gate as a service: wardgate serve on 127.0.0.1 with the embedded store; tokens per role"
 G=$D/gate
 mkdir -p "$G"
@@ -78,10 +90,15 @@ say "6. CI evaluates each update once: the pump, the MRI console, the HVAC contr
 api "$CI" -F vendor=acme-infusion -F product=infusion-pump -F version=2.4.0 -F firmware=@"$F/firmware/infusion-pump-2.4.0.bin" \
   -F signature=@"$F/sig/infusion-pump-2.4.0.bin.sig" -F bundle=@"$F/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json" \
   -F sbom=@"$F/sbom/infusion-pump-2.4.0.cdx.json" "$URL/v1/updates" | short
-api "$CI" -F vendor=medimaging -F product=mri-console -F version=7.2.0 -F firmware=@"$F/firmware/mri-console-7.2.0.bin" \
-  -F signature=@"$F/sig/mri-console-7.2.0.bin.sig" "$URL/v1/updates" | short
-api "$CI" -F vendor=buildctl -F product=hvac-controller -F version=1.1.0 -F firmware=@"$F/firmware/hvac-controller-1.1.0.bin" \
-  -F bundle=@"$F/sig/hvac-controller-1.1.0.bin.sigstore.json" "$URL/v1/updates" | short
+api "$CI" -F vendor=medimaging -F product=mri-console -F firmware=@"$F/firmware/mri-console-7.2.0.bin" \
+  -F signature=@"$F/sig/mri-console-7.2.0.bin.sig" -F sbom=@"$F/sbom/mri-console-7.2.0.cdx.json" "$URL/v1/updates" | short
+wantjson '.allow == true'
+echo "  (the version comes from the vendor's TUF metadata in the mirror trust.yaml names)"
+tar -C "$F/tuf/buildctl" -czf "$D/buildctl-tuf.tar.gz" metadata
+api "$CI" -F vendor=buildctl -F product=hvac-controller -F firmware=@"$F/firmware/hvac-controller-1.1.0.bin" \
+  -F bundle=@"$F/sig/hvac-controller-1.1.0.bin.sigstore.json" -F sbom=@"$F/sbom/hvac-controller-1.1.0.cdx.json" -F tuf=@"$D/buildctl-tuf.tar.gz" "$URL/v1/updates" | short
+wantjson '.allow == true'
+echo "  (with the vendor's TUF metadata uploaded as an archive)"
 
 admitdev() { # device class [installed]
   local inst=""; [ -n "${3:-}" ] && inst=",\"installedVersion\":\"$3\""
@@ -111,6 +128,20 @@ curl -s -o /dev/null -w 'no token: HTTP %{http_code}\n' -X POST "$URL/v1/admissi
 curl -s -o /dev/null -w 'sensor token on admissions: HTTP %{http_code}\n' -H "Authorization: Bearer $SEN" -H 'Content-Type: application/json' -d '{}' "$URL/v1/admissions"
 
 kill $SERVER; wait $SERVER 2>/dev/null
+
+say "12. Known vulnerabilities, offline: import OSV records (real Alpine advisories), scan the pump's SBOM, gate on them"
+V=$D/vuln-state
+step vuln db import vuln/testdata/osv --state "$V"; want 0
+step vuln scan "$F/sbom/infusion-pump-2.4.0.cdx.json" --state "$V" --fail-on medium; want 1
+# The same trust configuration, denying medium and above (the records are
+# committed, so this example accepts a database up to ten years old).
+{ cat "$D/trust.yaml"; printf '\nvulnerabilities:\n  deny_at: medium\n  max_db_age: 3650d\n'; } > "$D/trust-vuln.yaml"
+step admit "$F/firmware/infusion-pump-2.4.0.bin" --config "$D/trust-vuln.yaml" --state "$V" --no-log --vendor acme-infusion --product infusion-pump --version 2.4.0 \
+  --signature "$F/sig/infusion-pump-2.4.0.bin.sig" --bundle "$F/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json" --sbom "$F/sbom/infusion-pump-2.4.0.cdx.json"
+want 1
 echo
 echo "Gate stopped; nothing left running. Exit codes: 0 allow/verified, 1 deny/failed (a verdict), 2 could not decide."
+echo
+echo "See this story in the web console: make console (wardgate serve --demo), open the URL it prints,"
+echo "sign in with the auditor token it prints, and follow the quarantined infusion pump 2.4.0 (docs/console.md)."
 if [ "$fails" -ne 0 ]; then echo "demo: $fails step(s) did not give the expected verdict" >&2; exit 1; fi

@@ -26,6 +26,7 @@ import (
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -47,6 +48,7 @@ func (s *Server) register() {
 	s.handle("GET", "/healthz", s.getHealth, routeOpts{timeout: time.Second})
 	s.handle("GET", "/readyz", s.getReady, routeOpts{timeout: 5 * time.Second})
 	s.handle("GET", "/metrics", s.getMetrics, routeOpts{timeout: 30 * time.Second})
+	s.handle("GET", "/openapi.yaml", s.getOpenAPI, routeOpts{timeout: 5 * time.Second})
 	s.metrics.latency["unmatched"] = newHistogram()
 	s.mux.Handle("/", s.adapt("unmatched", s.unmatched, routeOpts{}))
 }
@@ -315,6 +317,9 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 		if err := readUpload(r, dir, &u); err != nil {
 			return err
 		}
+		if u.Version == "" && !s.gate.Load().PinsTUF(u.Vendor) {
+			return badRequest("version is required: the trust configuration pins no TUF root for %s, whose metadata would say it", u.Vendor)
+		}
 		display = filepath.Base(u.Source)
 	}
 	out, err := s.gate.Load().Evaluate(ctx, u)
@@ -466,15 +471,28 @@ func readUpload(r *http.Request, dir string, u *gate.Update) error {
 				return multipartError(err)
 			}
 			u.VendorSBOM = b
+		case "tuf":
+			// The vendor's TUF metadata: a tar (or tar.gz) of
+			// metadata/*.json, within tuf.MaxArchiveBytes.
+			if u.TUF != nil {
+				return badRequest("more than one tuf part")
+			}
+			src, err := tuf.ReadArchive(part)
+			if err != nil {
+				return multipartError(err)
+			}
+			u.TUF = src
 		default:
-			return badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, vendor, product, version, deviceClasses", field)
+			return badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, tuf, vendor, product, version, deviceClasses", field)
 		}
 	}
 	switch {
 	case u.Source == "":
 		return badRequest("the firmware part is required")
-	case u.Vendor == "" || u.Product == "" || u.Version == "":
-		return badRequest("vendor, product and version are required")
+	case u.Vendor == "" || u.Product == "":
+		// The version may come from the vendor's TUF metadata (checked by
+		// the caller, which knows the trust configuration).
+		return badRequest("vendor and product are required")
 	}
 	_ = digest // the gate hashes the file again as it verifies; the two agree by construction
 	return nil
@@ -663,8 +681,8 @@ func (s *Server) getFindings(w http.ResponseWriter, r *http.Request) error {
 	if upd != "" && !validDigest(upd) {
 		return badRequest("update %q: want sha256:<64 lowercase hex>", upd)
 	}
-	if sev != "" && sev != egress.SeveritySuspicious && sev != egress.SeverityQuarantined {
-		return badRequest("severity %q: want suspicious or quarantined", sev)
+	if sev != "" && sev != egress.SeveritySuspicious && sev != egress.SeverityQuarantined && sev != egress.SeverityNotice {
+		return badRequest("severity %q: want suspicious, quarantined or notice", sev)
 	}
 	rep, err := s.fleetReport(r.Context())
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/kube"
 )
 
 // Deps are what the server serves. All are required but Inventory, which
@@ -93,6 +94,7 @@ var DefaultRateLimits = map[Role]RateLimit{
 	RoleSensor:       {Rate: 50, Burst: 100},
 	RoleAuditor:      {Rate: 50, Burst: 100},
 	RoleAdmin:        {Rate: 20000, Burst: 20000},
+	RoleKubernetes:   {Rate: 2000, Burst: 2000},
 }
 
 type config struct {
@@ -100,6 +102,8 @@ type config struct {
 	limits     Limits
 	rates      map[Role]RateLimit
 	registries []string
+	console    http.Handler
+	kube       KubernetesConfig
 }
 
 // Option configures New.
@@ -185,6 +189,21 @@ func WithRegistries(hosts ...string) Option {
 	}
 }
 
+// WithConsole serves h, the web console, under /ui on the same listener.
+// The console signs people in itself (sessions, not bearer tokens), so its
+// requests pass no token check here; they get the request ID, the read
+// deadline, the timeout, the metrics and the request log line of every
+// route.
+func WithConsole(h http.Handler) Option {
+	return func(c *config) error {
+		if h == nil {
+			return errors.New("server: nil console")
+		}
+		c.console = h
+		return nil
+	}
+}
+
 // Route is one registered route: method, Go 1.22 pattern path, and the
 // roles that may call it (nil: no token needed).
 type Route struct {
@@ -209,11 +228,13 @@ type Server struct {
 	limiters sync.Map // token name -> *rate.Limiter
 	idPrefix string
 	idSeq    atomic.Uint64
+	kube     *kube.Reviewer
+	kubeCfg  KubernetesConfig
 }
 
 // New builds the server.
 func New(deps Deps, opts ...Option) (*Server, error) {
-	c := config{log: slog.New(slog.DiscardHandler), limits: DefaultLimits, rates: map[Role]RateLimit{}}
+	c := config{log: slog.New(slog.DiscardHandler), limits: DefaultLimits, rates: map[Role]RateLimit{}, kube: kubeDefaults}
 	for r, l := range DefaultRateLimits {
 		c.rates[r] = l
 	}
@@ -249,6 +270,16 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 		metrics: newMetrics(), evalSem: make(chan struct{}, c.limits.Evaluations), idPrefix: hex.EncodeToString(p[:])}
 	s.gate.Store(deps.Gate)
 	s.register()
+	s.kubeCfg = c.kube
+	if err := s.registerKubernetes(c.kube); err != nil {
+		return nil, err
+	}
+	if c.console != nil {
+		s.metrics.latency["console"] = newHistogram()
+		h := s.adapt("console", func(w http.ResponseWriter, r *http.Request) error { c.console.ServeHTTP(w, r); return nil }, routeOpts{timeout: c.limits.ExportTimeout})
+		s.mux.Handle("/ui", h)
+		s.mux.Handle("/ui/", h)
+	}
 	s.handler = http.HandlerFunc(s.serve)
 	return s, nil
 }
@@ -426,6 +457,13 @@ func (s *Server) finish(r *http.Request, st *reqState, status int, start time.Ti
 // request that fails any of them does nothing.
 func (s *Server) authorize(r *http.Request, st *reqState, roles []Role) error {
 	if roles == nil {
+		return nil
+	}
+	if p, ok := s.certPrincipal(r, roles); ok {
+		st.principal = p
+		if !s.limiter(p).Allow() {
+			return ErrRateLimited
+		}
 		return nil
 	}
 	auth := r.Header.Get("Authorization")

@@ -686,6 +686,17 @@ func TestQuarantineTakesEffectOnNextAdmission(t *testing.T) {
 	if r.status != 200 || len(fr.Findings) == 0 || fr.Findings[0].Update != e.digest || len(fr.Updates) != 1 || fr.Updates[0].State != "quarantined" {
 		t.Fatalf("findings: %d %s", r.status, r.body)
 	}
+	// Findings are structured: devices, destinations, first and last
+	// seen, bytes, connections. Notices about a class name no update.
+	if f := fr.Findings[0]; len(f.Devices) == 0 || !slices.Contains(f.Destinations, "raw.githubusercontent.com") || f.FirstSeen.IsZero() || f.LastSeen.Before(f.FirstSeen) || f.Connections == 0 {
+		t.Fatalf("finding fields: %+v", f)
+	}
+	r = e.do("GET", "/v1/findings?severity=notice", RoleAuditor, "", nil)
+	fr = FindingsResponse{}
+	r.json(t, &fr)
+	if r.status != 200 || len(fr.Findings) == 0 || fr.Findings[0].Update != "" || fr.Findings[0].Code != "fleet-change" {
+		t.Fatalf("notices: %d %s", r.status, r.body)
+	}
 	r = e.do("GET", "/v1/updates/"+e.digest, RoleAuditor, "", nil)
 	var us UpdateState
 	r.json(t, &us)

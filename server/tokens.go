@@ -27,17 +27,18 @@ const (
 	RoleSensor       Role = "sensor"        // POST /v1/telemetry
 	RoleAuditor      Role = "auditor"       // the read routes and evidence export
 	RoleAdmin        Role = "admin"         // everything
+	RoleKubernetes   Role = "kubernetes"    // POST /v1/kubernetes/validate and /mutate (the API server's webhooks)
 )
 
 // Roles lists every role.
-var Roles = []Role{RoleCI, RoleUpdateServer, RoleSensor, RoleAuditor, RoleAdmin}
+var Roles = []Role{RoleCI, RoleUpdateServer, RoleSensor, RoleAuditor, RoleAdmin, RoleKubernetes}
 
 // ParseRole checks a role name.
 func ParseRole(s string) (Role, error) {
 	if r := Role(s); slices.Contains(Roles, r) {
 		return r, nil
 	}
-	return "", fmt.Errorf("role %q: want one of ci, update-server, sensor, auditor, admin", s)
+	return "", fmt.Errorf("role %q: want one of ci, update-server, sensor, auditor, admin, kubernetes", s)
 }
 
 // Secret is a bearer token. It logs as redacted.

@@ -57,6 +57,11 @@ type Config struct {
 	Deny DenyList
 	// Vendors maps a vendor name to its products.
 	Vendors map[string]Vendor
+	// Vulnerabilities is the vulnerabilities: section; nil when the
+	// configuration has none (known vulnerabilities are then not checked).
+	Vulnerabilities *VulnerabilityPolicy
+	// Kubernetes configures the admission webhook (not part of Digest).
+	Kubernetes Kubernetes
 
 	digest    string
 	ruleLines map[string]int // the line of each rules: key in Path
@@ -92,6 +97,25 @@ type DeniedComponent struct {
 // Vendor is one vendor and the products accepted from it.
 type Vendor struct {
 	Products map[string]Product
+	// TUF pins the vendor's TUF root; nil when the vendor has none. With a
+	// pinned root, every release of the vendor must come with TUF metadata
+	// that names it.
+	TUF *TUF
+}
+
+// TUF is a vendor's TUF trust: the pinned initial root and, optionally,
+// a local mirror of the vendor's repository.
+type TUF struct {
+	// Root is the pinned root.json (absolute path) and RootJSON its
+	// content, read once at load (at most MaxTUFRootBytes).
+	Root     string
+	RootJSON []byte
+	// RootDigest is "sha256:<hex>" of RootJSON.
+	RootDigest string
+	// Repository is a local mirror of the vendor's repository (absolute
+	// path; DIR/metadata/ holds the metadata); empty when none is
+	// configured.
+	Repository string
 }
 
 // Product is one product: who signs it, where it may go, how old it may be.
@@ -121,6 +145,9 @@ type Authorities struct {
 type Key struct {
 	Path string
 	ID   string
+	// ValidFrom and ValidUntil bound when the key may have signed (its
+	// signature's trusted time); zero means unbounded.
+	ValidFrom, ValidUntil time.Time
 }
 
 // Identity is a trusted keyless signer: the certificate identity and OIDC
@@ -131,6 +158,21 @@ type Identity struct {
 	IdentityRegexp string
 	Issuer         string
 	IssuerRegexp   string
+	// ValidFrom and ValidUntil bound when the identity may have signed;
+	// zero means unbounded.
+	ValidFrom, ValidUntil time.Time
+}
+
+// window adds valid_from and valid_until to a key's or identity's data,
+// when set (so configurations without them keep their digests).
+func window(m map[string]any, from, until time.Time) map[string]any {
+	if !from.IsZero() {
+		m["valid_from"] = from.UTC().Format(time.RFC3339)
+	}
+	if !until.IsZero() {
+		m["valid_until"] = until.UTC().Format(time.RFC3339)
+	}
+	return m
 }
 
 // ErrInvalid is wrapped by every ConfigError.
@@ -205,14 +247,14 @@ func (c *Config) Data() map[string]any {
 		for pn, p := range v.Products {
 			keys := make([]any, 0, len(p.Authorities.Keys))
 			for _, k := range p.Authorities.Keys {
-				keys = append(keys, map[string]any{"id": k.ID, "path": k.Path})
+				keys = append(keys, window(map[string]any{"id": k.ID, "path": k.Path}, k.ValidFrom, k.ValidUntil))
 			}
 			keyless := make([]any, 0, len(p.Authorities.Keyless))
 			for _, id := range p.Authorities.Keyless {
-				keyless = append(keyless, map[string]any{
+				keyless = append(keyless, window(map[string]any{
 					"identity": id.Identity, "identity_regexp": id.IdentityRegexp,
 					"issuer": id.Issuer, "issuer_regexp": id.IssuerRegexp,
-				})
+				}, id.ValidFrom, id.ValidUntil))
 			}
 			minv := map[string]any{}
 			for k, v := range p.MinVersion {
@@ -228,9 +270,13 @@ func (c *Config) Data() map[string]any {
 				},
 			}
 		}
-		vendors[vn] = map[string]any{"products": products}
+		vd := map[string]any{"products": products}
+		if v.TUF != nil {
+			vd["tuf"] = map[string]any{"root_digest": v.TUF.RootDigest, "repository": v.TUF.Repository}
+		}
+		vendors[vn] = vd
 	}
-	return map[string]any{
+	data := map[string]any{
 		"version":             int64(Version),
 		"allow_override":      c.AllowOverride,
 		"max_metadata_age":    formatDuration(c.MaxMetadataAge),
@@ -241,6 +287,10 @@ func (c *Config) Data() map[string]any {
 		"deny":                map[string]any{"licenses": anyList(c.Deny.Licenses), "components": comps},
 		"vendors":             vendors,
 	}
+	if c.Vulnerabilities != nil {
+		data["vulnerabilities"] = c.Vulnerabilities.data()
+	}
+	return data
 }
 
 func anyList(ss []string) []any {

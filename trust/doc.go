@@ -3,8 +3,10 @@
 // product (keys, keyless identities, a k-of-n threshold), which device
 // classes each product may go to, the minimum version per product and
 // class, license and component deny lists, how each policy rule is
-// enforced, how much SBOM drift is tolerated, and how old release metadata
-// may be.
+// enforced, how much SBOM drift is tolerated, how old release metadata
+// may be, when each key or identity is trusted (valid_from, valid_until),
+// and which vendors pin a TUF root (read once at load; package tuf does
+// the TUF workflow).
 //
 // Load reads and checks the file; every error names the file, the line and
 // the field (see ConfigError). Config.Digest identifies the configuration in

@@ -23,8 +23,9 @@ import (
 
 // Limits on what Load reads.
 const (
-	MaxConfigBytes = 4 << 20  // the configuration file
-	MaxKeyBytes    = 64 << 10 // one public key file
+	MaxConfigBytes  = 4 << 20  // the configuration file
+	MaxKeyBytes     = 64 << 10 // one public key file
+	MaxTUFRootBytes = 512000   // a pinned TUF root.json (go-tuf's own limit)
 )
 
 // Load reads and checks the trust configuration at path. Key paths in the
@@ -339,6 +340,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				},
 			})
 		},
+		"vulnerabilities": func(n *yaml.Node, f string) { c.Vulnerabilities = d.vulnerabilities(n, f) },
 		"vendors": func(n *yaml.Node, f string) {
 			d.pairs(n, f, func(k, v *yaml.Node, f string) {
 				vendor := Vendor{Products: map[string]Product{}}
@@ -348,6 +350,7 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 							vendor.Products[k.Value] = d.product(v, f)
 						})
 					},
+					"tuf": func(n *yaml.Node, f string) { vendor.TUF = d.tuf(n, f) },
 				})
 				if len(vendor.Products) == 0 && v.Kind == yaml.MappingNode {
 					d.errorf(k, f+".products", "a vendor needs at least one product")
@@ -355,12 +358,85 @@ func (d *decoder) config(root *yaml.Node, c *Config) {
 				c.Vendors[k.Value] = vendor
 			})
 		},
+		"kubernetes": func(n *yaml.Node, f string) { d.kubernetes(n, f, c) },
 	})
+	d.checkKubernetes(c)
 	if versionNode == nil {
 		d.errorf(root, "version", "required; want version: %d", Version)
 	}
 	if len(c.Vendors) == 0 && root.Kind == yaml.MappingNode {
 		d.errorf(root, "vendors", "required; a trust configuration that trusts no vendor admits nothing")
+	}
+}
+
+// path resolves a path of the configuration against its directory.
+func (d *decoder) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(d.dir, p)
+}
+
+// tuf reads a vendor's tuf: {root: PATH, repository: DIR}.
+func (d *decoder) tuf(n *yaml.Node, field string) *TUF {
+	t := &TUF{}
+	d.fields(n, field, map[string]func(*yaml.Node, string){
+		"root": func(n *yaml.Node, f string) {
+			var p string
+			d.nonEmpty(n, f, &p)
+			if p == "" {
+				return
+			}
+			t.Root = d.path(p)
+			b, err := readLimited(t.Root, MaxTUFRootBytes)
+			if err != nil {
+				d.errorf(n, f, "TUF root %s: %v", t.Root, err)
+				return
+			}
+			sum := sha256.Sum256(b)
+			t.RootJSON, t.RootDigest = b, "sha256:"+hex.EncodeToString(sum[:])
+		},
+		"repository": func(n *yaml.Node, f string) {
+			var p string
+			d.nonEmpty(n, f, &p)
+			if p == "" {
+				return
+			}
+			t.Repository = d.path(p)
+			if st, err := os.Stat(t.Repository); err != nil || !st.IsDir() {
+				d.errorf(n, f, "TUF repository %s: not a directory", t.Repository)
+			}
+		},
+	})
+	if n.Kind == yaml.MappingNode && t.Root == "" {
+		d.errorf(n, field+".root", "required; the vendor's initial root.json")
+	}
+	return t
+}
+
+// validity reads valid_from and valid_until: RFC 3339 times or dates
+// (YYYY-MM-DD, midnight UTC).
+func (d *decoder) validity(n *yaml.Node, f string, dst *time.Time) {
+	var s string
+	d.nonEmpty(n, f, &s)
+	if s == "" {
+		return
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		t, err = time.Parse(time.DateOnly, s)
+	}
+	if err != nil {
+		d.errorf(n, f, "want an RFC 3339 time (2026-06-30T00:00:00Z) or a date (2026-06-30), got %q", s)
+		return
+	}
+	*dst = t.UTC()
+}
+
+// checkWindow refuses a window that ends before it starts.
+func (d *decoder) checkWindow(n *yaml.Node, f string, from, until time.Time) {
+	if !from.IsZero() && !until.IsZero() && !until.After(from) {
+		d.errorf(n, f, "valid_until %s is not after valid_from %s", until.Format(time.RFC3339), from.Format(time.RFC3339))
 	}
 }
 
@@ -438,10 +514,13 @@ func (d *decoder) authorities(n *yaml.Node, field string) Authorities {
 							k.ID = d.keyID(n, f, k.Path)
 						}
 					},
+					"valid_from":  func(n *yaml.Node, f string) { d.validity(n, f, &k.ValidFrom) },
+					"valid_until": func(n *yaml.Node, f string) { d.validity(n, f, &k.ValidUntil) },
 				})
 				if k.Path == "" && n.Kind == yaml.MappingNode {
 					d.errorf(n, f+".path", "required")
 				}
+				d.checkWindow(n, f, k.ValidFrom, k.ValidUntil)
 				a.Keys = append(a.Keys, k)
 			})
 		},
@@ -482,10 +561,13 @@ func (d *decoder) identity(n *yaml.Node, f string) Identity {
 		"identity_regexp": re(&id.IdentityRegexp),
 		"issuer":          func(n *yaml.Node, f string) { d.nonEmpty(n, f, &id.Issuer) },
 		"issuer_regexp":   re(&id.IssuerRegexp),
+		"valid_from":      func(n *yaml.Node, f string) { d.validity(n, f, &id.ValidFrom) },
+		"valid_until":     func(n *yaml.Node, f string) { d.validity(n, f, &id.ValidUntil) },
 	})
 	if n.Kind != yaml.MappingNode {
 		return id
 	}
+	d.checkWindow(n, f, id.ValidFrom, id.ValidUntil)
 	if (id.Identity == "") == (id.IdentityRegexp == "") {
 		d.errorf(n, f, "want exactly one of identity and identity_regexp")
 	}

@@ -183,7 +183,7 @@ func TestLoadErrors(t *testing.T) {
 		{"no version", goodProduct, `trust.yaml:2: version: required; want version: 1`},
 		{"bad version", "version: 2" + goodProduct, `trust.yaml:1: version: unsupported version 2; want 1`},
 		{"unknown top field", "version: 1\nvendor: x" + goodProduct,
-			`trust.yaml:2: vendor: unknown field; want one of allow_override, deny, max_clock_skew, max_metadata_age, rules, sbom, trusted_root, vendors, version`},
+			`trust.yaml:2: vendor: unknown field; want one of allow_override, deny, kubernetes, max_clock_skew, max_metadata_age, rules, sbom, trusted_root, vendors, version, vulnerabilities`},
 		{"bad enforcement", "version: 1\nrules:\n  rollback: maybe" + goodProduct,
 			`trust.yaml:3: rules.rollback: want enforce, warn or off, got "maybe"`},
 		{"bad duration", "version: 1\nmax_metadata_age: soon" + goodProduct,
@@ -266,6 +266,18 @@ vendors:
 		{"wrong type", "version: 1\nallow_override: yes please" + goodProduct,
 			`trust.yaml:2: allow_override: want true or false, got "yes please"`},
 		{"empty", "", `trust.yaml: empty file; want a trust configuration`},
+		{"tuf without root", "version: 1\nvendors:\n  v:\n    tuf: {repository: .}\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub}]}}}\n",
+			`trust.yaml:4: vendors.v.tuf.root: required; the vendor's initial root.json`},
+		{"tuf root missing", "version: 1\nvendors:\n  v:\n    tuf: {root: nope.json}\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub}]}}}\n",
+			`trust.yaml:4: vendors.v.tuf.root: TUF root DIR/nope.json: open DIR/nope.json: no such file or directory`},
+		{"tuf repository not a directory", "version: 1\nvendors:\n  v:\n    tuf: {root: acme.pub, repository: acme.pub}\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub}]}}}\n",
+			`trust.yaml:4: vendors.v.tuf.repository: TUF repository DIR/acme.pub: not a directory`},
+		{"tuf unknown field", "version: 1\nvendors:\n  v:\n    tuf: {root: acme.pub, mirror: x}\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub}]}}}\n",
+			`trust.yaml:4: vendors.v.tuf.mirror: unknown field; want one of repository, root`},
+		{"bad valid_until", "version: 1\nvendors:\n  v:\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub, valid_until: soon}]}}}\n",
+			`trust.yaml:4: vendors.v.products.p.authorities.keys[0].valid_until: want an RFC 3339 time (2026-06-30T00:00:00Z) or a date (2026-06-30), got "soon"`},
+		{"window ends before it starts", "version: 1\nvendors:\n  v:\n    products: {p: {device_classes: [c], authorities: {keyless: [{identity: a@b, issuer: https://i, valid_from: 2026-06-30, valid_until: 2026-01-01}]}}}\n",
+			`trust.yaml:4: vendors.v.products.p.authorities.keyless[0]: valid_until 2026-01-01T00:00:00Z is not after valid_from 2026-06-30T00:00:00Z`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeConfig(t, tc.body)
@@ -284,6 +296,65 @@ vendors:
 				t.Fatalf("ConfigError.File = %+v", ce)
 			}
 		})
+	}
+}
+
+// A vendor's TUF root is read once at load, its digest is part of the
+// configuration's digest, and validity windows on keys and identities are
+// parsed as RFC 3339 times or dates.
+func TestLoadTUFAndValidity(t *testing.T) {
+	body := `version: 1
+vendors:
+  v:
+    tuf:
+      root: root.json
+      repository: mirror
+    products:
+      p:
+        device_classes: [c]
+        authorities:
+          keys:
+            - path: acme.pub
+              valid_from: 2025-01-01
+              valid_until: 2026-06-30T12:00:00+02:00
+          keyless:
+            - {identity: a@b, issuer: https://i, valid_until: 2027-01-01T00:00:00Z}
+`
+	path := writeConfig(t, body)
+	dir := filepath.Dir(path)
+	if err := os.WriteFile(filepath.Join(dir, "root.json"), []byte(`{"signed": {}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "mirror"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	c := load(t, path)
+	v := c.Vendors["v"]
+	if v.TUF == nil || v.TUF.Root != filepath.Join(dir, "root.json") || v.TUF.Repository != filepath.Join(dir, "mirror") || string(v.TUF.RootJSON) != `{"signed": {}}` ||
+		v.TUF.RootDigest != "sha256:00ebe1bf206b77250de216b867c86684bcd1485ee95bd9ce51c5960fe1f755ee" {
+		t.Fatalf("tuf = %+v", v.TUF)
+	}
+	k := v.Products["p"].Authorities.Keys[0]
+	if !k.ValidFrom.Equal(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)) || !k.ValidUntil.Equal(time.Date(2026, 6, 30, 10, 0, 0, 0, time.UTC)) {
+		t.Fatalf("key window = %v .. %v", k.ValidFrom, k.ValidUntil)
+	}
+	if id := v.Products["p"].Authorities.Keyless[0]; !id.ValidFrom.IsZero() || !id.ValidUntil.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("identity window = %v .. %v", id.ValidFrom, id.ValidUntil)
+	}
+	d := c.Data()["vendors"].(map[string]any)["v"].(map[string]any)
+	if got := d["tuf"].(map[string]any)["root_digest"]; got != v.TUF.RootDigest {
+		t.Fatalf("data tuf = %v", d["tuf"])
+	}
+	key := d["products"].(map[string]any)["p"].(map[string]any)["authorities"].(map[string]any)["keys"].([]any)[0].(map[string]any)
+	if key["valid_from"] != "2025-01-01T00:00:00Z" || key["valid_until"] != "2026-06-30T10:00:00Z" {
+		t.Fatalf("data key = %v", key)
+	}
+	// Another root is another trust: another digest.
+	if err := os.WriteFile(filepath.Join(dir, "root.json"), []byte(`{"signed": {"version": 2}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c2 := load(t, path); c2.Digest() == c.Digest() {
+		t.Fatal("a new pinned root did not change the configuration digest")
 	}
 }
 

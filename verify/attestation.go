@@ -35,7 +35,7 @@ func attestation(ctx context.Context, subj Subject, in artifactInput, envs []Sig
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		p, err := parseSignature(s.Data)
+		p, err := parseInput(s)
 		if err != nil {
 			results = append(results, SignatureResult{Source: s.Source, Format: "unknown", Reason: ReasonMalformed, Detail: err.Error()})
 			continue
@@ -53,6 +53,6 @@ func attestation(ctx context.Context, subj Subject, in artifactInput, envs []Sig
 // IsAttestation reports whether a signature input is a DSSE envelope (bare
 // or in a Sigstore bundle).
 func IsAttestation(s Signature) bool {
-	p, err := parseSignature(s.Data)
+	p, err := parseInput(s)
 	return err == nil && p.b != nil && p.b.GetDsseEnvelope() != nil
 }

@@ -113,7 +113,7 @@ func Blob(ctx context.Context, art Artifact, sigs []Signature, pol *Policy) (*Re
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		p, err := parseSignature(s.Data)
+		p, err := parseInput(s)
 		if err != nil {
 			results = append(results, SignatureResult{Source: s.Source, Format: "unknown", Reason: ReasonMalformed, Detail: err.Error()})
 			continue

@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Signer names who made a verified signature.
@@ -45,6 +47,9 @@ type SignatureResult struct {
 	PredicateType string      `json:"predicateType,omitempty"`
 	Reason        Reason      `json:"reason,omitempty"`
 	Detail        string      `json:"detail,omitempty"`
+	// Predicate is a verified attestation's predicate (JSON), for callers
+	// that read it (the gate's SLSA provenance); nil for signatures.
+	Predicate json.RawMessage `json:"-"`
 }
 
 // Subject is what was verified.
@@ -152,11 +157,19 @@ func (e *engine) checkKeyless(sr *SignatureResult, p *parsed, b *bundle.Bundle, 
 		}
 		return
 	}
-	if e.pol.TrustedRoot == nil {
+	tm := e.pol.trusted()
+	if tm == nil {
 		sr.Reason, sr.Detail = ReasonUntrustedSigner, "keyless signature, but no --trusted-root was given"
 		return
 	}
-	v, err := sgverify.NewVerifier(e.pol.TrustedRoot, verifierOptions(b, e.pol.TrustedRoot, true)...)
+	if e.pol.IgnoreTlogUnsafe {
+		b = stripTlog(b)
+	}
+	if r, d := e.precheck(b, e.pol.TrustedRoot != nil); r != "" {
+		sr.Reason, sr.Detail = r, d
+		return
+	}
+	v, err := sgverify.NewVerifier(tm, e.verifierOptions(b, tm, true)...)
 	if err != nil {
 		sr.Reason, sr.Detail = ReasonMalformed, err.Error()
 		return
@@ -210,11 +223,18 @@ func (e *engine) checkKeyed(sr *SignatureResult, p *parsed, b *bundle.Bundle, ar
 			sr.Reason, sr.Detail = ReasonBadInput, err.Error()
 			return
 		}
-		tm := root.TrustedMaterialCollection{trustedKey{sv}}
+		tm := root.TrustedMaterialCollection{trustedKey{sv, k.Valid}}
 		opts := []sgverify.VerifierOption{sgverify.WithCurrentTime()}
+		if e.pol.IgnoreTlogUnsafe {
+			b = stripTlog(b)
+		}
+		if r, d := e.precheck(b, e.pol.TrustedRoot != nil); r != "" {
+			sr.Reason, sr.Detail = r, d
+			return
+		}
 		if e.pol.TrustedRoot != nil {
 			tm = append(root.TrustedMaterialCollection{e.pol.TrustedRoot}, tm...)
-			opts = verifierOptions(b, e.pol.TrustedRoot, false)
+			opts = e.verifierOptions(b, e.pol.TrustedRoot, false)
 		} else if hasTlog(b) {
 			// Without a trusted root the log entry cannot be checked; the
 			// key signature alone is what is verified (reported as such).
@@ -237,7 +257,14 @@ func (e *engine) checkKeyed(sr *SignatureResult, p *parsed, b *bundle.Bundle, ar
 			return
 		}
 		errs = append(errs, fmt.Errorf("key %s: %w", shortID(k.ID), err))
-		reasons = append(reasons, classify(err, false))
+		r := classify(err, false)
+		if !k.Valid.IsZero() && strings.Contains(err.Error(), "integrated time outside certificate validity") {
+			// sigstore-go checked the log's integrated time against the
+			// key's window (trustedKey's ExpiringKey) and it fell outside.
+			r = ReasonKeyRevoked
+			errs[len(errs)-1] = fmt.Errorf("key %s is trusted %s; the transparency log puts this signature outside that: %w", shortID(k.ID), k.Valid, err)
+		}
+		reasons = append(reasons, r)
 	}
 	sr.Reason = worst(reasons)
 	sr.Detail = errors.Join(errs...).Error()
@@ -253,6 +280,12 @@ func (e *engine) finish(sr *SignatureResult, s *Signer, res *sgverify.Verificati
 		}
 		sr.Timestamps = append(sr.Timestamps, ts.Timestamp.UTC())
 	}
+	if w := e.pol.window(s.index); !w.IsZero() {
+		if r, d := windowCheck(w, sr.Timestamps); r != "" {
+			sr.Reason, sr.Detail, sr.Signer = r, fmt.Sprintf("%s: %s", signerName(s), d), s
+			return
+		}
+	}
 	if check != nil {
 		if r, d := check(res); r != "" {
 			sr.Reason, sr.Detail = r, d
@@ -262,8 +295,50 @@ func (e *engine) finish(sr *SignatureResult, s *Signer, res *sgverify.Verificati
 	}
 	if res.Statement != nil {
 		sr.PredicateType = res.Statement.GetPredicateType()
+		if p := res.Statement.GetPredicate(); p != nil {
+			if b, err := protojson.Marshal(p); err == nil {
+				sr.Predicate = b
+			}
+		}
 	}
 	sr.Verified, sr.Signer = true, s
+}
+
+// window is the validity window of the trusted signer at index (keys
+// first, then identities); zero for none.
+func (p *Policy) window(index int) Window {
+	switch {
+	case index < 0:
+		return Window{}
+	case index < len(p.Keys):
+		return p.Keys[index].Valid
+	case index-len(p.Keys) < len(p.Identities):
+		return p.Identities[index-len(p.Keys)].Valid
+	}
+	return Window{}
+}
+
+// windowCheck checks a signature's trusted times against the signer's
+// window with sigstore-go's validity period: every trusted time must lie
+// inside it, and there must be one.
+func windowCheck(w Window, times []time.Time) (Reason, string) {
+	if len(times) == 0 {
+		return ReasonUntimed, fmt.Sprintf("trusted only %s, and the signature carries no trusted time (transparency log entry or RFC 3161 timestamp) to tell when it was made", w)
+	}
+	c := w.checker()
+	for _, t := range times {
+		if !c.ValidAtTime(t) {
+			return ReasonKeyRevoked, fmt.Sprintf("trusted only %s, and the signature was made at %s", w, t.UTC().Format(time.RFC3339))
+		}
+	}
+	return "", ""
+}
+
+func signerName(s *Signer) string {
+	if s.KeyID != "" {
+		return "key " + shortID(s.KeyID)
+	}
+	return s.Identity + " (issuer " + s.Issuer + ")"
 }
 
 func shortID(id string) string {
@@ -273,29 +348,57 @@ func shortID(id string) string {
 	return id
 }
 
-// trustedKey is the key the user named: trusted at all times, whatever the
-// bundle's hint says.
-type trustedKey struct{ signature.Verifier }
+// trustedKey is the key the user named, whatever the bundle's hint says:
+// trusted within its window (at all times for a zero window). sigstore-go
+// checks a log entry's integrated time against the window.
+type trustedKey struct {
+	signature.Verifier
+	valid Window
+}
 
 func (t trustedKey) PublicKeyVerifier(string) (root.TimeConstrainedVerifier, error) {
-	return root.NewExpiringKey(t.Verifier, time.Time{}, time.Time{}), nil
+	return root.NewExpiringKey(t.Verifier, t.valid.From, t.valid.Until), nil
 }
 func (trustedKey) TimestampingAuthorities() []root.TimestampingAuthority     { return nil }
 func (trustedKey) FulcioCertificateAuthorities() []root.CertificateAuthority { return nil }
 func (trustedKey) RekorLogs() map[string]*root.TransparencyLog               { return nil }
 func (trustedKey) CTLogs() map[string]*root.TransparencyLog                  { return nil }
 
+// precheck refuses, before any crypto, a signature that lacks what the
+// policy makes mandatory (a log entry, a signed timestamp) or that cannot be
+// checked without a trusted root.
+func (e *engine) precheck(b *bundle.Bundle, haveRoot bool) (Reason, string) {
+	if e.pol.RequireTlog {
+		if !hasTlog(b) {
+			return ReasonTlogInvalid, "no transparency log entry in the signature material, and --offline requires one (wardgate never looks entries up)"
+		}
+		if !haveRoot {
+			return ReasonTlogInvalid, "the transparency log entry cannot be checked without --trusted-root"
+		}
+	}
+	if e.pol.RequireSignedTimestamp {
+		if ts, _ := b.Timestamps(); len(ts) == 0 {
+			return ReasonTimestampInvalid, "no RFC 3161 timestamp, and --use-signed-timestamps requires one"
+		}
+		if !haveRoot {
+			return ReasonTimestampInvalid, "the RFC 3161 timestamp cannot be checked without --trusted-root"
+		}
+	}
+	return "", ""
+}
+
 // verifierOptions chooses what sigstore-go must see, failing closed: every
 // log entry and timestamp present is checked, a keyless signature needs a
-// trusted time (log or TSA), and SCTs are required when the root has CT logs.
-func verifierOptions(b *bundle.Bundle, tm root.TrustedMaterial, keyless bool) []sgverify.VerifierOption {
+// trusted time (log or TSA), and SCTs are required when the root has CT logs
+// (unless the policy ignores them).
+func (e *engine) verifierOptions(b *bundle.Bundle, tm root.TrustedMaterial, keyless bool) []sgverify.VerifierOption {
 	var opts []sgverify.VerifierOption
 	tlog := hasTlog(b)
 	ts, _ := b.Timestamps()
-	if tlog {
+	if tlog || e.pol.RequireTlog {
 		opts = append(opts, sgverify.WithTransparencyLog(1))
 	}
-	if len(ts) > 0 {
+	if len(ts) > 0 || e.pol.RequireSignedTimestamp {
 		opts = append(opts, sgverify.WithSignedTimestamps(1))
 	}
 	switch {
@@ -304,7 +407,7 @@ func verifierOptions(b *bundle.Bundle, tm root.TrustedMaterial, keyless bool) []
 	default:
 		opts = append(opts, sgverify.WithCurrentTime())
 	}
-	if keyless && len(tm.CTLogs()) > 0 {
+	if keyless && !e.pol.IgnoreSCTUnsafe && len(tm.CTLogs()) > 0 {
 		opts = append(opts, sgverify.WithSignedCertificateTimestamps(1))
 	}
 	return opts
@@ -397,7 +500,7 @@ func classify(err error, keyless bool) Reason {
 		return ReasonTimestampInvalid
 	case has("tlog", "transparency log", "inclusion", "checkpoint", "signed entry", "set ", "log entry", "log index", "rekor", "entry"):
 		return ReasonTlogInvalid
-	case has("certificate signed by unknown authority", "unable to verify certificate", "x509:", "certificate chain"):
+	case has("certificate signed by unknown authority", "unable to verify certificate", "x509:", "certificate chain", "failed to verify leaf certificate"):
 		return ReasonUntrustedSigner
 	case has("could not verify message", "could not verify envelope", "verification error", "invalid signature", "signature"):
 		if keyless {
@@ -415,6 +518,7 @@ func classify(err error, keyless bool) Reason {
 // is the headline.
 var reasonOrder = []Reason{
 	ReasonThresholdNotMet, ReasonDigestMismatch, ReasonIdentityMismatch, ReasonExpired,
+	ReasonKeyRevoked, ReasonUntimed,
 	ReasonTlogInvalid, ReasonTimestampInvalid, ReasonSignatureInvalid, ReasonPredicateTypeMismatch,
 	ReasonUntrustedSigner, ReasonMalformed, ReasonBadInput, ReasonNoSignature,
 }
@@ -462,7 +566,7 @@ func (e *engine) conclude(subject Subject, results []SignatureResult) *Result {
 		res.Message = "no signature found for " + subject.Name
 	case len(seen) >= res.Threshold:
 		res.Verified = true
-		res.Message = fmt.Sprintf("verified %s (%s): %d of %d required trusted signers", subject.Name, subject.Digest, len(seen), res.Threshold)
+		res.Message = fmt.Sprintf("%s (%s): %d of %d required trusted signers", subject.Name, subject.Digest, len(seen), res.Threshold)
 	default:
 		if res.Threshold > 1 {
 			res.Reasons = append(res.Reasons, ReasonThresholdNotMet)

@@ -40,6 +40,31 @@ const (
 type Signature struct {
 	Source string
 	Data   []byte
+	// Certificate is the signing certificate (DER) of a raw signature, as
+	// cosign sign-blob --output-certificate writes it (cosign verify-blob
+	// --certificate). For a cosign bundle it must be the bundle's own.
+	Certificate []byte
+	// Timestamp is an RFC 3161 timestamp response (DER) over the signature
+	// (cosign --rfc3161-timestamp), for raw signatures and cosign bundles.
+	Timestamp []byte
+}
+
+// ParseRFC3161Timestamp reads an RFC 3161 timestamp response: cosign's JSON
+// ({"SignedRFC3161Timestamp": base64 DER}, what sign-blob
+// --rfc3161-timestamp writes) or the DER itself.
+func ParseRFC3161Timestamp(data []byte, source string) ([]byte, error) {
+	t := bytes.TrimSpace(data)
+	if len(t) > 0 && t[0] == '{' {
+		var ts cbundle.RFC3161Timestamp
+		if err := json.Unmarshal(t, &ts); err != nil || len(ts.SignedRFC3161Timestamp) == 0 {
+			return nil, inputErr(ReasonBadInput, "RFC 3161 timestamp %s: not cosign's {\"SignedRFC3161Timestamp\": ...} JSON", source)
+		}
+		return ts.SignedRFC3161Timestamp, nil
+	}
+	if len(t) == 0 {
+		return nil, inputErr(ReasonBadInput, "RFC 3161 timestamp %s: empty", source)
+	}
+	return data, nil
 }
 
 // LoadSignature reads a signature, bundle or envelope file within the size
@@ -62,6 +87,8 @@ type parsed struct {
 	rawSig  []byte // cosign-signature and cosign-bundle: the signature bytes
 	legacy  *cosign.LocalSignedPayload
 	certDER []byte
+	// timestamps are RFC 3161 responses given beside a raw signature.
+	timestamps [][]byte
 	// logDigest is the artifact digest a hashedrekord log entry names, for
 	// formats whose message digest wardgate fills in itself.
 	logDigest []byte
@@ -74,6 +101,47 @@ func (e *malformedError) Unwrap() error { return e.err }
 
 func malformed(format string, args ...any) error {
 	return &malformedError{fmt.Errorf(format, args...)}
+}
+
+// parseInput parses a signature input and attaches the certificate and
+// timestamp given beside it.
+func parseInput(s Signature) (*parsed, error) {
+	p, err := parseSignature(s.Data)
+	if err != nil {
+		return nil, err
+	}
+	if s.Certificate == nil && s.Timestamp == nil {
+		return p, nil
+	}
+	if p.format == FormatDSSE {
+		// cosign attest-blob --output-signature --output-certificate: a
+		// bare envelope with its certificate and timestamp beside it.
+		p.certDER = s.Certificate
+		if s.Timestamp != nil {
+			p.timestamps = append(p.timestamps, s.Timestamp)
+		}
+		pb := cloneBundle(p.b)
+		pb.VerificationMaterial = p.material()
+		b, err := bundle.NewBundle(pb)
+		if err != nil {
+			return nil, malformed("DSSE envelope with certificate: %v", err)
+		}
+		p.b = b
+		return p, nil
+	}
+	if p.format != FormatCosignSignature && p.format != FormatCosignBundle {
+		return nil, malformed("a %s carries its own verification material: --certificate and --rfc3161-timestamp are for raw signatures, DSSE envelopes and cosign bundles", describeFormat(p))
+	}
+	if s.Certificate != nil {
+		if p.certDER != nil && !bytes.Equal(p.certDER, s.Certificate) {
+			return nil, malformed("the certificate given does not match the certificate in the cosign bundle")
+		}
+		p.certDER = s.Certificate
+	}
+	if s.Timestamp != nil {
+		p.timestamps = append(p.timestamps, s.Timestamp)
+	}
+	return p, nil
 }
 
 // parseSignature detects the format of a signature input from its content.
@@ -233,14 +301,37 @@ func (p *parsed) entity(digest []byte) (*bundle.Bundle, error) {
 	case FormatCosignSignature:
 		pb := &protobundle.Bundle{
 			MediaType:            mediaTypeV03,
-			VerificationMaterial: keyMaterial(),
+			VerificationMaterial: p.material(),
 			Content:              messageSignature(digest, p.rawSig),
 		}
-		return bundle.NewBundle(pb)
+		b, err := bundle.NewBundle(pb)
+		if err != nil {
+			return nil, malformed("signature with certificate: %v", err)
+		}
+		return b, nil
 	case FormatCosignBundle:
 		return p.legacyEntity(digest)
 	}
 	return nil, fmt.Errorf("unknown signature format %q", p.format)
+}
+
+// material is the verification material of a raw signature or cosign
+// bundle: the certificate when there is one (else the trusted key stands
+// in), and any RFC 3161 timestamps given beside it.
+func (p *parsed) material() *protobundle.VerificationMaterial {
+	vm := keyMaterial()
+	if len(p.certDER) > 0 {
+		vm = &protobundle.VerificationMaterial{Content: &protobundle.VerificationMaterial_Certificate{
+			Certificate: &protocommon.X509Certificate{RawBytes: p.certDER}}}
+	}
+	if len(p.timestamps) > 0 {
+		tvd := &protobundle.TimestampVerificationData{}
+		for _, t := range p.timestamps {
+			tvd.Rfc3161Timestamps = append(tvd.Rfc3161Timestamps, &protocommon.RFC3161SignedTimestamp{SignedTimestamp: t})
+		}
+		vm.TimestampVerificationData = tvd
+	}
+	return vm
 }
 
 func messageSignature(digest, sig []byte) *protobundle.Bundle_MessageSignature {
@@ -256,11 +347,7 @@ func messageSignature(digest, sig []byte) *protobundle.Bundle_MessageSignature {
 // SET, the certificate and the signature. The Rekor body is parsed with
 // Rekor's own types to learn its kind and version.
 func (p *parsed) legacyEntity(digest []byte) (*bundle.Bundle, error) {
-	vm := keyMaterial()
-	if len(p.certDER) > 0 {
-		vm = &protobundle.VerificationMaterial{Content: &protobundle.VerificationMaterial_Certificate{
-			Certificate: &protocommon.X509Certificate{RawBytes: p.certDER}}}
-	}
+	vm := p.material()
 	if rb := p.legacy.Bundle; rb != nil {
 		tle, err := legacyTlogEntry(rb)
 		if err != nil {

@@ -692,6 +692,12 @@ func openImageSource(ref string, cfg *imageConfig) (imageSource, error) {
 		}
 		return src, nil
 	}
+	// Offline first: a short name ("oci/pump-agent") would go to Docker
+	// Hub. The first path component must be a host, by
+	// go-containerregistry's own rule (localhost, or a '.' or ':').
+	if first, _, ok := strings.Cut(ref, "/"); !ok || (first != "localhost" && !strings.ContainsAny(first, ".:")) {
+		return nil, inputErr(ReasonBadInput, "image reference %q names no registry; write the registry host (index.docker.io/%s for Docker Hub), or oci-dir:PATH for a local layout: wardgate reaches no registry it was not named", ref, ref)
+	}
 	r, err := name.ParseReference(ref)
 	if err != nil {
 		return nil, inputErr(ReasonBadInput, "image reference %q: %v", ref, err)

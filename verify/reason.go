@@ -42,6 +42,14 @@ const (
 	// ReasonPredicateTypeMismatch: an attestation verified but carries another
 	// predicate type than the one asked for.
 	ReasonPredicateTypeMismatch Reason = "predicate-type-mismatch"
+	// ReasonKeyRevoked: a trusted signer with a validity window (a key or
+	// identity revoked on a date) signed outside it, by the signature's
+	// trusted time.
+	ReasonKeyRevoked Reason = "key-revoked"
+	// ReasonUntimed: a trusted signer with a validity window signed, but the
+	// signature carries no trusted time (transparency log entry or RFC 3161
+	// timestamp), so whether it was made inside the window cannot be told.
+	ReasonUntimed Reason = "untimed"
 )
 
 // Reason codes for an input that could not be verified at all (exit 2).
@@ -58,6 +66,7 @@ var AllReasons = []Reason{
 	ReasonNoSignature, ReasonUntrustedSigner, ReasonSignatureInvalid, ReasonDigestMismatch,
 	ReasonMalformed, ReasonIdentityMismatch, ReasonExpired, ReasonTlogInvalid,
 	ReasonTimestampInvalid, ReasonThresholdNotMet, ReasonPredicateTypeMismatch,
+	ReasonKeyRevoked, ReasonUntimed,
 	ReasonBadInput, ReasonRegistry,
 }
 

@@ -1,18 +1,22 @@
 package verify
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -36,6 +40,37 @@ type Key struct {
 	ID     string
 	Source string // the file it came from, for messages
 	Public crypto.PublicKey
+	// Valid bounds when the key may have signed; zero is unbounded.
+	Valid Window
+}
+
+// Window is when a trusted signer may have signed (a vendor key revoked on
+// a date). It is checked as sigstore-go checks the validity periods of
+// keys and authorities (root.ExpiringKey), against the signature's trusted
+// times (transparency log integrated time, RFC 3161 timestamp), never the
+// clock: a signature by a signer with a window and no trusted time fails
+// as ReasonUntimed, one made outside the window as ReasonKeyRevoked.
+type Window struct {
+	From, Until time.Time
+}
+
+// IsZero reports whether the window is unbounded.
+func (w Window) IsZero() bool { return w.From.IsZero() && w.Until.IsZero() }
+
+// checker is the window as sigstore-go's validity period.
+func (w Window) checker() root.ValidityPeriodChecker {
+	return root.NewExpiringKey(nil, w.From, w.Until)
+}
+
+func (w Window) String() string {
+	f, u := "any time", "any time"
+	if !w.From.IsZero() {
+		f = w.From.UTC().Format(time.RFC3339)
+	}
+	if !w.Until.IsZero() {
+		u = w.Until.UTC().Format(time.RFC3339)
+	}
+	return "from " + f + " until " + u
 }
 
 // LogValue keeps keys out of logs except for their ID.
@@ -106,6 +141,22 @@ type Identity struct {
 	SubjectRegexp string `json:"subjectRegexp,omitempty"`
 	Issuer        string `json:"issuer,omitempty"`
 	IssuerRegexp  string `json:"issuerRegexp,omitempty"`
+	// Workflow, when any field is set, must match the GitHub Actions
+	// extensions of the certificate (cosign's
+	// --certificate-github-workflow-* flags).
+	Workflow GitHubWorkflow `json:"githubWorkflow,omitzero"`
+	// Valid bounds when the identity may have signed; zero is unbounded.
+	Valid Window `json:"-"`
+}
+
+// GitHubWorkflow holds the values the Fulcio GitHub workflow extensions
+// (OIDs 1.3.6.1.4.1.57264.1.2 to .6) must have; empty fields are not checked.
+type GitHubWorkflow struct {
+	Trigger    string `json:"trigger,omitempty"`
+	SHA        string `json:"sha,omitempty"`
+	Name       string `json:"name,omitempty"`
+	Repository string `json:"repository,omitempty"`
+	Ref        string `json:"ref,omitempty"`
 }
 
 func (id Identity) String() string {
@@ -126,7 +177,19 @@ func (id Identity) sigstore() (sgverify.CertificateIdentity, error) {
 	if id.Issuer == "" && id.IssuerRegexp == "" {
 		return sgverify.CertificateIdentity{}, errors.New("identity needs --certificate-oidc-issuer or --certificate-oidc-issuer-regexp")
 	}
-	return sgverify.NewShortCertificateIdentity(id.Issuer, id.IssuerRegexp, id.Subject, id.SubjectRegexp)
+	san, err := sgverify.NewSANMatcher(id.Subject, id.SubjectRegexp)
+	if err != nil {
+		return sgverify.CertificateIdentity{}, err
+	}
+	iss, err := sgverify.NewIssuerMatcher(id.Issuer, id.IssuerRegexp)
+	if err != nil {
+		return sgverify.CertificateIdentity{}, err
+	}
+	w := id.Workflow
+	return sgverify.NewCertificateIdentity(san, iss, certificate.Extensions{
+		GithubWorkflowTrigger: w.Trigger, GithubWorkflowSHA: w.SHA, GithubWorkflowName: w.Name,
+		GithubWorkflowRepository: w.Repository, GithubWorkflowRef: w.Ref,
+	})
 }
 
 // LoadTrustedRoot reads a Sigstore TrustedRoot JSON file. It never fetches
@@ -154,8 +217,98 @@ type Policy struct {
 	// signers; with keys, used to check log entries when a bundle has them.
 	TrustedRoot root.TrustedMaterial
 	// Threshold is how many distinct trusted signers must have signed (k of
-	// n). Zero means one.
+	// n). Zero means one; a negative value is refused.
 	Threshold int
+	// CertificateChain is a certificate authority trusted besides the
+	// trusted root's (cosign --certificate-chain): the issuer of the signing
+	// certificate first, the root last. The root is trusted as given.
+	CertificateChain []*x509.Certificate
+	// RequireTlog makes a transparency log entry in the signature material
+	// mandatory (cosign --offline: the entry cannot be looked up, so it must
+	// be carried). Without it, entries present are checked and none is
+	// required.
+	RequireTlog bool
+	// IgnoreTlogUnsafe skips transparency log entries altogether (cosign
+	// --insecure-ignore-tlog): a keyless signature then needs an RFC 3161
+	// timestamp, or a certificate that is valid now.
+	IgnoreTlogUnsafe bool
+	// IgnoreSCTUnsafe does not require a signed certificate timestamp in
+	// keyless certificates even when the trusted root lists CT logs (cosign
+	// --insecure-ignore-sct).
+	IgnoreSCTUnsafe bool
+	// RequireSignedTimestamp makes an RFC 3161 timestamp from a trusted
+	// timestamping authority mandatory (cosign --use-signed-timestamps).
+	RequireSignedTimestamp bool
+}
+
+// trusted is the trusted material keyless signatures are checked against:
+// the trusted root, plus the --certificate-chain authority. Nil when there
+// is neither.
+func (p *Policy) trusted() root.TrustedMaterial {
+	if len(p.CertificateChain) == 0 {
+		return p.TrustedRoot
+	}
+	chain := p.CertificateChain
+	ca := &root.FulcioCertificateAuthority{Root: chain[len(chain)-1], Intermediates: chain[:len(chain)-1]}
+	tm := root.TrustedMaterialCollection{chainAuthority{ca}}
+	if p.TrustedRoot != nil {
+		tm = append(root.TrustedMaterialCollection{p.TrustedRoot}, tm...)
+	}
+	return tm
+}
+
+// chainAuthority is a certificate authority given on the command line and
+// nothing else: no logs, no timestamping authorities.
+type chainAuthority struct{ ca root.CertificateAuthority }
+
+func (c chainAuthority) FulcioCertificateAuthorities() []root.CertificateAuthority {
+	return []root.CertificateAuthority{c.ca}
+}
+func (chainAuthority) TimestampingAuthorities() []root.TimestampingAuthority { return nil }
+func (chainAuthority) RekorLogs() map[string]*root.TransparencyLog           { return nil }
+func (chainAuthority) CTLogs() map[string]*root.TransparencyLog              { return nil }
+func (chainAuthority) PublicKeyVerifier(string) (root.TimeConstrainedVerifier, error) {
+	return nil, errors.New("a certificate chain holds no public keys")
+}
+
+// ParseCertificateChain parses PEM certificates (cosign's
+// --certificate-chain): the signing certificate's issuer first, the root
+// last.
+func ParseCertificateChain(data []byte, source string) ([]*x509.Certificate, error) {
+	certs, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
+	if err != nil {
+		return nil, inputErr(ReasonBadInput, "certificate chain %s: %v", source, err)
+	}
+	if len(certs) == 0 {
+		return nil, inputErr(ReasonBadInput, "certificate chain %s: no PEM certificate in it", source)
+	}
+	return certs, nil
+}
+
+// ParseCertificate parses one certificate, PEM (base64-wrapped PEM, as
+// cosign sign-blob --output-certificate writes it, too) or DER.
+func ParseCertificate(data []byte, source string) (*x509.Certificate, error) {
+	data = bytes.TrimSpace(data)
+	if !bytes.HasPrefix(data, []byte("-----BEGIN")) {
+		if dec, err := base64.StdEncoding.DecodeString(string(data)); err == nil && bytes.Contains(dec, []byte("-----BEGIN")) {
+			data = dec
+		}
+	}
+	if bytes.Contains(data, []byte("-----BEGIN")) {
+		certs, err := cryptoutils.UnmarshalCertificatesFromPEM(data)
+		if err != nil {
+			return nil, inputErr(ReasonBadInput, "certificate %s: %v", source, err)
+		}
+		if len(certs) != 1 {
+			return nil, inputErr(ReasonBadInput, "certificate %s: want one certificate, found %d (the chain goes in --certificate-chain)", source, len(certs))
+		}
+		return certs[0], nil
+	}
+	c, err := x509.ParseCertificate(data)
+	if err != nil {
+		return nil, inputErr(ReasonBadInput, "certificate %s: not a PEM or DER certificate: %v", source, err)
+	}
+	return c, nil
 }
 
 // Validate checks the policy is usable.
@@ -163,8 +316,11 @@ func (p *Policy) Validate() error {
 	if len(p.Keys) == 0 && len(p.Identities) == 0 {
 		return inputErr(ReasonBadInput, "no trusted signer: give --key or --certificate-identity with --certificate-oidc-issuer")
 	}
-	if len(p.Identities) > 0 && p.TrustedRoot == nil {
-		return inputErr(ReasonBadInput, "keyless verification needs --trusted-root (a Sigstore trusted_root.json); wardgate never fetches one")
+	if len(p.Identities) > 0 && p.TrustedRoot == nil && len(p.CertificateChain) == 0 {
+		return inputErr(ReasonBadInput, "keyless verification needs --trusted-root (a Sigstore trusted_root.json) or --certificate-chain; wardgate never fetches one")
+	}
+	if p.RequireTlog && p.IgnoreTlogUnsafe {
+		return inputErr(ReasonBadInput, "a transparency log entry cannot be both required (--offline) and ignored (--insecure-ignore-tlog)")
 	}
 	for _, id := range p.Identities {
 		if _, err := id.sigstore(); err != nil {

@@ -39,7 +39,7 @@ func directImports(t *testing.T, pkg string) []string {
 // server or command line, directly or not.
 func TestDomainPackagesStayDomain(t *testing.T) {
 	forbidden := []string{mod + "/server", mod + "/cmd/"}
-	for _, p := range []string{"verify", "sbom", "policy", "attest", "evidence", "egress", "store", "gate", "trust"} {
+	for _, p := range []string{"verify", "sbom", "policy", "attest", "evidence", "egress", "store", "gate", "trust", "tuf", "vuln"} {
 		pkg := mod + "/" + p
 		if !exists(pkg) {
 			continue
@@ -71,6 +71,18 @@ func TestEvidenceIsStdlibOnly(t *testing.T) {
 		path, std, _ := strings.Cut(line, " ")
 		if std != "true" && path != pkg {
 			t.Errorf("evidence depends on non-standard package %s", path)
+		}
+	}
+}
+
+// The TUF client converts nothing itself: the gate turns its Release into
+// evidence, so tuf imports no other wardgate package.
+func TestTUFImportsNoWardgatePackage(t *testing.T) {
+	pkg := mod + "/tuf"
+	for _, line := range deps(t, pkg) {
+		path, _, _ := strings.Cut(line, " ")
+		if path != pkg && strings.HasPrefix(path, mod+"/") {
+			t.Errorf("tuf depends on %s", path)
 		}
 	}
 }

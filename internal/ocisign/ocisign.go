@@ -15,10 +15,12 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -549,11 +551,30 @@ func LoadSigner(path string) (signature.Signer, error) {
 // and signs it the classic cosign way with s; it returns the image's
 // digest reference.
 func PushSignedImage(ctx context.Context, tag string, s signature.Signer, opts ...remote.Option) (name.Digest, error) {
-	ref, err := name.ParseReference(tag)
+	img, err := random.Image(256, 1)
 	if err != nil {
 		return name.Digest{}, err
 	}
-	img, err := random.Image(256, 1)
+	return PushSigned(ctx, tag, img, s, opts...)
+}
+
+// PackageImage is a one-layer image holding an Alpine package database
+// with one package (busybox), so a scan of it finds a component.
+func PackageImage() (v1.Image, error) {
+	layer, err := crane.Layer(map[string][]byte{
+		"etc/os-release":        []byte("ID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n"),
+		"lib/apk/db/installed": []byte("P:busybox\nV:1.36.1-r15\nA:x86_64\nL:GPL-2.0-only\no:busybox\n\n"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return mutate.AppendLayers(empty.Image, layer)
+}
+
+// PushSigned pushes img to tag (registry/repo:tag) and signs it the
+// classic cosign way with s; it returns the image's digest reference.
+func PushSigned(ctx context.Context, tag string, img v1.Image, s signature.Signer, opts ...remote.Option) (name.Digest, error) {
+	ref, err := name.ParseReference(tag)
 	if err != nil {
 		return name.Digest{}, err
 	}

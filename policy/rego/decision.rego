@@ -13,8 +13,15 @@ reported contains object.union(v, {"rule": name}) if {
 	some v in data.wardgate.rules[name].deny
 }
 
+# default_enforcement is how a rule is enforced when the trust
+# configuration does not name it: every rule enforces, except these, which
+# only warn until the configuration asks for more.
+default_enforcement := {"executable-changed-same-version": "warn"}
+
 enforcement(code) := e if {
 	e := data.trust.rules[code]
+} else := e if {
+	e := default_enforcement[code]
 } else := "enforce"
 
 violations contains v if {
@@ -25,6 +32,16 @@ violations contains v if {
 warnings contains v if {
 	some v in reported
 	enforcement(v.code) == "warn"
+}
+
+# Findings a rule set accepts through an exception in the trust
+# configuration (data.wardgate.rules[name].accepted, such as a known
+# vulnerability the vendor's release is not affected by): warnings that
+# carry the exception's justification; they never deny.
+warnings contains object.union(v, {"rule": name}) if {
+	some name
+	some v in data.wardgate.rules[name].accepted
+	enforcement(v.code) != "off"
 }
 
 decision := {

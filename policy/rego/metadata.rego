@@ -3,7 +3,9 @@
 # description: |
 #   Release metadata must be current: not past the vendor's expiry, not older
 #   than max_metadata_age since signing, and not signed in the future (TUF's
-#   freeze attack replays old, still-valid metadata). The clock is the
+#   freeze attack replays old, still-valid metadata). With max_metadata_age,
+#   a signature without a trusted time is refused unless the vendor's TUF
+#   metadata verified (its expiry is the freshness). The clock is the
 #   evidence's evaluatedAt, pinned by the engine.
 package wardgate.rules.metadata
 
@@ -29,6 +31,20 @@ deny contains {
 	max_age := data.trust.max_metadata_age_ns
 	max_age > 0
 	now - signed_at > max_age
+}
+
+# metadata-untimed: a verified signature with no trusted signing time
+# cannot show it is younger than max_metadata_age; only the vendor's TUF
+# metadata, which carries its own expiry, stands in for it.
+deny contains {
+	"code": "metadata-untimed",
+	"severity": "high",
+	"message": sprintf("%s has no trusted signing time (a transparency log entry or an RFC 3161 timestamp), so its age cannot be checked against the %s the trust configuration allows; ask %s for a logged or timestamped signature, or for TUF metadata", [input.artifact.name, data.trust.max_metadata_age, input.artifact.vendor]),
+} if {
+	data.trust.max_metadata_age_ns > 0
+	input.verification.verified
+	not input.metadata.signedAt
+	not input.metadata.tuf.verified
 }
 
 deny contains {

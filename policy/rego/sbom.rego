@@ -19,6 +19,19 @@ deny contains {
 	object.get(data.trust, ["sbom", "required"], true)
 }
 
+# An SBOM wardgate generated that lists nothing (an opaque firmware image,
+# and no vendor SBOM) is not an SBOM: a scan that found nothing is no
+# evidence of what is inside.
+deny contains {
+	"code": "sbom-missing",
+	"severity": "high",
+	"message": sprintf("%s comes without a vendor SBOM, and scanning it found no components: an empty scan says nothing of what is inside, and the trust configuration requires an SBOM; ask %s for the SBOM and pass it with --sbom", [input.artifact.name, input.artifact.vendor]),
+} if {
+	input.sbom.source == "generated"
+	count(input.sbom.components) == 0
+	object.get(data.trust, ["sbom", "required"], true)
+}
+
 drift_names := {
 	"undeclared": "undeclared components (found in the artifact, not in the vendor SBOM)",
 	"missing": "missing components (in the vendor SBOM, not found in the artifact)",

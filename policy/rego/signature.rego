@@ -40,7 +40,39 @@ deny contains {
 	count(lib.trusted_authorities) == 0
 	lib.product
 	not unsigned
+	not time_scoped
 	found := signer_list
+}
+
+# time_scoped: a trusted signer failed only because of its validity window
+# (key-revoked, or untimed below); those rules say so.
+time_scoped if "key-revoked" in input.verification.reasons
+
+time_scoped if "untimed" in input.verification.reasons
+
+# key-revoked: a key or identity the trust configuration trusts only within
+# a window (valid_from, valid_until) signed outside it, by the signature's
+# trusted time.
+deny contains {
+	"code": "key-revoked",
+	"severity": "critical",
+	"message": sprintf("%s was signed outside the window in which the trust configuration trusts its signer (%s); a revoked key or identity, get a release signed by a current one", [input.artifact.name, sig.detail]),
+} if {
+	"key-revoked" in input.verification.reasons
+	some sig in input.verification.signatures
+	sig.reason == "key-revoked"
+}
+
+# metadata-untimed: a signer trusted only within a window signed, but the
+# signature has no trusted time to place it in the window.
+deny contains {
+	"code": "metadata-untimed",
+	"severity": "high",
+	"message": sprintf("%s is signed by a signer the trust configuration trusts only within a time window, and the signature has no trusted time (%s); get the signature logged in the transparency log or timestamped", [input.artifact.name, sig.detail]),
+} if {
+	"untimed" in input.verification.reasons
+	some sig in input.verification.signatures
+	sig.reason == "untimed"
 }
 
 signer_list := "nobody who verified" if {

@@ -55,3 +55,28 @@ test_keyless_regexp_authority if {
 	trust := json.patch(td.trust, [{"op": "replace", "path": "/vendors/acme/products/pump/authorities/keyless/0", "value": {"identity": "", "identity_regexp": ".*@acme", "issuer": "https://iss", "issuer_regexp": ""}}])
 	{v.code | some v in signature.deny} == set() with input as td.input_ok with data.trust as trust
 }
+
+# A signer trusted only within a window: signed outside it (key-revoked) or
+# without a trusted time (metadata-untimed), not reported as untrusted.
+test_key_revoked if {
+	sig := object.union(td.key_sig, {"verified": false, "reason": "key-revoked", "detail": "key k1: trusted only from any time until 2026-06-30T00:00:00Z, and the signature was made at 2026-11-20T00:00:00Z"})
+	inp := json.patch(td.input_ok, [
+		{"op": "replace", "path": "/verification/signatures", "value": [sig]},
+		{"op": "replace", "path": "/verification/verified", "value": false},
+		{"op": "replace", "path": "/verification/reasons", "value": ["key-revoked"]},
+	])
+	codes(inp) == {"key-revoked"}
+	# With the other authority's signature, the threshold (2) is not met either.
+	inp2 := json.patch(inp, [{"op": "replace", "path": "/verification/signatures", "value": [sig, td.keyless_sig]}])
+	codes(inp2) == {"key-revoked", "threshold-not-met"}
+}
+
+test_untimed if {
+	sig := object.union(td.key_sig, {"verified": false, "reason": "untimed", "detail": "key k1: no trusted time"})
+	inp := json.patch(td.input_ok, [
+		{"op": "replace", "path": "/verification/signatures", "value": [sig]},
+		{"op": "replace", "path": "/verification/verified", "value": false},
+		{"op": "replace", "path": "/verification/reasons", "value": ["untimed"]},
+	])
+	codes(inp) == {"metadata-untimed"}
+}

@@ -39,6 +39,12 @@ input_ok := {
 	"fleet": {},
 }
 
+# tuf_ok is verified TUF metadata for input_ok's artifact.
+tuf_ok := {
+	"verified": true, "target": "pump/pump-2.4.0.bin", "version": "2.4.0", "deviceClasses": ["pump"],
+	"roles": [{"name": "timestamp", "version": 3, "expires": "2026-12-05T00:00:00Z"}],
+}
+
 # with_(path, value) is input_ok with the value at path replaced.
 with_(path, value) := json.patch(input_ok, [{"op": "add", "path": path, "value": value}])
 

@@ -10,7 +10,9 @@ package wardgate.rules.version
 
 import data.wardgate.lib
 
-version := input.artifact.version
+# Empty only when the vendor's TUF metadata, which says the version, failed
+# (the release rules deny that): no version rule applies then.
+version := input.artifact.version if input.artifact.version != ""
 
 installed := input.device.installedVersion if input.device.installedVersion != ""
 

@@ -2,13 +2,20 @@
 // loopback interface with a fixed number of requests from a fixed number
 // of workers, within a time limit, and reports throughput and latency.
 // It stops by itself: after -n requests or -duration, whichever is first.
+// With -review it drives POST /v1/kubernetes/validate with that
+// AdmissionReview instead (response.allowed counts as allowed); with -rate
+// requests start at that many per second (open loop: latency counts from
+// the scheduled start, so a stalled server is not hidden).
 //
 //	loadgen -url http://127.0.0.1:8080 -token-file T -digest sha256:... -n 100000 -c 64
+//	loadgen -url https://127.0.0.1:8443 -cacert ca.crt -servername wardgate-webhook.wardgate.svc -token-file T -review review.json -rate 200 -n 12000
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -29,6 +36,8 @@ type config struct {
 	url, tokenFile, digest, class, installed, devicePrefix, out string
 	n, c, devices                                               int
 	duration                                                    time.Duration
+	review, cacert, servername                                  string
+	rate                                                        float64
 }
 
 // Result is the report, also written as JSON with -o.
@@ -63,6 +72,10 @@ func main() {
 	flag.IntVar(&c.c, "c", 64, "concurrent workers (connections)")
 	flag.DurationVar(&c.duration, "duration", 60*time.Second, "stop after this long even if -n is not reached")
 	flag.StringVar(&c.out, "o", "", "also write the result as JSON to this file, with the devices answered allow")
+	flag.StringVar(&c.review, "review", "", "post this AdmissionReview (a file) to /v1/kubernetes/validate instead of admissions")
+	flag.Float64Var(&c.rate, "rate", 0, "start requests at this rate per second (0: as fast as the workers go)")
+	flag.StringVar(&c.cacert, "cacert", "", "CA certificate (PEM) of an https -url")
+	flag.StringVar(&c.servername, "servername", "", "TLS server name to verify (default: the -url host)")
 	flag.Parse()
 	res, err := run(c)
 	if err != nil {
@@ -106,8 +119,11 @@ func run(c config) (*Result, error) {
 	if err := loopback(c.url); err != nil {
 		return nil, err
 	}
-	if c.digest == "" || c.tokenFile == "" {
-		return nil, errors.New("-digest and -token-file are required")
+	if (c.digest == "" && c.review == "") || c.tokenFile == "" {
+		return nil, errors.New("-digest (or -review) and -token-file are required")
+	}
+	if c.rate < 0 {
+		return nil, errors.New("-rate must not be negative")
 	}
 	if c.n <= 0 || c.c <= 0 || c.devices <= 0 {
 		return nil, errors.New("-n, -c and -devices must be positive")
@@ -122,8 +138,27 @@ func run(c config) (*Result, error) {
 		bodies[i], _ = json.Marshal(map[string]any{"digest": c.digest, "device": map[string]string{"id": fmt.Sprintf("%s%d", c.devicePrefix, i), "class": c.class, "installedVersion": c.installed}})
 	}
 	tr := &http.Transport{MaxIdleConns: c.c, MaxIdleConnsPerHost: c.c, MaxConnsPerHost: c.c, IdleConnTimeout: time.Minute, DisableCompression: true}
+	if c.cacert != "" {
+		pem, err := os.ReadFile(c.cacert)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate", c.cacert)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: c.servername, MinVersion: tls.VersionTLS12}
+	}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	endpoint := strings.TrimRight(c.url, "/") + "/v1/admissions"
+	if c.review != "" {
+		b, err := os.ReadFile(c.review)
+		if err != nil {
+			return nil, err
+		}
+		bodies = [][]byte{b}
+		endpoint = strings.TrimRight(c.url, "/") + "/v1/kubernetes/validate"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
 	defer cancel()
 
@@ -141,18 +176,31 @@ func run(c config) (*Result, error) {
 	for range c.c {
 		wg.Go(func() {
 			var resp struct {
-				Allow bool `json:"allow"`
+				Allow    bool `json:"allow"`
+				Response struct {
+					Allowed bool `json:"allowed"`
+				} `json:"response"`
 			}
 			for ctx.Err() == nil {
 				i := next.Add(1) - 1
 				if i >= int64(c.n) {
 					return
 				}
-				dev := int(i % int64(c.devices))
+				dev := int(i % int64(len(bodies)))
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, bytes.NewReader(bodies[dev]))
 				req.Header.Set("Authorization", auth)
 				req.Header.Set("Content-Type", "application/json")
 				t0 := time.Now()
+				if c.rate > 0 {
+					t0 = start.Add(time.Duration(float64(i) / c.rate * float64(time.Second)))
+					select {
+					case <-time.After(time.Until(t0)):
+					case <-ctx.Done():
+						next.Add(-1)
+						lat[i] = -1
+						return
+					}
+				}
 				r, err := client.Do(req)
 				if err != nil {
 					if ctx.Err() != nil {
@@ -175,7 +223,7 @@ func run(c config) (*Result, error) {
 					fail(err)
 					continue
 				}
-				if resp.Allow {
+				if resp.Allow || resp.Response.Allowed {
 					allowed.Add(1)
 					mu.Lock()
 					okDev[dev] = true

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,11 +17,18 @@ import (
 
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
+	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
 )
+
+// tufDir is where the vendors' trusted TUF metadata is kept in the state
+// directory.
+const tufDir = "tuf"
 
 type admitConfig struct {
 	config           string
@@ -37,16 +46,19 @@ type admitConfig struct {
 	logFlags         logFlags
 	noLog            bool
 	noScan           bool
+	scanUnsigned     bool
+	unpack           firmware.Limits
 	attach           bool
 	at               string
 	output           string
+	tufRepo          string
 }
 
 // NewAdmitCmd is `wardgate admit`: the gate decision for one update.
 func NewAdmitCmd() *cobra.Command {
 	var cfg admitConfig
 	cmd := &cobra.Command{
-		Use:   "admit SOURCE --config trust.yaml --vendor V --product P --version X",
+		Use:   "admit SOURCE --config trust.yaml --vendor V --product P [--version X] [--tuf-repo DIR]",
 		Short: "Decide whether an update may be admitted: verify, SBOM, diff, drift, policy; record and sign the verdict",
 		Long: `Evaluate one update: verify its signatures against the trust configuration,
 read the vendor's SBOM and scan the artifact with syft, diff against the
@@ -59,6 +71,14 @@ SOURCE is a firmware file, or an image (oci-dir:PATH, oci-archive:PATH, or
 a registry reference). With --device-class (and --device-id,
 --installed-version) the decision is for one device.
 
+A vendor that pins a TUF root in the trust configuration (vendors.V.tuf)
+says in its signed TUF metadata which file is which version: --tuf-repo DIR
+is a local copy of its repository (DIR/metadata/), read offline, else the
+mirror the trust configuration names. The target is PRODUCT/FILENAME, the
+version is the target's (a --version that disagrees is denied), and the
+metadata trusted so far is kept in STATE/tuf/, so a repository rolled back
+or frozen is refused in later runs too.
+
 Exit codes: 0 allow, 1 deny, 2 could not decide (a deny with reason
 could-not-evaluate).`,
 		Args: cobra.ExactArgs(1),
@@ -67,7 +87,7 @@ could-not-evaluate).`,
 				return noVerdict(err)
 			}
 			out, err := runAdmit(cmd.Context(), args[0], cfg, cmd.ErrOrStderr())
-			return printAdmit(cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg.output, out, err)
+			return printAdmit(cmd.OutOrStdout(), cmd.ErrOrStderr(), cfg.output, out, err, cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -77,7 +97,8 @@ could-not-evaluate).`,
 	f.StringVar(&cfg.sbomPath, "sbom", "", "the vendor's SBOM (CycloneDX or SPDX)")
 	f.StringVar(&cfg.vendor, "vendor", "", "vendor, as in the trust configuration")
 	f.StringVar(&cfg.product, "product", "", "product, as in the trust configuration")
-	f.StringVar(&cfg.version, "version", "", "the release's version")
+	f.StringVar(&cfg.version, "version", "", "the release's version (optional with TUF metadata: the target's)")
+	f.StringVar(&cfg.tufRepo, "tuf-repo", "", "the vendor's TUF repository, a local directory (DIR/metadata/...)")
 	f.StringVar(&cfg.deviceClass, "device-class", "", "the device asking: its class")
 	f.StringVar(&cfg.deviceID, "device", "", "the device asking: its ID")
 	f.StringVar(&cfg.installedVersion, "installed-version", "", "the device asking: the version it runs now")
@@ -87,8 +108,14 @@ could-not-evaluate).`,
 	f.BoolVar(&cfg.noLog, "no-log", false, "do not sign and log the verdict (nothing is recorded for auditors)")
 	f.BoolVar(&cfg.attach, "attach", false, "for a registry image: store the signed verdict next to it (as cosign stores attestations)")
 	f.BoolVar(&cfg.noScan, "no-scan", false, "do not scan the artifact with syft (use the vendor SBOM as is; no drift check)")
+	f.BoolVar(&cfg.scanUnsigned, "scan-unsigned", false, "also unpack and scan an artifact whose signatures did not verify (under the same limits)")
+	f.Int64Var(&cfg.unpack.MaxBytes, "max-unpack-bytes", firmware.DefaultMaxBytes, "firmware unpacking: most bytes written (in STATE/tmp)")
+	f.IntVar(&cfg.unpack.MaxFiles, "max-unpack-files", firmware.DefaultMaxFiles, "firmware unpacking: most files, directories and links")
+	f.IntVar(&cfg.unpack.MaxDepth, "max-unpack-depth", firmware.DefaultMaxDepth, "firmware unpacking: most formats nested (a tar.gz is 2)")
+	f.IntVar(&cfg.unpack.MaxRatio, "max-unpack-ratio", firmware.DefaultMaxRatio, "firmware unpacking: most bytes written per byte of input (past 16 MiB)")
 	f.StringVar(&cfg.at, "evaluation-time", "", "evaluate as of this time (RFC 3339), to replay a past decision")
 	cfg.logFlags.register(cmd)
+	cfg.logFlags.registerKeyCreation(cmd)
 	addOutputFlag(cmd, &cfg.output)
 	return cmd
 }
@@ -111,7 +138,30 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if cfg.config == "" {
 		return fail(errors.New("--config is required: the trust configuration"))
 	}
-	gopts := []gate.Option{gate.WithVersion(Version)}
+	// A decision for one device needs the device: checked before anything
+	// is loaded, scanned or logged.
+	if (cfg.deviceClass != "" || cfg.installedVersion != "" || cfg.segment != "") && cfg.deviceID == "" {
+		return fail(errors.New("--device-class, --installed-version and --segment describe one device: give its ID with --device"))
+	}
+	if err := os.MkdirAll(cfg.logFlags.state, 0o700); err != nil {
+		return fail(fmt.Errorf("state directory: %w", err))
+	}
+	// Firmware is unpacked in STATE/tmp, never in os.TempDir.
+	work := filepath.Join(cfg.logFlags.state, "tmp")
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return fail(fmt.Errorf("state directory: %w", err))
+	}
+	gopts := []gate.Option{gate.WithVersion(Version),
+		gate.WithGenerateOptions(sbom.WithTempDir(work), sbom.WithUnpackLimits(cfg.unpack)),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(cfg.logFlags.state, tufDir)))}
+	if cfg.scanUnsigned {
+		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
+	}
+	manifests, err := gate.NewSBOMStore(filepath.Join(cfg.logFlags.state, "manifests"))
+	if err != nil {
+		return fail(err)
+	}
+	gopts = append(gopts, gate.WithManifestStore(manifests))
 	if cfg.noScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
@@ -123,7 +173,8 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		gopts = append(gopts, gate.WithClock(func() time.Time { return t }))
 	}
 	p, err := gate.Open(ctx, gate.Config{State: cfg.logFlags.state, Trust: cfg.config, Policy: cfg.policyDir, PolicyKey: cfg.policyKey,
-		SigningKey: cfg.logFlags.key, Origin: cfg.logFlags.origin, NoLog: cfg.noLog, KeyCreated: keyCreated(stderr)}, gopts...)
+		SigningKey: cfg.logFlags.key, Origin: cfg.logFlags.origin, NoLog: cfg.noLog, UnencryptedKey: cfg.logFlags.unencryptedKey,
+		KeyCreated: keyCreated(stderr), TrustOptions: func(tc *trust.Config) ([]gate.Option, error) { return vulnerabilityOptions(tc, cfg.logFlags.state) }}, gopts...)
 	if err != nil {
 		return fail(err)
 	}
@@ -132,8 +183,14 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if isImageRef(source) {
 		u.Kind = evidence.KindImage
 	}
-	for _, path := range append(cfg.signatures, cfg.bundles...) {
-		s, err := verify.LoadSignature(path)
+	if cfg.tufRepo != "" {
+		if st, err := os.Stat(filepath.Join(cfg.tufRepo, "metadata")); err != nil || !st.IsDir() {
+			return fail(fmt.Errorf("--tuf-repo %s: want a TUF repository directory with a metadata/ directory in it", cfg.tufRepo))
+		}
+		u.TUF = tuf.Dir(cfg.tufRepo)
+	}
+	for _, p := range append(cfg.signatures, cfg.bundles...) {
+		s, err := verify.LoadSignature(p)
 		if err != nil {
 			return fail(err)
 		}
@@ -188,13 +245,17 @@ func isImageRef(s string) bool {
 }
 
 // keyCreated tells the user the service key was created on first use.
-func keyCreated(stderr io.Writer) func(key, pub string) {
-	return func(key, pub string) {
-		fmt.Fprintf(stderr, "wardgate: created the service signing key %s (public key %s)\n", key, pub)
+func keyCreated(stderr io.Writer) func(key, pub string, encrypted bool) {
+	return func(key, pub string, encrypted bool) {
+		if encrypted {
+			fmt.Fprintf(stderr, "wardgate: created the service signing key %s, encrypted with $%s (public key %s)\n", key, attest.PasswordEnv, pub)
+		} else {
+			fmt.Fprintf(stderr, "wardgate: created the service signing key %s WITHOUT a password (--unencrypted-key): anyone who can read it can sign verdicts (public key %s)\n", key, pub)
+		}
 	}
 }
 
-func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error) error {
+func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error, cfg admitConfig) error {
 	ao := admitOutput{Allow: out.Decision.Allow && out.Evaluated && err == nil, Evaluated: out.Evaluated, Artifact: out.Evidence.Artifact, Decision: out.Decision, LogEntry: out.LogEntry}
 	if out.Evidence.Schema != "" {
 		ev := out.Evidence
@@ -210,12 +271,26 @@ func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error
 		}
 		fmt.Fprintln(w, string(b))
 	} else {
-		name := out.Evidence.Artifact.Vendor + "/" + out.Evidence.Artifact.Product + " " + out.Evidence.Artifact.Version
+		// Before the pipeline ran (a bad configuration) there is no
+		// evidence: the release is named as the flags name it.
+		a := out.Evidence.Artifact
+		if a.Vendor == "" && a.Product == "" {
+			a.Vendor, a.Product, a.Version = cfg.vendor, cfg.product, cfg.version
+		}
+		name := strings.TrimSpace(a.Vendor + "/" + a.Product + " " + a.Version)
+		if a.Vendor == "" && a.Product == "" {
+			name = "the update"
+		}
+		if a.Digest != "" {
+			name += " (" + a.Digest + ")"
+		}
 		switch {
 		case ao.Allow:
-			fmt.Fprintf(w, "ALLOW  %s (%s)\n", name, out.Evidence.Artifact.Digest)
+			fmt.Fprintf(w, "ALLOW  %s\n", name)
+		case err != nil || !out.Evaluated:
+			fmt.Fprintf(w, "DENY   %s: could not evaluate\n", name)
 		default:
-			fmt.Fprintf(w, "DENY   %s (%s)\n", name, out.Evidence.Artifact.Digest)
+			fmt.Fprintf(w, "DENY   %s\n", name)
 		}
 		for _, v := range out.Decision.Violations {
 			fmt.Fprintf(w, "  [%s] %s\n", v.Code, v.Message)
@@ -223,12 +298,15 @@ func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error
 		for _, v := range out.Decision.Warnings {
 			fmt.Fprintf(w, "  warning [%s] %s\n", v.Code, v.Message)
 		}
+		if v := out.Evidence.Vulnerabilities; v != nil {
+			fmt.Fprintf(w, "  %s\n", vulnerabilityLine(v))
+		}
 		if out.LogEntry != nil {
 			fmt.Fprintf(w, "  verdict signed into log %s at index %d\n", out.LogEntry.Origin, out.LogEntry.Index)
 		}
 	}
 	switch {
-	case err != nil || !out.Evaluated:
+	case err != nil || !out.Evaluated || slices.Contains(out.Decision.Codes(), policy.CodeCouldNotEvaluate):
 		return verdict(ExitNoVerdict)
 	case !out.Decision.Allow:
 		return verdict(ExitFail)

@@ -40,9 +40,11 @@ type admitResult struct {
 		Fleet struct {
 			RiskState string `json:"riskState"`
 			Findings  []struct {
-				Code         string   `json:"code"`
-				Devices      []string `json:"devices"`
-				Destinations []string `json:"destinations"`
+				Code         string    `json:"code"`
+				Devices      []string  `json:"devices"`
+				Destinations []string  `json:"destinations"`
+				FirstSeen    time.Time `json:"firstSeen"`
+				LastSeen     time.Time `json:"lastSeen"`
 			} `json:"findings"`
 		} `json:"fleet"`
 	} `json:"evidence"`
@@ -216,7 +218,8 @@ func TestAdmitQuarantined(t *testing.T) {
 	}
 	fl := r.Evidence.Fleet
 	if fl.RiskState != "quarantined" || len(fl.Findings) == 0 || !slices.Equal(fl.Findings[0].Destinations, []string{"raw.githubusercontent.com"}) ||
-		!slices.Equal(fl.Findings[0].Devices, []string{"HOSP-IOT-PUMP-01", "HOSP-IOT-PUMP-02", "HOSP-IOT-PUMP-03", "HOSP-IOT-PUMP-04"}) {
+		!slices.Equal(fl.Findings[0].Devices, []string{"HOSP-IOT-PUMP-01", "HOSP-IOT-PUMP-02", "HOSP-IOT-PUMP-03", "HOSP-IOT-PUMP-04"}) ||
+		fl.Findings[0].FirstSeen.IsZero() || fl.Findings[0].LastSeen.Before(fl.Findings[0].FirstSeen) {
 		t.Fatalf("fleet evidence = %+v", fl)
 	}
 	// The benign pump update of the same fleet stays admissible.
@@ -272,7 +275,7 @@ func TestAdmitAttachToImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
-	t.Setenv("WARDGATE_KEY_PASSWORD", "")
+	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	code, out, errOut := run(t, "admit", tag, "--config", trustPath, "--vendor", "acme-infusion", "--product", "pump-agent", "--version", "2.4.0",
 		"--no-scan", "--attach", "--state", state, "-o", "json")
 	if code != 0 {
@@ -286,5 +289,28 @@ func TestAdmitAttachToImage(t *testing.T) {
 	// The vendor's key is not the service key: the verdict is not the vendor's.
 	if code, _, _ := run(t, "verify", "attestation", "--image", d.String(), "--type", "https://slsa.dev/verification_summary/v1", "--key", pub); code != 1 {
 		t.Fatalf("vendor key accepted the service's verdict: exit %d", code)
+	}
+}
+
+// TestAdmitBadConfigurationNamesTheRelease: a deny before the pipeline ran
+// names the release as the flags give it, not "/  ()".
+func TestAdmitBadConfigurationNamesTheRelease(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	args := []string{"admit", fx + "/firmware/infusion-pump-2.4.0.bin", "--config", filepath.Join(t.TempDir(), "missing.yaml"),
+		"--vendor", "acme-infusion", "--product", "infusion-pump", "--version", "2.4.0", "--state", state}
+	code, out, _ := run(t, args...)
+	if code != 2 || !strings.HasPrefix(out, "DENY   acme-infusion/infusion-pump 2.4.0: could not evaluate\n  [could-not-evaluate] ") {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+	// --device-class without --device fails before anything runs: no
+	// state directory, no scan, no log.
+	args = []string{"admit", fx + "/firmware/infusion-pump-2.4.0.bin", "--config", "../../../fixtures/trust.yaml",
+		"--vendor", "acme-infusion", "--product", "infusion-pump", "--version", "2.4.0", "--state", state, "--device-class", "infusion-pump"}
+	code, out, _ = run(t, args...)
+	if code != 2 || !strings.Contains(out, "[could-not-evaluate] --device-class, --installed-version and --segment describe one device: give its ID with --device") {
+		t.Fatalf("exit %d: %q", code, out)
+	}
+	if _, err := os.Stat(state); !os.IsNotExist(err) {
+		t.Fatalf("state directory made before the flags were checked: %v", err)
 	}
 }

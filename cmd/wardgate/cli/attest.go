@@ -27,24 +27,55 @@ func NewAttestCmd() *cobra.Command {
 }
 
 func newAttestKeygenCmd() *cobra.Command {
-	var out, output string
+	var out, output, ref string
 	cmd := &cobra.Command{
-		Use:   "keygen",
-		Short: "Write a service key pair (cosign format; password from $" + attest.PasswordEnv + ")",
-		Args:  cobra.NoArgs,
+		Use:   "keygen [--key KMS_OR_PKCS11_URI]",
+		Short: "Make the service key pair: cosign key files (password from $" + attest.PasswordEnv + "), or a key in a KMS or HSM",
+		Long: `Make the service signing key.
+
+Without --key: PREFIX.key (cosign's encrypted format, password from
+$` + attest.PasswordEnv + `, mode 0600) and PREFIX.pub.
+
+With --key: the key is created where the reference points and never leaves
+it; only PREFIX.pub is written. KMS references are cosign's
+(cosign generate-key-pair --kms): awskms://, gcpkms://, azurekms://,
+hashivault://, each provider's default algorithm. A pkcs11: URI makes an
+ECDSA P-256 key pair in the token under the URI's object label (and id);
+the PIN comes from pin-value in the URI or $COSIGN_PKCS11_PIN. Then give
+the same reference to admit and serve with --signing-key.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, pub, err := attest.Keygen(out)
-			if err != nil {
+			if err := checkOutput(output); err != nil {
 				return noVerdict(err)
+			}
+			var key, pub string
+			if ref != "" {
+				if !verify.IsKeyRef(ref) {
+					return noVerdict(fmt.Errorf("--key %s: want a KMS (awskms://, gcpkms://, azurekms://, hashivault://) or pkcs11: reference; without --key, key files are written", ref))
+				}
+				key, pub = ref, out+".pub"
+				if err := attest.KeygenRef(cmd.Context(), ref, pub); err != nil {
+					return noVerdict(err)
+				}
+			} else {
+				var err error
+				if key, pub, err = attest.Keygen(out); err != nil {
+					return noVerdict(err)
+				}
 			}
 			if output == "json" {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]string{"privateKey": key, "publicKey": pub})
+			}
+			if ref != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "created the key %s and wrote its public key %s\n", ref, pub)
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (mode 0600) and %s\n", key, pub)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "wardgate", "file prefix: writes PREFIX.key and PREFIX.pub")
+	cmd.Flags().StringVar(&out, "out", "wardgate", "file prefix: writes PREFIX.key and PREFIX.pub (with --key, PREFIX.pub only)")
+	cmd.Flags().StringVar(&ref, "key", "", "create the key in a KMS or PKCS#11 token instead: awskms://, gcpkms://, azurekms://, hashivault:// or pkcs11:")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -52,11 +83,20 @@ func newAttestKeygenCmd() *cobra.Command {
 // logFlags locate the log and its key.
 type logFlags struct {
 	state, key, origin string
+	// unencryptedKey lets admit and serve create the service key without
+	// a password (--unencrypted-key).
+	unencryptedKey bool
+}
+
+// registerKeyCreation adds --unencrypted-key, for the commands that create
+// the service key on first use (admit, serve).
+func (f *logFlags) registerKeyCreation(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.unencryptedKey, "unencrypted-key", false, "create the service signing key, if it does not exist, without a password (else $"+attest.PasswordEnv+" is required to create it)")
 }
 
 func (f *logFlags) register(cmd *cobra.Command) {
 	addStateFlag(cmd, &f.state)
-	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key (cosign key file; password from $"+attest.PasswordEnv+"); default STATE/"+gate.SigningKeyFile)
+	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key: a cosign key file (password from $"+attest.PasswordEnv+"), or a KMS or pkcs11: reference (see attest keygen); default STATE/"+gate.SigningKeyFile)
 	cmd.Flags().StringVar(&f.origin, "origin", "", "log origin in checkpoints (default wardgate/<key id>)")
 }
 
@@ -115,6 +155,9 @@ func newAttestLogCmd() *cobra.Command {
 				Index    uint64   `json:"index"`
 				Time     string   `json:"time"`
 				Artifact string   `json:"artifact"`
+				Vendor   string   `json:"vendor,omitempty"`
+				Product  string   `json:"product,omitempty"`
+				Version  string   `json:"version,omitempty"`
 				Device   string   `json:"device,omitempty"`
 				Result   string   `json:"result"`
 				Reasons  []string `json:"reasons"`
@@ -127,8 +170,9 @@ func newAttestLogCmd() *cobra.Command {
 					return fmt.Errorf("entry %d: %w", e.Index, err)
 				}
 				r := row{Index: e.Index, Time: e.Time.Format(time.RFC3339), Artifact: e.Artifact, Device: e.Device, Result: st.Predicate.VerificationResult, Reasons: []string{}}
-				if st.Predicate.Wardgate != nil {
-					r.Reasons = st.Predicate.Wardgate.ReasonCodes
+				if x := st.Predicate.Wardgate; x != nil {
+					r.Reasons = x.ReasonCodes
+					r.Vendor, r.Product, r.Version = x.Vendor, x.Product, x.Version
 				}
 				rows = append(rows, r)
 				return nil
@@ -144,7 +188,11 @@ func newAttestLogCmd() *cobra.Command {
 			}
 			fmt.Fprintf(w, "log %s: %d entries, root %x\n", cp.Origin, cp.Size, cp.Root)
 			for _, r := range rows {
-				fmt.Fprintf(w, "%6d  %s  %-6s  %s  %s %v\n", r.Index, r.Time, r.Result, r.Artifact, r.Device, r.Reasons)
+				release := "-"
+				if r.Vendor != "" || r.Product != "" {
+					release = r.Vendor + "/" + r.Product + " " + r.Version
+				}
+				fmt.Fprintf(w, "%6d  %s  %-6s  %s  %s  %s %v\n", r.Index, r.Time, r.Result, release, r.Artifact, r.Device, r.Reasons)
 			}
 			fmt.Fprintf(w, "\n%s", cp.Note)
 			return nil
@@ -269,8 +317,12 @@ func newAttestVerifyCmd() *cobra.Command {
 				}
 			} else if rep.Intact {
 				fmt.Fprintf(w, "INTACT    %s: %d entries, tree size %d, log %s\n", args[0], rep.Entries, rep.TreeSize, rep.Origin)
+			} else if p, ok := keyMismatch(rep); ok {
+				// Every signature fails with another key: that is one fact,
+				// not three problems.
+				fmt.Fprintf(w, "WRONG KEY %s: signed by another key; nothing in it can be checked with the key given\n  [%s] %s: %s\n", args[0], p.Code, p.File, p.Message)
 			} else {
-				fmt.Fprintf(w, "TAMPERED  %s: %d problems\n", args[0], len(rep.Problems))
+				fmt.Fprintf(w, "TAMPERED  %s: %s\n", args[0], plural(len(rep.Problems), "problem"))
 				for _, p := range rep.Problems {
 					where := p.File
 					if p.Index != nil {
@@ -289,4 +341,30 @@ func newAttestVerifyCmd() *cobra.Command {
 	cmd.Flags().StringVar(&sinceCP, "since-checkpoint", "", "an earlier checkpoint you kept: the pack must extend it")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// keyMismatch finds the pack's "signed by another key" problem, when the
+// other problems are only the signatures that key cannot check. A pack that
+// is also altered is reported as tampered, every problem listed.
+func keyMismatch(rep *attest.PackReport) (attest.Problem, bool) {
+	var found attest.Problem
+	ok := false
+	for _, p := range rep.Problems {
+		switch p.Code {
+		case attest.ProblemKey:
+			found, ok = p, true
+		case attest.ProblemManifestSignature, attest.ProblemCheckpoint, attest.ProblemEntrySignature:
+		default:
+			return attest.Problem{}, false
+		}
+	}
+	return found, ok
+}
+
+// plural writes "1 problem", "3 problems".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

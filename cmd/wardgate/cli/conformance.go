@@ -20,19 +20,25 @@ func NewConformanceCmd() *cobra.Command {
 		Hidden: true,
 	}
 	var trust trustFlags
-	var bundlePath string
+	var bundlePath, output string
 	vb := &cobra.Command{
 		Use:   "verify-bundle FILE_OR_DIGEST",
 		Short: "Verify a Sigstore bundle the way sigstore-conformance calls a client",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pol, err := trust.policy()
+			if err := checkOutput(output); err != nil {
+				return noVerdict(err)
+			}
+			pol, err := trust.policy(cmd.Context())
 			if err != nil {
 				return noVerdict(err)
 			}
 			res, err := verifyBundle(cmd.Context(), args[0], bundlePath, pol)
 			if err != nil {
 				return noVerdict(err)
+			}
+			if output == "json" {
+				return printResult(cmd.OutOrStdout(), output, res)
 			}
 			if !res.Verified {
 				fmt.Fprintf(cmd.ErrOrStderr(), "rejected [%s]: %s\n", strings.Join(reasonStrings(res.Reasons), ","), res.Message)
@@ -45,6 +51,7 @@ func NewConformanceCmd() *cobra.Command {
 	trust.register(vb)
 	vb.Flags().StringVar(&bundlePath, "bundle", "", "the bundle to verify")
 	_ = vb.MarkFlagRequired("bundle")
+	addOutputFlag(vb, &output)
 	cmd.AddCommand(vb)
 	return cmd
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,6 +20,8 @@ import (
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/store"
+	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/verify"
 )
 
 // NewEgressCmd groups the egress subcommands: hunt, ingest and findings.
@@ -33,12 +36,13 @@ func NewEgressCmd() *cobra.Command {
 
 // egressHuntConfig is the hunt command's configuration.
 type egressHuntConfig struct {
-	rule     string
-	prefix   string
-	minBytes int64
-	format   string
-	output   string
-	maxLine  int
+	rule      string
+	prefix    string
+	minBytes  int64
+	format    string
+	output    string
+	maxLine   int
+	inventory string
 }
 
 func (c egressHuntConfig) validate() error {
@@ -77,6 +81,11 @@ Ties are ordered by Timestamp, DeviceName and RemoteUrl ascending. With -o
 json, one JSON object per line with the query's column names. Malformed
 lines are counted on standard error with their first line numbers.
 
+Zeek conn.log and some OCSF events carry addresses, not device names:
+--inventory INV (JSON or CSV: name,addresses,class,segment) names such a
+record's device by its local address; without it, or for an address no
+device has, the address is the name. --prefix "" selects every device.
+
 Exit codes: 0 the hunt ran (rows or not: a hunt is a query, not a
 verdict), 2 bad flags or an unreadable or unrecognised file.`,
 		Args: cobra.MinimumNArgs(1),
@@ -88,7 +97,15 @@ verdict), 2 bad flags or an unreadable or unrecognised file.`,
 			if cfg.maxLine > 0 {
 				opts = append(opts, egress.WithMaxLineBytes(cfg.maxLine))
 			}
-			res, err := egress.Hunt(cmd.Context(), args, egress.ExfilVolume{DevicePrefix: cfg.prefix, MinBytes: cfg.minBytes}, opts...)
+			rule := egress.ExfilVolume{DevicePrefix: cfg.prefix, MinBytes: cfg.minBytes}
+			if cfg.inventory != "" {
+				inv, err := egress.ReadInventoryFile(cfg.inventory)
+				if err != nil {
+					return noVerdict(fmt.Errorf("--inventory: %w", err))
+				}
+				rule.Inventory = inv
+			}
+			res, err := egress.Hunt(cmd.Context(), args, rule, opts...)
 			if err != nil {
 				return noVerdict(err)
 			}
@@ -102,7 +119,8 @@ verdict), 2 bad flags or an unreadable or unrecognised file.`,
 		},
 	}
 	cmd.Flags().StringVar(&cfg.rule, "rule", "exfil-volume", "hunting rule: exfil-volume")
-	cmd.Flags().StringVar(&cfg.prefix, "prefix", egress.DefaultDevicePrefix, "device name prefix (case-insensitive, as KQL startswith)")
+	cmd.Flags().StringVar(&cfg.prefix, "prefix", egress.DefaultDevicePrefix, `device name prefix (case-insensitive, as KQL startswith); "" selects every device`)
+	cmd.Flags().StringVar(&cfg.inventory, "inventory", "", "device inventory (JSON or CSV) naming the devices of records that carry only an address (Zeek, OCSF)")
 	cmd.Flags().Int64Var(&cfg.minBytes, "min-bytes", egress.DefaultExfilBytes, "keep groups whose TotalBytesSent is above this")
 	cmd.Flags().StringVar(&cfg.format, "format", string(egress.FormatAuto), "input format: "+egress.FormatNames())
 	cmd.Flags().StringVarP(&cfg.output, "output", "o", "table", "output: table or json (JSON Lines)")
@@ -302,8 +320,11 @@ type EgressFindingsConfig struct {
 	State     string
 	Config    string
 	Manifests []string
-	Update    string
-	Output    string
+	// Trust is the trust configuration whose authorities must have signed
+	// each manifest (required with Manifests).
+	Trust  string
+	Update string
+	Output string
 }
 
 // Validate checks the configuration.
@@ -315,8 +336,13 @@ func (c EgressFindingsConfig) Validate() error {
 	if c.Output != "table" && c.Output != "json" {
 		errs = append(errs, fmt.Errorf("-o %s: want table or json", c.Output))
 	}
-	if c.Update != "" && !strings.HasPrefix(c.Update, "sha256:") {
-		errs = append(errs, fmt.Errorf("--update %s: want sha256:<hex>", c.Update))
+	if c.Update != "" {
+		if h := strings.TrimPrefix(c.Update, "sha256:"); len(h) < 12 || strings.Trim(strings.ToLower(h), "0123456789abcdef") != "" {
+			errs = append(errs, fmt.Errorf("--update %s: want sha256:<hex>, or the first 12 or more hex digits of it (as the findings table prints it)", c.Update))
+		}
+	}
+	if len(c.Manifests) > 0 && c.Trust == "" {
+		errs = append(errs, errors.New("--manifest needs --trust trust.yaml: a manifest is used only when the vendor's authorities signed it"))
 	}
 	return errors.Join(errs...)
 }
@@ -326,21 +352,31 @@ func newEgressFindingsCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "findings --state DIR [--update DIGEST] [-o json|table]",
 		Short: "Run the detections over the store: findings, risk state and blast radius per update",
-		Long: `Run the detections (exfil-volume, new-destination, fleet-correlation,
-beaconing, segmentation-violation, expected-egress) over everything
-ingested into DIR and print, per update, its risk state (clean, suspicious,
-quarantined) and blast radius (devices that installed it, which of them
-show the behaviour), then the findings with an explanation each.
+		Long: `Run the detections (exfil-volume, volume-anomaly, new-destination,
+fleet-correlation, beaconing, segmentation-violation, expected-egress,
+fleet-change) over everything ingested into DIR and print, per update,
+its risk state (clean, suspicious, quarantined) and blast radius (devices
+that installed it, which of them show the behaviour), then the findings
+with an explanation each.
 
 The configuration (JSON: baseline window, segments, per-class allowed
 destinations and segments, thresholds) is --config, else DIR/config.json,
-else the defaults. --manifest adds a vendor's egress manifest (in-toto
-statement or DSSE envelope, predicate https://wardgate.dev/egress-manifest/v1);
-verify it first with wardgate verify attestation.
+else the defaults. --manifest adds a vendor's egress manifest (a DSSE
+envelope of an in-toto statement, predicate
+https://wardgate.dev/egress-manifest/v1): it is used only when its
+signature verifies against the authorities --trust gives the product the
+manifest's update was installed as; an unsigned manifest, or one signed by
+anyone else, is refused (exit 2).
 
-Exit codes: 0 no finding (for --update: the update is clean), 1 findings
-(the update is suspicious or quarantined), 2 bad input or, for --update,
-no device recorded installing that digest.`,
+A behaviour is attributed to an update only when the class's devices
+running it show it and comparable devices of the class without it, over
+the same period, do not; what devices with and without an update show
+alike is a fleet-change notice about the class, attributed to no update.
+
+Exit codes: 0 no finding but notices (for --update: the update is clean),
+1 suspicious or quarantined findings (the update is suspicious or
+quarantined), 2 bad input or, for --update, no device recorded installing
+that digest.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cfg.Validate(); err != nil {
@@ -351,7 +387,8 @@ no device recorded installing that digest.`,
 	}
 	addStateFlag(cmd, &cfg.State)
 	cmd.Flags().StringVar(&cfg.Config, "config", "", "detection configuration (JSON); default DIR/config.json or built-in defaults")
-	cmd.Flags().StringArrayVar(&cfg.Manifests, "manifest", nil, "vendor egress manifest attestation (repeatable)")
+	cmd.Flags().StringArrayVar(&cfg.Manifests, "manifest", nil, "vendor egress manifest attestation, signed (repeatable; needs --trust)")
+	cmd.Flags().StringVar(&cfg.Trust, "trust", "", "trust configuration (YAML) whose authorities must have signed each --manifest")
 	cmd.Flags().StringVar(&cfg.Update, "update", "", "only this update (sha256:<hex>): its risk state, blast radius and findings")
 	cmd.Flags().StringVarP(&cfg.Output, "output", "o", "table", "output: table or json")
 	return cmd
@@ -373,11 +410,23 @@ func RunEgressFindings(ctx context.Context, cfg EgressFindingsConfig, out io.Wri
 		return noVerdict(err)
 	}
 	defer db.Close()
+	if len(cfg.Manifests) > 0 {
+		ms, err := verifiedManifests(ctx, db, cfg)
+		if err != nil {
+			return noVerdict(err)
+		}
+		c.Manifests = append(c.Manifests, ms...)
+	}
 	rep, err := egress.AnalyzeStore(ctx, db, inv, c)
 	if err != nil {
 		return noVerdict(err)
 	}
 	if cfg.Update != "" {
+		full, err := resolveUpdate(rep.Updates, cfg.Update)
+		if err != nil {
+			return noVerdict(err)
+		}
+		cfg.Update = full
 		u, ok := rep.Risk(cfg.Update)
 		if !ok {
 			return noVerdict(fmt.Errorf("no device is recorded as having installed %s", cfg.Update))
@@ -402,8 +451,10 @@ func RunEgressFindings(ctx context.Context, cfg EgressFindingsConfig, out io.Wri
 	} else {
 		writeFindingsTable(out, rep)
 	}
-	if len(rep.Findings) > 0 {
-		return verdict(ExitFail)
+	for _, f := range rep.Findings {
+		if f.Severity != egress.SeverityNotice {
+			return verdict(ExitFail)
+		}
 	}
 	return nil
 }
@@ -422,19 +473,40 @@ func loadEgressConfig(cfg EgressFindingsConfig) (egress.Config, error) {
 			return c, err
 		}
 	}
-	for _, m := range cfg.Manifests {
-		f, err := os.Open(m)
-		if err != nil {
-			return c, err
-		}
-		ms, err := egress.ReadEgressManifest(f)
-		f.Close()
-		if err != nil {
-			return c, fmt.Errorf("%s: %w", m, err)
-		}
-		c.Manifests = append(c.Manifests, ms...)
-	}
 	return c, nil
+}
+
+// verifiedManifests reads each --manifest and keeps it only if the
+// authorities the trust configuration gives its product signed it; the
+// product is what devices installed the manifest's update as.
+func verifiedManifests(ctx context.Context, db store.Installations, cfg EgressFindingsConfig) ([]egress.EgressManifest, error) {
+	tc, err := trust.Load(cfg.Trust)
+	if err != nil {
+		return nil, err
+	}
+	ins, err := db.Installations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	products := map[string][]string{}
+	for _, in := range ins {
+		if !slices.Contains(products[in.Digest], in.Product) {
+			products[in.Digest] = append(products[in.Digest], in.Product)
+		}
+	}
+	var out []egress.EgressManifest
+	for _, m := range cfg.Manifests {
+		sig, err := verify.LoadSignature(m)
+		if err != nil {
+			return nil, err
+		}
+		ms, err := gate.VerifyEgressManifest(ctx, tc, sig, func(d string) []string { return products[d] })
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms...)
+	}
+	return out, nil
 }
 
 func fileExists(p string) bool {
@@ -458,6 +530,25 @@ func writeFindingsTable(w io.Writer, rep egress.Report) {
 		fmt.Fprintf(w, "\n[%s] %s  update %s %s  %s -> %s  first %s\n  %s\n", f.Severity, f.Code, shortDigest(f.Update), f.Version,
 			strings.Join(f.Devices, ","), strings.Join(f.Destinations, ","), f.FirstSeen.Format(time.RFC3339), f.Explanation)
 	}
+}
+
+// resolveUpdate finds the update a --update digest or digest prefix names
+// (the table prints sha256: and 12 hex digits).
+func resolveUpdate(us []egress.UpdateRisk, arg string) (string, error) {
+	want := "sha256:" + strings.ToLower(strings.TrimPrefix(arg, "sha256:"))
+	var found []string
+	for _, u := range us {
+		if strings.HasPrefix(u.Digest, want) {
+			found = append(found, u.Digest)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return "", fmt.Errorf("no device is recorded as having installed %s", arg)
+	case 1:
+		return found[0], nil
+	}
+	return "", fmt.Errorf("--update %s names %d updates (%s): give more of the digest", arg, len(found), strings.Join(found, ", "))
 }
 
 func shortDigest(d string) string {

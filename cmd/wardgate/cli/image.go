@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -59,13 +60,14 @@ sha256-<digest>.sig tag) and OCI 1.1 referrers holding Sigstore bundles.
 Exit codes: 0 verified, 1 verification failed, 2 could not verify.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := errors.Join(checkOutput(cfg.output), cfg.registry.validate()); err != nil {
+			if err := errors.Join(checkOutput(cfg.output), cfg.registry.validate(), cfg.trust.imageOnly()); err != nil {
 				return noVerdict(err)
 			}
-			pol, err := cfg.trust.policy()
+			pol, err := cfg.trust.policy(cmd.Context())
 			if err != nil {
 				return noVerdict(err)
 			}
+			cfg.trust.notes(cmd.ErrOrStderr())
 			res, err := verify.Image(cmd.Context(), args[0], pol, cfg.registry.options()...)
 			if err != nil {
 				return noVerdict(err)
@@ -89,20 +91,41 @@ type attestationConfig struct {
 	predicateType string
 }
 
+// resolve takes the positional argument cosign's forms give: the blob
+// (cosign verify-blob-attestation --bundle B FILE) when envelopes are given
+// with --bundle or --signature, else the image (cosign verify-attestation
+// IMAGE).
+func (c *attestationConfig) resolve(args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if c.blob != "" || c.image != "" {
+		return fmt.Errorf("%s given both as an argument and with --blob or --image", args[0])
+	}
+	if len(c.bundles) > 0 {
+		c.blob = args[0]
+	} else {
+		c.image = args[0]
+	}
+	return nil
+}
+
 // Validate checks the attestation flags fit together.
 func (c *attestationConfig) Validate() error {
 	var errs []error
 	errs = append(errs, checkOutput(c.output), c.registry.validate())
 	switch {
 	case c.blob == "" && c.image == "":
-		errs = append(errs, errors.New("give --blob FILE (with --bundle) or --image REF"))
+		errs = append(errs, errors.New("give the blob (FILE --bundle ENVELOPE) or the image (REF)"))
 	case c.blob != "" && c.image != "":
 		errs = append(errs, errors.New("give --blob or --image, not both"))
 	case c.image != "" && len(c.bundles) > 0:
 		errs = append(errs, errors.New("--bundle is for --blob; an image's attestations are found in its registry or layout"))
+	case c.image != "":
+		errs = append(errs, c.trust.imageOnly())
 	}
-	if c.predicateType == "" {
-		errs = append(errs, errors.New("--type is required: the predicate type the attestation must have (e.g. https://slsa.dev/provenance/v1)"))
+	if _, err := verify.PredicateType(c.predicateType); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -110,33 +133,44 @@ func (c *attestationConfig) Validate() error {
 func newVerifyAttestationCmd() *cobra.Command {
 	var cfg attestationConfig
 	cmd := &cobra.Command{
-		Use:   "attestation (--blob FILE --bundle ENVELOPE... | --image REF) --type PREDICATE_TYPE",
+		Use:   "attestation [FILE --bundle ENVELOPE... | REF] [--type PREDICATE_TYPE]",
 		Short: "Verify in-toto attestations (DSSE) on a firmware blob or an OCI image",
 		Long: `Verify in-toto attestations: a DSSE envelope (bare, or in a Sigstore bundle)
 signed by a trusted signer, holding a statement with the predicate type
 asked for (--type) and a subject whose digest is the artifact's.
 
-For a blob, give the envelopes with --bundle. For an image, the attestations
-are found next to it: the cosign sha256-<digest>.att tag and OCI 1.1
-referrers holding Sigstore bundles.
+For a blob, as cosign verify-blob-attestation: FILE (or --blob FILE) with
+the envelopes in --bundle or --signature. For an image, as cosign
+verify-attestation: REF (or --image REF); its attestations are found next
+to it: the cosign sha256-<digest>.att tag and OCI 1.1 referrers holding
+Sigstore bundles. A positional argument is the blob when envelopes are
+given, else the image.
+
+--type takes a predicate type URI or one of cosign's names: ` + strings.Join(verify.PredicateTypeNames(), ", ") + `;
+like cosign, the default is custom.
 
 ` + imageRefHelp + `
 
 Exit codes: 0 verified, 1 verification failed, 2 could not verify.`,
-		Args: cobra.NoArgs,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cfg.resolve(args); err != nil {
+				return noVerdict(err)
+			}
 			if err := cfg.Validate(); err != nil {
 				return noVerdict(err)
 			}
-			pol, err := cfg.trust.policy()
+			pol, err := cfg.trust.policy(cmd.Context())
 			if err != nil {
 				return noVerdict(err)
 			}
+			cfg.trust.notes(cmd.ErrOrStderr())
+			pt, _ := verify.PredicateType(cfg.predicateType)
 			var res *verify.Result
 			if cfg.image != "" {
-				res, err = verify.ImageAttestations(cmd.Context(), cfg.image, cfg.predicateType, pol, cfg.registry.options()...)
+				res, err = verify.ImageAttestations(cmd.Context(), cfg.image, pt, pol, cfg.registry.options()...)
 			} else {
-				res, err = verifyBlobAttestation(cmd, cfg, pol)
+				res, err = verifyBlobAttestation(cmd, cfg, pt, pol)
 			}
 			if err != nil {
 				return noVerdict(err)
@@ -149,24 +183,21 @@ Exit codes: 0 verified, 1 verification failed, 2 could not verify.`,
 	fs := cmd.Flags()
 	fs.StringVar(&cfg.blob, "blob", "", "the blob the attestations are about (or sha256:<hex>)")
 	fs.StringVar(&cfg.image, "image", "", "the image the attestations are about (see REF below)")
-	fs.StringArrayVar(&cfg.bundles, "bundle", nil, "with --blob: a DSSE envelope or Sigstore bundle holding one; repeatable")
-	fs.StringVar(&cfg.predicateType, "type", "", "required predicate type (e.g. https://slsa.dev/provenance/v1)")
+	fs.StringArrayVar(&cfg.bundles, "bundle", nil, "for a blob: a DSSE envelope or Sigstore bundle holding one; repeatable")
+	fs.StringArrayVar(&cfg.bundles, "signature", nil, "same as --bundle (cosign verify-blob-attestation --signature)")
+	fs.StringVar(&cfg.predicateType, "type", "custom", "predicate type: a URI, or one of cosign's names ("+strings.Join(verify.PredicateTypeNames(), ", ")+")")
 	addOutputFlag(cmd, &cfg.output)
 	return cmd
 }
 
-func verifyBlobAttestation(cmd *cobra.Command, cfg attestationConfig, pol *verify.Policy) (*verify.Result, error) {
+func verifyBlobAttestation(cmd *cobra.Command, cfg attestationConfig, predicateType string, pol *verify.Policy) (*verify.Result, error) {
 	art, err := verify.ArtifactFromArg(cfg.blob)
 	if err != nil {
 		return nil, err
 	}
-	var envs []verify.Signature
-	for _, p := range cfg.bundles {
-		s, err := verify.LoadSignature(p)
-		if err != nil {
-			return nil, err
-		}
-		envs = append(envs, s)
+	envs, err := cfg.trust.loadSignatures(cfg.bundles)
+	if err != nil {
+		return nil, err
 	}
-	return verify.Attestation(cmd.Context(), art, envs, cfg.predicateType, pol)
+	return verify.Attestation(cmd.Context(), art, envs, predicateType, pol)
 }

@@ -131,7 +131,7 @@ func TestVerifyImageCLI(t *testing.T) {
 	}{
 		{"image verified", []string{"verify", "image", ref, "--key", vendorKey, "-o", "json"}, 0, "", "", ""},
 		{"image by digest", []string{"verify", "image", d.String(), "--key", vendorKey, "-o", "json"}, 0, "", "", ""},
-		{"image text", []string{"verify", "image", ref, "--key", vendorKey}, 0, "", "VERIFIED  verified " + ref + " (" + h.String() + ")", ""},
+		{"image text", []string{"verify", "image", ref, "--key", vendorKey}, 0, "", "VERIFIED  " + ref + " (" + h.String() + "): 1 of 1 required trusted signers\n", ""},
 		{"image wrong key", []string{"verify", "image", ref, "--key", otherKey, "-o", "json"}, 1, verify.ReasonUntrustedSigner, "", ""},
 		{"oci-dir", []string{"verify", "image", "oci-dir:" + dir + ":2.4.0", "--key", vendorKey, "-o", "json"}, 0, "", "", ""},
 		{"unreachable registry", []string{"verify", "image", "127.0.0.1:1/pump/firmware:2.4.0", "--key", vendorKey, "--timeout", "2s"}, 2, "", "", "registry 127.0.0.1:1"},
@@ -140,9 +140,17 @@ func TestVerifyImageCLI(t *testing.T) {
 		{"image attestation wrong type", []string{"verify", "attestation", "--image", ref, "--type", provType, "--key", vendorKey, "-o", "json"}, 1, verify.ReasonPredicateTypeMismatch, "", ""},
 		{"blob attestation", []string{"verify", "attestation", "--blob", blob, "--bundle", envPath, "--type", sbomType, "--key", vendorKey, "-o", "json"}, 0, "", "", ""},
 		{"blob attestation wrong key", []string{"verify", "attestation", "--blob", blob, "--bundle", envPath, "--type", sbomType, "--key", otherKey, "-o", "json"}, 1, verify.ReasonUntrustedSigner, "", ""},
-		{"attestation without type", []string{"verify", "attestation", "--image", ref, "--key", vendorKey}, 2, "", "", "--type is required"},
+		// cosign's default --type is custom, its own predicate type.
+		{"attestation without type", []string{"verify", "attestation", "--image", ref, "--key", vendorKey, "-o", "json"}, 1, verify.ReasonPredicateTypeMismatch, "", ""},
+		{"attestation cosign type name", []string{"verify", "attestation", "--image", ref, "--type", "cyclonedx", "--key", vendorKey, "-o", "json"}, 0, "", "", ""},
+		{"attestation positional image", []string{"verify", "attestation", ref, "--type", "cyclonedx", "--key", vendorKey, "-o", "json"}, 0, "", "", ""},
+		{"attestation positional blob", []string{"verify", "attestation", blob, "--signature", envPath, "--type", "cyclonedx", "--key", vendorKey, "-o", "json"}, 0, "", "", ""},
+		{"attestation slsaprovenance1 is not the SBOM", []string{"verify", "attestation", blob, "--bundle", envPath, "--type", "slsaprovenance1", "--key", vendorKey, "-o", "json"}, 1, verify.ReasonPredicateTypeMismatch, "", ""},
+		{"attestation unknown type name", []string{"verify", "attestation", ref, "--type", "sbom", "--key", vendorKey}, 2, "", "", `--type "sbom": not a predicate type URI nor one of cosign's names`},
+		{"attestation positional and flag", []string{"verify", "attestation", ref, "--image", ref, "--key", vendorKey}, 2, "", "", "given both as an argument and with --blob or --image"},
+		{"image certificate refused", []string{"verify", "image", ref, "--key", vendorKey, "--certificate", envPath}, 2, "", "", "--certificate and --rfc3161-timestamp are for blobs"},
 		{"attestation blob and image", []string{"verify", "attestation", "--image", ref, "--blob", blob, "--type", sbomType, "--key", vendorKey}, 2, "", "", "not both"},
-		{"attestation neither", []string{"verify", "attestation", "--type", sbomType, "--key", vendorKey}, 2, "", "", "give --blob FILE"},
+		{"attestation neither", []string{"verify", "attestation", "--type", sbomType, "--key", vendorKey}, 2, "", "", "give the blob (FILE --bundle ENVELOPE) or the image (REF)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,8 +2,13 @@ package cli_test
 
 import (
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wardgate/wardgate/cmd/wardgate/cli"
 )
 
 // Every command has -o json; these are the ones whose text output is a
@@ -37,7 +42,7 @@ func TestJSONOutputs(t *testing.T) {
 	if json.Unmarshal([]byte(lines[0]), &first) != nil || json.Unmarshal([]byte(lines[1]), &second) != nil {
 		t.Fatalf("not JSON Lines: %q", out)
 	}
-	if first.Kind != "telemetry" || !first.Added || first.Stats == nil || first.Stats.Events != 5133 || first.Stored != 5133 || first.Stats.Malformed != 0 {
+	if first.Kind != "telemetry" || !first.Added || first.Stats == nil || first.Stats.Events != 9533 || first.Stored != 9533 || first.Stats.Malformed != 0 {
 		t.Fatalf("first ingest: %+v", first)
 	}
 	if second.Added || second.Stored != 0 {
@@ -51,5 +56,30 @@ func TestJSONOutputs(t *testing.T) {
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Failed != 0 || rep.Passed == 0 || len(rep.Results) != rep.Passed {
 		t.Fatalf("policy test: %d %q", code, out)
+	}
+}
+
+// TestEveryCommandTakesOutputJSON keeps the README's promise: every command
+// has -o/--output, and json is one of its values.
+func TestEveryCommandTakesOutputJSON(t *testing.T) {
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		if c.Runnable() && c.Name() != "help" && c.Name() != "completion" && !strings.HasPrefix(c.CommandPath(), "wardgate completion") {
+			n++
+			f := c.Flags().Lookup("output")
+			if f == nil || f.Shorthand != "o" {
+				t.Errorf("%s has no -o/--output", c.CommandPath())
+			} else if !strings.Contains(f.Usage, "json") {
+				t.Errorf("%s: -o does not take json: %q", c.CommandPath(), f.Usage)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(cli.NewRootCmd(io.Discard, io.Discard))
+	if n < 20 {
+		t.Fatalf("only %d commands walked", n)
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,23 +28,28 @@ func NewPolicyCmd() *cobra.Command {
 }
 
 func newPolicyTestCmd() *cobra.Command {
-	var output string
+	var output, run string
+	var verbose bool
 	cmd := &cobra.Command{
-		Use:   "test DIR",
-		Short: "Run the _test.rego unit tests in DIR with OPA's tester",
-		Long: `Run every test_* rule in DIR's .rego files with OPA's tester. The default
-policies are loaded too (without their own tests), so user tests can use
-data.wardgate.lib and test overrides.
+		Use:   "test PATH...",
+		Short: "Run Rego unit tests (directories, .rego files, OPA bundles) with OPA's tester",
+		Long: `Run every test_* rule in the .rego files of each PATH (a directory, a
+.rego file, or an OPA bundle .tar.gz) with OPA's tester, as opa test does.
+The default policies are loaded too (without their own tests), so user
+tests can use data.wardgate.lib and test overrides. Without PATH, the
+default policies' own tests run.
+
+--run REGEX runs only the tests whose data.PACKAGE.RULE matches (opa test
+--run). -v lists every test with PASS or FAIL, as opa test -v does.
 
 Prints "N passed, N failed"; failing tests are listed on stderr. With
 -o json, prints {"passed", "failed", "results": [...]} instead.
 Exit codes: 0 all passed, 1 a test failed, 2 the tests could not run.`,
-		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return noVerdict(err)
 			}
-			rep, err := policy.RunTests(cmd.Context(), args[0])
+			rep, err := policy.RunTestsMatching(cmd.Context(), run, args...)
 			if err != nil {
 				return noVerdict(err)
 			}
@@ -60,14 +66,21 @@ Exit codes: 0 all passed, 1 a test failed, 2 the tests could not run.`,
 				return nil
 			}
 			for _, r := range rep.Results {
-				if !r.Failed() {
-					continue
+				name := "data." + r.Package + "." + r.Name
+				switch {
+				case verbose && !r.Failed():
+					fmt.Fprintf(cmd.OutOrStdout(), "%s:%d: %s: PASS\n", r.File, r.Line, name)
+				case r.Failed():
+					msg := "FAIL"
+					if r.Error != "" {
+						msg = "ERROR " + r.Error
+					}
+					w := cmd.ErrOrStderr()
+					if verbose {
+						w = cmd.OutOrStdout()
+					}
+					fmt.Fprintf(w, "%s:%d: %s: %s\n", r.File, r.Line, name, msg)
 				}
-				msg := "FAIL"
-				if r.Error != "" {
-					msg = "ERROR " + r.Error
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s:%d: %s.%s: %s\n", r.File, r.Line, r.Package, r.Name, msg)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), rep.String())
 			if rep.Failed > 0 {
@@ -76,25 +89,27 @@ Exit codes: 0 all passed, 1 a test failed, 2 the tests could not run.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every test with PASS or FAIL")
+	cmd.Flags().StringVarP(&run, "run", "r", "", "run only the tests whose data.PACKAGE.RULE matches this regular expression")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
 
 // policyEvalConfig is filled by the flags of `policy eval`.
 type policyEvalConfig struct {
-	input   string
-	dirs    []string
-	bundles []string
-	key     string
-	config  string
-	output  string
-	timeout time.Duration
+	input    string
+	policies []string
+	key      string
+	config   string
+	output   string
+	query    string
+	timeout  time.Duration
 }
 
 // Validate checks the flags.
 func (c policyEvalConfig) Validate() error {
 	if c.input == "" {
-		return errors.New("--input is required")
+		return errors.New("--input (-i) is required: the evidence document")
 	}
 	if c.timeout <= 0 {
 		return fmt.Errorf("--timeout must be positive, got %s", c.timeout)
@@ -105,20 +120,29 @@ func (c policyEvalConfig) Validate() error {
 func newPolicyEvalCmd() *cobra.Command {
 	var cfg policyEvalConfig
 	cmd := &cobra.Command{
-		Use:   "eval --input evidence.json",
-		Short: "Show the policy decision for an evidence document",
+		Use:   "eval -i evidence.json [-d PATH]... [QUERY]",
+		Short: "Show the policy decision for an evidence document, or evaluate a query",
 		Long: `Evaluate an evidence document (docs/evidence.schema.json) against the
-default policies, any --policy directories and --bundle files, with the
+default policies and any --policy (or -d, as opa eval names it): a
+directory of .rego files, a .rego file or an OPA bundle (.tar.gz), with the
 trust configuration given by --config as data. With --policy-key every
 bundle must be signed with that key; without it a signed bundle is refused.
 
+Without QUERY the result is the gate's decision. With QUERY (as opa eval
+'data.wardgate.lib...'), the query is evaluated with the evidence as input
+and OPA's result set is printed ({"result": [...]}, as opa eval -f json).
+
 Without --config no product is trusted and every update is denied.
-Exit codes: 0 allowed, 1 denied, 2 could not evaluate (the decision is
-then a deny with the reason could-not-evaluate).`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+Exit codes: 0 allowed (or a query evaluated), 1 denied, 2 could not
+evaluate (the decision is then a deny with the reason could-not-evaluate).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := cfg.Validate(); err != nil {
 				return noVerdict(err)
+			}
+			if len(args) == 1 {
+				cfg.query = args[0]
+				return runPolicyQuery(cmd, cfg)
 			}
 			d, err := runPolicyEval(cmd.Context(), cfg)
 			if err != nil {
@@ -137,43 +161,83 @@ then a deny with the reason could-not-evaluate).`,
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&cfg.input, "input", "", "evidence document (JSON)")
-	fs.StringArrayVar(&cfg.dirs, "policy", nil, "directory of .rego files to add to the default policies; repeatable")
-	fs.StringArrayVar(&cfg.bundles, "bundle", nil, "OPA bundle (.tar.gz) to add to the default policies; repeatable")
-	fs.StringVar(&cfg.key, "policy-key", "", "public key (PEM) every --bundle must be signed with (opa build --signing-key); without it a signed bundle is refused")
+	fs.StringVarP(&cfg.input, "input", "i", "", "evidence document (JSON)")
+	fs.StringArrayVar(&cfg.policies, "policy", nil, "extra policies: a directory of .rego files, a .rego file or an OPA bundle (.tar.gz); repeatable")
+	fs.StringArrayVarP(&cfg.policies, "data", "d", nil, "same as --policy (opa eval's -d)")
+	fs.StringVar(&cfg.key, "policy-key", "", "public key (PEM) every bundle must be signed with (opa build --signing-key); without it a signed bundle is refused")
 	fs.StringVar(&cfg.config, "config", "", "trust configuration (YAML)")
 	fs.DurationVar(&cfg.timeout, "timeout", policy.DefaultTimeout, "evaluation timeout; a policy that runs longer gives could-not-evaluate")
 	addOutputFlag(cmd, &cfg.output)
 	return cmd
 }
 
-// runPolicyEval loads everything and evaluates; any error means no decision.
-func runPolicyEval(ctx context.Context, cfg policyEvalConfig) (policy.Decision, error) {
-	f, err := os.Open(cfg.input)
-	if err != nil {
-		return policy.Decision{}, err
-	}
-	defer f.Close()
-	ev, err := evidence.Decode(f)
-	if err != nil {
-		return policy.Decision{}, fmt.Errorf("%s: %w", cfg.input, err)
-	}
+// policyOptions are the engine options the flags ask for.
+func policyOptions(cfg policyEvalConfig) ([]policy.Option, error) {
 	opts := []policy.Option{policy.WithTimeout(cfg.timeout)}
 	if cfg.config != "" {
 		tc, err := trust.Load(cfg.config)
 		if err != nil {
-			return policy.Decision{}, err
+			return nil, err
 		}
 		opts = append(opts, policy.WithTrust(tc))
 	}
-	for _, d := range cfg.dirs {
-		opts = append(opts, policy.WithPolicyDir(d))
-	}
-	for _, b := range cfg.bundles {
-		opts = append(opts, policy.WithBundle(b))
+	for _, p := range cfg.policies {
+		opts = append(opts, policy.WithPolicy(p))
 	}
 	if cfg.key != "" {
 		opts = append(opts, policy.WithBundleKey(cfg.key))
+	}
+	return opts, nil
+}
+
+func readEvidence(path string) (evidence.Evidence, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return evidence.Evidence{}, err
+	}
+	defer f.Close()
+	ev, err := evidence.Decode(f)
+	if err != nil {
+		return evidence.Evidence{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return ev, nil
+}
+
+// runPolicyQuery evaluates a query and prints OPA's result set.
+func runPolicyQuery(cmd *cobra.Command, cfg policyEvalConfig) error {
+	ev, err := readEvidence(cfg.input)
+	if err != nil {
+		return noVerdict(err)
+	}
+	opts, err := policyOptions(cfg)
+	if err != nil {
+		return noVerdict(err)
+	}
+	out, err := policy.EvalQuery(cmd.Context(), cfg.query, ev, opts...)
+	if err != nil {
+		return noVerdict(err)
+	}
+	if cfg.output == "json" {
+		fmt.Fprintln(cmd.OutOrStdout(), string(out))
+		return nil
+	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, out, "", "  "); err != nil {
+		return noVerdict(err)
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), indented.String())
+	return nil
+}
+
+// runPolicyEval loads everything and evaluates; any error means no decision.
+func runPolicyEval(ctx context.Context, cfg policyEvalConfig) (policy.Decision, error) {
+	ev, err := readEvidence(cfg.input)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	opts, err := policyOptions(cfg)
+	if err != nil {
+		return policy.Decision{}, err
 	}
 	e, err := policy.New(ctx, opts...)
 	if err != nil {

@@ -1,12 +1,15 @@
 package cli_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/open-policy-agent/opa/v1/bundle"
 
 	"github.com/wardgate/wardgate/policy"
 )
@@ -65,7 +68,7 @@ test_bad if 1 == 2
 	if code != 1 || out != "1 passed, 1 failed\n" {
 		t.Fatalf("exit %d, stdout %q", code, out)
 	}
-	if want := filepath.Join(dir, "x_test.rego") + ":5: x_test.test_bad: FAIL\n"; errOut != want {
+	if want := filepath.Join(dir, "x_test.rego") + ":5: data.x_test.test_bad: FAIL\n"; errOut != want {
 		t.Fatalf("stderr %q, want %q", errOut, want)
 	}
 }
@@ -163,11 +166,67 @@ func (e errorString) Error() string { return string(e) }
 
 func TestPolicyEvalUsage(t *testing.T) {
 	code, out, errOut := run(t, "policy", "eval")
-	if code != 2 || out != "" || errOut != "wardgate: --input is required\n" {
+	if code != 2 || out != "" || errOut != "wardgate: --input (-i) is required: the evidence document\n" {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	code, _, errOut = run(t, "policy", "eval", "--input", "x.json", "-o", "yaml")
 	if code != 2 || errOut != "wardgate: -o yaml: want text or json\n" {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestPolicyTestLikeOPA: what opa test takes for the same job: several
+// paths (a directory, a .rego file, an OPA bundle), -v, --run.
+func TestPolicyTestLikeOPA(t *testing.T) {
+	dir := policyFiles(t, map[string]string{"a_test.rego": "package a_test\n\ntest_one if true\n\ntest_two if true\n"})
+	file := filepath.Join(policyFiles(t, map[string]string{"b_test.rego": "package b_test\n\ntest_three if 1 == 2\n"}), "b_test.rego")
+	b := bundle.Bundle{Data: map[string]any{}, Modules: []bundle.ModuleFile{{URL: "/c/c_test.rego", Path: "/c/c_test.rego", Raw: []byte("package c_test\n\ntest_four if true\n")}}}
+	var buf bytes.Buffer
+	if err := bundle.NewWriter(&buf).Write(b); err != nil {
+		t.Fatal(err)
+	}
+	tgz := filepath.Join(t.TempDir(), "c.tar.gz")
+	if err := os.WriteFile(tgz, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "policy", "test", dir, file, tgz)
+	if code != 1 || out != "3 passed, 1 failed\n" || errOut != file+":3: data.b_test.test_three: FAIL\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, _ = run(t, "policy", "test", dir, tgz, "-v")
+	want := filepath.Join(dir, "a_test.rego") + ":3: data.a_test.test_one: PASS\n" +
+		filepath.Join(dir, "a_test.rego") + ":5: data.a_test.test_two: PASS\n" +
+		tgz + ":/c/c_test.rego:3: data.c_test.test_four: PASS\n3 passed, 0 failed\n"
+	if code != 0 || out != want {
+		t.Fatalf("-v: exit %d\n got %q\nwant %q", code, out, want)
+	}
+	code, out, _ = run(t, "policy", "test", dir, file, tgz, "--run", "test_(one|four)$")
+	if code != 0 || out != "2 passed, 0 failed\n" {
+		t.Fatalf("--run: exit %d %q", code, out)
+	}
+	if code, _, errOut := run(t, "policy", "test", dir, "--run", "("); code != 2 || !strings.Contains(errOut, `--run "(": error parsing regexp`) {
+		t.Fatalf("bad --run: %d %s", code, errOut)
+	}
+}
+
+// TestPolicyEvalLikeOPA: -i and -d as opa eval names them, a bundle given
+// with --policy, and a query.
+func TestPolicyEvalLikeOPA(t *testing.T) {
+	ev := evidenceFile(t, func(map[string]any) {})
+	dir := policyFiles(t, map[string]string{"extra.rego": "package hospital\n\nanswer := 42\n\nvendor := input.artifact.vendor\n"})
+	code, out, errOut := run(t, "policy", "eval", "-i", ev, "-d", dir, "--config", filepath.Join(policyTestdata, "trust.yaml"))
+	if code != 0 || out != "ALLOWED  0 violations, 0 warnings\n" {
+		t.Fatalf("exit %d %q %s", code, out, errOut)
+	}
+	code, out, errOut = run(t, "policy", "eval", "-i", ev, "-d", dir, "-o", "json", "data.hospital.answer")
+	if code != 0 || out != `{"result":[{"expressions":[{"value":42,"text":"data.hospital.answer","location":{"row":1,"col":1}}]}]}`+"\n" {
+		t.Fatalf("query: exit %d %q %s", code, out, errOut)
+	}
+	code, out, _ = run(t, "policy", "eval", "-i", ev, "-d", dir, "-o", "json", "data.hospital.nothing")
+	if code != 0 || out != `{"result":[]}`+"\n" {
+		t.Fatalf("undefined query: exit %d %q", code, out)
+	}
+	if code, _, errOut := run(t, "policy", "eval", "-i", ev, "--bundle", dir); code != 2 || !strings.Contains(errOut, "unknown flag: --bundle") {
+		t.Fatalf("--bundle is for Sigstore bundles only: %d %s", code, errOut)
 	}
 }

@@ -90,7 +90,7 @@ func TestPolicyEvalPolicyKey(t *testing.T) {
 		}
 		return code, d, errOut
 	}
-	code, d, errOut := eval("--bundle", signed, "--policy-key", pub)
+	code, d, errOut := eval("--policy", signed, "--policy-key", pub)
 	if code != 1 || !reflect.DeepEqual(d.Codes(), []policy.Code{"change-freeze"}) || errOut != "" {
 		t.Fatalf("signed with the key: exit %d, %+v, stderr %q", code, d, errOut)
 	}
@@ -99,9 +99,9 @@ func TestPolicyEvalPolicyKey(t *testing.T) {
 		args    []string
 		wantErr string
 	}{
-		{"wrong key", []string{"--bundle", signed, "--policy-key", otherPub},
+		{"wrong key", []string{"--policy", signed, "--policy-key", otherPub},
 			"bundle " + signed + ": signature does not verify with the bundle key " + otherPub + ": failed to verify JWT signature: invalid ECDSA signature"},
-		{"signed, no key", []string{"--bundle", signed},
+		{"signed, no key", []string{"--policy", signed},
 			"bundle " + signed + " is signed (.signatures.json) but no bundle key was given; pass the signer's public key (--policy-key) to verify it: wardgate does not load a bundle whose signature it cannot check"},
 		{"key, no bundle", []string{"--policy-key", pub},
 			"policy: bundle key " + pub + " given without a bundle to verify (it verifies OPA bundles only; .rego directories are not signed)"},
@@ -130,7 +130,7 @@ func TestAdmitPolicyKey(t *testing.T) {
 }
 
 func TestServePolicyKey(t *testing.T) {
-	t.Setenv("WARDGATE_KEY_PASSWORD", "")
+	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	private, pub := policyKeys(t)
 	_, otherPub := policyKeys(t)
 	signed := freezeBundle(t, private)

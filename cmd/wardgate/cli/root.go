@@ -48,7 +48,7 @@ func NewRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(NewVersionCmd(), NewVerifyCmd(), NewConformanceCmd(), NewAttestCmd(), NewAdmitCmd(), NewSbomCmd(), NewEgressCmd(), NewPolicyCmd(), NewServeCmd(), NewTokenCmd())
+	root.AddCommand(NewVersionCmd(), NewVerifyCmd(), NewConformanceCmd(), NewAttestCmd(), NewAdmitCmd(), NewSbomCmd(), NewEgressCmd(), NewPolicyCmd(), NewServeCmd(), NewTokenCmd(), NewVulnCmd())
 	return root
 }
 

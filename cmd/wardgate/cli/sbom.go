@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/sbom"
 )
 
@@ -25,15 +26,55 @@ func NewSbomCmd() *cobra.Command {
 		Use:   "sbom",
 		Short: "Generate SBOMs, diff two releases' SBOMs, and check a vendor's SBOM against the artifact",
 	}
-	cmd.AddCommand(newSbomGenerateCmd(), newSbomDiffCmd(), newSbomDriftCmd())
+	cmd.AddCommand(newSbomGenerateCmd(), newSbomDiffCmd(), newSbomDriftCmd(), newSbomFilesCmd())
 	return cmd
 }
 
 type sbomGenerateConfig struct {
-	output   string
+	outputs  []string
 	file     string
 	noCache  bool
 	cacheDir string
+}
+
+// sbomOutput is one -o FORMAT[=FILE]: where one encoding goes ("" is
+// standard output).
+type sbomOutput struct {
+	format sbom.OutputFormat
+	file   string
+}
+
+// parseOutputs reads syft's -o FORMAT[=FILE] flags: at most one goes to
+// standard output, and --file (wardgate's older flag) names the file of a
+// single output.
+func (c sbomGenerateConfig) parseOutputs() ([]sbomOutput, error) {
+	specs := c.outputs
+	if len(specs) == 0 {
+		specs = []string{string(sbom.FormatCycloneDXJSON)}
+	}
+	var outs []sbomOutput
+	stdout := 0
+	for _, spec := range specs {
+		name, file, _ := strings.Cut(spec, "=")
+		f, err := sbom.ParseOutputFormat(name)
+		if err != nil {
+			return nil, fmt.Errorf("-o %s: %w", spec, err)
+		}
+		if file == "" {
+			stdout++
+		}
+		outs = append(outs, sbomOutput{format: f, file: file})
+	}
+	if c.file != "" {
+		if len(outs) != 1 || outs[0].file != "" {
+			return nil, errors.New("--file goes with one -o FORMAT; with several, write -o FORMAT=FILE")
+		}
+		outs[0].file, stdout = c.file, 0
+	}
+	if stdout > 1 {
+		return nil, errors.New("more than one -o writes to standard output: give each but one a file, -o FORMAT=FILE")
+	}
+	return outs, nil
 }
 
 // defaultCacheDir is $XDG_CACHE_HOME/wardgate/sbom, or "" when there is no
@@ -46,8 +87,12 @@ func defaultCacheDir() string {
 	return filepath.Join(d, "wardgate", "sbom")
 }
 
-func (c sbomGenerateConfig) options() []sbom.GenerateOption {
-	opts := []sbom.GenerateOption{sbom.WithFormat(sbom.Format(c.output))}
+func (c sbomGenerateConfig) options(outs []sbomOutput) []sbom.GenerateOption {
+	var fs []sbom.OutputFormat
+	for _, o := range outs {
+		fs = append(fs, o.format)
+	}
+	opts := []sbom.GenerateOption{sbom.WithOutputs(fs...), sbom.WithTool("wardgate", Version)}
 	switch {
 	case c.noCache:
 		opts = append(opts, sbom.WithoutCache())
@@ -78,33 +123,66 @@ a file, or when CI is set (to anything but "false" or "0").
 Exit codes: 0 written, 2 could not scan.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := cfg.options()
+			outs, err := cfg.parseOutputs()
+			if err != nil {
+				return noVerdict(err)
+			}
+			opts := cfg.options(outs)
 			stop := func() {}
 			if tty, ok := progressTerminal(cmd.ErrOrStderr(), os.Getenv); ok {
 				var p sbom.Progress
 				opts = append(opts, sbom.WithProgress(&p))
-				stop = drawProgress(tty, &p, 150*time.Millisecond)
+				stop = drawProgress(tty, &p, 150*time.Millisecond, !cfg.noCache && cfg.cacheDir != "")
 			}
 			g, err := sbom.Generate(cmd.Context(), args[0], opts...)
 			stop() // the line is gone before anything else is written
 			if err != nil {
 				return noVerdict(err)
 			}
-			if cfg.file != "" {
-				if err := os.WriteFile(cfg.file, g.Data, 0o644); err != nil {
+			for i, o := range outs {
+				data := g.Outputs[i].Data
+				if o.file == "" {
+					if _, err := cmd.OutOrStdout().Write(data); err != nil {
+						return noVerdict(err)
+					}
+					continue
+				}
+				if err := writeFileAtomic(o.file, data); err != nil {
 					return noVerdict(err)
 				}
-				return nil
 			}
-			_, err = cmd.OutOrStdout().Write(g.Data)
-			return err
+			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&cfg.output, "output", "o", string(sbom.FormatCycloneDXJSON), "output format: cyclonedx-json (1.6), cyclonedx-xml (1.6), spdx-json (2.3), syft-json")
-	cmd.Flags().StringVar(&cfg.file, "file", "", "write the SBOM to this file instead of standard output")
+	cmd.Flags().StringArrayVarP(&cfg.outputs, "output", "o", nil, "output as syft names it, FORMAT[@VERSION][=FILE], repeatable: "+strings.Join(sbom.OutputFormatNames(), ", ")+" (default cyclonedx-json)")
+	cmd.Flags().StringVar(&cfg.file, "file", "", "write the SBOM to this file instead of standard output (one -o only)")
 	cmd.Flags().BoolVar(&cfg.noCache, "no-cache", false, "scan even if a cached SBOM of the same content exists")
 	cmd.Flags().StringVar(&cfg.cacheDir, "cache-dir", defaultCacheDir(), "content-addressed SBOM cache")
 	return cmd
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory: a reader never sees half an SBOM, and a failed write leaves
+// nothing behind.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
 }
 
 // progressTerminal returns w as a terminal to draw progress on: w is a
@@ -129,9 +207,11 @@ func progressTerminal(w io.Writer, getenv func(string) string) (io.Writer, bool)
 
 // drawProgress redraws one status line on w now and every interval until
 // stop is called, which erases it.
-func drawProgress(w io.Writer, p *sbom.Progress, every time.Duration) (stop func()) {
+// hashing says whether files are read for the cache key (not with
+// --no-cache): only then is there a count of files to show.
+func drawProgress(w io.Writer, p *sbom.Progress, every time.Duration, hashing bool) (stop func()) {
 	const erase = "\r\x1b[K"
-	fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing()))
+	fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing(), hashing))
 	done, finished := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -143,7 +223,7 @@ func drawProgress(w io.Writer, p *sbom.Progress, every time.Duration) (stop func
 				fmt.Fprint(w, erase)
 				return
 			case <-t.C:
-				fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing()))
+				fmt.Fprint(w, erase+progressLine(p.Files(), p.Packages(), p.Indexing(), hashing))
 			}
 		}
 	}()
@@ -153,10 +233,14 @@ func drawProgress(w io.Writer, p *sbom.Progress, every time.Duration) (stop func
 	}
 }
 
-// progressLine is the status line: files read for the cache key, packages
-// found, and the path syft is indexing (its last 40 bytes).
-func progressLine(files, packages int64, indexing string) string {
-	line := fmt.Sprintf("scanning: %s files read, %s packages found", thousands(files), thousands(packages))
+// progressLine is the status line: files read for the cache key (when
+// there is one: with --no-cache nothing counts them), packages found, and
+// the path syft is indexing (its last 40 bytes).
+func progressLine(files, packages int64, indexing string, hashing bool) string {
+	line := fmt.Sprintf("scanning: %s packages found", thousands(packages))
+	if hashing {
+		line = fmt.Sprintf("scanning: %s files read, %s packages found", thousands(files), thousands(packages))
+	}
 	if indexing != "" {
 		if len(indexing) > 40 {
 			indexing = "..." + indexing[len(indexing)-37:]
@@ -245,12 +329,32 @@ func summaryLine(codes []sbom.Code, ch *sbom.Changes) string {
 	return strings.Join(parts, ", ")
 }
 
+// changeNames names each change's component: its name, and its bom-ref
+// or SPDX id where another change reads the same (two components of the
+// same name and version).
+func changeNames(ch *sbom.Changes) []string {
+	key := func(c sbom.Change) string { return string(c.Code) + "\x00" + c.Name + "\x00" + c.From + "\x00" + c.To }
+	n := map[string]int{}
+	for _, c := range ch.Changes {
+		n[key(c)]++
+	}
+	names := make([]string, len(ch.Changes))
+	for i, c := range ch.Changes {
+		names[i] = c.Name
+		if n[key(c)] > 1 && c.Ref != "" {
+			names[i] = c.Name + " [" + c.Ref + "]"
+		}
+	}
+	return names
+}
+
 func printTable(w io.Writer, codes []sbom.Code, ch *sbom.Changes) {
 	if len(ch.Changes) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CODE\tNAME\tFROM\tTO")
-		for _, c := range ch.Changes {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Code, c.Name, dash(c.From), dash(c.To))
+		names := changeNames(ch)
+		for i, c := range ch.Changes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Code, names[i], dash(c.From), dash(c.To))
 		}
 		tw.Flush()
 	}
@@ -261,8 +365,9 @@ func printMarkdown(w io.Writer, codes []sbom.Code, ch *sbom.Changes) {
 	if len(ch.Changes) > 0 {
 		fmt.Fprintln(w, "| Change | Component | From | To |")
 		fmt.Fprintln(w, "|---|---|---|---|")
-		for _, c := range ch.Changes {
-			fmt.Fprintf(w, "| %s | `%s` | %s | %s |\n", c.Code, mdEscape(c.Name), mdEscape(dash(c.From)), mdEscape(dash(c.To)))
+		names := changeNames(ch)
+		for i, c := range ch.Changes {
+			fmt.Fprintf(w, "| %s | `%s` | %s | %s |\n", c.Code, mdEscape(names[i]), mdEscape(dash(c.From)), mdEscape(dash(c.To)))
 		}
 		fmt.Fprintln(w)
 	}
@@ -307,9 +412,10 @@ func readSBOMs(paths ...string) ([]*sbom.Document, error) {
 
 func newSbomDiffCmd() *cobra.Command {
 	var cfg reportConfig
+	codes := append(slices.Clone(sbom.DiffCodes), sbom.FileCodes...)
 	cmd := &cobra.Command{
 		Use:   "diff OLD NEW",
-		Short: "Show what changed between two SBOMs (CycloneDX or SPDX, any version)",
+		Short: "Show what changed between two SBOMs, or two firmware releases file by file",
 		Long: `Diff two SBOMs. Each change has a stable code:
 
   added removed upgraded downgraded hash-changed license-changed
@@ -318,20 +424,146 @@ func newSbomDiffCmd() *cobra.Command {
 hash-changed is the same version with a different hash: a rebuilt or
 tampered release.
 
+When OLD and NEW are firmware images, directories, or file manifests
+(written by "wardgate sbom files -o json"), the diff is also file by file:
+
+  executable-changed-same-version executable-added file-changed
+  file-added file-removed
+
+executable-changed-same-version is an ELF or PE file whose bytes changed
+while the package owning it kept its version: the 3CX and CCleaner pattern.
+
 Exit codes: 0 done, 1 a --fail-on code was found, 2 unreadable input.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cfg.validate(sbom.DiffCodes); err != nil {
+			if err := cfg.validate(codes); err != nil {
 				return noVerdict(err)
 			}
 			docs, err := readSBOMs(args[0], args[1])
+			if err == nil {
+				return cfg.report(cmd.OutOrStdout(), sbom.DiffCodes, sbom.Diff(docs[0], docs[1]))
+			}
+			if !errors.Is(err, sbom.ErrUnknownFormat) && !isNotSBOM(args[0]) && !isNotSBOM(args[1]) {
+				return noVerdict(err)
+			}
+			ch, err := diffReleases(cmd, args[0], args[1])
 			if err != nil {
 				return noVerdict(err)
 			}
-			return cfg.report(cmd.OutOrStdout(), sbom.DiffCodes, sbom.Diff(docs[0], docs[1]))
+			return cfg.report(cmd.OutOrStdout(), codes, ch)
 		},
 	}
-	cfg.register(cmd, sbom.DiffCodes)
+	cfg.register(cmd, codes)
+	return cmd
+}
+
+// isNotSBOM reports a directory: a firmware tree, not an SBOM file.
+func isNotSBOM(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// release is one side of a file-level diff.
+type release struct {
+	manifest *firmware.Manifest
+	doc      *sbom.Document // the SBOM generated with it, nil for a manifest file
+}
+
+// readRelease reads a manifest file, or unpacks and lists a firmware or
+// directory (scanning it with syft for the files' owners).
+func readRelease(cmd *cobra.Command, p string) (release, error) {
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+		f, err := os.Open(p)
+		if err != nil {
+			return release{}, err
+		}
+		m, err := firmware.ReadManifest(f)
+		f.Close()
+		if err == nil {
+			return release{manifest: m}, nil
+		}
+	}
+	m, g, err := sbom.FileManifest(cmd.Context(), p)
+	if err != nil {
+		return release{}, fmt.Errorf("%s: %w", p, err)
+	}
+	d, err := sbom.Decode(strings.NewReader(string(g.Data)))
+	if err != nil {
+		return release{}, fmt.Errorf("%s: generated SBOM: %w", p, err)
+	}
+	return release{manifest: m, doc: d}, nil
+}
+
+// diffReleases diffs two releases file by file, and by component when
+// both were scanned.
+func diffReleases(cmd *cobra.Command, oldPath, newPath string) (*sbom.Changes, error) {
+	var rel [2]release
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i, p := range []string{oldPath, newPath} {
+		wg.Go(func() { rel[i], errs[i] = readRelease(cmd, p) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
+	}
+	var comp *sbom.Changes
+	if rel[0].doc != nil && rel[1].doc != nil {
+		comp = sbom.Diff(rel[0].doc, rel[1].doc)
+	}
+	return sbom.DiffFiles(rel[0].manifest, rel[1].manifest, comp), nil
+}
+
+type sbomFilesConfig struct{ output string }
+
+func newSbomFilesCmd() *cobra.Command {
+	var cfg sbomFilesConfig
+	cmd := &cobra.Command{
+		Use:   "files SOURCE",
+		Short: "List the files of a firmware image or directory: size, SHA-256, type, build ID, owning package",
+		Long: `Unpack a firmware image (as "wardgate sbom generate" does) or read a
+directory, and list every regular file: path, size, SHA-256, type (elf, pe,
+script, other), the ELF build ID or PE headers, and the package that owns
+the file when the SBOM says (from the package databases' file lists).
+Save it with -o json to diff a later release against it:
+"wardgate sbom diff OLD.json NEW_FIRMWARE".
+
+Exit codes: 0 listed, 2 could not unpack or read.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.output != "table" && cfg.output != "json" {
+				return noVerdict(fmt.Errorf("-o %s: want table or json", cfg.output))
+			}
+			m, _, err := sbom.FileManifest(cmd.Context(), args[0])
+			if err != nil {
+				return noVerdict(err)
+			}
+			w := cmd.OutOrStdout()
+			if cfg.output == "json" {
+				b, err := json.Marshal(m)
+				if err != nil {
+					return noVerdict(err)
+				}
+				fmt.Fprintln(w, string(b))
+				return nil
+			}
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PATH\tSIZE\tSHA256\tTYPE\tID\tPACKAGE")
+			for _, f := range m.Files {
+				id := f.BuildID
+				if f.PE != nil {
+					id = fmt.Sprintf("pe %s %d", f.PE.Machine, f.PE.TimeDateStamp)
+				}
+				pkg := ""
+				if f.Package != "" {
+					pkg = f.Package + " " + f.Version
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", f.Path, f.Size, f.SHA256[:12], f.Type, dash(id), dash(pkg))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&cfg.output, "output", "o", "table", "output format: table or json")
 	return cmd
 }
 
@@ -383,7 +615,6 @@ Exit codes: 0 done, 1 a --fail-on code was found, 2 unreadable input.`,
 	cmd.Flags().StringVar(&cfg.observed, "observed", "", "an SBOM of the artifact, or a source to generate one from")
 	cmd.Flags().BoolVar(&cfg.gen.noCache, "no-cache", false, "scan even if a cached SBOM of the same content exists")
 	cmd.Flags().StringVar(&cfg.gen.cacheDir, "cache-dir", defaultCacheDir(), "content-addressed SBOM cache")
-	cfg.gen.output = string(sbom.FormatCycloneDXJSON)
 	return cmd
 }
 
@@ -399,7 +630,11 @@ func observe(cmd *cobra.Command, cfg sbomDriftConfig) (*sbom.Document, error) {
 			return nil, err
 		}
 	}
-	g, err := sbom.Generate(cmd.Context(), cfg.observed, cfg.gen.options()...)
+	outs, err := cfg.gen.parseOutputs()
+	if err != nil {
+		return nil, err
+	}
+	g, err := sbom.Generate(cmd.Context(), cfg.observed, cfg.gen.options(outs)...)
 	if err != nil {
 		return nil, err
 	}

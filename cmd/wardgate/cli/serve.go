@@ -20,8 +20,13 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/wardgate/wardgate/console"
+	"github.com/wardgate/wardgate/console/adapter"
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/server"
+	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/tuf"
 )
 
 // Environment variables read by `wardgate serve` (a flag given on the
@@ -35,6 +40,9 @@ const (
 	RegistriesEnv  = "WARDGATE_REGISTRIES"
 	LogLevelEnv    = "WARDGATE_LOG_LEVEL"
 )
+
+// KubernetesListenEnv is --kubernetes-listen (docs/kubernetes.md).
+const KubernetesListenEnv = "WARDGATE_KUBERNETES_LISTEN"
 
 // DefaultListen is loopback only: exposing the gate is a decision.
 const DefaultListen = "127.0.0.1:8080"
@@ -59,6 +67,11 @@ type ServeFile struct {
 		TelemetryTimeout  string `yaml:"telemetry_timeout"`
 	} `yaml:"limits"`
 	RateLimits map[string]server.RateLimit `yaml:"rate_limits"`
+	Kubernetes struct {
+		Listen   string `yaml:"listen"`
+		ClientCA string `yaml:"client_ca"`
+		Deadline string `yaml:"deadline"`
+	} `yaml:"kubernetes"`
 }
 
 // ServeConfig configures `wardgate serve`.
@@ -76,13 +89,29 @@ type ServeConfig struct {
 	ClientCA   string
 	Registries []string
 	LogLevel   string
+	// Output is how the server writes its log lines: json (the default:
+	// one JSON object a line, for machines) or text (slog's key=value).
+	Output     string
 	NoScan     bool
 	RiskTTL    time.Duration
 	Limits     server.Limits
 	RateLimits map[server.Role]server.RateLimit
+	// KubernetesListen is the address of the admission webhook's TLS
+	// listener (empty: none); KubernetesClientCA the CA of the API
+	// server's client certificate; KubernetesDeadline the time a review is
+	// answered within (0: 8 s).
+	KubernetesListen   string
+	KubernetesClientCA string
+	KubernetesDeadline time.Duration
+	// KubernetesReady, when set, is called with the webhook listener's
+	// address once it listens.
+	KubernetesReady func(addr string)
 	// Ready, when set, is called with the address once the server listens
 	// (tests and scripts use port 0).
 	Ready func(addr string)
+	// UnencryptedKey lets serve create the service key without a
+	// password (--unencrypted-key).
+	UnencryptedKey bool
 }
 
 // Validate checks the configuration.
@@ -100,8 +129,20 @@ func (c *ServeConfig) Validate() error {
 	if c.ClientCA != "" && c.TLSCert == "" {
 		errs = append(errs, errors.New("--client-ca needs --tls-cert and --tls-key (mutual TLS)"))
 	}
+	if c.KubernetesListen != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("--kubernetes-listen needs --tls-cert and --tls-key: the API server calls webhooks over TLS only"))
+	}
+	if c.KubernetesClientCA != "" && c.KubernetesListen == "" {
+		errs = append(errs, errors.New("--kubernetes-client-ca needs --kubernetes-listen"))
+	}
+	if c.KubernetesDeadline < 0 || c.KubernetesDeadline > 30*time.Second {
+		errs = append(errs, fmt.Errorf("--kubernetes-deadline %s: want at most 30s, below the webhook's timeoutSeconds", c.KubernetesDeadline))
+	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Output != "" && c.Output != "json" && c.Output != "text" {
+		errs = append(errs, fmt.Errorf("-o %s: want json or text", c.Output))
 	}
 	if c.RiskTTL <= 0 {
 		errs = append(errs, fmt.Errorf("risk cache TTL %s: must be positive", c.RiskTTL))
@@ -121,6 +162,8 @@ func parseLevel(s string) (slog.Level, error) {
 func NewServeCmd() *cobra.Command {
 	cfg := ServeConfig{}
 	var lf logFlags
+	var demo bool
+	var demoFixtures string
 	cmd := &cobra.Command{
 		Use:   "serve --config trust.yaml [--state DIR]",
 		Short: "Run the admission gate's HTTP API (docs/serve.md)",
@@ -137,15 +180,32 @@ YAML file (--server-config or $` + ServeConfigEnv + `) and environment variables
 ($` + ListenEnv + `, $` + TLSCertEnv + `, $` + TLSKeyEnv + `, $` + ClientCAEnv + `, $` + RegistriesEnv + `,
 $` + LogLevelEnv + `); flags win over variables, variables over the file.
 
+The web console (docs/console.md) is served under /ui on the same
+listener: auditor and admin tokens sign in there. --demo loads the demo
+story into a temporary state directory and serves it (make console).
+
 SIGHUP reloads the trust configuration, the policies (a --policy bundle
 is verified again with --policy-key), the fleet inventory and the
 detection configuration without dropping requests; SIGTERM or SIGINT shut
 down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.State, cfg.SigningKey, cfg.Origin = lf.state, lf.key, lf.origin
+			cfg.State, cfg.SigningKey, cfg.Origin, cfg.UnencryptedKey = lf.state, lf.key, lf.origin, lf.unencryptedKey
 			if err := cfg.resolve(cmd); err != nil {
 				return noVerdict(err)
+			}
+			if demo {
+				if cmd.Flags().Changed("config") || cmd.Flags().Changed("state") || cmd.Flags().Changed("signing-key") {
+					return noVerdict(errors.New("--demo makes its own trust configuration, state directory and key; drop --config, --state and --signing-key"))
+				}
+				cfg.Trust, cfg.State, cfg.SigningKey = "demo", "demo", ""
+				if err := cfg.Validate(); err != nil {
+					return noVerdict(err)
+				}
+				if err := RunServeDemo(cmd.Context(), DemoConfig{Fixtures: demoFixtures, Serve: cfg}, cmd.OutOrStdout(), cmd.ErrOrStderr()); err != nil {
+					return noVerdict(err)
+				}
+				return nil
 			}
 			if err := cfg.Validate(); err != nil {
 				return noVerdict(err)
@@ -166,10 +226,17 @@ down gracefully.`,
 	f.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM); $"+TLSKeyEnv)
 	f.StringVar(&cfg.ClientCA, "client-ca", "", "require client certificates signed by this CA (mutual TLS); $"+ClientCAEnv)
 	f.StringSliceVar(&cfg.Registries, "registry", nil, "registry POST /v1/updates may fetch images from (host[:port]); repeatable; $"+RegistriesEnv)
+	f.StringVar(&cfg.KubernetesListen, "kubernetes-listen", "", "serve the Kubernetes admission webhook (docs/kubernetes.md) on this address, over TLS with --tls-cert and --tls-key; $"+KubernetesListenEnv)
+	f.StringVar(&cfg.KubernetesClientCA, "kubernetes-client-ca", "", "on the webhook listener, a client certificate signed by this CA (the API server's) stands for the kubernetes role")
+	f.DurationVar(&cfg.KubernetesDeadline, "kubernetes-deadline", 8*time.Second, "answer each admission review within this (below the webhook's timeoutSeconds, 10 s by default); an image not decided by then is refused")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
+	f.StringVarP(&cfg.Output, "output", "o", "json", "log lines on standard error: json (one object a line) or text")
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
 	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "age after which a fleet analysis is refreshed in the background (answers use it for at most twice this; telemetry posted to the API invalidates it at once)")
+	f.BoolVar(&demo, "demo", false, "load the demo story (scripts/demo.sh) into a temporary state directory and serve it, with the web console, until interrupted; run from a wardgate checkout")
+	f.StringVar(&demoFixtures, "demo-fixtures", "fixtures", "the repository's fixtures directory, for --demo")
 	lf.register(cmd)
+	lf.registerKeyCreation(cmd)
 	return cmd
 }
 
@@ -205,6 +272,10 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	set("tls-key", TLSKeyEnv, &c.TLSKey, sf.TLSKey)
 	set("client-ca", ClientCAEnv, &c.ClientCA, sf.ClientCA)
 	set("log-level", LogLevelEnv, &c.LogLevel, sf.LogLevel)
+	set("kubernetes-listen", KubernetesListenEnv, &c.KubernetesListen, sf.Kubernetes.Listen)
+	if !cmd.Flags().Changed("kubernetes-client-ca") && sf.Kubernetes.ClientCA != "" {
+		c.KubernetesClientCA = sf.Kubernetes.ClientCA
+	}
 	if !cmd.Flags().Changed("registry") {
 		if v := os.Getenv(RegistriesEnv); v != "" {
 			c.Registries = strings.Split(v, ",")
@@ -226,6 +297,9 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 			return
 		}
 		*dst = d
+	}
+	if !cmd.Flags().Changed("kubernetes-deadline") {
+		dur("kubernetes.deadline", sf.Kubernetes.Deadline, &c.KubernetesDeadline)
 	}
 	if !cmd.Flags().Changed("risk-cache-ttl") {
 		dur("risk_cache_ttl", sf.RiskTTL, &c.RiskTTL)
@@ -255,26 +329,49 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	gopts := []gate.Option{gate.WithVersion(Version)}
+	var handler slog.Handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	if cfg.Output == "text" {
+		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	logger := slog.New(handler)
+	if err := os.MkdirAll(cfg.State, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	gopts := []gate.Option{gate.WithVersion(Version), gate.WithGenerateOptions(sbom.WithTempDir(filepath.Join(cfg.State, "tmp"))),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(cfg.State, tufDir)))}
 	if cfg.NoScan {
 		gopts = append(gopts, gate.WithoutSBOMGeneration())
 	}
 	p, err := gate.Open(ctx, gate.Config{State: cfg.State, Trust: cfg.Trust, Policy: cfg.Policy, PolicyKey: cfg.PolicyKey,
-		SigningKey: cfg.SigningKey, Origin: cfg.Origin, RiskTTL: cfg.RiskTTL, Logger: logger, KeyCreated: keyCreated(stderr)}, gopts...)
+		SigningKey: cfg.SigningKey, Origin: cfg.Origin, UnencryptedKey: cfg.UnencryptedKey, RiskTTL: cfg.RiskTTL, Logger: logger, KeyCreated: keyCreated(stderr),
+		TrustOptions: func(tc *trust.Config) ([]gate.Option, error) { return vulnerabilityOptions(tc, cfg.State) }}, gopts...)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
 	opts := []server.Option{server.WithLogger(logger), server.WithLimits(cfg.Limits), server.WithRegistries(cfg.Registries...)}
-	if cfg.RateLimits != nil {
-		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
-	}
-	srv, err := server.New(server.Deps{Gate: p.Gate(), Records: p.Records(), Risk: p.Risk(), Log: p.Log(), Telemetry: p.Store(), Inventory: p.Inventory,
-		Tokens: server.NewTokens(p.Store()), WorkDir: filepath.Join(cfg.State, "tmp"), Ready: p.Ping}, opts...)
+	// The web console (docs/console.md) reads the same stores.
+	tokens := server.NewTokens(p.Store())
+	data, err := adapter.New(adapter.Deps{Records: p.Records(), Risk: p.Risk(), Fleet: p.Store(), Inventory: p.Inventory, Config: p.FleetConfig, Log: p.Log(),
+		Tokens: tokens, WorkDir: filepath.Join(cfg.State, "tmp")})
 	if err != nil {
 		return err
 	}
+	con, err := console.New(data, console.WithLogger(logger.WithGroup("console")))
+	if err != nil {
+		return err
+	}
+	opts = append(opts, server.WithConsole(con.Handler()))
+	if cfg.RateLimits != nil {
+		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
+	}
+	opts = append(opts, server.WithKubernetes(server.KubernetesConfig{Deadline: cfg.KubernetesDeadline}))
+	srv, err := server.New(server.Deps{Gate: p.Gate(), Records: p.Records(), Risk: p.Risk(), Log: p.Log(), Telemetry: p.Store(), Inventory: p.Inventory,
+		Tokens: tokens, WorkDir: filepath.Join(cfg.State, "tmp"), Ready: p.Ping}, opts...)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
 	var tlsCfg *tls.Config
 	if cfg.TLSCert != "" {
 		if tlsCfg, err = server.TLSConfig(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA); err != nil {
@@ -293,11 +390,11 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if tlsCfg != nil {
 		scheme = "https"
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "state", cfg.State, "mtls", cfg.ClientCA != "")
+	logger.Info("serving", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "console", scheme+"://"+ln.Addr().String()+"/ui", "state", cfg.State, "mtls", cfg.ClientCA != "")
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() {
 		if tlsCfg != nil {
 			errc <- hs.ServeTLS(ln, "", "")
@@ -305,6 +402,11 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 			errc <- hs.Serve(ln)
 		}
 	}()
+	kubeHS, err := serveKubernetes(cfg, srv, logger, errc)
+	if err != nil {
+		_ = hs.Close()
+		return err
+	}
 	for {
 		select {
 		case err := <-errc:
@@ -326,8 +428,35 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 			logger.Info("shutting down")
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			err := hs.Shutdown(sctx)
+			if kubeHS != nil {
+				err = errors.Join(err, kubeHS.Shutdown(sctx))
+			}
 			cancel()
 			return err
 		}
 	}
+}
+
+// serveKubernetes starts the admission webhook's TLS listener when
+// configured (docs/kubernetes.md); its serve error goes to errc.
+func serveKubernetes(cfg ServeConfig, srv *server.Server, logger *slog.Logger, errc chan<- error) (*http.Server, error) {
+	if cfg.KubernetesListen == "" {
+		return nil, nil
+	}
+	tlsCfg, err := server.KubernetesTLSConfig(cfg.TLSCert, cfg.TLSKey, cfg.KubernetesClientCA)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.KubernetesListen)
+	if err != nil {
+		return nil, err
+	}
+	hs := srv.KubernetesHTTPServer(ln.Addr().String(), tlsCfg)
+	logger.Info("serving the Kubernetes admission webhook", "addr", ln.Addr().String(), "validate", "https://"+ln.Addr().String()+"/v1/kubernetes/validate",
+		"mutate", "https://"+ln.Addr().String()+"/v1/kubernetes/mutate", "client_certificates", cfg.KubernetesClientCA != "")
+	if cfg.KubernetesReady != nil {
+		cfg.KubernetesReady(ln.Addr().String())
+	}
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	return hs, nil
 }

@@ -40,6 +40,10 @@ func TestServeValidation(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--client-ca needs --tls-cert") {
 		t.Fatalf("%d %s", code, errOut)
 	}
+	code, _, errOut = run(t, "serve", "--state", t.TempDir(), "--config", "x.yaml", "-o", "yaml")
+	if code != 2 || !strings.Contains(errOut, "-o yaml: want json or text") {
+		t.Fatalf("%d %s", code, errOut)
+	}
 }
 
 func postUpdate(t *testing.T, url, tok string) (int, string) {
@@ -116,7 +120,7 @@ func startServe(t *testing.T, state string) (string, *syncBuffer, func()) {
 // admission, a SIGHUP reload that drops no request and keeps the
 // evaluation, a restart that still knows it, and a graceful shutdown.
 func TestServe(t *testing.T) {
-	t.Setenv("WARDGATE_KEY_PASSWORD", "")
+	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	state := t.TempDir()
 	ci, us := token(t, state, "ci"), token(t, state, "update-server")
 	start := func() (string, *syncBuffer, func()) { return startServe(t, state) }

@@ -48,7 +48,8 @@ func newTokenCreateCmd() *cobra.Command {
 once: only its SHA-256 is kept (STATE/wardgate.db), so it cannot be shown
 again. Roles: ci (POST /v1/updates), update-server (POST /v1/admissions),
 sensor (POST /v1/telemetry), auditor (the read routes and evidence
-packs), admin (everything). A running server sees a new token at once.`,
+packs), admin (everything), kubernetes (the admission webhook routes,
+docs/kubernetes.md). A running server sees a new token at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -83,7 +84,7 @@ packs), admin (everything). A running server sees a new token at once.`,
 		},
 	}
 	addStateFlag(cmd, &state)
-	cmd.Flags().StringVar(&role, "role", "", "ci, update-server, sensor, auditor or admin (required)")
+	cmd.Flags().StringVar(&role, "role", "", "ci, update-server, sensor, auditor, admin or kubernetes (required)")
 	cmd.Flags().StringVar(&name, "name", "", "a name for the token (default ROLE-<random>); it appears in the audit table and the logs")
 	addOutputFlag(cmd, &output)
 	return cmd

@@ -6,11 +6,14 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/wardgate/wardgate/internal/buildinfo"
 )
 
-// Version is wardgate's version, set at build time with
-// -ldflags "-X github.com/wardgate/wardgate/cmd/wardgate/cli.Version=...".
-var Version = "0.1.0-dev"
+// Version is wardgate's version: stamped at build time (make build) with
+// -ldflags "-X github.com/wardgate/wardgate/internal/buildinfo.version=...",
+// else the module version go install records (see internal/buildinfo).
+var Version = buildinfo.Version()
 
 // libraries whose versions `wardgate version` reports: what wardgate
 // verifies and decides with.

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Kubernetes admission reviews at the API server's rate: start a registry
+# with two cosign-signed images (bench/tools/kubefixture), wardgate serve
+# with the webhook on its own TLS listener, evaluate the images once, then
+# drive POST /v1/kubernetes/validate over TLS at RATE reviews/s (open loop,
+# bench/tools/loadgen) with a pod running both images: pinned by digest
+# (what the mutating webhook leaves, no registry asked), then by tag (each
+# review resolves both tags in the registry). Reports p50/p99 latency, and
+# as the baseline run beside them the device admission path (POST
+# /v1/admissions of one of the same digests) at the same rate on the same
+# server.
+# Bounded by REQUESTS and DURATION; leaves no process behind.
+# Usage: bench/kube-load.sh [RATE] [REQUESTS] [DURATION]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate=${1:-200}
+n=${2:-12000}
+dur=${3:-90s}
+out=bench/out/kube
+mkdir -p "$out"
+go build -o "$out/wardgate" ./cmd/wardgate
+go build -o "$out/loadgen" ./bench/tools/loadgen
+go build -o "$out/kubefixture" ./bench/tools/kubefixture
+work=$(mktemp -d "${TMPDIR:-/tmp}/wardgate-kube.XXXXXX")
+pid= fpid=
+cleanup() {
+  for p in $pid $fpid; do
+    if kill -0 "$p" 2>/dev/null; then kill "$p"; wait "$p" 2>/dev/null || true; fi
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkfifo "$work/hold"
+"$out/kubefixture" -dir "$work" -lifetime 20m <"$work/hold" >"$work/fixture.out" &
+fpid=$!
+exec 3>"$work/hold" # kubefixture serves until this closes
+for _ in $(seq 100); do grep -q '^ready' "$work/fixture.out" 2>/dev/null && break; sleep 0.1; done
+reg=$(awk '/^ready/{print $2}' "$work/fixture.out" || true)
+[ -n "$reg" ] || { echo "registry did not start"; exit 2; }
+sh deploy/kubernetes/certs.sh "$work/certs" >/dev/null
+export WARDGATE_KEY_PASSWORD=
+state="$work/state"
+"$out/wardgate" token create --role kubernetes --name apiserver --state "$state" >"$work/kube.tok" 2>/dev/null
+"$out/wardgate" token create --role update-server --name baseline --state "$state" >"$work/us.tok" 2>/dev/null
+"$out/wardgate" serve --config "$work/trust.yaml" --state "$state" --listen 127.0.0.1:0 --no-scan --registry "$reg" \
+  --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" --kubernetes-listen 127.0.0.1:0 \
+  --log-level "${LOG_LEVEL:-info}" 2>"$out/serve.log" &
+pid=$!
+for _ in $(seq 100); do grep -q 'Kubernetes admission webhook' "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
+addr=$(grep 'Kubernetes admission webhook' "$out/serve.log" | grep -o '"addr":"[^"]*"' | head -1 | cut -d'"' -f4 || true)
+[ -n "$addr" ] || { echo "server did not start"; cat "$out/serve.log"; exit 2; }
+url="https://$addr"
+tls=(-cacert "$work/certs/ca.crt" -servername wardgate-webhook.wardgate.svc)
+# The first review evaluates both images (verification, policy, the log).
+"$out/loadgen" -url "$url" "${tls[@]}" -token-file "$work/kube.tok" -review "$work/review-pinned.json" -n 1 -c 1 >/dev/null
+main=$(grep '"msg":"serving"' "$out/serve.log" | grep -o '"addr":"[^"]*"' | head -1 | cut -d'"' -f4 || true)
+digest=$(grep -o 'sha256:[0-9a-f]*' "$work/review-pinned.json" | head -1)
+echo "== baseline: POST /v1/admissions of $digest (one admission a request), $rate requests/s, $n requests"
+GOMAXPROCS=${LOADGEN_PROCS:-1} "$out/loadgen" -url "https://$main" "${tls[@]}" -token-file "$work/us.tok" -digest "$digest" -class building-management -installed 1.0.0 \
+  -device-prefix k8s/facility/Pod/baseline- -rate "$rate" -n "$n" -c 32 -duration "$dur" -o "$out/load-baseline.json" | tee "$out/load-baseline.txt"
+for variant in pinned tag; do
+  echo "== POST /v1/kubernetes/validate, pod of two evaluated images ($variant), $rate reviews/s, $n reviews, at most $dur ($(nproc) cores)"
+  GOMAXPROCS=${LOADGEN_PROCS:-1} "$out/loadgen" -url "$url" "${tls[@]}" -token-file "$work/kube.tok" -review "$work/review-$variant.json" \
+    -rate "$rate" -n "$n" -c 32 -duration "$dur" -o "$out/load-$variant.json" | tee "$out/load-$variant.txt"
+done

@@ -1,0 +1,316 @@
+package adapter_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/console"
+	"github.com/wardgate/wardgate/console/adapter"
+	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/server"
+	"github.com/wardgate/wardgate/store"
+	"github.com/wardgate/wardgate/store/sqlite"
+)
+
+// The console at the scale the issue names: 10,000 evaluated updates,
+// 1,000,000 telemetry events (findings among them) and 100,000 devices,
+// in the real stores (kept evaluations on disk, the SQLite egress store,
+// the SQLite verdict log, the token database) behind the real adapter.
+// Each benchmark renders one page through the console's handler with a
+// signed-in session; the fleet analysis and the adapter's indexes are
+// built once before (they are per analysis, not per page: see
+// BenchmarkBuild for that cost).
+
+const (
+	benchUpdates = 10_000
+	benchDevices = 100_000
+	benchEvents  = 1_000_000
+	benchClasses = 10
+	// Every tenth update's installers reach a new destination.
+	flaggedEvery = 10
+)
+
+type benchEnv struct {
+	handler http.Handler
+	cookie  *http.Cookie
+	data    *adapter.Data
+	deps    adapter.Deps
+	risk    *gate.RiskCache
+	flagged string // a quarantined update
+	device  string
+	build   time.Duration
+}
+
+var (
+	benchOnce sync.Once
+	bench     *benchEnv
+	benchErr  error
+	benchDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
+}
+
+func digestOf(i int) string { return fmt.Sprintf("sha256:%064x", i+1) }
+func deviceOf(i int) string { return fmt.Sprintf("HOSP-IOT-%06d", i) }
+
+var benchStart = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+
+func buildBench(ctx context.Context) (*benchEnv, error) {
+	dir, err := os.MkdirTemp("", "wardgate-console-bench-")
+	if err != nil {
+		return nil, err
+	}
+	benchDir = dir
+	// Inventory: 100,000 devices in 10 classes.
+	devs := make([]egress.Device, benchDevices)
+	for i := range devs {
+		devs[i] = egress.Device{Name: deviceOf(i), Class: fmt.Sprintf("class-%d", i%benchClasses), Segment: fmt.Sprintf("seg-%d", i%20),
+			Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})}}
+	}
+	inv, err := egress.NewInventory(devs)
+	if err != nil {
+		return nil, err
+	}
+	cfg := egress.Config{Baseline: egress.Window{Start: benchStart, End: benchStart.Add(14 * 24 * time.Hour)}}.WithDefaults()
+	db, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	// Kept evaluations: 10,000 records, written as the gate writes them.
+	for i := range benchUpdates {
+		d := digestOf(i)
+		rec := gate.Record{Evidence: evidence.Evidence{Schema: evidence.Schema, EvaluatedAt: benchStart.Add(time.Duration(i) * time.Minute),
+			Artifact: evidence.Artifact{Kind: "blob", Digest: d, Vendor: fmt.Sprintf("vendor-%d", i%50), Product: fmt.Sprintf("product-%d", i%500), Version: fmt.Sprintf("1.%d.0", i),
+				DeviceClasses: []string{fmt.Sprintf("class-%d", i%benchClasses)}},
+			SBOM: &evidence.SBOM{Source: "vendor", Format: "cyclonedx-json", Components: []evidence.Component{{Name: "openssl", Version: "3.0.7"}, {Name: "busybox", Version: "1.36"}}}},
+			Decision: policy.Decision{Allow: i%7 != 0, PolicyDigest: "sha256:00"}, RecordedAt: benchStart.Add(time.Duration(i) * time.Minute)}
+		if i%7 == 0 {
+			rec.Decision.Violations = []policy.Violation{{Code: "sbom-drift", Rule: "sbom", Message: "the vendor SBOM does not match", Severity: "high"}}
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		a := rec.Evidence.Artifact
+		if err := db.PutEvaluation(ctx, store.Evaluation{Digest: d, Vendor: a.Vendor, Product: a.Product, Version: a.Version, RecordedAt: rec.RecordedAt, Record: b}); err != nil {
+			return nil, err
+		}
+	}
+	recs, err := gate.OpenRecords(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	// Installations: each device installs one update (10 per update) on
+	// day 15; events: 10 per device, baseline traffic to its class's
+	// vendor cloud, and for the installers of every tenth update, three
+	// contacts with a new destination days after the install.
+	installAt := benchStart.Add(15 * 24 * time.Hour)
+	ins := make([]egress.Installation, benchDevices)
+	for i := range ins {
+		u := i % benchUpdates
+		ins[i] = egress.Installation{Device: deviceOf(i), Digest: digestOf(u), Product: fmt.Sprintf("product-%d", u%500), Version: fmt.Sprintf("1.%d.0", u), Time: installAt.Add(time.Duration(i%600) * time.Second)}
+	}
+	if err := db.RecordInstallations(ctx, ins); err != nil {
+		return nil, err
+	}
+	_, err = db.Ingest(ctx, egress.Source{Name: "bench", Digest: "sha256:bench"}, func(add func(*egress.Event) error) error {
+		ev := &egress.Event{ActionType: egress.ActionConnectionSuccess, RemoteIPType: "Public", RemotePort: 443, Protocol: "Tcp"}
+		// Time order: events are generated hour by hour.
+		perDevice := benchEvents / benchDevices
+		for k := range perDevice {
+			for i := range benchDevices {
+				u := i % benchUpdates
+				flagged := u%flaggedEvery == 0 && k >= perDevice-3
+				if flagged {
+					ev.Time = installAt.Add(time.Duration(3+k) * 24 * time.Hour).Add(time.Duration(i%3600) * time.Second)
+					ev.RemoteURL, ev.RemoteIP = fmt.Sprintf("c2-%d.example.net", u), netip.AddrFrom4([4]byte{198, 51, byte(u >> 8), byte(u)})
+					ev.SentBytes = 4000
+				} else {
+					ev.Time = benchStart.Add(time.Duration(k) * 24 * time.Hour).Add(time.Duration(i%3600) * time.Second)
+					ev.RemoteURL, ev.RemoteIP = fmt.Sprintf("cloud.vendor-%d.com", i%benchClasses), netip.AddrFrom4([4]byte{203, 0, 113, byte(i % benchClasses)})
+					ev.SentBytes = 1200
+				}
+				ev.DeviceName, ev.LocalIP = deviceOf(i), devs[i].Addresses[0]
+				if err := add(ev); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	risk, err := gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, db, inv, cfg) }, time.Hour, nil)
+	if err != nil {
+		return nil, err
+	}
+	// The verdict log: one entry per update.
+	key, _, err := attest.Keygen(filepath.Join(dir, "signing"))
+	if err != nil {
+		return nil, err
+	}
+	signer, err := attest.LoadSigner(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	lg, err := attest.OpenLog(ctx, db, signer, "")
+	if err != nil {
+		return nil, err
+	}
+	var items []attest.Item
+	for i := range benchUpdates {
+		st, err := attest.NewStatement(attest.Verdict{SubjectDigest: map[string]string{"sha256": digestOf(i)[7:]}, Passed: true, Time: benchStart}, "bench")
+		if err != nil {
+			return nil, err
+		}
+		env, err := signer.SignStatement(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, attest.Item{Envelope: env, Artifact: digestOf(i), Time: benchStart})
+		if len(items) == 1000 {
+			if _, err := lg.AppendBatch(ctx, items); err != nil {
+				return nil, err
+			}
+			items = items[:0]
+		}
+	}
+	tokens := server.NewTokens(db)
+	tok, err := tokens.Create(ctx, server.RoleAuditor, "bench")
+	if err != nil {
+		return nil, err
+	}
+	deps := adapter.Deps{Records: recs, Risk: risk, Fleet: db, Inventory: func() *egress.Inventory { return inv },
+		Config: func() *egress.Config { return &cfg }, Log: lg, Tokens: tokens, WorkDir: filepath.Join(dir, "tmp")}
+	data, err := adapter.New(deps)
+	if err != nil {
+		return nil, err
+	}
+	con, err := console.New(data)
+	if err != nil {
+		return nil, err
+	}
+	e := &benchEnv{handler: con.Handler(), data: data, deps: deps, risk: risk, flagged: digestOf(0), device: deviceOf(0)}
+	start := time.Now()
+	if _, err := data.Update(ctx, e.flagged); err != nil { // the analysis, the indexes and the plots' scan
+		return nil, err
+	}
+	e.build = time.Since(start)
+	// Sign in.
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ui/signin", nil))
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(rec.Body.String())[1]
+	req := httptest.NewRequest(http.MethodPost, "/ui/signin", strings.NewReader(url.Values{"csrf": {csrf}, "token": {string(tok)}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range rec.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	rec = httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == "wardgate_session" {
+			e.cookie = c
+		}
+	}
+	if e.cookie == nil {
+		return nil, fmt.Errorf("sign-in: %d %s", rec.Code, rec.Body.String())
+	}
+	return e, nil
+}
+
+func loadBench(b *testing.B) *benchEnv {
+	b.Helper()
+	benchOnce.Do(func() {
+		b.Setenv(attest.PasswordEnv, "")
+		start := time.Now()
+		bench, benchErr = buildBench(context.Background())
+		if benchErr == nil {
+			fmt.Fprintf(os.Stderr, "console bench data: %d updates, %d devices, %d events in %s; first update page (analysis, indexes, plot scan) %s\n",
+				benchUpdates, benchDevices, benchEvents, time.Since(start).Round(time.Second), bench.build.Round(time.Millisecond))
+		}
+	})
+	if benchErr != nil {
+		b.Fatal(benchErr)
+	}
+	return bench
+}
+
+func (e *benchEnv) get(b *testing.B, path string) int {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.AddCookie(e.cookie)
+	rec := httptest.NewRecorder()
+	e.handler.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		b.Fatalf("GET %s: %d\n%.500s", path, rec.Code, rec.Body.String())
+	}
+	return rec.Body.Len()
+}
+
+// BenchmarkPage renders each page; B/page is the size of the HTML (or SVG).
+func BenchmarkPage(b *testing.B) {
+	e := loadBench(b)
+	for _, p := range []struct{ name, path string }{
+		{"updates", "/ui/updates"},
+		{"updates-quarantined-by-installed", "/ui/updates?state=quarantined&sort=installed"},
+		{"updates-last-page", fmt.Sprintf("/ui/updates?page=%d", benchUpdates/console.PageSize)},
+		{"update", "/ui/updates/" + e.flagged},
+		{"contacts.svg", "/ui/updates/" + e.flagged + "/contacts.svg"},
+		{"volume.svg", "/ui/updates/" + e.flagged + "/volume.svg"},
+		{"findings", "/ui/findings"},
+		{"findings-of-a-class", "/ui/findings?class=class-3&severity=quarantined"},
+		{"devices", "/ui/devices"},
+		{"devices-search", "/ui/devices?q=0999"},
+		{"device", "/ui/device?name=" + e.device},
+		{"log", "/ui/log"},
+		{"log-of-an-artifact", "/ui/log?artifact=" + e.flagged},
+	} {
+		b.Run(p.name, func(b *testing.B) {
+			size := e.get(b, p.path)
+			b.ReportAllocs()
+			for b.Loop() {
+				e.get(b, p.path)
+			}
+			b.ReportMetric(float64(size), "B/page")
+		})
+	}
+}
+
+// BenchmarkBuild is what the first page after a new fleet analysis pays:
+// the adapter's indexes and the plots' scan of the events (the analysis
+// itself is the risk cache's, shared with the gate).
+func BenchmarkBuild(b *testing.B) {
+	e := loadBench(b)
+	ctx := context.Background()
+	for b.Loop() {
+		d, err := adapter.New(e.deps)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := d.Update(ctx, e.flagged); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,499 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/wardgate/wardgate/trust"
+)
+
+// Decisions, as Answer.Decision and the "decision" audit annotation.
+const (
+	DecisionAllow     = "allow"     // every image checked was allowed
+	DecisionDeny      = "deny"      // an image was refused: not admitted
+	DecisionWarn      = "warn"      // an image was refused in a warn-only namespace: admitted with warnings
+	DecisionExempt    = "exempt"    // the namespace is exempt: admitted unchecked
+	DecisionUnhandled = "unhandled" // a kind the webhook does not check: admitted with a warning
+	DecisionSkipped   = "skipped"   // an operation that runs nothing new (DELETE, CONNECT, no new image)
+	DecisionPinned    = "pinned"    // mutate: images pinned to digests
+	DecisionUnchanged = "unchanged" // mutate: nothing to pin
+)
+
+// Annotation keys of AdmissionResponse.auditAnnotations (the API server
+// prefixes them with the webhook's name).
+const (
+	AnnotationDecision   = "decision"
+	AnnotationLogIndexes = "log-indexes"
+	AnnotationVerdicts   = "verdicts"
+)
+
+// Answer is the answer to one review, with what the server logs and
+// audits.
+type Answer struct {
+	// Review is the AdmissionReview to send back.
+	Review *admissionv1.AdmissionReview
+	// Decision is one of the Decision constants.
+	Decision string
+	// Workload names what was reviewed: k8s/<namespace>/<kind>/<name>.
+	Workload string
+}
+
+// ImageVerdict is one image's part in a validating answer, as the
+// "verdicts" audit annotation lists it.
+type ImageVerdict struct {
+	Image    string   `json:"image"`
+	Digest   string   `json:"digest,omitempty"`
+	Allowed  bool     `json:"allowed"`
+	Codes    []string `json:"codes,omitempty"`
+	LogIndex *uint64  `json:"logIndex,omitempty"`
+}
+
+// review is one decoded request.
+type review struct {
+	req      *admissionv1.AdmissionRequest
+	mode     trust.NamespaceMode
+	workload string
+	handled  bool
+	ctrs     []container
+	old      map[string]string // on UPDATE: container name -> previous image
+	oldRefs  map[string]bool   // on UPDATE: every previous image
+}
+
+// decode reads an AdmissionReview as the API server sends it. Fields it
+// does not know are ignored (a newer API server may send more); a body
+// that is not JSON, not an admission.k8s.io/v1 AdmissionReview, has no
+// request or uid, or an object of a handled kind that does not decode is a
+// ReviewError.
+func decode(k *trust.Kubernetes, body []byte) (*review, error) {
+	var rv admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &rv); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, reviewErrorf("malformed JSON at byte %d", se.Offset)
+		case errors.As(err, &te):
+			return nil, reviewErrorf("field %q must be %s", te.Field, te.Type.Kind())
+		}
+		return nil, reviewErrorf("malformed JSON: %v", err)
+	}
+	if gv := admissionv1.SchemeGroupVersion.String(); rv.APIVersion != gv || rv.Kind != "AdmissionReview" {
+		return nil, reviewErrorf("apiVersion %q kind %q: want %s AdmissionReview", rv.APIVersion, rv.Kind, gv)
+	}
+	req := rv.Request
+	if req == nil || req.UID == "" {
+		return nil, reviewErrorf("no request, or a request without uid")
+	}
+	r := &review{req: req, mode: k.NamespaceMode(req.Namespace)}
+	name := req.Name
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		r.workload = workloadID(req.Namespace, req.Kind.Kind, name)
+		return r, nil
+	}
+	if len(req.Object.Raw) == 0 {
+		return nil, reviewErrorf("%s of %s without an object", req.Operation, req.Kind.Kind)
+	}
+	gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
+	spec, meta, pointer, ok, err := podSpecOf(gvk, req.Object.Raw)
+	if err != nil {
+		return nil, reviewErrorf("object: %v", err)
+	}
+	if !ok {
+		r.workload = workloadID(req.Namespace, req.Kind.Kind, name)
+		return r, nil
+	}
+	r.handled = true
+	if name == "" {
+		name = meta.Name
+	}
+	if name == "" && meta.GenerateName != "" {
+		name = meta.GenerateName + "*"
+	}
+	r.workload = workloadID(req.Namespace, req.Kind.Kind, name)
+	r.ctrs = containers(spec, pointer)
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		ospec, _, _, _, err := podSpecOf(gvk, req.OldObject.Raw)
+		if err != nil {
+			return nil, reviewErrorf("oldObject: %v", err)
+		}
+		r.old, r.oldRefs = map[string]string{}, map[string]bool{}
+		for _, c := range containers(ospec, "") {
+			r.old[c.name] = c.image
+			r.oldRefs[c.image] = true
+		}
+	}
+	return r, nil
+}
+
+func workloadID(ns, kind, name string) string {
+	if ns == "" {
+		ns = "-"
+	}
+	if name == "" {
+		name = "-"
+	}
+	return "k8s/" + ns + "/" + kind + "/" + name
+}
+
+func (rv *review) respond(allowed bool) *admissionv1.AdmissionReview {
+	out := &admissionv1.AdmissionReview{Response: &admissionv1.AdmissionResponse{UID: rv.req.UID, Allowed: allowed}}
+	out.APIVersion, out.Kind = admissionv1.SchemeGroupVersion.String(), "AdmissionReview"
+	return out
+}
+
+func dryRun(req *admissionv1.AdmissionRequest) bool { return req.DryRun != nil && *req.DryRun }
+
+// installedVersion is the version the image in container c replaces, when
+// the old and new tags of the same repository are both versions.
+func (rv *review) installedVersion(c container, now ref) string {
+	old, ok := rv.old[c.name]
+	if !ok || now.tag == "" {
+		return ""
+	}
+	o, err := parseRef(old)
+	if err != nil || o.tag == "" || o.repository() != now.repository() {
+		return ""
+	}
+	if _, err := semver.NewVersion(o.tag); err != nil {
+		return ""
+	}
+	if _, err := semver.NewVersion(now.tag); err != nil {
+		return ""
+	}
+	return o.tag
+}
+
+// check is one image to decide: the containers naming it, what it
+// resolved to, and the answer.
+type check struct {
+	image     string
+	installed string
+	res       resolved
+	verdict   *Verdict
+	refuse    *Reason
+}
+
+// Validate answers a validating AdmissionReview: every image of the
+// workload is resolved, evaluated once per digest and decided for the
+// workload; the workload is admitted when every image is, or when its
+// namespace is warn-only or exempt. The answer comes within the deadline:
+// an image not decided by then is refused as deadline-exceeded. err is a
+// *ReviewError when body is not a review it can read.
+func (r *Reviewer) Validate(ctx context.Context, k *trust.Kubernetes, body []byte) (*Answer, error) {
+	rv, err := decode(k, body)
+	if err != nil {
+		return nil, err
+	}
+	req := rv.req
+	ans := &Answer{Workload: rv.workload}
+	switch {
+	case req.Operation != admissionv1.Create && req.Operation != admissionv1.Update:
+		ans.Review, ans.Decision = rv.respond(true), DecisionSkipped
+	case !rv.handled:
+		ans.Review, ans.Decision = rv.respond(true), DecisionUnhandled
+		ans.Review.Response.Warnings = []string{fmt.Sprintf("wardgate does not check %s (%s); admitted unchecked", req.Kind.Kind, req.Kind.Group+"/"+req.Kind.Version)}
+	case rv.mode == trust.NamespaceExempt:
+		ans.Review, ans.Decision = rv.respond(true), DecisionExempt
+	default:
+		r.validate(ctx, k, rv, ans)
+	}
+	if ans.Review.Response.AuditAnnotations == nil {
+		ans.Review.Response.AuditAnnotations = map[string]string{}
+	}
+	ans.Review.Response.AuditAnnotations[AnnotationDecision] = ans.Decision
+	return ans, nil
+}
+
+func (r *Reviewer) validate(ctx context.Context, k *trust.Kubernetes, rv *review, ans *Answer) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.deadline)
+	defer cancel()
+	// One check per distinct image that is new: on UPDATE an image the old
+	// object already ran was admitted with it, and is not decided again
+	// (a finalizer or label change must not be refused for it).
+	var checks []*check
+	byImage := map[string]*check{}
+	for _, c := range rv.ctrs {
+		if rv.oldRefs[c.image] {
+			continue
+		}
+		ch := byImage[c.image]
+		if ch == nil {
+			ch = &check{image: c.image}
+			byImage[c.image] = ch
+			checks = append(checks, ch)
+		}
+		if rf, err := parseRef(c.image); err == nil && ch.installed == "" {
+			ch.installed = rv.installedVersion(c, rf)
+		}
+	}
+	if len(checks) == 0 {
+		ans.Review, ans.Decision = rv.respond(true), DecisionSkipped
+		return
+	}
+	if len(checks) > MaxImages {
+		ans.Review, ans.Decision = rv.respond(rv.mode == trust.NamespaceWarn), DecisionDeny
+		ans.Review.Response.Result = forbidden(fmt.Sprintf("wardgate refused %s: %d images, more than the %d it checks in one workload", rv.workload, len(checks), MaxImages))
+		return
+	}
+	w := Workload{ID: rv.workload, DryRun: dryRun(rv.req)}
+	done := make(chan int, len(checks))
+	for i, ch := range checks {
+		go func() {
+			r.decide(ctx, k, ch, w)
+			done <- i
+		}()
+	}
+	finished := make([]bool, len(checks))
+	for n := 0; n < len(checks); n++ {
+		select {
+		case i := <-done:
+			finished[i] = true
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	// Checks still running past the deadline are refused; their goroutines
+	// see the cancelled context and end, and are no longer read.
+	results := make([]check, len(checks))
+	for i, ch := range checks {
+		if finished[i] {
+			results[i] = *ch
+			continue
+		}
+		results[i] = check{image: ch.image, refuse: &Reason{Code: CodeDeadlineExceeded,
+			Message: fmt.Sprintf("no decision within wardgate's deadline of %s: the registry or the gate did not answer in time (an evaluation started goes on, and a retry finds it kept)", r.cfg.deadline)}}
+	}
+	r.compose(rv, results, ans)
+}
+
+// decide resolves one image and has the gate decide it for w.
+func (r *Reviewer) decide(ctx context.Context, k *trust.Kubernetes, ch *check, w Workload) {
+	ch.res = r.resolve(ctx, k, ch.image)
+	if ch.res.refuse != nil {
+		ch.refuse = ch.res.refuse
+		return
+	}
+	w.InstalledVersion = ch.installed
+	img := ch.res.img
+	v, err := r.gate.Admit(ctx, img, w)
+	if errors.Is(err, ErrNotEvaluated) {
+		if err = r.evaluate(ctx, img); err == nil {
+			v, err = r.gate.Admit(ctx, img, w)
+		}
+	}
+	switch {
+	case err == nil:
+		ch.verdict = &v
+	case ctx.Err() != nil:
+		ch.refuse = &Reason{Code: CodeDeadlineExceeded, Message: fmt.Sprintf("no decision on %s within wardgate's deadline of %s; the evaluation goes on and a retry finds it", img.Digest, r.cfg.deadline)}
+	case errors.Is(err, ErrOtherProduct):
+		ch.refuse = &Reason{Code: CodeOtherProduct, Message: err.Error()}
+	default:
+		ch.refuse = &Reason{Code: CodeCouldNotEvaluate, Message: err.Error()}
+	}
+}
+
+// compose builds the validating answer from the checks.
+func (r *Reviewer) compose(rv *review, checks []check, ans *Answer) {
+	var refused []string
+	var warnings []string
+	var indexes []string
+	verdicts := make([]ImageVerdict, 0, len(checks))
+	for _, ch := range checks {
+		iv := ImageVerdict{Image: ch.image}
+		if ch.res.img.Digest != "" {
+			iv.Digest = ch.res.img.Digest
+		}
+		var reasons []Reason
+		switch {
+		case ch.refuse != nil:
+			reasons = []Reason{*ch.refuse}
+		case ch.verdict != nil:
+			iv.Allowed = ch.verdict.Allowed
+			iv.LogIndex = ch.verdict.LogIndex
+			if iv.LogIndex != nil {
+				indexes = append(indexes, strconv.FormatUint(*iv.LogIndex, 10))
+			}
+			if !iv.Allowed {
+				reasons = ch.verdict.Violations
+				if len(reasons) == 0 {
+					reasons = []Reason{{Code: CodeCouldNotEvaluate, Message: "the gate denied the image without a reason"}}
+				}
+			}
+			for _, w := range ch.verdict.Warnings {
+				warnings = append(warnings, clip(fmt.Sprintf("image %s: %s: %s", ch.image, w.Code, w.Message)))
+			}
+		}
+		for _, rs := range reasons {
+			iv.Codes = append(iv.Codes, rs.Code)
+		}
+		if !iv.Allowed {
+			refused = append(refused, describe(ch, reasons))
+		}
+		verdicts = append(verdicts, iv)
+	}
+	allowed := len(refused) == 0
+	ans.Decision = DecisionAllow
+	switch {
+	case !allowed && rv.mode == trust.NamespaceWarn:
+		ans.Decision = DecisionWarn
+		for _, s := range refused {
+			warnings = append(warnings, clip("wardgate would refuse (namespace "+rv.req.Namespace+" is warn-only): "+s))
+		}
+	case !allowed:
+		ans.Decision = DecisionDeny
+	}
+	ans.Review = rv.respond(allowed || rv.mode == trust.NamespaceWarn)
+	resp := ans.Review.Response
+	if ans.Decision == DecisionDeny {
+		resp.Result = forbidden(fmt.Sprintf("wardgate refused %d of %d images of %s: %s", len(refused), len(checks), rv.workload, strings.Join(refused, "; ")))
+	}
+	if len(warnings) > maxWarnings {
+		warnings = append(warnings[:maxWarnings-1], fmt.Sprintf("and %d more warnings (the verdicts are in wardgate's log)", len(warnings)-maxWarnings+1))
+	}
+	resp.Warnings = warnings
+	resp.AuditAnnotations = map[string]string{}
+	if len(indexes) > 0 {
+		resp.AuditAnnotations[AnnotationLogIndexes] = strings.Join(indexes, ",")
+	}
+	if b, err := json.Marshal(verdicts); err == nil {
+		resp.AuditAnnotations[AnnotationVerdicts] = string(b)
+	}
+}
+
+// describe names a refused image, its digest, its reason codes and the
+// first reason's message.
+func describe(ch check, reasons []Reason) string {
+	codes := make([]string, len(reasons))
+	for i, rs := range reasons {
+		codes[i] = rs.Code
+	}
+	s := "image " + ch.image
+	if d := ch.res.img.Digest; d != "" && !strings.HasSuffix(ch.image, d[strings.LastIndexByte(d, '@'):]) {
+		s += " (" + d[strings.LastIndexByte(d, '@')+1:] + ")"
+	}
+	s += " [" + strings.Join(codes, ", ") + "]"
+	if len(reasons) > 0 && reasons[0].Message != "" {
+		s += ": " + reasons[0].Message
+	}
+	return s
+}
+
+// maxWarning bounds one warning and maxWarnings their number (the API
+// server may truncate longer or more).
+const (
+	maxWarning  = 512
+	maxWarnings = 32
+)
+
+func clip(s string) string {
+	if len(s) <= maxWarning {
+		return s
+	}
+	return s[:maxWarning-3] + "..."
+}
+
+func forbidden(msg string) *metav1.Status {
+	return &metav1.Status{Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: msg}
+}
+
+// patchOp is one JSONPatch (RFC 6902) operation.
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value string `json:"value"`
+}
+
+// Mutate answers a mutating AdmissionReview: each image named by tag, from
+// a registry the gate may fetch from and mapped to a product, is resolved
+// to its digest and pinned to it (name:tag@sha256:...) with a JSONPatch, so
+// the node runs the digest the validating webhook checks; an evaluation of
+// each digest not yet evaluated is started. Mutate never refuses: images it
+// cannot pin are left as they are, for the validating webhook to refuse.
+// Exempt namespaces are not patched.
+func (r *Reviewer) Mutate(ctx context.Context, k *trust.Kubernetes, body []byte) (*Answer, error) {
+	rv, err := decode(k, body)
+	if err != nil {
+		return nil, err
+	}
+	req := rv.req
+	ans := &Answer{Workload: rv.workload, Review: rv.respond(true), Decision: DecisionUnchanged}
+	switch {
+	case req.Operation != admissionv1.Create && req.Operation != admissionv1.Update:
+		ans.Decision = DecisionSkipped
+		return ans, nil
+	case !rv.handled:
+		ans.Decision = DecisionUnhandled
+		return ans, nil
+	case rv.mode == trust.NamespaceExempt:
+		ans.Decision = DecisionExempt
+		return ans, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.deadline)
+	defer cancel()
+	type pin struct {
+		c   container
+		res resolved
+	}
+	pins := make([]pin, 0, len(rv.ctrs))
+	for _, c := range rv.ctrs {
+		if rf, err := parseRef(c.image); err == nil && rf.digest == "" {
+			pins = append(pins, pin{c: c})
+		}
+	}
+	if len(pins) > MaxImages {
+		pins = pins[:0] // the validating webhook refuses it
+	}
+	done := make(chan struct{}, len(pins))
+	for i := range pins {
+		go func() {
+			pins[i].res = r.resolve(ctx, k, pins[i].c.image)
+			done <- struct{}{}
+		}()
+	}
+	for range pins {
+		select {
+		case <-done:
+			continue
+		case <-ctx.Done():
+		}
+		return ans, nil // nothing pinned: the validating webhook decides
+	}
+	var ops []patchOp
+	for _, p := range pins {
+		if p.res.refuse != nil {
+			continue
+		}
+		img := p.res.img
+		ops = append(ops, patchOp{Op: "replace", Path: p.c.path, Value: p.res.ref.pinned(img.Digest[strings.LastIndexByte(img.Digest, '@')+1:])})
+		r.start(img)
+	}
+	if len(ops) == 0 {
+		return ans, nil
+	}
+	b, err := json.Marshal(ops)
+	if err != nil {
+		return nil, err
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	ans.Review.Response.Patch, ans.Review.Response.PatchType, ans.Decision = b, &pt, DecisionPinned
+	return ans, nil
+}
+
+// start begins img's evaluation, if it is not evaluated, without waiting.
+func (r *Reviewer) start(img Image) {
+	if !r.gate.Evaluated(img) {
+		r.launch(img)
+	}
+}

@@ -1,0 +1,125 @@
+package sbom
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/wardgate/wardgate/internal/fwtest"
+)
+
+// TestGenerateFirmwareFormats: the SBOM of each firmware image, made by
+// the real tool from a root filesystem, has the same components as syft's
+// SBOM of that root filesystem as a directory, and says in which layer and
+// at which path each package was found.
+func TestGenerateFirmwareFormats(t *testing.T) {
+	tests := []struct {
+		name   string
+		links  bool
+		build  func(t *testing.T, root string) string
+		layer  string // the layer holding lib/apk/db/installed
+		format string
+	}{
+		{"squashfs", true, func(t *testing.T, r string) string { return fwtest.Squashfs(t, r, "xz") }, ".", "squashfs"},
+		{"ext4", true, func(t *testing.T, r string) string { return fwtest.Ext(t, r, "ext4") }, ".", "ext"},
+		{"cpio-newc.gz", true, func(t *testing.T, r string) string {
+			return fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "gzip", ".gz")
+		}, ".", "gzip+cpio-newc"},
+		{"cpio-odc", true, func(t *testing.T, r string) string { return fwtest.CPIO(t, r, "odc") }, ".", "cpio-odc"},
+		{"fat", false, func(t *testing.T, r string) string { return fwtest.FAT(t, r) }, ".", "fat"},
+		{"iso9660", true, func(t *testing.T, r string) string { return fwtest.ISO(t, r) }, ".", "iso9660"},
+		{"zip", true, func(t *testing.T, r string) string { return fwtest.Zip(t, r) }, ".", "zip"},
+		{"tar.xz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "xz", ".xz") }, ".", "xz+tar"},
+		{"tar.bz2", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "bzip2", ".bz2") }, ".", "bzip2+tar"},
+		{"tar.zst", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "zstd", ".zst", "-q") }, ".", "zstd+tar"},
+		{"tar.lz4", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "lz4", ".lz4", "-q") }, ".", "lz4+tar"},
+		{"uimage", true, func(t *testing.T, r string) string {
+			return fwtest.UImage(t, "rootfs", "ramdisk", "gzip", fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "gzip", ".gz"))
+		}, "rootfs", "cpio-newc"},
+		{"fit", true, func(t *testing.T, r string) string {
+			return fwtest.FIT(t, "pump 4.2", true, fwtest.FITImage{Node: "rootfs-1", Type: "filesystem", Compression: "none", File: fwtest.Squashfs(t, r, "gzip")})
+		}, "rootfs-1", "squashfs"},
+		{"vendor header + squashfs", true, func(t *testing.T, r string) string { return fwtest.WithHeader(t, fwtest.Squashfs(t, r, "gzip"), 256) }, ".", "squashfs"},
+	}
+	root := fwtest.Rootfs(t, true)
+	want := packagesOf(t, generate(t, "dir:"+root))
+	rootNoLinks := fwtest.Rootfs(t, false)
+	wantNoLinks := packagesOf(t, generate(t, "dir:"+rootNoLinks))
+	if len(want) != 3 {
+		t.Fatalf("syft found %v in the root filesystem, want the 3 apk packages", want)
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, w := root, want
+			if !tc.links {
+				r, w = rootNoLinks, wantNoLinks
+			}
+			img := tc.build(t, r)
+			data := generate(t, img)
+			if got := packagesOf(t, data); !maps.Equal(got, w) {
+				t.Errorf("components %v, want %v (syft on the directory)", got, w)
+			}
+			props := layerProps(t, data, "busybox")
+			if props["wardgate:firmware:location:0:layer"] != tc.layer || props["wardgate:firmware:location:0:formats"] != tc.format ||
+				props["wardgate:firmware:location:0:path"] != "/lib/apk/db/installed" {
+				t.Errorf("busybox's layer properties %v, want layer %q formats %q path /lib/apk/db/installed", props, tc.layer, tc.format)
+			}
+			if tc.name == "vendor header + squashfs" && props["wardgate:firmware:location:0:offset"] != "256" {
+				t.Errorf("carved squashfs: offset %q, want 256", props["wardgate:firmware:location:0:offset"])
+			}
+		})
+	}
+}
+
+func generate(t *testing.T, src string) []byte {
+	t.Helper()
+	g, err := Generate(t.Context(), src, WithoutCache(), WithTempDir(t.TempDir()))
+	if err != nil {
+		t.Fatalf("Generate(%s): %v", filepath.Base(src), err)
+	}
+	return g.Data
+}
+
+// packagesOf maps each package's identity to its version.
+func packagesOf(t *testing.T, data []byte) map[string]string {
+	t.Helper()
+	return componentVersions(t, data)
+}
+
+// layerProps returns the wardgate:firmware properties of the named
+// component.
+func layerProps(t *testing.T, data []byte, name string) map[string]string {
+	t.Helper()
+	var bom struct {
+		Components []struct {
+			Name       string `json:"name"`
+			Properties []struct{ Name, Value string }
+			Evidence   *struct {
+				Occurrences []struct{ Location, AdditionalContext string }
+			}
+		}
+	}
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&bom); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, c := range bom.Components {
+		if c.Name != name {
+			continue
+		}
+		for _, p := range c.Properties {
+			if len(p.Name) > 18 && p.Name[:18] == "wardgate:firmware:" {
+				out[p.Name] = p.Value
+			}
+		}
+		if c.Evidence == nil || !slices.ContainsFunc(c.Evidence.Occurrences, func(o struct{ Location, AdditionalContext string }) bool {
+			return o.AdditionalContext != ""
+		}) {
+			t.Errorf("%s has no evidence occurrence naming its firmware layer", name)
+		}
+	}
+	return out
+}

@@ -1,0 +1,58 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+)
+
+// BenchmarkKubernetesValidate is one validating review of a pod whose two
+// images were evaluated before, through the whole server over HTTP on
+// loopback: decode, the gate's admission of each image (policy, fleet
+// risk, the signed verdict appended to the log), the audit record, the
+// answer. pinned: the images are digest references (as the mutating
+// webhook leaves them): no registry is asked. tag: each review resolves
+// the tags in the registry (HTTP on loopback).
+func BenchmarkKubernetesValidate(b *testing.B) {
+	for _, variant := range []string{"pinned", "tag"} {
+		b.Run(variant, func(b *testing.B) {
+			ke := newKubeEnvB(b)
+			d1 := ke.push("bms-api:1.2.0", ke.good)
+			d2 := ke.push("bms-api:1.2.1", ke.good)
+			imgs := []string{ke.image("bms-api:1.2.0@" + d1), ke.image("bms-api:1.2.1@" + d2)}
+			if variant == "tag" {
+				imgs = []string{ke.image("bms-api:1.2.0"), ke.image("bms-api:1.2.1")}
+			}
+			body := reviewJSON(podReview("facility", "bench", podSpec(nil, imgs, nil)))
+			send := func() {
+				req, _ := http.NewRequest("POST", ke.ts.URL+"/v1/kubernetes/validate", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+string(ke.tokens[RoleKubernetes]))
+				req.Header.Set("Content-Type", "application/json")
+				res, err := ke.ts.Client().Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				var rv admissionv1.AdmissionReview
+				err = json.NewDecoder(res.Body).Decode(&rv)
+				res.Body.Close()
+				if err != nil || res.StatusCode != 200 || !rv.Response.Allowed {
+					b.Fatalf("%d %v %+v", res.StatusCode, err, rv.Response)
+				}
+			}
+			send() // evaluates both images once
+			b.ReportAllocs()
+			for b.Loop() {
+				send()
+			}
+		})
+	}
+}
+
+// newKubeEnvB is newKubeEnv for a benchmark (the rate limit out of the
+// way).
+func newKubeEnvB(b *testing.B) *kubeEnv {
+	return newKubeEnv(b, false, WithRateLimits(map[Role]RateLimit{RoleKubernetes: {Rate: 1e9, Burst: 1e9}}))
+}
