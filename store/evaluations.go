@@ -26,8 +26,10 @@ func (e Evaluation) Validate() error {
 	if !evidence.IsDigest(e.Digest) {
 		errs = append(errs, fmt.Errorf("evaluation: digest %q is not sha256:<64 hex>", e.Digest))
 	}
-	if e.Vendor == "" || e.Product == "" || e.Version == "" {
-		errs = append(errs, errors.New("evaluation: vendor, product and version are required"))
+	// The version may be unknown: an update refused before the gate
+	// learnt it (from TUF metadata that was rolled back, say) is kept too.
+	if e.Vendor == "" || e.Product == "" {
+		errs = append(errs, errors.New("evaluation: vendor and product are required"))
 	}
 	if len(e.Record) == 0 {
 		errs = append(errs, errors.New("evaluation: empty record"))

@@ -60,9 +60,17 @@ func runEvaluations(t *testing.T, loc Location) {
 	if want := []store.Evaluation{again, in[0], in[2]}; !reflect.DeepEqual(all, want) {
 		t.Fatalf("ListEvaluations = %+v, want %+v", all, want)
 	}
-	bad := evaluation('d', "", 0)
-	bad.Digest = "sha256:xyz"
-	if err := s.PutEvaluation(ctx, bad); err == nil || err.Error() != "evaluation: digest \"sha256:xyz\" is not sha256:<64 hex>\nevaluation: vendor, product and version are required" {
+	// An update whose version is not known is kept.
+	unversioned := evaluation('e', "", 9)
+	if err := s.PutEvaluation(ctx, unversioned); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Evaluation(ctx, unversioned.Digest); err != nil || !reflect.DeepEqual(got, unversioned) {
+		t.Fatalf("Evaluation(unversioned) = %+v, %v", got, err)
+	}
+	bad := evaluation('d', "1.0.0", 0)
+	bad.Digest, bad.Vendor = "sha256:xyz", ""
+	if err := s.PutEvaluation(ctx, bad); err == nil || err.Error() != "evaluation: digest \"sha256:xyz\" is not sha256:<64 hex>\nevaluation: vendor and product are required" {
 		t.Fatalf("invalid evaluation: %v", err)
 	}
 }
