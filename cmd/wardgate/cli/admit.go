@@ -143,6 +143,11 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if (cfg.deviceClass != "" || cfg.installedVersion != "" || cfg.segment != "") && cfg.deviceID == "" {
 		return fail(errors.New("--device-class, --installed-version and --segment describe one device: give its ID with --device"))
 	}
+	// A trust configuration that cannot be read is reported before the
+	// state directory is made (gate.Open reads it again, with the policies).
+	if _, err := trust.Load(cfg.config); err != nil {
+		return fail(err)
+	}
 	if err := os.MkdirAll(cfg.logFlags.state, 0o700); err != nil {
 		return fail(fmt.Errorf("state directory: %w", err))
 	}
