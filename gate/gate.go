@@ -95,7 +95,8 @@ type Gate struct {
 	log         *attest.Log
 	fleet       FleetRisk
 	installs    Installations
-	sboms       *SBOMStore
+	blobs       store.Blobs
+	policies    map[productKey]productPolicy
 	manifests   BlobStore
 	vulns       VulnerabilityMatcher
 	genOpts     []sbom.GenerateOption
@@ -127,14 +128,15 @@ func WithFleet(f FleetRisk) Option {
 	return func(g *Gate) error { g.fleet = f; return nil }
 }
 
-// WithSBOMStore keeps SBOMs by digest, so the next release can be diffed
-// against this one.
-func WithSBOMStore(s *SBOMStore) Option {
-	return func(g *Gate) error { g.sboms = s; return nil }
+// WithBlobs keeps SBOMs by digest in the store, so the next release can be
+// diffed against this one.
+func WithBlobs(s store.Blobs) Option {
+	return func(g *Gate) error { g.blobs = s; return nil }
 }
 
-// BlobStore keeps documents by digest; *SBOMStore is one. The storage
-// layer behind it may change: the gate needs only these two methods.
+// BlobStore keeps documents by the digest of the artifact they describe;
+// *SBOMStore (a directory) is one. The storage layer behind it may change:
+// the gate needs only these two methods.
 type BlobStore interface {
 	Put(digest string, data []byte) error
 	// Get returns an error wrapping os.ErrNotExist when nothing is kept.
@@ -213,6 +215,7 @@ func New(cfg *trust.Config, eng *policy.Engine, ledger store.Ledger, opts ...Opt
 		}
 		g.trustedRoot, g.rootDigest = tr, digestOf(b)
 	}
+	g.policies = buildPolicies(cfg, g.trustedRoot)
 	if cfg.Path != "" {
 		b, err := os.ReadFile(cfg.Path)
 		if err != nil {
@@ -356,30 +359,8 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 	return ev, vres, nil
 }
 
-// productPolicy is the verify policy of a product's authorities: its keys
-// (with their validity windows), keyless identities and threshold.
-func productPolicy(cfg *trust.Config, tr root.TrustedMaterial, prod trust.Product) (*verify.Policy, error) {
-	pol := &verify.Policy{TrustedRoot: tr, Threshold: prod.Authorities.Threshold}
-	for _, k := range prod.Authorities.Keys {
-		key, err := verify.LoadPublicKey(cfg.ResolvePath(k.Path))
-		if err != nil {
-			return nil, err
-		}
-		key.Valid = verify.Window{From: k.ValidFrom, Until: k.ValidUntil}
-		pol.Keys = append(pol.Keys, key)
-	}
-	for _, id := range prod.Authorities.Keyless {
-		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp,
-			Valid: verify.Window{From: id.ValidFrom, Until: id.ValidUntil}})
-	}
-	if pol.Threshold > len(pol.Keys)+len(pol.Identities) {
-		pol.Threshold = len(pol.Keys) + len(pol.Identities)
-	}
-	return pol, nil
-}
-
 func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, *evidence.Provenance, error) {
-	pol, err := productPolicy(g.trust, g.trustedRoot, prod)
+	pol, err := g.policy(u.Vendor, u.Product)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -558,19 +539,19 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 		ch := sbom.Drift(claimed, observed)
 		ev.Drift = &evidence.Drift{Summary: summary(ch), Changes: changes(ch)}
 	}
-	if g.sboms != nil {
-		if err := g.sboms.Put(digest, claimedRaw); err != nil {
+	if g.blobs != nil {
+		if _, err := g.blobs.PutBlob(ctx, store.Blob{MediaType: store.SBOMMediaType, Data: claimedRaw}); err != nil {
 			return fmt.Errorf("keep SBOM: %w", err)
 		}
 		if prev.SBOMDigest != "" && prev.Digest != ev.Artifact.Digest {
-			old, err := g.sboms.Get(prev.SBOMDigest)
+			old, err := g.blobs.Blob(ctx, prev.SBOMDigest)
 			switch {
-			case errors.Is(err, os.ErrNotExist):
+			case errors.Is(err, store.ErrNotFound):
 				g.logger.Warn("previous release's SBOM is not kept; no diff", "digest", prev.SBOMDigest)
 			case err != nil:
 				return fmt.Errorf("previous SBOM: %w", err)
 			default:
-				od, err := sbom.Decode(bytes.NewReader(old))
+				od, err := sbom.Decode(bytes.NewReader(old.Data))
 				if err != nil {
 					return fmt.Errorf("previous SBOM %s: %w", prev.SBOMDigest, err)
 				}

@@ -325,7 +325,7 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	out, err := s.gate.Load().Evaluate(ctx, u)
 	if out.Evaluated {
 		out.Evidence.Artifact.Name = display // not the upload's temporary path
-		if perr := s.deps.Records.Put(out); perr != nil {
+		if perr := s.deps.Records.Put(ctx, out); perr != nil {
 			return fmt.Errorf("keep evaluation: %w", perr)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -18,8 +17,9 @@ import (
 
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/egress/bus"
-	"github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/internal/natstest"
+	"github.com/wardgate/wardgate/store"
+	_ "github.com/wardgate/wardgate/store/sqlite" // the embedded backend
 )
 
 const fleet = "../../fixtures/fleet/testdata/"
@@ -27,7 +27,7 @@ const fleet = "../../fixtures/fleet/testdata/"
 type rig struct {
 	t   testing.TB
 	url string
-	db  *sqlitestore.DB
+	db  store.Store
 	inv *egress.Inventory
 	// fail, when set, makes the store fail (a transient error).
 	fail error
@@ -36,7 +36,7 @@ type rig struct {
 func newRig(t testing.TB) *rig {
 	t.Helper()
 	ns := natstest.Start(t)
-	db, err := sqlitestore.Open(t.Context(), filepath.Join(t.TempDir(), "egress.db"))
+	db, err := store.Open(t.Context(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -94,7 +96,7 @@ func (f *logFlags) registerKeyCreation(cmd *cobra.Command) {
 
 func (f *logFlags) register(cmd *cobra.Command) {
 	addStateFlag(cmd, &f.state)
-	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key: a cosign key file (password from $"+attest.PasswordEnv+"), or a KMS or pkcs11: reference (see attest keygen); default STATE/"+signingKeyFile)
+	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key: a cosign key file (password from $"+attest.PasswordEnv+"), or a KMS or pkcs11: reference (see attest keygen); default STATE/"+gate.SigningKeyFile)
 	cmd.Flags().StringVar(&f.origin, "origin", "", "log origin in checkpoints (default wardgate/<key id>)")
 }
 
@@ -102,15 +104,32 @@ func (f *logFlags) keyPath() string {
 	if f.key != "" {
 		return f.key
 	}
-	return filepath.Join(f.state, signingKeyFile)
+	return filepath.Join(f.state, gate.SigningKeyFile)
 }
 
-func (f *logFlags) open(cmd *cobra.Command) (*attest.Log, error) {
+// storedLog is a log and the store it is kept in; Close closes the store.
+type storedLog struct {
+	*attest.Log
+	st store.Store
+}
+
+func (l storedLog) Close() error { return l.st.Close() }
+
+func (f *logFlags) open(cmd *cobra.Command) (storedLog, error) {
 	s, err := attest.LoadSigner(cmd.Context(), f.keyPath())
 	if err != nil {
-		return nil, err
+		return storedLog{}, err
 	}
-	return attest.OpenLog(cmd.Context(), filepath.Join(f.state, logFile), s, f.origin)
+	st, err := store.Open(cmd.Context(), f.state)
+	if err != nil {
+		return storedLog{}, err
+	}
+	l, err := attest.OpenLog(cmd.Context(), st, s, f.origin)
+	if err != nil {
+		st.Close()
+		return storedLog{}, err
+	}
+	return storedLog{l, st}, nil
 }
 
 func newAttestLogCmd() *cobra.Command {

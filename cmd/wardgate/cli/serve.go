@@ -14,25 +14,18 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/console"
 	"github.com/wardgate/wardgate/console/adapter"
-	"github.com/wardgate/wardgate/egress"
-	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
-	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/server"
-	"github.com/wardgate/wardgate/store"
-	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/tuf"
 )
@@ -206,10 +199,10 @@ func NewServeCmd() *cobra.Command {
 devices many times (POST /v1/admissions), ingest telemetry (POST
 /v1/telemetry), and read decisions, findings, the log and evidence packs.
 
-Everything lives in the state directory: the release ledger, the verdict
-log and its key, the egress store and fleet inventory, the evaluated
-updates (evaluations/) and the API tokens and audit table (server.db;
-create tokens with wardgate token create). Further settings come from a
+Everything lives in the state directory: the store (the release ledger,
+the evaluated updates, the verdict log, telemetry and installations, the
+API tokens and audit trail; create tokens with wardgate token create), the
+log's key and the fleet inventory. Further settings come from a
 YAML file (--server-config or $` + ServeConfigEnv + `) and environment variables
 ($` + ListenEnv + `, $` + TLSCertEnv + `, $` + TLSKeyEnv + `, $` + ClientCAEnv + `, $` + RegistriesEnv + `,
 $` + LogLevelEnv + `); flags win over variables, variables over the file.
@@ -382,91 +375,6 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	return errors.Join(errs...)
 }
 
-// serveState is what a reload rebuilds the gate from.
-type serveState struct {
-	cfg      ServeConfig
-	ledger   store.Ledger
-	log      *attest.Log
-	egress   *egresssql.DB
-	installs *gate.InstallationBatcher
-	sboms    *gate.SBOMStore
-	risk     *gate.RiskCache
-	inv      atomic.Pointer[egress.Inventory]
-	ecfg     atomic.Pointer[egress.Config]
-	logger   *slog.Logger
-
-	// manifests keeps each scanned firmware's file manifest, for the
-	// file-level diff against the previous admitted release.
-	manifests *gate.SBOMStore
-}
-
-// loadFleet reads the inventory and detection configuration of the state
-// directory (both optional).
-func (s *serveState) loadFleet() error {
-	inv, err := loadInventory(s.cfg.State)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		inv = nil
-	case err != nil:
-		return fmt.Errorf("fleet inventory: %w", err)
-	}
-	ecfg, err := loadEgressConfig(EgressFindingsConfig{State: s.cfg.State})
-	if err != nil {
-		return fmt.Errorf("detection configuration: %w", err)
-	}
-	s.inv.Store(inv)
-	s.ecfg.Store(&ecfg)
-	return nil
-}
-
-func (s *serveState) analyze(ctx context.Context) (egress.Report, error) {
-	inv := s.inv.Load()
-	if inv == nil {
-		return egress.Report{Findings: []egress.Finding{}, Updates: []egress.UpdateRisk{}}, nil // no fleet known: no telemetry
-	}
-	return egress.AnalyzeStore(ctx, s.egress, inv, *s.ecfg.Load())
-}
-
-// buildGate loads the trust configuration and policies and makes a gate
-// over the shared stores.
-func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
-	tc, err := trust.Load(s.cfg.Trust)
-	if err != nil {
-		return nil, err
-	}
-	popts := []policy.Option{policy.WithTrust(tc), policy.WithLogger(s.logger)}
-	if p := s.cfg.Policy; p != "" {
-		if strings.HasSuffix(p, ".tar.gz") {
-			popts = append(popts, policy.WithBundle(p))
-		} else {
-			popts = append(popts, policy.WithPolicyDir(p))
-		}
-	}
-	if s.cfg.PolicyKey != "" {
-		popts = append(popts, policy.WithBundleKey(s.cfg.PolicyKey))
-	}
-	eng, err := policy.New(ctx, popts...)
-	if err != nil {
-		return nil, err
-	}
-	gopts := []gate.Option{gate.WithLog(s.log), gate.WithFleet(s.risk), gate.WithInstallations(s.installs), gate.WithSBOMStore(s.sboms),
-		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache")),
-			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp")), sbom.WithUnpackLimits(s.cfg.Unpack)),
-		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir))), gate.WithManifestStore(s.manifests)}
-	if s.cfg.ScanUnsigned {
-		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
-	}
-	if s.cfg.NoScan {
-		gopts = append(gopts, gate.WithoutSBOMGeneration())
-	}
-	vopts, err := vulnerabilityOptions(tc, s.cfg.State)
-	if err != nil {
-		return nil, err
-	}
-	gopts = append(gopts, vopts...)
-	return gate.New(tc, eng, s.ledger, gopts...)
-}
-
 // RunServe runs the server until ctx is done (graceful shutdown).
 func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	level, err := parseLevel(cfg.LogLevel)
@@ -481,52 +389,32 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.State, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	st := &serveState{cfg: cfg, logger: logger}
-	ledger, err := sqlite.Open(ctx, cfg.State)
+	gopts := []gate.Option{gate.WithVersion(Version), gate.WithGenerateOptions(sbom.WithTempDir(filepath.Join(cfg.State, "tmp")), sbom.WithUnpackLimits(cfg.Unpack)),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(cfg.State, tufDir)))}
+	if cfg.NoScan {
+		gopts = append(gopts, gate.WithoutSBOMGeneration())
+	}
+	if cfg.ScanUnsigned {
+		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
+	}
+	// Each scanned firmware's file manifest, for the file-level diff
+	// against the previous admitted release.
+	manifests, err := gate.NewSBOMStore(filepath.Join(cfg.State, "manifests"))
 	if err != nil {
 		return err
 	}
-	defer ledger.Close()
-	st.ledger = ledger
-	lf := logFlags{state: cfg.State, key: cfg.SigningKey, origin: cfg.Origin, unencryptedKey: cfg.UnencryptedKey}
-	if st.log, err = openOrCreateLog(ctx, lf, stderr); err != nil {
-		return err
-	}
-	defer st.log.Close()
-	if st.egress, err = egresssql.Open(ctx, filepath.Join(cfg.State, egressDBFile)); err != nil {
-		return err
-	}
-	defer st.egress.Close()
-	st.installs = gate.NewInstallationBatcher(st.egress)
-	defer st.installs.Close()
-	if st.sboms, err = gate.NewSBOMStore(filepath.Join(cfg.State, "sboms")); err != nil {
-		return err
-	}
-	if st.manifests, err = gate.NewSBOMStore(filepath.Join(cfg.State, "manifests")); err != nil {
-		return err
-	}
-	if err := st.loadFleet(); err != nil {
-		return err
-	}
-	if st.risk, err = gate.NewRiskCache(st.analyze, cfg.RiskTTL, nil); err != nil {
-		return err
-	}
-	recs, err := gate.OpenRecords(filepath.Join(cfg.State, "evaluations"))
+	gopts = append(gopts, gate.WithManifestStore(manifests))
+	p, err := gate.Open(ctx, gate.Config{State: cfg.State, Trust: cfg.Trust, Policy: cfg.Policy, PolicyKey: cfg.PolicyKey,
+		SigningKey: cfg.SigningKey, Origin: cfg.Origin, UnencryptedKey: cfg.UnencryptedKey, RiskTTL: cfg.RiskTTL, Logger: logger, KeyCreated: keyCreated(stderr),
+		TrustOptions: func(tc *trust.Config) ([]gate.Option, error) { return vulnerabilityOptions(tc, cfg.State) }}, gopts...)
 	if err != nil {
 		return err
 	}
-	tokens, err := server.OpenTokens(ctx, filepath.Join(cfg.State, server.TokensFile))
-	if err != nil {
-		return err
-	}
-	defer tokens.Close()
-	g, err := st.buildGate(ctx)
-	if err != nil {
-		return err
-	}
+	defer p.Close()
 	opts := []server.Option{server.WithLogger(logger), server.WithLimits(cfg.Limits), server.WithRegistries(cfg.Registries...)}
 	// The web console (docs/console.md) reads the same stores.
-	data, err := adapter.New(adapter.Deps{Records: recs, Risk: st.risk, Fleet: st.egress, Inventory: st.inv.Load, Config: st.ecfg.Load, Log: st.log,
+	tokens := server.NewTokens(p.Store())
+	data, err := adapter.New(adapter.Deps{Records: p.Records(), Risk: p.Risk(), Fleet: p.Store(), Inventory: p.Inventory, Config: p.FleetConfig, Log: p.Log(),
 		Tokens: tokens, WorkDir: filepath.Join(cfg.State, "tmp")})
 	if err != nil {
 		return err
@@ -540,15 +428,8 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
 	}
 	opts = append(opts, server.WithKubernetes(server.KubernetesConfig{Deadline: cfg.KubernetesDeadline}))
-	srv, err := server.New(server.Deps{Gate: g, Records: recs, Risk: st.risk, Log: st.log, Telemetry: st.egress, Inventory: st.inv.Load, Tokens: tokens,
-		WorkDir: filepath.Join(cfg.State, "tmp"),
-		Ready: func(ctx context.Context) error {
-			_, err := ledger.LatestAdmitted(ctx, "\x00readyz", "\x00readyz")
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			return err
-		}}, opts...)
+	srv, err := server.New(server.Deps{Gate: p.Gate(), Records: p.Records(), Risk: p.Risk(), Log: p.Log(), Telemetry: p.Store(), Inventory: p.Inventory,
+		Tokens: tokens, WorkDir: filepath.Join(cfg.State, "tmp"), Ready: p.Ping}, opts...)
 	if err != nil {
 		return err
 	}
@@ -604,17 +485,12 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		case <-hup:
 			// Build the new gate beside the old one, then swap: requests
 			// in flight finish on the old gate, none is dropped.
-			if err := st.loadFleet(); err != nil {
-				logger.Error("reload: kept the previous configuration", "err", err)
-				continue
-			}
-			ng, err := st.buildGate(ctx)
+			ng, err := p.Reload(ctx)
 			if err != nil {
 				logger.Error("reload: kept the previous configuration", "err", err)
 				continue
 			}
 			srv.SwapGate(ng)
-			st.risk.Invalidate()
 			logger.Info("reloaded", "trust", cfg.Trust, "policy", cfg.Policy)
 		case <-ctx.Done():
 			logger.Info("shutting down")

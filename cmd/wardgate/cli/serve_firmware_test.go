@@ -26,6 +26,7 @@ import (
 
 	"github.com/wardgate/wardgate/cmd/wardgate/cli"
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/internal/fwtest"
 )
 
@@ -98,7 +99,7 @@ func TestServeFirmware(t *testing.T) {
 		return err == nil
 	}
 
-	url, stop := startServe(t, "--config", trust, "--state", state, "--server-config", serverConfig)
+	url, stop := startServeArgs(t, "--config", trust, "--state", state, "--server-config", serverConfig)
 	root := fwtest.Rootfs(t, true)
 	img, sig, _ := release(root, true)
 	if r := post(url, "1.0.0", img, sig); !r.Allow {
@@ -139,7 +140,12 @@ func TestServeFirmware(t *testing.T) {
 	stop()
 
 	// The file diff is in the evidence kept for the evaluation.
-	recs, err := gate.OpenRecords(filepath.Join(state, "evaluations"))
+	st, err := store.Open(t.Context(), state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := gate.OpenRecords(t.Context(), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +156,7 @@ func TestServeFirmware(t *testing.T) {
 	}
 
 	// --scan-unsigned: the unsigned upload is unpacked (and still denied).
-	url, stop = startServe(t, "--config", trust, "--state", state, "--server-config", serverConfig, "--scan-unsigned")
+	url, stop = startServeArgs(t, "--config", trust, "--state", state, "--server-config", serverConfig, "--scan-unsigned")
 	fwtest.Write(t, filepath.Join(unsignedRoot, "etc/motd"), []byte("unsigned 2\n"), 0o644)
 	img, sig, unsigned = release(unsignedRoot, false)
 	if r := post(url, "1.0.4", img, sig); r.Allow {
@@ -162,8 +168,8 @@ func TestServeFirmware(t *testing.T) {
 	stop()
 }
 
-// startServe runs `wardgate serve` on a free loopback port until stop.
-func startServe(t *testing.T, args ...string) (url string, stop func()) {
+// startServeArgs runs `wardgate serve` on a free loopback port until stop.
+func startServeArgs(t *testing.T, args ...string) (url string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	logs := &syncBuffer{}

@@ -28,9 +28,3 @@ func defaultStateDir() string {
 func addStateFlag(cmd *cobra.Command, dir *string) {
 	cmd.Flags().StringVar(dir, "state", defaultStateDir(), "state directory (release ledger, verdict log); $"+StateEnv)
 }
-
-// Files in the state directory.
-const (
-	logFile        = "log.db"
-	signingKeyFile = "signing.key"
-)
