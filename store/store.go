@@ -23,6 +23,11 @@ var (
 	// ErrSequence: a Sequencer returned rows that do not continue the log
 	// from its head. Nothing is written.
 	ErrSequence = errors.New("store: log append out of sequence")
+	// ErrUnavailable: the store's server cannot be reached (down, or the
+	// connection was lost). The operation may succeed when retried once
+	// the server is back: the gate answers could-not-evaluate, the server
+	// 503, and the store reconnects by itself.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Store is everything wardgate keeps. Implementations are safe for
