@@ -32,7 +32,7 @@ func (db *DB) migrate(ctx context.Context, ms []migration) error {
 	var exists bool
 	err := db.w.QueryRow(ctx, `SELECT current_schema(), to_regclass('schema_migrations') IS NOT NULL`).Scan(&schema, &exists)
 	if err != nil {
-		return db.classify("migrate", err)
+		return db.classify("open", err) // the first query: connecting fails here
 	}
 	if schema == nil {
 		return fmt.Errorf("migrate postgres %s: the search_path names no schema that exists: create it, or set search_path in the DSN", db.where)
