@@ -189,4 +189,3 @@ func (counter) Sequence(ctx context.Context, head store.Checkpoint, _ store.Node
 	b.Checkpoint = store.Checkpoint{Origin: "test/counter", Size: size, Root: []byte{byte(size)}, Note: []byte("test/counter\n")}
 	return b, nil
 }
-
