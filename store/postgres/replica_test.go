@@ -2,22 +2,27 @@ package postgres_test
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/store"
+	"github.com/wardgate/wardgate/store/storetest"
 )
 
 func newSigner(t testing.TB) *attest.Signer {
@@ -137,4 +142,71 @@ func TestReplicasOneSequence(t *testing.T) {
 			t.Fatalf("checkpoint of size %d is not a prefix of the final tree: %v", cp.Size, err)
 		}
 	}
+}
+
+// Two replicas handed the same telemetry batch at once (a sensor that
+// retried against another replica): it is ingested once. The second
+// waits on the first's source row, and adds nothing once the first
+// commits.
+func TestReplicasIngestOnce(t *testing.T) {
+	dsn := freshSchema(t)
+	a, b := openDB(t, dsn), openDB(t, dsn)
+	ev := egress.Event{Time: storetest.At(0), DeviceName: "pump-1", ActionType: egress.ActionConnectionSuccess}
+	release := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		added, err := a.Ingest(t.Context(), egressSource, func(add func(*egress.Event) error) error {
+			if err := add(&ev); err != nil {
+				return err
+			}
+			<-release // the source row is inserted, not committed
+			return nil
+		})
+		if err == nil && !added {
+			err = errors.New("the first ingest added nothing")
+		}
+		first <- err
+	}()
+	second := make(chan error, 1)
+	go func() {
+		added, err := b.Ingest(t.Context(), egressSource, func(add func(*egress.Event) error) error { return add(&ev) })
+		if err == nil && added {
+			err = errors.New("the second ingest of the same batch added it again")
+		}
+		second <- err
+	}()
+	// Wait until the second is blocked on the first's row.
+	waitFor(t, dsn, `SELECT count(*) > 0 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO telemetry_sources%'`)
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := a.Events(t.Context(), func(*egress.Event) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("%d events stored, %v; want 1", n, err)
+	}
+}
+
+// waitFor polls a boolean query on its own connection until it is true,
+// for up to 20 seconds.
+func waitFor(t *testing.T, dsn, query string) {
+	t.Helper()
+	c, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var ok bool
+		if err := c.QueryRow(t.Context(), query).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+	}
+	t.Fatalf("not true after 20 s: %s", query)
 }
