@@ -37,16 +37,19 @@ func (db *DB) AppendLog(ctx context.Context, seq store.Sequencer, items []store.
 func (db *DB) ExpectLog() (done func()) { return db.logw.Expect() }
 
 // commitLog writes a batch of appends in one transaction. The transaction
-// first locks the log's sequencer row: appends from every process on this
-// database (every replica) are serialised there, and the head read after
-// the lock is the one the previous append committed (each statement of a
-// READ COMMITTED transaction sees what was committed before it began).
+// first locks the log's checkpoint row, reading it in the same statement:
+// appends from every process on this database (every replica) are
+// serialised there, and a SELECT … FOR UPDATE that waited for another
+// transaction returns the row as that one committed it, so the head read
+// is always the newest.
 // One Sequence call (and one checkpoint) serves all the items of one
 // sequencer, in submission order.
 func (db *DB) commitLog(ctx context.Context, ops []logOp, out []logResult) error {
 	err := pgx.BeginFunc(ctx, db.w, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT id FROM log_sequence WHERE id = 1 FOR UPDATE`); err != nil {
-			return fmt.Errorf("lock the log's sequence: %w", err)
+		head, err := readHead(ctx, tx, true)
+		fresh := errors.Is(err, store.ErrNotFound)
+		if err != nil && !fresh {
+			return fmt.Errorf("lock the log's head: %w", err)
 		}
 		var seqs []store.Sequencer
 		for _, o := range ops {
@@ -61,10 +64,11 @@ func (db *DB) commitLog(ctx context.Context, ops []logOp, out []logResult) error
 					items = append(items, o.items...)
 				}
 			}
-			b, err := appendLog(ctx, tx, seq, items)
+			b, err := appendLog(ctx, tx, head, fresh, seq, items)
 			if err != nil {
 				return err
 			}
+			head, fresh = b.Checkpoint, false
 			n := 0
 			for i, o := range ops {
 				if o.seq == seq {
@@ -90,27 +94,31 @@ func containsSeq(seqs []store.Sequencer, s store.Sequencer) bool {
 	return false
 }
 
+// readHead reads the stored checkpoint (ErrNotFound before the first),
+// locking its row when lock is set.
 func readHead(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}) (store.Checkpoint, error) {
+}, lock bool) (store.Checkpoint, error) {
+	query := `SELECT origin, size, root, note FROM log_checkpoint WHERE id = 1`
+	if lock {
+		query += ` FOR UPDATE`
+	}
+	var origin *string
+	var size *int64
 	var cp store.Checkpoint
-	var size int64
-	err := q.QueryRow(ctx, `SELECT origin, size, root, note FROM log_checkpoint WHERE id = 1`).Scan(&cp.Origin, &size, &cp.Root, &cp.Note)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if err := q.QueryRow(ctx, query).Scan(&origin, &size, &cp.Root, &cp.Note); err != nil {
+		return store.Checkpoint{}, err // no row at all: the migration put one there
+	}
+	if origin == nil {
 		return store.Checkpoint{}, store.ErrNotFound
 	}
-	cp.Size = uint64(size)
-	return cp, err
+	cp.Origin, cp.Size = *origin, uint64(*size)
+	return cp, nil
 }
 
-// appendLog runs one sequenced append inside tx, which holds the log's
-// sequencer row.
-func appendLog(ctx context.Context, tx pgx.Tx, seq store.Sequencer, items []store.LogItem) (store.LogBatch, error) {
-	head, err := readHead(ctx, tx)
-	fresh := errors.Is(err, store.ErrNotFound)
-	if err != nil && !fresh {
-		return store.LogBatch{}, fmt.Errorf("log head: %w", err)
-	}
+// appendLog runs one sequenced append from head inside tx, which holds
+// the log's checkpoint row.
+func appendLog(ctx context.Context, tx pgx.Tx, head store.Checkpoint, fresh bool, seq store.Sequencer, items []store.LogItem) (store.LogBatch, error) {
 	b, err := seq.Sequence(ctx, head, nodeReader{tx}, items)
 	if err != nil {
 		return store.LogBatch{}, err
@@ -140,9 +148,7 @@ func appendLog(ctx context.Context, tx pgx.Tx, seq store.Sequencer, items []stor
 		batch.Queue(`INSERT INTO log_nodes(level, idx, hash) VALUES ($1, $2, $3)`, int32(n.ID.Level), int64(n.ID.Index), n.Hash)
 	}
 	cp := b.Checkpoint
-	batch.Queue(`INSERT INTO log_checkpoint(id, origin, size, root, note) VALUES (1, $1, $2, $3, $4)
-		ON CONFLICT (id) DO UPDATE SET origin = excluded.origin, size = excluded.size, root = excluded.root, note = excluded.note`,
-		cp.Origin, int64(cp.Size), cp.Root, cp.Note)
+	batch.Queue(`UPDATE log_checkpoint SET origin = $1, size = $2, root = $3, note = $4 WHERE id = 1`, cp.Origin, int64(cp.Size), cp.Root, cp.Note)
 	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
 		return store.LogBatch{}, fmt.Errorf("log rows: %w", err)
 	}
@@ -218,7 +224,7 @@ func (n nodeReader) LogNodes(ctx context.Context, ids []store.NodeID) ([][]byte,
 
 // LogHead implements store.LogReader.
 func (db *DB) LogHead(ctx context.Context) (store.Checkpoint, error) {
-	cp, err := readHead(ctx, db.r)
+	cp, err := readHead(ctx, db.r, false)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return cp, db.classify("read log head of", err)
 	}

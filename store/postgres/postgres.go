@@ -11,9 +11,9 @@
 // A schema from a newer wardgate is refused (store.ErrNewerSchema).
 //
 // The verdict log has one sequence across every process: an append's
-// transaction first locks the log's sequencer row (log_sequence, FOR
-// UPDATE), then reads the head; a second replica's append waits at that
-// row until the first commits, and then reads the head the first wrote.
+// transaction first locks the log's checkpoint row (SELECT … FOR UPDATE)
+// and so reads the head; a second replica's append waits at that row
+// until the first commits, and then reads the head the first wrote.
 //
 // Connections come from two pgxpool pools: readers (store.Options
 // ReadConns) and writers (the three group committers of the admission

@@ -30,10 +30,13 @@ CREATE TABLE evaluations (
 );
 CREATE INDEX evaluations_release ON evaluations (vendor, product, version);`,
 
-	// 2: the verdict log. log_sequence holds the one row every append
-	// locks first: the log's sequence across processes.
-	`CREATE TABLE log_sequence (id integer PRIMARY KEY CHECK (id = 1));
-INSERT INTO log_sequence VALUES (1);
+	// 2: the verdict log. log_checkpoint holds one row from the start,
+	// its columns null until the first checkpoint: every append locks it
+	// first (FOR UPDATE), which is the log's sequence across processes,
+	// and the lock's read is the head to continue.
+	`CREATE TABLE log_checkpoint (id integer PRIMARY KEY CHECK (id = 1), origin text, size bigint, root bytea, note bytea,
+	CHECK ((origin IS NULL) = (note IS NULL)));
+INSERT INTO log_checkpoint (id) VALUES (1);
 CREATE TABLE log_entries (
 	idx      bigint PRIMARY KEY,
 	leaf     bytea NOT NULL,
@@ -47,7 +50,6 @@ CREATE INDEX log_entries_artifact ON log_entries (artifact);
 CREATE INDEX log_entries_device ON log_entries (device);
 CREATE INDEX log_entries_time ON log_entries (time);
 CREATE TABLE log_nodes (level integer NOT NULL, idx bigint NOT NULL, hash bytea NOT NULL, PRIMARY KEY (level, idx));
-CREATE TABLE log_checkpoint (id integer PRIMARY KEY CHECK (id = 1), origin text NOT NULL, size bigint NOT NULL, root bytea NOT NULL, note bytea NOT NULL);
 CREATE TABLE blobs (digest text PRIMARY KEY, media_type text NOT NULL, data bytea NOT NULL);`,
 
 	// 3: egress telemetry and installations.
