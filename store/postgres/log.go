@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -123,7 +122,7 @@ func appendLog(ctx context.Context, tx pgx.Tx, head store.Checkpoint, fresh bool
 	if err != nil {
 		return store.LogBatch{}, err
 	}
-	if err := checkSequence(head, fresh, len(items), b); err != nil {
+	if err := store.CheckSequence(head, fresh, len(items), b); err != nil {
 		return store.LogBatch{}, err
 	}
 	if !fresh && len(b.Entries) == 0 {
@@ -153,30 +152,6 @@ func appendLog(ctx context.Context, tx pgx.Tx, head store.Checkpoint, fresh bool
 		return store.LogBatch{}, fmt.Errorf("log rows: %w", err)
 	}
 	return b, nil
-}
-
-// checkSequence refuses a batch that does not continue the log from head.
-func checkSequence(head store.Checkpoint, fresh bool, items int, b store.LogBatch) error {
-	if len(b.Entries) != items {
-		return fmt.Errorf("%w: %d entries for %d items", store.ErrSequence, len(b.Entries), items)
-	}
-	for i, e := range b.Entries {
-		if e.Index != head.Size+uint64(i) {
-			return fmt.Errorf("%w: entry %d where the log needs %d", store.ErrSequence, e.Index, head.Size+uint64(i))
-		}
-	}
-	cp := b.Checkpoint
-	switch {
-	case cp.Size != head.Size+uint64(items):
-		return fmt.Errorf("%w: checkpoint of size %d after %d entries on a log of %d", store.ErrSequence, cp.Size, items, head.Size)
-	case len(cp.Note) == 0 || cp.Origin == "":
-		return fmt.Errorf("%w: unsigned checkpoint", store.ErrSequence)
-	case !fresh && cp.Origin != head.Origin:
-		return fmt.Errorf("%w: checkpoint origin %q on the log %q", store.ErrSequence, cp.Origin, head.Origin)
-	case !fresh && items == 0 && !bytes.Equal(cp.Root, head.Root):
-		return fmt.Errorf("%w: a new root with no new entries", store.ErrSequence)
-	}
-	return nil
 }
 
 // nodeReader reads tree nodes on q: the append's transaction, or the
