@@ -171,3 +171,32 @@ func BenchmarkIngest1000(b *testing.B) {
 		b.ReportMetric(float64(perBatch*b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 }
+
+// BenchmarkAppendLogTwoReplicas: 16 writers at once, half on each of two
+// stores (two replicas) of one database, every append serialised on the
+// log's checkpoint row across both. Compare with AppendLogParallel (one
+// replica).
+func BenchmarkAppendLogTwoReplicas(b *testing.B) {
+	server := os.Getenv("WARDGATE_TEST_POSTGRES")
+	if server == "" {
+		b.Skip("WARDGATE_TEST_POSTGRES is not set: no PostgreSQL server for two replicas")
+	}
+	dsn := schemaDSN(b, server)
+	replicas := []store.Store{openStore(b, dsn), openStore(b, dsn)}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		s := replicas[next.Add(1)%2]
+		var seq counter
+		i := 0
+		for pb.Next() {
+			i++
+			if _, _, err := s.AppendLog(context.Background(), seq, []store.LogItem{logItem(i)}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
