@@ -10,7 +10,7 @@ import (
 )
 
 // migration is one schema change, run in its own transaction together
-// with its row in schema_migrations: a migration cut short (a crash, a
+// with its row in wardgate_migrations: a migration cut short (a crash, a
 // lost connection) leaves nothing and runs again, whole, on the next open.
 type migration string
 
@@ -30,7 +30,7 @@ const lockMigrations = `SELECT pg_advisory_xact_lock(2024061401, hashtext(curren
 func (db *DB) migrate(ctx context.Context, ms []migration) error {
 	var schema *string
 	var exists bool
-	err := db.w.QueryRow(ctx, `SELECT current_schema(), to_regclass('schema_migrations') IS NOT NULL`).Scan(&schema, &exists)
+	err := db.w.QueryRow(ctx, `SELECT current_schema(), to_regclass(quote_ident(current_schema()) || '.wardgate_migrations') IS NOT NULL`).Scan(&schema, &exists)
 	if err != nil {
 		return db.classify("open", err) // the first query: connecting fails here
 	}
@@ -42,7 +42,7 @@ func (db *DB) migrate(ctx context.Context, ms []migration) error {
 			if _, err := tx.Exec(ctx, lockMigrations); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
+			_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS wardgate_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`)
 			return err
 		})
 		if err != nil {
@@ -50,7 +50,7 @@ func (db *DB) migrate(ctx context.Context, ms []migration) error {
 		}
 	}
 	var newest int
-	if err := db.w.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+	if err := db.w.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM wardgate_migrations`).Scan(&newest); err != nil {
 		return db.classify("read schema version of", err)
 	}
 	if newest > len(ms) {
@@ -66,7 +66,7 @@ func (db *DB) migrate(ctx context.Context, ms []migration) error {
 				return err
 			}
 			var done bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, version).Scan(&done); err != nil || done {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM wardgate_migrations WHERE version = $1)`, version).Scan(&done); err != nil || done {
 				return err
 			}
 			if _, err := tx.Exec(ctx, string(m)); err != nil {
@@ -77,7 +77,7 @@ func (db *DB) migrate(ctx context.Context, ms []migration) error {
 					return fmt.Errorf("migration %d: %w", version, err)
 				}
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, version)
+			_, err := tx.Exec(ctx, `INSERT INTO wardgate_migrations (version) VALUES ($1)`, version)
 			return err
 		})
 		if err != nil {
@@ -90,6 +90,6 @@ func (db *DB) migrate(ctx context.Context, ms []migration) error {
 // SchemaVersion returns the schema's newest applied migration.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 	var v int
-	err := db.r.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&v)
+	err := db.r.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM wardgate_migrations`).Scan(&v)
 	return v, db.classify("read schema version of", err)
 }

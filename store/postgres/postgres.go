@@ -5,7 +5,7 @@
 //
 // The tables live in the first schema of the connection's search_path
 // (the DSN may set it: ?search_path=wardgate). Migrations (schema.go) are
-// versioned in its schema_migrations table; each runs in its own
+// versioned in its wardgate_migrations table; each runs in its own
 // transaction, under an advisory lock, so replicas starting together
 // migrate once, and a migration cut short reruns whole on the next open.
 // A schema from a newer wardgate is refused (store.ErrNewerSchema).
@@ -143,7 +143,7 @@ func (db *DB) Where() string { return db.where }
 // is there.
 func (db *DB) Ping(ctx context.Context) error {
 	var n int
-	err := db.r.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n)
+	err := db.r.QueryRow(ctx, `SELECT count(*) FROM wardgate_migrations`).Scan(&n)
 	return errors.Join(db.classify("ping", err), db.classify("ping", db.w.Ping(ctx)))
 }
 

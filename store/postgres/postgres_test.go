@@ -124,7 +124,7 @@ func TestSchemaVersion(t *testing.T) {
 func TestNewerSchemaRefused(t *testing.T) {
 	dsn := freshSchema(t)
 	openDB(t, dsn).Close()
-	admin(t, dsn, `INSERT INTO schema_migrations (version) VALUES (5), (6)`)
+	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (5), (6)`)
 	_, err := postgres.Open(t.Context(), dsn)
 	if !errors.Is(err, store.ErrNewerSchema) {
 		t.Fatalf("open a schema of version 6: %v, want ErrNewerSchema", err)
@@ -172,7 +172,7 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 	}
 	defer c.Close(context.Background())
 	var versions []int32
-	rows, _ := c.Query(t.Context(), `SELECT version FROM schema_migrations ORDER BY version`)
+	rows, _ := c.Query(t.Context(), `SELECT version FROM wardgate_migrations ORDER BY version`)
 	if versions, err = pgx.CollectRows(rows, pgx.RowTo[int32]); err != nil || len(versions) != 2 || versions[1] != 2 {
 		t.Fatalf("versions after the crash: %v, %v; want [1 2]", versions, err)
 	}
