@@ -217,3 +217,28 @@ func TestConcurrentOpen(t *testing.T) {
 var egressSource = egress.Source{Name: "batch.jsonl", Digest: "sha256:01"}
 
 func noEvents(add func(*egress.Event) error) error { return nil }
+
+// Another tool's migrations table, in the store's schema or later on the
+// search_path (golang-migrate's schema_migrations, at a version far
+// beyond wardgate's), is not wardgate's; nor is another wardgate's, in a
+// schema later on the search_path: the store opens and migrates its own.
+func TestOtherToolsMigrations(t *testing.T) {
+	dsn := freshSchema(t)
+	other := schemaDSN(t, serverDSN(t))
+	u, _ := url.Parse(dsn)
+	ou, _ := url.Parse(other)
+	ours, theirs := u.Query().Get("search_path"), ou.Query().Get("search_path")
+	for _, schema := range []string{ours, theirs} {
+		admin(t, dsn, `CREATE TABLE `+schema+`.schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)`)
+		admin(t, dsn, `INSERT INTO `+schema+`.schema_migrations VALUES (20240101120000, false)`)
+	}
+	admin(t, dsn, `CREATE TABLE `+theirs+`.wardgate_migrations (version integer PRIMARY KEY)`)
+	admin(t, dsn, `INSERT INTO `+theirs+`.wardgate_migrations VALUES (99)`)
+	q := u.Query()
+	q.Set("search_path", ours+","+theirs)
+	u.RawQuery = q.Encode()
+	db := openDB(t, u.String())
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
+		t.Fatalf("SchemaVersion = %d, %v; want 4", v, err)
+	}
+}
