@@ -152,13 +152,14 @@ func TestReplicasIngestOnce(t *testing.T) {
 	dsn := freshSchema(t)
 	a, b := openDB(t, dsn), openDB(t, dsn)
 	ev := egress.Event{Time: storetest.At(0), DeviceName: "pump-1", ActionType: egress.ActionConnectionSuccess}
-	release := make(chan struct{})
+	release, scanning := make(chan struct{}), make(chan struct{})
 	first := make(chan error, 1)
 	go func() {
 		added, err := a.Ingest(t.Context(), egressSource, func(add func(*egress.Event) error) error {
 			if err := add(&ev); err != nil {
 				return err
 			}
+			close(scanning)
 			<-release // the source row is inserted, not committed
 			return nil
 		})
@@ -167,6 +168,11 @@ func TestReplicasIngestOnce(t *testing.T) {
 		}
 		first <- err
 	}()
+	select {
+	case <-scanning: // the first holds the source's row
+	case err := <-first:
+		t.Fatalf("the first ingest ended before its scan: %v", err)
+	}
 	second := make(chan error, 1)
 	go func() {
 		added, err := b.Ingest(t.Context(), egressSource, func(add func(*egress.Event) error) error { return add(&ev) })
