@@ -19,6 +19,7 @@ import (
 // names the host, port and database, never the password. It needs no
 // PostgreSQL server: nothing listens on the port it dials.
 func TestServerUnreachable(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +118,7 @@ func (p *proxy) restore(t *testing.T) {
 // ErrUnavailable, within its context, and once the server is back the
 // same store works again, without being reopened.
 func TestConnectionLost(t *testing.T) {
+	t.Parallel()
 	dsn := freshSchema(t)
 	u, _ := url.Parse(dsn)
 	p := newProxy(t, u.Host)

@@ -99,6 +99,7 @@ func TestContract(t *testing.T) {
 
 // Both URL schemes name this backend.
 func TestSchemes(t *testing.T) {
+	t.Parallel()
 	dsn := freshSchema(t)
 	for _, scheme := range []string{"postgres", "postgresql"} {
 		_, rest, _ := strings.Cut(dsn, "://")
@@ -114,6 +115,7 @@ func TestSchemes(t *testing.T) {
 }
 
 func TestSchemaVersion(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, freshSchema(t))
 	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
 		t.Fatalf("SchemaVersion = %d, %v; want 4", v, err)
@@ -122,6 +124,7 @@ func TestSchemaVersion(t *testing.T) {
 
 // A schema a newer wardgate migrated is refused, and left as it is.
 func TestNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
 	dsn := freshSchema(t)
 	openDB(t, dsn).Close()
 	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (5), (6)`)
@@ -140,6 +143,7 @@ func TestNewerSchemaRefused(t *testing.T) {
 // A search_path that names no schema is an error that says so, not a
 // failure to create the first table.
 func TestMissingSchema(t *testing.T) {
+	t.Parallel()
 	u, _ := url.Parse(serverDSN(t))
 	q := u.Query()
 	q.Set("search_path", "wardgate_test_never_created")
@@ -192,6 +196,7 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 // Replicas started together migrate once: the advisory lock makes the
 // others wait, then find the migrations done.
 func TestConcurrentOpen(t *testing.T) {
+	t.Parallel()
 	dsn := freshSchema(t)
 	errs := make(chan error, 4)
 	for range 4 {
@@ -223,6 +228,7 @@ func noEvents(add func(*egress.Event) error) error { return nil }
 // beyond wardgate's), is not wardgate's; nor is another wardgate's, in a
 // schema later on the search_path: the store opens and migrates its own.
 func TestOtherToolsMigrations(t *testing.T) {
+	t.Parallel()
 	dsn := freshSchema(t)
 	other := schemaDSN(t, serverDSN(t))
 	u, _ := url.Parse(dsn)

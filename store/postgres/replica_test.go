@@ -48,6 +48,7 @@ func newSigner(t testing.TB) *attest.Signer {
 // once, and every checkpoint either replica handed out is a prefix of the
 // final tree (a consistency proof from it verifies).
 func TestReplicasOneSequence(t *testing.T) {
+	t.Parallel()
 	dsn := freshSchema(t)
 	signer := newSigner(t)
 	const origin = "wardgate/replica-test"
@@ -149,6 +150,7 @@ func TestReplicasOneSequence(t *testing.T) {
 // waits on the first's source row, and adds nothing once the first
 // commits.
 func TestReplicasIngestOnce(t *testing.T) {
+	t.Parallel()
 	dsn := freshSchema(t)
 	a, b := openDB(t, dsn), openDB(t, dsn)
 	ev := egress.Event{Time: storetest.At(0), DeviceName: "pump-1", ActionType: egress.ActionConnectionSuccess}
