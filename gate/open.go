@@ -18,7 +18,8 @@ import (
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/store"
-	_ "github.com/wardgate/wardgate/store/sqlite" // the embedded store, for state directories
+	_ "github.com/wardgate/wardgate/store/postgres" // postgres:// and postgresql:// locations
+	_ "github.com/wardgate/wardgate/store/sqlite"   // the embedded store, for state directories
 	"github.com/wardgate/wardgate/trust"
 )
 

@@ -97,8 +97,10 @@ func TestOpenRefuses(t *testing.T) {
 		untouched bool // the state directory is not made
 	}{
 		{name: "nothing", want: "gate: no state directory\ngate: no trust configuration"},
-		{name: "a backend this wardgate lacks", cfg: gate.Config{State: t.TempDir(), Trust: "../fixtures/trust.yaml", Store: "postgres://db.hospital.example/wardgate", NoLog: true},
-			want: "store: no postgres backend in this wardgate (it has: sqlite)"},
+		{name: "a backend this wardgate lacks", cfg: gate.Config{State: t.TempDir(), Trust: "../fixtures/trust.yaml", Store: "mysql://db.hospital.example/wardgate", NoLog: true},
+			want: "store: no mysql backend in this wardgate (it has: postgres, sqlite)"},
+		{name: "a PostgreSQL that is down", cfg: gate.Config{State: t.TempDir(), Trust: "../fixtures/trust.yaml", Store: "postgres://wardgate:secret@127.0.0.1:1/wardgate?connect_timeout=2", NoLog: true},
+			want: "open postgres 127.0.0.1:1/wardgate: store: unavailable"},
 		{name: "a trust configuration that does not load", cfg: gate.Config{State: filepath.Join(t.TempDir(), "state"), Trust: "no-such.yaml"},
 			want: "no-such.yaml", untouched: true},
 	} {

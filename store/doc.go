@@ -6,9 +6,10 @@
 // Each concern is a small interface (Ledger, Evaluations, Blobs, LogStore,
 // Telemetry, Installations, Tokens, Audit); Store is all of them with Ping
 // and Close. Open opens the store at a location: a state directory for the
-// embedded SQLite backend (store/sqlite, registered by importing it), and
-// later a DSN such as postgres://… for a shared one. storetest holds the
-// behaviour every backend must show.
+// embedded SQLite backend (store/sqlite), or a postgres:// or
+// postgresql:// DSN for the shared PostgreSQL one (store/postgres); a
+// backend is registered by importing it. storetest holds the behaviour
+// every backend must show.
 //
 // The rules every backend keeps:
 //   - Every method takes a context and honours it in every wait.

@@ -23,6 +23,11 @@ var (
 	// ErrSequence: a Sequencer returned rows that do not continue the log
 	// from its head. Nothing is written.
 	ErrSequence = errors.New("store: log append out of sequence")
+	// ErrUnavailable: the store's server cannot be reached (down, or the
+	// connection was lost). The operation may succeed when retried once
+	// the server is back: the gate answers could-not-evaluate, the server
+	// 503, and the store reconnects by itself.
+	ErrUnavailable = errors.New("store: unavailable")
 )
 
 // Store is everything wardgate keeps. Implementations are safe for
@@ -98,12 +103,20 @@ func Register(scheme string, open OpenFunc) {
 }
 
 // Scheme is the backend a location names: "postgres" for a postgres:// or
-// postgresql:// DSN, "sqlite" for anything else (a state directory).
+// postgresql:// DSN, the scheme of any other URL, "sqlite" for anything
+// else (a state directory).
 func Scheme(location string) string {
-	if s, _, ok := strings.Cut(location, "://"); ok && (s == "postgres" || s == "postgresql") {
+	s, _, ok := strings.Cut(location, "://")
+	switch {
+	case !ok:
+		return "sqlite"
+	case s == "postgresql":
 		return "postgres"
+	default:
+		// Any other URL names its backend, known or not: an unknown one is
+		// refused, never taken for a directory called "mysql:".
+		return strings.ToLower(s)
 	}
-	return "sqlite"
 }
 
 // Open opens (creating and migrating if needed) the store at location: a
