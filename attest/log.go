@@ -31,7 +31,12 @@ type Item struct {
 	Envelope []byte
 	Artifact string // sha256:<hex> of the subject
 	Device   string // device ID, if the verdict was for one device
-	Time     time.Time
+	// Time is zero in every append of wardgate itself: the log dates each
+	// entry with its own clock when it appends it. Tools that build a log
+	// (tests, benchmarks, bench/tools/mklog) may set it. Either way an
+	// entry is never dated before the entry appended before it: the log's
+	// times never go backwards, so export filters by time see it in order.
+	Time time.Time
 	Blobs    []Blob // trust configuration, policies, SBOMs, diffs used
 }
 
@@ -80,8 +85,9 @@ type Log struct {
 	origin            string
 	ns                note.Signer
 
-	mu     sync.Mutex // guards tree and appends
+	mu     sync.Mutex // guards tree, last and appends
 	tree   *compact.Range
+	last   time.Time // time of the newest entry
 	cp     Checkpoint
 	reqs   chan appendReq
 	coming groupcommit.Announcer
@@ -205,6 +211,13 @@ func (l *Log) load(ctx context.Context) error {
 	}
 	l.tree = r
 	l.cp = Checkpoint{Origin: origin, Size: size, Root: root, Note: nt}
+	if size > 0 {
+		var last int64
+		if err := l.db.QueryRowContext(ctx, `SELECT MAX(time) FROM entries`).Scan(&last); err != nil {
+			return err
+		}
+		l.last = time.Unix(0, last).UTC()
+	}
 	return nil
 }
 
@@ -345,11 +358,12 @@ func (l *Log) AppendBatch(ctx context.Context, items []Item) ([]Entry, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	saved := append([][]byte(nil), l.tree.Hashes()...)
-	savedEnd := l.tree.End()
+	savedEnd, savedLast := l.tree.End(), l.last
 	restore := func() {
 		if r, err := factory.NewRange(0, savedEnd, saved); err == nil {
 			l.tree = r
 		}
+		l.last = savedLast
 	}
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -384,6 +398,10 @@ func (l *Log) AppendBatch(ctx context.Context, items []Item) ([]Entry, error) {
 		if t.IsZero() {
 			t = time.Now().UTC()
 		}
+		if t.Before(l.last) {
+			t = l.last // a clock set back, or a tool's older time
+		}
+		l.last = t
 		if _, err := entryStmt.ExecContext(ctx, idx, leaf, it.Envelope, it.Artifact, it.Device, t.UnixNano(), strings.Join(refs, " ")); err != nil {
 			restore()
 			return nil, fmt.Errorf("log append: %w", err)

@@ -722,7 +722,10 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	if ev.Device != nil {
 		dev = ev.Device.ID
 	}
-	e, err := g.log.Append(ctx, attest.Item{Envelope: env, Artifact: ev.Artifact.Digest, Device: dev, Time: ev.EvaluatedAt, Blobs: blobs})
+	// The log dates the entry itself (when it is appended, never before
+	// the entry before it); the evaluation time, which --evaluation-time
+	// may set to any time, is the verdict's timeVerified.
+	e, err := g.log.Append(ctx, attest.Item{Envelope: env, Artifact: ev.Artifact.Digest, Device: dev, Blobs: blobs})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -363,5 +364,49 @@ func TestFindingVersionsNeverGoBack(t *testing.T) {
 	last := lg.Entries[len(lg.Entries)-1]
 	if len(lg.Entries) != 4 || last.Version != "2.3.0" || last.Result != "PASSED" || !hasReason(last.Warnings) {
 		t.Fatalf("log entries = %+v", lg.Entries)
+	}
+}
+
+// Finding 6: admit --evaluation-time 2020-01-01 appended a log entry dated
+// 2020 after entries dated now, and attest export --since left it out. The
+// log dates entries itself now; the evaluation time is the verdict's.
+func TestFindingEvaluationTimeDoesNotDateTheLog(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("WARDGATE_KEY_PASSWORD", "pw")
+	args := func(extra ...string) []string {
+		a := slices.DeleteFunc(pumpArgs("2.4.0", "--no-scan"), func(s string) bool { return s == "--no-log" })
+		return append(a, extra...)
+	}
+	start := time.Now().UTC().Truncate(time.Second)
+	if code, r := admit(t, state, args()); code != 0 {
+		t.Fatalf("admit: exit %d %+v", code, r)
+	}
+	// Evaluated as of 2020, the signature is from the future: denied, and
+	// logged all the same.
+	if code, r := admit(t, state, args("--evaluation-time", "2020-01-01T00:00:00Z")); code != 1 || !slices.Equal(r.codes(), []string{"metadata-future"}) {
+		t.Fatalf("admit as of 2020: exit %d %+v", code, r.Decision.Violations)
+	}
+	code, out, errOut := run(t, "attest", "log", "--state", state, "-o", "json")
+	var lg struct {
+		Entries []struct {
+			Time string `json:"time"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out), &lg); err != nil || code != 0 || len(lg.Entries) != 2 {
+		t.Fatalf("attest log: exit %d %v %s %s", code, err, out, errOut)
+	}
+	for i, e := range lg.Entries {
+		at, err := time.Parse(time.RFC3339, e.Time)
+		if err != nil || at.Before(start) {
+			t.Fatalf("entry %d dated %s, before the test started (%s): %v", i, e.Time, start, err)
+		}
+	}
+	if lg.Entries[1].Time < lg.Entries[0].Time {
+		t.Fatalf("log times go backwards: %+v", lg.Entries)
+	}
+	pack := filepath.Join(t.TempDir(), "pack.tar.gz")
+	code, out, errOut = run(t, "attest", "export", "--state", state, "--out", pack, "--since", start.Format(time.RFC3339))
+	if code != 0 || !strings.Contains(out, "2 of 2 entries") {
+		t.Fatalf("export --since: exit %d %s %s", code, out, errOut)
 	}
 }
