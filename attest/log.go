@@ -36,8 +36,8 @@ type Item struct {
 	// (tests, benchmarks, bench/tools/mklog) may set it. Either way an
 	// entry is never dated before the entry appended before it: the log's
 	// times never go backwards, so export filters by time see it in order.
-	Time time.Time
-	Blobs    []Blob // trust configuration, policies, SBOMs, diffs used
+	Time  time.Time
+	Blobs []Blob // trust configuration, policies, SBOMs, diffs used
 }
 
 // Blob is a content-addressed document stored once and referred to by
