@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,15 +47,17 @@ type failCase struct {
 	rel   release
 	dev   device
 	want  []string
+	// config edits fixtures/trust.yaml for this case; nil: the fixtures'.
+	config func(string) string
 }
 
 // The fail-closed matrix (issue 12): for each check the fixtures' trust
 // configuration turns on, its input removed, unsigned, stale or
 // contradictory gives a deny with the check's code, through wardgate admit
 // and through POST /v1/updates + POST /v1/admissions (the same table, two
-// drivers). Not in it yet: max_metadata_age (serve has no evaluation
-// time to make the fixtures stale; TestAdmitReasonCodes covers admit),
-// fleet risk and the egress manifest (TestAdmitQuarantined,
+// drivers). Not in it yet: SBOM drift (it needs the scan, which the table
+// turns off to stay fast; TestAdmitReasonCodes covers it), fleet risk and
+// the egress manifest (TestAdmitQuarantined,
 // TestEgressFindingsManifestMustBeSigned).
 func TestFailClosedMatrix(t *testing.T) {
 	pump := device{"P-1", "infusion-pump", ""}
@@ -94,6 +98,14 @@ func TestFailClosedMatrix(t *testing.T) {
 		{check: "ledger: rollback", prior: []release{pumpRelease("2.4.0")}, rel: pumpRelease("2.3.0"), dev: pump, want: []string{"rollback"}},
 		{check: "ledger: version conflict", prior: []release{relabelled}, rel: pumpRelease("2.4.0"), dev: pump, want: []string{"rollback", "version-conflict"}},
 		{check: "ledger: same version, other file", prior: []release{pumpRelease("2.4.0")}, rel: reissued, dev: pump, want: []string{"same-version-different-digest"}},
+		{check: "metadata age: stale", rel: pumpRelease("2.4.0"), dev: pump, want: []string{"metadata-expired"},
+			config: func(s string) string { return strings.Replace(s, "max_metadata_age: 3650d", "max_metadata_age: 1h", 1) }},
+		// Without TUF metadata nothing stands in for the signature's
+		// missing trusted time either.
+		{check: "TUF metadata: none", rel: mriRelease("7.2.0"), dev: mri, want: []string{"metadata-missing", "metadata-untimed"},
+			config: func(s string) string {
+				return regexp.MustCompile(`(?m)^      repository: .*/tuf/medimaging\n`).ReplaceAllString(s, "")
+			}},
 		{check: "TUF metadata: version claim", rel: mriClaim, dev: mri, want: []string{"metadata-mismatch"}},
 		// The TUF metadata did not verify the file, so it cannot stand in
 		// for the signature's missing trusted time either.
@@ -101,7 +113,7 @@ func TestFailClosedMatrix(t *testing.T) {
 	}
 	drivers := []struct {
 		name  string
-		admit func(t *testing.T, state string, prior []release, rel release, dev device) []string
+		admit func(t *testing.T, state, config string, prior []release, rel release, dev device) []string
 	}{
 		{"admit", admitDriver},
 		{"http", httpDriver},
@@ -111,7 +123,11 @@ func TestFailClosedMatrix(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.check, func(t *testing.T) {
-					got := d.admit(t, t.TempDir(), tc.prior, tc.rel, tc.dev)
+					config := "../../../fixtures/trust.yaml"
+					if tc.config != nil {
+						config = fixtureTrust(t, tc.config)
+					}
+					got := d.admit(t, t.TempDir(), config, tc.prior, tc.rel, tc.dev)
 					if !slices.Equal(got, tc.want) {
 						t.Fatalf("codes = %v, want %v", got, tc.want)
 					}
@@ -123,7 +139,7 @@ func TestFailClosedMatrix(t *testing.T) {
 
 // admitArgs are the wardgate admit arguments of a release; the file is
 // copied under its name when it is sent under another one.
-func admitArgs(t *testing.T, r release) []string {
+func admitArgs(t *testing.T, config string, r release) []string {
 	file := r.file
 	if r.name != "" {
 		file = filepath.Join(t.TempDir(), r.name)
@@ -135,7 +151,7 @@ func admitArgs(t *testing.T, r release) []string {
 			t.Fatal(err)
 		}
 	}
-	args := []string{"admit", file, "--config", "../../../fixtures/trust.yaml", "--vendor", r.vendor, "--product", r.product, "--version", r.version, "--no-scan", "--no-log", "-o", "json"}
+	args := []string{"admit", file, "--config", config, "--vendor", r.vendor, "--product", r.product, "--version", r.version, "--no-scan", "--no-log", "-o", "json"}
 	for flag, v := range map[string]string{"--signature": r.signature, "--bundle": r.bundle, "--sbom": r.sbom} {
 		if v != "" {
 			args = append(args, flag, v)
@@ -144,14 +160,14 @@ func admitArgs(t *testing.T, r release) []string {
 	return args
 }
 
-func admitDriver(t *testing.T, state string, prior []release, rel release, dev device) []string {
+func admitDriver(t *testing.T, state, config string, prior []release, rel release, dev device) []string {
 	t.Helper()
 	for _, p := range prior {
-		if code, r := admit(t, state, admitArgs(t, p)); code != 0 {
+		if code, r := admit(t, state, admitArgs(t, config, p)); code != 0 {
 			t.Fatalf("prior %s: exit %d %+v", p.version, code, r)
 		}
 	}
-	args := append(admitArgs(t, rel), "--device", dev.id, "--device-class", dev.class)
+	args := append(admitArgs(t, config, rel), "--device", dev.id, "--device-class", dev.class)
 	if dev.installed != "" {
 		args = append(args, "--installed-version", dev.installed)
 	}
@@ -182,13 +198,13 @@ func (d decided) codes() []string {
 	return slices.Compact(out)
 }
 
-func httpDriver(t *testing.T, state string, prior []release, rel release, dev device) []string {
+func httpDriver(t *testing.T, state, config string, prior []release, rel release, dev device) []string {
 	t.Helper()
 	ci, us := token(t, state, "ci"), token(t, state, "update-server")
 	ctx, cancel := context.WithCancel(t.Context())
 	addrc, done := make(chan string, 1), make(chan error, 1)
 	logs := &syncBuffer{}
-	cfg := cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", State: state, Listen: "127.0.0.1:0", LogLevel: "warn", NoScan: true, RiskTTL: time.Second,
+	cfg := cli.ServeConfig{Trust: config, State: state, Listen: "127.0.0.1:0", LogLevel: "warn", NoScan: true, RiskTTL: time.Second,
 		Ready: func(a string) { addrc <- a }}
 	go func() { done <- cli.RunServe(ctx, cfg, logs) }()
 	var url string
