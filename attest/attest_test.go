@@ -276,3 +276,47 @@ func TestKeygenAndLoad(t *testing.T) {
 		t.Fatal("KMS URI without a provider loaded")
 	}
 }
+
+// The log dates entries itself and its times never go backwards: an item
+// dated before the newest entry (a clock set back, a replayed evaluation
+// time) gets the newest entry's time, also after the log is reopened.
+func TestLogTimesNeverGoBack(t *testing.T) {
+	ctx := context.Background()
+	s := newSigner(t)
+	l, path := openLog(t, s)
+	at := func(i int, when time.Time) Entry {
+		t.Helper()
+		env, _ := envelopeFor(t, s, i)
+		e, err := l.Append(ctx, Item{Envelope: env, Artifact: "a", Time: when})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	before := time.Now().UTC()
+	if e := at(0, time.Time{}); e.Time.Before(before) || e.Time.After(time.Now()) {
+		t.Fatalf("zero time: entry dated %v, want the log's clock (after %v)", e.Time, before)
+	}
+	future := time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)
+	if e := at(1, future); !e.Time.Equal(future) {
+		t.Fatalf("entry 1 at %v", e.Time)
+	}
+	if e := at(2, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)); !e.Time.Equal(future) {
+		t.Fatalf("an item dated 2020 after one dated 2040 got %v, want %v", e.Time, future)
+	}
+	// Reopened on a store of its own over the same files.
+	l, err := openLogDir(t, path, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := at(3, time.Time{}); !e.Time.Equal(future) {
+		t.Fatalf("after reopening: the log's clock gave %v, want %v (never before the newest entry)", e.Time, future)
+	}
+	var times []time.Time
+	if err := l.Entries(ctx, Filter{Since: future}, func(e Entry) error { times = append(times, e.Time); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(times) != 3 {
+		t.Fatalf("entries since %v: %v", future, times)
+	}
+}

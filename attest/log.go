@@ -58,8 +58,12 @@ type Log struct {
 	ns      note.Signer
 	exports chan struct{}
 
-	mu   sync.Mutex // guards tree (the tree as of the last Sequence)
+	mu   sync.Mutex // guards tree (the tree as of the last Sequence) and last
 	tree *compact.Range
+	// last is the time of the newest entry this Log knows of: no entry it
+	// sequences is dated before it, so the log's times never go backwards
+	// (a clock set back, or a tool's older Item.Time).
+	last time.Time
 
 	cpMu sync.RWMutex
 	cp   Checkpoint // the newest checkpoint known durable
@@ -115,6 +119,13 @@ func OpenLog(ctx context.Context, st store.LogStore, signer *Signer, origin stri
 	}
 	if err := l.check(ctx, head); err != nil {
 		return nil, fmt.Errorf("log: %w", err)
+	}
+	if head.Size > 0 {
+		e, err := st.LogEntry(ctx, head.Size-1)
+		if err != nil {
+			return nil, fmt.Errorf("log: newest entry: %w", err)
+		}
+		l.last = e.Time
 	}
 	l.publish(head)
 	return l, nil
@@ -287,7 +298,7 @@ func (l *Log) Sequence(ctx context.Context, head Checkpoint, nodes store.NodeRea
 	visit := func(id compact.NodeID, hash []byte) {
 		b.Nodes = append(b.Nodes, store.LogNode{ID: store.NodeID{Level: id.Level, Index: id.Index}, Hash: hash})
 	}
-	now := time.Now().UTC()
+	now, last := time.Now().UTC(), l.last
 	for _, it := range items {
 		idx := r.End()
 		leaf := hasher.HashLeaf(it.Envelope)
@@ -300,6 +311,10 @@ func (l *Log) Sequence(ctx context.Context, head Checkpoint, nodes store.NodeRea
 		if it.Time.IsZero() {
 			t = now
 		}
+		if t.Before(last) {
+			t = last
+		}
+		last = t
 		if err := r.Append(leaf, visit); err != nil {
 			return store.LogBatch{}, fmt.Errorf("tree: %w", err)
 		}
@@ -312,7 +327,7 @@ func (l *Log) Sequence(ctx context.Context, head Checkpoint, nodes store.NodeRea
 	if b.Checkpoint, err = l.signCheckpoint(r.End(), root); err != nil {
 		return store.LogBatch{}, err
 	}
-	l.tree = r
+	l.tree, l.last = r, last
 	return b, nil
 }
 

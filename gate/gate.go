@@ -327,6 +327,11 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 		return ev, vres, fmt.Errorf("ledger: %w", err)
 	}
 	ev.Ledger = store.EvidenceLedger(byVersion)
+	all, err := g.ledger.Releases(ctx, u.Vendor, u.Product)
+	if err != nil {
+		return ev, vres, fmt.Errorf("ledger: %w", err)
+	}
+	ev.Ledger.Admitted = admitted(all)
 	prev, err := g.ledger.LatestAdmitted(ctx, u.Vendor, u.Product)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -357,6 +362,24 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 		return ev, vres, fmt.Errorf("evidence: %w", err)
 	}
 	return ev, vres, nil
+}
+
+// admitted are the releases among rs (oldest first) that were admitted,
+// one per version and digest, at their first admission: what versions
+// never go back below, and what a digest was admitted as.
+func admitted(rs []store.Release) []evidence.Release {
+	type key struct{ version, digest string }
+	seen := map[key]bool{}
+	var out []evidence.Release
+	for _, r := range rs {
+		k := key{r.Version, r.Digest}
+		if !r.Allowed || seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, evidence.Release{Version: r.Version, Digest: r.Digest, AdmittedAt: r.EvaluatedAt})
+	}
+	return out
 }
 
 func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, *evidence.Provenance, error) {
@@ -646,6 +669,9 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	if out.Decision.Allow {
 		v.VerifiedLevels = []string{"WARDGATE_ADMITTED"}
 	}
+	for _, w := range out.Decision.Warnings {
+		v.Warnings = append(v.Warnings, attest.Warning{Code: string(w.Code), Message: w.Message})
+	}
 	if ev.SBOM != nil {
 		v.SBOMDigest = ev.SBOM.Digest
 		v.Inputs = append(v.Inputs, attest.Input{URI: "sbom:" + ev.SBOM.Source, Digest: digestMap(ev.SBOM.Digest)})
@@ -677,7 +703,10 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	if ev.Device != nil {
 		dev = ev.Device.ID
 	}
-	e, err := g.log.Append(ctx, attest.Item{Envelope: env, Artifact: ev.Artifact.Digest, Device: dev, Time: ev.EvaluatedAt, Blobs: blobs})
+	// The log dates the entry itself (when it is appended, never before
+	// the entry before it); the evaluation time, which --evaluation-time
+	// may set to any time, is the verdict's timeVerified.
+	e, err := g.log.Append(ctx, attest.Item{Envelope: env, Artifact: ev.Artifact.Digest, Device: dev, Blobs: blobs})
 	if err != nil {
 		return err
 	}

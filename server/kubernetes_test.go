@@ -453,12 +453,13 @@ func TestKubernetesValidate(t *testing.T) {
 			t.Fatalf("unchanged images: %+v", r)
 		}
 		// From 1.2.0 to 1.1.0 of a signed image: a rollback for the
-		// workload (the old tag is its installed version).
+		// workload (the old tag is its installed version), and for the
+		// ledger (1.2.0 was admitted before: versions never go back).
 		ke.push("bms-api:1.1.0", ke.good)
 		up.oldObject = deploymentObject("bms", "facility", podSpec(nil, []string{ke.image("bms-api:1.2.0")}, nil))
 		up.object = deploymentObject("bms", "facility", podSpec(nil, []string{ke.image("bms-api:1.1.0")}, nil))
 		r, _ = ke.send("validate", up)
-		if r.Allowed || !strings.Contains(message(r), "[rollback]") || !strings.Contains(message(r), "older than 1.2.0 installed on device k8s/facility/Deployment/bms") {
+		if r.Allowed || !strings.Contains(message(r), "[rollback, rollback]") || !strings.Contains(message(r), "version 1.1.0 is older than 1.2.0") {
 			t.Fatalf("rollback: %+v", r)
 		}
 		// The same change the other way is an upgrade.

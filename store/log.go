@@ -11,8 +11,15 @@ type LogItem struct {
 	Envelope []byte
 	Artifact string // sha256:<hex> of the subject
 	Device   string // device ID, if the verdict was for one device
-	Time     time.Time
-	Blobs    []Blob // trust configuration, policies, SBOMs, diffs used
+	// Time is zero in every append of wardgate itself: the log dates each
+	// entry with its own clock when it appends it. Tools that build a log
+	// (tests, benchmarks, bench/tools/mklog) may set it. Either way an
+	// entry is never dated before the entry appended before it (by the
+	// same process; replicas on one store rely on their clocks agreeing):
+	// the log's times never go backwards, so export filters by time see
+	// it in order.
+	Time  time.Time
+	Blobs []Blob // trust configuration, policies, SBOMs, diffs used
 }
 
 // LogEntry is an appended envelope.

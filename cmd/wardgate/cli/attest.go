@@ -161,6 +161,9 @@ func newAttestLogCmd() *cobra.Command {
 				Device   string   `json:"device,omitempty"`
 				Result   string   `json:"result"`
 				Reasons  []string `json:"reasons"`
+				// Warnings are the verdict's findings that did not deny
+				// (an allowed downgrade, with its reason).
+				Warnings []attest.Warning `json:"warnings,omitempty"`
 			}
 			var rows []row
 			v := l.Signer().Verifier()
@@ -171,7 +174,7 @@ func newAttestLogCmd() *cobra.Command {
 				}
 				r := row{Index: e.Index, Time: e.Time.Format(time.RFC3339), Artifact: e.Artifact, Device: e.Device, Result: st.Predicate.VerificationResult, Reasons: []string{}}
 				if x := st.Predicate.Wardgate; x != nil {
-					r.Reasons = x.ReasonCodes
+					r.Reasons, r.Warnings = x.ReasonCodes, x.Warnings
 					r.Vendor, r.Product, r.Version = x.Vendor, x.Product, x.Version
 				}
 				rows = append(rows, r)

@@ -164,13 +164,14 @@ func TestEarlierStateDir(t *testing.T) {
 
 	// The SBOM the earlier wardgate kept in sboms/ is the previous release's
 	// SBOM now: pump 2.3.0 (admitted before) asked again after 2.4.0 is
-	// diffed against it, and its downgrades are warned about.
+	// diffed against it, its downgrades are warned about, and it is refused
+	// as a rollback below the 2.4.0 the earlier ledger admitted.
 	code, out, errOut = run(t, "admit", fx+"/firmware/infusion-pump-2.3.0.bin", "--config", "../../../fixtures/trust.yaml", "--state", state,
 		"--vendor", "acme-infusion", "--product", "infusion-pump", "--version", "2.3.0", "--no-scan", "-o", "json",
 		"--signature", fx+"/sig/infusion-pump-2.3.0.bin.sig", "--bundle", fx+"/keyless/infusion-pump-2.3.0.bin.v0.3.sigstore.json",
 		"--sbom", fx+"/sbom/infusion-pump-2.3.0.cdx.json")
 	var ao struct {
-		Decision struct{ Warnings []struct{ Code string } }
+		Decision struct{ Violations, Warnings []struct{ Code string } }
 		Evidence struct {
 			SBOM struct {
 				Diff *struct{ FromVersion string }
@@ -180,7 +181,10 @@ func TestEarlierStateDir(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &ao); err != nil {
 		t.Fatalf("admit: %d %s %s", code, out, errOut)
 	}
-	if code != 0 || ao.Evidence.SBOM.Diff == nil || ao.Evidence.SBOM.Diff.FromVersion != "2.4.0" || len(ao.Decision.Warnings) != 2 || ao.Decision.Warnings[0].Code != "downgraded-component" {
+	// The earlier ledger's 2.4.0 is the highest admitted: 2.3.0 is a
+	// rollback (versions never go back), diffed against 2.4.0.
+	if code != 1 || len(ao.Decision.Violations) != 1 || ao.Decision.Violations[0].Code != "rollback" ||
+		ao.Evidence.SBOM.Diff == nil || ao.Evidence.SBOM.Diff.FromVersion != "2.4.0" || len(ao.Decision.Warnings) != 2 || ao.Decision.Warnings[0].Code != "downgraded-component" {
 		t.Fatalf("admit 2.3.0 after 2.4.0: %d %s %s", code, out, errOut)
 	}
 	// Everything verifies as one log.
