@@ -177,7 +177,7 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		}
 		gopts = append(gopts, gate.WithClock(func() time.Time { return t }))
 	}
-	p, err := gate.Open(ctx, gate.Config{State: cfg.logFlags.state, Trust: cfg.config, Policy: cfg.policyDir, PolicyKey: cfg.policyKey,
+	p, err := gate.Open(ctx, gate.Config{State: cfg.logFlags.state, Store: cfg.logFlags.store, Trust: cfg.config, Policy: cfg.policyDir, PolicyKey: cfg.policyKey,
 		SigningKey: cfg.logFlags.key, Origin: cfg.logFlags.origin, NoLog: cfg.noLog, UnencryptedKey: cfg.logFlags.unencryptedKey,
 		KeyCreated: keyCreated(stderr), TrustOptions: func(tc *trust.Config) ([]gate.Option, error) { return vulnerabilityOptions(tc, cfg.logFlags.state) }}, gopts...)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -86,11 +87,15 @@ type logFlags struct {
 	// unencryptedKey lets admit and serve create the service key without
 	// a password (--unencrypted-key).
 	unencryptedKey bool
+	// store is where the store is when not in the state directory (a
+	// PostgreSQL DSN): admit and serve (--store, $WARDGATE_STORE).
+	store string
 }
 
 // registerKeyCreation adds --unencrypted-key, for the commands that create
 // the service key on first use (admit, serve).
 func (f *logFlags) registerKeyCreation(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.store, "store", os.Getenv(StoreEnv), "where the store is when it is not the state directory's SQLite: a PostgreSQL DSN (postgres://USER@HOST:PORT/DB); $"+StoreEnv+" (docs/postgres.md)")
 	cmd.Flags().BoolVar(&f.unencryptedKey, "unencrypted-key", false, "create the service signing key, if it does not exist, without a password (else $"+attest.PasswordEnv+" is required to create it)")
 }
 

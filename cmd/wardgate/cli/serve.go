@@ -94,6 +94,7 @@ type ServeConfig struct {
 	Policy     string // extra policies: a directory or an OPA bundle
 	PolicyKey  string // public key (PEM) the Policy bundle must be signed with
 	State      string
+	Store      string // a store outside State (a PostgreSQL DSN); empty: State's SQLite
 	SigningKey string
 	Origin     string
 	File       string // server configuration file
@@ -217,7 +218,7 @@ detection configuration without dropping requests; SIGTERM or SIGINT shut
 down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.State, cfg.SigningKey, cfg.Origin, cfg.UnencryptedKey = lf.state, lf.key, lf.origin, lf.unencryptedKey
+			cfg.State, cfg.SigningKey, cfg.Origin, cfg.UnencryptedKey, cfg.Store = lf.state, lf.key, lf.origin, lf.unencryptedKey, lf.store
 			if err := cfg.resolve(cmd); err != nil {
 				return noVerdict(err)
 			}
@@ -404,7 +405,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		return err
 	}
 	gopts = append(gopts, gate.WithManifestStore(manifests))
-	p, err := gate.Open(ctx, gate.Config{State: cfg.State, Trust: cfg.Trust, Policy: cfg.Policy, PolicyKey: cfg.PolicyKey,
+	p, err := gate.Open(ctx, gate.Config{State: cfg.State, Store: cfg.Store, Trust: cfg.Trust, Policy: cfg.Policy, PolicyKey: cfg.PolicyKey,
 		SigningKey: cfg.SigningKey, Origin: cfg.Origin, UnencryptedKey: cfg.UnencryptedKey, RiskTTL: cfg.RiskTTL, Logger: logger, KeyCreated: keyCreated(stderr),
 		TrustOptions: func(tc *trust.Config) ([]gate.Option, error) { return vulnerabilityOptions(tc, cfg.State) }}, gopts...)
 	if err != nil {

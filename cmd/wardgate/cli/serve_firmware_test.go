@@ -26,8 +26,8 @@ import (
 
 	"github.com/wardgate/wardgate/cmd/wardgate/cli"
 	"github.com/wardgate/wardgate/gate"
-	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/internal/fwtest"
+	"github.com/wardgate/wardgate/store"
 )
 
 // TestServeFirmware: `wardgate serve` unpacks firmware under the limits of
