@@ -368,7 +368,7 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	}
 	if out.Evaluated {
 		out.Evidence.Artifact.Name = display // not the upload's temporary path
-		if perr := s.deps.Records.Put(out); perr != nil {
+		if perr := s.deps.Records.Put(ctx, out); perr != nil {
 			if diskFull(perr) {
 				return errNoSpace(perr)
 			}
@@ -680,10 +680,6 @@ const TelemetryFormatHeader = "X-Telemetry-Format"
 
 var telemetryTypes = []string{"application/x-ndjson", "application/jsonl", "application/json", "text/csv", "text/tab-separated-values", "text/plain"}
 
-// errNothingStored ends an ingest whose batch stored no event, so that the
-// batch is not recorded as ingested.
-var errNothingStored = errors.New("telemetry: no event stored")
-
 // noEvents is the 422 for a batch that stored nothing: no line parsed as
 // an event of the format, or no event is from a device of the inventory.
 func noEvents(st egress.Stats, unresolved int64) *Error {
@@ -722,8 +718,7 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 		}
 		format = f
 	}
-	inv := s.deps.Inventory()
-	if inv == nil {
+	if s.deps.Inventory() == nil {
 		return errorf(http.StatusConflict, "no-inventory", "the gate has no fleet inventory; put inventory.json in its state directory and reload")
 	}
 	if err := s.checkFreeSpace(); err != nil {
@@ -747,66 +742,23 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("telemetry spool: %w", err)
 	}
 	resp := TelemetryResponse{Source: "sha256:" + hex.EncodeToString(h.Sum(nil)), RequestID: st.id, Updates: []egress.UpdateRisk{}}
-	// The batch is known by its body and the format it is parsed as: the
-	// same body parsed as another format is another batch. The format
-	// detection picks keeps the body's digest alone as the key (as before
-	// the format was part of it); any other format is appended.
-	prefix := make([]byte, 16<<10)
-	pn, err := io.ReadFull(f, prefix)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("telemetry spool: %w", err)
-	}
-	detected, derr := egress.Detect(prefix[:pn])
-	if format == egress.FormatAuto {
-		if derr != nil {
-			return derr
-		}
-		format = detected
-	}
-	key := resp.Source
-	if format != detected {
-		key += "+" + string(format)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("telemetry spool: %w", err)
-	}
-	var scanErr error
-	added, err := s.deps.Telemetry.Ingest(ctx, egress.Source{Name: "api/" + st.principal.Name + "/" + st.id, Digest: key}, func(add func(*egress.Event) error) error {
-		resp.Stats, scanErr = egress.Scan(f, func(ev *egress.Event) error {
-			d, ok := inv.Resolve(ev)
-			if !ok {
-				resp.Unresolved++
-				return nil
-			}
-			ev.DeviceName = d.Name
-			resp.Stored++
-			return add(ev)
-		}, egress.WithFormat(format))
-		if scanErr == nil && resp.Stored == 0 {
-			scanErr = errNothingStored // the store rolls back: nothing is recorded
-		}
-		return scanErr
-	})
+	res, err := s.IngestTelemetry(ctx, egress.Source{Name: "api/" + st.principal.Name + "/" + st.id, Digest: resp.Source}, f, format)
 	switch {
-	case scanErr != nil && errors.Is(err, scanErr):
-		switch {
-		case errors.Is(scanErr, egress.ErrUnknownFormat):
-			return scanErr
-		case errors.Is(scanErr, errNothingStored):
-			return noEvents(resp.Stats, resp.Unresolved)
-		}
-		return fmt.Errorf("%w: %w", ErrUnavailable, err) // the store failed under the scan
+	case errors.Is(err, egress.ErrNoInventory):
+		return errorf(http.StatusConflict, "no-inventory", "the gate has no fleet inventory; put inventory.json in its state directory and reload")
+	case errors.Is(err, egress.ErrNoEvents):
+		return noEvents(res.Stats, res.Unresolved)
+	case egress.BadInput(err):
+		return err
+	case diskFull(err):
+		return errNoSpace(err)
 	case err != nil:
 		return fmt.Errorf("%w: telemetry store: %w", ErrUnavailable, err)
 	}
-	resp.Added = added
+	resp.Added, resp.Stats, resp.Stored, resp.Unresolved = res.Added, res.Stats, res.Stored, res.Unresolved
 	outcome := "duplicate"
-	if added {
+	if res.Added {
 		outcome = "ingested"
-		s.deps.Risk.Invalidate() // the next admission sees this batch
-		s.metrics.events.Add(uint64(resp.Stored))
-	} else {
-		resp.Stored, resp.Unresolved = 0, 0
 	}
 	if err := s.audit(r, st, resp.Source, http.StatusOK, outcome); err != nil {
 		return fmt.Errorf("audit: %w", err)

@@ -20,7 +20,7 @@ import (
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
-	"github.com/wardgate/wardgate/store/inmem"
+	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 )
 
@@ -507,7 +507,12 @@ func TestWorkDirCleaned(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Gate, err = gate.New(tc, eng, inmem.New()); err != nil {
+		st, err := sqlite.Open(t.Context(), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if d.Gate, err = gate.New(tc, eng, st); err != nil {
 			t.Fatal(err)
 		}
 	})

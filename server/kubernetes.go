@@ -147,7 +147,7 @@ func (k kubeGate) Evaluate(ctx context.Context, img kube.Image) error {
 	u := gate.Update{Source: img.Digest, Kind: evidence.KindImage, Vendor: img.Vendor, Product: img.Product, Version: img.Version}
 	out, err := k.s.gate.Load().Evaluate(ctx, u)
 	if out.Evaluated {
-		if perr := k.s.deps.Records.Put(out); perr != nil {
+		if perr := k.s.deps.Records.Put(ctx, out); perr != nil {
 			return fmt.Errorf("keep evaluation: %w", perr)
 		}
 		k.s.metrics.decision("evaluate", out.Decision.Allow, codesOf(out.Decision))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/store"
 )
 
 // `attest log` prints device IDs and artifacts escaped: an entry whose
@@ -20,7 +21,11 @@ func TestAttestLogEscapesIdentifiers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := attest.OpenLog(context.Background(), filepath.Join(state, "log.db"), s, "")
+	db, err := store.Open(context.Background(), state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := attest.OpenLog(context.Background(), db, s, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +43,7 @@ func TestAttestLogEscapesIdentifiers(t *testing.T) {
 	if _, err := l.Append(context.Background(), attest.Item{Envelope: env, Artifact: "sha256:" + strings.Repeat("a", 64), Device: evil, Time: at}); err != nil {
 		t.Fatal(err)
 	}
-	l.Close()
+	db.Close()
 	code, out, errOut := run(t, "attest", "log", "--state", state)
 	if code != 0 {
 		t.Fatalf("log: %d %s", code, errOut)
