@@ -17,7 +17,12 @@ import (
 // two connections, every admission is still answered allow within its
 // budget (2 s).
 func TestExportsDoNotStopAdmissions(t *testing.T) {
-	e := newEnvStore(t, []store.Option{store.WithReadConns(2)})
+	// Five export slots, so that the store's own bound on exports is what
+	// keeps its two reader connections from being all taken.
+	e := newEnvStore(t, []store.Option{store.WithReadConns(2)}, func(_ *Deps, o *[]Option) {
+		*o = append(*o, WithLimits(Limits{MaxUploadBytes: 4 << 20, MaxTelemetryBytes: 4 << 20, MaxJSONBytes: 4096, EvaluateWait: 200 * time.Millisecond,
+			ReadTimeout: 2 * time.Second, Exports: 5, ExportWait: time.Minute}))
+	})
 	e.evaluate(RoleCI)
 	// A log of 2,000 more signed verdicts.
 	s := e.log.Signer()
