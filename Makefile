@@ -12,7 +12,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X github.com/wardgate/wardgate/internal/buildinfo.version=$(VERSION)
 GOBUILDFLAGS := -tags '$(TAGS)'
 
-.PHONY: build test demo console console-screenshots bench fixtures conformance vet fuzz clean
+.PHONY: build test demo console console-screenshots bench soak fixtures conformance vet fuzz clean
 
 build: $(BIN)
 
@@ -50,6 +50,10 @@ bench: build
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+# An hour under a bounded mix of work and attack (SOAK_DURATION=5m for less).
+soak: build
+	scripts/soak.sh
 
 clean:
 	rm -rf bin

@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,6 +22,8 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/transparency-dev/merkle/proof"
+
+	"github.com/wardgate/wardgate/store/sqlite"
 )
 
 func newSigner(t testing.TB) *Signer {
@@ -112,15 +115,27 @@ func TestCosignAcceptsEnvelope(t *testing.T) {
 	}
 }
 
-func openLog(t testing.TB, s *Signer) (*Log, string) {
+// openLogDir opens the log kept in the store in dir (a state directory on
+// real SQLite files); the store is closed when the test ends.
+func openLogDir(t testing.TB, dir string, s *Signer, opts ...LogOption) (*Log, error) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "log.db")
-	l, err := OpenLog(context.Background(), path, s, "")
+	st, err := sqlite.Open(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
-	return l, path
+	t.Cleanup(func() { st.Close() })
+	return OpenLog(context.Background(), st, s, "", opts...)
+}
+
+// openLog opens a log in a new state directory and returns both.
+func openLog(t testing.TB, s *Signer) (*Log, string) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := openLogDir(t, dir, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, dir
 }
 
 func appendN(t testing.TB, l *Log, s *Signer, n int) {
@@ -161,12 +176,10 @@ func TestLogProofs(t *testing.T) {
 		}
 	}
 	// Consistency from an earlier checkpoint, taken at 20.
-	l.Close()
-	l2, err := OpenLog(ctx, path, s, "")
+	l2, err := openLogDir(t, path, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l2.Close()
 	if l2.Checkpoint().Size != 37 {
 		t.Fatalf("reopened size %d", l2.Checkpoint().Size)
 	}
@@ -185,7 +198,7 @@ func TestLogProofs(t *testing.T) {
 	if _, err := ParseCheckpoint(cp.Note, l.Origin(), newSigner(t).Verifier()); err == nil {
 		t.Fatal("checkpoint accepted with another key")
 	}
-	if _, err := OpenLog(ctx, path, newSigner(t), ""); err == nil || !strings.Contains(err.Error(), "another log, or another key") {
+	if _, err := openLogDir(t, path, newSigner(t)); err == nil || !strings.Contains(err.Error(), "another log, or another key") {
 		t.Fatalf("opening with another key: %v", err)
 	}
 }
@@ -197,11 +210,16 @@ func TestAppendBatchIsAtomic(t *testing.T) {
 	l, path := openLog(t, s)
 	appendN(t, l, s, 3)
 	before := l.Checkpoint()
-	if _, err := l.db.Exec(`CREATE TRIGGER boom BEFORE INSERT ON entries WHEN NEW.artifact = 'boom' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;`); err != nil {
+	raw, err := sql.Open("sqlite", filepath.Join(path, "wardgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TRIGGER boom BEFORE INSERT ON entries WHEN NEW.artifact = 'boom' BEGIN SELECT RAISE(ABORT, 'injected failure'); END;`); err != nil {
 		t.Fatal(err)
 	}
 	env, _ := envelopeFor(t, s, 9)
-	_, err := l.AppendBatch(context.Background(), []Item{{Envelope: env, Artifact: "ok"}, {Envelope: env, Artifact: "boom"}})
+	_, err = l.AppendBatch(context.Background(), []Item{{Envelope: env, Artifact: "ok"}, {Envelope: env, Artifact: "boom"}})
 	if err == nil || !strings.Contains(err.Error(), "injected failure") {
 		t.Fatalf("want injected failure, got %v", err)
 	}
@@ -209,12 +227,10 @@ func TestAppendBatchIsAtomic(t *testing.T) {
 		t.Fatalf("checkpoint moved: %d -> %d", before.Size, after.Size)
 	}
 	appendN(t, l, s, 1)
-	l.Close()
-	l2, err := OpenLog(context.Background(), path, s, "")
+	l2, err := openLogDir(t, path, s)
 	if err != nil {
 		t.Fatalf("reopen after failed batch: %v", err)
 	}
-	defer l2.Close()
 	if l2.Checkpoint().Size != 4 {
 		t.Fatalf("size %d, want 4", l2.Checkpoint().Size)
 	}
@@ -258,5 +274,49 @@ func TestKeygenAndLoad(t *testing.T) {
 	}
 	if _, err := LoadSigner(context.Background(), "awskms:///alias/x"); err == nil {
 		t.Fatal("KMS URI without a provider loaded")
+	}
+}
+
+// The log dates entries itself and its times never go backwards: an item
+// dated before the newest entry (a clock set back, a replayed evaluation
+// time) gets the newest entry's time, also after the log is reopened.
+func TestLogTimesNeverGoBack(t *testing.T) {
+	ctx := context.Background()
+	s := newSigner(t)
+	l, path := openLog(t, s)
+	at := func(i int, when time.Time) Entry {
+		t.Helper()
+		env, _ := envelopeFor(t, s, i)
+		e, err := l.Append(ctx, Item{Envelope: env, Artifact: "a", Time: when})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	before := time.Now().UTC()
+	if e := at(0, time.Time{}); e.Time.Before(before) || e.Time.After(time.Now()) {
+		t.Fatalf("zero time: entry dated %v, want the log's clock (after %v)", e.Time, before)
+	}
+	future := time.Date(2040, 1, 1, 0, 0, 0, 0, time.UTC)
+	if e := at(1, future); !e.Time.Equal(future) {
+		t.Fatalf("entry 1 at %v", e.Time)
+	}
+	if e := at(2, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)); !e.Time.Equal(future) {
+		t.Fatalf("an item dated 2020 after one dated 2040 got %v, want %v", e.Time, future)
+	}
+	// Reopened on a store of its own over the same files.
+	l, err := openLogDir(t, path, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := at(3, time.Time{}); !e.Time.Equal(future) {
+		t.Fatalf("after reopening: the log's clock gave %v, want %v (never before the newest entry)", e.Time, future)
+	}
+	var times []time.Time
+	if err := l.Entries(ctx, Filter{Since: future}, func(e Entry) error { times = append(times, e.Time); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(times) != 3 {
+		t.Fatalf("entries since %v: %v", future, times)
 	}
 }

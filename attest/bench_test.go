@@ -13,11 +13,10 @@ import (
 // commit). Reports verdicts/s.
 func BenchmarkSignAndAppend(b *testing.B) {
 	s := newSigner(b)
-	l, err := OpenLog(context.Background(), filepath.Join(b.TempDir(), "log.db"), s, "")
+	l, err := openLogDir(b, b.TempDir(), s)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
 	b.SetParallelism(16) // verdicts wait on fsync, not CPU
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -52,13 +51,13 @@ func BenchmarkInclusionProof(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if l, err = OpenLog(ctx, p, s, ""); err != nil {
+		if l, err = openLogDir(b, filepath.Dir(p), s); err != nil {
 			b.Fatal(err)
 		}
 	} else {
 		s := newSigner(b)
 		var err error
-		if l, err = OpenLog(ctx, filepath.Join(b.TempDir(), "log.db"), s, ""); err != nil {
+		if l, err = openLogDir(b, b.TempDir(), s); err != nil {
 			b.Fatal(err)
 		}
 		env, _ := envelopeFor(b, s, 1)
@@ -72,7 +71,6 @@ func BenchmarkInclusionProof(b *testing.B) {
 			}
 		}
 	}
-	defer l.Close()
 	size := l.Checkpoint().Size
 	rng := rand.New(rand.NewPCG(1, 2))
 	b.ReportMetric(float64(size), "entries")

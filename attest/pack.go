@@ -88,10 +88,18 @@ type ExportOptions struct {
 
 // Export writes an evidence pack to out: a directory, or a .tar.gz when out
 // ends in .tar.gz or .tgz. It is written beside out under a temporary name
-// and renamed into place, so a failed export leaves nothing behind.
+// and renamed into place, so a failed export leaves nothing behind. At
+// most WithExports exports of one Log run at once; Export waits for its
+// turn within ctx.
 func (l *Log) Export(ctx context.Context, out string, opts ExportOptions) (*Manifest, error) {
 	if _, err := os.Lstat(out); err == nil {
 		return nil, fmt.Errorf("export: %s exists; refusing to overwrite", out)
+	}
+	select {
+	case l.exports <- struct{}{}:
+		defer func() { <-l.exports }()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("export: waiting for one of %d export slots: %w", cap(l.exports), ctx.Err())
 	}
 	tarball := strings.HasSuffix(out, ".tar.gz") || strings.HasSuffix(out, ".tgz")
 	stage, err := os.MkdirTemp(filepath.Dir(out), ".wardgate-pack-")

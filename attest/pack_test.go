@@ -45,7 +45,7 @@ func codes(r *PackReport) []string {
 
 func mustVerify(t *testing.T, pack string, pub, since []byte) *PackReport {
 	t.Helper()
-	r, err := VerifyPack(pack, pub, since)
+	r, err := VerifyPack(t.Context(), pack, pub, since)
 	if err != nil {
 		t.Fatalf("VerifyPack: %v", err)
 	}
@@ -240,7 +240,7 @@ func TestPackUnreadable(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := VerifyPack(tc.path, pub, nil)
+			_, err := VerifyPack(t.Context(), tc.path, pub, nil)
 			if !errors.Is(err, ErrPackUnreadable) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want unreadable with %q", err, tc.want)
 			}
@@ -255,7 +255,7 @@ func TestPackUnreadable(t *testing.T) {
 	}
 	b, _ := os.ReadFile(full)
 	os.WriteFile(trunc, b[:len(b)/2], 0o644)
-	if _, err := VerifyPack(trunc, pub, nil); !errors.Is(err, ErrPackUnreadable) {
+	if _, err := VerifyPack(t.Context(), trunc, pub, nil); !errors.Is(err, ErrPackUnreadable) {
 		t.Fatalf("truncated pack: %v", err)
 	}
 	if _, err := l.Export(context.Background(), full, ExportOptions{}); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {

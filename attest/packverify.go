@@ -1,10 +1,9 @@
 package attest
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
-	"compress/gzip"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -12,11 +11,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -36,6 +32,9 @@ const (
 	ProblemRoot              = "root-mismatch"      // a complete pack's entries do not rebuild the checkpoint root
 	ProblemConsistency       = "consistency"        // the auditor's earlier checkpoint is not a prefix of this one
 	ProblemKey               = "key-mismatch"       // the pack was signed by another key than the one given
+	ProblemFileType          = "file-type"          // a pack file is not a regular file (named pipe, device...); it is not read
+	ProblemArchive           = "archive-integrity"  // a .tar.gz pack's gzip stream fails its CRC or length, ends early, or has data after it
+	ProblemNotChecked        = "not-checked"        // a .tar.gz pack whose manifest signature fails is not read further
 )
 
 // Problem is one precise verification failure.
@@ -66,11 +65,17 @@ func (r *PackReport) add(code, file string, index int64, format string, args ...
 	r.Problems = append(r.Problems, p)
 }
 
-// Pack reading limits.
+// Pack reading limits. A .tar.gz pack is never unpacked: it is read as a
+// stream, twice at most, and these bound what the stream may hold.
 const (
 	MaxPackFiles     = 100_000
 	MaxPackFileBytes = 8 << 30  // index.jsonl of a large log
-	MaxPackBytes     = 16 << 30 // the whole pack, unpacked
+	MaxPackBytes     = 16 << 30 // the whole pack, uncompressed
+	// MaxPackRatio bounds how far a .tar.gz pack may expand: at most this
+	// many times its compressed size (and at least minPackBudget). Packs
+	// hold JSON, base64 and PEM, which gzip shrinks about 3 to 5 times.
+	MaxPackRatio     = 100
+	minPackBudget    = 64 << 20
 	maxIndexLine     = 16 << 20 // one index line (an envelope and its proof)
 	maxManifestBytes = 64 << 20
 )
@@ -78,35 +83,67 @@ const (
 // VerifyPack verifies a pack (directory or .tar.gz) offline with nothing but
 // the service public key. sinceCheckpoint, if not nil, is an earlier
 // checkpoint the auditor kept: the pack's must extend it. An error is
-// returned only when the pack cannot be read at all (ErrPackUnreadable);
-// tampering is reported as problems in the report.
-func VerifyPack(packPath string, pubPEM []byte, sinceCheckpoint []byte) (*PackReport, error) {
+// returned only when the pack cannot be read at all (ErrPackUnreadable) or
+// ctx is done; tampering is reported as problems in the report.
+//
+// Only regular files are read: a named pipe, device or socket in a
+// directory pack is reported (file-type), never opened. A .tar.gz pack is
+// never unpacked: a first pass over the stream reads the manifest, its
+// signature and the other small files into memory and hashes the rest,
+// within MaxPackFiles, MaxPackBytes and MaxPackRatio, and checks the gzip
+// trailer (CRC and length) and that nothing follows it; only when the
+// manifest's signature verifies does a second pass verify the index's
+// entries.
+func VerifyPack(ctx context.Context, packPath string, pubPEM []byte, sinceCheckpoint []byte) (*PackReport, error) {
 	v, err := NewVerifier(pubPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%w: key: %v", ErrPackUnreadable, err)
 	}
-	dir := packPath
 	st, err := os.Stat(packPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrPackUnreadable, err)
 	}
-	if !st.IsDir() {
-		tmp, err := os.MkdirTemp("", "wardgate-pack-")
+	var src packSource
+	switch {
+	case st.IsDir():
+		src = &dirPack{dir: packPath}
+	case st.Mode().IsRegular():
+		tp, err := openTarPack(ctx, packPath)
 		if err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(tmp)
-		if err := extractTarGz(packPath, tmp); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", ErrPackUnreadable, packPath, err)
-		}
-		dir = tmp
+		defer tp.f.Close()
+		src = tp
+	default:
+		return nil, fmt.Errorf("%w: %s is a %s, not a directory or a regular file", ErrPackUnreadable, packPath, fileKind(st.Mode()))
 	}
-	return verifyDir(dir, v, sinceCheckpoint)
+	return verifyPack(ctx, src, v, sinceCheckpoint)
 }
 
-func verifyDir(dir string, v *Verifier, since []byte) (*PackReport, error) {
+// packSource is a pack to verify: a directory, or a .tar.gz read as a
+// stream.
+type packSource interface {
+	// files lists the regular files by slash-separated name, and reports
+	// what else the pack holds (links, pipes...) into rep.
+	files(ctx context.Context, rep *PackReport) (map[string]bool, error)
+	// read returns a small file whole, within max bytes.
+	read(name string, max int64) ([]byte, error)
+	// digest returns a file's sha256:<hex>.
+	digest(ctx context.Context, name string) (string, error)
+	// index calls fn with index.jsonl's content; ok false when the pack's
+	// index could not be read (a problem is in rep).
+	index(ctx context.Context, rep *PackReport, fn func(io.Reader)) error
+	// streamed reports whether the pack is read as a stream (a .tar.gz),
+	// whose index is not read when the manifest signature fails.
+	streamed() bool
+}
+
+func verifyPack(ctx context.Context, src packSource, v *Verifier, since []byte) (*PackReport, error) {
 	rep := &PackReport{Problems: []Problem{}}
-	mb, err := readCapped(filepath.Join(dir, fileManifest), maxManifestBytes)
+	if tp, ok := src.(*tarPack); ok {
+		rep.Problems = append(rep.Problems, tp.problems...)
+	}
+	mb, err := src.read(fileManifest, maxManifestBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrPackUnreadable, fileManifest, err)
 	}
@@ -122,7 +159,8 @@ func verifyDir(dir string, v *Verifier, since []byte) (*PackReport, error) {
 		rep.add(ProblemKey, fileManifest, -1, "pack says it was signed by key %s, the key given is %s", m.KeyID, v.KeyID())
 	}
 	// 1. The manifest's signature.
-	sig, err := readCapped(filepath.Join(dir, fileManifestSig), MaxStatementBytes)
+	signed := false
+	sig, err := src.read(fileManifestSig, MaxStatementBytes)
 	switch {
 	case err != nil:
 		rep.add(ProblemManifestSignature, fileManifestSig, -1, "manifest signature missing: %v", err)
@@ -133,32 +171,14 @@ func verifyDir(dir string, v *Verifier, since []byte) (*PackReport, error) {
 			rep.add(ProblemManifestSignature, fileManifestSig, -1, "manifest signature does not verify: %v", err)
 		case pt != ManifestPayloadType || !bytes.Equal(payload, mb):
 			rep.add(ProblemManifestSignature, fileManifest, -1, "manifest.json is not the manifest that was signed")
+		default:
+			signed = true
 		}
 	}
 	// 2. Every file listed, present, unchanged; nothing extra.
-	present := map[string]bool{}
-	count := 0
-	werr := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.Type()&os.ModeSymlink != 0 {
-			rel, _ := filepath.Rel(dir, p)
-			rep.add(ProblemFileExtra, filepath.ToSlash(rel), -1, "symbolic link in pack")
-			return nil
-		}
-		if d.IsDir() {
-			return nil
-		}
-		if count++; count > MaxPackFiles {
-			return fmt.Errorf("more than %d files", MaxPackFiles)
-		}
-		rel, _ := filepath.Rel(dir, p)
-		present[filepath.ToSlash(rel)] = true
-		return nil
-	})
-	if werr != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPackUnreadable, werr)
+	present, err := src.files(ctx, rep)
+	if err != nil {
+		return nil, err
 	}
 	names := make([]string, 0, len(m.Files))
 	for n := range m.Files {
@@ -167,11 +187,16 @@ func verifyDir(dir string, v *Verifier, since []byte) (*PackReport, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		if !present[n] {
-			rep.add(ProblemFileMissing, n, -1, "listed in the manifest but missing from the pack")
+			if !hasProblem(rep, ProblemFileType, n) {
+				rep.add(ProblemFileMissing, n, -1, "listed in the manifest but missing from the pack")
+			}
 			continue
 		}
-		got, err := fileDigest(filepath.Join(dir, filepath.FromSlash(n)))
+		got, err := src.digest(ctx, n)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			rep.add(ProblemFileMissing, n, -1, "unreadable: %v", err)
 			continue
 		}
@@ -190,7 +215,7 @@ func verifyDir(dir string, v *Verifier, since []byte) (*PackReport, error) {
 		rep.add(ProblemFileExtra, n, -1, "not listed in the manifest")
 	}
 	// 3. The checkpoint.
-	cpb, err := readCapped(filepath.Join(dir, fileCheckpoint), maxCheckpointBytes)
+	cpb, err := src.read(fileCheckpoint, maxCheckpointBytes)
 	if err != nil {
 		rep.add(ProblemCheckpoint, fileCheckpoint, -1, "checkpoint unreadable: %v", err)
 		return finish(rep), nil
@@ -205,12 +230,30 @@ func verifyDir(dir string, v *Verifier, since []byte) (*PackReport, error) {
 	}
 	// 4. Consistency with the auditor's earlier checkpoint.
 	if since != nil {
-		ok := verifyConsistency(rep, dir, since, cp, v, m)
+		ok := verifyConsistency(rep, src, since, cp, v)
 		rep.Consistent = &ok
 	}
 	// 5. Every entry: signature, order, inclusion in the checkpoint's tree.
-	verifyIndex(rep, dir, cp, v, m)
+	if !signed && src.streamed() {
+		rep.add(ProblemNotChecked, fileIndex, -1, "the manifest signature does not verify: the entries were not read")
+		return finish(rep), nil
+	}
+	if err := src.index(ctx, rep, func(r io.Reader) { verifyIndex(ctx, rep, r, cp, v, m) }); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return finish(rep), nil
+}
+
+func hasProblem(rep *PackReport, code, file string) bool {
+	for _, p := range rep.Problems {
+		if p.Code == code && p.File == file {
+			return true
+		}
+	}
+	return false
 }
 
 func finish(rep *PackReport) *PackReport {
@@ -218,7 +261,7 @@ func finish(rep *PackReport) *PackReport {
 	return rep
 }
 
-func verifyConsistency(rep *PackReport, dir string, since []byte, cp Checkpoint, v *Verifier, m Manifest) bool {
+func verifyConsistency(rep *PackReport, src packSource, since []byte, cp Checkpoint, v *Verifier) bool {
 	old, err := ParseCheckpoint(since, cp.Origin, v)
 	if err != nil {
 		rep.add(ProblemConsistency, "", -1, "earlier checkpoint: %v", err)
@@ -228,7 +271,7 @@ func verifyConsistency(rep *PackReport, dir string, since []byte, cp Checkpoint,
 		rep.add(ProblemConsistency, "", -1, "earlier checkpoint has %d entries, the pack's only %d: the log was truncated", old.Size, cp.Size)
 		return false
 	}
-	b, err := readCapped(filepath.Join(dir, fileConsistency), maxManifestBytes)
+	b, err := src.read(fileConsistency, maxManifestBytes)
 	if err != nil {
 		rep.add(ProblemConsistency, fileConsistency, -1, "the pack has no consistency proof; export it with --since-checkpoint")
 		return false
@@ -253,14 +296,8 @@ func verifyConsistency(rep *PackReport, dir string, since []byte, cp Checkpoint,
 	return true
 }
 
-func verifyIndex(rep *PackReport, dir string, cp Checkpoint, v *Verifier, m Manifest) {
-	f, err := os.Open(filepath.Join(dir, fileIndex))
-	if err != nil {
-		rep.add(ProblemFileMissing, fileIndex, -1, "%v", err)
-		return
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
+func verifyIndex(ctx context.Context, rep *PackReport, r io.Reader, cp Checkpoint, v *Verifier, m Manifest) {
+	br := bufio.NewReaderSize(r, 1<<20)
 	sigs := newSigChecker(v)
 	defer func() {
 		rep.Problems = append(rep.Problems, sigs.wait()...)
@@ -270,6 +307,9 @@ func verifyIndex(rep *PackReport, dir string, cp Checkpoint, v *Verifier, m Mani
 	tree := factory.NewEmptyRange(0)
 	complete := m.Complete
 	for lineNo := 1; ; lineNo++ {
+		if lineNo%1024 == 0 && ctx.Err() != nil {
+			return // VerifyPack returns ctx's error
+		}
 		line, err := readLine(br)
 		if err == io.EOF {
 			break
@@ -361,87 +401,6 @@ func unhexAll(ss []string) ([][]byte, error) {
 		out[i] = b
 	}
 	return out, nil
-}
-
-func readCapped(p string, max int64) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, fmt.Errorf("larger than %d bytes", max)
-	}
-	return b, nil
-}
-
-// extractTarGz unpacks a pack safely: regular files and directories only,
-// no absolute or escaping paths, bounded sizes and counts.
-func extractTarGz(src, dst string) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return fmt.Errorf("not a gzip file: %w", err)
-	}
-	tr := tar.NewReader(gz)
-	var total int64
-	files := 0
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("tar: %w", err)
-		}
-		name := path.Clean(h.Name)
-		if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
-			return fmt.Errorf("tar entry %q escapes the pack", h.Name)
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(filepath.Join(dst, filepath.FromSlash(name)), 0o755); err != nil {
-				return err
-			}
-			continue
-		case tar.TypeReg:
-		default:
-			return fmt.Errorf("tar entry %q is a link or special file; packs hold regular files only", h.Name)
-		}
-		if files++; files > MaxPackFiles {
-			return fmt.Errorf("more than %d files", MaxPackFiles)
-		}
-		if h.Size > MaxPackFileBytes {
-			return fmt.Errorf("tar entry %q is larger than %d bytes", h.Name, int64(MaxPackFileBytes))
-		}
-		if total += h.Size; total > MaxPackBytes {
-			return fmt.Errorf("pack larger than %d bytes unpacked", int64(MaxPackBytes))
-		}
-		out := filepath.Join(dst, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		w, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if err != nil {
-			return fmt.Errorf("tar entry %q: %w", h.Name, err)
-		}
-		n, err := io.Copy(w, io.LimitReader(tr, h.Size))
-		w.Close()
-		if err != nil {
-			return fmt.Errorf("tar entry %q: %w", h.Name, err)
-		}
-		if n != h.Size {
-			return fmt.Errorf("tar entry %q is truncated", h.Name)
-		}
-	}
 }
 
 // sigChecker verifies envelope signatures on every core while the index is

@@ -46,6 +46,17 @@ type Verdict struct {
 	Time                     time.Time
 	// ReleaseMetadata are the vendor's TUF metadata the verdict relied on.
 	ReleaseMetadata []MetadataRef
+	// Warnings are the findings that did not deny: rules the trust
+	// configuration sets to warn, and findings it accepts with a reason (a
+	// downgrade it allows, a vulnerability exception), the reason in the
+	// message.
+	Warnings []Warning
+}
+
+// Warning is one finding of a verdict that did not deny.
+type Warning struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // MetadataRef is one piece of the vendor's TUF metadata a verdict relied
@@ -110,6 +121,8 @@ type Extension struct {
 	// ReleaseMetadata lists the vendor's TUF metadata (role, version,
 	// digest) the verdict relied on.
 	ReleaseMetadata []MetadataRef `json:"releaseMetadata,omitempty"`
+	// Warnings are the findings that did not deny (Verdict.Warnings).
+	Warnings []Warning `json:"warnings,omitempty"`
 }
 
 // NewStatement builds the statement for a verdict. verifierVersion is
@@ -157,6 +170,7 @@ func NewStatement(v Verdict, verifierVersion string) (*Statement, error) {
 				Version:           v.Version,
 				DeviceID:          v.DeviceID,
 				ReleaseMetadata:   slices.Clone(v.ReleaseMetadata),
+				Warnings:          slices.Clone(v.Warnings),
 			},
 		},
 	}, nil

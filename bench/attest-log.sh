@@ -16,7 +16,7 @@ t0=$(date +%s)
 go run ./bench/tools/mklog -dir "$out" -n "$n"
 echo "built in $(( $(date +%s) - t0 ))s"
 echo "== inclusion proof of a random entry (Go benchmark, 5 runs)"
-WARDGATE_BENCH_LOG="$PWD/$out/log.db" WARDGATE_BENCH_KEY="$PWD/$out/signing.key" \
+WARDGATE_BENCH_LOG="$PWD/$out/wardgate.db" WARDGATE_BENCH_KEY="$PWD/$out/signing.key" \
   go test -run '^$' -bench 'InclusionProof' -count 5 ./attest/ | grep -E '^Benchmark' | tee "$out/proof.txt"
 echo "median: $(awk '{print $3}' "$out/proof.txt" | sort -n | sed -n 3p) ns per proof"
 echo "== export and verify the whole log"

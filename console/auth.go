@@ -2,10 +2,13 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // maxSigninBytes bounds the sign-in form's body.
@@ -69,9 +72,18 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		c.showSignin(w, r, http.StatusBadRequest, next, "Paste an API token (it starts with wgt_).")
 		return
 	}
+	addr := clientAddr(r)
+	if d := c.throttle.wait(addr, c.now()); d > 0 {
+		secs := int((d + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		c.log.LogAttrs(r.Context(), slog.LevelWarn, "console sign-in throttled", slog.String("request_id", requestID(w)), slog.String("client", addr))
+		c.showSignin(w, r, http.StatusTooManyRequests, next, fmt.Sprintf("Too many failed sign-ins from this address; try again in %d s.", secs))
+		return
+	}
 	p, err := c.data.Authenticate(r.Context(), secret)
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
+		c.throttle.failed(addr, c.now())
 		c.log.LogAttrs(r.Context(), slog.LevelInfo, "console sign-in refused: unknown token", slog.String("request_id", requestID(w)))
 		c.showSignin(w, r, http.StatusUnauthorized, next, "That token is not known, or it was revoked.")
 		return

@@ -94,6 +94,7 @@ type Console struct {
 	log      *slog.Logger
 	now      func() time.Time
 	sessions *sessions
+	throttle *throttle
 	pages    map[string]*template.Template
 	static   map[string]staticFile
 	mux      *http.ServeMux
@@ -117,7 +118,7 @@ func New(data Data, opts ...Option) (*Console, error) {
 			return nil, err
 		}
 	}
-	con := &Console{data: data, log: c.log, now: c.now, sessions: newSessions(c.lifetime, c.idle, c.max, c.now), mux: http.NewServeMux()}
+	con := &Console{data: data, log: c.log, now: c.now, sessions: newSessions(c.lifetime, c.idle, c.max, c.now), throttle: newThrottle(), mux: http.NewServeMux()}
 	if err := con.loadStatic(); err != nil {
 		return nil, err
 	}

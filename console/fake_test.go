@@ -16,6 +16,7 @@ import (
 	"github.com/wardgate/wardgate/console"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/policy"
+	"github.com/wardgate/wardgate/store/sqlite"
 )
 
 // fake is console.Data in memory (the store is the one thing tests fake),
@@ -171,11 +172,15 @@ func newFake(t testing.TB) *fake {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := attest.OpenLog(ctx, filepath.Join(dir, "log.db"), signer, "wardgate/test")
+	st, err := sqlite.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { lg.Close() })
+	t.Cleanup(func() { st.Close() })
+	lg, err := attest.OpenLog(ctx, st, signer, "wardgate/test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, dev := range []string{"", "HOSP-IOT-PUMP-05", "HOSP-IOT-PUMP-06"} {
 		st, err := attest.NewStatement(attest.Verdict{SubjectName: "infusion-pump-2.4.0.bin", SubjectDigest: map[string]string{"sha256": pumpDigest[7:]},
 			Passed: i < 2, ReasonCodes: map[bool][]string{true: nil, false: {"quarantined"}}[i < 2], DeviceID: dev, DeviceClass: "infusion-pump", Time: t0.Add(time.Duration(i) * time.Hour)}, "test")

@@ -275,3 +275,32 @@ func TestHostileStringsEscaped(t *testing.T) {
 		t.Error("no escaped link to the hostile device")
 	}
 }
+
+// Failed sign-ins are throttled per client address: ten unknown tokens,
+// then 429 with Retry-After whatever the token (a good one too) until the
+// budget refills; one refill later one attempt is read again.
+func TestSignInThrottled(t *testing.T) {
+	e := newEnv(t)
+	b := e.client()
+	for i := range 10 {
+		if p := b.signIn("wgt_unknown-token-00000000000000000000000000000000"); p.status != http.StatusUnauthorized {
+			t.Fatalf("attempt %d: %d, want 401", i+1, p.status)
+		}
+	}
+	p := b.signIn(auditorTok)
+	want(t, p, http.StatusTooManyRequests, "Too many failed sign-ins from this address; try again in 30 s.")
+	if got := p.header.Get("Retry-After"); got != "30" {
+		t.Errorf("Retry-After = %q, want 30", got)
+	}
+	e.clock.add(10 * time.Second)
+	want(t, b.signIn(auditorTok), http.StatusTooManyRequests, "try again in 20 s.")
+	e.clock.add(20 * time.Second)
+	if p := b.signIn(auditorTok); p.status != http.StatusSeeOther {
+		t.Fatalf("after the refill: %d, want 303\n%s", p.status, p.body)
+	}
+	// A good sign-in costs nothing: the next unknown token is read (401),
+	// and only then is the client over its budget again.
+	c := e.client()
+	want(t, c.signIn("wgt_unknown-token-00000000000000000000000000000000"), http.StatusUnauthorized, "That token is not known")
+	want(t, c.signIn(auditorTok), http.StatusTooManyRequests, "Too many failed sign-ins")
+}

@@ -8,7 +8,7 @@ import (
 )
 
 // TestDeps keeps egress a domain package: no HTTP server, no cobra, no
-// wardgate server, no storage driver (that is egress/sqlitestore's).
+// wardgate server, no storage driver (that is store/sqlite's).
 func TestDeps(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not on PATH")

@@ -21,13 +21,13 @@
 //     class. An update's risk state (clean, suspicious, quarantined) is
 //     converted to the evidence document's fleet section by Report.Fleet.
 //
-// Storage is behind the small Store interface; egress/sqlitestore
-// implements it on SQLite.
+// Storage is behind the small Store interface; the store package keeps
+// events and installations (store/sqlite on SQLite).
 //
 // Imports: the standard library, golang.org/x/net/publicsuffix (which
 // brings net/http/cookiejar for an interface, nothing more),
 // gonum.org/v1/gonum/stat/combin (log binomial coefficients for the exact
 // tests) and wardgate/evidence. Must not import net/http itself, cobra,
-// wardgate/server, or a storage driver (that lives in egress/sqlitestore);
+// wardgate/server, or a storage driver (that lives in store/sqlite);
 // TestDeps checks it.
 package egress

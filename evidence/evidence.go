@@ -349,10 +349,16 @@ type Release struct {
 	AdmittedAt time.Time `json:"admittedAt"`
 }
 
-// Ledger is the release ledger's view of the version being judged: every
-// earlier evaluation of the same vendor, product and version.
+// Ledger is the release ledger's view of the release being judged: every
+// earlier evaluation of the same vendor, product and version, and every
+// release of the product admitted before.
 type Ledger struct {
 	Entries []LedgerEntry `json:"entries"`
+	// Admitted are the releases of the same vendor and product admitted
+	// before, one per version and digest, oldest first (the time of the
+	// first admission): versions never go back below the highest of them,
+	// and a digest admitted under one version is not another version.
+	Admitted []Release `json:"admitted,omitempty"`
 }
 
 // LedgerEntry is one earlier evaluation of the same version.

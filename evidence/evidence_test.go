@@ -92,6 +92,9 @@ var badDocuments = []struct {
 	}, `evidence: verification.trustedSigners[0].issuer: required with identity`},
 	{"device without class", func(m map[string]any) { sub(m, "device")["class"] = "" },
 		`evidence: device.class: required, must not be empty`},
+	{"admitted release without version", func(m map[string]any) {
+		sub(m, "ledger")["admitted"] = []any{map[string]any{"version": "", "digest": "sha256:" + strings.Repeat("ab", 32), "admittedAt": "2026-01-01T00:00:00Z"}}
+	}, `evidence: ledger.admitted[0].version: required, must not be empty`},
 	{"null signatures", func(m map[string]any) { sub(m, "verification")["signatures"] = nil },
 		`evidence: verification.signatures: required (may be empty)`},
 	{"unknown field", func(m map[string]any) { sub(m, "artifact")["colour"] = "blue" },

@@ -177,6 +177,14 @@ func (ev Evidence) Validate() error {
 			v.add(p+".recordedAt", "required")
 		}
 	}
+	for i, r := range ev.Ledger.Admitted {
+		p := fmt.Sprintf("ledger.admitted[%d]", i)
+		v.nonEmpty(p+".version", r.Version)
+		v.digest(p+".digest", r.Digest, true)
+		if r.AdmittedAt.IsZero() {
+			v.add(p+".admittedAt", "required")
+		}
+	}
 	if d := ev.Device; d != nil {
 		v.nonEmpty("device.id", d.ID)
 		v.nonEmpty("device.class", d.Class)

@@ -17,7 +17,8 @@
 // and the ratio of bytes written to the input's size; crossing one is a
 // *LimitError naming it.
 //
-// Filesystems are read with github.com/diskfs/go-diskfs, newc cpio with
+// Filesystems are read with github.com/diskfs/go-diskfs (squashfs, FAT,
+// ISO 9660) and github.com/masahiro331/go-ext4-filesystem (ext2/3/4), newc cpio with
 // github.com/cavaliergopher/cpio, streams with the standard library,
 // github.com/klauspost/compress, github.com/ulikunitz/xz and
 // github.com/pierrec/lz4/v4, manifests with github.com/goccy/go-json. The odc cpio header, the U-Boot legacy header

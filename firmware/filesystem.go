@@ -14,7 +14,6 @@ import (
 	"github.com/diskfs/go-diskfs/backend"
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem"
-	"github.com/diskfs/go-diskfs/filesystem/ext4"
 	"github.com/diskfs/go-diskfs/filesystem/fat12"
 	"github.com/diskfs/go-diskfs/filesystem/fat16"
 	"github.com/diskfs/go-diskfs/filesystem/fat32"
@@ -40,26 +39,47 @@ func (i sectionInfo) ModTime() time.Time { return time.Time{} }
 func (i sectionInfo) IsDir() bool        { return false }
 func (i sectionInfo) Sys() any           { return nil }
 
-// openFilesystem reads a filesystem image with go-diskfs.
+// fsTree is a filesystem image opened for reading: the walk lists its
+// directories (slash-separated paths, "." for the root) and opens its
+// regular files and reads its links by the entries listed.
+type fsTree interface {
+	ReadDir(dir string) ([]fs.DirEntry, error)
+	open(e fs.DirEntry, p string) (io.ReadCloser, error)
+	readlink(e fs.DirEntry, info fs.FileInfo, p string) (string, error)
+	Close() error
+}
+
+// openTree opens a filesystem image: ext2/3/4 with go-ext4-filesystem,
+// the others with go-diskfs.
+func openTree(sr *io.SectionReader, size int64, f Format) (fsTree, error) {
+	if f == Ext {
+		return openExt(sr, size)
+	}
+	fsys, err := openFilesystem(sr, size, f)
+	if err != nil {
+		return nil, err
+	}
+	return diskfsTree{fsys}, nil
+}
+
+// diskfsTree is a filesystem read by go-diskfs.
+type diskfsTree struct{ filesystem.FileSystem }
+
+func (t diskfsTree) open(e fs.DirEntry, p string) (io.ReadCloser, error) { return openEntry(t, e, p) }
+
+func (t diskfsTree) readlink(_ fs.DirEntry, info fs.FileInfo, _ string) (string, error) {
+	return linkTarget(info), nil
+}
+
+// openFilesystem reads a squashfs, FAT or ISO 9660 image with go-diskfs.
 func openFilesystem(sr *io.SectionReader, size int64, f Format) (filesystem.FileSystem, error) {
 	b := file.New(section{sr}, true)
 	switch f {
 	case Squashfs:
-		return squashfs.Read(b, size, 0, 0)
-	case Ext:
-		sb := make([]byte, 2048)
-		if _, err := sr.ReadAt(sb, 0); err != nil {
+		if err := checkSquashfs(sr); err != nil {
 			return nil, err
 		}
-		if bs := extBlockSize(sb); bs != 4096 {
-			return nil, fmt.Errorf("ext image with %d-byte blocks: go-diskfs v1.9.4 reads only 4096-byte blocks correctly", bs)
-		}
-		if binary.LittleEndian.Uint32(sb[1024+0x64:])&extMetadataCsum == 0 {
-			// go-diskfs checks every inode's checksum and refuses images
-			// without them; say so instead of its "checksum type 0".
-			return nil, errors.New("ext image without metadata checksums (ext2, ext3, or ext4 made with -O ^metadata_csum): go-diskfs v1.9.4 reads only ext4 with metadata_csum")
-		}
-		return ext4.Read(b, size, 0, 0)
+		return squashfs.Read(b, size, 0, 0)
 	case ISO9660:
 		return iso9660.Read(b, size, 0, 0)
 	case FAT:
@@ -68,11 +88,22 @@ func openFilesystem(sr *io.SectionReader, size int64, f Format) (filesystem.File
 	return nil, fmt.Errorf("%s is not a filesystem", f)
 }
 
-// extMetadataCsum is the ro_compat flag of ext4 metadata checksums.
-const extMetadataCsum = 0x400
+// squashfsLZ4 is the superblock's compression id of lz4.
+const squashfsLZ4 = 5
 
-func extBlockSize(sb []byte) int64 {
-	return 1024 << binary.LittleEndian.Uint32(sb[1024+24:])
+// checkSquashfs refuses what go-diskfs cannot read, before it fails deep
+// inside: squashfs keeps lz4 data as raw blocks, and go-diskfs v1.9.4
+// decodes lz4 frames only (so does github.com/sylabs/squashfs v1.0.6, the
+// other squashfs reader in the dependency graph).
+func checkSquashfs(sr *io.SectionReader) error {
+	sb := make([]byte, 22)
+	if _, err := sr.ReadAt(sb, 0); err != nil {
+		return fmt.Errorf("read squashfs superblock: %w", err)
+	}
+	if binary.LittleEndian.Uint16(sb[20:]) == squashfsLZ4 {
+		return errors.New("squashfs compressed with lz4: not readable (go-diskfs v1.9.4 decodes lz4 frames, squashfs keeps raw lz4 blocks); make the image with -comp gzip, xz, zstd, lzo or lzma")
+	}
+	return nil
 }
 
 // openFAT reads the FAT variant the boot sector names, or tries each.
@@ -117,27 +148,35 @@ func fatOrder(bs []byte) []string {
 // filesystem unpacks a filesystem image into dest, walking it from its
 // root: directories, regular files and symlinks; devices, FIFOs and sockets
 // are never created.
-func (u *unpacker) filesystem(sr *io.SectionReader, size int64, f Format, dest string, depth int) error {
-	fsys, err := openFilesystem(sr, size, f)
+//
+// The readers are third-party parsers of untrusted bytes: a panic in one is
+// a corrupt image, reported as an error naming the format, never a crash.
+func (u *unpacker) filesystem(sr *io.SectionReader, size int64, f Format, dest string, depth int) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("unpack %s: corrupt image: the reader failed: %v", f, r)
+		}
+	}()
+	t, err := openTree(sr, size, f)
 	if err != nil {
 		return fmt.Errorf("unpack %s: %w", f, err)
 	}
-	defer fsys.Close()
-	return u.walkFS(fsys, f, ".", dest, depth, 0)
+	defer t.Close()
+	return u.walkFS(t, f, size, ".", dest, depth, 0)
 }
 
 // maxFSDepth bounds directory nesting inside an image: a corrupted image
 // can have a directory that contains itself.
 const maxFSDepth = 256
 
-func (u *unpacker) walkFS(fsys filesystem.FileSystem, f Format, dir, dest string, depth, level int) error {
+func (u *unpacker) walkFS(t fsTree, f Format, size int64, dir, dest string, depth, level int) error {
 	if level > maxFSDepth {
 		return unsafeError("%s: directories nested more than %d deep", f, maxFSDepth)
 	}
 	if err := u.ctx.Err(); err != nil {
 		return err
 	}
-	entries, err := fsys.ReadDir(dir)
+	entries, err := t.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("unpack %s: read directory %s: %w", f, dir, err)
 	}
@@ -161,18 +200,32 @@ func (u *unpacker) walkFS(fsys filesystem.FileSystem, f Format, dir, dest string
 		mode := info.Mode()
 		switch {
 		case mode&fs.ModeSymlink != 0:
-			target := linkTarget(info)
+			var target string
+			if target, err = t.readlink(e, info, src); err != nil {
+				return fmt.Errorf("unpack %s: link %s: %w", f, src, err)
+			}
 			if target == "" {
 				return fmt.Errorf("unpack %s: %s: link without a target", f, src)
 			}
 			err = u.symlink(name, target, dest)
 		case e.IsDir():
+			// A directory cannot be larger than the image holding it;
+			// one that says so is corrupt (and would have the reader
+			// allocate what it says).
+			if info.Size() > size {
+				return fmt.Errorf("unpack %s: directory %s claims %d bytes in a %d-byte image", f, src, info.Size(), size)
+			}
 			if err = u.dir(name); err == nil {
-				err = u.walkFS(fsys, f, src, dest, depth, level+1)
+				err = u.walkFS(t, f, size, src, dest, depth, level+1)
 			}
 		case mode.IsRegular():
-			var fh filesystem.File
-			if fh, err = fsys.OpenFile(src, os.O_RDONLY); err != nil {
+			// What the entry says it holds is charged before it is opened:
+			// a reader sizes its block tables by it.
+			if err := u.fits(info.Size()); err != nil {
+				return err
+			}
+			var fh io.ReadCloser
+			if fh, err = t.open(e, src); err != nil {
 				return fmt.Errorf("unpack %s: open %s: %w", f, src, err)
 			}
 			var head []byte
@@ -189,16 +242,28 @@ func (u *unpacker) walkFS(fsys filesystem.FileSystem, f Format, dir, dest string
 	return nil
 }
 
+// openEntry opens a regular file found by ReadDir. go-diskfs's squashfs
+// entries open themselves from the inode already read; its OpenFile would
+// re-read the directory from the root and every inode in it, which makes
+// unpacking a directory of n files cost n² inode reads.
+func openEntry(fsys filesystem.FileSystem, e fs.DirEntry, p string) (io.ReadCloser, error) {
+	if o, ok := e.(entryOpener); ok {
+		return o.Open()
+	}
+	return fsys.OpenFile(p, os.O_RDONLY)
+}
+
+// entryOpener is a go-diskfs squashfs directory entry.
+type entryOpener interface {
+	Open() (filesystem.File, error)
+}
+
 // linkTarget reads a symlink's target from a go-diskfs file info.
 func linkTarget(info fs.FileInfo) string {
 	switch s := info.Sys().(type) {
 	case *squashfs.StatT:
 		return s.LinkTarget
 	case squashfs.StatT:
-		return s.LinkTarget
-	case *ext4.StatT:
-		return s.LinkTarget
-	case ext4.StatT:
 		return s.LinkTarget
 	case *iso9660.StatT:
 		return s.LinkTarget

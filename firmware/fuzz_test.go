@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -46,6 +48,11 @@ func FuzzUnpack(f *testing.F) {
 	f.Add(append([]byte("ACMEFW"), minimalFDT()...))
 	f.Add(append(uImageHeaderFor(0, "x"), 0))
 	f.Add([]byte("070707000000000000000000000000000000000000000000000000000000000000000000000000"))
+	// Small filesystem images from the real tools, when installed, for
+	// the fuzzer to corrupt: the readers are third-party parsers.
+	for _, img := range fuzzImages(f) {
+		f.Add(img)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		dir := t.TempDir()
 		src := filepath.Join(dir, "fw.bin")
@@ -117,4 +124,43 @@ func TestParseMinimalFDT(t *testing.T) {
 	if err != nil || n.child("images") == nil {
 		t.Fatalf("parseFDT: %v %+v", err, n)
 	}
+}
+
+// fuzzImages makes a 64 KiB ext2 image with 1 KiB blocks and a squashfs
+// image of a two-file tree with the tools that are installed.
+func fuzzImages(f *testing.F) [][]byte {
+	root := filepath.Join(f.TempDir(), "root")
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		f.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin/app"), []byte("#!/bin/sh\necho pump\n"), 0o755); err != nil {
+		f.Fatal(err)
+	}
+	if err := os.Symlink("app", filepath.Join(root, "bin/run")); err != nil {
+		f.Fatal(err)
+	}
+	var out [][]byte
+	for _, c := range []struct {
+		tool string
+		args []string
+	}{
+		{"mke2fs", []string{"-q", "-F", "-t", "ext2", "-b", "1024", "-N", "16", "-d", root, "IMG", "64k"}},
+		{"mksquashfs", []string{root, "IMG", "-noappend", "-quiet", "-no-progress", "-comp", "gzip"}},
+	} {
+		if _, err := exec.LookPath(c.tool); err != nil {
+			continue
+		}
+		img := filepath.Join(f.TempDir(), "img")
+		args := slices.Clone(c.args)
+		args[slices.Index(args, "IMG")] = img
+		if o, err := exec.Command(c.tool, args...).CombinedOutput(); err != nil {
+			f.Fatalf("%s: %v\n%s", c.tool, err, o)
+		}
+		b, err := os.ReadFile(img)
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
 }

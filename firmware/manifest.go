@@ -173,7 +173,6 @@ func buildID(ef *elf.File) string {
 	return ""
 }
 
-
 // ErrNotManifest is returned by ReadManifest for JSON that is not a
 // manifest.
 var ErrNotManifest = errors.New("not a wardgate file manifest")

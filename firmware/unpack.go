@@ -305,6 +305,18 @@ func (u *unpacker) count(n int64) error {
 	return nil
 }
 
+// fits reports the limit n more bytes would cross, without charging them.
+func (u *unpacker) fits(n int64) error {
+	total := u.bytes + n
+	if n < 0 || total > u.lim.MaxBytes || total < u.bytes {
+		return &LimitError{Limit: LimitBytes, Max: u.lim.MaxBytes}
+	}
+	if total > RatioFloor && total/int64(u.lim.MaxRatio) > u.in {
+		return &LimitError{Limit: LimitRatio, Max: int64(u.lim.MaxRatio), Input: u.in}
+	}
+	return nil
+}
+
 // entry charges one entry against the file limit.
 func (u *unpacker) entry() error {
 	u.files++

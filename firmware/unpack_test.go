@@ -77,7 +77,21 @@ func TestUnpackFormats(t *testing.T) {
 		{"squashfs-gzip", true, func(t *testing.T, r string) string { return fwtest.Squashfs(t, r, "gzip") }, []string{". squashfs"}, ""},
 		{"squashfs-xz", true, func(t *testing.T, r string) string { return fwtest.Squashfs(t, r, "xz") }, []string{". squashfs"}, ""},
 		{"squashfs-zstd", true, func(t *testing.T, r string) string { return fwtest.Squashfs(t, r, "zstd") }, []string{". squashfs"}, ""},
+		{"squashfs-lzo", true, func(t *testing.T, r string) string { return fwtest.Squashfs(t, r, "lzo") }, []string{". squashfs"}, ""},
+		{"squashfs-lzma", true, func(t *testing.T, r string) string { return fwtest.Squashfs(t, r, "lzma") }, []string{". squashfs"}, ""},
 		{"ext4", true, func(t *testing.T, r string) string { return fwtest.Ext(t, r, "ext4") }, []string{". ext"}, ""},
+		{"ext2 1 KiB blocks", true, func(t *testing.T, r string) string { return fwtest.ExtWith(t, r, "ext2", 1024, "") }, []string{". ext"}, ""},
+		{"ext2 4 KiB blocks", true, func(t *testing.T, r string) string { return fwtest.ExtWith(t, r, "ext2", 4096, "") }, []string{". ext"}, ""},
+		{"ext3 1 KiB blocks", true, func(t *testing.T, r string) string { return fwtest.ExtWith(t, r, "ext3", 1024, "") }, []string{". ext"}, ""},
+		{"ext3 2 KiB blocks", true, func(t *testing.T, r string) string { return fwtest.ExtWith(t, r, "ext3", 2048, "") }, []string{". ext"}, ""},
+		{"ext4 1 KiB blocks", true, func(t *testing.T, r string) string { return fwtest.ExtWith(t, r, "ext4", 1024, "") }, []string{". ext"}, ""},
+		{"ext4 2 KiB blocks", true, func(t *testing.T, r string) string { return fwtest.ExtWith(t, r, "ext4", 2048, "") }, []string{". ext"}, ""},
+		{"ext4 without metadata checksums", true, func(t *testing.T, r string) string {
+			return fwtest.ExtWith(t, r, "ext4", 4096, "^metadata_csum")
+		}, []string{". ext"}, ""},
+		{"ext4 1 KiB blocks without metadata checksums", true, func(t *testing.T, r string) string {
+			return fwtest.ExtWith(t, r, "ext4", 1024, "^metadata_csum,^64bit")
+		}, []string{". ext"}, ""},
 		{"cpio-newc", true, func(t *testing.T, r string) string { return fwtest.CPIO(t, r, "newc") }, []string{". cpio-newc"}, ""},
 		{"cpio-odc", true, func(t *testing.T, r string) string { return fwtest.CPIO(t, r, "odc") }, []string{". cpio-odc"}, ""},
 		{"fat", false, func(t *testing.T, r string) string { return fwtest.FAT(t, r) }, []string{". fat"}, ""},
@@ -85,7 +99,7 @@ func TestUnpackFormats(t *testing.T) {
 		{"tar", true, func(t *testing.T, r string) string { return fwtest.Tar(t, r) }, []string{". tar"}, ""},
 		{"zip", true, func(t *testing.T, r string) string { return fwtest.Zip(t, r) }, []string{". zip"}, ""},
 		{"tar.gz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "gzip", ".gz") }, []string{". gzip+tar"}, ""},
-		{"tar.xz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "xz", ".xz") }, []string{". xz+tar"}, ""},
+		{"tar.xz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "xz", ".xz", "-0") }, []string{". xz+tar"}, ""},
 		{"tar.bz2", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "bzip2", ".bz2") }, []string{". bzip2+tar"}, ""},
 		{"tar.zst", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "zstd", ".zst", "-q") }, []string{". zstd+tar"}, ""},
 		{"tar.lz4", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "lz4", ".lz4", "-q") }, []string{". lz4+tar"}, ""},
@@ -93,7 +107,7 @@ func TestUnpackFormats(t *testing.T) {
 			return fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "lz4", ".lz4", "-q", "-l")
 		}, []string{". lz4+cpio-newc"}, ""},
 		{"squashfs.xz", true, func(t *testing.T, r string) string {
-			return fwtest.Compress(t, fwtest.Squashfs(t, r, "gzip"), "xz", ".xz")
+			return fwtest.Compress(t, fwtest.Squashfs(t, r, "gzip"), "xz", ".xz", "-0")
 		}, []string{". xz+squashfs"}, ""},
 		{"uimage ramdisk cpio.gz", true, func(t *testing.T, r string) string {
 			return fwtest.UImage(t, "pump rootfs", "ramdisk", "gzip", fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "gzip", ".gz"))
@@ -129,9 +143,13 @@ func TestUnpackFormats(t *testing.T) {
 			return fwtest.Compress(t, fwtest.Tar(t, d), "gzip", ".gz")
 		}, []string{". gzip+tar", "images/rootfs.squashfs squashfs"}, "images/rootfs.squashfs"},
 	}
+	// One root filesystem with links and one without (FAT has none), read
+	// by every case; the cases run the image tools in parallel.
+	roots := map[bool]string{true: fwtest.Rootfs(t, true), false: fwtest.Rootfs(t, false)}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			root := fwtest.Rootfs(t, tc.links)
+			t.Parallel()
+			root := roots[tc.links]
 			img := tc.build(t, root)
 			res, dir := unpack(t, img, Limits{})
 			var got []string
@@ -195,25 +213,50 @@ func mustReadDir(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestUnpackUnsupported: what go-diskfs v1.9.4 cannot read is refused
-// with an error that says so, never unpacked wrong.
+// TestUnpackUnsupported: what no reader in the dependency graph reads is
+// refused with an error that says so, never unpacked wrong.
 func TestUnpackUnsupported(t *testing.T) {
 	root := fwtest.Rootfs(t, true)
-	for _, tc := range []struct{ name, img, msg string }{
-		{"ext2", fwtest.Ext(t, root, "ext2"), "ext image without metadata checksums"},
-		{"ext3", fwtest.Ext(t, root, "ext3"), "ext image without metadata checksums"},
-		{"ext4 1 KiB blocks", func() string {
-			p := filepath.Join(t.TempDir(), "small.ext4")
-			fwtest.Run(t, root, "mke2fs", "-q", "-F", "-b", "1024", "-t", "ext4", "-d", root, p, "8M")
-			return p
-		}(), "1024-byte blocks"},
+	// A link whose target is longer than an inode holds: ext2 and ext3
+	// keep it in a data block.
+	longRoot := fwtest.Rootfs(t, true)
+	long := "/usr/share/app/" + strings.Repeat("calibration-", 6) + "table.txt"
+	if err := os.Symlink(long, filepath.Join(longRoot, "etc/calibration")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		build func(t *testing.T) string
+		msg   string
+	}{
+		{"squashfs lz4", func(t *testing.T) string { return fwtest.Squashfs(t, root, "lz4") }, "squashfs compressed with lz4: not readable"},
+		{"ext2 link target in a data block", func(t *testing.T) string { return fwtest.ExtWith(t, longRoot, "ext2", 1024, "") },
+			"link etc/calibration: target of 96 bytes kept in a data block"},
+		{"ext4 inline data", func(t *testing.T) string { return fwtest.ExtWith(t, root, "ext4", 4096, "inline_data") },
+			"ext image with inline_data: not readable by go-ext4-filesystem"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Unpack(t.Context(), tc.img, t.TempDir(), Limits{})
+			t.Parallel()
+			_, err := Unpack(t.Context(), tc.build(t), t.TempDir(), Limits{})
 			if err == nil || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("err = %v, want one mentioning %q", err, tc.msg)
 			}
 		})
+	}
+}
+
+// TestUnpackExtLongLink: ext4 keeps a link target longer than the inode
+// holds in an extent, which the reader reads.
+func TestUnpackExtLongLink(t *testing.T) {
+	root := fwtest.Rootfs(t, true)
+	long := "/usr/share/app/" + strings.Repeat("calibration-", 6) + "table.txt"
+	if err := os.Symlink(long, filepath.Join(root, "etc/calibration")); err != nil {
+		t.Fatal(err)
+	}
+	_, dir := unpack(t, fwtest.ExtWith(t, root, "ext4", 1024, ""), Limits{})
+	want := "../usr/share/app/" + strings.Repeat("calibration-", 6) + "table.txt"
+	if got, err := os.Readlink(filepath.Join(dir, "etc/calibration")); err != nil || got != want {
+		t.Fatalf("etc/calibration -> %q (%v), want %q", got, err, want)
 	}
 }
 

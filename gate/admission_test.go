@@ -15,11 +15,11 @@ import (
 
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/egress"
-	"github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
-	"github.com/wardgate/wardgate/store/inmem"
+	"github.com/wardgate/wardgate/store"
+	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/verify"
 )
@@ -35,7 +35,7 @@ type harness struct {
 	gate    *gate.Gate
 	recs    *gate.Records
 	log     *attest.Log
-	egress  *sqlitestore.DB
+	st      *sqlite.DB
 	risk    *gate.RiskCache
 	digest  string
 	dir     string
@@ -98,14 +98,13 @@ func newHarness(t testing.TB, opts ...gate.Option) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h.log, err = attest.OpenLog(ctx, filepath.Join(h.dir, "log.db"), s, ""); err != nil {
+	if h.st, err = sqlite.Open(ctx, h.dir); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.log.Close() })
-	if h.egress, err = sqlitestore.Open(ctx, filepath.Join(h.dir, "egress.db")); err != nil {
+	t.Cleanup(func() { h.st.Close() })
+	if h.log, err = attest.OpenLog(ctx, h.st, s, ""); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.egress.Close() })
 	inv, err := egress.ReadInventoryFile(fleetDir + "inventory.json")
 	if err != nil {
 		t.Fatal(err)
@@ -114,22 +113,24 @@ func newHarness(t testing.TB, opts ...gate.Option) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.analyze = func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, h.egress, inv, cfg) }
-	if h.risk, err = gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return h.analyze(ctx) }, time.Hour, nil); err != nil {
+	h.analyze = func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, h.st, inv, cfg) }
+	// A long fresh wait: an admission right after an invalidation waits for
+	// the analysis that covers it however loaded the test machine is.
+	if h.risk, err = gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return h.analyze(ctx) }, time.Hour, nil, gate.WithFreshWait(10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	base := []gate.Option{gate.WithLog(h.log), gate.WithFleet(h.risk), gate.WithInstallations(h.egress), gate.WithoutSBOMGeneration()}
-	if h.gate, err = gate.New(tc, eng, inmem.New(), append(base, opts...)...); err != nil {
+	base := []gate.Option{gate.WithLog(h.log), gate.WithFleet(h.risk), gate.WithInstallations(h.st), gate.WithoutSBOMGeneration()}
+	if h.gate, err = gate.New(tc, eng, h.st, append(base, opts...)...); err != nil {
 		t.Fatal(err)
 	}
-	if h.recs, err = gate.OpenRecords(filepath.Join(h.dir, "records")); err != nil {
+	if h.recs, err = gate.OpenRecords(ctx, h.st); err != nil {
 		t.Fatal(err)
 	}
 	out, err := h.gate.Evaluate(ctx, pump(t))
 	if err != nil || !out.Decision.Allow {
 		t.Fatalf("evaluate: %v %+v", err, out.Decision)
 	}
-	if err := h.recs.Put(out); err != nil {
+	if err := h.recs.Put(t.Context(), out); err != nil {
 		t.Fatal(err)
 	}
 	h.digest = out.Evidence.Artifact.Digest
@@ -172,6 +173,8 @@ func TestAdmit(t *testing.T) {
 			codes: []string{"could-not-evaluate"}, err: gate.ErrUnknownUpdate},
 		{name: "no device class", req: gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "x"}},
 			codes: []string{"could-not-evaluate"}, err: gate.ErrInvalidDevice},
+		{name: "newline in device id", req: gate.AdmitRequest{Digest: h.digest, Device: evidence.Device{ID: "pump-1\nforged", Class: "infusion-pump"}},
+			codes: []string{"could-not-evaluate"}, message: "device.id holds control character U+000A", err: gate.ErrInvalidDevice},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,12 +203,12 @@ func TestAdmit(t *testing.T) {
 	}
 	// Every admission, whatever its end, is done with the log's group
 	// commit: none is still announced (a leak would hold later commits).
-	if n := h.log.Expecting(); n != 0 {
-		t.Fatalf("%d admissions still announced to the log", n)
+	if n := h.st.Expecting(); n != 0 {
+		t.Fatalf("%d writes still announced to the store's group committers", n)
 	}
 	// Allowed admissions are installation intents; each decision on a known
 	// update is in the log with its device.
-	ins, err := h.egress.Installations(t.Context())
+	ins, err := h.st.Installations(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,19 +227,18 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
-// A restarted server knows every update it evaluated.
+// A restarted server (here another process on the same state) knows
+// every update it evaluated; a kept record it cannot read stops it.
 func TestRecordsSurviveRestart(t *testing.T) {
 	h := newHarness(t)
-	dir := filepath.Join(h.dir, "records")
-	if err := os.WriteFile(filepath.Join(dir, ".tmp-123"), []byte("{half"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := gate.OpenRecords(dir)
+	st, err := sqlite.Open(t.Context(), h.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, ".tmp-123")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("leftover temporary file not removed: %v", err)
+	defer st.Close()
+	recs, err := gate.OpenRecords(t.Context(), st)
+	if err != nil {
+		t.Fatal(err)
 	}
 	rec, ok := recs.Get(h.digest)
 	if !ok || !rec.Decision.Allow || rec.Evidence.Artifact.Version != "2.4.0" || rec.Evidence.SBOM == nil {
@@ -246,11 +248,59 @@ func TestRecordsSurviveRestart(t *testing.T) {
 	if err != nil || !out.Decision.Allow {
 		t.Fatalf("admit after restart: %v %+v", err, out.Decision)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "sha256-"+strings.Repeat("a", 64)+".json"), []byte("{"), 0o600); err != nil {
+	bad := "sha256:" + strings.Repeat("a", 64)
+	if err := st.PutEvaluation(t.Context(), store.Evaluation{Digest: bad, Vendor: "v", Product: "p", Version: "1", Record: []byte("{")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := gate.OpenRecords(dir); err == nil {
-		t.Fatal("a corrupt record was accepted")
+	if _, err := gate.OpenRecords(t.Context(), st); err == nil || err.Error() != "records: evaluation of "+bad+": unexpected end of JSON input" {
+		t.Fatalf("a corrupt record: %v", err)
+	}
+}
+
+// An update evaluated by another process after this one opened its
+// records is found in the store, by digest and by release.
+func TestRecordsFindWhatAnotherProcessKept(t *testing.T) {
+	h := newHarness(t)
+	st, err := sqlite.Open(t.Context(), h.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	recs, err := gate.OpenRecords(t.Context(), st) // the other process
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := pump(t)
+	u.Version, u.Source = "2.3.0", fixtureDir+"/firmware/infusion-pump-2.3.0.bin"
+	u.Signatures = []verify.Signature{sig(t, fixtureDir+"/sig/infusion-pump-2.3.0.bin.sig"), sig(t, fixtureDir+"/keyless/infusion-pump-2.3.0.bin.v0.3.sigstore.json")}
+	out, err := h.gate.Evaluate(t.Context(), u)
+	if err != nil || !out.Evaluated {
+		t.Fatalf("evaluate 2.3.0: %v %+v", err, out.Decision)
+	}
+	if err := h.recs.Put(t.Context(), out); err != nil {
+		t.Fatal(err)
+	}
+	if _, known := recs.Get(out.Evidence.Artifact.Digest); known {
+		t.Fatal("the other process knew the record before it was kept")
+	}
+	dev := evidence.Device{ID: "p2", Class: "infusion-pump"}
+	for _, req := range []gate.AdmitRequest{{Digest: out.Evidence.Artifact.Digest, Device: dev}, {Vendor: "acme-infusion", Product: "infusion-pump", Version: "2.3.0", Device: dev}} {
+		got, err := h.gate.Admit(t.Context(), recs, req)
+		if err != nil || !got.Evaluated || got.Evidence.Artifact.Digest != out.Evidence.Artifact.Digest {
+			t.Fatalf("admit %+v through the other process's records: %v %+v", req, err, got.Decision)
+		}
+	}
+	empty, err := sqlite.Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	none, err := gate.OpenRecords(t.Context(), empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.gate.Admit(t.Context(), none, gate.AdmitRequest{Digest: h.digest, Device: dev}); !errors.Is(err, gate.ErrUnknownUpdate) {
+		t.Fatalf("admit from an empty store: %v, want ErrUnknownUpdate", err)
 	}
 }
 
@@ -267,7 +317,7 @@ func ingestCompromised(t testing.TB, h *harness) {
 		t.Fatal(err)
 	}
 	for _, in := range ins {
-		if err := h.egress.RecordInstallation(t.Context(), in); err != nil {
+		if err := h.st.RecordInstallation(t.Context(), in); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -276,7 +326,7 @@ func ingestCompromised(t testing.TB, h *harness) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	_, err = h.egress.Ingest(t.Context(), egress.Source{Name: "defender.jsonl", Digest: fileDigest(t, fleetDir+"defender.jsonl")}, func(add func(*egress.Event) error) error {
+	_, err = h.st.Ingest(t.Context(), egress.Source{Name: "defender.jsonl", Digest: fileDigest(t, fleetDir+"defender.jsonl")}, func(add func(*egress.Event) error) error {
 		_, err := egress.Scan(f, add)
 		return err
 	})
@@ -337,7 +387,7 @@ func TestAdmitStaleTrust(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g2, err := gate.New(tc, eng, inmem.New(), gate.WithLog(h.log))
+	g2, err := gate.New(tc, eng, h.st, gate.WithLog(h.log))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +406,7 @@ func TestAdmitAmbiguousRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.recs.Put(out); err != nil {
+	if err := h.recs.Put(t.Context(), out); err != nil {
 		t.Fatal(err)
 	}
 	_, err = h.gate.Admit(t.Context(), h.recs, gate.AdmitRequest{Vendor: "acme-infusion", Product: "infusion-pump", Version: "2.4.0", Device: evidence.Device{ID: "p", Class: "infusion-pump"}})
@@ -445,8 +495,9 @@ func TestAdmitRecordHook(t *testing.T) {
 }
 
 // Past its TTL the risk cache answers from the previous analysis while a
-// new one runs (for at most another TTL); after Invalidate, or past twice
-// the TTL, callers wait for the new analysis.
+// new one runs (for at most the staleness bound, here another TTL); after
+// Invalidate callers are answered from the previous analysis and Sync
+// waits for the new one; past the bound callers wait for it.
 func TestRiskCacheRefreshesInBackground(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
@@ -520,10 +571,28 @@ func TestRiskCacheRefreshesInBackground(t *testing.T) {
 			t.Fatalf("%s: events %d, want %d", what, n, want)
 		}
 	}
-	// Invalidated: never answered from the old analysis.
+	// Invalidated: callers are answered from the previous analysis at
+	// once (within the staleness bound); Sync waits for the new one.
 	c.Invalidate()
-	waits("after Invalidate", 3)
-	// Past twice the TTL: too old to answer from; the caller waits.
+	if n := events(); n != 2 {
+		t.Fatalf("after Invalidate: events %d, want 2", n)
+	}
+	synced := make(chan int64, 1)
+	go func() {
+		r, _ := c.Sync(t.Context())
+		synced <- r.Events
+	}()
+	select {
+	case n := <-synced:
+		t.Fatalf("Sync answered %d without a new analysis", n)
+	case <-time.After(20 * time.Millisecond):
+	}
+	release <- struct{}{}
+	if n := await(t, synced); n != 3 {
+		t.Fatalf("Sync: events %d, want 3", n)
+	}
+	// Past the TTL by more than the staleness bound (the TTL here): too old
+	// to answer from; the caller waits.
 	advance(3 * time.Minute)
 	waits("past twice the TTL", 4)
 }

@@ -8,6 +8,12 @@
 // Every error on the way becomes a deny with reason could-not-evaluate: the
 // gate fails closed.
 //
+// Open builds the whole pipeline from a state location and a trust
+// configuration (the store, the log and its signer, the kept evaluations,
+// the fleet risk and a Gate); `wardgate admit` and `wardgate serve` both
+// call it. New builds one Gate: the trust configuration's keys are read
+// once then, one verify policy per product.
+//
 // Imports: verify, sbom, policy, evidence, store, attest, trust, tuf,
 // egress.
 // Must not import: cobra, net/http server types, server.

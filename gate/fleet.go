@@ -2,41 +2,19 @@ package gate
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/wardgate/wardgate/egress"
-	"github.com/wardgate/wardgate/evidence"
 )
 
-// EgressRisk answers FleetRisk from the egress store: the detections run
-// over everything ingested so far, and the update's risk state and
-// findings go into the evidence.
-type EgressRisk struct {
-	Store     egress.Store
-	Inventory *egress.Inventory
-	Config    egress.Config
-}
-
-// Risk analyses the store and reports the update's fleet section.
-func (e EgressRisk) Risk(ctx context.Context, digest string) (evidence.Fleet, error) {
-	if e.Inventory == nil {
-		return evidence.Fleet{RiskState: evidence.RiskClean}, nil // no fleet known: no telemetry
-	}
-	rep, err := egress.AnalyzeStore(ctx, e.Store, e.Inventory, e.Config)
-	if err != nil {
-		return evidence.Fleet{}, fmt.Errorf("egress analysis: %w", err)
-	}
-	f := rep.Fleet(digest)
-	if f.RiskState == "" {
-		f.RiskState = evidence.RiskClean
-	}
-	return f, nil
-}
-
-// Installations records that a device was admitted an update.
+// Installations records that a device was admitted an update
+// (store.Installations has these).
 type Installations interface {
+	// RecordInstallation returns once the installation is durable.
 	RecordInstallation(ctx context.Context, in egress.Installation) error
+	// ExpectInstallation announces a RecordInstallation on its way, so
+	// the store's group commit waits for it.
+	ExpectInstallation() (done func())
 }
 
 // WithInstallations records every allowed device admission as an

@@ -100,7 +100,8 @@ type Gate struct {
 	log         *attest.Log
 	fleet       FleetRisk
 	installs    Installations
-	sboms       *SBOMStore
+	blobs       store.Blobs
+	policies    map[productKey]productPolicy
 	manifests   BlobStore
 	vulns       VulnerabilityMatcher
 	genOpts     []sbom.GenerateOption
@@ -133,14 +134,15 @@ func WithFleet(f FleetRisk) Option {
 	return func(g *Gate) error { g.fleet = f; return nil }
 }
 
-// WithSBOMStore keeps SBOMs by digest, so the next release can be diffed
-// against this one.
-func WithSBOMStore(s *SBOMStore) Option {
-	return func(g *Gate) error { g.sboms = s; return nil }
+// WithBlobs keeps SBOMs by digest in the store, so the next release can be
+// diffed against this one.
+func WithBlobs(s store.Blobs) Option {
+	return func(g *Gate) error { g.blobs = s; return nil }
 }
 
-// BlobStore keeps documents by digest; *SBOMStore is one. The storage
-// layer behind it may change: the gate needs only these two methods.
+// BlobStore keeps documents by the digest of the artifact they describe;
+// *SBOMStore (a directory) is one. The storage layer behind it may change:
+// the gate needs only these two methods.
 type BlobStore interface {
 	Put(digest string, data []byte) error
 	// Get returns an error wrapping os.ErrNotExist when nothing is kept.
@@ -219,6 +221,7 @@ func New(cfg *trust.Config, eng *policy.Engine, ledger store.Ledger, opts ...Opt
 		}
 		g.trustedRoot, g.rootDigest = tr, digestOf(b)
 	}
+	g.policies = buildPolicies(cfg, g.trustedRoot)
 	if cfg.Path != "" {
 		b, err := os.ReadFile(cfg.Path)
 		if err != nil {
@@ -345,6 +348,11 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 		return ev, vres, fmt.Errorf("ledger: %w", err)
 	}
 	ev.Ledger = store.EvidenceLedger(byVersion)
+	all, err := g.ledger.Releases(ctx, u.Vendor, u.Product)
+	if err != nil {
+		return ev, vres, fmt.Errorf("ledger: %w", err)
+	}
+	ev.Ledger.Admitted = admitted(all)
 	prev, err := g.ledger.LatestAdmitted(ctx, u.Vendor, u.Product)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -377,30 +385,26 @@ func (g *Gate) collect(ctx context.Context, u Update, now time.Time) (evidence.E
 	return ev, vres, nil
 }
 
-// productPolicy is the verify policy of a product's authorities: its keys
-// (with their validity windows), keyless identities and threshold.
-func productPolicy(cfg *trust.Config, tr root.TrustedMaterial, prod trust.Product) (*verify.Policy, error) {
-	pol := &verify.Policy{TrustedRoot: tr, Threshold: prod.Authorities.Threshold}
-	for _, k := range prod.Authorities.Keys {
-		key, err := verify.LoadPublicKey(cfg.ResolvePath(k.Path))
-		if err != nil {
-			return nil, err
+// admitted are the releases among rs (oldest first) that were admitted,
+// one per version and digest, at their first admission: what versions
+// never go back below, and what a digest was admitted as.
+func admitted(rs []store.Release) []evidence.Release {
+	type key struct{ version, digest string }
+	seen := map[key]bool{}
+	var out []evidence.Release
+	for _, r := range rs {
+		k := key{r.Version, r.Digest}
+		if !r.Allowed || seen[k] {
+			continue
 		}
-		key.Valid = verify.Window{From: k.ValidFrom, Until: k.ValidUntil}
-		pol.Keys = append(pol.Keys, key)
+		seen[k] = true
+		out = append(out, evidence.Release{Version: r.Version, Digest: r.Digest, AdmittedAt: r.EvaluatedAt})
 	}
-	for _, id := range prod.Authorities.Keyless {
-		pol.Identities = append(pol.Identities, verify.Identity{Subject: id.Identity, SubjectRegexp: id.IdentityRegexp, Issuer: id.Issuer, IssuerRegexp: id.IssuerRegexp,
-			Valid: verify.Window{From: id.ValidFrom, Until: id.ValidUntil}})
-	}
-	if pol.Threshold > len(pol.Keys)+len(pol.Identities) {
-		pol.Threshold = len(pol.Keys) + len(pol.Identities)
-	}
-	return pol, nil
+	return out
 }
 
 func (g *Gate) verify(ctx context.Context, u Update, prod trust.Product, known bool) (*verify.Result, []evidence.Attestation, *evidence.Provenance, error) {
-	pol, err := productPolicy(g.trust, g.trustedRoot, prod)
+	pol, err := g.policy(u.Vendor, u.Product)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -579,19 +583,19 @@ func (g *Gate) sbomEvidence(ctx context.Context, u Update, ev *evidence.Evidence
 		ch := sbom.Drift(claimed, observed)
 		ev.Drift = &evidence.Drift{Summary: summary(ch), Changes: changes(ch)}
 	}
-	if g.sboms != nil {
-		if err := g.sboms.Put(digest, claimedRaw); err != nil {
+	if g.blobs != nil {
+		if _, err := g.blobs.PutBlob(ctx, store.Blob{MediaType: store.SBOMMediaType, Data: claimedRaw}); err != nil {
 			return fmt.Errorf("keep SBOM: %w", err)
 		}
 		if prev.SBOMDigest != "" && prev.Digest != ev.Artifact.Digest {
-			old, err := g.sboms.Get(prev.SBOMDigest)
+			old, err := g.blobs.Blob(ctx, prev.SBOMDigest)
 			switch {
-			case errors.Is(err, os.ErrNotExist):
+			case errors.Is(err, store.ErrNotFound):
 				g.logger.Warn("previous release's SBOM is not kept; no diff", "digest", prev.SBOMDigest)
 			case err != nil:
 				return fmt.Errorf("previous SBOM: %w", err)
 			default:
-				od, err := sbom.Decode(bytes.NewReader(old))
+				od, err := sbom.Decode(bytes.NewReader(old.Data))
 				if err != nil {
 					return fmt.Errorf("previous SBOM %s: %w", prev.SBOMDigest, err)
 				}
@@ -686,6 +690,9 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	if out.Decision.Allow {
 		v.VerifiedLevels = []string{"WARDGATE_ADMITTED"}
 	}
+	for _, w := range out.Decision.Warnings {
+		v.Warnings = append(v.Warnings, attest.Warning{Code: string(w.Code), Message: w.Message})
+	}
 	if ev.SBOM != nil {
 		v.SBOMDigest = ev.SBOM.Digest
 		v.Inputs = append(v.Inputs, attest.Input{URI: "sbom:" + ev.SBOM.Source, Digest: digestMap(ev.SBOM.Digest)})
@@ -717,7 +724,10 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	if ev.Device != nil {
 		dev = ev.Device.ID
 	}
-	e, err := g.log.Append(ctx, attest.Item{Envelope: env, Artifact: ev.Artifact.Digest, Device: dev, Time: ev.EvaluatedAt, Blobs: blobs})
+	// The log dates the entry itself (when it is appended, never before
+	// the entry before it); the evaluation time, which --evaluation-time
+	// may set to any time, is the verdict's timeVerified.
+	e, err := g.log.Append(ctx, attest.Item{Envelope: env, Artifact: ev.Artifact.Digest, Device: dev, Blobs: blobs})
 	if err != nil {
 		return err
 	}

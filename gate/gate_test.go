@@ -14,12 +14,23 @@ import (
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/store"
-	"github.com/wardgate/wardgate/store/inmem"
+	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/verify"
 )
 
 const fx = "../fixtures/testdata/"
+
+// newStore is a store on real SQLite files in a new state directory.
+func newStore(t testing.TB) *sqlite.DB {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
 
 func newGate(t *testing.T, ledger store.Ledger, opts ...gate.Option) *gate.Gate {
 	t.Helper()
@@ -57,8 +68,8 @@ func pumpUpdate(t *testing.T) gate.Update {
 }
 
 func TestEvaluateAllowsAndRecords(t *testing.T) {
-	ledger := inmem.New()
-	g := newGate(t, ledger)
+	ledger := newStore(t)
+	g := newGate(t, ledger, gate.WithBlobs(ledger))
 	out, err := g.Evaluate(t.Context(), pumpUpdate(t))
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +83,11 @@ func TestEvaluateAllowsAndRecords(t *testing.T) {
 	r, err := ledger.LatestAdmitted(t.Context(), "acme-infusion", "infusion-pump")
 	if err != nil || r.Digest != out.Evidence.Artifact.Digest || r.SBOMDigest != out.Evidence.SBOM.Digest {
 		t.Fatalf("ledger %+v %v", r, err)
+	}
+	// The SBOM is kept by its digest, for the next release's diff.
+	b, err := ledger.Blob(t.Context(), r.SBOMDigest)
+	if want := pumpUpdate(t).VendorSBOM; err != nil || string(b.Data) != string(want) || b.MediaType != store.SBOMMediaType {
+		t.Fatalf("kept SBOM: %d bytes, %q, %v", len(b.Data), b.MediaType, err)
 	}
 }
 
@@ -87,7 +103,7 @@ func (failingLedger) ReleaseByVersion(context.Context, string, string, string) (
 
 // A store that is down means deny, not allow.
 func TestStoreDownFailsClosed(t *testing.T) {
-	g := newGate(t, failingLedger{inmem.New()})
+	g := newGate(t, failingLedger{newStore(t)})
 	out, err := g.Evaluate(t.Context(), pumpUpdate(t))
 	if !errors.Is(err, errDown) {
 		t.Fatalf("err = %v", err)
@@ -106,7 +122,7 @@ func (f fleet) Risk(context.Context, string) (evidence.Fleet, error) { return f.
 
 func TestFleetRisk(t *testing.T) {
 	q := fleet{f: evidence.Fleet{RiskState: evidence.RiskQuarantined, Findings: []evidence.Finding{{Code: "fleet-correlation", Message: "4 pumps reached raw.githubusercontent.com", ObservedAt: time.Date(2026, 1, 30, 9, 36, 0, 0, time.UTC)}}}}
-	out, err := newGate(t, inmem.New(), gate.WithFleet(q)).Evaluate(t.Context(), pumpUpdate(t))
+	out, err := newGate(t, newStore(t), gate.WithFleet(q)).Evaluate(t.Context(), pumpUpdate(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,30 +130,72 @@ func TestFleetRisk(t *testing.T) {
 		t.Fatalf("decision %+v", out.Decision)
 	}
 	// Telemetry that cannot be read is no allow either.
-	out, err = newGate(t, inmem.New(), gate.WithFleet(fleet{err: errors.New("egress store locked")})).Evaluate(t.Context(), pumpUpdate(t))
+	out, err = newGate(t, newStore(t), gate.WithFleet(fleet{err: errors.New("egress store locked")})).Evaluate(t.Context(), pumpUpdate(t))
 	if err == nil || !strings.Contains(err.Error(), "fleet risk: egress store locked") || out.Decision.Allow {
 		t.Fatalf("err %v decision %+v", err, out.Decision)
 	}
 }
 
-func TestSBOMStoreRejectsBadDigests(t *testing.T) {
-	s, err := gate.NewSBOMStore(filepath.Join(t.TempDir(), "sboms"))
+// The trust configuration's keys are read once, when the gate is built:
+// a key file replaced afterwards changes nothing until a reload, and a key
+// that could not be read then fails its own product closed, and only it.
+func TestKeysParsedOnce(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile("../fixtures/trust.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range []string{"sha256:../../etc/passwd", "md5:abc", "sha256:" + strings.Repeat("A", 64)} {
-		if err := s.Put(d, []byte("x")); err == nil {
-			t.Fatalf("Put(%q) accepted", d)
+	for _, k := range []string{"acme-infusion.pub", "medimaging.pub", "buildctl.pub"} {
+		kb, err := os.ReadFile(fx + "keys/" + k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, k), kb, 0o600); err != nil {
+			t.Fatal(err)
 		}
 	}
-	d := "sha256:" + strings.Repeat("ab", 32)
-	if err := s.Put(d, []byte("sbom")); err != nil {
+	abs, err := filepath.Abs(fx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if b, err := s.Get(d); err != nil || string(b) != "sbom" {
-		t.Fatalf("%q %v", b, err)
+	conf := strings.ReplaceAll(strings.ReplaceAll(string(b), "testdata/keys/", ""), "testdata/", abs+"/")
+	path := filepath.Join(dir, "trust.yaml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := s.Get("sha256:" + strings.Repeat("cd", 32)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("missing: %v", err)
+	tc, err := trust.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := policy.New(t.Context(), policy.WithTrust(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// medimaging's key goes away between loading the configuration and
+	// building the gate.
+	if err := os.Remove(filepath.Join(dir, "medimaging.pub")); err != nil {
+		t.Fatal(err)
+	}
+	g, err := gate.New(tc, eng, newStore(t), gate.WithoutSBOMGeneration())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pump's key is replaced after the gate is built: the gate keeps the
+	// key it read.
+	rogue, err := os.ReadFile(fx + "keys/rogue.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "acme-infusion.pub"), rogue, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := g.Evaluate(t.Context(), pumpUpdate(t))
+	if err != nil || !out.Decision.Allow {
+		t.Fatalf("pump after its key file changed: %v %+v", err, out.Decision)
+	}
+	mri := gate.Update{Source: fx + "firmware/mri-console-7.2.0.bin", Kind: evidence.KindBlob, Vendor: "medimaging", Product: "mri-console", Version: "7.2.0"}
+	out, err = g.Evaluate(t.Context(), mri)
+	if err == nil || !strings.Contains(err.Error(), "medimaging.pub") || out.Decision.Allow || !slices.Equal(out.Decision.Codes(), []policy.Code{policy.CodeCouldNotEvaluate}) {
+		t.Fatalf("product whose key could not be read: %v %+v", err, out.Decision)
 	}
 }

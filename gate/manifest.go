@@ -63,7 +63,7 @@ func VerifyEgressManifest(ctx context.Context, cfg *trust.Config, sig verify.Sig
 				if !ok {
 					continue
 				}
-				pol, err := productPolicy(cfg, tr, prod)
+				pol, err := newVerifyPolicy(cfg, tr, prod)
 				if err != nil {
 					return nil, err
 				}

@@ -17,7 +17,8 @@ import (
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/internal/tufrepo"
 	"github.com/wardgate/wardgate/policy"
-	"github.com/wardgate/wardgate/store/inmem"
+	"github.com/wardgate/wardgate/store"
+	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/tuf"
 )
@@ -31,6 +32,7 @@ type tufRig struct {
 	trust  *trust.Config
 	state  tuf.State
 	log    *attest.Log
+	st     store.Store
 }
 
 func newTUFRig(t *testing.T, mirrorInConfig bool) *tufRig {
@@ -76,10 +78,13 @@ func newTUFRig(t *testing.T, mirrorInConfig bool) *tufRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.log, err = attest.OpenLog(t.Context(), filepath.Join(dir, "log.db"), s, ""); err != nil {
+	if r.st, err = sqlite.Open(t.Context(), dir); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.log.Close() })
+	t.Cleanup(func() { r.st.Close() })
+	if r.log, err = attest.OpenLog(t.Context(), r.st, s, ""); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
@@ -90,7 +95,7 @@ func (r *tufRig) gate(t *testing.T) *gate.Gate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gate.New(r.trust, eng, inmem.New(), gate.WithoutSBOMGeneration(), gate.WithTUFState(r.state), gate.WithLog(r.log))
+	g, err := gate.New(r.trust, eng, r.st, gate.WithoutSBOMGeneration(), gate.WithTUFState(r.state), gate.WithLog(r.log))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/rollout"
-	"github.com/wardgate/wardgate/store/inmem"
 	"github.com/wardgate/wardgate/trust"
 )
 
@@ -77,7 +76,7 @@ func newRolloutRig(t *testing.T) *rolloutRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ro := gate.Rollout{Controller: ctl, Inventory: func() *egress.Inventory { return inv }, Installations: h.egress.Installations,
+	ro := gate.Rollout{Controller: ctl, Inventory: func() *egress.Inventory { return inv }, Installations: h.st.Installations,
 		Report: func(context.Context) (egress.Report, error) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
@@ -85,7 +84,7 @@ func newRolloutRig(t *testing.T) *rolloutRig {
 			rep.LastSeen = maps(r.lastSeen)
 			return rep, err
 		}}
-	if r.gate, err = gate.New(tc, eng, inmem.New(), gate.WithLog(h.log), gate.WithFleet(h.risk), gate.WithInstallations(h.egress),
+	if r.gate, err = gate.New(tc, eng, h.st, gate.WithLog(h.log), gate.WithFleet(h.risk), gate.WithInstallations(h.st),
 		gate.WithoutSBOMGeneration(), gate.WithClock(clock), gate.WithRollout(ro)); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/sbom"
-	"github.com/wardgate/wardgate/store/inmem"
 	"github.com/wardgate/wardgate/trust"
 )
 
@@ -57,7 +56,7 @@ func TestNoScanBeforeVerification(t *testing.T) {
 	bomb := zstdBomb(t, 256<<20)
 	u := gate.Update{Source: bomb, Kind: evidence.KindBlob, Vendor: "acme-infusion", Product: "infusion-pump", Version: "2.4.0"}
 	work := t.TempDir()
-	g, err := gate.New(tc, eng, inmem.New(), gate.WithGenerateOptions(sbom.WithTempDir(work), sbom.WithoutCache()))
+	g, err := gate.New(tc, eng, newStore(t), gate.WithGenerateOptions(sbom.WithTempDir(work), sbom.WithoutCache()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +69,7 @@ func TestNoScanBeforeVerification(t *testing.T) {
 	}
 	// Told to scan unsigned uploads: the bomb is opened, and stopped by
 	// the limits (the error is logged: the signatures already failed).
-	g, err = gate.New(tc, eng, inmem.New(), gate.WithUnsignedScanUnsafe(),
+	g, err = gate.New(tc, eng, newStore(t), gate.WithUnsignedScanUnsafe(),
 		gate.WithGenerateOptions(sbom.WithTempDir(work), sbom.WithoutCache(), sbom.WithArchiveLimits(32<<20, 100)))
 	if err != nil {
 		t.Fatal(err)

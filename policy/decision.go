@@ -19,6 +19,7 @@ const (
 	CodeRollback                   Code = "rollback"
 	CodeWrongDeviceClass           Code = "wrong-device-class"
 	CodeSameVersionDifferentDigest Code = "same-version-different-digest"
+	CodeVersionConflict            Code = "version-conflict"
 	CodeSBOMMissing                Code = "sbom-missing"
 	CodeSBOMDrift                  Code = "sbom-drift"
 	CodeDeniedLicense              Code = "denied-license"
@@ -54,7 +55,7 @@ const (
 // DefaultCodes lists the codes the default rules produce.
 var DefaultCodes = []Code{
 	CodeUnsigned, CodeUntrustedSigner, CodeThresholdNotMet, CodeDigestMismatch,
-	CodeRollback, CodeWrongDeviceClass, CodeSameVersionDifferentDigest,
+	CodeRollback, CodeWrongDeviceClass, CodeSameVersionDifferentDigest, CodeVersionConflict,
 	CodeSBOMMissing, CodeSBOMDrift, CodeDeniedLicense, CodeDeniedComponent,
 	CodeDowngradedComponent, CodeComponentHashChanged, CodeMetadataExpired,
 	CodeMetadataFuture, CodeQuarantined, CodeExecutableChangedSameVersion,

@@ -16,7 +16,7 @@ import (
 // defaultKnown is the "known" list of an engine with the default rules only.
 const defaultKnown = "component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
 	"executable-changed-same-version, key-revoked, known-vulnerability, metadata-expired, metadata-future, metadata-mismatch, metadata-missing, metadata-rollback, metadata-untimed, metadata-untrusted, quarantined, rollback, same-version-different-digest, sbom-drift, sbom-missing, " +
-	"threshold-not-met, unknown-target, unsigned, untrusted-signer, wrong-device-class"
+	"threshold-not-met, unknown-target, unsigned, untrusted-signer, version-conflict, wrong-device-class"
 
 // rulesTrust parses a trust configuration (as trust.yaml) whose rules:
 // section is rules, one "code: level" per line, from line 3 on.
@@ -96,7 +96,7 @@ func TestDeclaredCodesAreKnown(t *testing.T) {
 	_, err = policy.New(t.Context(), policy.WithTrust(rulesTrust(t, "freeze-acme: warn")), policy.WithPolicyDir(dir))
 	want := "trust.yaml:3: rules.freeze-acme: no loaded policy produces this code (known: component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
 		"executable-changed-same-version, freeze-acme-infusion, freeze-medimaging, key-revoked, known-vulnerability, metadata-expired, metadata-future, metadata-mismatch, metadata-missing, metadata-rollback, metadata-untimed, metadata-untrusted, quarantined, rollback, same-version-different-digest, sbom-drift, sbom-missing, " +
-		"threshold-not-met, unknown-target, unsigned, untrusted-signer, wrong-device-class)"
+		"threshold-not-met, unknown-target, unsigned, untrusted-signer, version-conflict, wrong-device-class)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err:\n got %v\nwant %s", err, want)
 	}
@@ -138,11 +138,13 @@ func TestDeclaredCodesMustBeAList(t *testing.T) {
 }
 
 func TestOverrideDropsItsCodes(t *testing.T) {
-	// A version override whose deny is an empty set produces no rollback.
-	dir := writeFiles(t, map[string]string{"version.rego": versionOverrideDeclared})
-	_, err := policy.New(t.Context(), policy.WithTrust(rulesTrust(t, "rollback: warn")), policy.WithPolicyDir(dir))
-	want := "trust.yaml:3: rules.rollback: no loaded policy produces this code (known: component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
-		"executable-changed-same-version, key-revoked, known-vulnerability, metadata-expired, metadata-future, metadata-mismatch, metadata-missing, metadata-rollback, metadata-untimed, metadata-untrusted, quarantined, same-version-different-digest, sbom-drift, sbom-missing, threshold-not-met, unknown-target, unsigned, untrusted-signer, wrong-device-class)"
+	// A ledger override whose deny is an empty set produces no
+	// same-version-different-digest (nor version-conflict; rollback stays,
+	// the version rule set produces it too).
+	dir := writeFiles(t, map[string]string{"ledger.rego": strings.Replace(versionOverrideDeclared, "wardgate.rules.version", "wardgate.rules.ledger", 1)})
+	_, err := policy.New(t.Context(), policy.WithTrust(rulesTrust(t, "same-version-different-digest: warn")), policy.WithPolicyDir(dir))
+	want := "trust.yaml:3: rules.same-version-different-digest: no loaded policy produces this code (known: component-hash-changed, denied-component, denied-license, digest-mismatch, downgraded-component, " +
+		"executable-changed-same-version, key-revoked, known-vulnerability, metadata-expired, metadata-future, metadata-mismatch, metadata-missing, metadata-rollback, metadata-untimed, metadata-untrusted, quarantined, rollback, sbom-drift, sbom-missing, threshold-not-met, unknown-target, unsigned, untrusted-signer, wrong-device-class)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err:\n got %v\nwant %s", err, want)
 	}

@@ -157,6 +157,7 @@ func BenchmarkDecodeAndDiff50k(b *testing.B) {
 }
 
 func TestBenchPairChanges(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds two 5,000-component documents")
 	}

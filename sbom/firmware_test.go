@@ -16,6 +16,7 @@ import (
 // SBOM of that root filesystem as a directory, and says in which layer and
 // at which path each package was found.
 func TestGenerateFirmwareFormats(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		links  bool
@@ -25,6 +26,10 @@ func TestGenerateFirmwareFormats(t *testing.T) {
 	}{
 		{"squashfs", true, func(t *testing.T, r string) string { return fwtest.Squashfs(t, r, "xz") }, ".", "squashfs"},
 		{"ext4", true, func(t *testing.T, r string) string { return fwtest.Ext(t, r, "ext4") }, ".", "ext"},
+		{"ext2 1 KiB blocks", true, func(t *testing.T, r string) string { return fwtest.ExtWith(t, r, "ext2", 1024, "") }, ".", "ext"},
+		{"ext3 2 KiB blocks", true, func(t *testing.T, r string) string {
+			return fwtest.ExtWith(t, r, "ext3", 2048, "")
+		}, ".", "ext"},
 		{"cpio-newc.gz", true, func(t *testing.T, r string) string {
 			return fwtest.Compress(t, fwtest.CPIO(t, r, "newc"), "gzip", ".gz")
 		}, ".", "gzip+cpio-newc"},
@@ -32,7 +37,7 @@ func TestGenerateFirmwareFormats(t *testing.T) {
 		{"fat", false, func(t *testing.T, r string) string { return fwtest.FAT(t, r) }, ".", "fat"},
 		{"iso9660", true, func(t *testing.T, r string) string { return fwtest.ISO(t, r) }, ".", "iso9660"},
 		{"zip", true, func(t *testing.T, r string) string { return fwtest.Zip(t, r) }, ".", "zip"},
-		{"tar.xz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "xz", ".xz") }, ".", "xz+tar"},
+		{"tar.xz", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "xz", ".xz", "-0") }, ".", "xz+tar"},
 		{"tar.bz2", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "bzip2", ".bz2") }, ".", "bzip2+tar"},
 		{"tar.zst", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "zstd", ".zst", "-q") }, ".", "zstd+tar"},
 		{"tar.lz4", true, func(t *testing.T, r string) string { return fwtest.Compress(t, fwtest.Tar(t, r), "lz4", ".lz4", "-q") }, ".", "lz4+tar"},
@@ -53,6 +58,7 @@ func TestGenerateFirmwareFormats(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			r, w := root, want
 			if !tc.links {
 				r, w = rootNoLinks, wantNoLinks

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/anchore/syft/syft"
 	"github.com/anchore/syft/syft/cataloging"
@@ -412,6 +413,11 @@ func scan(ctx context.Context, scheme, target, tool, version string, p *Progress
 		return nil, fmt.Errorf("%w: %s:%s: %v", ErrBadSource, scheme, target, err)
 	}
 	defer src.Close()
+	lic, err := licenseContext()
+	if err != nil {
+		return nil, err
+	}
+	ctx = withValuesOf(ctx, lic)
 	pk := pkgcataloging.DefaultConfig()
 	pk.Golang = pk.Golang.WithSearchRemoteLicenses(false)
 	pk.JavaArchive = pk.JavaArchive.WithUseNetwork(false)
@@ -428,6 +434,39 @@ func scan(ctx context.Context, scheme, target, tool, version string, p *Progress
 		return nil, fmt.Errorf("scan %s:%s: %w", scheme, target, err)
 	}
 	return s, nil
+}
+
+// licenseContext holds syft's license scanner, built once per process.
+// syft builds one per CreateSBOM unless the context already carries one,
+// and building it (google/licensecheck's automaton over every license
+// text it knows) costs about a second of CPU, more than cataloging a small
+// root filesystem. The scanner is safe for concurrent use: syft's
+// catalogers share one within a scan. The coverage threshold is syft's
+// default, the one CreateSBOM would use.
+var licenseContext = sync.OnceValues(func() (context.Context, error) {
+	ctx, err := syft.SetContextLicenseScanner(context.Background(), cataloging.DefaultLicenseConfig())
+	if err != nil {
+		return nil, fmt.Errorf("sbom: syft license scanner: %w", err)
+	}
+	return ctx, nil
+})
+
+// withValuesOf returns ctx (its deadline, cancellation and values) that
+// also answers the values of extra that ctx does not have.
+func withValuesOf(ctx, extra context.Context) context.Context {
+	return valuesCtx{Context: ctx, extra: extra}
+}
+
+type valuesCtx struct {
+	context.Context
+	extra context.Context
+}
+
+func (c valuesCtx) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.extra.Value(key)
 }
 
 // cacheKey is the SHA-256 of what decides the scan: the syft version, the

@@ -118,6 +118,7 @@ func componentVersions(t testing.TB, data []byte) map[string]string {
 }
 
 func TestGenerateDirAndArchive(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeTree(t, dir, firmwareFiles)
 	want := map[string]string{
@@ -157,6 +158,7 @@ func TestGenerateDirAndArchive(t *testing.T) {
 }
 
 func TestGenerateFormats(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeTree(t, dir, firmwareFiles)
 	cases := []struct {
@@ -216,6 +218,7 @@ func TestGenerateFormats(t *testing.T) {
 }
 
 func TestGenerateCache(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeTree(t, dir, firmwareFiles)
 	cache := t.TempDir()
@@ -253,6 +256,7 @@ func TestGenerateCache(t *testing.T) {
 }
 
 func TestGenerateUnsafeArchives(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		entries []tarEntry
@@ -382,6 +386,7 @@ var crossFormatFiles = map[string]string{
 // TestCrossFormatDiffIsEmpty: one scan written in every format diffs (and
 // drifts) empty against itself in every other.
 func TestCrossFormatDiffIsEmpty(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	writeTree(t, dir, crossFormatFiles)
 	var fs []OutputFormat

@@ -10,6 +10,7 @@ import (
 // TestFileManifestOwners: the manifest of a squashfs firmware lists each
 // file with its type, the ELF's build ID, and the package owning it.
 func TestFileManifestOwners(t *testing.T) {
+	t.Parallel()
 	root := fwtest.Rootfs(t, true)
 	m, _, err := FileManifest(t.Context(), fwtest.Squashfs(t, root, "gzip"), WithTempDir(t.TempDir()))
 	if err != nil {

@@ -53,6 +53,7 @@ func pushFirmwareImage(t testing.TB) (tag, digest string) {
 // tag is mutable); Generate with a cache directory panicked in cachePath
 // on it. By tag it scans and caches nothing; by digest it caches.
 func TestGenerateRegistryTagWithCache(t *testing.T) {
+	t.Parallel()
 	tag, digest := pushFirmwareImage(t)
 	cache := t.TempDir()
 	g, err := Generate(t.Context(), "registry:"+tag, WithCacheDir(cache))

@@ -75,7 +75,10 @@ echo "== every acknowledged batch is stored"
 # 2. Admissions at full speed; kill -9 mid-run.
 "$work/loadgen" -url "$url" -token-file "$work/update-server.tok" -digest "$digest" -n 2000000 -c 32 -devices 1000000 -duration 6s -o "$work/load.json" >"$work/load.txt" 2>&1 &
 lg=$!
-sleep 3
+# The load generator prepares a request per device first (seconds on a busy
+# machine): kill once admissions are being answered, not after a fixed time.
+for _ in $(seq 600); do grep -q '"route":"POST /v1/admissions"' "$work/serve.log" && break; sleep 0.1; done
+sleep 2
 crash
 wait "$lg" || true
 nok=$(jq '.okDevices | length' "$work/load.json")

@@ -50,6 +50,8 @@ pump 2.4.0 infusion-pump-2.4.0.bin "$F/sbom/infusion-pump-2.4.0.agpl.cdx.json"; 
 step admit "$F/firmware/infusion-pump-2.3.0.bin" "${T[@]}" --vendor acme-infusion --product infusion-pump --version 2.2.0 \
   --signature "$F/sig/infusion-pump-2.3.0.bin.sig" --bundle "$F/keyless/infusion-pump-2.3.0.bin.v0.3.sigstore.json" --sbom "$F/sbom/infusion-pump-2.3.0.cdx.json"
 want 1
+say "    ...and 2.3.0 again, genuine, now that 2.4.0 was admitted: versions never go back (the ledger's rollback)"
+pump 2.3.0 infusion-pump-2.3.0.bin "$F/sbom/infusion-pump-2.3.0.cdx.json"; want 1
 
 mri() { # version [extra...]
   local v=$1; shift

@@ -7,9 +7,9 @@
 //
 // Handlers decode the request, call the gate and map errors to statuses in
 // one place (writeError). Every route but /healthz, /readyz and /metrics
-// needs a bearer token whose role allows it; tokens are stored hashed in
-// SQLite (Tokens), next to the audit table where every state-changing call
-// is recorded before it is answered.
+// needs a bearer token whose role allows it; tokens are kept hashed in the
+// store (Tokens, over store.Tokens), next to the audit trail where every
+// state-changing call is recorded before it is answered.
 //
 // The admission path fails closed: whatever goes wrong after the request
 // was understood, the answer is 200 with a deny whose reason is

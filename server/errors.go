@@ -19,7 +19,8 @@ type Error struct {
 	Status  int
 	Code    string // stable, machine-readable: bad-request, unauthorized...
 	Message string
-	Err     error // the cause, logged, never shown
+	Err     error  // the cause, logged, never shown
+	limit   string // the limit the request reached, for wardgate_limit_reached_total
 }
 
 func (e *Error) Error() string {
@@ -47,8 +48,9 @@ var (
 	ErrForbidden = errors.New("server: role not allowed")
 	// ErrRateLimited: the token is over its rate limit.
 	ErrRateLimited = errors.New("server: rate limit exceeded")
-	// ErrBusy: every evaluation slot is taken.
-	ErrBusy = errors.New("server: evaluations at capacity")
+	// ErrBusy: every slot of a bounded kind of work (uploads, evaluations,
+	// exports) is taken; wrapped in a 503 naming which.
+	ErrBusy = errors.New("server: at capacity")
 	// ErrUnavailable: a store the request needs cannot be reached.
 	ErrUnavailable = errors.New("server: store unavailable")
 )
@@ -70,6 +72,9 @@ func classify(err error) (status int, code, msg string) {
 	switch {
 	case errors.As(err, &he):
 		return he.Status, he.Code, he.Message
+	case diskFull(err):
+		ne := errNoSpace(err)
+		return ne.Status, ne.Code, ne.Message
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("request body over the %d byte limit", mbe.Limit)
 	case errors.Is(err, ErrUnauthenticated):
@@ -78,8 +83,6 @@ func classify(err error) (status int, code, msg string) {
 		return http.StatusForbidden, "forbidden", "this token's role may not call this route"
 	case errors.Is(err, ErrRateLimited):
 		return http.StatusTooManyRequests, "rate-limited", "rate limit exceeded; retry later"
-	case errors.Is(err, ErrBusy):
-		return http.StatusServiceUnavailable, "busy", "every evaluation slot is taken; retry later"
 	case errors.Is(err, ErrUnavailable):
 		return http.StatusServiceUnavailable, "unavailable", "a store this request needs is unavailable; retry later"
 	case errors.Is(err, egress.ErrUnknownFormat):

@@ -36,15 +36,17 @@ var (
 
 func (s *Server) register() {
 	l := s.limits
-	s.handle("POST", "/v1/updates", s.postUpdate, routeOpts{roles: []Role{RoleCI}, timeout: l.EvaluateTimeout + l.EvaluateWait, body: l.MaxUploadBytes, slow: true})
+	s.handle("POST", "/v1/updates", s.postUpdate, routeOpts{roles: []Role{RoleCI}, timeout: l.UploadTimeout + 2*l.EvaluateWait + l.EvaluateTimeout,
+		body: l.MaxUploadBytes, bodyLimit: limitUploadBytes, slow: true, bodyTimeout: l.UploadTimeout})
 	s.handle("GET", "/v1/updates/{digest}", s.getUpdate, routeOpts{roles: readers, timeout: 30 * time.Second})
 	s.handle("POST", "/v1/updates/{digest}/rollout", s.postRollout, routeOpts{roles: []Role{RoleAdmin}, timeout: 30 * time.Second, body: l.MaxJSONBytes})
-	s.handle("POST", "/v1/admissions", s.postAdmission, routeOpts{roles: []Role{RoleUpdateServer}, timeout: l.AdmitTimeout, body: l.MaxJSONBytes})
-	s.handle("POST", "/v1/telemetry", s.postTelemetry, routeOpts{roles: []Role{RoleSensor}, timeout: l.TelemetryTimeout, body: l.MaxTelemetryBytes, slow: true})
+	s.handle("POST", "/v1/admissions", s.postAdmission, routeOpts{roles: []Role{RoleUpdateServer}, timeout: l.AdmitTimeout, body: l.MaxJSONBytes, bodyLimit: limitJSONBytes})
+	s.handle("POST", "/v1/telemetry", s.postTelemetry, routeOpts{roles: []Role{RoleSensor}, timeout: l.TelemetryTimeout, body: l.MaxTelemetryBytes,
+		bodyLimit: limitTelemetryBytes, slow: true, bodyTimeout: l.TelemetryTimeout})
 	s.handle("GET", "/v1/findings", s.getFindings, routeOpts{roles: readers, timeout: 30 * time.Second})
 	s.handle("GET", "/v1/log/checkpoint", s.getCheckpoint, routeOpts{roles: readers, timeout: 5 * time.Second})
 	s.handle("GET", "/v1/log/entries/{index}", s.getEntry, routeOpts{roles: readers, timeout: 10 * time.Second})
-	s.handle("GET", "/v1/evidence", s.getEvidence, routeOpts{roles: readers, timeout: l.ExportTimeout, slow: true})
+	s.handle("GET", "/v1/evidence", s.getEvidence, routeOpts{roles: readers, timeout: l.ExportWait + l.ExportTimeout})
 	s.handle("GET", "/v1/audit", s.getAudit, routeOpts{roles: readers, timeout: 10 * time.Second})
 	s.handle("GET", "/healthz", s.getHealth, routeOpts{timeout: time.Second})
 	s.handle("GET", "/readyz", s.getReady, routeOpts{timeout: 5 * time.Second})
@@ -84,33 +86,31 @@ func unsupported(got string, want ...string) *Error {
 	return errorf(http.StatusUnsupportedMediaType, "unsupported-media-type", "content type %q: want %s", got, strings.Join(want, " or "))
 }
 
-// decodeJSON reads one JSON object into v: no unknown fields, no trailing
-// data.
-func decodeJSON(r *http.Request, v any) error {
+// decodeJSON reads one JSON object into v, strictly (see decodeStrict):
+// no repeated or case-folded keys, no unknown fields, no trailing data.
+func (s *Server) decodeJSON(r *http.Request, v any) error {
 	if mt := mediaType(r); mt != "application/json" {
 		return unsupported(r.Header.Get("Content-Type"), "application/json")
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	b, err := io.ReadAll(r.Body) // bounded by the route's body limit
+	if err != nil {
 		return jsonError(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return jsonError(err)
-		}
-		return badRequest("malformed JSON: data after the object")
-	}
-	return nil
+	return decodeStrict(b, v, s.limits.MaxJSONDepth)
 }
 
 func jsonError(err error) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	var mbe *http.MaxBytesError
+	var ste *strictError
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, os.ErrDeadlineExceeded):
 		return err
+	case errors.As(err, &ste):
+		e := badRequest("malformed JSON: %s", ste.msg)
+		e.limit = ste.limit
+		return e
 	case errors.As(err, &se):
 		return badRequest("malformed JSON at byte %d", se.Offset)
 	case errors.As(err, &te):
@@ -171,7 +171,8 @@ type AdmissionResponse struct {
 	RequestID  string            `json:"requestId"`
 }
 
-const maxField = 256
+// maxField bounds identifiers and small multipart fields.
+const maxField = evidence.MaxIdentifierBytes
 
 func outcomeOf(allow bool) string {
 	if allow {
@@ -185,12 +186,29 @@ func (req *AdmissionRequest) validate() error {
 	switch {
 	case d.ID == "" || d.Class == "":
 		return badRequest("device.id and device.class are required")
-	case len(d.ID) > maxField || len(d.Class) > maxField || len(d.InstalledVersion) > maxField || len(d.Segment) > maxField || len(req.Vendor) > maxField || len(req.Product) > maxField || len(req.Version) > maxField:
-		return badRequest("a field is longer than %d bytes", maxField)
 	case req.Digest != "" && !validDigest(req.Digest):
 		return badRequest("digest %q: want sha256:<64 lowercase hex>", req.Digest)
 	case req.Digest == "" && (req.Vendor == "" || req.Product == "" || req.Version == ""):
 		return badRequest("name the update by digest, or by vendor, product and version")
+	}
+	return checkIdents("device.id", d.ID, "device.class", d.Class, "device.installedVersion", d.InstalledVersion, "device.segment", d.Segment,
+		"vendor", req.Vendor, "product", req.Product, "version", req.Version)
+}
+
+// checkIdents checks name/value pairs with evidence.CheckIdentifier; empty
+// values are the caller's to require.
+func checkIdents(kv ...string) error {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == "" {
+			continue
+		}
+		if err := evidence.CheckIdentifier(kv[i+1]); err != nil {
+			e := badRequest("%s %v", kv[i], err)
+			if len(kv[i+1]) > evidence.MaxIdentifierBytes {
+				e.limit = limitIdentifier
+			}
+			return e
+		}
 	}
 	return nil
 }
@@ -198,12 +216,12 @@ func (req *AdmissionRequest) validate() error {
 // knownAdmissionErrors are the gate's own reasons, safe to show; other
 // errors are replaced by the request ID in the response (the signed log
 // keeps the full message).
-var knownAdmissionErrors = []error{gate.ErrUnknownUpdate, gate.ErrAmbiguousRelease, gate.ErrStaleEvaluation, gate.ErrInvalidDevice}
+var knownAdmissionErrors = []error{gate.ErrUnknownUpdate, gate.ErrAmbiguousRelease, gate.ErrStaleEvaluation, gate.ErrInvalidDevice, gate.ErrFleetStale}
 
 func (s *Server) postAdmission(w http.ResponseWriter, r *http.Request) error {
 	st := state(r)
 	var req AdmissionRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := s.decodeJSON(r, &req); err != nil {
 		return err
 	}
 	if err := req.validate(); err != nil {
@@ -225,6 +243,9 @@ func (s *Server) postAdmission(w http.ResponseWriter, r *http.Request) error {
 	}
 	out, err := s.gate.Load().Admit(r.Context(), s.deps.Records, gate.AdmitRequest{Digest: req.Digest, Vendor: req.Vendor, Product: req.Product, Version: req.Version, Device: req.Device, Record: record})
 	audited()
+	if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+		s.metrics.limit(limitAdmitTimeout)
+	}
 	resp := AdmissionResponse{Evaluated: out.Evaluated, Digest: out.Evidence.Artifact.Digest, Device: req.Device, Decision: out.Decision, LogEntry: out.LogEntry, RequestID: st.id}
 	if err != nil {
 		resp.Decision = s.failClosed(r, st, err)
@@ -292,26 +313,22 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	if mt != "multipart/form-data" && mt != "application/json" {
 		return unsupported(r.Header.Get("Content-Type"), "multipart/form-data", "application/json")
 	}
-	// Bound the expensive evaluations before reading any of the body: the
-	// semaphore also bounds the disk used by uploads.
-	t := time.NewTimer(s.limits.EvaluateWait)
-	select {
-	case s.evalSem <- struct{}{}:
-		t.Stop()
-	case <-t.C:
-		return ErrBusy
-	case <-ctx.Done():
-		t.Stop()
-		return ErrBusy
+	// Receive first, then evaluate. The body is read within the upload
+	// slots (which bound the disk uploads take) and the minimum body rate;
+	// an evaluation slot is taken only once it is all on disk, so a slow
+	// client never holds one.
+	release, err := s.acquire(ctx, s.upSem, s.limits.EvaluateWait, limitUploads, "upload")
+	if err != nil {
+		return err
 	}
-	defer func() { <-s.evalSem }()
-	s.metrics.inflight.Add(1)
-	defer s.metrics.inflight.Add(-1)
+	defer release()
 	var u gate.Update
 	var display string
+	var parts []spooledPart
 	if mt == "application/json" {
+		r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxJSONBytes+s.limits.MaxSBOMBytes)
 		var req ImageRequest
-		if err := decodeJSON(r, &req); err != nil {
+		if err := s.decodeJSON(r, &req); err != nil {
 			return err
 		}
 		if err := s.imageUpdate(req, &u); err != nil {
@@ -319,12 +336,15 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 		}
 		display = u.Source
 	} else {
+		if err := s.checkFreeSpace(); err != nil {
+			return err
+		}
 		dir, err := os.MkdirTemp(s.deps.WorkDir, "upload-")
 		if err != nil {
 			return fmt.Errorf("upload directory: %w", err)
 		}
 		defer os.RemoveAll(dir)
-		if err := readUpload(r, dir, &u); err != nil {
+		if parts, err = s.readUpload(r, dir, &u); err != nil {
 			return err
 		}
 		if u.Version == "" && !s.gate.Load().PinsTUF(u.Vendor) {
@@ -332,10 +352,36 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 		}
 		display = filepath.Base(u.Source)
 	}
+	releaseEval, err := s.acquire(ctx, s.evalSem, s.limits.EvaluateWait, limitEvaluations, "evaluation")
+	if err != nil {
+		return err
+	}
+	defer releaseEval()
+	s.metrics.inflight.Add(1)
+	defer s.metrics.inflight.Add(-1)
+	s.scanStarted()
+	defer s.scanDone()
+	if err := loadParts(parts, &u); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.limits.EvaluateTimeout)
+	defer cancel()
 	out, err := s.gate.Load().Evaluate(ctx, u)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		s.metrics.limit(limitEvaluateTimeout)
+	}
+	if diskFull(err) {
+		return errNoSpace(err) // not a verdict on the update: nothing is kept
+	}
+	if dir := filepath.Dir(u.Source); u.Kind == evidence.KindBlob {
+		scrubPaths(&out.Decision, dir) // the upload's temporary path is the gate's business
+	}
 	if out.Evaluated {
 		out.Evidence.Artifact.Name = display // not the upload's temporary path
-		if perr := s.deps.Records.Put(out); perr != nil {
+		if perr := s.deps.Records.Put(ctx, out); perr != nil {
+			if diskFull(perr) {
+				return errNoSpace(perr)
+			}
 			return fmt.Errorf("keep evaluation: %w", perr)
 		}
 	}
@@ -364,9 +410,28 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// scrubPaths removes dir (the upload's temporary directory) from the
+// decision's messages: callers see the firmware's file name only.
+func scrubPaths(d *policy.Decision, dir string) {
+	for _, vs := range [][]policy.Violation{d.Violations, d.Warnings} {
+		for i := range vs {
+			vs[i].Message = strings.ReplaceAll(vs[i].Message, dir+string(filepath.Separator), "")
+			vs[i].Message = strings.ReplaceAll(vs[i].Message, dir, "upload")
+		}
+	}
+}
+
 func (s *Server) imageUpdate(req ImageRequest, u *gate.Update) error {
 	if req.Image == "" || req.Vendor == "" || req.Product == "" || req.Version == "" {
 		return badRequest("image, vendor, product and version are required")
+	}
+	if err := checkIdents("vendor", req.Vendor, "product", req.Product, "version", req.Version); err != nil {
+		return err
+	}
+	for i, c := range req.DeviceClasses {
+		if err := checkIdents(fmt.Sprintf("deviceClasses[%d]", i), c); err != nil {
+			return err
+		}
 	}
 	d, err := name.NewDigest(req.Image, name.StrictValidation)
 	if err != nil {
@@ -412,29 +477,103 @@ func readPart(p io.Reader, max int64, what string) ([]byte, error) {
 	return b, nil
 }
 
+// spooledPart is a signature, bundle or SBOM part of an upload, kept on
+// disk until the evaluation reads it.
+type spooledPart struct {
+	field, name, path string
+}
+
+// spoolPart writes a part to a file in dir, within max bytes; over them it
+// returns tooLarge. It returns the bytes written.
+func spoolPart(p io.Reader, dir string, n int, max int64, tooLarge *Error) (string, int64, error) {
+	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf(".part-%d", n)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", 0, fmt.Errorf("upload: %w", err)
+	}
+	w, err := io.Copy(spoolWriter{f}, io.LimitReader(p, max+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", w, err
+	}
+	if w > max {
+		return "", w, tooLarge
+	}
+	return f.Name(), w, nil
+}
+
+// loadParts reads the spooled parts into u, once an evaluation slot is
+// taken: at most Evaluations uploads' parts are in memory at once.
+func loadParts(parts []spooledPart, u *gate.Update) error {
+	for _, p := range parts {
+		if p.field == "tuf" {
+			f, err := os.Open(p.path)
+			if err != nil {
+				return fmt.Errorf("upload: %w", err)
+			}
+			src, err := tuf.ReadArchive(f)
+			f.Close()
+			if err != nil {
+				return badRequest("multipart body: %v", err)
+			}
+			u.TUF = src
+			continue
+		}
+		b, err := os.ReadFile(p.path)
+		if err != nil {
+			return fmt.Errorf("upload: %w", err)
+		}
+		if p.field == "sbom" {
+			u.VendorSBOM = b
+		} else {
+			u.Signatures = append(u.Signatures, verify.Signature{Source: p.name, Data: b})
+		}
+	}
+	return nil
+}
+
 // readUpload streams a multipart upload: the firmware to a file in dir
-// (hashed on the way, within the body limit), the rest into u.
-func readUpload(r *http.Request, dir string, u *gate.Update) error {
+// (within the body limit), the signature, bundle and SBOM parts to files
+// beside it (within their limits), the small fields into u. No part is
+// held in memory whole but the small fields.
+func (s *Server) readUpload(r *http.Request, dir string, u *gate.Update) ([]spooledPart, error) {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return badRequest("multipart body: %v", err)
+		return nil, badRequest("multipart body: %v", err)
 	}
+	l := s.limits
 	u.Kind = evidence.KindBlob
-	var digest string
-	for {
+	var parts []spooledPart
+	var sigs int
+	var sbomSeen, tufSeen bool
+	seen := map[string]bool{}
+	left := l.MaxPartsBytes // for the signature, bundle and SBOM parts together
+	overall := func(n int64, err error) error {
+		if n > left {
+			return &Error{Status: http.StatusRequestEntityTooLarge, Code: "too-large", limit: limitPartsBytes,
+				Message: fmt.Sprintf("signature, bundle and SBOM parts over %d bytes together", l.MaxPartsBytes)}
+		}
+		return err
+	}
+	for n := 0; ; n++ {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return multipartError(err)
+			return nil, multipartError(err)
 		}
 		field := part.FormName()
 		switch field {
 		case "vendor", "product", "version", "deviceClasses":
+			if seen[field] {
+				return nil, badRequest("multipart field %q given more than once", field)
+			}
+			seen[field] = true
 			b, err := readPart(part, maxField, field)
 			if err != nil {
-				return multipartError(err)
+				return nil, multipartError(err)
 			}
 			v := strings.TrimSpace(string(b))
 			switch field {
@@ -453,66 +592,92 @@ func readUpload(r *http.Request, dir string, u *gate.Update) error {
 			}
 		case "firmware":
 			if u.Source != "" {
-				return badRequest("more than one firmware part")
+				return nil, badRequest("more than one firmware part")
 			}
 			p := filepath.Join(dir, safeName(part.FileName(), "firmware.bin"))
 			f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 			if err != nil {
-				return fmt.Errorf("upload: %w", err)
+				return nil, fmt.Errorf("upload: %w", err)
 			}
-			h := sha256.New()
-			_, err = io.Copy(io.MultiWriter(f, h), part)
+			_, err = io.Copy(spoolWriter{f}, part)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return multipartError(err)
+				return nil, multipartError(err)
 			}
-			u.Source, digest = p, "sha256:"+hex.EncodeToString(h.Sum(nil))
+			u.Source = p
 		case "signature", "bundle":
-			b, err := readPart(part, verify.MaxBundleBytes, field)
-			if err != nil {
-				return multipartError(err)
+			if sigs++; sigs > l.MaxSignatureParts {
+				return nil, &Error{Status: http.StatusBadRequest, Code: "too-many-parts", limit: limitSignatureParts,
+					Message: fmt.Sprintf("more than %d signature and bundle parts", l.MaxSignatureParts)}
 			}
-			u.Signatures = append(u.Signatures, verify.Signature{Source: safeName(part.FileName(), fmt.Sprintf("%s-%d", field, len(u.Signatures)+1)), Data: b})
+			max := min(l.MaxSignatureBytes, verify.MaxBundleBytes)
+			path, w, err := spoolPart(part, dir, n, min(max, left), &Error{Status: http.StatusRequestEntityTooLarge, Code: "too-large", limit: limitSignatureBytes,
+				Message: fmt.Sprintf("%s part %d over the %d byte limit", field, sigs, max)})
+			if err = overall(w, err); err != nil {
+				return nil, multipartError(err)
+			}
+			left -= w
+			parts = append(parts, spooledPart{field: field, name: safeName(part.FileName(), fmt.Sprintf("%s-%d", field, sigs)), path: path})
 		case "sbom":
-			b, err := readPart(part, sbom.MaxDocumentSize, field)
-			if err != nil {
-				return multipartError(err)
+			if sbomSeen {
+				return nil, badRequest("more than one sbom part")
 			}
-			u.VendorSBOM = b
+			sbomSeen = true
+			max := min(l.MaxSBOMBytes, sbom.MaxDocumentSize)
+			path, w, err := spoolPart(part, dir, n, min(max, left), &Error{Status: http.StatusRequestEntityTooLarge, Code: "too-large", limit: limitSBOMBytes,
+				Message: fmt.Sprintf("sbom part over the %d byte limit", max)})
+			if err = overall(w, err); err != nil {
+				return nil, multipartError(err)
+			}
+			left -= w
+			parts = append(parts, spooledPart{field: field, path: path})
 		case "tuf":
 			// The vendor's TUF metadata: a tar (or tar.gz) of
-			// metadata/*.json, within tuf.MaxArchiveBytes.
-			if u.TUF != nil {
-				return badRequest("more than one tuf part")
+			// metadata/*.json, spooled like the other parts and read
+			// (within tuf.MaxArchiveBytes uncompressed) by loadParts.
+			if tufSeen {
+				return nil, badRequest("more than one tuf part")
 			}
-			src, err := tuf.ReadArchive(part)
-			if err != nil {
-				return multipartError(err)
+			tufSeen = true
+			max := int64(tuf.MaxArchiveBytes)
+			path, w, err := spoolPart(part, dir, n, min(max, left), &Error{Status: http.StatusRequestEntityTooLarge, Code: "too-large", limit: limitPartsBytes,
+				Message: fmt.Sprintf("tuf part over the %d byte limit", max)})
+			if err = overall(w, err); err != nil {
+				return nil, multipartError(err)
 			}
-			u.TUF = src
+			left -= w
+			parts = append(parts, spooledPart{field: field, path: path})
 		default:
-			return badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, tuf, vendor, product, version, deviceClasses", field)
+			return nil, badRequest("unknown multipart field %q; want firmware, signature, bundle, sbom, tuf, vendor, product, version, deviceClasses", field)
 		}
 	}
 	switch {
 	case u.Source == "":
-		return badRequest("the firmware part is required")
+		return nil, badRequest("the firmware part is required")
 	case u.Vendor == "" || u.Product == "":
 		// The version may come from the vendor's TUF metadata (checked by
 		// the caller, which knows the trust configuration).
-		return badRequest("vendor and product are required")
+		return nil, badRequest("vendor and product are required")
 	}
-	_ = digest // the gate hashes the file again as it verifies; the two agree by construction
-	return nil
+	if err := checkIdents("vendor", u.Vendor, "product", u.Product, "version", u.Version); err != nil {
+		return nil, err
+	}
+	for _, c := range u.TargetClasses {
+		if err := checkIdents("deviceClasses", c); err != nil {
+			return nil, err
+		}
+	}
+	return parts, nil
 }
 
 func multipartError(err error) error {
 	var he *Error
 	var mbe *http.MaxBytesError
-	if errors.As(err, &he) || errors.As(err, &mbe) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return err
+	var se *spoolError
+	if errors.As(err, &he) || errors.As(err, &mbe) || errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &se) {
+		return err // the limits', the clock's or the gate's own failure, not a malformed body
 	}
 	return badRequest("multipart body: %v", err)
 }
@@ -524,6 +689,19 @@ func multipartError(err error) error {
 const TelemetryFormatHeader = "X-Telemetry-Format"
 
 var telemetryTypes = []string{"application/x-ndjson", "application/jsonl", "application/json", "text/csv", "text/tab-separated-values", "text/plain"}
+
+// noEvents is the 422 for a batch that stored nothing: no line parsed as
+// an event of the format, or no event is from a device of the inventory.
+func noEvents(st egress.Stats, unresolved int64) *Error {
+	if st.Events > 0 {
+		return errorf(http.StatusUnprocessableEntity, "no-events", "none of the batch's %d events is from a device in the fleet inventory; nothing was stored (send it again once the inventory lists its devices)", unresolved)
+	}
+	msg := fmt.Sprintf("no line of the batch is an event of format %s: %d lines, %d malformed, %d skipped (headers, comments, events of other classes)", st.Format, st.Lines, st.Malformed, st.Skipped)
+	if len(st.MalformedLines) > 0 {
+		msg += fmt.Sprintf(" (first at line %d)", st.MalformedLines[0])
+	}
+	return errorf(http.StatusUnprocessableEntity, "no-events", "%s; nothing was stored (name the format in %s, or leave it out to have it detected)", msg, TelemetryFormatHeader)
+}
 
 // TelemetryResponse is the answer to POST /v1/telemetry.
 type TelemetryResponse struct {
@@ -550,9 +728,11 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 		}
 		format = f
 	}
-	inv := s.deps.Inventory()
-	if inv == nil {
+	if s.deps.Inventory() == nil {
 		return errorf(http.StatusConflict, "no-inventory", "the gate has no fleet inventory; put inventory.json in its state directory and reload")
+	}
+	if err := s.checkFreeSpace(); err != nil {
+		return err
 	}
 	f, err := os.CreateTemp(s.deps.WorkDir, "telemetry-")
 	if err != nil {
@@ -561,9 +741,9 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 	defer os.Remove(f.Name())
 	defer f.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), r.Body)
+	n, err := io.Copy(spoolWriter{io.MultiWriter(f, h)}, r.Body)
 	if err != nil {
-		return err // MaxBytesError: 413; a slow body: 408
+		return err // MaxBytesError: 413; a slow body: 408; a full disk: 503
 	}
 	if n == 0 {
 		return badRequest("empty telemetry batch")
@@ -572,42 +752,32 @@ func (s *Server) postTelemetry(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("telemetry spool: %w", err)
 	}
 	resp := TelemetryResponse{Source: "sha256:" + hex.EncodeToString(h.Sum(nil)), RequestID: st.id, Updates: []egress.UpdateRisk{}}
-	var scanErr error
-	added, err := s.deps.Telemetry.Ingest(ctx, egress.Source{Name: "api/" + st.principal.Name + "/" + st.id, Digest: resp.Source}, func(add func(*egress.Event) error) error {
-		resp.Stats, scanErr = egress.Scan(f, func(ev *egress.Event) error {
-			d, ok := inv.Resolve(ev)
-			if !ok {
-				resp.Unresolved++
-				return nil
-			}
-			ev.DeviceName = d.Name
-			resp.Stored++
-			return add(ev)
-		}, egress.WithFormat(format))
-		return scanErr
-	})
+	res, err := s.IngestTelemetry(ctx, egress.Source{Name: "api/" + st.principal.Name + "/" + st.id, Digest: resp.Source}, f, format)
 	switch {
-	case scanErr != nil && errors.Is(err, scanErr):
-		if errors.Is(scanErr, egress.ErrUnknownFormat) {
-			return scanErr
-		}
-		return fmt.Errorf("%w: %w", ErrUnavailable, err) // the store failed under the scan
+	case errors.Is(err, egress.ErrNoInventory):
+		return errorf(http.StatusConflict, "no-inventory", "the gate has no fleet inventory; put inventory.json in its state directory and reload")
+	case errors.Is(err, egress.ErrNoEvents):
+		return noEvents(res.Stats, res.Unresolved)
+	case egress.BadInput(err):
+		return err
+	case diskFull(err):
+		return errNoSpace(err)
 	case err != nil:
 		return fmt.Errorf("%w: telemetry store: %w", ErrUnavailable, err)
 	}
-	resp.Added = added
+	resp.Added, resp.Stats, resp.Stored, resp.Unresolved = res.Added, res.Stats, res.Stored, res.Unresolved
 	outcome := "duplicate"
-	if added {
+	if res.Added {
 		outcome = "ingested"
-		s.deps.Risk.Invalidate() // the next admission sees this batch
-		s.metrics.events.Add(uint64(resp.Stored))
-	} else {
-		resp.Stored, resp.Unresolved = 0, 0
 	}
 	if err := s.audit(r, st, resp.Source, http.StatusOK, outcome); err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	if rep, err := s.deps.Risk.Report(ctx); err == nil {
+	// The answer waits for an analysis that includes this batch: every
+	// admission that starts after it is answered sees it (a quarantine is
+	// in force at once), whatever the analyses the admissions are answered
+	// from meanwhile.
+	if rep, err := s.deps.Risk.Sync(ctx); err == nil {
 		for _, u := range rep.Updates {
 			if u.State != evidence.RiskClean {
 				resp.Updates = append(resp.Updates, u)
@@ -845,8 +1015,19 @@ func (s *Server) getEvidence(w http.ResponseWriter, r *http.Request) error {
 	if art != "" && !validDigest(art) {
 		return badRequest("artifact %q: want sha256:<64 lowercase hex>", art)
 	}
-	if len(dev) > maxField {
-		return badRequest("device longer than %d bytes", maxField)
+	if err := checkIdents("device", dev); err != nil {
+		return err
+	}
+	release, err := s.acquire(r.Context(), s.exSem, s.limits.ExportWait, limitExports, "export")
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(r.Context(), s.limits.ExportTimeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	if err := s.checkFreeSpace(); err != nil {
+		return err
 	}
 	dir, err := os.MkdirTemp(s.deps.WorkDir, "export-")
 	if err != nil {
@@ -929,6 +1110,7 @@ func (s *Server) getReady(w http.ResponseWriter, r *http.Request) error {
 	}{
 		{"tokens", s.deps.Tokens.Ping},
 		{"fleet", func(ctx context.Context) error { _, err := s.deps.Risk.Report(ctx); return err }},
+		{"space", func(context.Context) error { return s.diskReady() }},
 	}
 	if s.deps.Ready != nil {
 		checks = append(checks, struct {
@@ -964,6 +1146,6 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) error {
 		slices.SortFunc(fc, func(a, b findingCount) int { return strings.Compare(a.code+a.severity, b.code+b.severity) })
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w, fc, err != nil)
+	s.metrics.write(w, fc, err != nil, s.deps.Risk.Stats())
 	return nil
 }

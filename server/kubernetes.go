@@ -72,9 +72,9 @@ func (s *Server) registerKubernetes(c KubernetesConfig) error {
 	return nil
 }
 
-// Close stops the image evaluations the admission webhook started in the
-// background.
-func (s *Server) Close() {
+// closeKube stops the image evaluations the admission webhook started in
+// the background (Close calls it).
+func (s *Server) closeKube() {
 	if s.kube != nil {
 		s.kube.Close()
 	}
@@ -147,7 +147,7 @@ func (k kubeGate) Evaluate(ctx context.Context, img kube.Image) error {
 	u := gate.Update{Source: img.Digest, Kind: evidence.KindImage, Vendor: img.Vendor, Product: img.Product, Version: img.Version}
 	out, err := k.s.gate.Load().Evaluate(ctx, u)
 	if out.Evaluated {
-		if perr := k.s.deps.Records.Put(out); perr != nil {
+		if perr := k.s.deps.Records.Put(ctx, out); perr != nil {
 			return fmt.Errorf("keep evaluation: %w", perr)
 		}
 		k.s.metrics.decision("evaluate", out.Decision.Allow, codesOf(out.Decision))
@@ -246,11 +246,11 @@ func (s *Server) KubernetesHTTPServer(addr string, tlsConfig *tls.Config) *http.
 		Addr:              addr,
 		Handler:           s.KubernetesHandler(),
 		TLSConfig:         tlsConfig,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: s.limits.ReadHeaderTimeout,
 		ReadTimeout:       d + 5*time.Second,
 		WriteTimeout:      d + 10*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		IdleTimeout:       s.limits.IdleTimeout,
+		MaxHeaderBytes:    s.limits.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }

@@ -29,7 +29,7 @@ import (
 	"github.com/wardgate/wardgate/internal/ocisign"
 	"github.com/wardgate/wardgate/kube"
 	"github.com/wardgate/wardgate/policy"
-	"github.com/wardgate/wardgate/store/inmem"
+	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/trust"
 )
 
@@ -121,20 +121,20 @@ func newKubeEnv(t testing.TB, scan bool, opts ...Option) *kubeEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// As wardgate serve wires it: installations group-committed.
-		ib := gate.NewInstallationBatcher(d.Telemetry.(gate.Installations))
-		t.Cleanup(ib.Close)
-		gopts := []gate.Option{gate.WithLog(d.Log), gate.WithFleet(d.Risk), gate.WithInstallations(ib)}
+		// As wardgate serve wires it: installations group-committed by the
+		// store.
+		st := d.Telemetry.(store.Store)
+		gopts := []gate.Option{gate.WithLog(d.Log), gate.WithFleet(d.Risk), gate.WithInstallations(st)}
 		if !scan {
 			gopts = append(gopts, gate.WithoutSBOMGeneration())
 		}
-		if d.Gate, err = gate.New(tc, eng, inmem.New(), gopts...); err != nil {
+		if d.Gate, err = gate.New(tc, eng, st, gopts...); err != nil {
 			t.Fatal(err)
 		}
 		*o = append(*o, WithRegistries(ke.host))
 		*o = append(*o, opts...)
 	})
-	t.Cleanup(ke.srv.Close) // before the stores close (cleanups run last first)
+	t.Cleanup(func() { ke.srv.Close() }) // before the stores close (cleanups run last first)
 	return ke
 }
 
@@ -349,7 +349,7 @@ func TestKubernetesValidate(t *testing.T) {
 		if got := ke.log.Checkpoint().Size - size; got != 1 {
 			t.Fatalf("log grew by %d, want 1", got)
 		}
-		ins, err := ke.egress.Installations(t.Context())
+		ins, err := ke.st.Installations(t.Context())
 		if err != nil || !slices.ContainsFunc(ins, func(i egress.Installation) bool { return i.Device == "k8s/facility/Pod/bms-api-1" && i.Digest == good }) {
 			t.Fatalf("installations %+v %v", ins, err)
 		}
@@ -453,12 +453,13 @@ func TestKubernetesValidate(t *testing.T) {
 			t.Fatalf("unchanged images: %+v", r)
 		}
 		// From 1.2.0 to 1.1.0 of a signed image: a rollback for the
-		// workload (the old tag is its installed version).
+		// workload (the old tag is its installed version), and for the
+		// ledger (1.2.0 was admitted before: versions never go back).
 		ke.push("bms-api:1.1.0", ke.good)
 		up.oldObject = deploymentObject("bms", "facility", podSpec(nil, []string{ke.image("bms-api:1.2.0")}, nil))
 		up.object = deploymentObject("bms", "facility", podSpec(nil, []string{ke.image("bms-api:1.1.0")}, nil))
 		r, _ = ke.send("validate", up)
-		if r.Allowed || !strings.Contains(message(r), "[rollback]") || !strings.Contains(message(r), "older than 1.2.0 installed on device k8s/facility/Deployment/bms") {
+		if r.Allowed || !strings.Contains(message(r), "[rollback, rollback]") || !strings.Contains(message(r), "version 1.1.0 is older than 1.2.0") {
 			t.Fatalf("rollback: %+v", r)
 		}
 		// The same change the other way is an upgrade.
@@ -478,7 +479,7 @@ func TestKubernetesValidate(t *testing.T) {
 	})
 
 	t.Run("dry run", func(t *testing.T) {
-		before, err := ke.egress.Installations(t.Context())
+		before, err := ke.st.Installations(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -489,7 +490,7 @@ func TestKubernetesValidate(t *testing.T) {
 			t.Fatalf("answer %+v", r)
 		}
 		ke.checkLogged(r, "k8s/facility/Pod/dry")
-		after, err := ke.egress.Installations(t.Context())
+		after, err := ke.st.Installations(t.Context())
 		if err != nil || len(after) != len(before) {
 			t.Fatalf("a dry run recorded an installation: %d then %d (%v)", len(before), len(after), err)
 		}

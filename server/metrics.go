@@ -4,12 +4,16 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/wardgate/wardgate/gate"
 )
 
 // Metrics in the Prometheus text exposition format (version 0.0.4),
@@ -69,7 +73,12 @@ type metrics struct {
 	rolloutHolds, rolloutActions counterVec
 	events                       atomic.Uint64 // telemetry events stored
 	inflight                     atomic.Int64  // evaluations running
+	limits                       counterVec    // limit
+	conns                        atomic.Int64  // connections open (with the connection limiter)
 }
+
+// limit counts one request or connection that reached a limit.
+func (m *metrics) limit(name string) { m.limits.add(1, name) }
 
 func newMetrics() *metrics { return &metrics{latency: map[string]*histogram{}} }
 
@@ -105,7 +114,7 @@ type findingCount struct {
 	n              int
 }
 
-func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) {
+func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool, risk gate.RiskStats) {
 	fmt.Fprintln(w, "# HELP wardgate_http_requests_total HTTP requests by route and status.")
 	fmt.Fprintln(w, "# TYPE wardgate_http_requests_total counter")
 	m.requests.each(func(l []string, v uint64) {
@@ -153,6 +162,24 @@ func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) 
 	fmt.Fprintln(w, "# HELP wardgate_evaluations_in_flight Update evaluations running.")
 	fmt.Fprintln(w, "# TYPE wardgate_evaluations_in_flight gauge")
 	fmt.Fprintf(w, "wardgate_evaluations_in_flight %d\n", m.inflight.Load())
+	fmt.Fprintln(w, "# HELP wardgate_limit_reached_total Requests and connections refused, cut off or made to wait by a limit (docs/serve.md, Limits).")
+	fmt.Fprintln(w, "# TYPE wardgate_limit_reached_total counter")
+	m.limits.each(func(l []string, v uint64) {
+		fmt.Fprintf(w, "wardgate_limit_reached_total{limit=\"%s\"} %d\n", escapeLabel(l[0]), v)
+	})
+	fmt.Fprintf(w, "wardgate_limit_reached_total{limit=\"%s\"} %d\n", limitFleetWait, risk.WaitTimeouts)
+	fmt.Fprintf(w, "wardgate_limit_reached_total{limit=\"%s\"} %d\n", limitFleetStaleness, risk.Refused)
+	fmt.Fprintln(w, "# HELP wardgate_connections_open Client connections open.")
+	fmt.Fprintln(w, "# TYPE wardgate_connections_open gauge")
+	fmt.Fprintf(w, "wardgate_connections_open %d\n", m.conns.Load())
+	fmt.Fprintln(w, "# HELP go_goroutines Goroutines that currently exist.")
+	fmt.Fprintln(w, "# TYPE go_goroutines gauge")
+	fmt.Fprintf(w, "go_goroutines %d\n", runtime.NumGoroutine())
+	if n, ok := openFDs(); ok {
+		fmt.Fprintln(w, "# HELP process_open_fds Open file descriptors.")
+		fmt.Fprintln(w, "# TYPE process_open_fds gauge")
+		fmt.Fprintf(w, "process_open_fds %d\n", n)
+	}
 	fmt.Fprintln(w, "# HELP wardgate_findings Current fleet findings by code and severity.")
 	fmt.Fprintln(w, "# TYPE wardgate_findings gauge")
 	for _, f := range findings {
@@ -165,4 +192,34 @@ func (m *metrics) write(w io.Writer, findings []findingCount, findingsErr bool) 
 		up = 0
 	}
 	fmt.Fprintf(w, "wardgate_fleet_analysis_up %d\n", up)
+	fmt.Fprintln(w, "# HELP wardgate_fleet_analyses_total Fleet analyses run, and how many failed.")
+	fmt.Fprintln(w, "# TYPE wardgate_fleet_analyses_total counter")
+	fmt.Fprintf(w, "wardgate_fleet_analyses_total{result=\"ok\"} %d\n", risk.Analyses-risk.Failures)
+	fmt.Fprintf(w, "wardgate_fleet_analyses_total{result=\"failed\"} %d\n", risk.Failures)
+	fmt.Fprintln(w, "# HELP wardgate_fleet_analysis_duration_seconds How long the last fleet analysis took.")
+	fmt.Fprintln(w, "# TYPE wardgate_fleet_analysis_duration_seconds gauge")
+	fmt.Fprintf(w, "wardgate_fleet_analysis_duration_seconds %s\n", fmtFloat(risk.LastDuration.Seconds()))
+	fmt.Fprintln(w, "# HELP wardgate_fleet_analysis_age_seconds Age of the analysis admissions are answered from.")
+	fmt.Fprintln(w, "# TYPE wardgate_fleet_analysis_age_seconds gauge")
+	fmt.Fprintf(w, "wardgate_fleet_analysis_age_seconds %s\n", fmtFloat(risk.Age.Seconds()))
+	fmt.Fprintln(w, "# HELP wardgate_fleet_stale_answers_total Answers from an analysis that misses stored telemetry (within the staleness bound).")
+	fmt.Fprintln(w, "# TYPE wardgate_fleet_stale_answers_total counter")
+	fmt.Fprintf(w, "wardgate_fleet_stale_answers_total %d\n", risk.StaleAnswers)
+}
+
+// openFDs counts the process's open file descriptors where the system
+// lists them (/proc/self/fd on Linux, /dev/fd elsewhere).
+func openFDs() (int, bool) {
+	for _, d := range []string{"/proc/self/fd", "/dev/fd"} {
+		f, err := os.Open(d)
+		if err != nil {
+			continue
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err == nil {
+			return len(names) - 1, true // less the directory just opened
+		}
+	}
+	return 0, false
 }

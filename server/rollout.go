@@ -33,7 +33,7 @@ func (s *Server) postRollout(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("digest %q: want sha256:<64 lowercase hex>", d)
 	}
 	var req RolloutRequest
-	if err := decodeJSON(r, &req); err != nil {
+	if err := s.decodeJSON(r, &req); err != nil {
 		return err
 	}
 	act, ok := rolloutActions[req.Action]

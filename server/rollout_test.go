@@ -9,7 +9,6 @@ import (
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/rollout"
-	"github.com/wardgate/wardgate/store/inmem"
 	"github.com/wardgate/wardgate/trust"
 )
 
@@ -39,8 +38,8 @@ func (e *env) withRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gate.New(tc, eng, inmem.New(), gate.WithLog(e.log), gate.WithFleet(e.risk), gate.WithInstallations(e.egress), gate.WithoutSBOMGeneration(),
-		gate.WithRollout(gate.Rollout{Controller: ctl, Inventory: e.inv.Load, Installations: e.egress.Installations, Report: e.risk.Report}))
+	g, err := gate.New(tc, eng, e.st, gate.WithLog(e.log), gate.WithFleet(e.risk), gate.WithInstallations(e.st), gate.WithoutSBOMGeneration(),
+		gate.WithRollout(gate.Rollout{Controller: ctl, Inventory: e.inv.Load, Installations: e.st.Installations, Report: e.risk.Report}))
 	if err != nil {
 		t.Fatal(err)
 	}

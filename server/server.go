@@ -52,34 +52,6 @@ type Deps struct {
 	Ready func(ctx context.Context) error
 }
 
-// Limits bound requests. Zero fields take the defaults (DefaultLimits).
-type Limits struct {
-	MaxUploadBytes    int64 // firmware upload, whole multipart body
-	MaxTelemetryBytes int64 // one telemetry batch
-	MaxJSONBytes      int64 // JSON request bodies
-	Evaluations       int   // concurrent update evaluations
-	EvaluateWait      time.Duration
-	EvaluateTimeout   time.Duration
-	AdmitTimeout      time.Duration
-	TelemetryTimeout  time.Duration
-	ReadTimeout       time.Duration // small-body routes: the body must arrive within this
-	ExportTimeout     time.Duration
-}
-
-// DefaultLimits are the limits unless WithLimits says otherwise.
-var DefaultLimits = Limits{
-	MaxUploadBytes:    1 << 30,
-	MaxTelemetryBytes: 64 << 20,
-	MaxJSONBytes:      64 << 10,
-	Evaluations:       2,
-	EvaluateWait:      2 * time.Second,
-	EvaluateTimeout:   5 * time.Minute,
-	AdmitTimeout:      2 * time.Second,
-	TelemetryTimeout:  2 * time.Minute,
-	ReadTimeout:       10 * time.Second,
-	ExportTimeout:     5 * time.Minute,
-}
-
 // RateLimit is a token bucket: Rate requests per second, bursts of Burst.
 type RateLimit struct {
 	Rate  float64 `json:"rate" yaml:"rate"`
@@ -118,42 +90,6 @@ func WithLogger(l *slog.Logger) Option {
 		}
 		c.log = l
 		return nil
-	}
-}
-
-// WithLimits sets request limits; zero fields keep their defaults.
-func WithLimits(l Limits) Option {
-	return func(c *config) error {
-		d := &c.limits
-		for _, f := range []struct {
-			v   int64
-			dst *int64
-			n   string
-		}{{l.MaxUploadBytes, &d.MaxUploadBytes, "upload"}, {l.MaxTelemetryBytes, &d.MaxTelemetryBytes, "telemetry"}, {l.MaxJSONBytes, &d.MaxJSONBytes, "JSON"}} {
-			if f.v < 0 {
-				return fmt.Errorf("server: negative %s limit", f.n)
-			}
-			if f.v > 0 {
-				*f.dst = f.v
-			}
-		}
-		if l.Evaluations < 0 {
-			return errors.New("server: negative evaluation concurrency")
-		}
-		if l.Evaluations > 0 {
-			d.Evaluations = l.Evaluations
-		}
-		set := func(v time.Duration, dst *time.Duration) error {
-			if v < 0 {
-				return errors.New("server: negative timeout")
-			}
-			if v > 0 {
-				*dst = v
-			}
-			return nil
-		}
-		return errors.Join(set(l.EvaluateWait, &d.EvaluateWait), set(l.EvaluateTimeout, &d.EvaluateTimeout), set(l.AdmitTimeout, &d.AdmitTimeout),
-			set(l.TelemetryTimeout, &d.TelemetryTimeout), set(l.ReadTimeout, &d.ReadTimeout), set(l.ExportTimeout, &d.ExportTimeout))
 	}
 }
 
@@ -225,6 +161,13 @@ type Server struct {
 	routes   []Route
 	metrics  *metrics
 	evalSem  chan struct{}
+	upSem    chan struct{}
+	exSem    chan struct{}
+	conns    atomic.Pointer[connLimiter]
+	scanMu   sync.Mutex
+	scans    int // evaluations running (see scanStarted)
+	done     chan struct{}
+	closed   sync.Once
 	limiters sync.Map // token name -> *rate.Limiter
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -267,7 +210,11 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{deps: deps, log: c.log, limits: c.limits, rates: c.rates, regs: c.registries, mux: http.NewServeMux(),
-		metrics: newMetrics(), evalSem: make(chan struct{}, c.limits.Evaluations), idPrefix: hex.EncodeToString(p[:])}
+		metrics: newMetrics(), evalSem: make(chan struct{}, c.limits.Evaluations),
+		upSem: make(chan struct{}, max(c.limits.Uploads, c.limits.Evaluations)), exSem: make(chan struct{}, c.limits.Exports), idPrefix: hex.EncodeToString(p[:])}
+	if err := s.cleanWork(); err != nil { // what a crash left
+		return nil, err
+	}
 	s.gate.Store(deps.Gate)
 	s.register()
 	s.kubeCfg = c.kube
@@ -280,6 +227,8 @@ func New(deps Deps, opts ...Option) (*Server, error) {
 		s.mux.Handle("/ui", h)
 		s.mux.Handle("/ui/", h)
 	}
+	s.done = make(chan struct{})
+	go s.refreshFleet()
 	s.handler = http.HandlerFunc(s.serve)
 	return s, nil
 }
@@ -299,20 +248,23 @@ func (s *Server) SwapGate(g *gate.Gate) {
 }
 
 // HTTPServer is an http.Server for the API with every timeout set:
-// ReadHeaderTimeout against slow clients, ReadTimeout and WriteTimeout
-// long enough for a firmware upload or an evidence pack (small-body
-// routes set a shorter read deadline per request), IdleTimeout for
-// keep-alive connections.
+// ReadHeaderTimeout against slow clients, IdleTimeout for keep-alive
+// connections, and ReadTimeout and WriteTimeout as outer bounds (each
+// route sets its own read and write deadlines from its budget: small
+// bodies must arrive within ReadTimeout, large ones at MinBodyRate).
+// Serve it on Listener(ln) for the connection limits.
 func (s *Server) HTTPServer(addr string, tlsConfig *tls.Config) *http.Server {
+	l := s.limits
 	return &http.Server{
 		Addr:              addr,
 		Handler:           s.handler,
 		TLSConfig:         tlsConfig,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       s.limits.EvaluateTimeout,
-		WriteTimeout:      s.limits.EvaluateTimeout + s.limits.EvaluateWait + 30*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       max(l.UploadTimeout, l.TelemetryTimeout),
+		WriteTimeout:      l.UploadTimeout + 2*l.EvaluateWait + l.EvaluateTimeout + 30*time.Second,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		ConnState:         s.connState,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
@@ -363,10 +315,15 @@ func state(r *http.Request) *reqState {
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 type routeOpts struct {
-	roles   []Role
-	timeout time.Duration
-	body    int64 // body limit; 0 none
-	slow    bool  // the body may take long (uploads): no short read deadline
+	roles     []Role
+	timeout   time.Duration
+	body      int64  // body limit; 0 none
+	bodyLimit string // the body limit's name in wardgate_limit_reached_total
+	// slow: the body may be large (uploads, telemetry): instead of the
+	// short read deadline it must arrive at MinBodyRate, within
+	// bodyTimeout.
+	slow        bool
+	bodyTimeout time.Duration
 }
 
 func (s *Server) handle(method, pattern string, h handlerFunc, o routeOpts) {
@@ -408,8 +365,22 @@ func (s *Server) adapt(route string, h handlerFunc, o routeOpts) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		w = sw
 		w.Header().Set("X-Request-Id", st.id)
-		if !o.slow {
-			_ = http.NewResponseController(sw).SetReadDeadline(start.Add(s.limits.ReadTimeout))
+		rc := http.NewResponseController(sw)
+		var rb *rateBody
+		switch {
+		case r.Body == nil || r.Body == http.NoBody:
+			// No body: nothing more to read, and no deadline may cancel
+			// the handler (see clearReadDeadline).
+			clearReadDeadline(rc)
+		case !o.slow:
+			_ = rc.SetReadDeadline(start.Add(s.limits.ReadTimeout))
+			r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+		default:
+			rb = s.rateBody(r.Body, rc, start, o.bodyTimeout)
+			r.Body = rb
+		}
+		if o.timeout > 0 {
+			_ = rc.SetWriteDeadline(start.Add(o.timeout + 10*time.Second)) // the answer, after the budget
 		}
 		if o.body > 0 {
 			r.Body = http.MaxBytesReader(w, r.Body, o.body)
@@ -425,7 +396,11 @@ func (s *Server) adapt(route string, h handlerFunc, o routeOpts) http.Handler {
 		if err == nil {
 			err = h(w, r)
 		}
+		if err != nil && rb != nil && rb.err != nil {
+			err = rb.err // the body was cut off, whatever the parser made of it
+		}
 		if err != nil {
+			s.countLimit(err, o)
 			if sw.wrote {
 				s.log.LogAttrs(ctx, slog.LevelError, "error after the response started", slog.String("request_id", st.id), slog.Any("err", err))
 			} else {
@@ -435,6 +410,26 @@ func (s *Server) adapt(route string, h handlerFunc, o routeOpts) http.Handler {
 		hist.observe(time.Since(start))
 		s.finish(r, st, sw.status, start)
 	})
+}
+
+// countLimit counts a request refused or cut off by a limit.
+func (s *Server) countLimit(err error, o routeOpts) {
+	var he *Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he) && he.limit != "":
+		s.metrics.limit(he.limit)
+	case errors.As(err, &mbe):
+		s.metrics.limit(o.bodyLimit)
+	case diskFull(err):
+		s.metrics.limit(limitDiskFull)
+	case errors.Is(err, ErrRateLimited):
+		s.metrics.limit(limitRateLimit)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.metrics.limit(limitReadTimeout)
+	case errors.Is(err, context.DeadlineExceeded):
+		s.metrics.limit(limitRequestTimeout)
+	}
 }
 
 func (s *Server) finish(r *http.Request, st *reqState, status int, start time.Time) {
@@ -466,12 +461,11 @@ func (s *Server) authorize(r *http.Request, st *reqState, roles []Role) error {
 		}
 		return nil
 	}
-	auth := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || tok == "" {
+	tok, ok := bearer(r.Header.Get("Authorization"))
+	if !ok {
 		return ErrUnauthenticated
 	}
-	p, err := s.deps.Tokens.Authenticate(r.Context(), Secret(strings.TrimSpace(tok)))
+	p, err := s.deps.Tokens.Authenticate(r.Context(), Secret(tok))
 	if err != nil {
 		return err
 	}
@@ -483,6 +477,17 @@ func (s *Server) authorize(r *http.Request, st *reqState, roles []Role) error {
 		return ErrRateLimited
 	}
 	return nil
+}
+
+// bearer returns the token of an Authorization header with the Bearer
+// scheme, whose name is case-insensitive (RFC 7235 section 2.1).
+func bearer(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
 }
 
 func (s *Server) limiter(p Principal) *rate.Limiter {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -28,10 +29,10 @@ import (
 
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/egress"
-	"github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
-	"github.com/wardgate/wardgate/store/inmem"
+	"github.com/wardgate/wardgate/store"
+	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 )
 
@@ -53,21 +54,53 @@ type env struct {
 	ts       *httptest.Server
 	tokens   map[Role]Secret
 	log      *attest.Log
-	egress   *sqlitestore.DB
+	st       *sqlite.DB
+	dir      string
 	recs     *gate.Records
 	risk     *gate.RiskCache
 	inv      atomic.Pointer[egress.Inventory]
 	failRisk atomic.Bool
-	digest   string // the pump 2.4.0 firmware
+	slowRisk atomic.Int64 // nanoseconds each fleet analysis takes at least
+	digest   string       // the pump 2.4.0 firmware
 }
 
 type envOpt func(*Deps, *[]Option)
 
+// breakLog makes every later read and write of the log's entries fail, as
+// a damaged log.db would; the other files still work.
+func (e *env) breakLog() {
+	e.t.Helper()
+	raw, err := sql.Open("sqlite", filepath.Join(e.dir, "wardgate.db"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`ALTER TABLE entries RENAME TO entries_damaged`); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 func newEnv(t testing.TB, eo ...envOpt) *env {
 	t.Helper()
+	return newEnvAt(t, t.TempDir(), nil, eo...)
+}
+
+// newEnvIn is newEnv with its state (stores, log, work directory) in dir.
+func newEnvIn(t testing.TB, dir string, eo ...envOpt) *env {
+	t.Helper()
+	return newEnvAt(t, dir, nil, eo...)
+}
+
+// newEnvStore is newEnv with options for the store (a small reader pool).
+func newEnvStore(t testing.TB, so []store.Option, eo ...envOpt) *env {
+	t.Helper()
+	return newEnvAt(t, t.TempDir(), so, eo...)
+}
+
+func newEnvAt(t testing.TB, dir string, so []store.Option, eo ...envOpt) *env {
+	t.Helper()
 	ctx := t.Context()
-	dir := t.TempDir()
-	e := &env{t: t, tokens: map[Role]Secret{}}
+	e := &env{t: t, tokens: map[Role]Secret{}, dir: dir}
 	tc, err := trust.Load("../fixtures/trust.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -85,14 +118,13 @@ func newEnv(t testing.TB, eo ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.log, err = attest.OpenLog(ctx, filepath.Join(dir, "log.db"), signer, ""); err != nil {
+	if e.st, err = sqlite.Open(ctx, dir, so...); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.log.Close() })
-	if e.egress, err = sqlitestore.Open(ctx, filepath.Join(dir, "egress.db")); err != nil {
+	t.Cleanup(func() { e.st.Close() })
+	if e.log, err = attest.OpenLog(ctx, e.st, signer, ""); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { e.egress.Close() })
 	inv, err := egress.ReadInventoryFile(fleet + "inventory.json")
 	if err != nil {
 		t.Fatal(err)
@@ -106,28 +138,25 @@ func newEnv(t testing.TB, eo ...envOpt) *env {
 		if e.failRisk.Load() {
 			return egress.Report{}, errors.New("egress.db: disk I/O error")
 		}
-		return egress.AnalyzeStore(ctx, e.egress, e.inv.Load(), ecfg)
+		time.Sleep(time.Duration(e.slowRisk.Load()))
+		return egress.AnalyzeStore(ctx, e.st, e.inv.Load(), ecfg)
 	}, time.Hour, nil); err != nil {
 		t.Fatal(err)
 	}
-	g, err := gate.New(tc, eng, inmem.New(), gate.WithLog(e.log), gate.WithFleet(e.risk), gate.WithInstallations(e.egress), gate.WithoutSBOMGeneration())
+	g, err := gate.New(tc, eng, e.st, gate.WithLog(e.log), gate.WithFleet(e.risk), gate.WithInstallations(e.st), gate.WithoutSBOMGeneration())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.recs, err = gate.OpenRecords(filepath.Join(dir, "evaluations")); err != nil {
+	if e.recs, err = gate.OpenRecords(ctx, e.st); err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := OpenTokens(ctx, filepath.Join(dir, TokensFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tokens.Close() })
+	tokens := NewTokens(e.st)
 	for _, r := range Roles {
 		if e.tokens[r], err = tokens.Create(ctx, r, "test-"+string(r)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	deps := Deps{Gate: g, Records: e.recs, Risk: e.risk, Log: e.log, Telemetry: e.egress, Inventory: e.inv.Load, Tokens: tokens, WorkDir: filepath.Join(dir, "tmp")}
+	deps := Deps{Gate: g, Records: e.recs, Risk: e.risk, Log: e.log, Telemetry: e.st, Inventory: e.inv.Load, Tokens: tokens, WorkDir: filepath.Join(dir, "tmp")}
 	opts := []Option{WithLimits(Limits{MaxUploadBytes: 4 << 20, MaxTelemetryBytes: 4 << 20, MaxJSONBytes: 4096, EvaluateWait: 200 * time.Millisecond, ReadTimeout: 2 * time.Second}),
 		WithRegistries("registry.hospital.example")}
 	for _, o := range eo {
@@ -136,7 +165,13 @@ func newEnv(t testing.TB, eo ...envOpt) *env {
 	if e.srv, err = New(deps, opts...); err != nil {
 		t.Fatal(err)
 	}
-	e.ts = httptest.NewServer(e.srv.Handler())
+	t.Cleanup(func() { e.srv.Close() })
+	// The test server is the one `wardgate serve` runs: HTTPServer's
+	// timeouts on Listener's connection limits.
+	e.ts = httptest.NewUnstartedServer(nil)
+	e.ts.Config = e.srv.HTTPServer("", nil)
+	e.ts.Listener = e.srv.Listener(e.ts.Listener)
+	e.ts.Start()
 	t.Cleanup(e.ts.Close)
 	b, err := os.ReadFile(fx + "/firmware/infusion-pump-2.4.0.bin")
 	if err != nil {
@@ -362,8 +397,12 @@ func TestEvaluateAndAdmit(t *testing.T) {
 	}
 	// The read side. Installation intents do not change any update's
 	// risk, so they do not drop the fleet analysis: the blast radius lags
-	// by up to the cache TTL (an hour here).
+	// by up to the cache TTL (an hour here). The read side answers from
+	// the last complete analysis: wait for the one that covers them.
 	e.risk.Invalidate()
+	if _, err := e.risk.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	r = e.do("GET", "/v1/updates/"+e.digest, RoleAuditor, "", nil)
 	var us UpdateState
 	r.json(t, &us)
@@ -549,7 +588,7 @@ func TestRoles(t *testing.T) {
 				b = string(tel[:bytes.IndexByte(tel, '\n')+1])
 			}
 			logSize := e.log.Checkpoint().Size
-			ins, _ := e.egress.Installations(t.Context())
+			ins, _ := e.st.Installations(t.Context())
 			// No token, a malformed header, an unknown token.
 			for _, auth := range []string{"", "Basic dXNlcjpwYXNz", "Bearer " + TokenPrefix + strings.Repeat("A", 43)} {
 				req, _ := http.NewRequest(c.method, e.ts.URL+c.path, strings.NewReader(b))
@@ -588,7 +627,7 @@ func TestRoles(t *testing.T) {
 			// (update-server, admin) logged; one or two installation
 			// intents (the same device in the same second is one).
 			if c.path == "/v1/admissions" {
-				ins2, _ := e.egress.Installations(t.Context())
+				ins2, _ := e.st.Installations(t.Context())
 				if got, n := e.log.Checkpoint().Size-logSize, len(ins2)-len(ins); got != 2 || n < 1 || n > 2 {
 					t.Fatalf("log grew by %d, installations by %d; want 2 and 1 or 2", got, n)
 				}
@@ -620,7 +659,7 @@ func (e *env) ingestInstallations() {
 		e.t.Fatal(err)
 	}
 	for _, in := range ins {
-		if err := e.egress.RecordInstallation(e.t.Context(), in); err != nil {
+		if err := e.st.RecordInstallation(e.t.Context(), in); err != nil {
 			e.t.Fatal(err)
 		}
 	}
@@ -834,7 +873,7 @@ func TestLogAndEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := attest.VerifyPack(pack, pub, nil)
+	rep, err := attest.VerifyPack(t.Context(), pack, pub, nil)
 	if err != nil || !rep.Intact || rep.Entries != 1 || rep.TreeSize != 3 {
 		t.Fatalf("pack: %v %+v", err, rep)
 	}
@@ -850,6 +889,9 @@ func TestAdmissionFailsClosed(t *testing.T) {
 	e.evaluate(RoleCI)
 	e.failRisk.Store(true)
 	e.risk.Invalidate()
+	if _, err := e.risk.Sync(t.Context()); err == nil { // as a telemetry batch would
+		t.Fatal("the analysis did not fail")
+	}
 	r := e.postJSON("/v1/admissions", RoleUpdateServer, map[string]any{"digest": e.digest, "device": map[string]string{"id": "P-1", "class": "infusion-pump"}})
 	var a AdmissionResponse
 	r.json(t, &a)
@@ -869,7 +911,7 @@ func TestAdmissionFailsClosed(t *testing.T) {
 	e.failRisk.Store(false)
 	e.risk.Invalidate()
 	// The log cannot be written: deny.
-	e.log.Close()
+	e.breakLog()
 	r = e.postJSON("/v1/admissions", RoleUpdateServer, map[string]any{"digest": e.digest, "device": map[string]string{"id": "P-2", "class": "infusion-pump"}})
 	r.json(t, &a)
 	if r.status != 200 || a.Allow || !slices.Equal(codes(a.Decision), []string{"could-not-evaluate"}) {
@@ -945,11 +987,12 @@ func TestSlowBody(t *testing.T) {
 }
 
 func TestTokens(t *testing.T) {
-	tk, err := OpenTokens(t.Context(), filepath.Join(t.TempDir(), TokensFile))
+	st, err := sqlite.Open(t.Context(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tk.Close()
+	defer st.Close()
+	tk := NewTokens(st)
 	s, err := tk.Create(t.Context(), RoleSensor, "ward-7")
 	if err != nil {
 		t.Fatal(err)
@@ -967,9 +1010,9 @@ func TestTokens(t *testing.T) {
 	if err != nil || p != (Principal{Name: "ward-7", Role: RoleSensor}) {
 		t.Fatalf("authenticate: %+v %v", p, err)
 	}
-	var raw string
-	if err := tk.db.QueryRow(`SELECT hash FROM tokens WHERE name = 'ward-7'`).Scan(&raw); err != nil || strings.Contains(raw, string(s)) || len(raw) != 64 {
-		t.Fatalf("stored %q", raw)
+	kept, err := st.ListTokens(t.Context())
+	if err != nil || len(kept) != 1 || strings.Contains(kept[0].Hash, string(s)) || len(kept[0].Hash) != 64 {
+		t.Fatalf("stored %+v, %v", kept, err)
 	}
 	if err := tk.Revoke(t.Context(), "ward-7"); err != nil {
 		t.Fatal(err)

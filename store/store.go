@@ -4,84 +4,144 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
+	"sync"
 	"time"
-
-	"github.com/wardgate/wardgate/evidence"
 )
 
-// ErrNotFound is returned when the ledger has no matching release.
-var ErrNotFound = errors.New("store: not found")
+// Errors every backend returns for the same conditions.
+var (
+	// ErrNotFound: no such row (release, evaluation, blob, log entry,
+	// token).
+	ErrNotFound = errors.New("store: not found")
+	// ErrExists: a name that must be unique is taken.
+	ErrExists = errors.New("store: already exists")
+	// ErrNewerSchema: the store was written by a newer wardgate; this one
+	// refuses to run on it rather than misread it.
+	ErrNewerSchema = errors.New("store: schema is newer than this wardgate")
+	// ErrSequence: a Sequencer returned rows that do not continue the log
+	// from its head. Nothing is written.
+	ErrSequence = errors.New("store: log append out of sequence")
+	// ErrUnavailable: the store's server cannot be reached (down, or the
+	// connection was lost). The operation may succeed when retried once
+	// the server is back: the gate answers could-not-evaluate, the server
+	// 503, and the store reconnects by itself.
+	ErrUnavailable = errors.New("store: unavailable")
+)
 
-// ErrInvalid is wrapped when a release to record is incomplete.
-var ErrInvalid = errors.New("store: invalid release")
-
-// Release is one evaluation of one release, as recorded in the ledger.
-type Release struct {
-	Vendor  string `json:"vendor"`
-	Product string `json:"product"`
-	Version string `json:"version"`
-	// Digest is the artifact's digest, "sha256:<hex>".
-	Digest string `json:"digest"`
-	// Allowed is the decision.
-	Allowed bool `json:"allowed"`
-	// Codes are the reason codes of the violations, if denied.
-	Codes []string `json:"codes"`
-	// SBOMDigest is the digest of the SBOM evaluated, if any.
-	SBOMDigest string `json:"sbomDigest,omitempty"`
-	// PolicyDigest and TrustDigest identify the policy and configuration.
-	PolicyDigest string `json:"policyDigest,omitempty"`
-	TrustDigest  string `json:"trustDigest,omitempty"`
-	// EvaluatedAt is when the decision was made.
-	EvaluatedAt time.Time `json:"evaluatedAt"`
+// Store is everything wardgate keeps. Implementations are safe for
+// concurrent use.
+type Store interface {
+	Ledger
+	Evaluations
+	Blobs
+	LogStore
+	Telemetry
+	Installations
+	Tokens
+	Audit
+	// Ping checks that every part of the store answers (readiness).
+	Ping(ctx context.Context) error
+	// Close commits what the group committers hold and closes the store.
+	Close() error
 }
 
-// Validate checks the fields every release must have.
-func (r Release) Validate() error {
-	var errs []error
-	for _, f := range []struct{ name, v string }{{"vendor", r.Vendor}, {"product", r.Product}, {"version", r.Version}} {
-		if f.v == "" {
-			errs = append(errs, fmt.Errorf("%w: %s is empty", ErrInvalid, f.name))
+// Options configure a backend; zero fields take the backend's defaults.
+type Options struct {
+	// ReadConns is how many connections readers (queries, exports,
+	// proofs) share, apart from the writer's.
+	ReadConns int
+	// BusyTimeout is how long a write waits for a lock another process
+	// holds (SQLite).
+	BusyTimeout time.Duration
+}
+
+// Option sets Options.
+type Option func(*Options) error
+
+// WithReadConns sets Options.ReadConns.
+func WithReadConns(n int) Option {
+	return func(o *Options) error {
+		if n < 1 {
+			return fmt.Errorf("store: %d read connections: want at least 1", n)
+		}
+		o.ReadConns = n
+		return nil
+	}
+}
+
+// WithBusyTimeout sets Options.BusyTimeout.
+func WithBusyTimeout(d time.Duration) Option {
+	return func(o *Options) error {
+		if d < 0 {
+			return fmt.Errorf("store: negative busy timeout %s", d)
+		}
+		o.BusyTimeout = d
+		return nil
+	}
+}
+
+// OpenFunc opens a backend's store at a location.
+type OpenFunc func(ctx context.Context, location string, opts Options) (Store, error)
+
+var (
+	backendsMu sync.RWMutex
+	backends   = map[string]OpenFunc{}
+)
+
+// Register makes a backend available to Open under scheme ("sqlite" for
+// state directories; "postgres" for postgres:// and postgresql:// DSNs).
+// It panics when scheme is registered twice, as database/sql does.
+func Register(scheme string, open OpenFunc) {
+	backendsMu.Lock()
+	defer backendsMu.Unlock()
+	if _, dup := backends[scheme]; dup {
+		panic("store: backend " + scheme + " registered twice")
+	}
+	backends[scheme] = open
+}
+
+// Scheme is the backend a location names: "postgres" for a postgres:// or
+// postgresql:// DSN, the scheme of any other URL, "sqlite" for anything
+// else (a state directory).
+func Scheme(location string) string {
+	s, _, ok := strings.Cut(location, "://")
+	switch {
+	case !ok:
+		return "sqlite"
+	case s == "postgresql":
+		return "postgres"
+	default:
+		// Any other URL names its backend, known or not: an unknown one is
+		// refused, never taken for a directory called "mysql:".
+		return strings.ToLower(s)
+	}
+}
+
+// Open opens (creating and migrating if needed) the store at location: a
+// state directory, or a DSN of a registered backend.
+func Open(ctx context.Context, location string, opts ...Option) (Store, error) {
+	var o Options
+	for _, opt := range opts {
+		if err := opt(&o); err != nil {
+			return nil, err
 		}
 	}
-	if !evidence.IsDigest(r.Digest) {
-		errs = append(errs, fmt.Errorf("%w: digest %q is not sha256:<64 hex>", ErrInvalid, r.Digest))
+	if location == "" {
+		return nil, errors.New("store: no location: give a state directory")
 	}
-	if r.SBOMDigest != "" && !evidence.IsDigest(r.SBOMDigest) {
-		errs = append(errs, fmt.Errorf("%w: sbom digest %q is not sha256:<64 hex>", ErrInvalid, r.SBOMDigest))
+	scheme := Scheme(location)
+	backendsMu.RLock()
+	open, ok := backends[scheme]
+	known := make([]string, 0, len(backends))
+	for s := range backends {
+		known = append(known, s)
 	}
-	if r.EvaluatedAt.IsZero() {
-		errs = append(errs, fmt.Errorf("%w: evaluation time is zero", ErrInvalid))
+	backendsMu.RUnlock()
+	if !ok {
+		sort.Strings(known)
+		return nil, fmt.Errorf("store: no %s backend in this wardgate (it has: %s)", scheme, strings.Join(known, ", "))
 	}
-	return errors.Join(errs...)
-}
-
-// Ledger records evaluated releases and answers the questions the gate asks
-// before deciding. Implementations are safe for concurrent use.
-type Ledger interface {
-	// RecordRelease appends one evaluation, atomically.
-	RecordRelease(ctx context.Context, r Release) error
-	// LatestAdmitted returns the most recently admitted release of a
-	// product, or ErrNotFound.
-	LatestAdmitted(ctx context.Context, vendor, product string) (Release, error)
-	// ReleaseByVersion returns every evaluation of one version, oldest
-	// first; an empty slice when there is none.
-	ReleaseByVersion(ctx context.Context, vendor, product, version string) ([]Release, error)
-	// Releases returns every evaluation of a product, oldest first.
-	Releases(ctx context.Context, vendor, product string) ([]Release, error)
-}
-
-// EvidenceLedger converts the evaluations of one version (from
-// ReleaseByVersion) into the evidence document's ledger section.
-func EvidenceLedger(rs []Release) evidence.Ledger {
-	l := evidence.Ledger{Entries: make([]evidence.LedgerEntry, 0, len(rs))}
-	for _, r := range rs {
-		l.Entries = append(l.Entries, evidence.LedgerEntry{Digest: r.Digest, Allowed: r.Allowed, RecordedAt: r.EvaluatedAt})
-	}
-	return l
-}
-
-// EvidencePrevious converts a LatestAdmitted result into the evidence
-// document's previous-release section.
-func EvidencePrevious(r Release) *evidence.Release {
-	return &evidence.Release{Version: r.Version, Digest: r.Digest, AdmittedAt: r.EvaluatedAt}
+	return open(ctx, location, o)
 }

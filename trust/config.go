@@ -131,6 +131,20 @@ type Product struct {
 	// none (every device may install an admitted update at once). Not part
 	// of Digest.
 	Rollout *Rollout
+	// AllowDowngrade are the releases that may be admitted although a newer
+	// release of the product was admitted before (versions never go back
+	// otherwise), each with the reason, which the verdict carries.
+	AllowDowngrade []Downgrade
+}
+
+// Downgrade allows one release of a product to be admitted below the
+// highest release admitted before.
+type Downgrade struct {
+	// Version is the release's version, exactly as it is admitted.
+	Version string
+	// Reason says why going back is right (a vendor advisory, a recall);
+	// it is required and goes into the verdict.
+	Reason string
 }
 
 // Authorities are the signers trusted for a product and how many of them
@@ -264,7 +278,7 @@ func (c *Config) Data() map[string]any {
 			for k, v := range p.MinVersion {
 				minv[k] = v
 			}
-			products[pn] = map[string]any{
+			pd := map[string]any{
 				"device_classes": anyList(p.DeviceClasses),
 				"min_version":    minv,
 				"authorities": map[string]any{
@@ -273,6 +287,16 @@ func (c *Config) Data() map[string]any {
 					"keyless":   keyless,
 				},
 			}
+			// Only when set: a configuration without downgrades keeps the
+			// digest it had before the field existed.
+			if len(p.AllowDowngrade) > 0 {
+				dg := make([]any, len(p.AllowDowngrade))
+				for i, a := range p.AllowDowngrade {
+					dg[i] = map[string]any{"version": a.Version, "reason": a.Reason}
+				}
+				pd["allow_downgrade"] = dg
+			}
+			products[pn] = pd
 		}
 		vd := map[string]any{"products": products}
 		if v.TUF != nil {

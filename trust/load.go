@@ -480,6 +480,28 @@ func (d *decoder) product(n *yaml.Node, field string) Product {
 			p.Authorities = d.authorities(n, f)
 		},
 		"rollout": func(n *yaml.Node, f string) { rolloutNode, rolloutField = n, f },
+		"allow_downgrade": func(n *yaml.Node, f string) {
+			d.list(n, f, func(n *yaml.Node, f string) {
+				var dg Downgrade
+				var hasVersion, hasReason bool
+				d.fields(n, f, map[string]func(*yaml.Node, string){
+					"version": func(n *yaml.Node, f string) { hasVersion = true; d.nonEmpty(n, f, &dg.Version) },
+					"reason":  func(n *yaml.Node, f string) { hasReason = true; d.nonEmpty(n, f, &dg.Reason) },
+				})
+				if n.Kind != yaml.MappingNode {
+					return // fields said so
+				}
+				switch {
+				case !hasVersion:
+					d.errorf(n, f+".version", "required; name the release that may be admitted below a newer one")
+				case !hasReason:
+					d.errorf(n, f+".reason", "required; say why going back to %s is right (it goes into the verdict)", dg.Version)
+				case dg.Version != "" && slices.ContainsFunc(p.AllowDowngrade, func(o Downgrade) bool { return o.Version == dg.Version }):
+					d.errorf(n, f+".version", "%s is allowed twice", dg.Version)
+				}
+				p.AllowDowngrade = append(p.AllowDowngrade, dg)
+			})
+		},
 	})
 	if rolloutNode != nil {
 		p.Rollout = d.rollout(rolloutNode, rolloutField, p.DeviceClasses) // after device_classes, in any key order

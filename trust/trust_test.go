@@ -274,6 +274,14 @@ vendors:
 			`trust.yaml:4: vendors.v.tuf.repository: TUF repository DIR/acme.pub: not a directory`},
 		{"tuf unknown field", "version: 1\nvendors:\n  v:\n    tuf: {root: acme.pub, mirror: x}\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub}]}}}\n",
 			`trust.yaml:4: vendors.v.tuf.mirror: unknown field; want one of repository, root`},
+		{"downgrade without reason", "version: 1\nvendors:\n  v:\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub}]}, allow_downgrade: [{version: 2.3.1}]}}\n",
+			`trust.yaml:4: vendors.v.products.p.allow_downgrade[0].reason: required; say why going back to 2.3.1 is right (it goes into the verdict)`},
+		{"downgrade without version", "version: 1\nvendors:\n  v:\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub}]}, allow_downgrade: [{reason: recall}]}}\n",
+			`trust.yaml:4: vendors.v.products.p.allow_downgrade[0].version: required; name the release that may be admitted below a newer one`},
+		{"downgrade twice", "version: 1\nvendors:\n  v:\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub}]}, allow_downgrade: [{version: 2.3.1, reason: a}, {version: 2.3.1, reason: b}]}}\n",
+			`trust.yaml:4: vendors.v.products.p.allow_downgrade[1].version: 2.3.1 is allowed twice`},
+		{"downgrade empty reason", "version: 1\nvendors:\n  v:\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub}]}, allow_downgrade: [{version: 2.3.1, reason: \"\"}]}}\n",
+			`trust.yaml:4: vendors.v.products.p.allow_downgrade[0].reason: must not be empty`},
 		{"bad valid_until", "version: 1\nvendors:\n  v:\n    products: {p: {device_classes: [c], authorities: {keys: [{path: acme.pub, valid_until: soon}]}}}\n",
 			`trust.yaml:4: vendors.v.products.p.authorities.keys[0].valid_until: want an RFC 3339 time (2026-06-30T00:00:00Z) or a date (2026-06-30), got "soon"`},
 		{"window ends before it starts", "version: 1\nvendors:\n  v:\n    products: {p: {device_classes: [c], authorities: {keyless: [{identity: a@b, issuer: https://i, valid_from: 2026-06-30, valid_until: 2026-01-01}]}}}\n",
@@ -410,5 +418,37 @@ func TestTrustedRoot(t *testing.T) {
 	_, err = trust.Parse("/etc/wardgate/trust.yaml", []byte("version: 1\ntrusted_root: nope.json\nvendors:\n  v:\n    products:\n      p:\n        device_classes: [c]\n        authorities:\n          keys: []\n"))
 	if err == nil || !strings.Contains(err.Error(), "trust.yaml:2: trusted_root: trusted root /etc/wardgate/nope.json: not a readable file") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// allow_downgrade is loaded into the product and into the OPA data, and
+// only a configuration that sets it has the field in its data (the digest
+// of every other configuration stays what it was).
+func TestLoadAllowDowngrade(t *testing.T) {
+	body := `version: 1
+vendors:
+  v:
+    products:
+      p:
+        device_classes: [c]
+        authorities:
+          keys: [{path: acme.pub}]
+        allow_downgrade:
+          - version: 2.3.1
+            reason: 2.4.0 stops the occlusion alarm on board rev C (advisory ACME-2026-11)
+`
+	c := load(t, writeConfig(t, body))
+	want := []trust.Downgrade{{Version: "2.3.1", Reason: "2.4.0 stops the occlusion alarm on board rev C (advisory ACME-2026-11)"}}
+	if got := c.Vendors["v"].Products["p"].AllowDowngrade; !reflect.DeepEqual(got, want) {
+		t.Fatalf("AllowDowngrade = %+v", got)
+	}
+	p := c.Data()["vendors"].(map[string]any)["v"].(map[string]any)["products"].(map[string]any)["p"].(map[string]any)
+	wantData := []any{map[string]any{"version": "2.3.1", "reason": want[0].Reason}}
+	if !reflect.DeepEqual(p["allow_downgrade"], wantData) {
+		t.Fatalf("data allow_downgrade = %#v", p["allow_downgrade"])
+	}
+	without := load(t, writeConfig(t, "version: 1"+goodProduct)).Data()["vendors"].(map[string]any)["v"].(map[string]any)["products"].(map[string]any)["p"].(map[string]any)
+	if _, ok := without["allow_downgrade"]; ok {
+		t.Fatalf("a product without downgrades has allow_downgrade in its data: %v", without)
 	}
 }

@@ -2,11 +2,13 @@ package verify_test
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"strings"
 	"testing"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/wardgate/wardgate/verify"
 )
@@ -112,4 +114,42 @@ func mustVS(t testing.TB) *ca.VirtualSigstore {
 		t.Fatal(err)
 	}
 	return vs
+}
+
+// TestParseTimestampChain: cosign's --timestamp-certificate-chain in any
+// order is split into the TSA's root, intermediates and signing
+// certificate; a chain without a root, or with two, is refused by name.
+func TestParseTimestampChain(t *testing.T) {
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsa := vs.TimestampingAuthorities()[0].(*root.SigstoreTimestampingAuthority)
+	pemOf := func(certs ...*x509.Certificate) []byte {
+		b, err := cryptoutils.MarshalCertificatesToPEM(certs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	got, err := verify.ParseTimestampChain(pemOf(append([]*x509.Certificate{tsa.Root, tsa.Leaf}, tsa.Intermediates...)...), "tsa.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Root.Equal(tsa.Root) || !got.Leaf.Equal(tsa.Leaf) || len(got.Intermediates) != len(tsa.Intermediates) {
+		t.Errorf("parsed %+v, want root, leaf and %d intermediates", got, len(tsa.Intermediates))
+	}
+	for _, tc := range []struct {
+		name string
+		pem  []byte
+		want string
+	}{
+		{"noroot.pem", pemOf(tsa.Leaf), "timestamp certificate chain noroot.pem: no root (self-signed CA) certificate"},
+		{"tworoots.pem", pemOf(tsa.Root, tsa.Root), "timestamp certificate chain tworoots.pem: more than one root (self-signed) certificate"},
+		{"garbage.pem", []byte("not pem"), "timestamp certificate chain garbage.pem:"},
+	} {
+		if _, err := verify.ParseTimestampChain(tc.pem, tc.name); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
 }

@@ -165,7 +165,7 @@ func (e *engine) checkKeyless(sr *SignatureResult, p *parsed, b *bundle.Bundle, 
 	if e.pol.IgnoreTlogUnsafe {
 		b = stripTlog(b)
 	}
-	if r, d := e.precheck(b, e.pol.TrustedRoot != nil); r != "" {
+	if r, d := e.precheck(b); r != "" {
 		sr.Reason, sr.Detail = r, d
 		return
 	}
@@ -228,13 +228,13 @@ func (e *engine) checkKeyed(sr *SignatureResult, p *parsed, b *bundle.Bundle, ar
 		if e.pol.IgnoreTlogUnsafe {
 			b = stripTlog(b)
 		}
-		if r, d := e.precheck(b, e.pol.TrustedRoot != nil); r != "" {
+		if r, d := e.precheck(b); r != "" {
 			sr.Reason, sr.Detail = r, d
 			return
 		}
-		if e.pol.TrustedRoot != nil {
-			tm = append(root.TrustedMaterialCollection{e.pol.TrustedRoot}, tm...)
-			opts = e.verifierOptions(b, e.pol.TrustedRoot, false)
+		if rm := e.pol.keyMaterial(); rm != nil {
+			tm = append(root.TrustedMaterialCollection{rm}, tm...)
+			opts = e.verifierOptions(b, rm, false)
 		} else if hasTlog(b) {
 			// Without a trusted root the log entry cannot be checked; the
 			// key signature alone is what is verified (reported as such).
@@ -367,12 +367,12 @@ func (trustedKey) CTLogs() map[string]*root.TransparencyLog                  { r
 // precheck refuses, before any crypto, a signature that lacks what the
 // policy makes mandatory (a log entry, a signed timestamp) or that cannot be
 // checked without a trusted root.
-func (e *engine) precheck(b *bundle.Bundle, haveRoot bool) (Reason, string) {
+func (e *engine) precheck(b *bundle.Bundle) (Reason, string) {
 	if e.pol.RequireTlog {
 		if !hasTlog(b) {
 			return ReasonTlogInvalid, "no transparency log entry in the signature material, and --offline requires one (wardgate never looks entries up)"
 		}
-		if !haveRoot {
+		if e.pol.TrustedRoot == nil {
 			return ReasonTlogInvalid, "the transparency log entry cannot be checked without --trusted-root"
 		}
 	}
@@ -380,8 +380,8 @@ func (e *engine) precheck(b *bundle.Bundle, haveRoot bool) (Reason, string) {
 		if ts, _ := b.Timestamps(); len(ts) == 0 {
 			return ReasonTimestampInvalid, "no RFC 3161 timestamp, and --use-signed-timestamps requires one"
 		}
-		if !haveRoot {
-			return ReasonTimestampInvalid, "the RFC 3161 timestamp cannot be checked without --trusted-root"
+		if e.pol.TrustedRoot == nil && e.pol.TimestampChain == nil {
+			return ReasonTimestampInvalid, "the RFC 3161 timestamp cannot be checked without --trusted-root or --timestamp-certificate-chain"
 		}
 	}
 	return "", ""

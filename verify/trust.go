@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
@@ -223,6 +224,11 @@ type Policy struct {
 	// trusted root's (cosign --certificate-chain): the issuer of the signing
 	// certificate first, the root last. The root is trusted as given.
 	CertificateChain []*x509.Certificate
+	// TimestampChain is a timestamping authority trusted besides the
+	// trusted root's (cosign --timestamp-certificate-chain): its root,
+	// intermediates and, unless timestamps carry it, its signing
+	// certificate. Nil when none was given.
+	TimestampChain *root.SigstoreTimestampingAuthority
 	// RequireTlog makes a transparency log entry in the signature material
 	// mandatory (cosign --offline: the entry cannot be looked up, so it must
 	// be carried). Without it, entries present are checked and none is
@@ -245,28 +251,43 @@ type Policy struct {
 // the trusted root, plus the --certificate-chain authority. Nil when there
 // is neither.
 func (p *Policy) trusted() root.TrustedMaterial {
-	if len(p.CertificateChain) == 0 {
+	var ca chainAuthority
+	if chain := p.CertificateChain; len(chain) > 0 {
+		ca.cas = []root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: chain[len(chain)-1], Intermediates: chain[:len(chain)-1]}}
+	}
+	return p.withChains(ca)
+}
+
+// keyMaterial is what checks the log entries and timestamps of a key
+// signature: the trusted root, plus the --timestamp-certificate-chain
+// authority. Nil when there is neither.
+func (p *Policy) keyMaterial() root.TrustedMaterial { return p.withChains(chainAuthority{}) }
+
+func (p *Policy) withChains(ca chainAuthority) root.TrustedMaterial {
+	if p.TimestampChain != nil {
+		ca.tsas = []root.TimestampingAuthority{p.TimestampChain}
+	}
+	if len(ca.cas) == 0 && len(ca.tsas) == 0 {
 		return p.TrustedRoot
 	}
-	chain := p.CertificateChain
-	ca := &root.FulcioCertificateAuthority{Root: chain[len(chain)-1], Intermediates: chain[:len(chain)-1]}
-	tm := root.TrustedMaterialCollection{chainAuthority{ca}}
+	tm := root.TrustedMaterialCollection{ca}
 	if p.TrustedRoot != nil {
 		tm = append(root.TrustedMaterialCollection{p.TrustedRoot}, tm...)
 	}
 	return tm
 }
 
-// chainAuthority is a certificate authority given on the command line and
-// nothing else: no logs, no timestamping authorities.
-type chainAuthority struct{ ca root.CertificateAuthority }
-
-func (c chainAuthority) FulcioCertificateAuthorities() []root.CertificateAuthority {
-	return []root.CertificateAuthority{c.ca}
+// chainAuthority is a certificate authority and a timestamping authority
+// given on the command line and nothing else: no logs.
+type chainAuthority struct {
+	cas  []root.CertificateAuthority
+	tsas []root.TimestampingAuthority
 }
-func (chainAuthority) TimestampingAuthorities() []root.TimestampingAuthority { return nil }
-func (chainAuthority) RekorLogs() map[string]*root.TransparencyLog           { return nil }
-func (chainAuthority) CTLogs() map[string]*root.TransparencyLog              { return nil }
+
+func (c chainAuthority) FulcioCertificateAuthorities() []root.CertificateAuthority { return c.cas }
+func (c chainAuthority) TimestampingAuthorities() []root.TimestampingAuthority     { return c.tsas }
+func (chainAuthority) RekorLogs() map[string]*root.TransparencyLog                 { return nil }
+func (chainAuthority) CTLogs() map[string]*root.TransparencyLog                    { return nil }
 func (chainAuthority) PublicKeyVerifier(string) (root.TimeConstrainedVerifier, error) {
 	return nil, errors.New("a certificate chain holds no public keys")
 }
@@ -283,6 +304,38 @@ func ParseCertificateChain(data []byte, source string) ([]*x509.Certificate, err
 		return nil, inputErr(ReasonBadInput, "certificate chain %s: no PEM certificate in it", source)
 	}
 	return certs, nil
+}
+
+// ParseTimestampChain parses the PEM certificates of a timestamping
+// authority (cosign's --timestamp-certificate-chain): one self-signed
+// root, any intermediates and, optionally, the signing certificate (the
+// one with the time-stamping extended key usage), in any order.
+func ParseTimestampChain(data []byte, source string) (*root.SigstoreTimestampingAuthority, error) {
+	certs, err := ParseCertificateChain(data, source)
+	if err != nil {
+		return nil, inputErr(ReasonBadInput, "timestamp %v", err)
+	}
+	tsa := &root.SigstoreTimestampingAuthority{}
+	for _, c := range certs {
+		switch {
+		case c.IsCA && bytes.Equal(c.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(c) == nil:
+			if tsa.Root != nil {
+				return nil, inputErr(ReasonBadInput, "timestamp certificate chain %s: more than one root (self-signed) certificate", source)
+			}
+			tsa.Root = c
+		case !c.IsCA && slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageTimeStamping):
+			if tsa.Leaf != nil {
+				return nil, inputErr(ReasonBadInput, "timestamp certificate chain %s: more than one time-stamping certificate", source)
+			}
+			tsa.Leaf = c
+		default:
+			tsa.Intermediates = append(tsa.Intermediates, c)
+		}
+	}
+	if tsa.Root == nil {
+		return nil, inputErr(ReasonBadInput, "timestamp certificate chain %s: no root (self-signed CA) certificate", source)
+	}
+	return tsa, nil
 }
 
 // ParseCertificate parses one certificate, PEM (base64-wrapped PEM, as

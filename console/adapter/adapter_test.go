@@ -21,12 +21,11 @@ import (
 	"github.com/wardgate/wardgate/console"
 	"github.com/wardgate/wardgate/console/adapter"
 	"github.com/wardgate/wardgate/egress"
-	"github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/server"
-	"github.com/wardgate/wardgate/store/inmem"
+	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/verify"
 )
@@ -70,7 +69,7 @@ func newStory(t *testing.T) *storyEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlitestore.Open(ctx, filepath.Join(dir, "egress.db"))
+	db, err := sqlite.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +114,10 @@ func newStory(t *testing.T) *storyEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg, err := attest.OpenLog(ctx, filepath.Join(dir, "log.db"), signer, "")
+	lg, err := attest.OpenLog(ctx, db, signer, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { lg.Close() })
 	tc, err := trust.Load("../../fixtures/trust.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +126,7 @@ func newStory(t *testing.T) *storyEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gate.New(tc, eng, inmem.New(), gate.WithLog(lg), gate.WithFleet(risk), gate.WithInstallations(db), gate.WithoutSBOMGeneration())
+	g, err := gate.New(tc, eng, db, gate.WithLog(lg), gate.WithFleet(risk), gate.WithInstallations(db), gate.WithoutSBOMGeneration())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,18 +148,14 @@ func newStory(t *testing.T) *storyEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recs, err := gate.OpenRecords(filepath.Join(dir, "evaluations"))
+	recs, err := gate.OpenRecords(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := recs.Put(out); err != nil {
+	if err := recs.Put(ctx, out); err != nil {
 		t.Fatal(err)
 	}
-	tokens, err := server.OpenTokens(ctx, filepath.Join(dir, server.TokensFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tokens.Close() })
+	tokens := server.NewTokens(db)
 	aud, err := tokens.Create(ctx, server.RoleAuditor, "auditor")
 	if err != nil {
 		t.Fatal(err)
@@ -293,7 +287,7 @@ func TestAdapterStory(t *testing.T) {
 			t.Fatal(err)
 		}
 		pub, _ := e.log.Signer().PublicKeyPEM()
-		rep, err := attest.VerifyPack(p, pub, nil)
+		rep, err := attest.VerifyPack(t.Context(), p, pub, nil)
 		if err != nil || !rep.Intact || rep.Entries != 1 {
 			t.Errorf("exported pack: %+v %v", rep, err)
 		}

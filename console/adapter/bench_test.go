@@ -20,11 +20,12 @@ import (
 	"github.com/wardgate/wardgate/console"
 	"github.com/wardgate/wardgate/console/adapter"
 	"github.com/wardgate/wardgate/egress"
-	"github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/server"
+	"github.com/wardgate/wardgate/store"
+	"github.com/wardgate/wardgate/store/sqlite"
 )
 
 // The console at the scale the issue names: 10,000 evaluated updates,
@@ -93,11 +94,11 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 		return nil, err
 	}
 	cfg := egress.Config{Baseline: egress.Window{Start: benchStart, End: benchStart.Add(14 * 24 * time.Hour)}}.WithDefaults()
-	// Kept evaluations: 10,000 records, written as the gate writes them.
-	recDir := filepath.Join(dir, "evaluations")
-	if err := os.MkdirAll(recDir, 0o700); err != nil {
+	db, err := sqlite.Open(ctx, dir)
+	if err != nil {
 		return nil, err
 	}
+	// Kept evaluations: 10,000 records, written as the gate writes them.
 	for i := range benchUpdates {
 		d := digestOf(i)
 		rec := gate.Record{Evidence: evidence.Evidence{Schema: evidence.Schema, EvaluatedAt: benchStart.Add(time.Duration(i) * time.Minute),
@@ -112,11 +113,12 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(recDir, "sha256-"+d[7:]+".json"), b, 0o600); err != nil {
+		a := rec.Evidence.Artifact
+		if err := db.PutEvaluation(ctx, store.Evaluation{Digest: d, Vendor: a.Vendor, Product: a.Product, Version: a.Version, RecordedAt: rec.RecordedAt, Record: b}); err != nil {
 			return nil, err
 		}
 	}
-	recs, err := gate.OpenRecords(recDir)
+	recs, err := gate.OpenRecords(ctx, db)
 	if err != nil {
 		return nil, err
 	}
@@ -124,10 +126,6 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 	// day 15; events: 10 per device, baseline traffic to its class's
 	// vendor cloud, and for the installers of every tenth update, three
 	// contacts with a new destination days after the install.
-	db, err := sqlitestore.Open(ctx, filepath.Join(dir, "egress.db"))
-	if err != nil {
-		return nil, err
-	}
 	installAt := benchStart.Add(15 * 24 * time.Hour)
 	ins := make([]egress.Installation, benchDevices)
 	for i := range ins {
@@ -178,7 +176,7 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	lg, err := attest.OpenLog(ctx, filepath.Join(dir, "log.db"), signer, "")
+	lg, err := attest.OpenLog(ctx, db, signer, "")
 	if err != nil {
 		return nil, err
 	}
@@ -200,10 +198,7 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 			items = items[:0]
 		}
 	}
-	tokens, err := server.OpenTokens(ctx, filepath.Join(dir, server.TokensFile))
-	if err != nil {
-		return nil, err
-	}
+	tokens := server.NewTokens(db)
 	tok, err := tokens.Create(ctx, server.RoleAuditor, "bench")
 	if err != nil {
 		return nil, err

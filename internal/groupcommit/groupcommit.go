@@ -1,7 +1,8 @@
 // Package groupcommit gathers concurrent write requests into batches, so a
 // store pays one transaction (and one fsync) per batch instead of one per
-// request. The signed log, the installation store and the server's audit
-// trail each take their batches with a Collector.
+// request. Writer is the group committer every store writer uses (the
+// signed log, installations, the audit trail): Submit, Expect, Close.
+// Collector is its batching policy.
 package groupcommit
 
 import (

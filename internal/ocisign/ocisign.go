@@ -562,7 +562,7 @@ func PushSignedImage(ctx context.Context, tag string, s signature.Signer, opts .
 // with one package (busybox), so a scan of it finds a component.
 func PackageImage() (v1.Image, error) {
 	layer, err := crane.Layer(map[string][]byte{
-		"etc/os-release":        []byte("ID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n"),
+		"etc/os-release":       []byte("ID=alpine\nVERSION_ID=3.19.1\nPRETTY_NAME=\"Alpine Linux v3.19\"\n"),
 		"lib/apk/db/installed": []byte("P:busybox\nV:1.36.1-r15\nA:x86_64\nL:GPL-2.0-only\no:busybox\n\n"),
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 	"github.com/wardgate/wardgate/store/storetest"
 )
 
-func open(t testing.TB, dir string, opts ...sqlite.Option) *sqlite.DB {
+func open(t testing.TB, dir string, opts ...store.Option) *sqlite.DB {
 	t.Helper()
 	db, err := sqlite.Open(context.Background(), dir, opts...)
 	if err != nil {
@@ -27,69 +28,68 @@ func open(t testing.TB, dir string, opts ...sqlite.Option) *sqlite.DB {
 	return db
 }
 
+// The whole behaviour suite, on real files on disk, through store.Open.
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Ledger { return open(t, t.TempDir()) })
+	storetest.Run(t, func(t *testing.T, opts ...store.Option) func() store.Store {
+		dir := t.TempDir()
+		return func() store.Store {
+			s, err := store.Open(context.Background(), dir, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}
+	})
 }
 
 func TestOpenCreatesPrivateFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state", "wardgate")
 	db := open(t, dir)
-	for p, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, db.Path(): 0o600} {
+	want := map[string]os.FileMode{dir: 0o700 | os.ModeDir}
+	for _, p := range db.Paths() {
+		want[p] = 0o600
+	}
+	for p, mode := range want {
 		st, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Mode() != want {
-			t.Errorf("%s: mode %v, want %v", p, st.Mode(), want)
+		if st.Mode() != mode {
+			t.Errorf("%s: mode %v, want %v", p, st.Mode(), mode)
 		}
 	}
-	if db.Path() != filepath.Join(dir, "ledger.db") {
-		t.Fatalf("path %s", db.Path())
-	}
-	var mode string
-	raw, err := sql.Open("sqlite", db.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	if err := raw.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
-		t.Fatalf("journal_mode = %q, %v; want wal", mode, err)
-	}
-}
-
-func TestReopenAndRead(t *testing.T) {
-	dir := t.TempDir()
-	db := open(t, dir)
-	want := []store.Release{storetest.Release("2.3.0", 'a', true, 0), storetest.Release("2.4.0", 'b', false, 1)}
-	for _, r := range want {
-		if err := db.RecordRelease(t.Context(), r); err != nil {
+	var names []string
+	for _, p := range db.Paths() {
+		names = append(names, filepath.Base(p))
+		raw, err := sql.Open("sqlite", p)
+		if err != nil {
 			t.Fatal(err)
 		}
+		var mode string
+		if err := raw.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
+			t.Errorf("%s: journal_mode = %q, %v; want wal", p, mode, err)
+		}
+		raw.Close()
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
+	if want := []string{"wardgate.db", "egress.db"}; !slices.Equal(names, want) {
+		t.Fatalf("files %v, want %v", names, want)
 	}
-	db2 := open(t, dir)
-	got, err := db2.Releases(t.Context(), "acme", "pump")
-	if err != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("after reopen: %+v, %v", got, err)
-	}
-	if v, err := db2.SchemaVersion(t.Context()); v != 1 || err != nil {
-		t.Fatalf("schema version %d, %v", v, err)
+	v, err := db.SchemaVersions(t.Context())
+	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 2}) {
+		t.Fatalf("schema versions %v, %v", v, err)
 	}
 }
 
+// Two handles on one directory behave like two processes (separate pools):
+// their writes queue on SQLite's lock, none fails.
 func TestConcurrentWriters(t *testing.T) {
 	dir := t.TempDir()
-	// Two handles on one file behave like two processes (separate pools).
 	dbs := []*sqlite.DB{open(t, dir), open(t, dir)}
 	const writers, each = 8, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
 	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			db := dbs[w%2]
 			for i := range each {
 				r := storetest.Release(fmt.Sprintf("%d.%d.0", w, i), 'a', i%2 == 0, w*each+i)
@@ -97,7 +97,7 @@ func TestConcurrentWriters(t *testing.T) {
 					errs <- err
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -108,17 +108,15 @@ func TestConcurrentWriters(t *testing.T) {
 	if err != nil || len(all) != writers*each {
 		t.Fatalf("%d releases, %v; want %d", len(all), err, writers*each)
 	}
-	latest, err := dbs[1].LatestAdmitted(t.Context(), "acme", "pump")
-	if err != nil || latest.Version != fmt.Sprintf("%d.%d.0", writers-1, each-2) {
-		t.Fatalf("latest %+v, %v", latest, err)
-	}
 }
 
 func TestLockedDatabase(t *testing.T) {
 	dir := t.TempDir()
-	db := open(t, dir, sqlite.WithBusyTimeout(100*time.Millisecond))
+	db := open(t, dir, store.WithBusyTimeout(100*time.Millisecond))
+	slow := open(t, dir, store.WithBusyTimeout(time.Minute))
+	ledger := filepath.Join(dir, "wardgate.db")
 	// Another process holds the write lock.
-	other, err := sql.Open("sqlite", db.Path())
+	other, err := sql.Open("sqlite", ledger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,12 +134,23 @@ func TestLockedDatabase(t *testing.T) {
 	if !errors.Is(err, sqlite.ErrLocked) {
 		t.Fatalf("err = %v, want ErrLocked", err)
 	}
-	want := fmt.Sprintf("record release in %s: store: ledger is locked by another writer (waited 100ms): database is locked (5) (SQLITE_BUSY)", db.Path())
+	want := fmt.Sprintf("record release in %s: store: locked by another writer (waited 100ms): database is locked (5) (SQLITE_BUSY)", ledger)
 	if err.Error() != want {
 		t.Fatalf("err:\n got %s\nwant %s", err, want)
 	}
 	if el := time.Since(start); el < 100*time.Millisecond || el > 5*time.Second {
 		t.Fatalf("waited %s", el)
+	}
+	// A wait for the lock ends with the caller's context, not the busy
+	// timeout.
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if err := slow.RecordRelease(ctx, storetest.Release("1.0.0", 'a', true, 0)); err == nil {
+		t.Fatal("a write under another process's lock succeeded")
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("a write with a 200ms budget waited %s", el)
 	}
 	if _, err := conn.ExecContext(t.Context(), "ROLLBACK"); err != nil {
 		t.Fatal(err)
@@ -173,20 +182,93 @@ func TestUnusableStateDir(t *testing.T) {
 	}
 }
 
+// A file written by a newer wardgate is refused, and left as it was.
 func TestNewerSchemaRefused(t *testing.T) {
 	dir := t.TempDir()
-	db := open(t, dir)
-	raw, err := sql.Open("sqlite", db.Path())
+	open(t, dir).Close()
+	path := filepath.Join(dir, "wardgate.db")
+	raw, err := sql.Open("sqlite", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	if _, err := raw.Exec(`INSERT INTO schema_migrations VALUES (99, '2030-01-01T00:00:00Z')`); err != nil {
+	if _, err := raw.Exec(`INSERT INTO schema_migrations VALUES (99, '2030-01-01T00:00:00Z'); CREATE TABLE from_the_future (x)`); err != nil {
 		t.Fatal(err)
 	}
+	_, err = store.Open(t.Context(), dir)
+	want := path + " has schema version 99, newer than this wardgate knows (1): store: schema is newer than this wardgate; upgrade wardgate"
+	if !errors.Is(err, store.ErrNewerSchema) || err.Error() != want {
+		t.Fatalf("err = %v\nwant %s", err, want)
+	}
+	var n int
+	if err := raw.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("migrations after the refusal: %d, %v", n, err)
+	}
+}
+
+// A migration cut short leaves nothing of itself, and the next open runs
+// it whole. Here egress.db's second migration (installations moved out to
+// wardgate.db) fails after the table of an earlier wardgate's egress.db is
+// dropped.
+func TestInterruptedMigrationReruns(t *testing.T) {
+	dir := t.TempDir()
+	earlier, err := sql.Open("sqlite", filepath.Join(dir, "egress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = earlier.Exec(`CREATE TABLE installations (device TEXT NOT NULL, digest TEXT NOT NULL, product TEXT NOT NULL, version TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (device, digest, ts))`)
+	if cerr := earlier.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := errors.New("power cut")
+	restore := sqlite.SetFailMigration(func(path string, version int) error {
+		if filepath.Base(path) == "egress.db" && version == 2 {
+			return crash
+		}
+		return nil
+	})
 	_, err = sqlite.Open(t.Context(), dir)
-	want := "ledger " + db.Path() + " has schema version 99, newer than this wardgate knows (1); upgrade wardgate"
-	if err == nil || err.Error() != want {
-		t.Fatalf("err = %v", err)
+	restore()
+	if !errors.Is(err, crash) {
+		t.Fatalf("err = %v, want the injected failure", err)
+	}
+	tables := func() []string {
+		t.Helper()
+		raw, err := sql.Open("sqlite", filepath.Join(dir, "egress.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		rows, err := raw.Query(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var names []string
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, n)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	if got, want := tables(), []string{"events", "installations", "schema_migrations", "sources"}; !slices.Equal(got, want) {
+		t.Fatalf("half a migration is left: tables %v, want %v", got, want)
+	}
+	db := open(t, dir)
+	v, err := db.SchemaVersions(t.Context())
+	if err != nil || v["egress.db"] != 2 {
+		t.Fatalf("schema versions after the rerun: %v, %v", v, err)
+	}
+	if got, want := tables(), []string{"events", "schema_migrations", "sources"}; !slices.Equal(got, want) {
+		t.Fatalf("after the rerun: tables %v, want %v", got, want)
 	}
 }

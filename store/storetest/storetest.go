@@ -1,13 +1,14 @@
-// Package storetest holds the behaviour every store.Ledger implementation
-// must show, as a test suite each implementation runs against itself.
+// Package storetest holds the behaviour every store backend must show, as
+// one suite each backend runs against itself (on real files or a real
+// server, never a fake).
 //
-// Imports: the standard library (testing) and store. Test helper only: no
-// production code imports it.
+// Imports: the standard library (testing), store and egress. Test helper
+// only: no production code imports it.
 package storetest
 
 import (
+	"context"
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -23,84 +24,70 @@ func At(minutes int) time.Time {
 	return time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC).Add(time.Duration(minutes) * time.Minute)
 }
 
-// Release returns a complete release for acme/pump.
-func Release(version string, digest byte, allowed bool, minutes int) store.Release {
-	r := store.Release{
-		Vendor: "acme", Product: "pump", Version: version, Digest: Digest(digest), Allowed: allowed,
-		Codes: []string{}, SBOMDigest: Digest('5'), PolicyDigest: Digest('6'), TrustDigest: Digest('7'),
-		EvaluatedAt: At(minutes),
-	}
-	if !allowed {
-		r.Codes = []string{"rollback", "sbom-drift"}
-	}
-	return r
+// Location makes a new, empty store location for one test and returns a
+// function that opens it: called twice, it gives two handles on the same
+// store (two processes, or two replicas); called after Close, the store as
+// it was left. The suite closes what it opens.
+// The options are the backend's, for this location's handles.
+type Location func(t *testing.T, opts ...store.Option) (open func() store.Store)
+
+// Run runs the whole suite.
+func Run(t *testing.T, loc Location) {
+	t.Run("ledger", func(t *testing.T) { RunLedger(t, loc) })
+	t.Run("evaluations", func(t *testing.T) { runEvaluations(t, loc) })
+	t.Run("blobs", func(t *testing.T) { runBlobs(t, loc) })
+	t.Run("log", func(t *testing.T) { runLog(t, loc) })
+	t.Run("telemetry", func(t *testing.T) { runTelemetry(t, loc) })
+	t.Run("installations", func(t *testing.T) { runInstallations(t, loc) })
+	t.Run("tokens", func(t *testing.T) { runTokens(t, loc) })
+	t.Run("audit", func(t *testing.T) { runAudit(t, loc) })
+	t.Run("ping and close", func(t *testing.T) { runPingClose(t, loc) })
 }
 
-// Run runs the contract against the ledger open returns (a fresh, empty
-// one per call).
-func Run(t *testing.T, open func(t *testing.T) store.Ledger) {
-	t.Run("empty", func(t *testing.T) {
-		l := open(t)
-		if _, err := l.LatestAdmitted(t.Context(), "acme", "pump"); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("LatestAdmitted on empty ledger: %v, want ErrNotFound", err)
-		}
-		rs, err := l.ReleaseByVersion(t.Context(), "acme", "pump", "1.0.0")
-		if err != nil || rs == nil || len(rs) != 0 {
-			t.Fatalf("ReleaseByVersion on empty ledger: %v %v, want empty slice", rs, err)
-		}
-	})
-	t.Run("record and read", func(t *testing.T) {
-		l := open(t)
-		in := []store.Release{
-			Release("2.3.0", 'a', true, 0),
-			Release("2.4.0", 'b', false, 10),
-			Release("2.4.0", 'c', true, 20),
-			Release("2.2.0", 'd', false, 30),
-			{Vendor: "other", Product: "pump", Version: "9.0.0", Digest: Digest('e'), Allowed: true, Codes: []string{}, EvaluatedAt: At(40)},
-		}
-		for _, r := range in {
-			if err := l.RecordRelease(t.Context(), r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		latest, err := l.LatestAdmitted(t.Context(), "acme", "pump")
-		if err != nil || !reflect.DeepEqual(latest, in[2]) {
-			t.Fatalf("LatestAdmitted = %+v, %v; want %+v", latest, err, in[2])
-		}
-		v, err := l.ReleaseByVersion(t.Context(), "acme", "pump", "2.4.0")
-		if err != nil || !reflect.DeepEqual(v, in[1:3]) {
-			t.Fatalf("ReleaseByVersion = %+v, %v", v, err)
-		}
-		all, err := l.Releases(t.Context(), "acme", "pump")
-		if err != nil || !reflect.DeepEqual(all, in[:4]) {
-			t.Fatalf("Releases = %+v, %v", all, err)
-		}
-	})
-	t.Run("order is by time not insertion", func(t *testing.T) {
-		l := open(t)
-		late, early := Release("2.0.0", 'a', true, 90), Release("1.0.0", 'b', true, 5)
-		early.EvaluatedAt = early.EvaluatedAt.Add(500 * time.Millisecond) // fractional seconds sort as times
-		for _, r := range []store.Release{late, early} {
-			if err := l.RecordRelease(t.Context(), r); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := l.LatestAdmitted(t.Context(), "acme", "pump")
-		if err != nil || got.Version != "2.0.0" {
-			t.Fatalf("LatestAdmitted = %+v, %v", got, err)
-		}
-	})
-	t.Run("invalid release", func(t *testing.T) {
-		l := open(t)
-		r := Release("1.0.0", 'a', true, 0)
-		r.Vendor, r.Digest = "", "md5:x"
-		err := l.RecordRelease(t.Context(), r)
-		want := "store: invalid release: vendor is empty\nstore: invalid release: digest \"md5:x\" is not sha256:<64 hex>"
-		if !errors.Is(err, store.ErrInvalid) || err.Error() != want {
-			t.Fatalf("err = %v", err)
-		}
-		if rs, _ := l.Releases(t.Context(), "", "pump"); len(rs) != 0 {
-			t.Fatalf("invalid release was recorded: %v", rs)
-		}
-	})
+// fresh opens a new store and closes it when the test ends.
+func fresh(t *testing.T, loc Location) store.Store {
+	t.Helper()
+	return opened(t, loc(t))
+}
+
+func opened(t *testing.T, open func() store.Store) store.Store {
+	t.Helper()
+	s := open()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func cancelled(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	return ctx
+}
+
+func runPingClose(t *testing.T, loc Location) {
+	open := loc(t)
+	s := open()
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	if err := s.Audit(ctx, audit(0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// After Close, a write fails at once, whatever its context.
+	if err := s.Audit(t.Context(), audit(1)); err == nil {
+		t.Fatal("Audit after Close succeeded")
+	}
+	// What was committed before Close is there on the next open.
+	s2 := opened(t, open)
+	got, err := s2.AuditLog(t.Context(), store.AuditFilter{})
+	if err != nil || len(got) != 1 || got[0].RequestID != "req-0" {
+		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+	if err := s2.Audit(cancelled(t), audit(2)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Audit with a cancelled context: %v, want context.Canceled", err)
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/store"
+	_ "github.com/wardgate/wardgate/store/sqlite"
 )
 
 func main() {
@@ -42,11 +44,15 @@ func run(dir string, n int) error {
 	if err != nil {
 		return err
 	}
-	l, err := attest.OpenLog(ctx, filepath.Join(dir, "log.db"), s, "")
+	st, err := store.Open(ctx, dir)
 	if err != nil {
 		return err
 	}
-	defer l.Close()
+	defer st.Close()
+	l, err := attest.OpenLog(ctx, st, s, "")
+	if err != nil {
+		return err
+	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	const batch = 10_000
 	start := l.Checkpoint().Size
@@ -70,6 +76,6 @@ func run(dir string, n int) error {
 			return err
 		}
 	}
-	fmt.Printf("%s: %d entries\n", filepath.Join(dir, "log.db"), l.Checkpoint().Size)
+	fmt.Printf("%s: %d entries\n", filepath.Join(dir, "wardgate.db"), l.Checkpoint().Size)
 	return nil
 }

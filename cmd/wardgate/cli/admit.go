@@ -16,15 +16,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/attest"
-	"github.com/wardgate/wardgate/egress"
-	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
-	"github.com/wardgate/wardgate/rollout"
 	"github.com/wardgate/wardgate/sbom"
-	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/tuf"
 	"github.com/wardgate/wardgate/verify"
@@ -68,7 +64,7 @@ func NewAdmitCmd() *cobra.Command {
 read the vendor's SBOM and scan the artifact with syft, diff against the
 previous admitted release of the product, check the vendor's SBOM against
 what is inside, evaluate policy, record the release in the ledger and sign
-the verdict into the log (STATE/log.db, key STATE/signing.key, created on
+the verdict into the log (STATE/wardgate.db, key STATE/signing.key, created on
 first use with the password in $` + attest.PasswordEnv + `).
 
 SOURCE is a firmware file, or an image (oci-dir:PATH, oci-archive:PATH, or
@@ -150,45 +146,21 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if (cfg.deviceClass != "" || cfg.installedVersion != "" || cfg.segment != "") && cfg.deviceID == "" {
 		return fail(errors.New("--device-class, --installed-version and --segment describe one device: give its ID with --device"))
 	}
-	tc, err := trust.Load(cfg.config)
-	if err != nil {
-		return fail(err)
-	}
-	var popts []policy.Option
-	popts = append(popts, policy.WithTrust(tc))
-	if cfg.policyDir != "" {
-		if strings.HasSuffix(cfg.policyDir, ".tar.gz") {
-			popts = append(popts, policy.WithBundle(cfg.policyDir))
-		} else {
-			popts = append(popts, policy.WithPolicyDir(cfg.policyDir))
-		}
-	}
-	if cfg.policyKey != "" {
-		popts = append(popts, policy.WithBundleKey(cfg.policyKey))
-	}
-	eng, err := policy.New(ctx, popts...)
-	if err != nil {
+	// A trust configuration that cannot be read is reported before the
+	// state directory is made (gate.Open reads it again, with the policies).
+	if _, err := trust.Load(cfg.config); err != nil {
 		return fail(err)
 	}
 	if err := os.MkdirAll(cfg.logFlags.state, 0o700); err != nil {
 		return fail(fmt.Errorf("state directory: %w", err))
-	}
-	ledger, err := sqlite.Open(ctx, cfg.logFlags.state)
-	if err != nil {
-		return fail(err)
-	}
-	defer ledger.Close()
-	sboms, err := gate.NewSBOMStore(filepath.Join(cfg.logFlags.state, "sboms"))
-	if err != nil {
-		return fail(err)
 	}
 	// Firmware is unpacked in STATE/tmp, never in os.TempDir.
 	work := filepath.Join(cfg.logFlags.state, "tmp")
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return fail(fmt.Errorf("state directory: %w", err))
 	}
-	gopts := []gate.Option{gate.WithSBOMStore(sboms), gate.WithVersion(Version),
-		gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.logFlags.state, "sbom-cache")), sbom.WithTempDir(work), sbom.WithUnpackLimits(cfg.unpack)),
+	gopts := []gate.Option{gate.WithVersion(Version),
+		gate.WithGenerateOptions(sbom.WithTempDir(work), sbom.WithUnpackLimits(cfg.unpack)),
 		gate.WithTUFState(tuf.NewDirState(filepath.Join(cfg.logFlags.state, tufDir)))}
 	if cfg.scanUnsigned {
 		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
@@ -208,61 +180,13 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 		}
 		gopts = append(gopts, gate.WithClock(func() time.Time { return t }))
 	}
-	var verdictLog *attest.Log
-	if !cfg.noLog {
-		l, err := openOrCreateLog(ctx, cfg.logFlags, stderr)
-		if err != nil {
-			return fail(err)
-		}
-		defer l.Close()
-		gopts = append(gopts, gate.WithLog(l))
-		verdictLog = l
-	}
-	// Fleet telemetry: the egress store in the same state directory.
-	edb, err := egresssql.Open(ctx, filepath.Join(cfg.logFlags.state, egressDBFile))
+	p, err := gate.Open(ctx, gate.Config{State: cfg.logFlags.state, Store: cfg.logFlags.store, Trust: cfg.config, Policy: cfg.policyDir, PolicyKey: cfg.policyKey,
+		SigningKey: cfg.logFlags.key, Origin: cfg.logFlags.origin, NoLog: cfg.noLog, UnencryptedKey: cfg.logFlags.unencryptedKey,
+		KeyCreated: keyCreated(stderr), Rollout: admitRollout(cfg), TrustOptions: func(tc *trust.Config) ([]gate.Option, error) { return vulnerabilityOptions(tc, cfg.logFlags.state) }}, gopts...)
 	if err != nil {
 		return fail(err)
 	}
-	defer edb.Close()
-	gopts = append(gopts, gate.WithInstallations(edb))
-	if inv, err := loadInventory(cfg.logFlags.state); err == nil {
-		ecfg, err := loadEgressConfig(EgressFindingsConfig{State: cfg.logFlags.state})
-		if err != nil {
-			return fail(err)
-		}
-		gopts = append(gopts, gate.WithFleet(gate.EgressRisk{Store: edb, Inventory: inv, Config: ecfg}))
-		if cfg.deviceID != "" {
-			// Rollout rings: held outside the current ring (the ring
-			// changes are kept in the log; without one, every run starts
-			// at the first ring).
-			var at *time.Time
-			if cfg.at != "" {
-				t, _ := parseTimeFlag("evaluation-time", cfg.at)
-				at = &t
-			}
-			var j rollout.Journal = &rollout.MemJournal{}
-			if verdictLog != nil {
-				j = rollout.LogJournal{Log: verdictLog}
-			}
-			ctl, err := newRolloutController(cfg.logFlags.state, j, at)
-			if err != nil {
-				return fail(err)
-			}
-			gopts = append(gopts, gate.WithRollout(gate.Rollout{Controller: ctl, Inventory: func() *egress.Inventory { return inv },
-				Installations: edb.Installations, Report: func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, edb, inv, ecfg) }}))
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fail(fmt.Errorf("fleet inventory: %w", err))
-	}
-	vopts, err := vulnerabilityOptions(tc, cfg.logFlags.state)
-	if err != nil {
-		return fail(err)
-	}
-	gopts = append(gopts, vopts...)
-	g, err := gate.New(tc, eng, ledger, gopts...)
-	if err != nil {
-		return fail(err)
-	}
+	defer p.Close()
 	u := gate.Update{Source: source, Kind: evidence.KindBlob, Vendor: cfg.vendor, Product: cfg.product, Version: cfg.version}
 	if isImageRef(source) {
 		u.Kind = evidence.KindImage
@@ -290,7 +214,7 @@ func runAdmit(ctx context.Context, source string, cfg admitConfig, stderr io.Wri
 	if cfg.deviceClass != "" || cfg.deviceID != "" || cfg.installedVersion != "" || cfg.segment != "" {
 		u.Device = &evidence.Device{ID: cfg.deviceID, Class: cfg.deviceClass, InstalledVersion: cfg.installedVersion, Segment: cfg.segment}
 	}
-	out, err := g.Evaluate(ctx, u)
+	out, err := p.Gate().Evaluate(ctx, u)
 	if err == nil && cfg.attach {
 		err = attachVerdict(ctx, u, out)
 	}
@@ -328,36 +252,15 @@ func isImageRef(s string) bool {
 	return strings.Contains(s, "/") && (strings.Contains(s, "@sha256:") || strings.Contains(s, ":"))
 }
 
-// openOrCreateLog opens the verdict log, creating the service key on first
-// use (an admit in CI must not need a separate set-up step): encrypted
-// with $WARDGATE_KEY_PASSWORD, or, only with --unencrypted-key, without a
-// password, which it says.
-func openOrCreateLog(ctx context.Context, lf logFlags, stderr io.Writer) (*attest.Log, error) {
-	key := lf.keyPath()
-	if _, err := os.Stat(key); errors.Is(err, os.ErrNotExist) && lf.key == "" {
-		pw := os.Getenv(attest.PasswordEnv)
-		switch {
-		case pw == "" && !lf.unencryptedKey:
-			return nil, fmt.Errorf("the service signing key %s does not exist, and $%s is not set: set it to create the key encrypted with that password, or pass --unencrypted-key to create it without one", key, attest.PasswordEnv)
-		case pw != "" && lf.unencryptedKey:
-			return nil, fmt.Errorf("--unencrypted-key, but $%s is set: unset it to create %s without a password, or drop --unencrypted-key to encrypt it", attest.PasswordEnv, key)
-		}
-		prefix := strings.TrimSuffix(key, ".key")
-		_, pub, err := attest.Keygen(prefix)
-		if err != nil {
-			return nil, err
-		}
-		if pw == "" {
-			fmt.Fprintf(stderr, "wardgate: created the service signing key %s WITHOUT a password (--unencrypted-key): anyone who can read it can sign verdicts (public key %s)\n", key, pub)
-		} else {
+// keyCreated tells the user the service key was created on first use.
+func keyCreated(stderr io.Writer) func(key, pub string, encrypted bool) {
+	return func(key, pub string, encrypted bool) {
+		if encrypted {
 			fmt.Fprintf(stderr, "wardgate: created the service signing key %s, encrypted with $%s (public key %s)\n", key, attest.PasswordEnv, pub)
+		} else {
+			fmt.Fprintf(stderr, "wardgate: created the service signing key %s WITHOUT a password (--unencrypted-key): anyone who can read it can sign verdicts (public key %s)\n", key, pub)
 		}
 	}
-	s, err := attest.LoadSigner(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	return attest.OpenLog(ctx, filepath.Join(lf.state, logFile), s, lf.origin)
 }
 
 func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error, cfg admitConfig) error {

@@ -17,8 +17,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
-	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/internal/ocisign"
+	"github.com/wardgate/wardgate/store"
 )
 
 type admitResult struct {
@@ -239,7 +239,7 @@ func TestAdmitRecordsInstallation(t *testing.T) {
 	if code, r := admit(t, state, pumpArgs("2.4.0", "--device", "HOSP-IOT-PUMP-09", "--device-class", "infusion-pump", "--installed-version", "2.3.0")); code != 0 {
 		t.Fatalf("device: %d %+v", code, r)
 	}
-	db, err := egresssql.Open(t.Context(), filepath.Join(state, "egress.db"))
+	db, err := store.Open(t.Context(), state)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/verify"
 )
 
@@ -84,17 +87,21 @@ type logFlags struct {
 	// unencryptedKey lets admit and serve create the service key without
 	// a password (--unencrypted-key).
 	unencryptedKey bool
+	// store is where the store is when not in the state directory (a
+	// PostgreSQL DSN): admit and serve (--store, $WARDGATE_STORE).
+	store string
 }
 
 // registerKeyCreation adds --unencrypted-key, for the commands that create
 // the service key on first use (admit, serve).
 func (f *logFlags) registerKeyCreation(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.store, "store", os.Getenv(StoreEnv), "where the store is when it is not the state directory's SQLite: a PostgreSQL DSN (postgres://USER@HOST:PORT/DB); $"+StoreEnv+" (docs/postgres.md)")
 	cmd.Flags().BoolVar(&f.unencryptedKey, "unencrypted-key", false, "create the service signing key, if it does not exist, without a password (else $"+attest.PasswordEnv+" is required to create it)")
 }
 
 func (f *logFlags) register(cmd *cobra.Command) {
 	addStateFlag(cmd, &f.state)
-	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key: a cosign key file (password from $"+attest.PasswordEnv+"), or a KMS or pkcs11: reference (see attest keygen); default STATE/"+signingKeyFile)
+	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key: a cosign key file (password from $"+attest.PasswordEnv+"), or a KMS or pkcs11: reference (see attest keygen); default STATE/"+gate.SigningKeyFile)
 	cmd.Flags().StringVar(&f.origin, "origin", "", "log origin in checkpoints (default wardgate/<key id>)")
 }
 
@@ -102,15 +109,32 @@ func (f *logFlags) keyPath() string {
 	if f.key != "" {
 		return f.key
 	}
-	return filepath.Join(f.state, signingKeyFile)
+	return filepath.Join(f.state, gate.SigningKeyFile)
 }
 
-func (f *logFlags) open(cmd *cobra.Command) (*attest.Log, error) {
+// storedLog is a log and the store it is kept in; Close closes the store.
+type storedLog struct {
+	*attest.Log
+	st store.Store
+}
+
+func (l storedLog) Close() error { return l.st.Close() }
+
+func (f *logFlags) open(cmd *cobra.Command) (storedLog, error) {
 	s, err := attest.LoadSigner(cmd.Context(), f.keyPath())
 	if err != nil {
-		return nil, err
+		return storedLog{}, err
 	}
-	return attest.OpenLog(cmd.Context(), filepath.Join(f.state, logFile), s, f.origin)
+	st, err := store.Open(cmd.Context(), f.state)
+	if err != nil {
+		return storedLog{}, err
+	}
+	l, err := attest.OpenLog(cmd.Context(), st, s, f.origin)
+	if err != nil {
+		st.Close()
+		return storedLog{}, err
+	}
+	return storedLog{l, st}, nil
 }
 
 func newAttestLogCmd() *cobra.Command {
@@ -142,6 +166,9 @@ func newAttestLogCmd() *cobra.Command {
 				Device   string   `json:"device,omitempty"`
 				Result   string   `json:"result"`
 				Reasons  []string `json:"reasons"`
+				// Warnings are the verdict's findings that did not deny
+				// (an allowed downgrade, with its reason).
+				Warnings []attest.Warning `json:"warnings,omitempty"`
 			}
 			var rows []row
 			v := l.Signer().Verifier()
@@ -152,7 +179,7 @@ func newAttestLogCmd() *cobra.Command {
 				}
 				r := row{Index: e.Index, Time: e.Time.Format(time.RFC3339), Artifact: e.Artifact, Device: e.Device, Result: st.Predicate.VerificationResult, Reasons: []string{}}
 				if x := st.Predicate.Wardgate; x != nil {
-					r.Reasons = x.ReasonCodes
+					r.Reasons, r.Warnings = x.ReasonCodes, x.Warnings
 					r.Vendor, r.Product, r.Version = x.Vendor, x.Product, x.Version
 				}
 				rows = append(rows, r)
@@ -173,7 +200,7 @@ func newAttestLogCmd() *cobra.Command {
 				if r.Vendor != "" || r.Product != "" {
 					release = r.Vendor + "/" + r.Product + " " + r.Version
 				}
-				fmt.Fprintf(w, "%6d  %s  %-6s  %s  %s  %s %v\n", r.Index, r.Time, r.Result, release, r.Artifact, r.Device, r.Reasons)
+				fmt.Fprintf(w, "%6d  %s  %-6s  %s  %s  %s %v\n", r.Index, r.Time, termSafe(r.Result), termSafe(release), termSafe(r.Artifact), termSafe(r.Device), r.Reasons)
 			}
 			fmt.Fprintf(w, "\n%s", cp.Note)
 			return nil
@@ -287,7 +314,7 @@ func newAttestVerifyCmd() *cobra.Command {
 				}
 			}
 			streamingGC()
-			rep, err := attest.VerifyPack(args[0], pub, old)
+			rep, err := attest.VerifyPack(cmd.Context(), args[0], pub, old)
 			if err != nil {
 				return noVerdict(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/store"
 )
 
 // seedLog writes a service key into state and appends n signed verdicts.
@@ -24,11 +25,15 @@ func seedLog(t *testing.T, state string, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := attest.OpenLog(context.Background(), filepath.Join(state, "log.db"), s, "")
+	st, err := store.Open(context.Background(), state)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer st.Close()
+	l, err := attest.OpenLog(context.Background(), st, s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
 		st, err := attest.NewStatement(attest.Verdict{SubjectName: "fw.bin", SubjectDigest: map[string]string{"sha256": strings.Repeat("a", 64)},
 			Passed: i%2 == 0, ReasonCodes: map[bool][]string{true: nil, false: {"rollback"}}[i%2 == 0], DeviceID: "pump-1",
@@ -106,7 +111,7 @@ func TestAttestCommands(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(out, "WRONG KEY "+pack+": signed by another key; nothing in it can be checked with the key given\n  [key-mismatch] manifest.json: pack says it was signed by key ") || strings.Count(out, "\n") != 2 {
 		t.Fatalf("wrong key: %d %s", code, out)
 	}
-	code, _, errOut = run(t, "attest", "verify", filepath.Join(state, "log.db"), "--key", pub)
+	code, _, errOut = run(t, "attest", "verify", filepath.Join(state, "wardgate.db"), "--key", pub)
 	if code != 2 || !strings.Contains(errOut, "pack unreadable") {
 		t.Fatalf("unreadable: %d %s", code, errOut)
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/egress"
-	"github.com/wardgate/wardgate/egress/sqlitestore"
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/verify"
 )
@@ -130,9 +130,8 @@ verdict), 2 bad flags or an unreadable or unrecognised file.`,
 
 // State directory layout.
 const (
-	egressDBFile        = "egress.db"
-	egressInventoryFile = "inventory.json"
-	egressConfigFile    = "config.json"
+	egressInventoryFile = gate.InventoryFile
+	egressConfigFile    = gate.FleetConfigFile
 )
 
 // EgressIngestConfig configures `wardgate egress ingest`.
@@ -238,7 +237,7 @@ func RunEgressIngest(ctx context.Context, cfg EgressIngestConfig, out io.Writer)
 	if err != nil {
 		return err
 	}
-	db, err := sqlitestore.Open(ctx, filepath.Join(cfg.State, egressDBFile))
+	db, err := store.Open(ctx, cfg.State)
 	if err != nil {
 		return err
 	}
@@ -253,10 +252,8 @@ func RunEgressIngest(ctx context.Context, cfg EgressIngestConfig, out io.Writer)
 		if err != nil {
 			return fmt.Errorf("%s: %w", cfg.Installs, err)
 		}
-		for _, in := range ins {
-			if err := db.RecordInstallation(ctx, in); err != nil {
-				return err
-			}
+		if err := db.RecordInstallations(ctx, ins); err != nil {
+			return err
 		}
 		cfg.report(out, ingestResult{File: cfg.Installs, Kind: "installations", Added: true, Stored: int64(len(ins))},
 			fmt.Sprintf("%s: %d installation(s) recorded", cfg.Installs, len(ins)))
@@ -408,10 +405,7 @@ func RunEgressFindings(ctx context.Context, cfg EgressFindingsConfig, out io.Wri
 	if err != nil {
 		return noVerdict(err)
 	}
-	if _, err := os.Stat(filepath.Join(cfg.State, egressDBFile)); err != nil {
-		return noVerdict(err)
-	}
-	db, err := sqlitestore.Open(ctx, filepath.Join(cfg.State, egressDBFile))
+	db, err := store.Open(ctx, cfg.State)
 	if err != nil {
 		return noVerdict(err)
 	}
@@ -485,7 +479,7 @@ func loadEgressConfig(cfg EgressFindingsConfig) (egress.Config, error) {
 // verifiedManifests reads each --manifest and keeps it only if the
 // authorities the trust configuration gives its product signed it; the
 // product is what devices installed the manifest's update as.
-func verifiedManifests(ctx context.Context, db *sqlitestore.DB, cfg EgressFindingsConfig) ([]egress.EgressManifest, error) {
+func verifiedManifests(ctx context.Context, db store.Installations, cfg EgressFindingsConfig) ([]egress.EgressManifest, error) {
 	tc, err := trust.Load(cfg.Trust)
 	if err != nil {
 		return nil, err

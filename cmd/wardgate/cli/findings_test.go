@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -260,5 +261,152 @@ func TestFindingProvenanceFromAttestation(t *testing.T) {
 	r.Evidence.Provenance = nil
 	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Evidence.Provenance != nil {
 		t.Fatalf("exit %d, provenance %v, %v", code, r.Evidence.Provenance, err)
+	}
+}
+
+// fixtureTrust is fixtures/trust.yaml written to a temporary directory
+// (its paths made absolute), after edit.
+func fixtureTrust(t *testing.T, edit func(string) string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../../fixtures/trust.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs(fx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := strings.ReplaceAll(string(b), " testdata/", " "+abs+"/")
+	if edited := edit(body); edited != body {
+		body = edited
+	} else {
+		t.Fatal("fixtureTrust: the edit changed nothing")
+	}
+	p := filepath.Join(t.TempDir(), "trust.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Finding 1: the version of a release was an unsigned claim the ledger
+// checked against nothing: the pump firmware admitted as 9.9.9, then the
+// product's other releases were admitted below it, and the same file under
+// another version. Versions now never go back (rollback, naming the
+// highest admitted release), a file is one version (version-conflict), and
+// a downgrade the trust configuration allows is admitted with its reason
+// in the decision and in the signed verdict.
+func TestFindingVersionsNeverGoBack(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("WARDGATE_KEY_PASSWORD", "pw")
+	logged := func(args []string) []string {
+		return slices.DeleteFunc(args, func(s string) bool { return s == "--no-log" })
+	}
+	// The 2.4.0 file claimed as 9.9.9: signed by both authorities, so
+	// admitted; nothing but the ledger can know better without TUF.
+	if code, r := admit(t, state, logged(replace(pumpArgs("2.4.0", "--no-scan"), "--version", "9.9.9"))); code != 0 {
+		t.Fatalf("9.9.9: exit %d %+v", code, r)
+	}
+	code, r := admit(t, state, logged(pumpArgs("2.4.0", "--no-scan")))
+	if code != 1 || !slices.Equal(r.codes(), []string{"rollback", "version-conflict"}) {
+		t.Fatalf("2.4.0 after 9.9.9: exit %d %+v", code, r.Decision.Violations)
+	}
+	for _, v := range r.Decision.Violations {
+		if v.Code == "rollback" && !strings.HasPrefix(v.Message, "version 2.4.0 is older than 9.9.9, the highest release of acme-infusion/infusion-pump admitted (on ") {
+			t.Fatalf("rollback message %q", v.Message)
+		}
+		if v.Code == "version-conflict" && !strings.Contains(v.Message, "as version 9.9.9 of acme-infusion/infusion-pump, and is now presented as version 2.4.0") {
+			t.Fatalf("version-conflict message %q", v.Message)
+		}
+	}
+	// Another file below the highest: rollback alone.
+	code, r = admit(t, state, logged(pumpArgs("2.3.0", "--no-scan")))
+	if code != 1 || !slices.Equal(r.codes(), []string{"rollback"}) || !strings.Contains(r.Decision.Violations[0].Message, "older than 9.9.9") {
+		t.Fatalf("2.3.0 after 9.9.9: exit %d %+v", code, r.Decision.Violations)
+	}
+	// The trust configuration allows going back to 2.3.0, with a reason.
+	reason := "9.9.9 was a mislabelled 2.4.0 (CI ticket OPS-4411); back to the last good release"
+	config := fixtureTrust(t, func(s string) string {
+		return strings.Replace(s, "        device_classes: [infusion-pump]\n", "        device_classes: [infusion-pump]\n        allow_downgrade:\n          - version: 2.3.0\n            reason: \""+reason+"\"\n", 1)
+	})
+	code, out, errOut := run(t, append(logged(replace(pumpArgs("2.3.0", "--no-scan"), "--config", config)), "--state", state)...)
+	var ok struct {
+		Allow    bool `json:"allow"`
+		Decision struct {
+			Warnings []struct{ Code, Message string } `json:"warnings"`
+		} `json:"decision"`
+	}
+	if err := json.Unmarshal([]byte(out), &ok); err != nil {
+		t.Fatalf("%v: %s %s", err, out, errOut)
+	}
+	// (downgraded-component warns too: the SBOM diff against 9.9.9.)
+	wantMsg := "; downgrade allowed by the trust configuration: " + reason
+	hasReason := func(ws []struct{ Code, Message string }) bool {
+		return slices.ContainsFunc(ws, func(w struct{ Code, Message string }) bool {
+			return w.Code == "rollback" && strings.HasPrefix(w.Message, "version 2.3.0 is older than 9.9.9") && strings.HasSuffix(w.Message, wantMsg)
+		})
+	}
+	if code != 0 || !ok.Allow || !hasReason(ok.Decision.Warnings) {
+		t.Fatalf("allowed downgrade: exit %d %+v", code, ok)
+	}
+	// The signed verdict carries the reason.
+	code, out, errOut = run(t, "attest", "log", "--state", state, "-o", "json")
+	var lg struct {
+		Entries []struct {
+			Version  string                           `json:"version"`
+			Result   string                           `json:"result"`
+			Warnings []struct{ Code, Message string } `json:"warnings"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out), &lg); err != nil || code != 0 {
+		t.Fatalf("attest log: exit %d %v %s", code, err, errOut)
+	}
+	last := lg.Entries[len(lg.Entries)-1]
+	if len(lg.Entries) != 4 || last.Version != "2.3.0" || last.Result != "PASSED" || !hasReason(last.Warnings) {
+		t.Fatalf("log entries = %+v", lg.Entries)
+	}
+}
+
+// Finding 6: admit --evaluation-time 2020-01-01 appended a log entry dated
+// 2020 after entries dated now, and attest export --since left it out. The
+// log dates entries itself now; the evaluation time is the verdict's.
+func TestFindingEvaluationTimeDoesNotDateTheLog(t *testing.T) {
+	state := t.TempDir()
+	t.Setenv("WARDGATE_KEY_PASSWORD", "pw")
+	args := func(extra ...string) []string {
+		a := slices.DeleteFunc(pumpArgs("2.4.0", "--no-scan"), func(s string) bool { return s == "--no-log" })
+		return append(a, extra...)
+	}
+	start := time.Now().UTC().Truncate(time.Second)
+	if code, r := admit(t, state, args()); code != 0 {
+		t.Fatalf("admit: exit %d %+v", code, r)
+	}
+	// Evaluated as of 2020, the signature is from the future: denied, and
+	// logged all the same.
+	if code, r := admit(t, state, args("--evaluation-time", "2020-01-01T00:00:00Z")); code != 1 || !slices.Equal(r.codes(), []string{"metadata-future"}) {
+		t.Fatalf("admit as of 2020: exit %d %+v", code, r.Decision.Violations)
+	}
+	code, out, errOut := run(t, "attest", "log", "--state", state, "-o", "json")
+	var lg struct {
+		Entries []struct {
+			Time string `json:"time"`
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out), &lg); err != nil || code != 0 || len(lg.Entries) != 2 {
+		t.Fatalf("attest log: exit %d %v %s %s", code, err, out, errOut)
+	}
+	for i, e := range lg.Entries {
+		at, err := time.Parse(time.RFC3339, e.Time)
+		if err != nil || at.Before(start) {
+			t.Fatalf("entry %d dated %s, before the test started (%s): %v", i, e.Time, start, err)
+		}
+	}
+	if lg.Entries[1].Time < lg.Entries[0].Time {
+		t.Fatalf("log times go backwards: %+v", lg.Entries)
+	}
+	pack := filepath.Join(t.TempDir(), "pack.tar.gz")
+	code, out, errOut = run(t, "attest", "export", "--state", state, "--out", pack, "--since", start.Format(time.RFC3339))
+	if code != 0 || !strings.Contains(out, "2 of 2 entries") {
+		t.Fatalf("export --since: exit %d %s %s", code, out, errOut)
 	}
 }

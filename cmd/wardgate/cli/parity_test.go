@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -98,6 +99,35 @@ func TestCosignParity(t *testing.T) {
 	}
 	otherChain := write("other-chain.pem", otherChainPEM)
 
+	// cosign sign-blob --rfc3161-timestamp: an RFC 3161 timestamp over the
+	// raw signature from the virtual Sigstore's TSA, in cosign's JSON, and
+	// the TSA's certificate chain (cosign --timestamp-certificate-chain),
+	// and the same from another virtual Sigstore, not trusted.
+	rawSigBytes := sc.MessageSignatureContent().Signature()
+	tsJSON := func(v *ca.VirtualSigstore, over []byte) []byte {
+		ts, err := v.TimestampResponse(over)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(map[string][]byte{"SignedRFC3161Timestamp": ts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ts := write("keyless.tsr.json", tsJSON(vs, rawSigBytes))
+	otherTS := write("other.tsr.json", tsJSON(other, rawSigBytes))
+	wrongTS := write("wrong.tsr.json", tsJSON(vs, []byte("another signature")))
+	tsaChain := func(v *ca.VirtualSigstore, name string) string {
+		tsa := v.TimestampingAuthorities()[0].(*root.SigstoreTimestampingAuthority)
+		pem, err := cryptoutils.MarshalCertificatesToPEM(append(append([]*x509.Certificate{tsa.Leaf}, tsa.Intermediates...), tsa.Root))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name, pem)
+	}
+	tsChain, otherTSChain := tsaChain(vs, "tsa-chain.pem"), tsaChain(other, "other-tsa-chain.pem")
+
 	// cosign attest-blob --key: a DSSE envelope with a CycloneDX statement
 	// about the pump firmware, signed with the vendor key.
 	signer, err := ocisign.LoadSigner(f + "/keys/acme-infusion.key")
@@ -181,6 +211,13 @@ func TestCosignParity(t *testing.T) {
 		{[]string{"verify-blob", "--certificate", cert, "--certificate-chain", otherChain, "--signature", rawSig, "--certificate-identity", id, "--certificate-oidc-issuer", iss, tlog, "--insecure-ignore-sct", pump}, false},
 		{[]string{"verify-blob", "--certificate", cert, "--certificate-chain", chain, "--signature", rawSig, "--certificate-identity", "qa@acme-infusion.example", "--certificate-oidc-issuer", iss, tlog, "--insecure-ignore-sct", pump}, false},
 		{[]string{"verify-blob", "--certificate", cert, "--certificate-chain", chain, "--signature", rawSig, "--certificate-identity", id, "--certificate-oidc-issuer", iss, tlog, "--insecure-ignore-sct", flipped}, false},
+		// --rfc3161-timestamp with the TSA's chain: the certificate checked
+		// at the TSA's time.
+		{[]string{"verify-blob", "--certificate", cert, "--certificate-chain", chain, "--signature", rawSig, "--rfc3161-timestamp", ts, "--timestamp-certificate-chain", tsChain, "--use-signed-timestamps", "--certificate-identity", id, "--certificate-oidc-issuer", iss, tlog, "--insecure-ignore-sct", pump}, true},
+		{[]string{"verify-blob", "--certificate", cert, "--certificate-chain", chain, "--signature", rawSig, "--rfc3161-timestamp", otherTS, "--timestamp-certificate-chain", tsChain, "--use-signed-timestamps", "--certificate-identity", id, "--certificate-oidc-issuer", iss, tlog, "--insecure-ignore-sct", pump}, false},
+		{[]string{"verify-blob", "--certificate", cert, "--certificate-chain", chain, "--signature", rawSig, "--rfc3161-timestamp", wrongTS, "--timestamp-certificate-chain", tsChain, "--use-signed-timestamps", "--certificate-identity", id, "--certificate-oidc-issuer", iss, tlog, "--insecure-ignore-sct", pump}, false},
+		{[]string{"verify-blob", "--certificate", cert, "--certificate-chain", chain, "--signature", rawSig, "--rfc3161-timestamp", ts, "--timestamp-certificate-chain", otherTSChain, "--use-signed-timestamps", "--certificate-identity", id, "--certificate-oidc-issuer", iss, tlog, "--insecure-ignore-sct", pump}, false},
+		{[]string{"verify-blob", "--certificate", cert, "--certificate-chain", chain, "--signature", rawSig, "--rfc3161-timestamp", ts, "--timestamp-certificate-chain", tsChain, "--use-signed-timestamps", "--certificate-identity", id, "--certificate-oidc-issuer", iss, tlog, "--insecure-ignore-sct", flipped}, false},
 		// Attestations on a blob, with cosign's --type names.
 		{[]string{"verify-blob-attestation", "--key", acme, "--signature", env, "--type", "cyclonedx", tlog, pump}, true},
 		{[]string{"verify-blob-attestation", "--key", acme, "--signature", env, "--type", "https://cyclonedx.org/bom", tlog, pump}, true},

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/rollout"
 )
 
@@ -26,4 +28,32 @@ func newRolloutController(state string, j rollout.Journal, at *time.Time) (*roll
 		clock = rollout.NewClock(func() time.Time { return t }, func() time.Duration { return 0 })
 	}
 	return rollout.NewController(key, j, clock)
+}
+
+// admitRollout is admit's rollout controller: for a device (--device) of a
+// state directory with a fleet inventory, ring changes journalled in the
+// log (in memory with --no-log: every run then starts at the first ring),
+// at --evaluation-time when given. Nil otherwise: no rings are applied.
+func admitRollout(cfg admitConfig) func(*attest.Log) (*rollout.Controller, error) {
+	if cfg.deviceID == "" {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(cfg.logFlags.state, egressInventoryFile)); err != nil {
+		return nil
+	}
+	return func(l *attest.Log) (*rollout.Controller, error) {
+		var at *time.Time
+		if cfg.at != "" {
+			t, err := parseTimeFlag("evaluation-time", cfg.at)
+			if err != nil {
+				return nil, err
+			}
+			at = &t
+		}
+		var j rollout.Journal = &rollout.MemJournal{}
+		if l != nil {
+			j = rollout.LogJournal{Log: l}
+		}
+		return newRolloutController(cfg.logFlags.state, j, at)
+	}
 }

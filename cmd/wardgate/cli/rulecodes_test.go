@@ -27,7 +27,7 @@ func TestPolicyEvalUnknownRuleCode(t *testing.T) {
 	code, out, errOut := run(t, "policy", "eval", "-o", "json", "--input", evidenceFile(t, func(map[string]any) {}), "--config", trustFile)
 	wantErr := trustFile + ":7: rules.downgraded-componet: no loaded policy produces this code (known: component-hash-changed, denied-component, " +
 		"denied-license, digest-mismatch, downgraded-component, executable-changed-same-version, key-revoked, known-vulnerability, metadata-expired, metadata-future, metadata-mismatch, metadata-missing, metadata-rollback, metadata-untimed, metadata-untrusted, quarantined, rollback, same-version-different-digest, " +
-		"sbom-drift, sbom-missing, threshold-not-met, unknown-target, unsigned, untrusted-signer, wrong-device-class)"
+		"sbom-drift, sbom-missing, threshold-not-met, unknown-target, unsigned, untrusted-signer, version-conflict, wrong-device-class)"
 	var d policy.Decision
 	if err := json.Unmarshal([]byte(out), &d); err != nil {
 		t.Fatalf("%v: %q", err, out)

@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,15 +23,11 @@ import (
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/console"
 	"github.com/wardgate/wardgate/console/adapter"
-	"github.com/wardgate/wardgate/egress"
-	egresssql "github.com/wardgate/wardgate/egress/sqlitestore"
+	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
-	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/rollout"
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/server"
-	"github.com/wardgate/wardgate/store"
-	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/tuf"
 )
@@ -65,16 +60,54 @@ type ServeFile struct {
 	LogLevel   string   `yaml:"log_level"`
 	Scan       *bool    `yaml:"scan"`
 	RiskTTL    string   `yaml:"risk_cache_ttl"`
-	Limits     struct {
+	Telemetry  struct {
+		NATS            string `yaml:"nats"`
+		MaxMessageBytes int    `yaml:"max_message_bytes"`
+	} `yaml:"telemetry"`
+	Limits struct {
 		MaxUploadBytes    int64  `yaml:"max_upload_bytes"`
 		MaxTelemetryBytes int64  `yaml:"max_telemetry_bytes"`
 		MaxJSONBytes      int64  `yaml:"max_json_bytes"`
+		MaxSignatureParts int    `yaml:"max_signature_parts"`
+		MaxSignatureBytes int64  `yaml:"max_signature_bytes"`
+		MaxSBOMBytes      int64  `yaml:"max_sbom_bytes"`
+		MaxPartsBytes     int64  `yaml:"max_parts_bytes"`
+		Uploads           int    `yaml:"uploads"`
 		Evaluations       int    `yaml:"evaluations"`
+		EvaluateWait      string `yaml:"evaluate_wait"`
+		Exports           int    `yaml:"exports"`
+		ExportWait        string `yaml:"export_wait"`
 		EvaluateTimeout   string `yaml:"evaluate_timeout"`
 		AdmitTimeout      string `yaml:"admit_timeout"`
 		TelemetryTimeout  string `yaml:"telemetry_timeout"`
+		ExportTimeout     string `yaml:"export_timeout"`
+		UploadTimeout     string `yaml:"upload_timeout"`
+		ReadTimeout       string `yaml:"read_timeout"`
+		MinBodyRate       int64  `yaml:"min_body_rate"`
+		BodyRateGrace     string `yaml:"body_rate_grace"`
+		ReadHeaderTimeout string `yaml:"read_header_timeout"`
+		IdleTimeout       string `yaml:"idle_timeout"`
+		MaxConnsPerClient int    `yaml:"max_conns_per_client"`
+		MaxConns          int    `yaml:"max_conns"`
+		MinFreeBytes      int64  `yaml:"min_free_bytes"`
+		MaxJSONDepth      int    `yaml:"max_json_depth"`
+		MaxHeaderBytes    int    `yaml:"max_header_bytes"`
+		MaxUnpackBytes    int64  `yaml:"max_unpack_bytes"`
+		MaxUnpackFiles    int    `yaml:"max_unpack_files"`
+		MaxUnpackDepth    int    `yaml:"max_unpack_depth"`
+		MaxUnpackRatio    int    `yaml:"max_unpack_ratio"`
 	} `yaml:"limits"`
 	RateLimits map[string]server.RateLimit `yaml:"rate_limits"`
+
+	// ScanUnsigned also unpacks and scans artifacts whose signatures did
+	// not verify (under the same limits); off by default.
+	ScanUnsigned *bool `yaml:"scan_unsigned"`
+
+	// RiskMaxStaleness and RiskFreshWait: see gate.WithMaxStaleness and
+	// gate.WithFreshWait.
+	RiskMaxStaleness string `yaml:"risk_max_staleness"`
+	RiskFreshWait    string `yaml:"risk_fresh_wait"`
+
 	Kubernetes struct {
 		Listen   string `yaml:"listen"`
 		ClientCA string `yaml:"client_ca"`
@@ -88,6 +121,7 @@ type ServeConfig struct {
 	Policy     string // extra policies: a directory or an OPA bundle
 	PolicyKey  string // public key (PEM) the Policy bundle must be signed with
 	State      string
+	Store      string // a store outside State (a PostgreSQL DSN); empty: State's SQLite
 	SigningKey string
 	Origin     string
 	File       string // server configuration file
@@ -104,6 +138,10 @@ type ServeConfig struct {
 	RiskTTL    time.Duration
 	Limits     server.Limits
 	RateLimits map[server.Role]server.RateLimit
+	// ScanUnsigned scans artifacts whose signatures did not verify.
+	ScanUnsigned bool
+	// Unpack bounds firmware unpacking (zero fields take the defaults).
+	Unpack firmware.Limits
 	// KubernetesListen is the address of the admission webhook's TLS
 	// listener (empty: none); KubernetesClientCA the CA of the API
 	// server's client certificate; KubernetesDeadline the time a review is
@@ -117,9 +155,20 @@ type ServeConfig struct {
 	// Ready, when set, is called with the address once the server listens
 	// (tests and scripts use port 0).
 	Ready func(addr string)
+
+	// RiskMaxStaleness and RiskFreshWait tune the fleet risk cache (zero:
+	// the defaults).
+	RiskMaxStaleness time.Duration
+	RiskFreshWait    time.Duration
+
 	// UnencryptedKey lets serve create the service key without a
 	// password (--unencrypted-key).
 	UnencryptedKey bool
+	// Telemetry is the NATS server telemetry is consumed from
+	// (nats://HOST:PORT; empty: none, POST /v1/telemetry only);
+	// TelemetryMaxBytes the largest message ingested (0: 1 MiB).
+	Telemetry         string
+	TelemetryMaxBytes int
 }
 
 // Validate checks the configuration.
@@ -149,12 +198,16 @@ func (c *ServeConfig) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Unpack.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Output != "" && c.Output != "json" && c.Output != "text" {
 		errs = append(errs, fmt.Errorf("-o %s: want json or text", c.Output))
 	}
 	if c.RiskTTL <= 0 {
 		errs = append(errs, fmt.Errorf("risk cache TTL %s: must be positive", c.RiskTTL))
 	}
+	errs = append(errs, c.validateTelemetry())
 	return errors.Join(errs...)
 }
 
@@ -180,10 +233,10 @@ func NewServeCmd() *cobra.Command {
 devices many times (POST /v1/admissions), ingest telemetry (POST
 /v1/telemetry), and read decisions, findings, the log and evidence packs.
 
-Everything lives in the state directory: the release ledger, the verdict
-log and its key, the egress store and fleet inventory, the evaluated
-updates (evaluations/) and the API tokens and audit table (server.db;
-create tokens with wardgate token create). Further settings come from a
+Everything lives in the state directory: the store (the release ledger,
+the evaluated updates, the verdict log, telemetry and installations, the
+API tokens and audit trail; create tokens with wardgate token create), the
+log's key and the fleet inventory. Further settings come from a
 YAML file (--server-config or $` + ServeConfigEnv + `) and environment variables
 ($` + ListenEnv + `, $` + TLSCertEnv + `, $` + TLSKeyEnv + `, $` + ClientCAEnv + `, $` + RegistriesEnv + `,
 $` + LogLevelEnv + `); flags win over variables, variables over the file.
@@ -198,7 +251,7 @@ detection configuration without dropping requests; SIGTERM or SIGINT shut
 down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg.State, cfg.SigningKey, cfg.Origin, cfg.UnencryptedKey = lf.state, lf.key, lf.origin, lf.unencryptedKey
+			cfg.State, cfg.SigningKey, cfg.Origin, cfg.UnencryptedKey, cfg.Store = lf.state, lf.key, lf.origin, lf.unencryptedKey, lf.store
 			if err := cfg.resolve(cmd); err != nil {
 				return noVerdict(err)
 			}
@@ -240,7 +293,13 @@ down gracefully.`,
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
 	f.StringVarP(&cfg.Output, "output", "o", "json", "log lines on standard error: json (one object a line) or text")
 	f.BoolVar(&cfg.NoScan, "no-scan", false, "do not scan artifacts with syft (use the vendor SBOM as is; no drift check)")
+	f.BoolVar(&cfg.ScanUnsigned, "scan-unsigned", false, "also unpack and scan an artifact whose signatures did not verify (under the same limits)")
+	f.Int64Var(&cfg.Unpack.MaxBytes, "max-unpack-bytes", firmware.DefaultMaxBytes, "firmware unpacking: most bytes written (in STATE/tmp)")
+	f.IntVar(&cfg.Unpack.MaxFiles, "max-unpack-files", firmware.DefaultMaxFiles, "firmware unpacking: most files, directories and links")
+	f.IntVar(&cfg.Unpack.MaxDepth, "max-unpack-depth", firmware.DefaultMaxDepth, "firmware unpacking: most formats nested (a tar.gz is 2)")
+	f.IntVar(&cfg.Unpack.MaxRatio, "max-unpack-ratio", firmware.DefaultMaxRatio, "firmware unpacking: most bytes written per byte of input (past 16 MiB)")
 	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "age after which a fleet analysis is refreshed in the background (answers use it for at most twice this; telemetry posted to the API invalidates it at once)")
+	f.StringVar(&cfg.Telemetry, "telemetry", "", "also consume telemetry from NATS JetStream at nats://HOST:PORT (docs/serve.md, Telemetry bus); $"+TelemetryEnv)
 	f.BoolVar(&demo, "demo", false, "load the demo story (scripts/demo.sh) into a temporary state directory and serve it, with the web console, until interrupted; run from a wardgate checkout")
 	f.StringVar(&demoFixtures, "demo-fixtures", "fixtures", "the repository's fixtures directory, for --demo")
 	lf.register(cmd)
@@ -281,6 +340,8 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	set("client-ca", ClientCAEnv, &c.ClientCA, sf.ClientCA)
 	set("log-level", LogLevelEnv, &c.LogLevel, sf.LogLevel)
 	set("kubernetes-listen", KubernetesListenEnv, &c.KubernetesListen, sf.Kubernetes.Listen)
+	set("telemetry", TelemetryEnv, &c.Telemetry, sf.Telemetry.NATS)
+	c.TelemetryMaxBytes = sf.Telemetry.MaxMessageBytes
 	if !cmd.Flags().Changed("kubernetes-client-ca") && sf.Kubernetes.ClientCA != "" {
 		c.KubernetesClientCA = sf.Kubernetes.ClientCA
 	}
@@ -293,6 +354,23 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	}
 	if !cmd.Flags().Changed("no-scan") && sf.Scan != nil {
 		c.NoScan = !*sf.Scan
+	}
+	if !cmd.Flags().Changed("scan-unsigned") && sf.ScanUnsigned != nil {
+		c.ScanUnsigned = *sf.ScanUnsigned
+	}
+	for _, u := range []struct {
+		flag string
+		file int64
+		set  func(int64)
+	}{
+		{"max-unpack-bytes", sf.Limits.MaxUnpackBytes, func(v int64) { c.Unpack.MaxBytes = v }},
+		{"max-unpack-files", int64(sf.Limits.MaxUnpackFiles), func(v int64) { c.Unpack.MaxFiles = int(v) }},
+		{"max-unpack-depth", int64(sf.Limits.MaxUnpackDepth), func(v int64) { c.Unpack.MaxDepth = int(v) }},
+		{"max-unpack-ratio", int64(sf.Limits.MaxUnpackRatio), func(v int64) { c.Unpack.MaxRatio = int(v) }},
+	} {
+		if u.file != 0 && !cmd.Flags().Changed(u.flag) {
+			u.set(u.file)
+		}
 	}
 	var errs []error
 	dur := func(name, v string, dst *time.Duration) {
@@ -312,11 +390,25 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	if !cmd.Flags().Changed("risk-cache-ttl") {
 		dur("risk_cache_ttl", sf.RiskTTL, &c.RiskTTL)
 	}
+	dur("risk_max_staleness", sf.RiskMaxStaleness, &c.RiskMaxStaleness)
+	dur("risk_fresh_wait", sf.RiskFreshWait, &c.RiskFreshWait)
 	l := sf.Limits
-	c.Limits = server.Limits{MaxUploadBytes: l.MaxUploadBytes, MaxTelemetryBytes: l.MaxTelemetryBytes, MaxJSONBytes: l.MaxJSONBytes, Evaluations: l.Evaluations}
-	dur("limits.evaluate_timeout", l.EvaluateTimeout, &c.Limits.EvaluateTimeout)
-	dur("limits.admit_timeout", l.AdmitTimeout, &c.Limits.AdmitTimeout)
-	dur("limits.telemetry_timeout", l.TelemetryTimeout, &c.Limits.TelemetryTimeout)
+	c.Limits = server.Limits{MaxUploadBytes: l.MaxUploadBytes, MaxTelemetryBytes: l.MaxTelemetryBytes, MaxJSONBytes: l.MaxJSONBytes,
+		MaxSignatureParts: l.MaxSignatureParts, MaxSignatureBytes: l.MaxSignatureBytes, MaxSBOMBytes: l.MaxSBOMBytes, MaxPartsBytes: l.MaxPartsBytes,
+		Uploads: l.Uploads, Evaluations: l.Evaluations, Exports: l.Exports, MinBodyRate: l.MinBodyRate,
+		MaxConnsPerClient: l.MaxConnsPerClient, MaxConns: l.MaxConns, MinFreeBytes: l.MinFreeBytes,
+		MaxJSONDepth: l.MaxJSONDepth, MaxHeaderBytes: l.MaxHeaderBytes}
+	for _, d := range []struct {
+		name, v string
+		dst     *time.Duration
+	}{{"evaluate_wait", l.EvaluateWait, &c.Limits.EvaluateWait}, {"export_wait", l.ExportWait, &c.Limits.ExportWait},
+		{"evaluate_timeout", l.EvaluateTimeout, &c.Limits.EvaluateTimeout}, {"admit_timeout", l.AdmitTimeout, &c.Limits.AdmitTimeout},
+		{"telemetry_timeout", l.TelemetryTimeout, &c.Limits.TelemetryTimeout}, {"export_timeout", l.ExportTimeout, &c.Limits.ExportTimeout},
+		{"upload_timeout", l.UploadTimeout, &c.Limits.UploadTimeout}, {"read_timeout", l.ReadTimeout, &c.Limits.ReadTimeout},
+		{"body_rate_grace", l.BodyRateGrace, &c.Limits.BodyRateGrace}, {"read_header_timeout", l.ReadHeaderTimeout, &c.Limits.ReadHeaderTimeout},
+		{"idle_timeout", l.IdleTimeout, &c.Limits.IdleTimeout}} {
+		dur("limits."+d.name, d.v, d.dst)
+	}
 	if len(sf.RateLimits) > 0 {
 		c.RateLimits = map[server.Role]server.RateLimit{}
 		for k, v := range sf.RateLimits {
@@ -329,86 +421,6 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// serveState is what a reload rebuilds the gate from.
-type serveState struct {
-	cfg      ServeConfig
-	ledger   store.Ledger
-	log      *attest.Log
-	egress   *egresssql.DB
-	installs *gate.InstallationBatcher
-	sboms    *gate.SBOMStore
-	risk     *gate.RiskCache
-	rollout  *rollout.Controller
-	inv      atomic.Pointer[egress.Inventory]
-	ecfg     atomic.Pointer[egress.Config]
-	logger   *slog.Logger
-}
-
-// loadFleet reads the inventory and detection configuration of the state
-// directory (both optional).
-func (s *serveState) loadFleet() error {
-	inv, err := loadInventory(s.cfg.State)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		inv = nil
-	case err != nil:
-		return fmt.Errorf("fleet inventory: %w", err)
-	}
-	ecfg, err := loadEgressConfig(EgressFindingsConfig{State: s.cfg.State})
-	if err != nil {
-		return fmt.Errorf("detection configuration: %w", err)
-	}
-	s.inv.Store(inv)
-	s.ecfg.Store(&ecfg)
-	return nil
-}
-
-func (s *serveState) analyze(ctx context.Context) (egress.Report, error) {
-	inv := s.inv.Load()
-	if inv == nil {
-		return egress.Report{Findings: []egress.Finding{}, Updates: []egress.UpdateRisk{}}, nil // no fleet known: no telemetry
-	}
-	return egress.AnalyzeStore(ctx, s.egress, inv, *s.ecfg.Load())
-}
-
-// buildGate loads the trust configuration and policies and makes a gate
-// over the shared stores.
-func (s *serveState) buildGate(ctx context.Context) (*gate.Gate, error) {
-	tc, err := trust.Load(s.cfg.Trust)
-	if err != nil {
-		return nil, err
-	}
-	popts := []policy.Option{policy.WithTrust(tc), policy.WithLogger(s.logger)}
-	if p := s.cfg.Policy; p != "" {
-		if strings.HasSuffix(p, ".tar.gz") {
-			popts = append(popts, policy.WithBundle(p))
-		} else {
-			popts = append(popts, policy.WithPolicyDir(p))
-		}
-	}
-	if s.cfg.PolicyKey != "" {
-		popts = append(popts, policy.WithBundleKey(s.cfg.PolicyKey))
-	}
-	eng, err := policy.New(ctx, popts...)
-	if err != nil {
-		return nil, err
-	}
-	gopts := []gate.Option{gate.WithLog(s.log), gate.WithFleet(s.risk), gate.WithInstallations(s.installs), gate.WithSBOMStore(s.sboms),
-		gate.WithVersion(Version), gate.WithLogger(s.logger), gate.WithGenerateOptions(sbom.WithCacheDir(filepath.Join(s.cfg.State, "sbom-cache")),
-			sbom.WithTempDir(filepath.Join(s.cfg.State, "tmp"))),
-		gate.WithTUFState(tuf.NewDirState(filepath.Join(s.cfg.State, tufDir))),
-		gate.WithRollout(gate.Rollout{Controller: s.rollout, Inventory: s.inv.Load, Installations: s.egress.Installations, Report: s.risk.Report})}
-	if s.cfg.NoScan {
-		gopts = append(gopts, gate.WithoutSBOMGeneration())
-	}
-	vopts, err := vulnerabilityOptions(tc, s.cfg.State)
-	if err != nil {
-		return nil, err
-	}
-	gopts = append(gopts, vopts...)
-	return gate.New(tc, eng, s.ledger, gopts...)
 }
 
 // RunServe runs the server until ctx is done (graceful shutdown).
@@ -425,52 +437,55 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.State, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	st := &serveState{cfg: cfg, logger: logger}
-	ledger, err := sqlite.Open(ctx, cfg.State)
+	gopts := []gate.Option{gate.WithVersion(Version), gate.WithGenerateOptions(sbom.WithTempDir(filepath.Join(cfg.State, "tmp")), sbom.WithUnpackLimits(cfg.Unpack)),
+		gate.WithTUFState(tuf.NewDirState(filepath.Join(cfg.State, tufDir)))}
+	if cfg.NoScan {
+		gopts = append(gopts, gate.WithoutSBOMGeneration())
+	}
+	if cfg.ScanUnsigned {
+		gopts = append(gopts, gate.WithUnsignedScanUnsafe())
+	}
+	// Each scanned firmware's file manifest, for the file-level diff
+	// against the previous admitted release.
+	manifests, err := gate.NewSBOMStore(filepath.Join(cfg.State, "manifests"))
 	if err != nil {
 		return err
 	}
-	defer ledger.Close()
-	st.ledger = ledger
-	lf := logFlags{state: cfg.State, key: cfg.SigningKey, origin: cfg.Origin, unencryptedKey: cfg.UnencryptedKey}
-	if st.log, err = openOrCreateLog(ctx, lf, stderr); err != nil {
-		return err
+	var ropts []gate.RiskOption
+	if cfg.RiskMaxStaleness > 0 {
+		ropts = append(ropts, gate.WithMaxStaleness(cfg.RiskMaxStaleness))
 	}
-	defer st.log.Close()
-	if st.egress, err = egresssql.Open(ctx, filepath.Join(cfg.State, egressDBFile)); err != nil {
-		return err
+	if cfg.RiskFreshWait > 0 {
+		ropts = append(ropts, gate.WithFreshWait(cfg.RiskFreshWait))
 	}
-	defer st.egress.Close()
-	st.installs = gate.NewInstallationBatcher(st.egress)
-	defer st.installs.Close()
-	if st.sboms, err = gate.NewSBOMStore(filepath.Join(cfg.State, "sboms")); err != nil {
-		return err
+	// syft and stereoscope make their temporary directories under
+	// os.TempDir: keep them in the state directory, where the server
+	// removes what they leave.
+	work := filepath.Join(cfg.State, "tmp")
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
 	}
-	if err := st.loadFleet(); err != nil {
-		return err
+	if old, had := os.LookupEnv("TMPDIR"); had {
+		defer os.Setenv("TMPDIR", old)
+	} else {
+		defer os.Unsetenv("TMPDIR")
 	}
-	if st.risk, err = gate.NewRiskCache(st.analyze, cfg.RiskTTL, nil); err != nil {
-		return err
-	}
-	if st.rollout, err = newRolloutController(cfg.State, rollout.LogJournal{Log: st.log}, nil); err != nil {
-		return err
-	}
-	recs, err := gate.OpenRecords(filepath.Join(cfg.State, "evaluations"))
+	os.Setenv("TMPDIR", work)
+	gopts = append(gopts, gate.WithManifestStore(manifests))
+	p, err := gate.Open(ctx, gate.Config{State: cfg.State, Store: cfg.Store, Trust: cfg.Trust, Policy: cfg.Policy, PolicyKey: cfg.PolicyKey,
+		SigningKey: cfg.SigningKey, Origin: cfg.Origin, UnencryptedKey: cfg.UnencryptedKey, RiskTTL: cfg.RiskTTL, RiskOptions: ropts, Logger: logger, KeyCreated: keyCreated(stderr),
+		Rollout: func(l *attest.Log) (*rollout.Controller, error) {
+			return newRolloutController(cfg.State, rollout.LogJournal{Log: l}, nil)
+		},
+		TrustOptions: func(tc *trust.Config) ([]gate.Option, error) { return vulnerabilityOptions(tc, cfg.State) }}, gopts...)
 	if err != nil {
 		return err
 	}
-	tokens, err := server.OpenTokens(ctx, filepath.Join(cfg.State, server.TokensFile))
-	if err != nil {
-		return err
-	}
-	defer tokens.Close()
-	g, err := st.buildGate(ctx)
-	if err != nil {
-		return err
-	}
+	defer p.Close()
 	opts := []server.Option{server.WithLogger(logger), server.WithLimits(cfg.Limits), server.WithRegistries(cfg.Registries...)}
 	// The web console (docs/console.md) reads the same stores.
-	data, err := adapter.New(adapter.Deps{Records: recs, Risk: st.risk, Fleet: st.egress, Inventory: st.inv.Load, Config: st.ecfg.Load, Log: st.log,
+	tokens := server.NewTokens(p.Store())
+	data, err := adapter.New(adapter.Deps{Records: p.Records(), Risk: p.Risk(), Fleet: p.Store(), Inventory: p.Inventory, Config: p.FleetConfig, Log: p.Log(),
 		Tokens: tokens, WorkDir: filepath.Join(cfg.State, "tmp")})
 	if err != nil {
 		return err
@@ -484,15 +499,8 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
 	}
 	opts = append(opts, server.WithKubernetes(server.KubernetesConfig{Deadline: cfg.KubernetesDeadline}))
-	srv, err := server.New(server.Deps{Gate: g, Records: recs, Risk: st.risk, Log: st.log, Telemetry: st.egress, Inventory: st.inv.Load, Tokens: tokens,
-		WorkDir: filepath.Join(cfg.State, "tmp"),
-		Ready: func(ctx context.Context) error {
-			_, err := ledger.LatestAdmitted(ctx, "\x00readyz", "\x00readyz")
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			return err
-		}}, opts...)
+	srv, err := server.New(server.Deps{Gate: p.Gate(), Records: p.Records(), Risk: p.Risk(), Log: p.Log(), Telemetry: p.Store(), Inventory: p.Inventory,
+		Tokens: tokens, WorkDir: work, Ready: p.Ping}, opts...)
 	if err != nil {
 		return err
 	}
@@ -507,6 +515,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = srv.Listener(ln)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -519,7 +528,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() {
 		if tlsCfg != nil {
 			errc <- hs.ServeTLS(ln, "", "")
@@ -532,6 +541,12 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		_ = hs.Close()
 		return err
 	}
+	tb, err := startTelemetryBus(ctx, cfg, srv, logger, errc)
+	if err != nil {
+		_ = hs.Close()
+		return err
+	}
+	defer tb.Close()
 	for {
 		select {
 		case err := <-errc:
@@ -542,17 +557,12 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 		case <-hup:
 			// Build the new gate beside the old one, then swap: requests
 			// in flight finish on the old gate, none is dropped.
-			if err := st.loadFleet(); err != nil {
-				logger.Error("reload: kept the previous configuration", "err", err)
-				continue
-			}
-			ng, err := st.buildGate(ctx)
+			ng, err := p.Reload(ctx)
 			if err != nil {
 				logger.Error("reload: kept the previous configuration", "err", err)
 				continue
 			}
 			srv.SwapGate(ng)
-			st.risk.Invalidate()
 			logger.Info("reloaded", "trust", cfg.Trust, "policy", cfg.Policy)
 		case <-ctx.Done():
 			logger.Info("shutting down")

@@ -20,6 +20,7 @@ import (
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/server"
+	"github.com/wardgate/wardgate/store"
 )
 
 // `wardgate serve --demo` serves the story of scripts/demo.sh in the web
@@ -154,11 +155,12 @@ func prepareDemoState(ctx context.Context, fx, state, pumpDigest string) (map[se
 	if err := RunEgressIngest(ctx, EgressIngestConfig{State: state, Inventory: filepath.Join(fleet, "inventory.json"), Installs: installs, Format: "auto"}, io.Discard); err != nil {
 		return nil, err
 	}
-	t, err := server.OpenTokens(ctx, filepath.Join(state, server.TokensFile))
+	st, err := store.Open(ctx, state)
 	if err != nil {
 		return nil, err
 	}
-	defer t.Close()
+	defer st.Close()
+	t := server.NewTokens(st)
 	tokens := map[server.Role]string{}
 	for _, r := range []server.Role{server.RoleCI, server.RoleUpdateServer, server.RoleSensor, server.RoleAuditor} {
 		s, err := t.Create(ctx, r, "demo-"+string(r))

@@ -89,6 +89,33 @@ func postAdmission(t *testing.T, url, tok, body string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// startServe runs wardgate serve on state (the fixture trust
+// configuration, no scanning) on a free loopback port, and returns its URL,
+// its log and a func that shuts it down gracefully.
+func startServe(t *testing.T, state string) (string, *syncBuffer, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	addrc := make(chan string, 1)
+	logs := &syncBuffer{}
+	done := make(chan error, 1)
+	cfg := cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", State: state, Listen: "127.0.0.1:0", LogLevel: "info", NoScan: true, RiskTTL: time.Second,
+		Ready: func(a string) { addrc <- a }}
+	go func() { done <- cli.RunServe(ctx, cfg, logs) }()
+	select {
+	case a := <-addrc:
+		return "http://" + a, logs, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		}
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve: %v\n%s", err, logs.String())
+	}
+	return "", nil, nil
+}
+
 // wardgate serve end to end: tokens from the CLI, an evaluation, an
 // admission, a SIGHUP reload that drops no request and keeps the
 // evaluation, a restart that still knows it, and a graceful shutdown.
@@ -96,27 +123,7 @@ func TestServe(t *testing.T) {
 	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	state := t.TempDir()
 	ci, us := token(t, state, "ci"), token(t, state, "update-server")
-	start := func() (string, *syncBuffer, func()) {
-		ctx, cancel := context.WithCancel(t.Context())
-		addrc := make(chan string, 1)
-		logs := &syncBuffer{}
-		done := make(chan error, 1)
-		cfg := cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", State: state, Listen: "127.0.0.1:0", LogLevel: "info", NoScan: true, RiskTTL: time.Second,
-			Ready: func(a string) { addrc <- a }}
-		go func() { done <- cli.RunServe(ctx, cfg, logs) }()
-		select {
-		case a := <-addrc:
-			return "http://" + a, logs, func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("shutdown: %v", err)
-				}
-			}
-		case err := <-done:
-			t.Fatalf("serve: %v\n%s", err, logs.String())
-		}
-		return "", nil, nil
-	}
+	start := func() (string, *syncBuffer, func()) { return startServe(t, state) }
 	url, logs, stop := start()
 	code, body := postUpdate(t, url, ci)
 	if code != 200 || !strings.Contains(body, `"allow":true`) {

@@ -25,12 +25,10 @@ func defaultStateDir() string {
 	return "wardgate-state"
 }
 
+// StoreEnv names a store outside the state directory (a PostgreSQL DSN)
+// for admit and serve, as --store does.
+const StoreEnv = "WARDGATE_STORE"
+
 func addStateFlag(cmd *cobra.Command, dir *string) {
 	cmd.Flags().StringVar(dir, "state", defaultStateDir(), "state directory (release ledger, verdict log); $"+StateEnv)
 }
-
-// Files in the state directory.
-const (
-	logFile        = "log.db"
-	signingKeyFile = "signing.key"
-)

@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/wardgate/wardgate/server"
+	"github.com/wardgate/wardgate/store"
 )
 
 // NewTokenCmd groups the API token commands.
@@ -23,8 +23,20 @@ func NewTokenCmd() *cobra.Command {
 	return cmd
 }
 
-func openTokens(cmd *cobra.Command, state string) (*server.Tokens, error) {
-	return server.OpenTokens(cmd.Context(), filepath.Join(state, server.TokensFile))
+// storedTokens are the tokens of a state's store; Close closes the store.
+type storedTokens struct {
+	*server.Tokens
+	st store.Store
+}
+
+func (t storedTokens) Close() error { return t.st.Close() }
+
+func openTokens(cmd *cobra.Command, state string) (storedTokens, error) {
+	st, err := store.Open(cmd.Context(), state)
+	if err != nil {
+		return storedTokens{}, err
+	}
+	return storedTokens{server.NewTokens(st), st}, nil
 }
 
 func newTokenCreateCmd() *cobra.Command {
@@ -33,7 +45,7 @@ func newTokenCreateCmd() *cobra.Command {
 		Use:   "create --role ROLE [--name NAME]",
 		Short: "Create a token and print it once (only its SHA-256 is stored)",
 		Long: `Create an API token for wardgate serve and print it on standard output,
-once: only its SHA-256 is kept (STATE/server.db), so it cannot be shown
+once: only its SHA-256 is kept (STATE/wardgate.db), so it cannot be shown
 again. Roles: ci (POST /v1/updates), update-server (POST /v1/admissions),
 sensor (POST /v1/telemetry), auditor (the read routes and evidence
 packs), admin (everything), kubernetes (the admission webhook routes,

@@ -32,6 +32,7 @@ type trustFlags struct {
 
 	certificate      string
 	certificateChain string
+	timestampChain   string
 	ignoreTlog       bool
 	ignoreSCT        bool
 	offline          bool
@@ -59,6 +60,7 @@ func (f *trustFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.ignoreSCT, "insecure-ignore-sct", false, "keyless: do not require a signed certificate timestamp even when the trusted root has CT logs")
 	fs.BoolVar(&f.offline, "offline", false, "verify with the material given only: a transparency log entry must be in the bundle (wardgate never looks one up)")
 	fs.StringVar(&f.rfc3161, "rfc3161-timestamp", "", "RFC 3161 timestamp over the signature (cosign's JSON, or DER), checked against the trusted root's TSAs")
+	fs.StringVar(&f.timestampChain, "timestamp-certificate-chain", "", "PEM certificates of a timestamping authority trusted besides the trusted root's: its root, intermediates and, unless the timestamps carry it, its signing certificate")
 	fs.BoolVar(&f.signedTimestamps, "use-signed-timestamps", false, "require an RFC 3161 timestamp from a TSA of the trusted root")
 	fs.BoolVar(&f.newBundleFormat, "new-bundle-format", false, "accepted for cosign compatibility: wardgate reads every bundle format from its content")
 	fs.StringVar(&f.workflow.Trigger, "certificate-github-workflow-trigger", "", "keyless: the GitHub workflow trigger the certificate must name")
@@ -115,6 +117,15 @@ func (f *trustFlags) policy(ctx context.Context) (*verify.Policy, error) {
 			return nil, err
 		}
 		if pol.CertificateChain, err = verify.ParseCertificateChain(data, f.certificateChain); err != nil {
+			return nil, err
+		}
+	}
+	if f.timestampChain != "" {
+		data, err := verify.ReadFileLimited(f.timestampChain, verify.MaxTrustedRootBytes)
+		if err != nil {
+			return nil, err
+		}
+		if pol.TimestampChain, err = verify.ParseTimestampChain(data, f.timestampChain); err != nil {
 			return nil, err
 		}
 	}

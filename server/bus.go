@@ -1,0 +1,29 @@
+package server
+
+import (
+	"context"
+	"io"
+
+	"github.com/wardgate/wardgate/egress"
+)
+
+// IngestTelemetry commits one batch of telemetry the way POST
+// /v1/telemetry does (egress.Ingest over the server's store and
+// inventory) and, when the batch added events, waits for a fleet analysis
+// that includes them (RiskCache.Sync). The telemetry bus (egress/bus) calls it
+// for each message; errors are egress.Ingest's.
+func (s *Server) IngestTelemetry(ctx context.Context, src egress.Source, body io.Reader, format egress.Format) (egress.IngestResult, error) {
+	res, err := egress.Ingest(ctx, s.deps.Telemetry, s.deps.Inventory(), src, body, format)
+	if err != nil || !res.Added {
+		return res, err
+	}
+	s.deps.Risk.Invalidate()
+	s.metrics.events.Add(uint64(res.Stored))
+	// Answered (or acknowledged on the bus) only once an analysis includes
+	// the batch: a quarantine it raises is in force for every admission
+	// that starts afterwards, although admissions are answered from the
+	// last complete analysis meanwhile. A failed analysis does not undo
+	// the commit; the next one covers the batch.
+	_, _ = s.deps.Risk.Sync(ctx)
+	return res, nil
+}

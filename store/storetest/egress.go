@@ -1,0 +1,139 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wardgate/wardgate/egress"
+)
+
+func runTelemetry(t *testing.T, loc Location) {
+	open := loc(t)
+	s := opened(t, open)
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 123, time.UTC)
+	evs := []egress.Event{
+		{Time: t0.Add(time.Hour), DeviceName: "B", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemotePort: 443, RemoteURL: "x.example.com", RemoteIPType: "Public", LocalIP: netip.MustParseAddr("10.0.0.2"), LocalPort: 5000, Protocol: "Tcp", Process: "p", SentBytes: 7, ReceivedBytes: 8, DeviceID: "id"},
+		{Time: t0, DeviceName: "A", ActionType: egress.ActionConnectionFailed},
+	}
+	src := egress.Source{Name: "f.jsonl", Digest: "sha256:01"}
+	feed := func(add func(*egress.Event) error) error {
+		for i := range evs {
+			if err := add(&evs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for i, want := range []bool{true, false} {
+		added, err := s.Ingest(ctx, src, feed)
+		if err != nil || added != want {
+			t.Fatalf("ingest %d: added %v err %v, want %v", i, added, err, want)
+		}
+	}
+	// A batch whose scan fails stores nothing, and can be sent again.
+	bad := egress.Source{Name: "g.jsonl", Digest: "sha256:02"}
+	boom := errors.New("line 3: malformed")
+	if _, err := s.Ingest(ctx, bad, func(add func(*egress.Event) error) error {
+		if err := add(&egress.Event{Time: t0, DeviceName: "C"}); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("failed scan: %v, want %v", err, boom)
+	}
+	s.Close()
+	s = opened(t, open)
+	var got []egress.Event
+	if err := s.Events(ctx, func(ev *egress.Event) error { got = append(got, *ev); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != evs[1] || got[1] != evs[0] {
+		t.Fatalf("events %+v", got)
+	}
+	if added, err := s.Ingest(ctx, bad, feed); err != nil || !added {
+		t.Fatalf("the failed batch sent again: added %v, %v", added, err)
+	}
+}
+
+func installation(dev string, digest byte, min int) egress.Installation {
+	return egress.Installation{Device: dev, Digest: Digest(digest), Product: "pump", Version: string(digest), Time: At(min)}
+}
+
+func runInstallations(t *testing.T, loc Location) {
+	// A device admitted again for the update it already has adds no row; a
+	// change of update does, and so does going back to an earlier one.
+	t.Run("repeats collapse", func(t *testing.T) {
+		s := fresh(t, loc)
+		ctx := t.Context()
+		at := func(dev string, d byte, min int) egress.Installation { return installation(dev, d, min) }
+		// One at a time, then as one batch.
+		for _, in := range []egress.Installation{at("P1", 'a', 0), at("P1", 'a', 5), at("P1", 'a', 0), at("P1", 'b', 10), at("P1", 'b', 11)} {
+			if err := s.RecordInstallation(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.RecordInstallations(ctx, []egress.Installation{at("P1", 'a', 20), at("P1", 'a', 21), at("P2", 'b', 1), at("P2", 'b', 2), at("P2", 'a', 3)}); err != nil {
+			t.Fatal(err)
+		}
+		// Recorded late: at minute 7 P1 still had a (since minute 0), so an
+		// installation of b then is kept; one of a then would not be.
+		for _, in := range []egress.Installation{at("P1", 'a', 7), at("P1", 'b', 7)} {
+			if err := s.RecordInstallation(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.Installations(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var summary []string
+		for _, in := range got {
+			summary = append(summary, fmt.Sprintf("%s %s %d", in.Device, in.Version, int(in.Time.Sub(At(0)).Minutes())))
+		}
+		want := []string{"P1 a 0", "P2 b 1", "P2 a 3", "P1 b 7", "P1 b 10", "P1 a 20"}
+		if !slices.Equal(summary, want) {
+			t.Fatalf("installations %q, want %q", summary, want)
+		}
+	})
+	t.Run("concurrent and invalid", func(t *testing.T) {
+		open := loc(t)
+		s := opened(t, open)
+		ctx := t.Context()
+		var wg sync.WaitGroup
+		for i := range 40 {
+			done := s.ExpectInstallation()
+			wg.Go(func() {
+				defer done()
+				if err := s.RecordInstallation(ctx, installation(fmt.Sprintf("D%02d", i), 'a', i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		in := installation("", 'a', 0)
+		in.Digest = "sha256:short"
+		err := s.RecordInstallation(ctx, in)
+		if err == nil || !strings.Contains(err.Error(), "device is required") || !strings.Contains(err.Error(), `digest "sha256:short"`) {
+			t.Fatalf("invalid installation: %v", err)
+		}
+		if err := s.RecordInstallations(ctx, []egress.Installation{installation("E1", 'b', 0), in}); err == nil {
+			t.Fatal("a batch with an invalid installation was accepted")
+		}
+		if err := s.RecordInstallation(cancelled(t), installation("E2", 'b', 0)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled: %v", err)
+		}
+		s.Close()
+		got, err := opened(t, open).Installations(ctx)
+		if err != nil || len(got) != 40 {
+			t.Fatalf("%d installations, %v; want the 40 valid ones", len(got), err)
+		}
+	})
+}
