@@ -244,8 +244,16 @@ func TestBrowserDemoStory(t *testing.T) {
 		t.Errorf("time shown as %q (title %q, localised %q), want New York time with UTC in the title", tm[0], tm[1], tm[2])
 	}
 	// Both plots drew, as images of this origin.
+	// An image may still be loading when the page is (the plots are
+	// rendered on request): wait up to 10 s for each.
 	for _, img := range []string{"contacts.svg", "volume.svg"} {
-		if w := eval[int](t, ctx, fmt.Sprintf(`document.querySelector('img[src$="%s"]').naturalWidth`, img)); w < 300 {
+		w := 0
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if w = eval[int](t, ctx, fmt.Sprintf(`document.querySelector('img[src$="%s"]').naturalWidth`, img)); w >= 300 || time.Now().After(deadline) {
+				break
+			}
+		}
+		if w < 300 {
 			t.Errorf("plot %s: naturalWidth %d", img, w)
 		}
 	}
