@@ -24,6 +24,9 @@ func (s *Server) IngestTelemetry(ctx context.Context, src egress.Source, body io
 	// that starts afterwards, although admissions are answered from the
 	// last complete analysis meanwhile. A failed analysis does not undo
 	// the commit; the next one covers the batch.
-	_, _ = s.deps.Risk.Sync(ctx)
+	// Bounded as a POST /v1/telemetry is: the bus's context never ends.
+	sctx, cancel := context.WithTimeout(ctx, s.limits.TelemetryTimeout)
+	defer cancel()
+	_, _ = s.deps.Risk.Sync(sctx)
 	return res, nil
 }
