@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"os"
 	"path/filepath"
 	"time"
 
@@ -30,15 +29,13 @@ func newRolloutController(state string, j rollout.Journal, at *time.Time) (*roll
 	return rollout.NewController(key, j, clock)
 }
 
-// admitRollout is admit's rollout controller: for a device (--device) of a
-// state directory with a fleet inventory, ring changes journalled in the
-// log (in memory with --no-log: every run then starts at the first ring),
-// at --evaluation-time when given. Nil otherwise: no rings are applied.
+// admitRollout is admit's rollout controller for a device (--device): ring
+// changes journalled in the log (in memory with --no-log: every run then
+// starts at the first ring), at --evaluation-time when given. A product
+// with rings and no fleet inventory in the state directory is then held
+// (fail closed: no ring can be computed). Nil without --device.
 func admitRollout(cfg admitConfig) func(*attest.Log) (*rollout.Controller, error) {
 	if cfg.deviceID == "" {
-		return nil
-	}
-	if _, err := os.Stat(filepath.Join(cfg.logFlags.state, egressInventoryFile)); err != nil {
 		return nil
 	}
 	return func(l *attest.Log) (*rollout.Controller, error) {
