@@ -1147,5 +1147,10 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.metrics.write(w, fc, err != nil, s.deps.Risk.Stats())
+	if s.deps.Replicas != nil {
+		if rs, ok := s.deps.Replicas(); ok {
+			writeReplicaMetrics(w, rs)
+		}
+	}
 	return nil
 }
