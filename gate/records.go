@@ -190,6 +190,14 @@ func (r *Records) List() []*Record {
 	return out
 }
 
+// Lookup returns the record of digest as Get does, or else from the store
+// (kept by another process, a replica on the same store): false when
+// there is none.
+func (r *Records) Lookup(ctx context.Context, digest string) (*Record, bool, error) {
+	rec, err := r.lookup(ctx, digest)
+	return rec, rec != nil, err
+}
+
 // lookup returns the record of digest, from memory or else from the store
 // (kept since by another process); nil when there is none.
 func (r *Records) lookup(ctx context.Context, digest string) (*Record, error) {

@@ -824,7 +824,10 @@ func (s *Server) getUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, known := s.deps.Records.Get(d)
+	rec, known, err := s.deps.Records.Lookup(r.Context(), d) // kept by another replica, too
+	if err != nil {
+		return err
+	}
 	ur, installed := rep.Risk(d)
 	if !known && !installed {
 		return errorf(http.StatusNotFound, "not-found", "update %s was never evaluated and no device is recorded installing it", d)
