@@ -214,7 +214,7 @@ func newReplicaSetup(t *testing.T, n int, trustYAML string, fleet bool) *replica
 // one key, and one ring membership).
 func (s *replicaSetup) start(t *testing.T, i int) *replica {
 	t.Helper()
-	args := []string{"--state", s.states[i], "--store", s.dsn, "--config", s.trust, "--no-scan", "--risk-cache-ttl", "1s"}
+	args := []string{"--state", s.states[i], "--store", s.dsn, "--config", s.trust, "--no-scan"}
 	key := filepath.Join(s.states[0], "signing.key")
 	if i > 0 {
 		args = append(args, "--signing-key", key)
