@@ -91,16 +91,41 @@ func (r *Records) forget(digest string) {
 	r.memoMu.Unlock()
 }
 
-// forgetAll drops every record held in memory, and the memo: each is read
-// from the store again when asked for.
-func (r *Records) forgetAll() {
+// refresh reads the record of digest from the store again (another
+// replica kept a new one); when that fails, the record is dropped, to be
+// read when next asked for.
+func (r *Records) refresh(ctx context.Context, digest string) error {
+	r.forget(digest)
+	_, err := r.lookup(ctx, digest)
+	return err
+}
+
+// reload reads every record from the store again, replacing what is held
+// (changes may have been missed); when that fails, everything is dropped,
+// each record to be read when next asked for. The memo is dropped.
+func (r *Records) reload(ctx context.Context) error {
+	byDigest, byRelease := map[string]*Record{}, map[releaseKey][]string{}
+	fresh := &Records{byDigest: byDigest, byRelease: byRelease}
+	err := r.st.ListEvaluations(ctx, func(e store.Evaluation) error {
+		rec, err := decodeRecord(e)
+		if err != nil {
+			return err
+		}
+		fresh.index(rec)
+		return nil
+	})
 	r.mu.Lock()
-	clear(r.byDigest)
-	clear(r.byRelease)
+	if err != nil {
+		clear(r.byDigest)
+		clear(r.byRelease)
+	} else {
+		r.byDigest, r.byRelease = byDigest, byRelease
+	}
 	r.mu.Unlock()
 	r.memoMu.Lock()
 	clear(r.memo)
 	r.memoMu.Unlock()
+	return err
 }
 
 // OpenRecords reads every evaluation kept in st. A record that cannot be

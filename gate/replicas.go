@@ -70,7 +70,11 @@ func (p *Pipeline) apply(c store.Change) {
 	case store.ChangeReset:
 		r.resets.Add(1)
 		p.logger.Info("replica change feed (re)connected: caches dropped", "why", c.Value)
-		p.records.forgetAll()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := p.records.reload(ctx); err != nil {
+			p.logger.Error("replica change feed: could not reread the kept evaluations; each is read when asked for", "err", err)
+		}
+		cancel()
 		p.risk.expectAll()
 		if p.ctl != nil {
 			p.ctl.Invalidate()
@@ -81,7 +85,11 @@ func (p *Pipeline) apply(c store.Change) {
 		r.risks.Add(1)
 		p.risk.expect(c.Key, c.Value)
 	case store.ChangeEvaluation:
-		p.records.forget(c.Key)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := p.records.refresh(ctx, c.Key); err != nil {
+			p.logger.Warn("replica change feed: could not reread an evaluation; it is read when asked for", "digest", c.Key, "err", err)
+		}
+		cancel()
 	case store.ChangeLog:
 		if p.ctl != nil {
 			p.ctl.Invalidate(c.Key)
@@ -147,24 +155,34 @@ func (p *Pipeline) ReplicaStats() (ReplicaStats, bool) {
 	return s, true
 }
 
-// publish announces c to the other replicas (bounded wait); a failure is
-// logged and counted: the others then learn of it from the telemetry
-// change (a risk) or not at all (a trust reload: reload them too).
-func (p *Pipeline) publish(c store.Change) {
+// publishWait bounds the announcements of one trust reload or one
+// analysis (the telemetry batch that caused it waits for them).
+const publishWait = 5 * time.Second
+
+// publish announces cs to the other replicas, within publishWait; a
+// failure is logged and counted (with the announcements not sent): the
+// others then learn of a risk from the telemetry change (their own
+// analysis), of a trust reload not at all (reload them too).
+func (p *Pipeline) publish(cs ...store.Change) {
 	if p.rep == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), publishWait)
 	defer cancel()
-	if err := p.rep.feed.Publish(ctx, c); err != nil {
-		p.rep.publishFailures.Add(1)
-		p.logger.Error("could not announce a change to the other replicas", "kind", c.Kind, "key", c.Key, "err", err)
+	for i, c := range cs {
+		if err := p.rep.feed.Publish(ctx, c); err != nil {
+			p.rep.publishFailures.Add(uint64(len(cs) - i))
+			p.logger.Error("could not announce a change to the other replicas", "kind", c.Kind, "key", c.Key, "not_sent", len(cs)-i, "err", err)
+			return
+		}
 	}
 }
 
 // publishRisks announces the updates whose risk state an analysis changed.
 func (p *Pipeline) publishRisks(changed map[string]string) {
+	cs := make([]store.Change, 0, len(changed))
 	for d, st := range changed {
-		p.publish(store.Change{Kind: store.ChangeRisk, Key: d, Value: st})
+		cs = append(cs, store.Change{Kind: store.ChangeRisk, Key: d, Value: st})
 	}
+	p.publish(cs...)
 }

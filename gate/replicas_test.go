@@ -156,6 +156,10 @@ func TestReplicaPipelines(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("B held A's new evaluation %s after A kept it", time.Since(start).Round(time.Millisecond))
+	// Held in memory (read again when the change came), so listed.
+	if l := b1.Records().List(); len(l) != 1 || !l[0].RecordedAt.Equal(again.Evidence.EvaluatedAt) {
+		t.Fatalf("B lists %d records", len(l))
+	}
 	if st, _ := b1.ReplicaStats(); st.Changes == 0 {
 		t.Fatalf("B's stats count no change: %+v", st)
 	}

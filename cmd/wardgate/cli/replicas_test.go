@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -432,6 +433,40 @@ func TestReplicasOneLog(t *testing.T) {
 	}
 	if err := json.Unmarshal(out, &v); err != nil || v.TreeSize != head.Size+1 || v.Entries != int(head.Size+1) {
 		t.Fatalf("verified pack: %s (%v), want %d entries", out, err, head.Size+1)
+	}
+
+	// The shared trust configuration changes and replica 0 alone is told
+	// (SIGHUP): the others reload it too, and refuse the update evaluated
+	// under the old one (stale-evaluation) from the bound on.
+	tb, err := os.ReadFile(s.trust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := strings.Replace(string(tb), "device_classes: [infusion-pump]", "device_classes: [infusion-pump, lab-pump]", 1)
+	if changed == string(tb) {
+		t.Fatal("the trust configuration has no pump device classes to change")
+	}
+	if err := os.WriteFile(s.trust, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs[0].cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(rs[0].logs.String(), `"msg":"reloaded"`) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	t0 := time.Now()
+	for i := 0; ; i++ {
+		start := time.Now()
+		a, code, err := s.admit(rs[1+i%2], digest, fmt.Sprintf("pump-reload-%d", i))
+		stale := err == nil && code == 200 && !a.Allow && len(a.Decision.Violations) == 1 && strings.Contains(a.Decision.Violations[0].Message, "evaluated under")
+		if !stale && start.Sub(t0) >= gate.DefaultReplicaBound {
+			t.Fatalf("replica %d still admits under the old trust configuration %s after replica 0 reloaded: %d %v %+v", 1+i%2, start.Sub(t0), code, err, a.Decision)
+		}
+		if start.Sub(t0) > gate.DefaultReplicaBound+300*time.Millisecond {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
