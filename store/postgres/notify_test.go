@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -48,4 +49,33 @@ func TestChangeFeedReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(store.ChangeEvaluation, storetest.Digest('f'))
+}
+
+// BenchmarkChangeDelivery is the time from a change announced on one
+// store (a replica) to its delivery on another's subscription: the
+// replicas' cache staleness in the usual case (one op: one Publish, then
+// the wait for it on the other side).
+//
+//	WARDGATE_TEST_POSTGRES=… go test ./store/postgres -run '^$' -bench ChangeDelivery -count 5
+func BenchmarkChangeDelivery(b *testing.B) {
+	dsn := freshSchema(b)
+	a, other := openDB(b, dsn), openDB(b, dsn)
+	ch := other.Subscribe(b.Context())
+	for c := range ch {
+		if c.Kind == store.ChangeReset {
+			break
+		}
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		key := fmt.Sprintf("bench-%d", i)
+		if err := a.Publish(b.Context(), store.Change{Kind: store.ChangeTrust, Key: key}); err != nil {
+			b.Fatal(err)
+		}
+		for c := range ch {
+			if c.Kind == store.ChangeTrust && c.Key == key {
+				break
+			}
+		}
+	}
 }
