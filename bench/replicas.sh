@@ -138,6 +138,13 @@ run() {
       printf "%s\t%d\t%s\t%.1f\t%.2f\t%.2f\t%d\t%.3f\t%.3f\n", cfg, r, la, rps, p50, p99, e, w, p > "/dev/stderr" }' 2>>"$out/results.tsv"
   if [ "$errs" != 0 ]; then grep -h 'first error' "$out/load-$cfg-$round.txt" || true; fi
   stop_all
+  if [ -n "$schema" ]; then
+    # What each admission leaves in PostgreSQL: its log entry and tree
+    # nodes, installation and audit rows, with their indexes.
+    psql -Atq "$server" -F ' ' -c "SELECT (SELECT count(*) FROM $schema.log_entries),
+        (SELECT sum(pg_total_relation_size('$schema.' || t)) FROM unnest(array['log_entries', 'log_nodes', 'installations', 'audit']) t)" |
+      awk -v cfg="$cfg" '$1 > 0 { printf "%-6s PostgreSQL: %d log entries, %.0f bytes each with its nodes, installation and audit rows\n", cfg, $1, $2 / $1 }'
+  fi
   drop_schema
 }
 : >"$out/results.tsv"
