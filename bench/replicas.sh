@@ -21,6 +21,7 @@
 # Leaves no process and no schema behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/tools/sh/serve.sh
 dur=${1:-20s}
 workers=${2:-24}
 rounds=${3:-3}
@@ -69,7 +70,6 @@ cpu_of() { # total user+system ticks of the given pids that still run
   done
   echo "$t"
 }
-fx=fixtures/testdata
 # run CONFIG ROUND: one measurement; appends a line to $out/results.tsv.
 run() {
   local cfg=$1 round=$2 n store=() addrs=() urls='' i
@@ -91,24 +91,13 @@ run() {
     pids+=($!)
   done
   for i in $(seq "$n"); do
-    local log="$out/serve-$cfg-$i.log" addr=
-    for _ in $(seq 300); do
-      addr=$(grep -o '"addr":"[^"]*"' "$log" 2>/dev/null | head -1 | cut -d'"' -f4 || true)
-      [ -n "$addr" ] && break
-      sleep 0.1
-    done
-    [ -n "$addr" ] || { echo "replica $i of $cfg did not start"; cat "$log"; exit 2; }
+    local addr
+    addr=$(serve_addr "$out/serve-$cfg-$i.log")
     addrs+=("$addr")
     urls="$urls${urls:+,}http://$addr"
   done
-  local resp digest
-  resp=$(curl -sS -H "Authorization: Bearer $(cat "$work/ci.tok")" \
-    -F vendor=acme-infusion -F product=infusion-pump -F version=2.4.0 \
-    -F firmware=@$fx/firmware/infusion-pump-2.4.0.bin -F signature=@$fx/sig/infusion-pump-2.4.0.bin.sig \
-    -F bundle=@$fx/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json -F sbom=@$fx/sbom/infusion-pump-2.4.0.cdx.json \
-    "http://${addrs[0]}/v1/updates")
-  digest=$(printf '%s' "$resp" | grep -o '"digest":"sha256:[0-9a-f]*"' | head -1 | cut -d'"' -f4)
-  printf '%s' "$resp" | grep -q '"allow":true' || { echo "evaluation did not allow: $resp"; exit 2; }
+  local digest
+  digest=$(evaluate_pump "${addrs[0]}" "$work/ci.tok")
   local backends=()
   local load c0 pg0=0 c1 pg1=0
   load=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -1,10 +1,8 @@
 package cli_test
 
 import (
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
@@ -97,28 +95,7 @@ func TestAdmitWithPostgresStore(t *testing.T) {
 func TestEgressWithPostgresStore(t *testing.T) {
 	dsn := postgresStore(t)
 	state := t.TempDir()
-	fleet := "../../../fixtures/fleet/testdata/"
-	art, err := os.ReadFile(fx + "/firmware/infusion-pump-2.4.0.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest := fmt.Sprintf("sha256:%x", sha256.Sum256(art))
-	ins, err := os.ReadFile(fleet + "installations.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const compromised = "sha256:7889dee97295a5ad686303faf86796bcb60b09eddd8af8ccac51b789affed93b"
-	insPath := filepath.Join(t.TempDir(), "installations.json")
-	if err := os.WriteFile(insPath, []byte(strings.ReplaceAll(string(ins), compromised, digest)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := os.ReadFile(fleet + "config.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(state, "config.json"), cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	fleet, insPath, digest := quarantineFleet(t, state)
 	code, out, errOut := run(t, "egress", "ingest", "--state", state, "--store", dsn, "--inventory", fleet+"inventory.json", "--installs", insPath, fleet+"defender.jsonl", "-o", "json")
 	if code != 0 || strings.Count(out, "\n") != 2 || !strings.Contains(out, `"kind":"telemetry","added":true`) {
 		t.Fatalf("ingest: %d %s %s", code, out, errOut)
