@@ -123,7 +123,8 @@ run() {
   awk -v cfg="$cfg" -v r="$round" -v la="$load" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v e="$errs" -v n="$answered" \
     -v wg=$((c1 - c0)) -v pg=$((pg1 - pg0)) -v hz="$clk" -v pgon="${schema:+1}" 'BEGIN {
       w = n ? wg / hz * 1000 / n : 0; p = (pgon && n) ? pg / hz * 1000 / n : 0
-      printf "%-6s round %d  load %s  %7.0f admissions/s  p50 %6.2f ms  p99 %7.2f ms  errors %d  CPU/admission: wardgate %.3f ms, postgres %.3f ms\n", cfg, r, la, rps, p50, p99, e, w, p
+      pgs = pgon ? sprintf(", postgres %.3f ms", p) : ""
+      printf "%-6s round %d  load %s  %7.0f admissions/s  p50 %6.2f ms  p99 %7.2f ms  errors %d  CPU/admission: wardgate %.3f ms%s\n", cfg, r, la, rps, p50, p99, e, w, pgs
       printf "%s\t%d\t%s\t%.1f\t%.2f\t%.2f\t%d\t%.3f\t%.3f\n", cfg, r, la, rps, p50, p99, e, w, p > "/dev/stderr" }' 2>>"$out/results.tsv"
   if [ "$errs" != 0 ]; then grep -h 'first error' "$out/load-$cfg-$round.txt" || true; fi
   stop_all
@@ -145,5 +146,5 @@ echo "== medians over $rounds round(s) (admissions/s, p99 ms, CPU ms per admissi
 for cfg in "${configs[@]}"; do
   awk -F'\t' -v cfg="$cfg" '$1 == cfg { rps[++n] = $4; p99[n] = $6; w[n] = $8; p[n] = $9 }
     function med(a,  k) { asort(a); return a[int((n + 1) / 2)] }
-    END { if (n) printf "%-6s %7.0f admissions/s  p99 %7.2f ms  CPU/admission wardgate %.3f ms, postgres %.3f ms\n", cfg, med(rps), med(p99), med(w), med(p) }' "$out/results.tsv"
+    END { if (n) printf "%-6s %7.0f admissions/s  p99 %7.2f ms  CPU/admission wardgate %.3f ms%s\n", cfg, med(rps), med(p99), med(w), (cfg == "sqlite" ? "" : sprintf(", postgres %.3f ms", med(p))) }' "$out/results.tsv"
 done
