@@ -10,6 +10,7 @@
 # shares the two cores with the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/tools/sh/serve.sh
 n=${1:-200000}
 c=${2:-20}
 dur=${3:-60s}
@@ -29,17 +30,8 @@ export WARDGATE_KEY_PASSWORD=
 "$out/wardgate" token create --role ci --name ci --state "$state" >"$state/ci.tok" 2>/dev/null
 "$out/wardgate" serve --config fixtures/trust.yaml --state "$state" --listen 127.0.0.1:0 --no-scan --unencrypted-key --log-level "${LOG_LEVEL:-info}" 2>"$out/serve.log" &
 pid=$!
-for _ in $(seq 100); do grep -q '"msg":"serving"' "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
-addr=$(grep -o '"addr":"[^"]*"' "$out/serve.log" | head -1 | cut -d'"' -f4)
-[ -n "$addr" ] || { echo "server did not start"; cat "$out/serve.log"; exit 2; }
-fx=fixtures/testdata
-resp=$(curl -sS -H "Authorization: Bearer $(cat "$state/ci.tok")" \
-  -F vendor=acme-infusion -F product=infusion-pump -F version=2.4.0 \
-  -F firmware=@$fx/firmware/infusion-pump-2.4.0.bin -F signature=@$fx/sig/infusion-pump-2.4.0.bin.sig \
-  -F bundle=@$fx/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json -F sbom=@$fx/sbom/infusion-pump-2.4.0.cdx.json \
-  "http://$addr/v1/updates")
-digest=$(printf '%s' "$resp" | grep -o '"digest":"sha256:[0-9a-f]*"' | head -1 | cut -d'"' -f4)
-printf '%s' "$resp" | grep -q '"allow":true' || { echo "evaluation did not allow: $resp"; exit 2; }
+addr=$(serve_addr "$out/serve.log")
+digest=$(evaluate_pump "$addr" "$state/ci.tok")
 echo "== evaluated $digest; driving POST /v1/admissions at $addr: $n requests, $c workers, at most $dur ($(nproc) cores)"
 # The server's CPU time (user + system) per admission answered: on a shared
 # machine throughput follows the CPU the others leave, this much less so.

@@ -11,6 +11,7 @@
 # driver, e.g. "-telemetry-every 500ms"). Leaves no process behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/tools/sh/serve.sh
 dur=${SOAK_DURATION:-1h}
 rate=${SOAK_RATE:-200}
 out=bench/out/soak
@@ -33,17 +34,8 @@ cp fixtures/fleet/testdata/inventory.json fixtures/fleet/testdata/config.json "$
 "$out/wardgate" serve --config fixtures/trust.yaml --state "$state" --listen 127.0.0.1:0 --no-scan --unencrypted-key \
   2> >(grep --line-buffered -v '"msg":"request"' >"$out/serve.log") &
 pid=$!
-for _ in $(seq 100); do grep -q '"msg":"serving"' "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
-addr=$(grep -o '"addr":"[^"]*"' "$out/serve.log" | head -1 | cut -d'"' -f4)
-[ -n "$addr" ] || { echo "server did not start"; cat "$out/serve.log"; exit 2; }
-fx=fixtures/testdata
-resp=$(curl -sS -H "Authorization: Bearer $(cat "$state/ci.tok")" \
-  -F vendor=acme-infusion -F product=infusion-pump -F version=2.4.0 \
-  -F firmware=@$fx/firmware/infusion-pump-2.4.0.bin -F signature=@$fx/sig/infusion-pump-2.4.0.bin.sig \
-  -F bundle=@$fx/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json -F sbom=@$fx/sbom/infusion-pump-2.4.0.cdx.json \
-  "http://$addr/v1/updates")
-digest=$(printf '%s' "$resp" | grep -o '"digest":"sha256:[0-9a-f]*"' | head -1 | cut -d'"' -f4)
-printf '%s' "$resp" | grep -q '"allow":true' || { echo "evaluation did not allow: $resp"; exit 2; }
+addr=$(serve_addr "$out/serve.log")
+digest=$(evaluate_pump "$addr" "$state/ci.tok")
 echo "== soak of $addr (pid $pid) for $dur: $rate admissions/s, telemetry, exports, hostile requests ($(nproc) cores)"
 # shellcheck disable=SC2086
 "$out/soak" -url "http://$addr" -pid "$pid" -digest "$digest" -duration "$dur" -rate "$rate" \

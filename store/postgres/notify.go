@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -127,21 +126,19 @@ func (db *DB) notifyTx(ctx context.Context, tx pgx.Tx, c store.Change) error {
 	return err
 }
 
-// notifyLog announces, inside the log append's transaction, the artifact
-// of every item appended with Notify (once each).
-func (db *DB) notifyLog(ctx context.Context, tx pgx.Tx, ops []logOp) error {
+// notifyLog queues, in the log append's transaction (before its COMMIT),
+// an announcement of the artifact of every item appended with Notify (once
+// each): it is delivered only when the append commits.
+func (db *DB) notifyLog(b *pgx.Batch, ops []logOp) {
 	seen := map[string]bool{}
 	for _, o := range ops {
 		for _, it := range o.items {
 			if it.Notify && !seen[it.Artifact] {
 				seen[it.Artifact] = true
-				if err := db.notifyTx(ctx, tx, store.Change{Kind: store.ChangeLog, Key: it.Artifact}); err != nil {
-					return fmt.Errorf("announce the append: %w", err)
-				}
+				b.Queue(`SELECT pg_notify($1, $2)`, db.feed.channel, db.feed.payload(store.Change{Kind: store.ChangeLog, Key: it.Artifact}))
 			}
 		}
 	}
-	return nil
 }
 
 // payload is KIND TAB ORIGIN TAB KEY TAB VALUE.

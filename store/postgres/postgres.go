@@ -38,6 +38,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -72,9 +73,12 @@ type DB struct {
 	where string
 	r, w  *pgxpool.Pool
 
-	logw   *groupcommit.Writer[logOp, logResult]
-	insw   *groupcommit.Writer[egress.Installation, struct{}]
-	auditw *groupcommit.Writer[store.AuditRecord, struct{}]
+	logw *groupcommit.Writer[logOp, logResult]
+	// lastSize is the log size this process last committed (-1: none), so
+	// an append reads the tree's nodes only when another replica wrote.
+	lastSize atomic.Int64
+	insw     *groupcommit.Writer[egress.Installation, struct{}]
+	auditw   *groupcommit.Writer[store.AuditRecord, struct{}]
 
 	feed *feed // the change feed (notify.go)
 }
@@ -135,6 +139,7 @@ func openDB(ctx context.Context, dsn string, o store.Options) (*DB, error) {
 		db.w.Close()
 		return nil, db.classify("connect to", err)
 	}
+	db.lastSize.Store(-1)
 	db.logw = groupcommit.NewWriter(db.commitLog, groupcommit.Options{})
 	db.insw = groupcommit.NewWriter(db.commitInstallations, groupcommit.Options{})
 	db.auditw = groupcommit.NewWriter(db.commitAudit, groupcommit.Options{})

@@ -174,20 +174,21 @@ func flipped() []string {
 	return args
 }
 
-// A signed, otherwise clean update that fleet telemetry has quarantined is
-// denied: the devices that installed it (the 3CX-like scenario of the fleet
-// fixture, relabelled with the pump 2.4.0 firmware's digest) fetch a payload
-// from a code-hosting site.
-func TestAdmitQuarantined(t *testing.T) {
-	state := t.TempDir()
-	fleet := "../../../fixtures/fleet/testdata/"
+// fleetDir is the fleet fixture.
+const fleetDir = "../../../fixtures/fleet/testdata/"
+
+// quarantineFleet prepares the fleet fixture's 3CX-like scenario for the
+// pump 2.4.0 firmware: its detection configuration in state, and its
+// installations relabelled with the firmware's digest (the file returned).
+func quarantineFleet(t *testing.T, state string) (fleet, installations, digest string) {
+	t.Helper()
 	art, err := os.ReadFile(fx + "/firmware/infusion-pump-2.4.0.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(art)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-	ins, err := os.ReadFile(fleet + "installations.json")
+	digest = "sha256:" + hex.EncodeToString(sum[:])
+	ins, err := os.ReadFile(fleetDir + "installations.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,17 +196,27 @@ func TestAdmitQuarantined(t *testing.T) {
 	if !strings.Contains(string(ins), compromised) {
 		t.Fatalf("fleet fixture no longer has the 3CX-like update %s", compromised)
 	}
-	insPath := filepath.Join(t.TempDir(), "installations.json")
-	if err := os.WriteFile(insPath, []byte(strings.ReplaceAll(string(ins), compromised, digest)), 0o644); err != nil {
+	installations = filepath.Join(t.TempDir(), "installations.json")
+	if err := os.WriteFile(installations, []byte(strings.ReplaceAll(string(ins), compromised, digest)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := os.ReadFile(fleet + "config.json")
+	cfg, err := os.ReadFile(fleetDir + "config.json")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(state, "config.json"), cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return fleetDir, installations, digest
+}
+
+// A signed, otherwise clean update that fleet telemetry has quarantined is
+// denied: the devices that installed it (the 3CX-like scenario of the fleet
+// fixture, relabelled with the pump 2.4.0 firmware's digest) fetch a payload
+// from a code-hosting site.
+func TestAdmitQuarantined(t *testing.T) {
+	state := t.TempDir()
+	fleet, insPath, _ := quarantineFleet(t, state)
 	if code, out, errOut := run(t, "egress", "ingest", "--state", state, "--inventory", fleet+"inventory.json", "--installs", insPath, fleet+"defender.jsonl"); code != 0 {
 		t.Fatalf("ingest: %d %s %s", code, out, errOut)
 	}
