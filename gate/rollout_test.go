@@ -48,16 +48,12 @@ type rolloutRig struct {
 	mu       sync.Mutex
 	lastSeen map[string]time.Time
 	journal  rollout.LogJournal
+	// shareSeen: the report's LastSeen is lastSeen itself, not a copy
+	// (the benchmark, which does not change it).
+	shareSeen bool
 }
 
 func newRolloutRig(t *testing.T) *rolloutRig {
-	h := newHarness(t)
-	r := &rolloutRig{harness: h, now: time.Date(2027, 3, 1, 8, 0, 0, 0, time.UTC), lastSeen: map[string]time.Time{}, journal: rollout.LogJournal{Log: h.log}}
-	tc := rolloutTrust(t)
-	eng, err := policy.New(t.Context(), policy.WithTrust(tc))
-	if err != nil {
-		t.Fatal(err)
-	}
 	b, err := os.ReadFile(fleetDir + "inventory.json")
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +66,18 @@ func newRolloutRig(t *testing.T) *rolloutRig {
 	if d, _ := inv.Device("HOSP-IOT-PUMP-06"); d.Ring != "canary" {
 		t.Fatalf("inventory label not read: %+v", d)
 	}
+	return newRolloutRigInv(t, inv)
+}
+
+// newRolloutRigInv is a rig whose rollouts go through inv's devices.
+func newRolloutRigInv(t testing.TB, inv *egress.Inventory) *rolloutRig {
+	h := newHarness(t)
+	r := &rolloutRig{harness: h, now: time.Date(2027, 3, 1, 8, 0, 0, 0, time.UTC), lastSeen: map[string]time.Time{}, journal: rollout.LogJournal{Log: h.log}}
+	tc := rolloutTrust(t)
+	eng, err := policy.New(t.Context(), policy.WithTrust(tc))
+	if err != nil {
+		t.Fatal(err)
+	}
 	clock := func() time.Time { r.mu.Lock(); defer r.mu.Unlock(); return r.now }
 	base := clock()
 	ctl, err := rollout.NewController([]byte("0123456789abcdef0123456789abcdef"), r.journal, rollout.NewClock(clock, func() time.Duration { return clock().Sub(base) }))
@@ -81,7 +89,10 @@ func newRolloutRig(t *testing.T) *rolloutRig {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			rep, err := h.risk.Report(t.Context())
-			rep.LastSeen = maps(r.lastSeen)
+			rep.LastSeen = r.lastSeen
+			if !r.shareSeen {
+				rep.LastSeen = maps(r.lastSeen)
+			}
 			return rep, err
 		}}
 	if r.gate, err = gate.New(tc, eng, h.st, gate.WithLog(h.log), gate.WithFleet(h.risk), gate.WithInstallations(h.st),
