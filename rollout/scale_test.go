@@ -344,6 +344,9 @@ func TestFleetReplayScaled(t *testing.T) {
 			if n < 10 {
 				q, s := f.minCanary(t, cfg, n)
 				t.Logf("n=%-5d %-12s smallest canary the detections need: %d device(s) to quarantine, %d to flag suspicious (0: not within %d)", n, c.name, q, s, n)
+				if q != 2 || s != 1 {
+					t.Errorf("n=%d %s: smallest canary %d to quarantine, %d to flag; docs/rollout.md says 2 and 1", n, c.name, q, s)
+				}
 				continue
 			}
 			off := f.ringsOff(t, cfg)
@@ -361,9 +364,23 @@ func TestFleetReplayScaled(t *testing.T) {
 				}
 				t.Logf("n=%-5d %-12s canary %-4s (%3d devices): installed before the stop %4d/%d (%5.1f%%), %s",
 					n, c.name, trust.FormatShare(share), canary, run.installsAt, n, pct(run.installsAt, n), status)
+				// What docs/rollout.md says: two canaries or more stop the
+				// update in the canary ring; one pauses it, never stops it.
+				switch {
+				case canary >= 2 && (run.stopAt.IsZero() || run.installsAt > canary):
+					t.Errorf("n=%d %s canary %s: not stopped in the canary ring", n, c.name, trust.FormatShare(share))
+				case canary == 1 && (!run.stopAt.IsZero() || run.pausedAt.IsZero()):
+					t.Errorf("n=%d %s canary of one device: stopped %v, paused %v", n, c.name, run.stopAt, run.pausedAt)
+				}
+			}
+			if off.stopAt.IsZero() {
+				t.Errorf("n=%d %s: never quarantined with rings off", n, c.name)
 			}
 			q, s := f.minCanary(t, cfg, 12)
 			t.Logf("n=%-5d %-12s smallest canary the detections need: %d device(s) to quarantine, %d to flag suspicious (0: not within 12)", n, c.name, q, s)
+			if q != 2 || s != 1 {
+				t.Errorf("n=%d %s: smallest canary %d to quarantine, %d to flag; docs/rollout.md says 2 and 1", n, c.name, q, s)
+			}
 		}
 	}
 }
