@@ -30,6 +30,10 @@ type Rollout struct {
 	// those recorded by another process (DefaultInstallRefresh when 0);
 	// the gate's own admissions are seen at once (rolloutCache).
 	InstallRefresh time.Duration
+	// Fresh, when set and false, says other replicas' ring changes may be
+	// missing (Pipeline.Fresh): the ring state is then read from the log
+	// for each decision.
+	Fresh func() bool
 }
 
 // ErrNoInventory: a product has rollout rings and no inventory is known,
@@ -113,6 +117,9 @@ func (g *Gate) rolloutGate(ctx context.Context, ev evidence.Evidence) (*RolloutH
 	o, err := g.RolloutObserved(ctx, plan, ev.Fleet.RiskState)
 	if err != nil {
 		return nil, time.Time{}, err
+	}
+	if g.rollout.Fresh != nil && !g.rollout.Fresh() {
+		g.rollout.Controller.Invalidate(plan.Digest)
 	}
 	d, err := g.rollout.Controller.Decide(ctx, plan, o)
 	if err != nil {
@@ -233,5 +240,8 @@ func (g *Gate) RolloutAction(ctx context.Context, a evidence.Artifact, class str
 	if err != nil {
 		return rollout.Change{}, err
 	}
+	// An admin's action is decided on the ring state as the log has it
+	// (another replica may have changed it a moment ago).
+	g.rollout.Controller.Invalidate(plan.Digest)
 	return g.rollout.Controller.Admin(ctx, plan, act, actor, reason, o)
 }
