@@ -249,6 +249,11 @@ func TestPropertyNoDeviceOutsideRing(t *testing.T) {
 			}
 			prev := s
 			d := rollout.Decide(p, s, o, now)
+			// The same evidence answered device by device (the gate's
+			// cache) decides the same.
+			if v := rollout.Decide(p, s, rollout.Observed{View: mapView{o.Installed, o.LastSeen}, Risk: o.Risk}, now); !reflect.DeepEqual(v, d) {
+				t.Fatalf("iter %d: through a View %+v, from maps %+v", iter, v, d)
+			}
 			if d.Change != nil {
 				if stopped {
 					t.Fatalf("iter %d: change after stop: %+v", iter, d.Change)
@@ -367,3 +372,9 @@ func TestControllerInvalidate(t *testing.T) {
 		t.Fatalf("B after Invalidate(): %s, want active", d.State.Status)
 	}
 }
+
+// mapView is a rollout.View over maps.
+type mapView struct{ installed, seen map[string]time.Time }
+
+func (v mapView) InstalledAt(id string) (time.Time, bool) { t, ok := v.installed[id]; return t, ok }
+func (v mapView) SeenAt(id string) (time.Time, bool)      { t, ok := v.seen[id]; return t, ok }
