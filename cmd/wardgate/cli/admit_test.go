@@ -19,6 +19,7 @@ import (
 	"github.com/wardgate/wardgate/store"
 )
 
+// admitResult is the part of admit's JSON output the tests read.
 type admitResult struct {
 	Allow     bool `json:"allow"`
 	Evaluated bool `json:"evaluated"`
@@ -35,6 +36,25 @@ type admitResult struct {
 		Index int `json:"index"`
 	} `json:"logEntry"`
 	Evidence struct {
+		Artifact struct {
+			Digest         string   `json:"digest"`
+			ExpectedDigest string   `json:"expectedDigest"`
+			Version        string   `json:"version"`
+			DeviceClasses  []string `json:"deviceClasses"`
+		} `json:"artifact"`
+		Metadata struct {
+			Expires *time.Time `json:"expires"`
+			TUF     *struct {
+				Verified bool   `json:"verified"`
+				Reason   string `json:"reason"`
+				Detail   string `json:"detail"`
+				Target   string `json:"target"`
+				Roles    []struct {
+					Name    string `json:"name"`
+					Version int64  `json:"version"`
+				} `json:"roles"`
+			} `json:"tuf"`
+		} `json:"metadata"`
 		Fleet struct {
 			RiskState string `json:"riskState"`
 			Findings  []struct {

@@ -309,7 +309,7 @@ func egressManifests(t *testing.T) manifestCases {
 func (m manifestCases) trust(file string) func(string) string {
 	return func(s string) string {
 		s = strings.Replace(s, "        authorities:\n          # The release key", "        egress_manifests: ["+file+"]\n        authorities:\n          # The release key", 1)
-		return regexp.MustCompile(`(?m)^(            - path: .*/keys/acme-infusion\.pub\n)`).ReplaceAllString(s, "${1}            - path: "+m.pub+"\n")
+		return pumpKeyLine.ReplaceAllString(s, "${1}            - path: "+m.pub+"\n")
 	}
 }
 

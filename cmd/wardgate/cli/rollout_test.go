@@ -1,8 +1,6 @@
 package cli_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -11,24 +9,10 @@ import (
 // with no fleet inventory is not allowed: no ring can be computed, so the
 // rings are not skipped but the admission fails closed.
 func TestAdmitRolloutWithoutInventoryFailsClosed(t *testing.T) {
-	b, err := os.ReadFile("../../../fixtures/trust.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	abs, err := filepath.Abs("../../../fixtures/testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := strings.ReplaceAll(string(b), " testdata/", " "+abs+"/")
-	withRings := strings.Replace(body, "        device_classes: [infusion-pump]\n", "        device_classes: [infusion-pump]\n"+
-		"        rollout:\n          rings:\n            - {name: canary, share: 20%, soak: 48h, min_reporting: 2}\n            - {name: broad, share: 100%}\n", 1)
-	if withRings == body {
-		t.Fatal("fixture trust.yaml changed: no pump device_classes line")
-	}
-	p := filepath.Join(t.TempDir(), "trust.yaml")
-	if err := os.WriteFile(p, []byte(withRings), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	p := fixtureTrust(t, func(s string) string {
+		return strings.Replace(s, "        device_classes: [infusion-pump]\n", "        device_classes: [infusion-pump]\n"+
+			"        rollout:\n          rings:\n            - {name: canary, share: 20%, soak: 48h, min_reporting: 2}\n            - {name: broad, share: 100%}\n", 1)
+	})
 	code, r := admit(t, t.TempDir(), replace(pumpArgs("2.4.0", "--device", "HOSP-IOT-PUMP-01", "--device-class", "infusion-pump", "--installed-version", "2.3.0"), "--config", p))
 	if code == 0 || r.Allow || !strings.Contains(r.Error, "rollout rings need the fleet inventory") {
 		t.Fatalf("exit %d %+v", code, r)

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,8 +13,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"mime/multipart"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -204,41 +201,10 @@ func startServeArgs(t *testing.T, args ...string) (url string, stop func()) {
 // postFirmware posts a multipart POST /v1/updates.
 func postFirmware(t *testing.T, url, tok string, fields, files map[string]string) (int, string) {
 	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for k, v := range fields {
-		if err := mw.WriteField(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var ff []formFile
 	for field, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := mw.CreateFormFile(field, filepath.Base(p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(b)
+		ff = append(ff, formFile{field, p, ""})
 	}
-	if err := mw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest("POST", url+"/v1/updates", &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(b)
+	code, b := postForm(t, url+"/v1/updates", tok, fields, ff...)
+	return code, string(b)
 }
