@@ -3,14 +3,11 @@ package cli_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -37,17 +34,8 @@ func TestServeFirmware(t *testing.T) {
 	fwtest.Need(t, "mksquashfs")
 	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	dir, state := t.TempDir(), t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fwtest.Write(t, filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
-	trust := filepath.Join(dir, "trust.yaml")
-	fwtest.Write(t, trust, []byte("version: 1\nsbom:\n  required: false\nvendors:\n  acme:\n    products:\n      pump:\n        device_classes: [infusion-pump]\n        authorities:\n          keys:\n            - path: release.pub\n"), 0o644)
+	key := releaseKey(t, dir)
+	trust := firmwareTrust(t, dir, "trust.yaml", "")
 	// The root filesystem has 19 entries; 40 leaves room for the next
 	// release and none for one with 30 more files.
 	serverConfig := filepath.Join(dir, "server.yaml")
