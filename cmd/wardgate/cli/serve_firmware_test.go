@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -111,6 +112,15 @@ func TestServeFirmware(t *testing.T) {
 	if r.Allow || len(r.Decision.Violations) != 1 || r.Decision.Violations[0].Code != "could-not-evaluate" ||
 		!strings.Contains(r.Decision.Violations[0].Message, "40 files") {
 		t.Fatalf("1.0.2 past the file limit: %+v", r)
+	}
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || !strings.Contains(string(metrics), "\nwardgate_limit_reached_total{limit=\"unpack_files\"} 1\n") {
+		t.Fatalf("the file limit is not counted (%v):\n%s", err, metrics)
 	}
 	// An upload whose signature does not verify is not unpacked.
 	unsignedRoot := fwtest.Rootfs(t, true)
