@@ -5,7 +5,9 @@
 # RSS, file descriptors, goroutines, admissions/s and their p50/p99/max.
 # The per-second table goes to bench/out/soak/samples.tsv, the summary to
 # the terminal; exit 1 on a failed or denied admission, a 5xx, an admission
-# over its budget, or growth of descriptors or goroutines.
+# over its budget, or growth from the first half of the run to the second
+# of what the server holds beyond its clients' connections: descriptors
+# other than sockets, connections in CLOSE_WAIT, goroutines less sockets.
 #   SOAK_DURATION=5m make soak
 # SOAK_RATE (admissions/s, default 200), SOAK_ARGS (more flags for the
 # driver, e.g. "-telemetry-every 500ms"), WARDGATE (the binary; make soak
