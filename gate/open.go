@@ -90,6 +90,11 @@ type Config struct {
 	// configuration (the vulnerability database it asks for); it is called
 	// for every Gate built, on Open and on each Reload.
 	TrustOptions func(*trust.Config) ([]Option, error)
+	// ReplicaBound is how far behind the other replicas' changes this
+	// process may be and still answer from its caches, when the store has
+	// a change feed (PostgreSQL; DefaultReplicaBound when zero). See
+	// Pipeline.Fresh and docs/postgres.md.
+	ReplicaBound time.Duration
 	// StoreOptions and LogOptions tune the store and the log (tests set a
 	// small reader pool, for one).
 	StoreOptions []store.Option
@@ -104,6 +109,9 @@ func (c Config) Validate() error {
 	}
 	if c.Trust == "" {
 		errs = append(errs, errors.New("gate: no trust configuration"))
+	}
+	if c.ReplicaBound < 0 {
+		errs = append(errs, fmt.Errorf("gate: replica bound %s: must be positive", c.ReplicaBound))
 	}
 	if c.RiskTTL < 0 {
 		errs = append(errs, fmt.Errorf("gate: risk cache TTL %s: must be positive", c.RiskTTL))
@@ -125,6 +133,12 @@ type Pipeline struct {
 	risk    *RiskCache
 	fleet   atomic.Pointer[fleetState]
 	gate    atomic.Pointer[Gate]
+	ctl     *rollout.Controller // nil without Config.Rollout
+
+	// The change feed (replicas on one store; nil without one).
+	rep        *replicas
+	started    time.Time
+	stopFollow context.CancelFunc
 }
 
 // fleetState is the fleet inventory (nil when none is known) and the
@@ -151,7 +165,10 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p = &Pipeline{cfg: cfg, logger: logger}
+	if cfg.ReplicaBound == 0 {
+		cfg.ReplicaBound = DefaultReplicaBound
+	}
+	p = &Pipeline{cfg: cfg, logger: logger, started: time.Now()}
 	// The trust configuration and policies first: a mistake in them is
 	// reported before anything in the state directory is touched.
 	tc, eng, err := p.load(ctx)
@@ -167,11 +184,21 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 		return nil, err
 	}
 	p.st = st
+	opened := p // p is nil when Open fails
 	defer func() {
 		if err != nil {
-			st.Close()
+			opened.Close()
 		}
 	}()
+	// Other replicas' changes are followed from before anything is read
+	// into a cache (the feed's first reset drops it all again anyway).
+	var changes <-chan store.Change
+	if feed, ok := st.(store.ChangeFeed); ok {
+		p.rep = &replicas{feed: feed, bound: cfg.ReplicaBound, logger: logger, now: time.Now}
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		p.stopFollow = cancel
+		changes = feed.Subscribe(fctx)
+	}
 	if !cfg.NoLog {
 		signer, err := p.signer(ctx)
 		if err != nil {
@@ -184,11 +211,19 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 	if p.records, err = OpenRecords(ctx, p.st); err != nil {
 		return nil, err
 	}
+	if p.rep != nil {
+		p.records.fresh = p.Fresh
+	}
 	if err := p.loadFleet(ctx, tc); err != nil {
 		return nil, err
 	}
 	if p.risk, err = NewRiskCache(p.analyze, cfg.RiskTTL, nil, cfg.RiskOptions...); err != nil {
 		return nil, err
+	}
+	if p.rep != nil {
+		p.risk.lagging = func() bool { return !p.Fresh() }
+		p.risk.lagBound = cfg.ReplicaBound
+		p.risk.changed = p.publishRisks
 	}
 	base := []Option{WithFleet(p.risk), WithInstallations(p.st), WithBlobs(p.st), WithLogger(logger),
 		WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.State, SBOMCacheDir)))}
@@ -200,7 +235,12 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 		if err != nil {
 			return nil, fmt.Errorf("rollout: %w", err)
 		}
-		base = append(base, WithRollout(Rollout{Controller: ctl, Inventory: p.Inventory, Installations: p.st.Installations, Report: p.risk.Report}))
+		p.ctl = ctl
+		r := Rollout{Controller: ctl, Inventory: p.Inventory, Installations: p.st.Installations, Report: p.risk.Report}
+		if p.rep != nil {
+			r.Fresh = p.Fresh
+		}
+		base = append(base, WithRollout(r))
 	}
 	p.opts = append(base, opts...)
 	g, err := p.build(tc, eng)
@@ -208,6 +248,9 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 		return nil, err
 	}
 	p.gate.Store(g)
+	if changes != nil {
+		go p.follow(changes)
+	}
 	return p, nil
 }
 
@@ -359,8 +402,12 @@ func (p *Pipeline) Reload(ctx context.Context) (*Gate, error) {
 		p.fleet.Store(old)
 		return nil, err
 	}
-	p.gate.Store(g)
+	prev := p.gate.Swap(g)
 	p.risk.Invalidate()
+	if prev == nil || prev.trust.Digest() != g.trust.Digest() {
+		// The other replicas reload theirs (a configuration they share).
+		p.publish(store.Change{Kind: store.ChangeTrust, Key: g.trust.Digest()})
+	}
 	return g, nil
 }
 
@@ -385,8 +432,14 @@ func (p *Pipeline) Inventory() *egress.Inventory { return p.fleet.Load().inv }
 // Ping checks the store answers (readiness).
 func (p *Pipeline) Ping(ctx context.Context) error { return p.st.Ping(ctx) }
 
-// Close commits what the store's group committers hold and closes it.
-func (p *Pipeline) Close() error { return p.st.Close() }
+// Close stops following the other replicas' changes, commits what the
+// store's group committers hold and closes it.
+func (p *Pipeline) Close() error {
+	if p.stopFollow != nil {
+		p.stopFollow()
+	}
+	return p.st.Close()
+}
 
 // FleetConfig is the detection configuration (the defaults when the state
 // directory has none).

@@ -26,6 +26,10 @@ type Rollout struct {
 	// Report returns the current fleet analysis; its LastSeen is each
 	// device's latest telemetry.
 	Report func(ctx context.Context) (egress.Report, error)
+	// Fresh, when set and false, says other replicas' ring changes may be
+	// missing (Pipeline.Fresh): the ring state is then read from the log
+	// for each decision.
+	Fresh func() bool
 }
 
 // ErrNoInventory: a product has rollout rings and no inventory is known,
@@ -123,6 +127,9 @@ func (g *Gate) rolloutGate(ctx context.Context, ev evidence.Evidence) (*RolloutH
 	o, err := g.RolloutObserved(ctx, plan, ev.Fleet.RiskState)
 	if err != nil {
 		return nil, time.Time{}, err
+	}
+	if g.rollout.Fresh != nil && !g.rollout.Fresh() {
+		g.rollout.Controller.Invalidate(plan.Digest)
 	}
 	d, err := g.rollout.Controller.Decide(ctx, plan, o)
 	if err != nil {
@@ -243,5 +250,8 @@ func (g *Gate) RolloutAction(ctx context.Context, a evidence.Artifact, class str
 	if err != nil {
 		return rollout.Change{}, err
 	}
+	// An admin's action is decided on the ring state as the log has it
+	// (another replica may have changed it a moment ago).
+	g.rollout.Controller.Invalidate(plan.Digest)
 	return g.rollout.Controller.Admin(ctx, plan, act, actor, reason, o)
 }

@@ -167,7 +167,10 @@ func (k kubeGate) Evaluate(ctx context.Context, img kube.Image) error {
 func (k kubeGate) Admit(ctx context.Context, img kube.Image, w kube.Workload) (kube.Verdict, error) {
 	g := k.s.gate.Load()
 	d := digestPart(img.Digest)
-	rec, ok := k.s.deps.Records.Get(d)
+	rec, ok, err := k.s.deps.Records.Lookup(ctx, d) // kept by another replica, too
+	if err != nil {
+		return kube.Verdict{}, err
+	}
 	if !ok || rec.Evidence.TrustConfigDigest != g.Trust().Digest() {
 		return kube.Verdict{}, kube.ErrNotEvaluated
 	}

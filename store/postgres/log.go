@@ -76,7 +76,7 @@ func (db *DB) commitLog(ctx context.Context, ops []logOp, out []logResult) error
 				}
 			}
 		}
-		return nil
+		return db.notifyLog(ctx, tx, ops)
 	})
 	if errors.Is(err, store.ErrSequence) {
 		return err

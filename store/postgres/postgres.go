@@ -75,6 +75,8 @@ type DB struct {
 	logw   *groupcommit.Writer[logOp, logResult]
 	insw   *groupcommit.Writer[egress.Installation, struct{}]
 	auditw *groupcommit.Writer[store.AuditRecord, struct{}]
+
+	feed *feed // the change feed (notify.go)
 }
 
 // Open connects to the database of dsn, migrates its schema, and returns
@@ -125,6 +127,10 @@ func openDB(ctx context.Context, dsn string, o store.Options) (*DB, error) {
 		db.w.Close()
 		return nil, err
 	}
+	if err := db.newFeed(ctx, wcfg); err != nil {
+		db.w.Close()
+		return nil, err
+	}
 	if db.r, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		db.w.Close()
 		return nil, db.classify("connect to", err)
@@ -159,6 +165,7 @@ func (db *DB) Close() error {
 	db.logw.Close()
 	db.insw.Close()
 	db.auditw.Close()
+	db.closeFeed()
 	db.r.Close()
 	db.w.Close()
 	return nil
