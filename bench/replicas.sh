@@ -21,7 +21,7 @@
 # Leaves no process and no schema behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. bench/tools/sh/serve.sh
+. bench/lib/serve.sh
 dur=${1:-20s}
 workers=${2:-24}
 rounds=${3:-3}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	_ "github.com/wardgate/wardgate/store/postgres" // postgres:// and postgresql:// locations
 	_ "github.com/wardgate/wardgate/store/sqlite"   // the embedded store, for state directories
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/verify"
 )
 
 // Files of the state directory besides the store's own.
@@ -212,7 +214,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 	if p.rep != nil {
 		p.records.fresh = p.Fresh
 	}
-	if err := p.loadFleet(); err != nil {
+	if err := p.loadFleet(ctx, tc); err != nil {
 		return nil, err
 	}
 	if p.risk, err = NewRiskCache(p.analyze, cfg.RiskTTL, nil, cfg.RiskOptions...); err != nil {
@@ -319,8 +321,9 @@ func (p *Pipeline) load(ctx context.Context) (*trust.Config, *policy.Engine, err
 }
 
 // loadFleet reads the inventory and detection configuration of the state
-// directory (both optional).
-func (p *Pipeline) loadFleet() error {
+// directory (both optional), and adds the egress manifests of tc's
+// products that their authorities signed.
+func (p *Pipeline) loadFleet(ctx context.Context, tc *trust.Config) error {
 	inv, err := egress.ReadInventoryFile(filepath.Join(p.cfg.State, InventoryFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -332,8 +335,43 @@ func (p *Pipeline) loadFleet() error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("detection configuration: %w", err)
 	}
+	ms, err := p.egressManifests(ctx, tc)
+	if err != nil {
+		return err
+	}
+	ecfg.Manifests = append(ecfg.Manifests, ms...)
 	p.fleet.Store(&fleetState{inv: inv, cfg: ecfg})
 	return nil
+}
+
+// egressManifests are the egress manifests the trust configuration lists
+// (egress_manifests of a product) that an authority of that product
+// signed. A manifest silences findings, so one that is unsigned, signed by
+// anyone else or unreadable is not used (and logged): the findings it
+// would silence stand.
+func (p *Pipeline) egressManifests(ctx context.Context, tc *trust.Config) ([]egress.EgressManifest, error) {
+	var out []egress.EgressManifest
+	for _, vn := range tc.VendorNames() {
+		v := tc.Vendors[vn]
+		for _, pn := range slices.Sorted(maps.Keys(v.Products)) {
+			for _, path := range v.Products[pn].EgressManifests {
+				sig, err := verify.LoadSignature(path)
+				var ms []egress.EgressManifest
+				if err == nil {
+					ms, err = VerifyEgressManifest(ctx, tc, sig, func(string) []string { return []string{pn} })
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil, err
+					}
+					p.logger.Warn("egress manifest not used", "vendor", vn, "product", pn, "manifest", path, "error", err)
+					continue
+				}
+				out = append(out, ms...)
+			}
+		}
+	}
+	return out, nil
 }
 
 // analyze runs the fleet detections over the store: nothing to find while
@@ -352,10 +390,10 @@ func (p *Pipeline) analyze(ctx context.Context) (egress.Report, error) {
 // On an error the pipeline keeps what it had.
 func (p *Pipeline) Reload(ctx context.Context) (*Gate, error) {
 	old := p.fleet.Load()
-	if err := p.loadFleet(); err != nil {
-		return nil, err
-	}
 	tc, eng, err := p.load(ctx)
+	if err == nil {
+		err = p.loadFleet(ctx, tc)
+	}
 	var g *Gate
 	if err == nil {
 		g, err = p.build(tc, eng)

@@ -370,6 +370,9 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		s.metrics.limit(limitEvaluateTimeout)
 	}
+	if l := unpackLimit(err); l != "" {
+		s.metrics.limit(l)
+	}
 	if diskFull(err) {
 		return errNoSpace(err) // not a verdict on the update: nothing is kept
 	}

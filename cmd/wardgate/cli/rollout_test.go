@@ -16,25 +16,10 @@ import (
 // pump: a 20% canary (two of the six pumps) soaking 48 h, then all.
 func ringsTrust(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile("../../../fixtures/trust.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	abs, err := filepath.Abs("../../../fixtures/testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := strings.ReplaceAll(string(b), " testdata/", " "+abs+"/")
-	withRings := strings.Replace(body, "        device_classes: [infusion-pump]\n", "        device_classes: [infusion-pump]\n"+
-		"        rollout:\n          rings:\n            - {name: canary, share: 20%, soak: 48h, min_reporting: 2}\n            - {name: broad, share: 100%}\n", 1)
-	if withRings == body {
-		t.Fatal("fixture trust.yaml changed: no pump device_classes line")
-	}
-	p := filepath.Join(t.TempDir(), "trust.yaml")
-	if err := os.WriteFile(p, []byte(withRings), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return fixtureTrust(t, func(s string) string {
+		return strings.Replace(s, "        device_classes: [infusion-pump]\n", "        device_classes: [infusion-pump]\n"+
+			"        rollout:\n          rings:\n            - {name: canary, share: 20%, soak: 48h, min_reporting: 2}\n            - {name: broad, share: 100%}\n", 1)
+	})
 }
 
 // admit --device for a product with rollout rings in a state directory

@@ -95,7 +95,8 @@ func TestAdmitWithPostgresStore(t *testing.T) {
 func TestEgressWithPostgresStore(t *testing.T) {
 	dsn := postgresStore(t)
 	state := t.TempDir()
-	fleet, insPath, digest := quarantineFleet(t, state)
+	insPath, digest := fleetScenario(t, state)
+	fleet := fleetFx + "/"
 	code, out, errOut := run(t, "egress", "ingest", "--state", state, "--store", dsn, "--inventory", fleet+"inventory.json", "--installs", insPath, fleet+"defender.jsonl", "-o", "json")
 	if code != 0 || strings.Count(out, "\n") != 2 || !strings.Contains(out, `"kind":"telemetry","added":true`) {
 		t.Fatalf("ingest: %d %s %s", code, out, errOut)
