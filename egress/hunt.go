@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"math/bits"
 	"net/netip"
 	"os"
 	"runtime"
@@ -386,28 +385,7 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 	if s := d.span(dRemoteURL); s.kind == kindString && s.esc {
 		sbuf[2] = url[:0] // url is the unquote buffer: keep it for the next escaped URL
 	}
-	sent, _ := d.integer(dSentBytes)
-	a.add(dev, url, hourBin(sec), sent)
-	return true
-}
-
-// valid checks the field types and integer values d.event would reject,
-// without allocating.
-func (d *defRaw) valid() bool {
-	for set := d.set; set != 0; set &= set - 1 {
-		f := bits.TrailingZeros16(set)
-		k := d.span(f).kind
-		if k == kindOther || (k == kindNumber && !isIntField(f)) {
-			return false
-		}
-		if !isIntField(f) || k == kindNull {
-			continue
-		}
-		n, err := d.integer(f)
-		if err != nil || ((f == dRemotePort || f == dLocalPort) && (n < 0 || n > 65535)) {
-			return false
-		}
-	}
+	a.add(dev, url, hourBin(sec), d.intValue(dSentBytes))
 	return true
 }
 
