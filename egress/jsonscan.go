@@ -396,12 +396,12 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 // little-endian 8-byte words: the first, the last (overlapping the one
 // before) and those between. Every pattern is at least 10 bytes long.
 type keyPat struct {
-	n         int
-	first     uint64
-	last      uint64
-	mid       [2]uint64
-	nmid      int
-	pat string
+	n     int
+	first uint64
+	last  uint64
+	mid   [2]uint64
+	nmid  int
+	pat   string
 }
 
 var keyPats = func() (p [nDefender]keyPat) {

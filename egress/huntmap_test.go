@@ -1,0 +1,122 @@
+package egress
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestPairAggsMatchesMap: a pair's groups, kept in a slice while the hours
+// are dense and in a map once they spread, are exactly those of a plain
+// map, whatever order the hours come in.
+func TestPairAggsMatchesMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tc := range []struct {
+		name   string
+		hour   func(i int) int64
+		events int
+		sparse bool
+	}{
+		{"in order over two days", func(i int) int64 { return int64(480000 + i/50) }, 2400, false},
+		{"backwards", func(i int) int64 { return int64(480000 - i/10) }, 400, false},
+		{"shuffled within two days", func(int) int64 { return int64(480000 + rng.IntN(48)) }, 3000, false},
+		{"shuffled within a year", func(int) int64 { return int64(480000 + rng.IntN(24*365)) }, 3000, true},
+		{"years apart", func(int) int64 { return int64(rng.IntN(100)) * 24 * 365 }, 300, true},
+		{"before the epoch", func(i int) int64 { return int64(-5 - i%70) }, 500, false},
+		{"dense, then one far hour", func(i int) int64 {
+			if i == 499 {
+				return 9_000_000
+			}
+			return int64(480000 + i%40)
+		}, 500, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var p pairAggs
+			want := map[int64]agg{}
+			for i := range tc.events {
+				hour := tc.hour(i) * 3600
+				sent := int64(rng.IntN(1000))
+				g := p.group(hour)
+				g.sum += sent
+				g.count++
+				w := want[hour]
+				w.sum += sent
+				w.count++
+				want[hour] = w
+			}
+			got := map[int64]agg{}
+			p.each(func(h hourAgg) {
+				if _, dup := got[h.hour]; dup {
+					t.Fatalf("hour %d twice", h.hour)
+				}
+				got[h.hour] = h.agg
+			})
+			if len(got) != len(want) || p.n != len(want) {
+				t.Fatalf("%d groups (n %d), want %d", len(got), p.n, len(want))
+			}
+			for h, w := range want {
+				if got[h] != w {
+					t.Fatalf("hour %d: %+v, want %+v", h, got[h], w)
+				}
+			}
+			if (p.sparse != nil) != tc.sparse {
+				t.Errorf("sparse = %v, want %v", p.sparse != nil, tc.sparse)
+			}
+			if len(p.dense) > max(maxDenseFloor, 4*p.n) {
+				t.Errorf("%d dense slots for %d groups", len(p.dense), p.n)
+			}
+		})
+	}
+}
+
+// TestHuntMappedMatchesReader: the mapped file's line splitting counts
+// lines, blanks, malformed and too-long lines exactly as lineReader does:
+// CRLF, blank lines of Unicode spaces, lines of exactly the limit, one
+// byte over, a last line without a newline.
+func TestHuntMappedMatchesReader(t *testing.T) {
+	const maxLine = 200
+	good := func(dev string, sent int) string {
+		return fmt.Sprintf(`{"Timestamp":"2026-03-02T10:05:00Z","DeviceName":"%s","ActionType":"ConnectionSuccess","RemoteIP":"52.1.1.1","RemoteUrl":"u","RemoteIPType":"Public","SentBytes":%d}`, dev, sent)
+	}
+	pad := func(s string, n int) string { // s padded with spaces inside the object to n bytes
+		return s[:len(s)-1] + strings.Repeat(" ", n-len(s)) + "}"
+	}
+	base := good("HOSP-IOT-A", 6000000)
+	lines := []string{
+		base + "\n",
+		base + "\r\n",
+		"\n",
+		" \t\r\n",
+		"\u00a0\u2003\v\n",
+		pad(base, maxLine+1) + "\n",   // maxLine+2 with its newline: read
+		pad(base, maxLine+1) + "\r\n", // one over: too long
+		pad(base, maxLine+2) + "\n",   // one over: too long
+		"{broken\n",
+		good("HOSP-IOT-B", 7000000) + " \r\r\n",
+		strings.Repeat("x", 3*maxLine) + "\n",
+	}
+	last := good("hosp-iot-c", 8000000) // no newline
+	for cut := range lines {
+		data := []byte(strings.Join(lines[cut:], "") + strings.Join(lines[:cut], "") + last)
+		var sm, sr Stats
+		am, ar := newAggregator(DefaultExfilVolume()), newAggregator(DefaultExfilVolume())
+		if err := am.huntMapped(t.Context(), data, 0, len(data), maxLine, &sm); err != nil {
+			t.Fatal(err)
+		}
+		if err := ar.huntReader(t.Context(), bytes.NewReader(data), maxLine, &sr); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(sm) != fmt.Sprint(sr) {
+			t.Fatalf("rotation %d: mapped %v, reader %v", cut, sm, sr)
+		}
+		if sm.Lines != int64(len(lines)+1) || sm.Events != 5 || sm.Skipped != 3 || sm.Malformed != 4 {
+			t.Fatalf("rotation %d: %+v", cut, sm)
+		}
+		if rm, rr := am.rows(), ar.rows(); !slices.Equal(rm, rr) || len(rm) != 3 {
+			t.Fatalf("rotation %d: rows %v vs %v", cut, rm, rr)
+		}
+	}
+}
