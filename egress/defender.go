@@ -130,12 +130,15 @@ func (d *defRaw) putString(f int, v []byte, esc bool) {
 	d.f[f] = span{kind: kindString, esc: esc, v: v}
 	bit := uint16(1) << f
 	d.set |= bit
-	if intFields&bit == 0 {
-		d.bad &^= bit
-		return
+	d.bad &^= bit
+	if intFields&bit != 0 {
+		d.putIntString(f)
 	}
-	// An integer in a string, as Sentinel exports them: rare, read
-	// through integer.
+}
+
+// putIntString reads an integer in a string, as Sentinel exports them:
+// rare, read through integer.
+func (d *defRaw) putIntString(f int) {
 	n, err := d.integer(f)
 	d.setInt(f, n, err == nil)
 }
@@ -146,8 +149,17 @@ func (d *defRaw) putNumber(f int, lit []byte, n int64, fast bool) {
 	d.f[f] = span{kind: kindNumber, v: lit}
 	bit := uint16(1) << f
 	d.set |= bit
-	if intFields&bit == 0 {
-		d.bad |= bit
+	if intFields&bit == 0 || !fast || (portFields&bit != 0 && n > 65535) {
+		d.putNumberSlow(f, lit, n, fast)
+		return
+	}
+	d.bad &^= bit
+	d.iv[f] = n
+}
+
+func (d *defRaw) putNumberSlow(f int, lit []byte, n int64, fast bool) {
+	if intFields&(1<<f) == 0 {
+		d.bad |= 1 << f
 		return
 	}
 	ok := true

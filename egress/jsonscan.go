@@ -316,6 +316,35 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 		}
 		switch c := b[i]; {
 		case c == '"':
+			// Most values are plain ASCII: look for the closing quote
+			// eight bytes at a time; anything else (a backslash, a
+			// control character, non-ASCII, the line's last bytes) is
+			// scanned again by scanString.
+			j := i + 1
+			for j+8 <= len(b) {
+				x := binary.LittleEndian.Uint64(b[j:])
+				q := x ^ (lsb * '"')
+				s := x ^ (lsb * '\\')
+				if m := ((q-lsb)&^q | (s-lsb)&^s | (x-lsb*0x20)&^x | x) & msb; m != 0 {
+					j += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				j += 8
+			}
+			if j < len(b) && b[j] == '"' {
+				if uint(f) < nDefender {
+					// d.putString, inlined.
+					d.f[f] = span{kind: kindString, v: b[i+1 : j]}
+					bit := uint16(1) << f
+					d.set |= bit
+					d.bad &^= bit
+					if intFields&bit != 0 {
+						d.putIntString(f)
+					}
+				}
+				i = j + 1
+				break
+			}
 			n, s, e, esc, ok := scanString(b, i)
 			if !ok {
 				return false
@@ -340,8 +369,17 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 				}
 				fast = false
 			}
-			if f >= 0 {
-				d.putNumber(f, b[i:j], v, fast)
+			if uint(f) < nDefender {
+				// d.putNumber, inlined.
+				d.f[f] = span{kind: kindNumber, v: b[i:j]}
+				bit := uint16(1) << f
+				d.set |= bit
+				if intFields&bit == 0 || !fast || (portFields&bit != 0 && v > 65535) {
+					d.putNumberSlow(f, b[i:j], v, fast)
+				} else {
+					d.bad &^= bit
+					d.iv[f] = v
+				}
 			}
 			i = j
 		case c == '-' || c == '0':
