@@ -605,7 +605,7 @@ func (a *aggregator) huntLine(line []byte, tooLong bool, n int64, d *defRaw, sbu
 
 // dropEvery is how much of a mapped file a hunt reads between two drops
 // of the pages it read.
-const dropEvery = 8 << 20
+var dropEvery = 8 << 20
 
 // huntMapped runs the rule on the Defender JSON lines of m[start:end], a
 // chunk of a mapped file m, splitting lines exactly as lineReader does: a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -118,5 +119,74 @@ func TestHuntMappedMatchesReader(t *testing.T) {
 		if rm, rr := am.rows(), ar.rows(); !slices.Equal(rm, rr) || len(rm) != 3 {
 			t.Fatalf("rotation %d: rows %v vs %v", cut, rm, rr)
 		}
+	}
+}
+
+// TestHuntMappedTruncated: a file cut short while it is mapped makes the
+// reads past its new end fault; the hunt reports an error, it does not
+// crash.
+func TestHuntMappedTruncated(t *testing.T) {
+	path := t.TempDir() + "/d.jsonl"
+	data := defenderLines(20000)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, unmap, err := mapFile(f, int64(len(data)))
+	if err != nil {
+		t.Skipf("no mapping here: %v", err)
+	}
+	defer unmap()
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	var st Stats
+	err = newAggregator(DefaultExfilVolume()).huntMapped(t.Context(), m, 0, len(m), DefaultMaxLineBytes, &st)
+	if err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("err = %v, want the mapped read to fail", err)
+	}
+}
+
+// TestHuntMappedDropsPages: dropping the pages read from the resident set
+// (every 64 KiB here) changes nothing in what the hunt finds.
+func TestHuntMappedDropsPages(t *testing.T) {
+	path := t.TempDir() + "/d.jsonl"
+	data := defenderLines(20000)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, unmap, err := mapFile(f, int64(len(data)))
+	if err != nil {
+		t.Skipf("no mapping here: %v", err)
+	}
+	defer unmap()
+	old := dropEvery
+	dropEvery = 64 << 10
+	defer func() { dropEvery = old }()
+	var sm, sr Stats
+	am, ar := newAggregator(ExfilVolume{MinBytes: 0}), newAggregator(ExfilVolume{MinBytes: 0})
+	half := bytes.IndexByte(m[len(m)/2:], '\n') + len(m)/2 + 1
+	for _, c := range [][2]int{{0, half}, {half, len(m)}} {
+		if err := am.huntMapped(t.Context(), m, c[0], c[1], DefaultMaxLineBytes, &sm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ar.huntReader(t.Context(), bytes.NewReader(data), DefaultMaxLineBytes, &sr); err != nil {
+		t.Fatal(err)
+	}
+	if rm, rr := am.rows(), ar.rows(); len(rm) < 1000 || !slices.Equal(rm, rr) {
+		t.Fatalf("mapped %d rows, read %d rows", len(rm), len(rr))
+	}
+	if !bytes.Equal(m, data) {
+		t.Fatal("the mapping no longer reads as the file")
 	}
 }
