@@ -190,3 +190,51 @@ func TestHuntMappedDropsPages(t *testing.T) {
 		t.Fatal("the mapping no longer reads as the file")
 	}
 }
+
+// TestScanStringEveryByte: the eight-byte loops of scanString and of
+// scanObject's string values stop at exactly the bytes a byte-by-byte
+// scan stops at: every byte value, at every offset in a word, with any
+// filler before it.
+func TestScanStringEveryByte(t *testing.T) {
+	for c := range 256 {
+		for pos := range 17 {
+			for _, fill := range []byte{'a', ' ', '!', '#', '[', ']', 0x7f, '"' + 0x20} {
+				b := append([]byte{'"'}, bytes.Repeat([]byte{fill}, pos)...)
+				b = append(b, byte(c))
+				b = append(b, `bcdefghij"`...)
+				// The reference: byte by byte.
+				wantOK, wantEnd := true, -1
+				for i := 1; i < len(b); i++ {
+					if b[i] == '"' {
+						wantEnd = i
+						break
+					}
+					if b[i] < 0x20 {
+						wantOK = false
+						break
+					}
+					if b[i] == '\\' {
+						wantOK = false // "\b" is an escape, "\c" is not: left to the fuzz tests
+						break
+					}
+				}
+				if !wantOK {
+					continue
+				}
+				next, s, e, _, ok := scanString(b, 0)
+				if !ok || s != 1 || e != wantEnd || next != wantEnd+1 {
+					t.Fatalf("scanString(%q) = %d %d %d %v, want end %d", b, next, s, e, ok, wantEnd)
+				}
+				line := append([]byte(`{"DeviceName":`), b[:wantEnd+1]...)
+				line = append(line, '}')
+				var d defRaw
+				if !scanDefenderJSON(line, &d) {
+					t.Fatalf("%q rejected", line)
+				}
+				if sp := d.span(dDeviceName); string(sp.v) != string(b[1:wantEnd]) {
+					t.Fatalf("%q: value %q, want %q", line, sp.v, b[1:wantEnd])
+				}
+			}
+		}
+	}
+}

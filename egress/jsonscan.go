@@ -77,9 +77,11 @@ func scanString(b []byte, i int) (next, start, end int, esc, ok bool) {
 		// byte above a real match, so the lowest flagged byte is real).
 		for i+8 <= len(b) {
 			x := binary.LittleEndian.Uint64(b[i:])
-			q := x ^ (lsb * '"')
+			// x^0x02 maps '"' to 0x20 and keeps control characters
+			// below it: one compare finds both.
+			q := x ^ (lsb * 0x02)
 			s := x ^ (lsb * '\\')
-			if m := ((q-lsb)&^q | (s-lsb)&^s | (x-lsb*0x20)&^x | x) & msb; m != 0 {
+			if m := ((q-lsb*0x21)&^q | (s-lsb)&^s | x) & msb; m != 0 {
 				// The lowest flagged byte is a real match: jump to it.
 				i += bits.TrailingZeros64(m) >> 3
 				break
@@ -323,9 +325,9 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 			j := i + 1
 			for j+8 <= len(b) {
 				x := binary.LittleEndian.Uint64(b[j:])
-				q := x ^ (lsb * '"')
+				q := x ^ (lsb * 0x02) // as in scanString
 				s := x ^ (lsb * '\\')
-				if m := ((q-lsb)&^q | (s-lsb)&^s | (x-lsb*0x20)&^x | x) & msb; m != 0 {
+				if m := ((q-lsb*0x21)&^q | (s-lsb)&^s | x) & msb; m != 0 {
 					j += bits.TrailingZeros64(m) >> 3
 					break
 				}
