@@ -100,3 +100,24 @@ func BenchmarkHuntLine(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHuntFile hunts the file named by $WARDGATE_HUNT_FILE (the
+// 2,000,000-event file of bench/egress-hunt-vs-duckdb.sh), for profiling
+// the scan on real input; skipped when unset.
+func BenchmarkHuntFile(b *testing.B) {
+	path := os.Getenv("WARDGATE_HUNT_FILE")
+	if path == "" {
+		b.Skip("WARDGATE_HUNT_FILE not set")
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Hunt(b.Context(), []string{path}, DefaultExfilVolume()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

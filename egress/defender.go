@@ -69,16 +69,19 @@ func defenderField(k []byte) int {
 	return -1
 }
 
-func isIntField(f int) bool {
-	return f == dRemotePort || f == dLocalPort || f == dSentBytes || f == dReceivedBytes
-}
-
 // defRaw is one scanned Defender record: the span of every known field
-// present, as set says (a field not in set is absent, whatever f holds:
-// a new line clears two bytes, not the whole array).
+// present, and which are (set: a bit per field, so that reusing a defRaw
+// for a new line clears two bytes, not the whole array).
 type defRaw struct {
-	f       [nDefender]span
-	set     uint16
+	f   [nDefender]span
+	set uint16
+	// bad has a bit for each field whose value d.event would reject (the
+	// wrong JSON type, an integer field that is not an integer, a port
+	// out of range); iv is each integer field's value. Both are kept by
+	// put as fields are scanned, so that checking a record and reading
+	// its integers re-reads nothing.
+	bad     uint16
+	iv      [nDefender]int64
 	scratch []byte // key unescaping
 	// order is the field index of each key position of the last line
 	// (-1: not a known field), the scanner's guess for the next line.
@@ -102,10 +105,105 @@ func (d *defRaw) span(f int) span {
 
 var _ [16 - nDefender]struct{} // set has a bit per field
 
+// intFields has the bit of each integer field; portFields of the two
+// ports, integers in [0, 65535].
+const (
+	intFields  = 1<<dRemotePort | 1<<dLocalPort | 1<<dSentBytes | 1<<dReceivedBytes
+	portFields = 1<<dRemotePort | 1<<dLocalPort
+)
+
 // put sets field f.
 func (d *defRaw) put(f int, v span) {
-	d.f[f] = v
-	d.set |= 1 << f
+	switch v.kind {
+	case kindString:
+		d.putString(f, v.v, v.esc)
+	case kindNumber:
+		d.putNumber(f, v.v, 0, false)
+	case kindNull:
+		d.putNull(f)
+	default:
+		d.putOther(f)
+	}
+}
+
+func (d *defRaw) putString(f int, v []byte, esc bool) {
+	d.f[f] = span{kind: kindString, esc: esc, v: v}
+	bit := uint16(1) << f
+	d.set |= bit
+	d.bad &^= bit
+	if intFields&bit != 0 {
+		d.putIntString(f)
+	}
+}
+
+// putIntString reads an integer in a string, as Sentinel exports them:
+// rare, read through integer.
+func (d *defRaw) putIntString(f int) {
+	n, err := d.integer(f)
+	d.setInt(f, n, err == nil)
+}
+
+// putNumber sets f to the number literal lit; when fast is true, lit is
+// plain decimal digits of value n.
+func (d *defRaw) putNumber(f int, lit []byte, n int64, fast bool) {
+	d.f[f] = span{kind: kindNumber, v: lit}
+	bit := uint16(1) << f
+	d.set |= bit
+	if intFields&bit == 0 || !fast || (portFields&bit != 0 && n > 65535) {
+		d.putNumberSlow(f, lit, n, fast)
+		return
+	}
+	d.bad &^= bit
+	d.iv[f] = n
+}
+
+func (d *defRaw) putNumberSlow(f int, lit []byte, n int64, fast bool) {
+	if intFields&(1<<f) == 0 {
+		d.bad |= 1 << f
+		return
+	}
+	ok := true
+	if !fast {
+		n, ok = jsonInt(lit)
+	}
+	d.setInt(f, n, ok)
+}
+
+func (d *defRaw) setInt(f int, n int64, ok bool) {
+	bit := uint16(1) << f
+	if !ok || (portFields&bit != 0 && (n < 0 || n > 65535)) {
+		d.bad |= bit
+		return
+	}
+	d.bad &^= bit
+	d.iv[f] = n
+}
+
+func (d *defRaw) putNull(f int) {
+	d.f[f] = span{kind: kindNull}
+	bit := uint16(1) << f
+	d.set |= bit
+	d.bad &^= bit
+	d.iv[f] = 0
+}
+
+func (d *defRaw) putOther(f int) {
+	d.f[f] = span{kind: kindOther}
+	bit := uint16(1) << f
+	d.set |= bit
+	d.bad |= bit
+}
+
+// valid reports whether d.event would accept every field's type and
+// integer value (the Timestamp aside), without allocating.
+func (d *defRaw) valid() bool { return d.bad&d.set == 0 }
+
+// intValue is integer field f of a valid record: 0 when absent or null.
+func (d *defRaw) intValue(f int) int64 {
+	if d.set&(1<<f) == 0 {
+		return 0
+	}
+	return d.iv[f]
 }
 
 // errFieldType: a known field has a value of the wrong JSON type.

@@ -248,21 +248,29 @@ func FuzzJSONNumbersAgainstEncodingJSON(f *testing.F) {
 	})
 }
 
-// TestColumnWords: the word compare of column names agrees with string
-// equality on every name and on near misses.
-func TestColumnWords(t *testing.T) {
-	for i, name := range DefenderColumns {
-		for j, other := range DefenderColumns {
-			if len(other) == len(name) && columnWords[i].equal([]byte(other)) != (i == j) {
-				t.Errorf("%s vs %s", name, other)
+// TestKeyPats: the word compare of quoted keys agrees with byte equality
+// on every key, at every offset, on near misses and on short input.
+func TestKeyPats(t *testing.T) {
+	for i := range DefenderColumns {
+		for j := range DefenderColumns {
+			other := []byte(keyPats[j].pat + "1,")
+			if got := keyPats[i].match(other, 0); got != (i == j) {
+				t.Errorf("%s at %s: %v", keyPats[i].pat, other, got)
+			}
+			if got := keyPats[i].match(append([]byte(" x"), other...), 2); got != (i == j) {
+				t.Errorf("%s at offset 2 of %s: %v", keyPats[i].pat, other, got)
 			}
 		}
-		for k := range len(name) {
-			b := []byte(name)
+		pat := keyPats[i].pat
+		for k := range len(pat) {
+			b := []byte(pat)
 			b[k] ^= 0x20
-			if columnWords[i].equal(b) {
-				t.Errorf("%s matches %s", name, b)
+			if keyPats[i].match(b, 0) {
+				t.Errorf("%s matches %s", pat, b)
 			}
+		}
+		if keyPats[i].match([]byte(pat[:len(pat)-1]), 0) || keyPats[i].match([]byte(pat), 1) {
+			t.Errorf("%s matches a shorter input", pat)
 		}
 	}
 }

@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
-	"math/bits"
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -121,23 +121,27 @@ type aggregator struct {
 	byHash map[uint64]*pairAggs
 	seed   maphash.Seed
 	key    []byte
-	// lastTS is the "YYYY-MM-DDTHH" of the last fast-parsed timestamp and
-	// lastHour its hour bin.
-	lastTS   []byte
+	// lastTS is the "YYYY-MM-DDTHH" of the last fast-parsed timestamp,
+	// as its first 8 and last 8 bytes (little-endian), lastHour its hour
+	// bin; haveTS is false until there is one.
+	lastTS   [2]uint64
+	haveTS   bool
 	lastHour int64
 }
 
-// pairAggs are one (device, URL) pair's groups: cur, the hour it saw
-// last, inline so that the common case touches one cache line, and the
-// hours before it in the order they were first seen; byHour indexes them
-// once there are many and lines come out of order.
+// pairAggs are one (device, URL) pair's groups, by hour. While the hours
+// seen are dense (spanning at most max(64, 4 x the groups) hours, as a
+// day or two of telemetry is), they are a slice indexed by the hour: no
+// map, no pointers for the garbage collector to follow; hours spread
+// wider move to a map. Memory stays proportional to the groups.
 type pairAggs struct {
-	cur    hourAgg
 	keyLen int
 	key    [inlineKey]byte // the first inlineKey bytes of the key
 	long   string          // the key, when longer
-	hours  []hourAgg
-	byHour map[int64]int
+	base   int64           // the hour (in hours since the epoch) of dense[0]
+	dense  []agg           // count 0: no group
+	sparse map[int64]*agg  // by hour (seconds), once hours are spread
+	n      int             // groups
 }
 
 const inlineKey = 56
@@ -171,7 +175,7 @@ func (a *aggregator) pair(k []byte, hour int64) *pairAggs {
 	}
 	p := a.pairs[string(k)]
 	if p == nil {
-		p = &pairAggs{cur: hourAgg{hour: hour}, keyLen: len(k)}
+		p = &pairAggs{keyLen: len(k)}
 		copy(p.key[:], k)
 		if len(k) > inlineKey {
 			p.long = string(k)
@@ -184,54 +188,81 @@ func (a *aggregator) pair(k []byte, hour int64) *pairAggs {
 	return p
 }
 
-// group returns the pair's group for hour, adding it if needed. A new
-// pair's cur is hour with no connection.
+// group returns the pair's group for hour (a multiple of 3600), adding
+// it (with no connection yet) if needed.
 func (p *pairAggs) group(hour int64) *agg {
-	if p.cur.hour == hour {
-		return &p.cur.agg
-	}
-	if p.byHour != nil {
-		if i, ok := p.byHour[hour]; ok {
-			return &p.hours[i].agg
+	h := hour / 3600
+	if i := uint64(h - p.base); i < uint64(len(p.dense)) {
+		g := &p.dense[i]
+		if g.count == 0 {
+			p.n++
 		}
-	} else {
-		for i := len(p.hours) - 1; i >= 0 && i >= len(p.hours)-16; i-- {
-			if p.hours[i].hour == hour {
-				return &p.hours[i].agg
+		return g
+	}
+	return p.groupSlow(hour)
+}
+
+// maxDenseFloor is the span of hours a pair keeps in a slice whatever
+// its number of groups.
+const maxDenseFloor = 64
+
+func (p *pairAggs) groupSlow(hour int64) *agg {
+	h := hour / 3600
+	if p.sparse == nil {
+		if p.dense == nil {
+			p.base = h
+			p.dense = make([]agg, 1, 8)
+			p.n++
+			return &p.dense[0]
+		}
+		lo, hi := min(p.base, h), max(p.base+int64(len(p.dense)), h+1)
+		if span := hi - lo; span > 0 && span <= int64(max(maxDenseFloor, 4*(p.n+1))) {
+			if lo == p.base {
+				// Later hours: grow at the end, amortised.
+				p.dense = slices.Grow(p.dense, int(hi-p.base)-len(p.dense))[:hi-p.base]
+			} else {
+				d := make([]agg, hi-lo, (hi-lo)*5/4+1)
+				copy(d[p.base-lo:], p.dense)
+				p.base, p.dense = lo, d
+			}
+			p.n++
+			return &p.dense[h-p.base]
+		}
+		p.sparse = make(map[int64]*agg, p.n+1)
+		for i := range p.dense {
+			if g := &p.dense[i]; g.count > 0 {
+				p.sparse[(p.base+int64(i))*3600] = g
 			}
 		}
-		if len(p.hours) > 16 {
-			p.byHour = make(map[int64]int, len(p.hours))
-			for i, h := range p.hours {
-				p.byHour[h.hour] = i
-			}
-			if i, ok := p.byHour[hour]; ok {
-				return &p.hours[i].agg
-			}
-		}
+		p.dense = nil
 	}
-	if p.cur.count > 0 {
-		if p.byHour != nil {
-			p.byHour[p.cur.hour] = len(p.hours)
-		}
-		p.hours = append(p.hours, p.cur)
+	g := p.sparse[hour]
+	if g == nil {
+		g = &agg{}
+		p.sparse[hour] = g
+		p.n++
 	}
-	p.cur = hourAgg{hour: hour}
-	return &p.cur.agg
+	return g
 }
 
 // each calls fn with every group of the pair.
 func (p *pairAggs) each(fn func(hourAgg)) {
-	for _, h := range p.hours {
-		fn(h)
+	for i, g := range p.dense {
+		if g.count > 0 {
+			fn(hourAgg{hour: (p.base + int64(i)) * 3600, agg: g})
+		}
 	}
-	if p.cur.count > 0 {
-		fn(p.cur)
+	for h, g := range p.sparse {
+		fn(hourAgg{hour: h, agg: *g})
 	}
 }
 
 func hasPrefixFold(s, prefix []byte) bool {
-	return len(s) >= len(prefix) && bytes.EqualFold(s[:len(prefix)], prefix)
+	if len(s) < len(prefix) {
+		return false
+	}
+	// Names mostly have the prefix's case: compare the bytes first.
+	return string(s[:len(prefix)]) == string(prefix) || bytes.EqualFold(s[:len(prefix)], prefix)
 }
 
 func (a *aggregator) add(device, url []byte, hour int64, sent int64) {
@@ -344,10 +375,11 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 	var sec int64
 	// Files are mostly in time order: reuse the hour of the previous line
 	// when the date and hour match, after checking the rest of the stamp.
-	if len(ts) >= 20 && len(a.lastTS) == 13 && string(ts[:13]) == string(a.lastTS) && restRFC3339Z(ts) {
+	if len(ts) >= 20 && a.haveTS && binary.LittleEndian.Uint64(ts) == a.lastTS[0] && binary.LittleEndian.Uint64(ts[5:]) == a.lastTS[1] && restRFC3339Z(ts) {
 		sec = a.lastHour
 	} else if sec, _, ok = fastRFC3339Z(ts); ok {
-		a.lastTS = append(a.lastTS[:0], ts[:13]...)
+		a.lastTS = [2]uint64{binary.LittleEndian.Uint64(ts), binary.LittleEndian.Uint64(ts[5:])}
+		a.haveTS = true
 		a.lastHour = hourBin(sec)
 	} else {
 		t, err := ParseTime(string(ts))
@@ -386,28 +418,7 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 	if s := d.span(dRemoteURL); s.kind == kindString && s.esc {
 		sbuf[2] = url[:0] // url is the unquote buffer: keep it for the next escaped URL
 	}
-	sent, _ := d.integer(dSentBytes)
-	a.add(dev, url, hourBin(sec), sent)
-	return true
-}
-
-// valid checks the field types and integer values d.event would reject,
-// without allocating.
-func (d *defRaw) valid() bool {
-	for set := d.set; set != 0; set &= set - 1 {
-		f := bits.TrailingZeros16(set)
-		k := d.span(f).kind
-		if k == kindOther || (k == kindNumber && !isIntField(f)) {
-			return false
-		}
-		if !isIntField(f) || k == kindNull {
-			continue
-		}
-		n, err := d.integer(f)
-		if err != nil || ((f == dRemotePort || f == dLocalPort) && (n < 0 || n > 65535)) {
-			return false
-		}
-	}
+	a.add(dev, url, hourBin(sec), d.intValue(dSentBytes))
 	return true
 }
 
@@ -486,11 +497,18 @@ func huntFile(ctx context.Context, name string, total *aggregator, c scanConfig,
 }
 
 // huntParallel splits f into runtime.GOMAXPROCS chunks starting at line
-// starts and scans them concurrently.
+// starts and scans them concurrently, through a read-only mapping of the
+// file where the system has one, else with read(2).
 func huntParallel(ctx context.Context, f *os.File, size int64, total *aggregator, c scanConfig) (Stats, error) {
 	n := runtime.GOMAXPROCS(0)
 	if size < 1<<20 {
 		n = 1
+	}
+	data, unmap, err := mapFile(f, size)
+	if err != nil {
+		data = nil
+	} else {
+		defer unmap()
 	}
 	starts := []int64{0}
 	buf := make([]byte, 64<<10)
@@ -501,7 +519,12 @@ func huntParallel(ctx context.Context, f *os.File, size int64, total *aggregator
 		}
 		// A chunk starts after the first newline at or after pos-1.
 		found := false
-		for p := pos - 1; p < size && !found; {
+		if data != nil {
+			if i := bytes.IndexByte(data[pos-1:], '\n'); i >= 0 {
+				pos, found = pos+int64(i), true
+			}
+		}
+		for p := pos - 1; data == nil && p < size && !found; {
 			m, err := f.ReadAt(buf, p)
 			if i := bytes.IndexByte(buf[:m], '\n'); i >= 0 {
 				pos, found = p+int64(i)+1, true
@@ -524,35 +547,11 @@ func huntParallel(ctx context.Context, f *os.File, size int64, total *aggregator
 		wg.Go(func() {
 			a := newAggregator(total.rule)
 			parts[i] = a
-			lr := newLineReader(io.NewSectionReader(f, starts[i], starts[i+1]-starts[i]), c.maxLine, 0)
-			var d defRaw
-			var sbuf [3][]byte
-			st := &stats[i]
-			for {
-				if lr.n&0xffff == 0 && ctx.Err() != nil {
-					errs[i] = ctx.Err()
-					return
-				}
-				line, tooLong, err := lr.next()
-				if err != nil {
-					if !errors.Is(err, io.EOF) {
-						errs[i] = err
-					}
-					break
-				}
-				switch {
-				case tooLong:
-					st.malformed(lr.n)
-				case len(bytes.TrimSpace(line)) == 0:
-					st.Skipped++
-				case !a.lineJSON(line, &d, &sbuf):
-					st.malformed(lr.n)
-				default:
-					st.Events++
-				}
+			if data != nil {
+				errs[i] = a.huntMapped(ctx, data, int(starts[i]), int(starts[i+1]), c.maxLine, &stats[i])
+				return
 			}
-			st.Lines = lr.n
-			st.Bytes = lr.bytes
+			errs[i] = a.huntReader(ctx, io.NewSectionReader(f, starts[i], starts[i+1]-starts[i]), c.maxLine, &stats[i])
 		})
 	}
 	wg.Wait()
@@ -564,6 +563,94 @@ func huntParallel(ctx context.Context, f *os.File, size int64, total *aggregator
 		off += stats[i].Lines
 	}
 	return out, errors.Join(errs...)
+}
+
+// huntReader runs the rule on the Defender JSON lines of r.
+func (a *aggregator) huntReader(ctx context.Context, r io.Reader, maxLine int, st *Stats) error {
+	lr := newLineReader(r, maxLine, 0)
+	var d defRaw
+	var sbuf [3][]byte
+	defer func() {
+		st.Lines = lr.n
+		st.Bytes = lr.bytes
+	}()
+	for {
+		if lr.n&0xffff == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		line, tooLong, err := lr.next()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				return err
+			}
+			return nil
+		}
+		a.huntLine(line, tooLong, lr.n, &d, &sbuf, st)
+	}
+}
+
+// huntLine counts one line in st and runs the rule on it.
+func (a *aggregator) huntLine(line []byte, tooLong bool, n int64, d *defRaw, sbuf *[3][]byte, st *Stats) {
+	switch {
+	case tooLong:
+		st.malformed(n)
+	case (len(line) == 0 || line[0] != '{') && len(bytes.TrimSpace(line)) == 0:
+		st.Skipped++
+	case !a.lineJSON(line, d, sbuf):
+		st.malformed(n)
+	default:
+		st.Events++
+	}
+}
+
+// dropEvery is how much of a mapped file a hunt reads between two drops
+// of the pages it read.
+var dropEvery = 8 << 20
+
+// huntMapped runs the rule on the Defender JSON lines of m[start:end], a
+// chunk of a mapped file m, splitting lines exactly as lineReader does: a
+// line is too long when it is, with its "\n", more than maxLine+2 bytes.
+// Every dropEvery bytes, the pages read are dropped from the resident set.
+//
+// A file truncated while mapped makes reading past its new end fault
+// (SIGBUS); the fault is turned into an error here, not a crash.
+func (a *aggregator) huntMapped(ctx context.Context, m []byte, start, end, maxLine int, st *Stats) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	var n int64
+	defer func() {
+		st.Lines = n
+		st.Bytes = int64(end - start)
+		if r := recover(); r != nil {
+			err = fmt.Errorf("egress: reading the mapped file failed (was it truncated while read?): %v", r)
+		}
+	}()
+	var d defRaw
+	var sbuf [3][]byte
+	data := m[:end]
+	page := os.Getpagesize()
+	dropped := (start + page - 1) / page * page // the chunk's first whole page
+	for p := start; p < len(data); {
+		if n&0xffff == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if p-dropped >= dropEvery {
+			to := p / page * page
+			dropMapped(m[dropped:to])
+			dropped = to
+		}
+		n++
+		raw := data[p:]
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			raw = raw[:i+1]
+		}
+		p += len(raw)
+		if len(raw) > maxLine+2 {
+			a.huntLine(nil, true, n, &d, &sbuf, st)
+			continue
+		}
+		a.huntLine(trimEOL(raw), false, n, &d, &sbuf, st)
+	}
+	return nil
 }
 
 // WriteHuntTable prints rows as an aligned text table.

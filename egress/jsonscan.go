@@ -56,8 +56,10 @@ const (
 
 func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
+// skipWS skips whitespace from b[i]. Most calls find none: a byte above
+// ' ' ends the loop after one compare.
 func skipWS(b []byte, i int) int {
-	for i < len(b) && isWS(b[i]) {
+	for i < len(b) && b[i] <= ' ' && isWS(b[i]) {
 		i++
 	}
 	return i
@@ -75,9 +77,11 @@ func scanString(b []byte, i int) (next, start, end int, esc, ok bool) {
 		// byte above a real match, so the lowest flagged byte is real).
 		for i+8 <= len(b) {
 			x := binary.LittleEndian.Uint64(b[i:])
-			q := x ^ (lsb * '"')
+			// x^0x02 maps '"' to 0x20 and keeps control characters
+			// below it: one compare finds both.
+			q := x ^ (lsb * 0x02)
 			s := x ^ (lsb * '\\')
-			if m := ((q-lsb)&^q | (s-lsb)&^s | (x-lsb*0x20)&^x | x) & msb; m != 0 {
+			if m := ((q-lsb*0x21)&^q | (s-lsb)&^s | x) & msb; m != 0 {
 				// The lowest flagged byte is a real match: jump to it.
 				i += bits.TrailingZeros64(m) >> 3
 				break
@@ -275,21 +279,20 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 		return skipWS(b, i+1) == len(b)
 	}
 	for pos := 0; ; pos++ {
-		if i >= len(b) || b[i] != '"' {
-			return false
-		}
 		// Exports repeat one field order: try the key the previous line
-		// had at this position first. A match is the plain key followed
-		// by its closing quote, a valid string needing no scan.
+		// had at this position first. A match is the quoted plain key
+		// and its colon, a valid key needing no scan.
 		f := -1
 		if pos < len(d.order) && d.order[pos] >= 0 {
-			g := d.order[pos]
-			if e := i + 1 + len(DefenderColumns[g]); e < len(b) && b[e] == '"' && columnWords[g].equal(b[i+1:e]) {
+			if g := d.order[pos]; keyPats[g].match(b, i) {
 				f = int(g)
-				i = e + 1
+				i += keyPats[g].n
 			}
 		}
 		if f < 0 {
+			if i >= len(b) || b[i] != '"' {
+				return false
+			}
 			n, ks, ke, kesc, ok := scanString(b, i)
 			if !ok {
 				return false
@@ -303,46 +306,117 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 			if pos < len(d.order) && !kesc {
 				d.order[pos] = int8(f)
 			}
-			i = n
+			i = skipWS(b, n)
+			if i >= len(b) || b[i] != ':' {
+				return false
+			}
+			i++
 		}
 		i = skipWS(b, i)
-		if i >= len(b) || b[i] != ':' {
-			return false
-		}
-		i = skipWS(b, i+1)
 		if i >= len(b) {
 			return false
 		}
-		var v span
-		var ok bool
 		switch c := b[i]; {
 		case c == '"':
+			// Most values are plain ASCII: look for the closing quote
+			// eight bytes at a time; anything else (a backslash, a
+			// control character, non-ASCII, the line's last bytes) is
+			// scanned again by scanString.
+			j := i + 1
+			for j+8 <= len(b) {
+				x := binary.LittleEndian.Uint64(b[j:])
+				q := x ^ (lsb * 0x02) // as in scanString
+				s := x ^ (lsb * '\\')
+				if m := ((q-lsb*0x21)&^q | (s-lsb)&^s | x) & msb; m != 0 {
+					j += bits.TrailingZeros64(m) >> 3
+					break
+				}
+				j += 8
+			}
+			if j < len(b) && b[j] == '"' {
+				if uint(f) < nDefender {
+					// d.putString, inlined.
+					d.f[f] = span{kind: kindString, v: b[i+1 : j]}
+					bit := uint16(1) << f
+					d.set |= bit
+					d.bad &^= bit
+					if intFields&bit != 0 {
+						d.putIntString(f)
+					}
+				}
+				i = j + 1
+				break
+			}
 			n, s, e, esc, ok := scanString(b, i)
 			if !ok {
 				return false
 			}
-			v = span{kind: kindString, esc: esc, v: b[s:e]}
-			i = n
-		case c == 'n':
-			if i, ok = scanLiteral(b, i, "null"); !ok {
-				return false
+			if f >= 0 {
+				d.putString(f, b[s:e], esc)
 			}
-			v.kind = kindNull
-		case c == '-' || '0' <= c && c <= '9':
+			i = n
+		case '1' <= c && c <= '9':
+			// Plain decimal digits, the common integer, are read as they
+			// are scanned; anything else goes through scanNumber.
+			j, v := i, int64(0)
+			for j < len(b) && j-i < 18 && b[j]-'0' < 10 {
+				v = v*10 + int64(b[j]-'0')
+				j++
+			}
+			fast := true
+			if j < len(b) && (b[j]-'0' < 10 || b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+				var ok bool
+				if j, ok = scanNumber(b, i); !ok {
+					return false
+				}
+				fast = false
+			}
+			if uint(f) < nDefender {
+				// d.putNumber, inlined.
+				d.f[f] = span{kind: kindNumber, v: b[i:j]}
+				bit := uint16(1) << f
+				d.set |= bit
+				if intFields&bit == 0 || !fast || (portFields&bit != 0 && v > 65535) {
+					d.putNumberSlow(f, b[i:j], v, fast)
+				} else {
+					d.bad &^= bit
+					d.iv[f] = v
+				}
+			}
+			i = j
+		case c == '-' || c == '0':
 			n, ok := scanNumber(b, i)
 			if !ok {
 				return false
 			}
-			v = span{kind: kindNumber, v: b[i:n]}
+			if f >= 0 {
+				d.putNumber(f, b[i:n], 0, false)
+			}
 			i = n
+		case c == 'n':
+			var ok bool
+			if i, ok = scanLiteral(b, i, "null"); !ok {
+				return false
+			}
+			if f >= 0 {
+				d.putNull(f)
+			}
 		default:
+			var ok bool
 			if i, ok = scanValue(b, i, 2); !ok {
 				return false
 			}
-			v.kind = kindOther
+			if f >= 0 {
+				d.putOther(f)
+			}
 		}
-		if f >= 0 {
-			d.put(f, v)
+		if i < len(b) && b[i] == ',' {
+			i++
+			if i < len(b) && b[i] == '"' {
+				continue
+			}
+			i = skipWS(b, i)
+			continue
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
@@ -358,38 +432,48 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 	}
 }
 
-// words is a column name as little-endian 8-byte words, the last one
-// ending with the name (overlapping the one before): comparing a key is a
-// few integer compares, not a call to memequal. A name shorter than a
-// word (LocalIP) is compared as a string.
-type words struct {
-	name string
-	w    []uint64
+// keyPat is a column's key as it appears in an object, `"Name":`, as
+// little-endian 8-byte words: the first, the last (overlapping the one
+// before) and those between. Every pattern is at least 10 bytes long.
+type keyPat struct {
+	n     int
+	first uint64
+	last  uint64
+	mid   [2]uint64
+	nmid  int
+	pat   string
 }
 
-var columnWords = func() (w [nDefender]words) {
+var keyPats = func() (p [nDefender]keyPat) {
 	for i, name := range DefenderColumns {
-		w[i].name = name
-		for j := 0; j < len(name) && len(name) >= 8; j += 8 {
-			k := min(j, len(name)-8)
-			w[i].w = append(w[i].w, binary.LittleEndian.Uint64([]byte(name[k:k+8])))
+		s := `"` + name + `":`
+		k := keyPat{n: len(s), pat: s}
+		k.first = binary.LittleEndian.Uint64([]byte(s))
+		k.last = binary.LittleEndian.Uint64([]byte(s[len(s)-8:]))
+		for j := 8; j < len(s)-8; j += 8 {
+			k.mid[k.nmid] = binary.LittleEndian.Uint64([]byte(s[j:]))
+			k.nmid++
 		}
+		p[i] = k
 	}
-	return w
+	return p
 }()
 
-// equal reports whether b, as long as the name, is the name.
-func (w *words) equal(b []byte) bool {
-	if len(w.w) == 0 {
-		return string(b) == w.name
+// match reports whether b[i:] starts with the pattern.
+func (k *keyPat) match(b []byte, i int) bool {
+	if i < 0 || len(b)-i < k.n {
+		return false
 	}
-	last := len(w.w) - 1
-	for j := 0; j < last; j++ {
-		if binary.LittleEndian.Uint64(b[8*j:]) != w.w[j] {
+	b = b[i:]
+	if binary.LittleEndian.Uint64(b) != k.first || binary.LittleEndian.Uint64(b[k.n-8:]) != k.last {
+		return false
+	}
+	for j := 0; j < k.nmid; j++ {
+		if binary.LittleEndian.Uint64(b[8+8*j:]) != k.mid[j] {
 			return false
 		}
 	}
-	return binary.LittleEndian.Uint64(b[len(b)-8:]) == w.w[last]
+	return true
 }
 
 // unquote appends the decoded content of a scanned JSON string (without

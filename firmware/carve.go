@@ -121,6 +121,7 @@ func (u *unpacker) carve(r *os.File, size int64, dest, name string, depth int) e
 		}
 		if err != nil {
 			u.layers = u.layers[:nlayers]
+			u.forgetDirs()
 			if rerr := u.root.RemoveAll(stage); rerr != nil {
 				return rerr
 			}
@@ -178,6 +179,7 @@ func reroot(p, from, to string) (string, bool) {
 // moveStage moves a carved payload's tree to its final place: into the
 // root itself (each entry), or to a directory of its own.
 func (u *unpacker) moveStage(stage, final string) error {
+	u.forgetDirs()
 	if final != "." {
 		return u.root.Rename(stage, filepath.FromSlash(final))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"reflect"
 	"testing"
 )
@@ -76,5 +77,32 @@ func BenchmarkDiffManifests(b *testing.B) {
 		if d := DiffManifests(ma, mc); len(d) != 200 {
 			b.Fatalf("%d changes, want 200", len(d))
 		}
+	}
+}
+
+// BenchmarkUnpackFile unpacks the image named by $WARDGATE_FIRMWARE_IMAGE
+// (bench/firmware.sh's 64 MiB squashfs, for one), for profiling; skipped
+// when unset.
+func BenchmarkUnpackFile(b *testing.B) {
+	img := os.Getenv("WARDGATE_FIRMWARE_IMAGE")
+	if img == "" {
+		b.Skip("WARDGATE_FIRMWARE_IMAGE not set")
+	}
+	fi, err := os.Stat(img)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(fi.Size())
+	for b.Loop() {
+		dir, err := os.MkdirTemp("", "unpack-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Unpack(b.Context(), img, dir, Limits{}); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		os.RemoveAll(dir)
+		b.StartTimer()
 	}
 }

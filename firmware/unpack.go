@@ -118,6 +118,7 @@ func Unpack(ctx context.Context, src, dir string, lim Limits) (*Result, error) {
 	}
 	defer root.Close()
 	u := &unpacker{ctx: ctx, root: root, lim: lim.withDefaults(), in: st.Size(), buf: make([]byte, 256<<10)}
+	defer u.forgetDirs()
 	name := filepath.Base(src)
 	if format, ok := Sniff(readHead(f, 0, st.Size()), st.Size()); ok {
 		err = u.expand(f, 0, st.Size(), format, ".", Layer{Path: ".", Source: name}, 0, name)
@@ -146,6 +147,8 @@ type unpacker struct {
 	layers []Layer
 	links  []string // every symlink written, checked at the end
 	buf    []byte
+	head   []byte              // a large file's first bytes (file)
+	dirs   map[string]*os.Root // directories files are written into (dirRoot)
 }
 
 func (u *unpacker) record(l Layer) {
@@ -394,28 +397,37 @@ func (u *unpacker) dir(p string) error {
 
 // file writes one regular file and returns its first bytes (up to
 // sniffLen), for the caller to tell whether it is a container to unpack in
-// its place.
+// its place. The bytes returned are valid until the next file is written.
+//
+// The file is created in its directory's cached root with one openat, and
+// a file that fits in the copy buffer is written with one write.
 func (u *unpacker) file(p string, r io.Reader, mode fs.FileMode) ([]byte, error) {
 	if err := u.entry(); err != nil {
 		return nil, err
 	}
-	if err := u.mkdirAll(path.Dir(p)); err != nil {
+	dr, err := u.dirRoot(path.Dir(p))
+	if err != nil {
 		return nil, err
 	}
-	f, err := u.root.OpenFile(filepath.FromSlash(p), os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm()|0o600)
+	f, err := dr.OpenFile(path.Base(p), os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm()|0o600)
 	if err != nil {
 		return nil, fmt.Errorf("unpack %s: %w", p, err)
 	}
-	head := make([]byte, sniffLen)
-	n, err := io.ReadFull(r, head)
-	head = head[:n]
+	var head []byte
+	n, err := io.ReadFull(r, u.buf)
 	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		err = nil
 	}
 	if err == nil {
 		if err = u.count(int64(n)); err == nil {
-			if _, err = f.Write(head); err == nil && n == sniffLen {
-				_, err = u.copy(f, r)
+			if _, err = f.Write(u.buf[:n]); err == nil {
+				head = u.buf[:min(n, sniffLen)]
+				if n == len(u.buf) {
+					// More to come through u.buf: keep the head apart.
+					u.head = append(u.head[:0], head...)
+					head = u.head
+					_, err = u.copy(f, r)
+				}
 			}
 		}
 	}
@@ -430,6 +442,46 @@ func (u *unpacker) file(p string, r io.Reader, mode fs.FileMode) ([]byte, error)
 		return nil, fmt.Errorf("unpack %s: %w", p, err)
 	}
 	return head, nil
+}
+
+// maxDirRoots bounds the directories kept open for writing files into.
+const maxDirRoots = 64
+
+// dirRoot returns an os.Root of the tree directory p (made if missing),
+// opened through u.root and kept for the next files of p: creating a file
+// is then one openat of a plain name, not a walk from the top. Whatever
+// renames or removes directories forgets the cache (forgetDirs), so a
+// cached root is always the directory at its path.
+func (u *unpacker) dirRoot(p string) (*os.Root, error) {
+	if p == "." || p == "" {
+		return u.root, nil
+	}
+	if r := u.dirs[p]; r != nil {
+		return r, nil
+	}
+	if err := u.mkdirAll(p); err != nil {
+		return nil, err
+	}
+	r, err := u.root.OpenRoot(filepath.FromSlash(p))
+	if err != nil {
+		return nil, fmt.Errorf("unpack %s: %w", p, err)
+	}
+	if len(u.dirs) >= maxDirRoots {
+		u.forgetDirs()
+	}
+	if u.dirs == nil {
+		u.dirs = map[string]*os.Root{}
+	}
+	u.dirs[p] = r
+	return r, nil
+}
+
+// forgetDirs closes the cached directory roots.
+func (u *unpacker) forgetDirs() {
+	for k, r := range u.dirs {
+		r.Close()
+		delete(u.dirs, k)
+	}
 }
 
 // symlink writes a link at p. An absolute target is read the way the
@@ -550,6 +602,7 @@ func (u *unpacker) nested(p string, head []byte, size int64, depth int) error {
 	}
 	u.tmp++
 	tmp := fmt.Sprintf(".wardgate-unpack-%d", u.tmp)
+	u.forgetDirs()
 	if err := u.root.Rename(filepath.FromSlash(p), tmp); err != nil {
 		return fmt.Errorf("unpack %s: %w", p, err)
 	}
