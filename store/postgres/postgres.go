@@ -129,6 +129,11 @@ func openDB(ctx context.Context, dsn string, o store.Options) (*DB, error) {
 		db.w.Close()
 		return nil, db.classify("connect to", err)
 	}
+	if err := db.backfillGroups(ctx); err != nil {
+		db.w.Close()
+		db.r.Close()
+		return nil, err
+	}
 	db.logw = groupcommit.NewWriter(db.commitLog, groupcommit.Options{})
 	db.insw = groupcommit.NewWriter(db.commitInstallations, groupcommit.Options{})
 	db.auditw = groupcommit.NewWriter(db.commitAudit, groupcommit.Options{})

@@ -5,13 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/wardgate/wardgate/egress"
 )
 
 // Ingest implements store.Telemetry: one transaction per source, nothing
-// when the source was ingested before.
+// when the source was ingested before. The batch's events are merged into
+// their groups (egress.Group) in the same transaction; the batch is
+// numbered by its row in sources.
 //
 // An error of scan's own (the batch cannot be read) is returned as scan
 // gave it, not as a store error: it names the batch, not the database.
@@ -25,17 +28,22 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		var batch int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) + 1 FROM sources`).Scan(&batch); err != nil {
+			return err
+		}
+		ins, err := newEventInserter(ctx, tx)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
+		defer ins.close()
+		gr := egress.NewGrouper()
 		var n int64
 		var addErr error
 		err = scan(func(ev *egress.Event) error {
 			n++
-			_, addErr = stmt.ExecContext(ctx, ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType, addr(ev.RemoteIP), int(ev.RemotePort),
-				ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int(ev.LocalPort), ev.Protocol, ev.Process, ev.SentBytes, ev.ReceivedBytes)
+			gr.Add(ev.DeviceName, ev)
+			addErr = ins.add(ctx, ev)
 			return addErr
 		})
 		if err != nil {
@@ -44,7 +52,13 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 			}
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sources VALUES (?,?,?,?)`, src.Digest, src.Name, n, time.Now().Unix()); err != nil {
+		if err := ins.flush(ctx); err != nil {
+			return err
+		}
+		if err := mergeGroups(ctx, tx, gr.Groups(), batch); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sources(rowid, digest, name, events, ingested_at) VALUES (?,?,?,?,?)`, batch, src.Digest, src.Name, n, time.Now().Unix()); err != nil {
 			return err
 		}
 		added = true
@@ -57,6 +71,171 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		return false, err
 	}
 	return added, nil
+}
+
+// insertRows is how many events one INSERT statement carries.
+const insertRows = 64
+
+const eventCols = 14
+
+// eventInserter inserts events insertRows at a time with one prepared
+// multi-row statement (the rest one by one).
+type eventInserter struct {
+	many, one *sql.Stmt
+	args      []any
+}
+
+func newEventInserter(ctx context.Context, tx *sql.Tx) (*eventInserter, error) {
+	row := "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	many, err := tx.PrepareContext(ctx, `INSERT INTO events VALUES `+row+strings.Repeat(","+row, insertRows-1))
+	if err != nil {
+		return nil, err
+	}
+	one, err := tx.PrepareContext(ctx, `INSERT INTO events VALUES `+row)
+	if err != nil {
+		many.Close()
+		return nil, err
+	}
+	return &eventInserter{many: many, one: one, args: make([]any, 0, insertRows*eventCols)}, nil
+}
+
+func (e *eventInserter) add(ctx context.Context, ev *egress.Event) error {
+	e.args = append(e.args, ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType, addr(ev.RemoteIP), int(ev.RemotePort),
+		ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int(ev.LocalPort), ev.Protocol, ev.Process, ev.SentBytes, ev.ReceivedBytes)
+	if len(e.args) == insertRows*eventCols {
+		_, err := e.many.ExecContext(ctx, e.args...)
+		e.args = e.args[:0]
+		return err
+	}
+	return nil
+}
+
+func (e *eventInserter) flush(ctx context.Context) error {
+	for i := 0; i < len(e.args); i += eventCols {
+		if _, err := e.one.ExecContext(ctx, e.args[i:i+eventCols]...); err != nil {
+			return err
+		}
+	}
+	e.args = e.args[:0]
+	return nil
+}
+
+func (e *eventInserter) close() {
+	e.many.Close()
+	e.one.Close()
+}
+
+// mergeGroups merges a batch's groups into event_groups.
+func mergeGroups(ctx context.Context, tx *sql.Tx, gs []*egress.Group, batch int64) error {
+	get, err := tx.PrepareContext(ctx, `SELECT events, sent, first, last, times FROM event_groups
+		WHERE device = ? AND hour = ? AND success = ? AND remote_url = ? AND remote_ip = ? AND remote_ip_type = ?`)
+	if err != nil {
+		return err
+	}
+	defer get.Close()
+	put, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO event_groups VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return err
+	}
+	defer put.Close()
+	var old egress.Group
+	var times []byte
+	for _, g := range gs {
+		ip := addr(g.RemoteIP)
+		switch err := get.QueryRowContext(ctx, g.Device, g.Hour, g.Success, g.RemoteURL, ip, g.RemoteIPType).Scan(&old.Events, &old.Sent, &old.First, &old.Last, &times); {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		default:
+			if old.Times, err = egress.DecodeTimes(times); err != nil {
+				return err
+			}
+			g.Merge(&old)
+		}
+		if _, err := put.ExecContext(ctx, g.Device, g.Hour, g.Success, g.RemoteURL, ip, g.RemoteIPType,
+			g.Events, g.Sent, g.First, g.Last, egress.EncodeTimes(g.Times), batch); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Groups implements egress.GroupStore.
+func (db *DB) Groups(ctx context.Context, after int64, fn func(*egress.Group) error) (int64, error) {
+	// The last batch first: a batch committed meanwhile is read now (its
+	// groups are whole) and again next time.
+	var last int64
+	if err := db.egress.r.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM sources`).Scan(&last); err != nil {
+		return 0, db.egress.classify("read groups from", err)
+	}
+	rows, err := db.egress.r.QueryContext(ctx, `SELECT device, hour, success, remote_url, remote_ip, remote_ip_type, events, sent, first, last, times
+		FROM event_groups WHERE batch > ?`, after)
+	if err != nil {
+		return 0, db.egress.classify("read groups from", err)
+	}
+	defer rows.Close()
+	var g egress.Group
+	var ip string
+	var times []byte
+	for rows.Next() {
+		if err := rows.Scan(&g.Device, &g.Hour, &g.Success, &g.RemoteURL, &ip, &g.RemoteIPType, &g.Events, &g.Sent, &g.First, &g.Last, &times); err != nil {
+			return 0, db.egress.classify("read groups from", err)
+		}
+		if g.RemoteIP, err = egress.ParseGroupAddr(ip); err != nil {
+			return 0, err
+		}
+		if g.Times, err = egress.DecodeTimes(times); err != nil {
+			return 0, err
+		}
+		if err := fn(&g); err != nil {
+			return 0, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, db.egress.classify("read groups from", err)
+	}
+	return last, nil
+}
+
+// backfillGroups groups the events a file held before it had groups
+// (group_backfill), once, in one transaction.
+func (db *DB) backfillGroups(ctx context.Context) error {
+	var n int
+	if err := db.egress.w.QueryRowContext(ctx, `SELECT count(*) FROM group_backfill`).Scan(&n); err != nil || n == 0 {
+		return db.egress.classify("group the events of", err)
+	}
+	return db.egress.tx(ctx, "group the events of", func(tx *sql.Tx) error {
+		gr := egress.NewGrouper()
+		rows, err := tx.QueryContext(ctx, `SELECT ts, device, action, remote_ip, remote_url, remote_ip_type, sent FROM events`)
+		if err != nil {
+			return err
+		}
+		var ev egress.Event
+		for rows.Next() {
+			var ts int64
+			var rip string
+			if err := rows.Scan(&ts, &ev.DeviceName, &ev.ActionType, &rip, &ev.RemoteURL, &ev.RemoteIPType, &ev.SentBytes); err != nil {
+				rows.Close()
+				return err
+			}
+			ev.Time = time.Unix(0, ts).UTC()
+			ev.RemoteIP, _ = netip.ParseAddr(rip)
+			gr.Add(ev.DeviceName, &ev)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var batch int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM sources`).Scan(&batch); err != nil {
+			return err
+		}
+		if err := mergeGroups(ctx, tx, gr.Groups(), max(batch, 1)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM group_backfill`)
+		return err
+	})
 }
 
 func addr(a netip.Addr) string {
