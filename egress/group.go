@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The fleet analysis works on aggregates, not on events: a Group is every
@@ -242,31 +244,47 @@ type GroupStore interface {
 
 // Live keeps a fleet's groups in memory and brings them up to date from a
 // GroupStore: each analysis reads only the groups batches changed since
-// the previous one, then runs the detections over the aggregates (their
-// cost grows with the groups, not with the events). One Live per store;
-// safe for concurrent use (analyses run one at a time).
+// the previous one and applies what changed to the aggregates the
+// detections read (contacts, hourly volumes, ...), then runs the
+// detections over the aggregates: its cost grows with the groups a batch
+// changed and with the aggregates, not with the events. Aggregates are
+// rebuilt from the groups held (not from the store) when a change cannot
+// be applied as a difference: another inventory or detection
+// configuration, an installation that changes which release a device ran
+// at a group already held or where the baseline ends, a group whose first
+// connection moved to where it is judged differently, or one whose kept
+// connection times lost some (over MaxGroupTimes in its hour). One Live
+// per store; safe for concurrent use (analyses run one at a time).
 type Live struct {
-	mu     sync.Mutex
-	groups map[GroupKey]*Group
-	last   int64
-	read   int64 // groups read from the store, in all
+	mu       sync.Mutex
+	groups   map[GroupKey]*Group
+	last     int64
+	read     int64 // groups read from the store, in all
+	rebuilds int64
+	// The aggregates and what they were built with.
+	a        *Analyzer
+	inv      *Inventory
+	cfg      Config
+	ins      []Installation
+	devFirst map[string]int64 // device -> the latest first connection of its groups
 }
 
 // NewLive returns a Live with no group read yet.
-func NewLive() *Live { return &Live{groups: map[GroupKey]*Group{}} }
+func NewLive() *Live { return &Live{groups: map[GroupKey]*Group{}, devFirst: map[string]int64{}} }
 
 // LiveStats says how much a Live holds and has read.
 type LiveStats struct {
-	Groups int   // groups held
-	Read   int64 // groups read from the store so far
-	Batch  int64 // the last batch covered
+	Groups   int   // groups held
+	Read     int64 // groups read from the store so far
+	Batch    int64 // the last batch covered
+	Rebuilds int64 // analyses that rebuilt the aggregates from every group held
 }
 
 // Stats returns the counters.
 func (l *Live) Stats() LiveStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return LiveStats{Groups: len(l.groups), Read: l.read, Batch: l.last}
+	return LiveStats{Groups: len(l.groups), Read: l.read, Batch: l.last, Rebuilds: l.rebuilds}
 }
 
 // LiveStore is what Live.Analyze reads.
@@ -276,37 +294,148 @@ type LiveStore interface {
 }
 
 // Analyze reads the groups changed since the last call and the
-// installations, and runs the detections over every group: the same
-// report as AnalyzeStore over the same store (the whole-history check).
+// installations, brings the aggregates up to date and runs the
+// detections: the same report as AnalyzeStore over the same store (the
+// whole-history check).
 func (l *Live) Analyze(ctx context.Context, s LiveStore, inv *Inventory, cfg Config) (Report, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	type change struct{ old, cur *Group }
+	var changes []change
 	last, err := s.Groups(ctx, l.last, func(g *Group) error {
 		l.read++
-		if old := l.groups[g.GroupKey]; old != nil {
-			old.Events, old.Sent, old.First, old.Last = g.Events, g.Sent, g.First, g.Last
-			old.Times = append(old.Times[:0], g.Times...)
-			return nil
-		}
-		l.groups[g.GroupKey] = g.Clone()
+		cur := g.Clone()
+		changes = append(changes, change{l.groups[g.GroupKey], cur})
+		l.groups[g.GroupKey] = cur
 		return nil
 	})
 	if err != nil {
+		l.a = nil // the groups held may be half updated: rebuild next time
 		return Report{}, err
 	}
 	l.last = max(l.last, last)
 	ins, err := s.Installations(ctx)
 	if err != nil {
+		l.a = nil
 		return Report{}, err
 	}
 	a, err := NewAnalyzer(inv, ins, cfg)
 	if err != nil {
+		l.a = nil
 		return Report{}, err
 	}
-	for _, g := range l.groups {
-		a.apply(g)
+	rebuild := l.a == nil || inv != l.inv || !reflect.DeepEqual(cfg, l.cfg) || !l.sameJudgement(a, ins)
+	if !rebuild {
+		a.adopt(l.a)
+		for _, c := range changes {
+			d, ok := a.difference(c.old, c.cur)
+			if !ok {
+				rebuild = true
+				break
+			}
+			a.apply(d)
+		}
 	}
+	for _, c := range changes {
+		l.devFirst[c.cur.Device] = max(l.devFirst[c.cur.Device], c.cur.First)
+	}
+	if rebuild {
+		l.rebuilds++
+		if a, err = NewAnalyzer(inv, ins, cfg); err != nil {
+			l.a = nil
+			return Report{}, err
+		}
+		for _, g := range l.groups {
+			a.apply(g)
+		}
+	}
+	l.a, l.inv, l.cfg, l.ins = a, inv, cfg, ins
 	return a.report(), nil
+}
+
+// sameJudgement reports whether the installations ins (analyzer a) judge
+// every group held as the previous ones did: the baseline ends at the
+// same time and each device's installations are the previous ones plus
+// ones after its every group's first connection.
+func (l *Live) sameJudgement(a *Analyzer, ins []Installation) bool {
+	if !a.baseEnd.Equal(l.a.baseEnd) {
+		return false
+	}
+	if slices.EqualFunc(ins, l.ins, sameInstallation) {
+		return true
+	}
+	for dev, now := range a.installs {
+		before := l.a.installs[dev]
+		if len(now) < len(before) || !slices.EqualFunc(now[:len(before)], before, sameInstallation) {
+			return false
+		}
+		for _, in := range now[len(before):] {
+			if first, ok := l.devFirst[in.Device]; ok && in.Time.UnixNano() <= first {
+				return false
+			}
+		}
+	}
+	for dev := range l.a.installs {
+		if _, ok := a.installs[dev]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func sameInstallation(x, y Installation) bool {
+	return x.Device == y.Device && x.Digest == y.Digest && x.Time.Equal(y.Time) && x.Product == y.Product && x.Version == y.Version
+}
+
+// adopt takes the aggregates of old, built with the same inventory,
+// configuration and judgement of every group (Live.sameJudgement).
+func (a *Analyzer) adopt(old *Analyzer) {
+	a.baseline, a.baseVol, a.contacts, a.exfil, a.exfilDst = old.baseline, old.baseVol, old.contacts, old.exfil, old.exfilDst
+	a.segv, a.outside, a.active, a.lastSeen, a.events, a.unres = old.segv, old.outside, old.active, old.lastSeen, old.events, old.unres
+}
+
+// judgement is how apply judges a group, as of its first connection.
+type judgement struct {
+	baseline, learned bool
+	release           string
+}
+
+func (a *Analyzer) judge(g *Group) judgement {
+	first := time.Unix(0, g.First).UTC()
+	j := judgement{baseline: a.baseEnd.IsZero() || first.Before(a.baseEnd)}
+	j.learned = j.baseline && a.cfg.Baseline.Contains(first)
+	if in, ok := a.installed(g.Device, first); ok {
+		j.release = in.Digest
+	}
+	return j
+}
+
+// difference is what cur (the group old grew into) adds to old, as a
+// group apply can add to the aggregates: false when the aggregates must
+// be rebuilt instead (cur is judged differently from old, or kept fewer
+// of old's connection times).
+func (a *Analyzer) difference(old, cur *Group) (*Group, bool) {
+	if old == nil {
+		return cur, true
+	}
+	if cur.Events < old.Events || cur.First > old.First || cur.Last < old.Last || (cur.First != old.First && a.judge(cur) != a.judge(old)) {
+		return nil, false
+	}
+	d := &Group{GroupKey: cur.GroupKey, Events: cur.Events - old.Events, Sent: cur.Sent - old.Sent, First: cur.First, Last: cur.Last}
+	// cur.Times minus old.Times (both ascending); every one of old's must
+	// still be there.
+	j := 0
+	for _, t := range cur.Times {
+		if j < len(old.Times) && old.Times[j] == t {
+			j++
+			continue
+		}
+		d.Times = append(d.Times, t)
+	}
+	if j < len(old.Times) {
+		return nil, false
+	}
+	return d, true
 }
 
 // groupTarget is what a group connected to, for messages: its URL, else

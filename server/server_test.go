@@ -134,12 +134,13 @@ func newEnvAt(t testing.TB, dir string, so []store.Option, eo ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	live := egress.NewLive() // the incremental analysis, as gate.Open's
 	if e.risk, err = gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) {
 		if e.failRisk.Load() {
 			return egress.Report{}, errors.New("egress.db: disk I/O error")
 		}
 		time.Sleep(time.Duration(e.slowRisk.Load()))
-		return egress.AnalyzeStore(ctx, e.st, e.inv.Load(), ecfg)
+		return live.Analyze(ctx, e.st, e.inv.Load(), ecfg)
 	}, time.Hour, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"net/netip"
 	"strings"
 	"time"
+
+	sqlite "modernc.org/sqlite"
 
 	"github.com/wardgate/wardgate/egress"
 )
@@ -125,35 +128,67 @@ func (e *eventInserter) close() {
 	e.one.Close()
 }
 
-// mergeGroups merges a batch's groups into event_groups.
-func mergeGroups(ctx context.Context, tx *sql.Tx, gs []*egress.Group, batch int64) error {
-	get, err := tx.PrepareContext(ctx, `SELECT events, sent, first, last, times FROM event_groups
-		WHERE device = ? AND hour = ? AND success = ? AND remote_url = ? AND remote_ip = ? AND remote_ip_type = ?`)
-	if err != nil {
-		return err
-	}
-	defer get.Close()
-	put, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO event_groups VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return err
-	}
-	defer put.Close()
-	var old egress.Group
-	var times []byte
-	for _, g := range gs {
-		ip := addr(g.RemoteIP)
-		switch err := get.QueryRowContext(ctx, g.Device, g.Hour, g.Success, g.RemoteURL, ip, g.RemoteIPType).Scan(&old.Events, &old.Sent, &old.First, &old.Last, &times); {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		default:
-			if old.Times, err = egress.DecodeTimes(times); err != nil {
-				return err
+// mergeTimesFunc is the SQL function that merges two groups' encoded
+// connection times (egress.EncodeTimes), keeping the earliest
+// egress.MaxGroupTimes, so a batch's groups merge with the stored ones in
+// one upsert.
+const mergeTimesFunc = "wardgate_merge_times"
+
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction(mergeTimesFunc, 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		var ts [2][]int64
+		for i, a := range args {
+			b, _ := a.([]byte)
+			var err error
+			if ts[i], err = egress.DecodeTimes(b); err != nil {
+				return nil, err
 			}
-			g.Merge(&old)
 		}
-		if _, err := put.ExecContext(ctx, g.Device, g.Hour, g.Success, g.RemoteURL, ip, g.RemoteIPType,
-			g.Events, g.Sent, g.First, g.Last, egress.EncodeTimes(g.Times), batch); err != nil {
+		g := egress.Group{Times: ts[0]}
+		g.Merge(&egress.Group{Events: 1, Times: ts[1]})
+		return egress.EncodeTimes(g.Times), nil
+	})
+}
+
+// groupRows is how many groups one upsert statement carries.
+const groupRows = 64
+
+// upsertGroups is the statement that merges n groups into event_groups.
+func upsertGroups(n int) string {
+	row := "(?,?,?,?,?,?,?,?,?,?,?,?)"
+	return `INSERT INTO event_groups VALUES ` + row + strings.Repeat(","+row, n-1) + `
+	ON CONFLICT (device, hour, success, remote_url, remote_ip, remote_ip_type) DO UPDATE SET
+	events = events + excluded.events, sent = sent + excluded.sent, first = min(first, excluded.first), last = max(last, excluded.last),
+	times = ` + mergeTimesFunc + `(times, excluded.times), batch = excluded.batch`
+}
+
+// mergeGroups merges a batch's groups into event_groups, groupRows per
+// statement.
+func mergeGroups(ctx context.Context, tx *sql.Tx, gs []*egress.Group, batch int64) error {
+	var many *sql.Stmt
+	if len(gs) >= groupRows {
+		var err error
+		if many, err = tx.PrepareContext(ctx, upsertGroups(groupRows)); err != nil {
+			return err
+		}
+		defer many.Close()
+	}
+	args := make([]any, 0, groupRows*12)
+	for len(gs) > 0 {
+		part := gs[:min(groupRows, len(gs))]
+		gs = gs[len(part):]
+		args = args[:0]
+		for _, g := range part {
+			args = append(args, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType,
+				g.Events, g.Sent, g.First, g.Last, egress.EncodeTimes(g.Times), batch)
+		}
+		var err error
+		if len(part) == groupRows {
+			_, err = many.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, upsertGroups(len(part)), args...)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -201,7 +201,7 @@ func sameReport(t *testing.T, what string, live, whole egress.Report) {
 func runIncrementalEqualsWhole(t *testing.T, loc Location) {
 	inv, ins, cfg, lines := fleetFixture(t)
 	ctx := t.Context()
-	for _, seed := range []uint64{1, 2} {
+	for _, seed := range []uint64{1, 2, 3} {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			open := loc(t)
 			s, s2 := opened(t, open), opened(t, open)
@@ -209,9 +209,10 @@ func runIncrementalEqualsWhole(t *testing.T, loc Location) {
 			// Random cut points, batches posted in a random order (a
 			// sensor's backlog arrives late), through two handles (two
 			// replicas), installations recorded as the batches go.
-			// Seed 1 cuts the file in time order; seed 2 deals each line to
-			// a random batch, so most groups of several events are merged
-			// from several batches.
+			// Seed 1 cuts the file in time order; seeds 2 and 3 deal each
+			// line to a random batch, so most groups of several events are
+			// merged from several batches. Seed 3 records every
+			// installation before the first batch.
 			var batches []string
 			if seed == 1 {
 				for i := 0; i < len(lines); {
@@ -233,7 +234,10 @@ func runIncrementalEqualsWhole(t *testing.T, loc Location) {
 			recorded := 0
 			for i, body := range batches {
 				upto := len(ins) * (i + 1) / len(batches)
-				if i == 0 {
+				switch {
+				case seed == 3:
+					upto = len(ins)
+				case i == 0:
 					upto = len(ins) / 3
 				}
 				if upto > recorded {
@@ -285,8 +289,15 @@ func runIncrementalEqualsWhole(t *testing.T, loc Location) {
 			// Each analysis read only the groups its batch changed: no more
 			// than the batch's events, in all no more than every event.
 			all, _ := readGroups(t, s, 0)
-			if st := live.Stats(); st.Read > int64(len(lines)) || st.Groups != len(all) {
+			st := live.Stats()
+			if st.Read > int64(len(lines)) || st.Groups != len(all) {
 				t.Errorf("the Live read %d groups (the fixture has %d events) and holds %d, want at most %[2]d and %d", st.Read, len(lines), st.Groups, len(all))
+			}
+			// The first analysis builds the aggregates; at least one later
+			// batch is applied as a difference (the others rebuild: an
+			// installation recorded before their groups' first connection).
+			if st.Rebuilds < 1 || st.Rebuilds >= int64(len(batches)) || (seed == 3 && st.Rebuilds != 1) {
+				t.Errorf("%d of %d analyses rebuilt the aggregates", st.Rebuilds, len(batches))
 			}
 		})
 	}
