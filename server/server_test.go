@@ -61,6 +61,10 @@ type env struct {
 	inv      atomic.Pointer[egress.Inventory]
 	failRisk atomic.Bool
 	slowRisk atomic.Int64 // nanoseconds each fleet analysis takes at least
+	// wholeHistory: the fleet analysis reads every event
+	// (egress.AnalyzeStore), not the groups batches changed (the
+	// benchmarks' baseline).
+	wholeHistory atomic.Bool
 	digest   string       // the pump 2.4.0 firmware
 }
 
@@ -140,6 +144,9 @@ func newEnvAt(t testing.TB, dir string, so []store.Option, eo ...envOpt) *env {
 			return egress.Report{}, errors.New("egress.db: disk I/O error")
 		}
 		time.Sleep(time.Duration(e.slowRisk.Load()))
+		if e.wholeHistory.Load() {
+			return egress.AnalyzeStore(ctx, e.st, e.inv.Load(), ecfg)
+		}
 		return live.Analyze(ctx, e.st, e.inv.Load(), ecfg)
 	}, time.Hour, nil); err != nil {
 		t.Fatal(err)
