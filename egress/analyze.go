@@ -159,6 +159,10 @@ type contact struct {
 	undeclared int64
 	times      []int64 // unix seconds, for beaconing (capped)
 	targets    map[string]bool
+	// The beaconing test over times, valid until they change.
+	beaconValid   bool
+	beaconRegular bool
+	beaconPeriod  float64
 }
 
 type exfilKey struct {
@@ -271,8 +275,9 @@ func (c *contact) add(g *Group, keepTimes bool, target string) {
 	c.first, c.last = minTime(c.first, time.Unix(0, g.First).UTC()), maxTime(c.last, time.Unix(0, g.Last).UTC())
 	c.bytes += g.Sent
 	c.n += g.Events
-	if keepTimes {
+	if keepTimes && len(g.Times) > 0 {
 		c.times = mergeTimes(c.times, g.Times, maxBeaconTimes)
+		c.beaconValid = false
 	}
 	keepTarget(c.targets, target)
 }
