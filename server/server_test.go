@@ -65,7 +65,7 @@ type env struct {
 	// (egress.AnalyzeStore), not the groups batches changed (the
 	// benchmarks' baseline).
 	wholeHistory atomic.Bool
-	digest   string       // the pump 2.4.0 firmware
+	digest       string // the pump 2.4.0 firmware
 }
 
 type envOpt func(*Deps, *[]Option)
