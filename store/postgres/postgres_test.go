@@ -5,10 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -246,5 +250,53 @@ func TestOtherToolsMigrations(t *testing.T) {
 	db := openDB(t, u.String())
 	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
 		t.Fatalf("SchemaVersion = %d, %v; want 4", v, err)
+	}
+}
+
+// A schema with events from before groups were kept (its last migration
+// undone) has them grouped on open, once.
+func TestGroupsBackfilled(t *testing.T) {
+	dsn := freshSchema(t)
+	ctx := t.Context()
+	db := openDB(t, dsn)
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	evs := []egress.Event{
+		{Time: t0, DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 5},
+		{Time: t0.Add(time.Minute), DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 7},
+		{Time: t0.Add(2 * time.Hour), DeviceName: "B", ActionType: egress.ActionConnectionFailed},
+	}
+	if _, err := db.Ingest(ctx, egress.Source{Name: "b", Digest: "sha256:b"}, func(add func(*egress.Event) error) error {
+		for i := range evs {
+			if err := add(&evs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	admin(t, dsn, `DROP TABLE telemetry_groups, telemetry_group_backfill; ALTER TABLE telemetry_sources DROP COLUMN batch;
+		DELETE FROM wardgate_migrations WHERE version = (SELECT max(version) FROM wardgate_migrations)`)
+	gr := egress.NewGrouper()
+	for i := range evs {
+		gr.Add(evs[i].DeviceName, &evs[i])
+	}
+	var want []egress.Group
+	for _, g := range gr.Groups() {
+		want = append(want, *g)
+	}
+	for range 2 { // grouped on the first open, left alone on the second
+		db = openDB(t, dsn)
+		var got []egress.Group
+		last, err := db.Groups(ctx, 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
+		if last != 1 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("last batch %d, groups\n%+v\nwant\n%+v", last, got, want)
+		}
+		db.Close()
 	}
 }
