@@ -121,8 +121,8 @@ func TestSchemes(t *testing.T) {
 func TestSchemaVersion(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, freshSchema(t))
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
-		t.Fatalf("SchemaVersion = %d, %v; want 4", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
+		t.Fatalf("SchemaVersion = %d, %v; want 5", v, err)
 	}
 }
 
@@ -131,14 +131,14 @@ func TestNewerSchemaRefused(t *testing.T) {
 	t.Parallel()
 	dsn := freshSchema(t)
 	openDB(t, dsn).Close()
-	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (5), (6)`)
+	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (6), (7)`)
 	_, err := postgres.Open(t.Context(), dsn)
 	if !errors.Is(err, store.ErrNewerSchema) {
-		t.Fatalf("open a schema of version 6: %v, want ErrNewerSchema", err)
+		t.Fatalf("open a schema of version 7: %v, want ErrNewerSchema", err)
 	}
 	u, _ := url.Parse(dsn)
 	want := "postgres " + u.Host + u.Path + " schema " + u.Query().Get("search_path") +
-		" has schema version 6, newer than this wardgate knows (4): store: schema is newer than this wardgate; upgrade wardgate"
+		" has schema version 7, newer than this wardgate knows (5): store: schema is newer than this wardgate; upgrade wardgate"
 	if err.Error() != want {
 		t.Fatalf("error %q,\nwant  %q", err, want)
 	}
@@ -189,8 +189,8 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 		t.Fatalf("migration 3's first table after its crash: %v, %v; want none", half, err)
 	}
 	db := openDB(t, dsn)
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
-		t.Fatalf("SchemaVersion after the rerun = %d, %v; want 4", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
+		t.Fatalf("SchemaVersion after the rerun = %d, %v; want 5", v, err)
 	}
 	if added, err := db.Ingest(t.Context(), egressSource, noEvents); err != nil || !added {
 		t.Fatalf("ingest after the rerun: %v, %v", added, err)
@@ -218,8 +218,8 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 	}
 	db := openDB(t, dsn)
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
-		t.Fatalf("SchemaVersion = %d, %v; want 4", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
+		t.Fatalf("SchemaVersion = %d, %v; want 5", v, err)
 	}
 }
 
@@ -248,8 +248,8 @@ func TestOtherToolsMigrations(t *testing.T) {
 	q.Set("search_path", ours+","+theirs)
 	u.RawQuery = q.Encode()
 	db := openDB(t, u.String())
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
-		t.Fatalf("SchemaVersion = %d, %v; want 4", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
+		t.Fatalf("SchemaVersion = %d, %v; want 5", v, err)
 	}
 }
 

@@ -77,7 +77,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 2}) {
+	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 3}) {
 		t.Fatalf("schema versions %v, %v", v, err)
 	}
 }
@@ -267,10 +267,10 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 	}
 	db := open(t, dir)
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || v["egress.db"] != 2 {
+	if err != nil || v["egress.db"] != 3 {
 		t.Fatalf("schema versions after the rerun: %v, %v", v, err)
 	}
-	if got, want := tables(), []string{"events", "schema_migrations", "sources"}; !slices.Equal(got, want) {
+	if got, want := tables(), []string{"event_groups", "events", "group_backfill", "schema_migrations", "sources"}; !slices.Equal(got, want) {
 		t.Fatalf("after the rerun: tables %v, want %v", got, want)
 	}
 }
