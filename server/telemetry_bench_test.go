@@ -209,8 +209,8 @@ func cpuTime(tb testing.TB) time.Duration {
 // /v1/admissions, while four sensors post the load as fast as the gate
 // takes it. Each iteration is one sample on a fresh gate (built outside
 // the timer) holding the fleet fixture's clean telemetry; the load starts
-// before the timer. Reports p50 and p99 over the samples and the load's
-// events/s while sampling.
+// before the timer. Reports p50 and p99 over the samples (and of the
+// compromising POST alone) and the load's events/s while sampling.
 func BenchmarkQuarantineUnderLoad(b *testing.B) {
 	tel, err := os.ReadFile(fleet + "defender.jsonl")
 	if err != nil {
@@ -229,7 +229,7 @@ func BenchmarkQuarantineUnderLoad(b *testing.B) {
 	for i := range pool {
 		pool[i] = g.batch(loadBatch)
 	}
-	var samples []time.Duration
+	var samples, posts []time.Duration // whole delay; the compromising POST alone
 	var loadEvents atomic.Int64
 	var sampling time.Duration
 	var sampled int64 // load events committed while sampling
@@ -272,6 +272,7 @@ func BenchmarkQuarantineUnderLoad(b *testing.B) {
 		b.StartTimer()
 		t0 := time.Now()
 		e.postTelemetry([]byte(strings.Join(bad, "")))
+		posts = append(posts, time.Since(t0))
 		for {
 			a := e.admit("HOSP-IOT-PUMP-30", "infusion-pump", "2.3.0")
 			if !a.Allow {
@@ -293,9 +294,15 @@ func BenchmarkQuarantineUnderLoad(b *testing.B) {
 		wg.Wait()
 		b.StartTimer()
 	}
-	slices.Sort(samples)
-	q := func(p float64) time.Duration { return samples[min(len(samples)-1, int(p*float64(len(samples))))] }
-	b.ReportMetric(float64(q(0.50).Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(q(0.99).Microseconds())/1000, "p99-ms")
+	q := func(l []time.Duration, p float64) float64 {
+		l = slices.Sorted(slices.Values(l))
+		return float64(l[min(len(l)-1, int(p*float64(len(l))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(q(samples, 0.50), "p50-ms")
+	b.ReportMetric(q(samples, 0.99), "p99-ms")
+	// The POST alone (its batch committed behind the load's, then the
+	// analysis that includes it): the rest is the admissions' answer.
+	b.ReportMetric(q(posts, 0.50), "post-p50-ms")
+	b.ReportMetric(q(posts, 0.99), "post-p99-ms")
 	b.ReportMetric(float64(sampled)/sampling.Seconds(), "load-events/s")
 }
