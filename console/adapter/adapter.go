@@ -1,17 +1,16 @@
 // Package adapter implements console.Data over wardgate's stores as they
 // are today: the kept evaluations (gate.Records), the fleet analysis
 // (gate.RiskCache's egress.Report), the egress store (installations and
-// the events' groups), the fleet inventory and detection configuration, the verdict
+// events), the fleet inventory and detection configuration, the verdict
 // log (attest.Log) and the API tokens and audit table (server.Tokens).
 //
 // It is the one place that knows those types: when storage moves, only
 // this file changes. Nothing here is stored anew; what no store keeps
 // (each installer's hourly traffic to the new destinations, and the device
 // class's hourly baseline, for the update page's plots) is computed from
-// the egress store's groups of events (egress.Group: per device, remote
-// end and hour, kept as batches are ingested; never the events) with the
-// egress package's own rules (egress.Destination, public addresses, the
-// baseline window), once per fleet analysis, and kept in memory.
+// the egress store's events with the egress package's own rules
+// (egress.Destination, public addresses, the baseline window), once per
+// fleet analysis, and kept in memory.
 //
 // Imports: console, gate, egress, attest, server (tokens), evidence.
 // Must not import: cobra, cmd/.
@@ -23,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,19 +42,11 @@ type Reporter interface {
 	Report(ctx context.Context) (egress.Report, error)
 }
 
-// FleetStore is the egress store the console reads: installations, and
-// the events' groups for the update page's plots.
-type FleetStore interface {
-	egress.Store
-	egress.GroupStore
-}
-
 // Deps are the stores the console reads. All are required.
 type Deps struct {
 	Records *gate.Records
 	Risk    Reporter
-	// Fleet keeps the installations and the events' groups.
-	Fleet FleetStore
+	Fleet   egress.Store
 	// Inventory and Config return the current fleet inventory (nil: none
 	// yet) and detection configuration (nil: defaults); a reload may
 	// change them.
@@ -687,7 +677,7 @@ func (a *Data) Audit(ctx context.Context, e console.AuditEvent) error {
 // --- the plots' data -------------------------------------------------------------
 
 // plots is every flagged update's installer traffic to its findings'
-// destinations, and each class's baseline, from one scan of the events' groups.
+// destinations, and each class's baseline, from one scan of the events.
 type plots struct {
 	contacts map[string][]console.Contact // digest -> contacts
 	base     map[string]*baseAcc          // class -> baseline
@@ -734,14 +724,14 @@ const maxContactHours = 120 * 24
 
 // isPublic is the egress analysis's rule for a public destination: the
 // sensor's RemoteIPType when it gives one, else the address.
-func isPublic(ipType string, ip netip.Addr) bool {
-	if ipType != "" {
-		return ipType == "Public"
+func isPublic(ev *egress.Event) bool {
+	if ev.RemoteIPType != "" {
+		return ev.RemoteIPType == "Public"
 	}
-	return egress.IsPublicIP(ip)
+	return egress.IsPublicIP(ev.RemoteIP)
 }
 
-func (s *snapshot) plotData(ctx context.Context, st egress.GroupStore) (*plots, error) {
+func (s *snapshot) plotData(ctx context.Context, st egress.EventStore) (*plots, error) {
 	s.plotMu.Lock()
 	defer s.plotMu.Unlock()
 	if s.plots != nil {
@@ -783,99 +773,87 @@ func (s *snapshot) plotData(ctx context.Context, st egress.GroupStore) (*plots, 
 		hours map[int64]*console.Hour
 	}
 	acc := map[ckey]*cacc{}
-	// The events' groups (one device's connections to one remote end in
-	// one hour, kept by the store as batches are ingested): the baseline's
-	// device-hour sums, and the groups of the flagged updates' installers
-	// to their findings' destinations. A group is in the baseline when its
-	// first connection is, as the analysis judges it.
-	type dh struct {
-		device string
-		hour   int64
+	// Device-hour sums of the baseline, flushed when the hour ends (events
+	// come in time order).
+	type dh struct{ device string }
+	cur := map[dh]int64{}
+	curClass := map[dh]string{}
+	var curHour int64 = -1
+	flush := func() {
+		for k, v := range cur {
+			c := curClass[k]
+			b := p.base[c]
+			if b == nil {
+				b = &baseAcc{rng: rand.New(rand.NewPCG(1, 2))}
+				p.base[c] = b
+			}
+			b.add(v)
+		}
+		clear(cur)
+		clear(curClass)
 	}
-	baseSums := map[dh]int64{}
-	baseClass := map[dh]string{}
 	inBase := func(t time.Time) bool {
 		return (p.start.IsZero() || !t.Before(p.start)) && !p.end.IsZero() && t.Before(p.end)
 	}
-	var mine []*egress.Group
-	_, err := st.Groups(ctx, 0, func(g *egress.Group) error {
-		if !g.Success || !isPublic(g.RemoteIPType, g.RemoteIP) {
+	err := st.Events(ctx, func(ev *egress.Event) error {
+		if ev.ActionType != egress.ActionConnectionSuccess || !isPublic(ev) {
 			return nil
 		}
-		dev, ok := s.inv.Device(g.Device)
+		dev, ok := s.inv.Resolve(ev)
 		if !ok {
 			return nil
 		}
-		if classes[dev.Class] && inBase(time.Unix(0, g.First).UTC()) {
-			k := dh{dev.Name, g.Hour}
-			baseSums[k] += g.Sent
-			baseClass[k] = dev.Class
-		}
-		dest := egress.Destination(g.RemoteURL, g.RemoteIP)
-		for _, d := range byDev[strings.ToLower(dev.Name)] {
-			if targets[d].dests[dest] {
-				mine = append(mine, g.Clone())
-				break
+		hour := ev.Time.Unix() / 3600 * 3600
+		if classes[dev.Class] && inBase(ev.Time) {
+			if hour != curHour {
+				flush()
+				curHour = hour
 			}
+			k := dh{dev.Name}
+			cur[k] += ev.SentBytes
+			curClass[k] = dev.Class
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("telemetry for the plots: %w", err)
-	}
-	// Device-hours in time order, as the reservoir sample saw them.
-	hours := make([]dh, 0, len(baseSums))
-	for k := range baseSums {
-		hours = append(hours, k)
-	}
-	slices.SortFunc(hours, func(x, y dh) int { return cmp.Or(cmp.Compare(x.hour, y.hour), strings.Compare(x.device, y.device)) })
-	for _, k := range hours {
-		c := baseClass[k]
-		b := p.base[c]
-		if b == nil {
-			b = &baseAcc{rng: rand.New(rand.NewPCG(1, 2))}
-			p.base[c] = b
+		digests := byDev[strings.ToLower(dev.Name)]
+		if len(digests) == 0 {
+			return nil
 		}
-		b.add(baseSums[k])
-	}
-	// Contacts in time order: the hourly bins kept are the first ones.
-	slices.SortFunc(mine, func(x, y *egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
-	slices.SortStableFunc(mine, func(x, y *egress.Group) int { return cmp.Compare(x.Hour, y.Hour) })
-	for _, g := range mine {
-		dev, _ := s.inv.Device(g.Device)
-		dest := egress.Destination(g.RemoteURL, g.RemoteIP)
-		first, last := time.Unix(0, g.First).UTC(), time.Unix(0, g.Last).UTC()
-		for _, d := range byDev[strings.ToLower(dev.Name)] {
+		dest := egress.Destination(ev.RemoteURL, ev.RemoteIP)
+		for _, d := range digests {
 			if !targets[d].dests[dest] {
 				continue
 			}
 			k := ckey{d, dev.Name, dest}
 			a := acc[k]
 			if a == nil {
-				a = &cacc{c: console.Contact{Device: dev.Name, Destination: dest, Installed: s.firstSeen[d][dev.Name], First: first, Last: last}, hours: map[int64]*console.Hour{}}
+				a = &cacc{c: console.Contact{Device: dev.Name, Destination: dest, Installed: s.firstSeen[d][dev.Name], First: ev.Time, Last: ev.Time}, hours: map[int64]*console.Hour{}}
 				acc[k] = a
 			}
 			c := &a.c
-			if first.Before(c.First) {
-				c.First = first
+			if ev.Time.Before(c.First) {
+				c.First = ev.Time
 			}
-			if last.After(c.Last) {
-				c.Last = last
+			if ev.Time.After(c.Last) {
+				c.Last = ev.Time
 			}
-			c.Connections += g.Events
-			c.Bytes += g.Sent
-			h := a.hours[g.Hour]
+			c.Connections++
+			c.Bytes += ev.SentBytes
+			h := a.hours[hour]
 			if h == nil {
 				if len(a.hours) >= maxContactHours {
 					continue
 				}
-				h = &console.Hour{Start: time.Unix(g.Hour, 0).UTC()}
-				a.hours[g.Hour] = h
+				h = &console.Hour{Start: time.Unix(hour, 0).UTC()}
+				a.hours[hour] = h
 			}
-			h.Connections += g.Events
-			h.Bytes += g.Sent
+			h.Connections++
+			h.Bytes += ev.SentBytes
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events for the plots: %w", err)
 	}
+	flush()
 	for k, a := range acc {
 		for _, h := range a.hours {
 			a.c.Hours = append(a.c.Hours, *h)
