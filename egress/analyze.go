@@ -110,10 +110,9 @@ func (r *Report) Fleet(digest string) evidence.Fleet {
 }
 
 // Analyzer runs the detections over a stream of events. Feed it with Add
-// (in any order) and call Report once. Memory grows with the distinct
-// (device, destination) pairs, (device, URL, hour) groups and device-hours
-// with telemetry, plus the connection times to destinations reached after
-// the baseline (capped per pair).
+// (in any order) and call Report once. Memory grows with the groups
+// (device, remote end, hour; see Group), plus the connection times to
+// destinations reached after the baseline (capped per pair).
 type Analyzer struct {
 	inv          *Inventory
 	cfg          Config
@@ -138,6 +137,10 @@ type Analyzer struct {
 	lastSeen map[string]time.Time
 	events   int64
 	unres    int64
+	// pending are the groups of the events added, applied by Report;
+	// addedUnres the events added whose device is not in the inventory.
+	pending    *Grouper
+	addedUnres int64
 }
 
 type segPrefix struct {
@@ -156,6 +159,10 @@ type contact struct {
 	undeclared int64
 	times      []int64 // unix seconds, for beaconing (capped)
 	targets    map[string]bool
+	// The beaconing test over times, valid until they change.
+	beaconValid   bool
+	beaconRegular bool
+	beaconPeriod  float64
 }
 
 type exfilKey struct {
@@ -185,7 +192,7 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 		allowed: map[string]Matcher{}, manif: map[string]Matcher{}, baseline: map[string]map[string]bool{}, baseVol: map[volKey]int64{},
 		contacts: map[contactKey]*contact{}, exfil: map[exfilKey]*agg{}, exfilDst: map[exfilKey]string{},
 		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, active: map[string]map[int64]struct{}{},
-		lastSeen: map[string]time.Time{}}
+		lastSeen: map[string]time.Time{}, pending: NewGrouper()}
 	for _, d := range inv.Devices {
 		a.classDevices[d.Class] = append(a.classDevices[d.Class], d.Name)
 	}
@@ -252,35 +259,48 @@ func (a *Analyzer) segmentOf(ip netip.Addr) string {
 	return ""
 }
 
-func touch(m map[contactKey]*contact, k contactKey, class string, ev *Event, keepTimes bool, target string) *contact {
+func touch[K comparable](m map[K]*contact, k K, class string, g *Group, keepTimes bool, target string) *contact {
 	c := m[k]
 	if c == nil {
-		c = &contact{class: class, first: ev.Time, last: ev.Time, targets: map[string]bool{}}
+		c = &contact{class: class, first: time.Unix(0, g.First).UTC(), last: time.Unix(0, g.Last).UTC(), targets: map[string]bool{}}
 		m[k] = c
 	}
-	c.add(ev, keepTimes, target)
+	c.add(g, keepTimes, target)
 	return c
 }
 
-func (c *contact) add(ev *Event, keepTimes bool, target string) {
-	c.first, c.last = minTime(c.first, ev.Time), maxTime(c.last, ev.Time)
-	c.bytes += ev.SentBytes
-	c.n++
-	if keepTimes && len(c.times) < maxBeaconTimes {
-		c.times = append(c.times, ev.Time.Unix())
+// add counts a group's connections. The result does not depend on the
+// order groups come in: times keeps the earliest, targets the smallest.
+func (c *contact) add(g *Group, keepTimes bool, target string) {
+	c.first, c.last = minTime(c.first, time.Unix(0, g.First).UTC()), maxTime(c.last, time.Unix(0, g.Last).UTC())
+	c.bytes += g.Sent
+	c.n += g.Events
+	if keepTimes && len(g.Times) > 0 {
+		c.times = mergeTimes(c.times, g.Times, maxBeaconTimes)
+		c.beaconValid = false
 	}
-	if len(c.targets) < 16 {
-		c.targets[target] = true
-	}
+	keepTarget(c.targets, target)
 }
 
-// Add feeds one event. Every event of a known device marks it observed in
-// its hour; only successful connections are judged.
+// Add feeds one event: events of a device of the inventory are counted in
+// their group (GroupKeyOf), which Report judges as a whole.
 func (a *Analyzer) Add(ev *Event) {
-	a.events++
 	dev, ok := a.inv.Resolve(ev)
 	if !ok {
-		a.unres++
+		a.addedUnres++
+		return
+	}
+	a.pending.Add(dev.Name, ev)
+}
+
+// apply judges one group. Every group of a known device marks it observed
+// in its hour; only successful connections are judged, as of the group's
+// first connection.
+func (a *Analyzer) apply(g *Group) {
+	a.events += g.Events
+	dev, ok := a.inv.Device(g.Device)
+	if !ok {
+		a.unres += g.Events
 		return
 	}
 	hs := a.active[dev.Name]
@@ -288,70 +308,58 @@ func (a *Analyzer) Add(ev *Event) {
 		hs = map[int64]struct{}{}
 		a.active[dev.Name] = hs
 	}
-	hs[hourBin(ev.Time.Unix())] = struct{}{}
-	if ev.Time.After(a.lastSeen[dev.Name]) {
-		a.lastSeen[dev.Name] = ev.Time
+	hs[g.Hour] = struct{}{}
+	if last := time.Unix(0, g.Last).UTC(); last.After(a.lastSeen[dev.Name]) {
+		a.lastSeen[dev.Name] = last
 	}
-	if ev.ActionType != ActionConnectionSuccess {
+	if !g.Success {
 		return
 	}
-	public := isPublic(ev.RemoteIPType, ev.RemoteIP)
-	target := ev.RemoteURL
-	if target == "" {
-		target = ev.RemoteIP.String()
-	}
+	first := time.Unix(0, g.First).UTC()
+	public := isPublic(g.RemoteIPType, g.RemoteIP)
+	target := groupTarget(&g.GroupKey)
 	if !public {
-		seg := a.segmentOf(ev.RemoteIP)
+		seg := a.segmentOf(g.RemoteIP)
 		if seg != "" && seg != dev.Segment && !slices.Contains(a.cfg.Classes[dev.Class].AllowedSegments, seg) {
-			k := segKey{dev.Name, seg}
-			c := a.segv[k]
-			if c == nil {
-				c = &contact{class: dev.Class, first: ev.Time, last: ev.Time, targets: map[string]bool{}}
-				a.segv[k] = c
-			}
-			c.add(ev, false, target)
+			touch(a.segv, segKey{dev.Name, seg}, dev.Class, g, false, target)
 		}
 		return
 	}
-	if m, ok := a.allowed[dev.Class]; ok && m.Match(ev.RemoteURL, ev.RemoteIP) {
+	if m, ok := a.allowed[dev.Class]; ok && m.Match(g.RemoteURL, g.RemoteIP) {
 		return // an allowed destination is never new, never exfiltration
 	}
-	dest := Destination(ev.RemoteURL, ev.RemoteIP)
-	if a.baseEnd.IsZero() || ev.Time.Before(a.baseEnd) {
-		if a.cfg.Baseline.Contains(ev.Time) {
+	dest := Destination(g.RemoteURL, g.RemoteIP)
+	if a.baseEnd.IsZero() || first.Before(a.baseEnd) {
+		if a.cfg.Baseline.Contains(first) {
 			if a.baseline[dev.Class] == nil {
 				a.baseline[dev.Class] = map[string]bool{}
 			}
 			a.baseline[dev.Class][dest] = true
-			a.baseVol[volKey{dev.Name, dest, hourBin(ev.Time.Unix())}] += ev.SentBytes
+			a.baseVol[volKey{dev.Name, dest, g.Hour}] += g.Sent
 		}
 		return // the baseline is learned, not judged
 	}
-	c := touch(a.contacts, contactKey{dev.Name, dest}, dev.Class, ev, true, target)
-	if in, ok := a.installed(dev.Name, ev.Time); ok {
+	c := touch(a.contacts, contactKey{dev.Name, dest}, dev.Class, g, true, target)
+	if in, ok := a.installed(dev.Name, first); ok {
 		if m, ok := a.manif[in.Digest]; ok {
-			if m.Match(ev.RemoteURL, ev.RemoteIP) {
+			if m.Match(g.RemoteURL, g.RemoteIP) {
 				return // inside the vendor's manifest: never a finding
 			}
-			k := outsideKey{in.Digest, dev.Name, dest}
-			o := a.outside[k]
-			if o == nil {
-				o = &contact{class: dev.Class, first: ev.Time, last: ev.Time, targets: map[string]bool{}}
-				a.outside[k] = o
-			}
-			o.add(ev, false, target)
+			touch(a.outside, outsideKey{in.Digest, dev.Name, dest}, dev.Class, g, false, target)
 		}
 	}
-	c.undeclared++
-	k := exfilKey{dev.Name, ev.RemoteURL, hourBin(ev.Time.Unix())}
-	g := a.exfil[k]
-	if g == nil {
-		g = &agg{}
-		a.exfil[k] = g
+	c.undeclared += g.Events
+	k := exfilKey{dev.Name, g.RemoteURL, g.Hour}
+	x := a.exfil[k]
+	if x == nil {
+		x = &agg{}
+		a.exfil[k] = x
 		a.exfilDst[k] = dest
+	} else if dest < a.exfilDst[k] {
+		a.exfilDst[k] = dest // whatever the order of the groups
 	}
-	g.sum += ev.SentBytes
-	g.count++
+	x.sum += g.Sent
+	x.count += g.Events
 }
 
 func minTime(x, y time.Time) time.Time {
@@ -370,6 +378,18 @@ func maxTime(x, y time.Time) time.Time {
 
 // Report runs the detections over everything added.
 func (a *Analyzer) Report() Report {
+	a.events += a.addedUnres
+	a.unres += a.addedUnres
+	a.addedUnres = 0
+	for _, g := range a.pending.Groups() {
+		a.apply(g)
+	}
+	a.pending = NewGrouper()
+	return a.report()
+}
+
+// report runs the detections over the groups applied.
+func (a *Analyzer) report() Report {
 	a.hours = make(map[string][]int64, len(a.active))
 	for d, hs := range a.active {
 		l := make([]int64, 0, len(hs))

@@ -80,7 +80,7 @@ func (a *Analyzer) newDestinations(n *notices) []Finding {
 			var beacons []string
 			var periods []float64
 			for _, d := range devs {
-				if p, ok := beacon(a.contacts[contactKey{d, dest}].times, a.cfg.Thresholds); ok {
+				if p, ok := a.contacts[contactKey{d, dest}].beacon(a.cfg.Thresholds); ok {
 					beacons = append(beacons, d)
 					periods = append(periods, p)
 				}
@@ -105,7 +105,7 @@ func (a *Analyzer) newDestinations(n *notices) []Finding {
 		g := a.group(devs, dest)
 		regular := 0
 		for _, d := range devs {
-			if _, ok := beacon(a.contacts[contactKey{d, dest}].times, a.cfg.Thresholds); ok {
+			if _, ok := a.contacts[contactKey{d, dest}].beacon(a.cfg.Thresholds); ok {
 				regular++
 			}
 		}
@@ -155,6 +155,17 @@ func (a *Analyzer) group(devices []string, dest string) contactGroup {
 		g.targets = append(g.targets[:16], "...")
 	}
 	return g
+}
+
+// beacon is beacon over the contact's times, kept until they change (an
+// incremental analysis asks again for contacts no batch touched; the
+// thresholds are the analysis's, the same for the contact's life).
+func (c *contact) beacon(t Thresholds) (float64, bool) {
+	if !c.beaconValid {
+		c.beaconPeriod, c.beaconRegular = beacon(c.times, t)
+		c.beaconValid = true
+	}
+	return c.beaconPeriod, c.beaconRegular
 }
 
 // beacon reports whether connection times are regular: at least the

@@ -131,6 +131,7 @@ type Pipeline struct {
 	log     *attest.Log
 	records *Records
 	risk    *RiskCache
+	live    *egress.Live // the fleet's groups, brought up to date by each analysis
 	fleet   atomic.Pointer[fleetState]
 	gate    atomic.Pointer[Gate]
 	ctl     *rollout.Controller // nil without Config.Rollout
@@ -168,7 +169,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 	if cfg.ReplicaBound == 0 {
 		cfg.ReplicaBound = DefaultReplicaBound
 	}
-	p = &Pipeline{cfg: cfg, logger: logger, started: time.Now()}
+	p = &Pipeline{cfg: cfg, logger: logger, started: time.Now(), live: egress.NewLive()}
 	// The trust configuration and policies first: a mistake in them is
 	// reported before anything in the state directory is touched.
 	tc, eng, err := p.load(ctx)
@@ -374,14 +375,16 @@ func (p *Pipeline) egressManifests(ctx context.Context, tc *trust.Config) ([]egr
 	return out, nil
 }
 
-// analyze runs the fleet detections over the store: nothing to find while
-// no fleet is known.
+// analyze runs the fleet detections over the store, incrementally: it
+// reads the groups the batches stored since the last analysis changed,
+// not the events (egress.Live; egress.AnalyzeStore is the whole-history
+// check). Nothing to find while no fleet is known.
 func (p *Pipeline) analyze(ctx context.Context) (egress.Report, error) {
 	f := p.fleet.Load()
 	if f.inv == nil {
 		return egress.Report{Findings: []egress.Finding{}, Updates: []egress.UpdateRisk{}}, nil
 	}
-	return egress.AnalyzeStore(ctx, p.st, f.inv, f.cfg)
+	return p.live.Analyze(ctx, p.st, f.inv, f.cfg)
 }
 
 // Reload reads the trust configuration, the policies (a bundle is verified

@@ -61,7 +61,11 @@ type env struct {
 	inv      atomic.Pointer[egress.Inventory]
 	failRisk atomic.Bool
 	slowRisk atomic.Int64 // nanoseconds each fleet analysis takes at least
-	digest   string       // the pump 2.4.0 firmware
+	// wholeHistory: the fleet analysis reads every event
+	// (egress.AnalyzeStore), not the groups batches changed (the
+	// benchmarks' baseline).
+	wholeHistory atomic.Bool
+	digest       string // the pump 2.4.0 firmware
 }
 
 type envOpt func(*Deps, *[]Option)
@@ -134,12 +138,16 @@ func newEnvAt(t testing.TB, dir string, so []store.Option, eo ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	live := egress.NewLive() // the incremental analysis, as gate.Open's
 	if e.risk, err = gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) {
 		if e.failRisk.Load() {
 			return egress.Report{}, errors.New("egress.db: disk I/O error")
 		}
 		time.Sleep(time.Duration(e.slowRisk.Load()))
-		return egress.AnalyzeStore(ctx, e.st, e.inv.Load(), ecfg)
+		if e.wholeHistory.Load() {
+			return egress.AnalyzeStore(ctx, e.st, e.inv.Load(), ecfg)
+		}
+		return live.Analyze(ctx, e.st, e.inv.Load(), ecfg)
 	}, time.Hour, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,13 @@ import (
 )
 
 // Telemetry keeps ingested egress events: Ingest stores a batch in one
-// write unless its source was ingested before; Events reads them all in
-// time order.
+// write unless its source was ingested before, and merges its events into
+// their groups in the same write; Events reads them all in time order;
+// Groups reads the groups changed since a batch (the incremental fleet
+// analysis, egress.Live).
 type Telemetry interface {
 	egress.EventStore
+	egress.GroupStore
 }
 
 // Installations keeps which update each device installed, so telemetry can

@@ -102,7 +102,8 @@ func newStory(t *testing.T) *storyEnv {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	risk, err := gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, db, inv, cfg) }, time.Hour, nil)
+	live := egress.NewLive() // the gate's incremental analysis (gate.Open)
+	risk, err := gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return live.Analyze(ctx, db, inv, cfg) }, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,7 +163,8 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	risk, err := gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return egress.AnalyzeStore(ctx, db, inv, cfg) }, time.Hour, nil)
+	live := egress.NewLive() // the gate's incremental analysis (gate.Open)
+	risk, err := gate.NewRiskCache(func(ctx context.Context) (egress.Report, error) { return live.Analyze(ctx, db, inv, cfg) }, time.Hour, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -140,6 +140,11 @@ func openDB(ctx context.Context, dsn string, o store.Options) (*DB, error) {
 		return nil, db.classify("connect to", err)
 	}
 	db.lastSize.Store(-1)
+	if err := db.backfillGroups(ctx); err != nil {
+		db.w.Close()
+		db.r.Close()
+		return nil, err
+	}
 	db.logw = groupcommit.NewWriter(db.commitLog, groupcommit.Options{})
 	db.insw = groupcommit.NewWriter(db.commitInstallations, groupcommit.Options{})
 	db.auditw = groupcommit.NewWriter(db.commitAudit, groupcommit.Options{})

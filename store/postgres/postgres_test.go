@@ -5,10 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/netip"
 	"net/url"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -117,8 +121,8 @@ func TestSchemes(t *testing.T) {
 func TestSchemaVersion(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, freshSchema(t))
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
-		t.Fatalf("SchemaVersion = %d, %v; want 4", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
+		t.Fatalf("SchemaVersion = %d, %v; want 5", v, err)
 	}
 }
 
@@ -127,14 +131,14 @@ func TestNewerSchemaRefused(t *testing.T) {
 	t.Parallel()
 	dsn := freshSchema(t)
 	openDB(t, dsn).Close()
-	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (5), (6)`)
+	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (6), (7)`)
 	_, err := postgres.Open(t.Context(), dsn)
 	if !errors.Is(err, store.ErrNewerSchema) {
-		t.Fatalf("open a schema of version 6: %v, want ErrNewerSchema", err)
+		t.Fatalf("open a schema of version 7: %v, want ErrNewerSchema", err)
 	}
 	u, _ := url.Parse(dsn)
 	want := "postgres " + u.Host + u.Path + " schema " + u.Query().Get("search_path") +
-		" has schema version 6, newer than this wardgate knows (4): store: schema is newer than this wardgate; upgrade wardgate"
+		" has schema version 7, newer than this wardgate knows (5): store: schema is newer than this wardgate; upgrade wardgate"
 	if err.Error() != want {
 		t.Fatalf("error %q,\nwant  %q", err, want)
 	}
@@ -185,8 +189,8 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 		t.Fatalf("migration 3's first table after its crash: %v, %v; want none", half, err)
 	}
 	db := openDB(t, dsn)
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
-		t.Fatalf("SchemaVersion after the rerun = %d, %v; want 4", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
+		t.Fatalf("SchemaVersion after the rerun = %d, %v; want 5", v, err)
 	}
 	if added, err := db.Ingest(t.Context(), egressSource, noEvents); err != nil || !added {
 		t.Fatalf("ingest after the rerun: %v, %v", added, err)
@@ -214,8 +218,8 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 	}
 	db := openDB(t, dsn)
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
-		t.Fatalf("SchemaVersion = %d, %v; want 4", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
+		t.Fatalf("SchemaVersion = %d, %v; want 5", v, err)
 	}
 }
 
@@ -244,7 +248,55 @@ func TestOtherToolsMigrations(t *testing.T) {
 	q.Set("search_path", ours+","+theirs)
 	u.RawQuery = q.Encode()
 	db := openDB(t, u.String())
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 4 {
-		t.Fatalf("SchemaVersion = %d, %v; want 4", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
+		t.Fatalf("SchemaVersion = %d, %v; want 5", v, err)
+	}
+}
+
+// A schema with events from before groups were kept (its last migration
+// undone) has them grouped on open, once.
+func TestGroupsBackfilled(t *testing.T) {
+	dsn := freshSchema(t)
+	ctx := t.Context()
+	db := openDB(t, dsn)
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	evs := []egress.Event{
+		{Time: t0, DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 5},
+		{Time: t0.Add(time.Minute), DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 7},
+		{Time: t0.Add(2 * time.Hour), DeviceName: "B", ActionType: egress.ActionConnectionFailed},
+	}
+	if _, err := db.Ingest(ctx, egress.Source{Name: "b", Digest: "sha256:b"}, func(add func(*egress.Event) error) error {
+		for i := range evs {
+			if err := add(&evs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	admin(t, dsn, `DROP TABLE telemetry_groups, telemetry_group_backfill; ALTER TABLE telemetry_sources DROP COLUMN batch;
+		DELETE FROM wardgate_migrations WHERE version = (SELECT max(version) FROM wardgate_migrations)`)
+	gr := egress.NewGrouper()
+	for i := range evs {
+		gr.Add(evs[i].DeviceName, &evs[i])
+	}
+	var want []egress.Group
+	for _, g := range gr.Groups() {
+		want = append(want, *g)
+	}
+	for range 2 { // grouped on the first open, left alone on the second
+		db = openDB(t, dsn)
+		var got []egress.Group
+		last, err := db.Groups(ctx, 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
+		if last != 1 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("last batch %d, groups\n%+v\nwant\n%+v", last, got, want)
+		}
+		db.Close()
 	}
 }

@@ -96,4 +96,29 @@ CREATE TABLE audit (
 	outcome    text NOT NULL
 );
 CREATE INDEX audit_time ON audit (time);`,
+
+	// 5: the events' groups (egress.Group), merged in each batch's
+	// transaction. A source's batch numbers it (0: ingested before groups
+	// were kept); a group's batch is the last batch that changed it.
+	// Events from before this migration are grouped on open
+	// (telemetry_group_backfill).
+	`ALTER TABLE telemetry_sources ADD COLUMN batch bigint NOT NULL DEFAULT 0;
+CREATE TABLE telemetry_groups (
+	device         text COLLATE "C" NOT NULL,
+	hour           bigint NOT NULL,
+	success        boolean NOT NULL,
+	remote_url     text COLLATE "C" NOT NULL,
+	remote_ip      text COLLATE "C" NOT NULL,
+	remote_ip_type text COLLATE "C" NOT NULL,
+	events         bigint NOT NULL,
+	sent           bigint NOT NULL,
+	first          bigint NOT NULL,
+	last           bigint NOT NULL,
+	times          bytea NOT NULL,
+	batch          bigint NOT NULL,
+	PRIMARY KEY (device, hour, success, remote_url, remote_ip, remote_ip_type)
+);
+CREATE INDEX telemetry_groups_batch ON telemetry_groups (batch);
+CREATE TABLE telemetry_group_backfill (pending integer NOT NULL);
+INSERT INTO telemetry_group_backfill SELECT 1 WHERE EXISTS (SELECT 1 FROM telemetry_events);`,
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"time"
 
@@ -21,7 +22,9 @@ var eventCols = []string{"ts", "device", "device_id", "action", "remote_ip", "re
 // when the source was ingested before. The source's row is inserted
 // first, so two replicas ingesting the same batch at once cannot both add
 // it: the second waits on the first's row and adds nothing if it commits.
-// The events go in by COPY, copyRows at a time.
+// The events go in by COPY, copyRows at a time; then, under a lock that
+// orders batches (lockGroups), the batch takes the next number and its
+// groups are merged into telemetry_groups.
 func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(*egress.Event) error) error) (added bool, err error) {
 	err = pgx.BeginFunc(ctx, db.w, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO telemetry_sources(digest, name, events, ingested_at) VALUES ($1, $2, 0, $3) ON CONFLICT (digest) DO NOTHING`,
@@ -39,8 +42,10 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 			buf = buf[:0]
 			return err
 		}
+		gr := egress.NewGrouper()
 		err = scan(func(ev *egress.Event) error {
 			n++
+			gr.Add(ev.DeviceName, ev)
 			buf = append(buf, []any{ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType, addr(ev.RemoteIP), int32(ev.RemotePort),
 				ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int32(ev.LocalPort), ev.Protocol, ev.Process, ev.SentBytes, ev.ReceivedBytes})
 			if len(buf) == copyRows {
@@ -54,7 +59,11 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		if err := flush(); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET events = $2 WHERE digest = $1`, src.Digest, n); err != nil {
+		batch, err := mergeGroups(ctx, tx, gr.Groups())
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET events = $2, batch = $3 WHERE digest = $1`, src.Digest, n, batch); err != nil {
 			return err
 		}
 		if err := db.notifyTx(ctx, tx, store.Change{Kind: store.ChangeTelemetry, Key: src.Digest}); err != nil {
@@ -67,6 +76,152 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		return false, db.classify("ingest into", err)
 	}
 	return added, nil
+}
+
+// lockGroups orders the batches' group merges across replicas: a batch
+// numbered n commits before any batch numbered above n is numbered, so a
+// reader that has seen batch n has seen every batch below it.
+const lockGroups = `SELECT pg_advisory_xact_lock(2026120501, hashtext(current_schema()))`
+
+// mergeGroups takes the next batch number and merges a batch's groups
+// into telemetry_groups.
+func mergeGroups(ctx context.Context, tx pgx.Tx, gs []*egress.Group) (int64, error) {
+	if _, err := tx.Exec(ctx, lockGroups); err != nil {
+		return 0, err
+	}
+	var batch int64
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(batch), 0) + 1 FROM telemetry_sources`).Scan(&batch); err != nil {
+		return 0, err
+	}
+	return batch, putGroups(ctx, tx, gs, batch)
+}
+
+const selectGroup = `SELECT events, sent, first, last, times FROM telemetry_groups
+	WHERE device = $1 AND hour = $2 AND success = $3 AND remote_url = $4 AND remote_ip = $5 AND remote_ip_type = $6`
+
+const upsertGroup = `INSERT INTO telemetry_groups VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	ON CONFLICT (device, hour, success, remote_url, remote_ip, remote_ip_type) DO UPDATE SET
+	events = excluded.events, sent = excluded.sent, first = excluded.first, last = excluded.last, times = excluded.times, batch = excluded.batch`
+
+// putGroups merges gs with the stored groups: one round trip reads them,
+// one writes them.
+func putGroups(ctx context.Context, tx pgx.Tx, gs []*egress.Group, batch int64) error {
+	for i := 0; i < len(gs); i += 4096 {
+		part := gs[i:min(i+4096, len(gs))]
+		var rb pgx.Batch
+		for _, g := range part {
+			rb.Queue(selectGroup, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType)
+		}
+		res := tx.SendBatch(ctx, &rb)
+		var old egress.Group
+		var times []byte
+		for _, g := range part {
+			switch err := res.QueryRow().Scan(&old.Events, &old.Sent, &old.First, &old.Last, &times); {
+			case errors.Is(err, pgx.ErrNoRows):
+			case err != nil:
+				res.Close()
+				return err
+			default:
+				if old.Times, err = egress.DecodeTimes(times); err != nil {
+					res.Close()
+					return err
+				}
+				g.Merge(&old)
+			}
+		}
+		if err := res.Close(); err != nil {
+			return err
+		}
+		var wb pgx.Batch
+		for _, g := range part {
+			wb.Queue(upsertGroup, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType,
+				g.Events, g.Sent, g.First, g.Last, egress.EncodeTimes(g.Times), batch)
+		}
+		if err := tx.SendBatch(ctx, &wb).Close(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Groups implements egress.GroupStore.
+func (db *DB) Groups(ctx context.Context, after int64, fn func(*egress.Group) error) (int64, error) {
+	// The last batch first: a batch committed meanwhile is read now (its
+	// groups are whole) and again next time.
+	var last int64
+	if err := db.r.QueryRow(ctx, `SELECT coalesce(max(batch), 0) FROM telemetry_sources`).Scan(&last); err != nil {
+		return 0, db.classify("read groups from", err)
+	}
+	rows, err := db.r.Query(ctx, `SELECT device, hour, success, remote_url, remote_ip, remote_ip_type, events, sent, first, last, times
+		FROM telemetry_groups WHERE batch > $1`, after)
+	if err != nil {
+		return 0, db.classify("read groups from", err)
+	}
+	defer rows.Close()
+	var g egress.Group
+	var ip string
+	var times []byte
+	for rows.Next() {
+		if err := rows.Scan(&g.Device, &g.Hour, &g.Success, &g.RemoteURL, &ip, &g.RemoteIPType, &g.Events, &g.Sent, &g.First, &g.Last, &times); err != nil {
+			return 0, db.classify("read groups from", err)
+		}
+		if g.RemoteIP, err = egress.ParseGroupAddr(ip); err != nil {
+			return 0, err
+		}
+		if g.Times, err = egress.DecodeTimes(times); err != nil {
+			return 0, err
+		}
+		if err := fn(&g); err != nil {
+			return 0, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, db.classify("read groups from", err)
+	}
+	return last, nil
+}
+
+// backfillGroups groups the events stored before groups were kept
+// (telemetry_group_backfill), once, in one transaction.
+func (db *DB) backfillGroups(ctx context.Context) error {
+	return db.classify("group the events of", pgx.BeginFunc(ctx, db.w, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockGroups); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM telemetry_group_backfill`).Scan(&n); err != nil || n == 0 {
+			return err
+		}
+		gr := egress.NewGrouper()
+		rows, err := tx.Query(ctx, `SELECT ts, device, action, remote_ip, remote_url, remote_ip_type, sent FROM telemetry_events`)
+		if err != nil {
+			return err
+		}
+		var ev egress.Event
+		for rows.Next() {
+			var ts int64
+			var rip string
+			if err := rows.Scan(&ts, &ev.DeviceName, &ev.ActionType, &rip, &ev.RemoteURL, &ev.RemoteIPType, &ev.SentBytes); err != nil {
+				rows.Close()
+				return err
+			}
+			ev.Time = time.Unix(0, ts).UTC()
+			ev.RemoteIP, _ = netip.ParseAddr(rip)
+			gr.Add(ev.DeviceName, &ev)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := putGroups(ctx, tx, gr.Groups(), 1); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET batch = 1 WHERE batch = 0 AND digest = (SELECT min(digest) FROM telemetry_sources)`); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM telemetry_group_backfill`)
+		return err
+	}))
 }
 
 func addr(a netip.Addr) string {

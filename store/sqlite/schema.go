@@ -80,5 +80,18 @@ var (
 		// Installations live in wardgate.db; an earlier wardgate's were
 		// moved there before this runs (legacy.go).
 		`DROP TABLE IF EXISTS installations;`,
+		// The events' groups (egress.Group), merged in each batch's
+		// transaction; batch is the sources rowid of the last batch that
+		// changed the group. A file with events from before this migration
+		// has them grouped on open (group_backfill).
+		`CREATE TABLE IF NOT EXISTS event_groups (
+	  device TEXT NOT NULL, hour INTEGER NOT NULL, success INTEGER NOT NULL,
+	  remote_url TEXT NOT NULL, remote_ip TEXT NOT NULL, remote_ip_type TEXT NOT NULL,
+	  events INTEGER NOT NULL, sent INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+	  times BLOB NOT NULL, batch INTEGER NOT NULL,
+	  PRIMARY KEY (device, hour, success, remote_url, remote_ip, remote_ip_type)) WITHOUT ROWID;
+	CREATE INDEX IF NOT EXISTS event_groups_batch ON event_groups(batch);
+	CREATE TABLE IF NOT EXISTS group_backfill (pending INTEGER NOT NULL);
+	INSERT INTO group_backfill SELECT 1 WHERE EXISTS (SELECT 1 FROM events);`,
 	}}
 )

@@ -129,6 +129,10 @@ func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := db.backfillGroups(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	for _, f := range db.files {
 		f.writer = groupcommit.NewWriter(f.commit, groupcommit.Options{})
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/store/storetest"
@@ -75,7 +77,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 2}) {
+	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 3}) {
 		t.Fatalf("schema versions %v, %v", v, err)
 	}
 }
@@ -265,10 +267,65 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 	}
 	db := open(t, dir)
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || v["egress.db"] != 2 {
+	if err != nil || v["egress.db"] != 3 {
 		t.Fatalf("schema versions after the rerun: %v, %v", v, err)
 	}
-	if got, want := tables(), []string{"events", "schema_migrations", "sources"}; !slices.Equal(got, want) {
+	if got, want := tables(), []string{"event_groups", "events", "group_backfill", "schema_migrations", "sources"}; !slices.Equal(got, want) {
 		t.Fatalf("after the rerun: tables %v, want %v", got, want)
+	}
+}
+
+// A state directory whose egress.db has events from before groups were
+// kept (its last migration undone) has them grouped on open, once.
+func TestGroupsBackfilled(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	db := open(t, dir)
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	evs := []egress.Event{
+		{Time: t0, DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 5},
+		{Time: t0.Add(time.Minute), DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 7},
+		{Time: t0.Add(2 * time.Hour), DeviceName: "B", ActionType: egress.ActionConnectionFailed},
+	}
+	if _, err := db.Ingest(ctx, egress.Source{Name: "b", Digest: "sha256:b"}, func(add func(*egress.Event) error) error {
+		for i := range evs {
+			if err := add(&evs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", filepath.Join(dir, "egress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`DROP TABLE event_groups; DROP TABLE group_backfill;
+		DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	gr := egress.NewGrouper()
+	for i := range evs {
+		gr.Add(evs[i].DeviceName, &evs[i])
+	}
+	for range 2 { // grouped on the first open, left alone on the second
+		db = open(t, dir)
+		var got []egress.Group
+		last, err := db.Groups(ctx, 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
+		var want []egress.Group
+		for _, g := range gr.Groups() {
+			want = append(want, *g)
+		}
+		if last != 1 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("last batch %d, groups\n%+v\nwant\n%+v", last, got, want)
+		}
+		db.Close()
 	}
 }

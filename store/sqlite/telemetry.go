@@ -3,15 +3,21 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"net/netip"
+	"strings"
 	"time"
+
+	sqlite "modernc.org/sqlite"
 
 	"github.com/wardgate/wardgate/egress"
 )
 
 // Ingest implements store.Telemetry: one transaction per source, nothing
-// when the source was ingested before.
+// when the source was ingested before. The batch's events are merged into
+// their groups (egress.Group) in the same transaction; the batch is
+// numbered by its row in sources.
 //
 // An error of scan's own (the batch cannot be read) is returned as scan
 // gave it, not as a store error: it names the batch, not the database.
@@ -25,17 +31,22 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		case !errors.Is(err, sql.ErrNoRows):
 			return err
 		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		var batch int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) + 1 FROM sources`).Scan(&batch); err != nil {
+			return err
+		}
+		ins, err := newEventInserter(ctx, tx)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
+		defer ins.close()
+		gr := egress.NewGrouper()
 		var n int64
 		var addErr error
 		err = scan(func(ev *egress.Event) error {
 			n++
-			_, addErr = stmt.ExecContext(ctx, ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType, addr(ev.RemoteIP), int(ev.RemotePort),
-				ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int(ev.LocalPort), ev.Protocol, ev.Process, ev.SentBytes, ev.ReceivedBytes)
+			gr.Add(ev.DeviceName, ev)
+			addErr = ins.add(ctx, ev)
 			return addErr
 		})
 		if err != nil {
@@ -44,7 +55,13 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 			}
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sources VALUES (?,?,?,?)`, src.Digest, src.Name, n, time.Now().Unix()); err != nil {
+		if err := ins.flush(ctx); err != nil {
+			return err
+		}
+		if err := mergeGroups(ctx, tx, gr.Groups(), batch); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sources(rowid, digest, name, events, ingested_at) VALUES (?,?,?,?,?)`, batch, src.Digest, src.Name, n, time.Now().Unix()); err != nil {
 			return err
 		}
 		added = true
@@ -57,6 +74,203 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		return false, err
 	}
 	return added, nil
+}
+
+// insertRows is how many events one INSERT statement carries.
+const insertRows = 64
+
+const eventCols = 14
+
+// eventInserter inserts events insertRows at a time with one prepared
+// multi-row statement (the rest one by one).
+type eventInserter struct {
+	many, one *sql.Stmt
+	args      []any
+}
+
+func newEventInserter(ctx context.Context, tx *sql.Tx) (*eventInserter, error) {
+	row := "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	many, err := tx.PrepareContext(ctx, `INSERT INTO events VALUES `+row+strings.Repeat(","+row, insertRows-1))
+	if err != nil {
+		return nil, err
+	}
+	one, err := tx.PrepareContext(ctx, `INSERT INTO events VALUES `+row)
+	if err != nil {
+		many.Close()
+		return nil, err
+	}
+	return &eventInserter{many: many, one: one, args: make([]any, 0, insertRows*eventCols)}, nil
+}
+
+func (e *eventInserter) add(ctx context.Context, ev *egress.Event) error {
+	e.args = append(e.args, ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType, addr(ev.RemoteIP), int(ev.RemotePort),
+		ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int(ev.LocalPort), ev.Protocol, ev.Process, ev.SentBytes, ev.ReceivedBytes)
+	if len(e.args) == insertRows*eventCols {
+		_, err := e.many.ExecContext(ctx, e.args...)
+		e.args = e.args[:0]
+		return err
+	}
+	return nil
+}
+
+func (e *eventInserter) flush(ctx context.Context) error {
+	for i := 0; i < len(e.args); i += eventCols {
+		if _, err := e.one.ExecContext(ctx, e.args[i:i+eventCols]...); err != nil {
+			return err
+		}
+	}
+	e.args = e.args[:0]
+	return nil
+}
+
+func (e *eventInserter) close() {
+	e.many.Close()
+	e.one.Close()
+}
+
+// mergeTimesFunc is the SQL function that merges two groups' encoded
+// connection times (egress.EncodeTimes), keeping the earliest
+// egress.MaxGroupTimes, so a batch's groups merge with the stored ones in
+// one upsert.
+const mergeTimesFunc = "wardgate_merge_times"
+
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction(mergeTimesFunc, 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		var ts [2][]int64
+		for i, a := range args {
+			b, _ := a.([]byte)
+			var err error
+			if ts[i], err = egress.DecodeTimes(b); err != nil {
+				return nil, err
+			}
+		}
+		g := egress.Group{Times: ts[0]}
+		g.Merge(&egress.Group{Events: 1, Times: ts[1]})
+		return egress.EncodeTimes(g.Times), nil
+	})
+}
+
+// groupRows is how many groups one upsert statement carries.
+const groupRows = 64
+
+// upsertGroups is the statement that merges n groups into event_groups.
+func upsertGroups(n int) string {
+	row := "(?,?,?,?,?,?,?,?,?,?,?,?)"
+	return `INSERT INTO event_groups VALUES ` + row + strings.Repeat(","+row, n-1) + `
+	ON CONFLICT (device, hour, success, remote_url, remote_ip, remote_ip_type) DO UPDATE SET
+	events = events + excluded.events, sent = sent + excluded.sent, first = min(first, excluded.first), last = max(last, excluded.last),
+	times = ` + mergeTimesFunc + `(times, excluded.times), batch = excluded.batch`
+}
+
+// mergeGroups merges a batch's groups into event_groups, groupRows per
+// statement.
+func mergeGroups(ctx context.Context, tx *sql.Tx, gs []*egress.Group, batch int64) error {
+	var many *sql.Stmt
+	if len(gs) >= groupRows {
+		var err error
+		if many, err = tx.PrepareContext(ctx, upsertGroups(groupRows)); err != nil {
+			return err
+		}
+		defer many.Close()
+	}
+	args := make([]any, 0, groupRows*12)
+	for len(gs) > 0 {
+		part := gs[:min(groupRows, len(gs))]
+		gs = gs[len(part):]
+		args = args[:0]
+		for _, g := range part {
+			args = append(args, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType,
+				g.Events, g.Sent, g.First, g.Last, egress.EncodeTimes(g.Times), batch)
+		}
+		var err error
+		if len(part) == groupRows {
+			_, err = many.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, upsertGroups(len(part)), args...)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Groups implements egress.GroupStore.
+func (db *DB) Groups(ctx context.Context, after int64, fn func(*egress.Group) error) (int64, error) {
+	// The last batch first: a batch committed meanwhile is read now (its
+	// groups are whole) and again next time.
+	var last int64
+	if err := db.egress.r.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM sources`).Scan(&last); err != nil {
+		return 0, db.egress.classify("read groups from", err)
+	}
+	rows, err := db.egress.r.QueryContext(ctx, `SELECT device, hour, success, remote_url, remote_ip, remote_ip_type, events, sent, first, last, times
+		FROM event_groups WHERE batch > ?`, after)
+	if err != nil {
+		return 0, db.egress.classify("read groups from", err)
+	}
+	defer rows.Close()
+	var g egress.Group
+	var ip string
+	var times []byte
+	for rows.Next() {
+		if err := rows.Scan(&g.Device, &g.Hour, &g.Success, &g.RemoteURL, &ip, &g.RemoteIPType, &g.Events, &g.Sent, &g.First, &g.Last, &times); err != nil {
+			return 0, db.egress.classify("read groups from", err)
+		}
+		if g.RemoteIP, err = egress.ParseGroupAddr(ip); err != nil {
+			return 0, err
+		}
+		if g.Times, err = egress.DecodeTimes(times); err != nil {
+			return 0, err
+		}
+		if err := fn(&g); err != nil {
+			return 0, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, db.egress.classify("read groups from", err)
+	}
+	return last, nil
+}
+
+// backfillGroups groups the events a file held before it had groups
+// (group_backfill), once, in one transaction.
+func (db *DB) backfillGroups(ctx context.Context) error {
+	var n int
+	if err := db.egress.w.QueryRowContext(ctx, `SELECT count(*) FROM group_backfill`).Scan(&n); err != nil || n == 0 {
+		return db.egress.classify("group the events of", err)
+	}
+	return db.egress.tx(ctx, "group the events of", func(tx *sql.Tx) error {
+		gr := egress.NewGrouper()
+		rows, err := tx.QueryContext(ctx, `SELECT ts, device, action, remote_ip, remote_url, remote_ip_type, sent FROM events`)
+		if err != nil {
+			return err
+		}
+		var ev egress.Event
+		for rows.Next() {
+			var ts int64
+			var rip string
+			if err := rows.Scan(&ts, &ev.DeviceName, &ev.ActionType, &rip, &ev.RemoteURL, &ev.RemoteIPType, &ev.SentBytes); err != nil {
+				rows.Close()
+				return err
+			}
+			ev.Time = time.Unix(0, ts).UTC()
+			ev.RemoteIP, _ = netip.ParseAddr(rip)
+			gr.Add(ev.DeviceName, &ev)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		var batch int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM sources`).Scan(&batch); err != nil {
+			return err
+		}
+		if err := mergeGroups(ctx, tx, gr.Groups(), max(batch, 1)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM group_backfill`)
+		return err
+	})
 }
 
 func addr(a netip.Addr) string {
