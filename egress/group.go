@@ -176,6 +176,26 @@ func (gr *Grouper) Add(device string, ev *Event) {
 	g.add(ev)
 }
 
+// GroupColumns are the stored event columns AddRow scans, in its order:
+// a store's backfill selects them (with its table's names) to group the
+// events it held before it had groups.
+const GroupColumns = "ts, device, action, remote_ip, remote_url, remote_ip_type, sent"
+
+// AddRow scans one stored event's GroupColumns with scan (a database
+// row's Scan: ts as Unix nanoseconds, remote_ip as text) and counts it.
+func (gr *Grouper) AddRow(scan func(dest ...any) error) error {
+	var ev Event
+	var ts int64
+	var rip string
+	if err := scan(&ts, &ev.DeviceName, &ev.ActionType, &rip, &ev.RemoteURL, &ev.RemoteIPType, &ev.SentBytes); err != nil {
+		return err
+	}
+	ev.Time = time.Unix(0, ts).UTC()
+	ev.RemoteIP, _ = netip.ParseAddr(rip)
+	gr.Add(ev.DeviceName, &ev)
+	return nil
+}
+
 // Len is the number of groups.
 func (gr *Grouper) Len() int { return len(gr.m) }
 

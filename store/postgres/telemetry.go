@@ -193,21 +193,15 @@ func (db *DB) backfillGroups(ctx context.Context) error {
 			return err
 		}
 		gr := egress.NewGrouper()
-		rows, err := tx.Query(ctx, `SELECT ts, device, action, remote_ip, remote_url, remote_ip_type, sent FROM telemetry_events`)
+		rows, err := tx.Query(ctx, "SELECT "+egress.GroupColumns+" FROM telemetry_events")
 		if err != nil {
 			return err
 		}
-		var ev egress.Event
 		for rows.Next() {
-			var ts int64
-			var rip string
-			if err := rows.Scan(&ts, &ev.DeviceName, &ev.ActionType, &rip, &ev.RemoteURL, &ev.RemoteIPType, &ev.SentBytes); err != nil {
+			if err := gr.AddRow(rows.Scan); err != nil {
 				rows.Close()
 				return err
 			}
-			ev.Time = time.Unix(0, ts).UTC()
-			ev.RemoteIP, _ = netip.ParseAddr(rip)
-			gr.Add(ev.DeviceName, &ev)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
