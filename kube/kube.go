@@ -101,6 +101,19 @@ type Verdict struct {
 	LogIndex *uint64
 }
 
+// Admission asks whether a workload may run an image.
+type Admission struct {
+	Image    Image
+	Workload Workload
+}
+
+// Admitted is the gate's answer to one Admission: its verdict, or the
+// error that kept it from deciding.
+type Admitted struct {
+	Verdict Verdict
+	Err     error
+}
+
 // Gate is the gate as the webhook sees it. Implementations must be safe for
 // concurrent use.
 type Gate interface {
@@ -108,12 +121,17 @@ type Gate interface {
 	// keeps the evaluation, allowed or denied; it returns an error only
 	// when no evaluation could be made (nothing is kept then).
 	Evaluate(ctx context.Context, img Image) error
-	// Admit decides whether w may run the evaluated image img (the kept
-	// evaluation, the device class, the current fleet risk) and signs the
-	// verdict into the log. It returns ErrNotEvaluated when img has no
-	// kept evaluation, ErrOtherProduct when it was evaluated as another
-	// product.
-	Admit(ctx context.Context, img Image, w Workload) (Verdict, error)
+	// Admit decides, for each admission, whether its workload may run its
+	// evaluated image (the kept evaluation, the device class, the current
+	// fleet risk), and signs every verdict into the log in one append:
+	// one log write per review, not one per image. record, when not nil,
+	// is called once with the answers as decided, at the same time as the
+	// verdicts are written (Admit waits for it), so that what the caller
+	// keeps of the review is written with them; its error fails the
+	// admissions closed. The answers are in the order of as; an answer's
+	// Err is ErrNotEvaluated when its image has no kept evaluation,
+	// ErrOtherProduct when it was evaluated as another product.
+	Admit(ctx context.Context, as []Admission, record func(ctx context.Context, got []Admitted) error) []Admitted
 	// Evaluated reports whether img has a kept evaluation under the
 	// gate's current trust configuration (without deciding anything).
 	Evaluated(img Image) bool
