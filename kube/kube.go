@@ -161,6 +161,7 @@ const (
 type config struct {
 	registries  []string
 	resolver    Resolver
+	tagTTL      time.Duration
 	deadline    time.Duration
 	evalTimeout time.Duration
 	evaluations int
@@ -194,6 +195,24 @@ func WithResolver(r Resolver) Option {
 			return errors.New("kube: nil resolver")
 		}
 		c.resolver = r
+		return nil
+	}
+}
+
+// MaxTagTTL bounds WithTagTTL: a moved tag is seen at most this late.
+const MaxTagTTL = 5 * time.Minute
+
+// WithTagTTL keeps each tag's resolution to a digest for ttl (default 0:
+// the registry is asked on every review). Within ttl a review of the tag
+// is decided for the digest it named when it was resolved, without asking
+// the registry; a tag moved meanwhile is seen once ttl has passed. A
+// failed resolution is not kept.
+func WithTagTTL(ttl time.Duration) Option {
+	return func(c *config) error {
+		if ttl < 0 || ttl > MaxTagTTL {
+			return fmt.Errorf("kube: tag ttl %s: want from 0 to %s", ttl, MaxTagTTL)
+		}
+		c.tagTTL = ttl
 		return nil
 	}
 }
@@ -247,6 +266,8 @@ type Reviewer struct {
 	mu       sync.Mutex
 	inflight map[string]*evaluation // by digest
 	closed   bool
+
+	tags tagCache
 }
 
 // evaluation is one image evaluation shared by every review waiting for
@@ -271,7 +292,8 @@ func NewReviewer(g Gate, opts ...Option) (*Reviewer, error) {
 		c.resolver = NewRegistryResolver(http.DefaultTransport)
 	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Reviewer{gate: g, cfg: c, base: base, cancel: cancel, sem: make(chan struct{}, c.evaluations), inflight: map[string]*evaluation{}}, nil
+	return &Reviewer{gate: g, cfg: c, base: base, cancel: cancel, sem: make(chan struct{}, c.evaluations), inflight: map[string]*evaluation{},
+		tags: tagCache{ttl: c.tagTTL, m: map[string]tagEntry{}}}, nil
 }
 
 // Deadline is the time a review is answered within.
@@ -346,3 +368,52 @@ func (r *Reviewer) run(e *evaluation, img Image) {
 }
 
 func (c *config) registryAllowed(host string) bool { return slices.Contains(c.registries, host) }
+
+// maxTags bounds the tag cache; when it is full, expired entries are
+// dropped, and if none is, all of them.
+const maxTags = 4096
+
+// tagCache keeps tag resolutions for a bounded time (WithTagTTL).
+type tagCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]tagEntry
+}
+
+type tagEntry struct {
+	digest string
+	at     time.Time
+}
+
+// get returns the digest tag resolved to less than ttl before now.
+func (c *tagCache) get(tag string, now time.Time) (string, bool) {
+	if c.ttl <= 0 {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[tag]
+	if !ok || now.Sub(e.at) >= c.ttl || now.Before(e.at) {
+		return "", false
+	}
+	return e.digest, true
+}
+
+func (c *tagCache) put(tag, digest string, at time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxTags {
+		for k, e := range c.m {
+			if at.Sub(e.at) >= c.ttl {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxTags {
+			clear(c.m)
+		}
+	}
+	c.m[tag] = tagEntry{digest: digest, at: at}
+}

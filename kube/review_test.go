@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/wardgate/wardgate/trust"
 )
@@ -99,3 +101,84 @@ func TestValidateRecordsOnceWithTheVerdicts(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// countingResolver answers a tag with the digest it is set to, counting
+// the registry's answers; an empty digest is a registry error.
+type countingResolver struct {
+	digest string
+	calls  int
+}
+
+func (c *countingResolver) Resolve(context.Context, string) (string, error) {
+	c.calls++
+	if c.digest == "" {
+		return "", errors.New("registry: 503")
+	}
+	return c.digest, nil
+}
+
+// ttlStep is one review of a tag: the clock advanced, the tag's digest in
+// the registry ("" unreachable), the digest resolved ("" refused), the
+// registry's answers so far.
+type ttlStep struct {
+	advance   time.Duration
+	set, want string
+	calls     int
+}
+
+// With WithTagTTL a tag's resolution is kept for the TTL, dated when the
+// registry was asked: within it the registry is not asked again; once it
+// has passed a moved tag is seen. A failed resolution is not kept; without
+// the option every review asks.
+func TestTagTTL(t *testing.T) {
+	k := &trust.Kubernetes{Configured: true, Images: []trust.ImageMapping{{Repository: "reg.example/v/app", Vendor: "v", Product: "app", DeviceClass: "c"}}}
+	other := hexd[:len(hexd)-1] + "f"
+	for _, c := range []struct {
+		ttl   time.Duration
+		steps []ttlStep
+	}{
+		{ttl: 10 * time.Second, steps: []ttlStep{
+			{0, hexd, hexd, 1},
+			{9 * time.Second, other, hexd, 1}, // moved, still within the TTL
+			{time.Second, other, other, 2},    // the TTL has passed: the move is seen
+			{5 * time.Second, "", other, 2},   // kept: the registry is not asked
+			{5 * time.Second, "", "", 3},      // expired and unreachable: refused
+			{0, other, other, 4},              // the failure was not kept
+		}},
+		{ttl: 0, steps: []ttlStep{
+			{0, hexd, hexd, 1},
+			{0, other, other, 2},
+			{0, other, other, 3},
+		}},
+	} {
+		res := &countingResolver{}
+		r, err := NewReviewer(&fakeGate{}, WithRegistries("reg.example"), WithResolver(res), WithTagTTL(c.ttl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+		r.cfg.now = func() time.Time { return now }
+		for i, s := range c.steps {
+			now = now.Add(s.advance)
+			res.digest = s.set
+			got := r.resolve(t.Context(), k, "reg.example/v/app:1.0")
+			d := ""
+			if got.refuse == nil {
+				d = digestPart(got.img.Digest)
+			} else if got.refuse.Code != CodeImageUnresolved {
+				t.Fatalf("ttl %s step %d: refused %+v", c.ttl, i, got.refuse)
+			}
+			if d != s.want || res.calls != s.calls {
+				t.Fatalf("ttl %s step %d: digest %q after %d registry answers, want %q after %d", c.ttl, i, d, res.calls, s.want, s.calls)
+			}
+		}
+		r.Close()
+	}
+	for _, bad := range []time.Duration{-time.Second, MaxTagTTL + time.Second} {
+		if _, err := NewReviewer(&fakeGate{}, WithTagTTL(bad)); err == nil {
+			t.Fatalf("ttl %s accepted", bad)
+		}
+	}
+}
+
+func digestPart(ref string) string { return ref[strings.LastIndexByte(ref, '@')+1:] }

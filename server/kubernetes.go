@@ -30,6 +30,9 @@ type KubernetesConfig struct {
 	// MaxReviewBytes bounds one AdmissionReview (default 8 MiB: the
 	// object and the old object, each up to the API server's 3 MiB).
 	MaxReviewBytes int64
+	// TagTTL keeps each tag's resolution to a digest this long
+	// (kube.WithTagTTL; default 0: the registry is asked on every review).
+	TagTTL time.Duration
 }
 
 // DefaultMaxReviewBytes bounds an AdmissionReview body.
@@ -39,9 +42,10 @@ const DefaultMaxReviewBytes = 8 << 20
 // use the defaults.
 func WithKubernetes(k KubernetesConfig) Option {
 	return func(c *config) error {
-		if k.Deadline < 0 || k.MaxReviewBytes < 0 {
-			return errors.New("server: negative kubernetes deadline or review limit")
+		if k.Deadline < 0 || k.MaxReviewBytes < 0 || k.TagTTL < 0 {
+			return errors.New("server: negative kubernetes deadline, review limit or tag ttl")
 		}
+		c.kube.TagTTL = k.TagTTL
 		if k.Deadline > 0 {
 			c.kube.Deadline = k.Deadline
 		}
@@ -58,7 +62,7 @@ var kubeDefaults = KubernetesConfig{Deadline: kube.DefaultDeadline, MaxReviewByt
 var kubeRoutes = []string{"/v1/kubernetes/validate", "/v1/kubernetes/mutate", "/healthz", "/readyz"}
 
 func (s *Server) registerKubernetes(c KubernetesConfig) error {
-	rv, err := kube.NewReviewer(kubeGate{s}, kube.WithRegistries(s.regs...), kube.WithDeadline(c.Deadline),
+	rv, err := kube.NewReviewer(kubeGate{s}, kube.WithRegistries(s.regs...), kube.WithDeadline(c.Deadline), kube.WithTagTTL(c.TagTTL),
 		kube.WithEvaluations(s.limits.Evaluations, s.limits.EvaluateTimeout), kube.WithLogger(s.log.WithGroup("kubernetes")))
 	if err != nil {
 		return fmt.Errorf("server: %w", err)

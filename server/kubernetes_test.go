@@ -526,6 +526,26 @@ func TestKubernetesValidate(t *testing.T) {
 	})
 }
 
+// With a tag TTL (serve --kubernetes-tag-ttl) a review within it is
+// decided for the digest the tag named when it was resolved, without
+// asking the registry: a tag moved meanwhile is not seen yet (the kube
+// package's TestTagTTL shows it seen once the TTL has passed).
+func TestKubernetesTagTTL(t *testing.T) {
+	ke := newKubeEnv(t, false, WithKubernetes(KubernetesConfig{TagTTL: kube.MaxTagTTL}))
+	first := ke.push("bms-api:2.0.0", ke.good)
+	spec := podSpec(nil, []string{ke.image("bms-api:2.0.0")}, nil)
+	r, _ := ke.send("validate", podReview("facility", "a", spec))
+	vs := verdictsOf(t, r)
+	if !r.Allowed || len(vs) != 1 || vs[0].Digest != ke.image("bms-api")+"@"+first {
+		t.Fatalf("first: %+v", r)
+	}
+	ke.push("bms-api:2.0.0", ke.good)
+	r, _ = ke.send("validate", podReview("facility", "b", spec))
+	if vs := verdictsOf(t, r); !r.Allowed || len(vs) != 1 || vs[0].Digest != ke.image("bms-api")+"@"+first {
+		t.Fatalf("within the TTL: %+v", r)
+	}
+}
+
 // A tag moved to other content after its digest was verified: the new
 // digest is evaluated on its own (one version, one digest: the ledger
 // refuses it even though the trusted key signed it), while the digest the
