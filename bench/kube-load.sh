@@ -13,7 +13,8 @@
 # Prints the server's CPU time (user+sys, from /proc) per request of each
 # run and the machine's load (uptime) before and after.
 # Usage: bench/kube-load.sh [RATE] [REQUESTS] [DURATION]
-#   VARIANTS="pinned tag" (which review runs), BASELINE=0 (skip the baseline)
+#   VARIANTS="pinned tag" (which review runs), BASELINE=0 (skip the baseline),
+#   TAG_TTL=5m (serve --kubernetes-tag-ttl; default 0: every tag review asks the registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-200}
@@ -46,7 +47,7 @@ state="$work/state"
 "$out/wardgate" token create --role kubernetes --name apiserver --state "$state" >"$work/kube.tok" 2>/dev/null
 "$out/wardgate" token create --role update-server --name baseline --state "$state" >"$work/us.tok" 2>/dev/null
 "$out/wardgate" serve --config "$work/trust.yaml" --state "$state" --listen 127.0.0.1:0 --no-scan --registry "$reg" \
-  --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" --kubernetes-listen 127.0.0.1:0 \
+  --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" --kubernetes-listen 127.0.0.1:0 --kubernetes-tag-ttl "${TAG_TTL:-0}" \
   --log-level "${LOG_LEVEL:-info}" 2>"$out/serve.log" &
 pid=$!
 for _ in $(seq 100); do grep -q 'Kubernetes admission webhook' "$out/serve.log" 2>/dev/null && break; sleep 0.1; done

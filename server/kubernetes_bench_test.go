@@ -9,6 +9,8 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/wardgate/wardgate/kube"
 )
 
 // BenchmarkKubernetesValidate is one validating review of a pod whose two
@@ -17,15 +19,20 @@ import (
 // risk, the signed verdict appended to the log), the audit record, the
 // answer. pinned: the images are digest references (as the mutating
 // webhook leaves them): no registry is asked. tag: each review resolves
-// the tags in the registry (HTTP on loopback).
+// the tags in the registry (HTTP on loopback). tag-ttl: by tag, with
+// --kubernetes-tag-ttl: the registry is asked once per TTL.
 func BenchmarkKubernetesValidate(b *testing.B) {
-	for _, variant := range []string{"pinned", "tag"} {
+	for _, variant := range []string{"pinned", "tag", "tag-ttl"} {
 		b.Run(variant, func(b *testing.B) {
-			ke := newKubeEnvB(b)
+			var opts []Option
+			if variant == "tag-ttl" {
+				opts = append(opts, WithKubernetes(KubernetesConfig{TagTTL: kube.MaxTagTTL}))
+			}
+			ke := newKubeEnvB(b, opts...)
 			d1 := ke.push("bms-api:1.2.0", ke.good)
 			d2 := ke.push("bms-api:1.2.1", ke.good)
 			imgs := []string{ke.image("bms-api:1.2.0@" + d1), ke.image("bms-api:1.2.1@" + d2)}
-			if variant == "tag" {
+			if variant != "pinned" {
 				imgs = []string{ke.image("bms-api:1.2.0"), ke.image("bms-api:1.2.1")}
 			}
 			send := func(imgs ...string) {
@@ -73,6 +80,6 @@ func cpuTime(b *testing.B) time.Duration {
 
 // newKubeEnvB is newKubeEnv for a benchmark (the rate limit out of the
 // way).
-func newKubeEnvB(b *testing.B) *kubeEnv {
-	return newKubeEnv(b, false, WithRateLimits(map[Role]RateLimit{RoleKubernetes: {Rate: 1e9, Burst: 1e9}}))
+func newKubeEnvB(b *testing.B, opts ...Option) *kubeEnv {
+	return newKubeEnv(b, false, append(opts, WithRateLimits(map[Role]RateLimit{RoleKubernetes: {Rate: 1e9, Burst: 1e9}}))...)
 }
