@@ -186,8 +186,9 @@ type check struct {
 }
 
 // Recorder keeps what the server records of a validating review (its
-// audit record): the workload and the decision.
-type Recorder func(ctx context.Context, a *Answer) error
+// audit record): the workload and the decision (one of the Decision
+// constants).
+type Recorder func(ctx context.Context, workload, decision string) error
 
 // recording calls a Recorder for one review: with the answer as decided,
 // at the same time as the gate writes the verdicts (one group commit for
@@ -200,16 +201,16 @@ type recording struct {
 	closed   bool   // the final answer is recorded: later calls are late
 }
 
-func (rc *recording) record(ctx context.Context, a *Answer) error {
+func (rc *recording) record(ctx context.Context, workload, decision string) error {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.fn == nil || rc.closed {
 		return nil
 	}
-	if err := rc.fn(ctx, a); err != nil {
+	if err := rc.fn(ctx, workload, decision); err != nil {
 		return err
 	}
-	rc.decision = a.Decision
+	rc.decision = decision
 	return nil
 }
 
@@ -221,7 +222,7 @@ func (rc *recording) final(ctx context.Context, a *Answer) error {
 	if rc.fn == nil || rc.decision == a.Decision {
 		return nil
 	}
-	if err := rc.fn(ctx, a); err != nil {
+	if err := rc.fn(ctx, a.Workload, a.Decision); err != nil {
 		return err
 	}
 	rc.decision = a.Decision
@@ -354,9 +355,7 @@ func (r *Reviewer) validate(ctx context.Context, k *trust.Kubernetes, rv *review
 			for j, i := range idx {
 				r.apply(ctx, &res[i], got[j])
 			}
-			a := &Answer{Workload: rv.workload}
-			r.compose(rv, res, a)
-			return rc.record(ctx, a)
+			return rc.record(ctx, rv.workload, decisionOf(rv, res))
 		}
 		admitted := make(chan []Admitted, 1)
 		go func() { admitted <- r.admit(ctx, as, record) }()
@@ -429,6 +428,19 @@ func (r *Reviewer) refusal(ctx context.Context, img Image, err error) *Reason {
 	}
 }
 
+// decisionOf is the decision compose makes of checks.
+func decisionOf(rv *review, checks []check) string {
+	for _, ch := range checks {
+		if ch.refuse != nil || ch.verdict == nil || !ch.verdict.Allowed {
+			if rv.mode == trust.NamespaceWarn {
+				return DecisionWarn
+			}
+			return DecisionDeny
+		}
+	}
+	return DecisionAllow
+}
+
 // compose builds the validating answer from the checks.
 func (r *Reviewer) compose(rv *review, checks []check, ans *Answer) {
 	var refused []string
@@ -469,15 +481,11 @@ func (r *Reviewer) compose(rv *review, checks []check, ans *Answer) {
 		verdicts = append(verdicts, iv)
 	}
 	allowed := len(refused) == 0
-	ans.Decision = DecisionAllow
-	switch {
-	case !allowed && rv.mode == trust.NamespaceWarn:
-		ans.Decision = DecisionWarn
+	ans.Decision = decisionOf(rv, checks) // what the review's record said
+	if ans.Decision == DecisionWarn {
 		for _, s := range refused {
 			warnings = append(warnings, clip("wardgate would refuse (namespace "+rv.req.Namespace+" is warn-only): "+s))
 		}
-	case !allowed:
-		ans.Decision = DecisionDeny
 	}
 	ans.Review = rv.respond(allowed || rv.mode == trust.NamespaceWarn)
 	resp := ans.Review.Response

@@ -74,8 +74,11 @@ func TestValidateRecordsOnceWithTheVerdicts(t *testing.T) {
 			}
 			defer r.Close()
 			var recorded []string
-			ans, err := r.Validate(t.Context(), k, []byte(podReviewJSON), func(_ context.Context, a *Answer) error {
-				recorded = append(recorded, a.Decision)
+			ans, err := r.Validate(t.Context(), k, []byte(podReviewJSON), func(_ context.Context, workload, decision string) error {
+				if workload != "k8s/facility/Pod/p" {
+					t.Errorf("recorded workload %q", workload)
+				}
+				recorded = append(recorded, decision)
 				return nil
 			})
 			if err != nil {
@@ -97,7 +100,7 @@ func TestValidateRecordsOnceWithTheVerdicts(t *testing.T) {
 	}
 	defer r.Close()
 	boom := fmt.Errorf("audit: disk I/O error")
-	if _, err := r.Validate(t.Context(), k, []byte(podReviewJSON), func(context.Context, *Answer) error { return boom }); !errors.Is(err, boom) {
+	if _, err := r.Validate(t.Context(), k, []byte(podReviewJSON), func(context.Context, string, string) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -100,8 +100,8 @@ func (s *Server) postKubeValidate(w http.ResponseWriter, r *http.Request) error 
 	// The review's audit record: written with the review's verdicts (the
 	// same group commit) when images go to the gate, else at the end; a
 	// second one when the final answer's decision differs.
-	record := func(ctx context.Context, a *kube.Answer) error {
-		if err := s.audit(r, st, a.Workload, http.StatusOK, a.Decision); err != nil {
+	record := func(ctx context.Context, workload, decision string) error {
+		if err := s.audit(r, st, workload, http.StatusOK, decision); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
 		return nil
