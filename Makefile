@@ -53,7 +53,7 @@ fuzz:
 
 # An hour under a bounded mix of work and attack (SOAK_DURATION=5m for less).
 soak: build
-	scripts/soak.sh
+	WARDGATE=$(BIN) scripts/soak.sh
 
 clean:
 	rm -rf bin

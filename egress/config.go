@@ -114,21 +114,32 @@ type Config struct {
 	// any other finding makes it suspicious. Default fleet-correlation
 	// and expected-egress.
 	QuarantineCodes []Code `json:"quarantineCodes"`
-	// Manifests are vendors' egress manifests (verified by the caller).
-	Manifests []EgressManifest `json:"manifests"`
+	// Manifests are vendors' egress manifests, verified by the caller (a
+	// configuration file cannot carry them: see ReadConfig).
+	Manifests []EgressManifest `json:"-"`
 }
 
 // ErrBadConfig: the configuration is invalid.
 var ErrBadConfig = errors.New("egress: bad config")
 
 // ReadConfig reads a JSON configuration and applies defaults.
+//
+// A manifest silences findings, so only a vendor's signed one counts: a
+// "manifests" member (an unsigned list) is refused, not ignored.
 func ReadConfig(r io.Reader) (Config, error) {
-	var c Config
+	var f struct {
+		Config
+		Manifests json.RawMessage `json:"manifests"`
+	}
 	dec := json.NewDecoder(io.LimitReader(r, 16<<20))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	if err := dec.Decode(&f); err != nil {
+		return f.Config, fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
+	if f.Manifests != nil {
+		return f.Config, fmt.Errorf("%w: manifests: an egress manifest silences findings, so only one the vendor signed is used, never a list in the detection configuration: give the signed envelope (egress_manifests of the product in trust.yaml, or egress findings --manifest)", ErrBadConfig)
+	}
+	c := f.Config
 	return c.WithDefaults(), c.Validate()
 }
 

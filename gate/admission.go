@@ -362,7 +362,7 @@ func (g *Gate) admitFail(ctx context.Context, out *Outcome, u Update, err error)
 // Concurrent admissions that miss the memo together share one evaluation.
 func (g *Gate) admitDecision(ctx context.Context, recs *Records, ev evidence.Evidence) (policy.Decision, error) {
 	dev := ev.Device
-	if !g.memoisable(ctx) {
+	if !g.memoisable(ctx) || !recs.cached() {
 		return g.engine.Evaluate(ctx, ev)
 	}
 	k := memoKey{ev.Artifact.Digest, dev.Class, dev.InstalledVersion}

@@ -27,6 +27,12 @@ func (g *Gate) recordInstallation(ctx context.Context, out *Outcome, u Update, a
 	if g.installs == nil || u.Device == nil || u.Device.ID == "" || !out.Decision.Allow {
 		return nil
 	}
-	return g.installs.RecordInstallation(ctx, egress.Installation{Device: u.Device.ID, Digest: out.Evidence.Artifact.Digest,
-		Product: u.Product, Version: u.Version, Time: at})
+	in := egress.Installation{Device: u.Device.ID, Digest: out.Evidence.Artifact.Digest, Product: u.Product, Version: u.Version, Time: at}
+	if err := g.installs.RecordInstallation(ctx, in); err != nil {
+		return err
+	}
+	if g.rolloutCache != nil {
+		g.rolloutCache.add(in) // durable now: the rollout counts it at once
+	}
+	return nil
 }

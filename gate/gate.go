@@ -113,6 +113,8 @@ type Gate struct {
 	tufState    tuf.State
 	tuf         map[string]vendorTUF
 	rollout     *Rollout
+	// rolloutCache: the plans and the installations the rollout reads.
+	rolloutCache *rolloutCache
 }
 
 // Option configures a Gate.

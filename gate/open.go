@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +23,7 @@ import (
 	_ "github.com/wardgate/wardgate/store/postgres" // postgres:// and postgresql:// locations
 	_ "github.com/wardgate/wardgate/store/sqlite"   // the embedded store, for state directories
 	"github.com/wardgate/wardgate/trust"
+	"github.com/wardgate/wardgate/verify"
 )
 
 // Files of the state directory besides the store's own.
@@ -88,6 +90,11 @@ type Config struct {
 	// configuration (the vulnerability database it asks for); it is called
 	// for every Gate built, on Open and on each Reload.
 	TrustOptions func(*trust.Config) ([]Option, error)
+	// ReplicaBound is how far behind the other replicas' changes this
+	// process may be and still answer from its caches, when the store has
+	// a change feed (PostgreSQL; DefaultReplicaBound when zero). See
+	// Pipeline.Fresh and docs/postgres.md.
+	ReplicaBound time.Duration
 	// StoreOptions and LogOptions tune the store and the log (tests set a
 	// small reader pool, for one).
 	StoreOptions []store.Option
@@ -102,6 +109,9 @@ func (c Config) Validate() error {
 	}
 	if c.Trust == "" {
 		errs = append(errs, errors.New("gate: no trust configuration"))
+	}
+	if c.ReplicaBound < 0 {
+		errs = append(errs, fmt.Errorf("gate: replica bound %s: must be positive", c.ReplicaBound))
 	}
 	if c.RiskTTL < 0 {
 		errs = append(errs, fmt.Errorf("gate: risk cache TTL %s: must be positive", c.RiskTTL))
@@ -123,6 +133,12 @@ type Pipeline struct {
 	risk    *RiskCache
 	fleet   atomic.Pointer[fleetState]
 	gate    atomic.Pointer[Gate]
+	ctl     *rollout.Controller // nil without Config.Rollout
+
+	// The change feed (replicas on one store; nil without one).
+	rep        *replicas
+	started    time.Time
+	stopFollow context.CancelFunc
 }
 
 // fleetState is the fleet inventory (nil when none is known) and the
@@ -149,7 +165,10 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	p = &Pipeline{cfg: cfg, logger: logger}
+	if cfg.ReplicaBound == 0 {
+		cfg.ReplicaBound = DefaultReplicaBound
+	}
+	p = &Pipeline{cfg: cfg, logger: logger, started: time.Now()}
 	// The trust configuration and policies first: a mistake in them is
 	// reported before anything in the state directory is touched.
 	tc, eng, err := p.load(ctx)
@@ -165,11 +184,21 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 		return nil, err
 	}
 	p.st = st
+	opened := p // p is nil when Open fails
 	defer func() {
 		if err != nil {
-			st.Close()
+			opened.Close()
 		}
 	}()
+	// Other replicas' changes are followed from before anything is read
+	// into a cache (the feed's first reset drops it all again anyway).
+	var changes <-chan store.Change
+	if feed, ok := st.(store.ChangeFeed); ok {
+		p.rep = &replicas{feed: feed, bound: cfg.ReplicaBound, logger: logger, now: time.Now}
+		fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		p.stopFollow = cancel
+		changes = feed.Subscribe(fctx)
+	}
 	if !cfg.NoLog {
 		signer, err := p.signer(ctx)
 		if err != nil {
@@ -182,11 +211,19 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 	if p.records, err = OpenRecords(ctx, p.st); err != nil {
 		return nil, err
 	}
-	if err := p.loadFleet(); err != nil {
+	if p.rep != nil {
+		p.records.fresh = p.Fresh
+	}
+	if err := p.loadFleet(ctx, tc); err != nil {
 		return nil, err
 	}
 	if p.risk, err = NewRiskCache(p.analyze, cfg.RiskTTL, nil, cfg.RiskOptions...); err != nil {
 		return nil, err
+	}
+	if p.rep != nil {
+		p.risk.lagging = func() bool { return !p.Fresh() }
+		p.risk.lagBound = cfg.ReplicaBound
+		p.risk.changed = p.publishRisks
 	}
 	base := []Option{WithFleet(p.risk), WithInstallations(p.st), WithBlobs(p.st), WithLogger(logger),
 		WithGenerateOptions(sbom.WithCacheDir(filepath.Join(cfg.State, SBOMCacheDir)))}
@@ -198,7 +235,12 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 		if err != nil {
 			return nil, fmt.Errorf("rollout: %w", err)
 		}
-		base = append(base, WithRollout(Rollout{Controller: ctl, Inventory: p.Inventory, Installations: p.st.Installations, Report: p.risk.Report}))
+		p.ctl = ctl
+		r := Rollout{Controller: ctl, Inventory: p.Inventory, Installations: p.st.Installations, Report: p.risk.Report}
+		if p.rep != nil {
+			r.Fresh = p.Fresh
+		}
+		base = append(base, WithRollout(r))
 	}
 	p.opts = append(base, opts...)
 	g, err := p.build(tc, eng)
@@ -206,6 +248,9 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (p *Pipeline, err err
 		return nil, err
 	}
 	p.gate.Store(g)
+	if changes != nil {
+		go p.follow(changes)
+	}
 	return p, nil
 }
 
@@ -276,8 +321,9 @@ func (p *Pipeline) load(ctx context.Context) (*trust.Config, *policy.Engine, err
 }
 
 // loadFleet reads the inventory and detection configuration of the state
-// directory (both optional).
-func (p *Pipeline) loadFleet() error {
+// directory (both optional), and adds the egress manifests of tc's
+// products that their authorities signed.
+func (p *Pipeline) loadFleet(ctx context.Context, tc *trust.Config) error {
 	inv, err := egress.ReadInventoryFile(filepath.Join(p.cfg.State, InventoryFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -289,8 +335,43 @@ func (p *Pipeline) loadFleet() error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("detection configuration: %w", err)
 	}
+	ms, err := p.egressManifests(ctx, tc)
+	if err != nil {
+		return err
+	}
+	ecfg.Manifests = append(ecfg.Manifests, ms...)
 	p.fleet.Store(&fleetState{inv: inv, cfg: ecfg})
 	return nil
+}
+
+// egressManifests are the egress manifests the trust configuration lists
+// (egress_manifests of a product) that an authority of that product
+// signed. A manifest silences findings, so one that is unsigned, signed by
+// anyone else or unreadable is not used (and logged): the findings it
+// would silence stand.
+func (p *Pipeline) egressManifests(ctx context.Context, tc *trust.Config) ([]egress.EgressManifest, error) {
+	var out []egress.EgressManifest
+	for _, vn := range tc.VendorNames() {
+		v := tc.Vendors[vn]
+		for _, pn := range slices.Sorted(maps.Keys(v.Products)) {
+			for _, path := range v.Products[pn].EgressManifests {
+				sig, err := verify.LoadSignature(path)
+				var ms []egress.EgressManifest
+				if err == nil {
+					ms, err = VerifyEgressManifest(ctx, tc, sig, func(string) []string { return []string{pn} })
+				}
+				if err != nil {
+					if ctx.Err() != nil {
+						return nil, err
+					}
+					p.logger.Warn("egress manifest not used", "vendor", vn, "product", pn, "manifest", path, "error", err)
+					continue
+				}
+				out = append(out, ms...)
+			}
+		}
+	}
+	return out, nil
 }
 
 // analyze runs the fleet detections over the store: nothing to find while
@@ -309,10 +390,10 @@ func (p *Pipeline) analyze(ctx context.Context) (egress.Report, error) {
 // On an error the pipeline keeps what it had.
 func (p *Pipeline) Reload(ctx context.Context) (*Gate, error) {
 	old := p.fleet.Load()
-	if err := p.loadFleet(); err != nil {
-		return nil, err
-	}
 	tc, eng, err := p.load(ctx)
+	if err == nil {
+		err = p.loadFleet(ctx, tc)
+	}
 	var g *Gate
 	if err == nil {
 		g, err = p.build(tc, eng)
@@ -321,8 +402,12 @@ func (p *Pipeline) Reload(ctx context.Context) (*Gate, error) {
 		p.fleet.Store(old)
 		return nil, err
 	}
-	p.gate.Store(g)
+	prev := p.gate.Swap(g)
 	p.risk.Invalidate()
+	if prev == nil || prev.trust.Digest() != g.trust.Digest() {
+		// The other replicas reload theirs (a configuration they share).
+		p.publish(store.Change{Kind: store.ChangeTrust, Key: g.trust.Digest()})
+	}
 	return g, nil
 }
 
@@ -347,8 +432,14 @@ func (p *Pipeline) Inventory() *egress.Inventory { return p.fleet.Load().inv }
 // Ping checks the store answers (readiness).
 func (p *Pipeline) Ping(ctx context.Context) error { return p.st.Ping(ctx) }
 
-// Close commits what the store's group committers hold and closes it.
-func (p *Pipeline) Close() error { return p.st.Close() }
+// Close stops following the other replicas' changes, commits what the
+// store's group committers hold and closes it.
+func (p *Pipeline) Close() error {
+	if p.stopFollow != nil {
+		p.stopFollow()
+	}
+	return p.st.Close()
+}
 
 // FleetConfig is the detection configuration (the defaults when the state
 // directory has none).

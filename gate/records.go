@@ -62,6 +62,70 @@ type Records struct {
 
 	memoMu sync.RWMutex
 	memo   map[memoKey]*memoEntry
+
+	// fresh, when set and false, says other replicas' changes may be
+	// missing (Pipeline.Fresh): records are then read from the store and
+	// the memo is not used.
+	fresh func() bool
+}
+
+// cached reports whether what Records holds in memory may answer.
+func (r *Records) cached() bool { return r.fresh == nil || r.fresh() }
+
+// forget drops the record of digest (another replica kept a new one) and
+// the memo.
+func (r *Records) forget(digest string) {
+	r.mu.Lock()
+	if rec, ok := r.byDigest[digest]; ok {
+		delete(r.byDigest, digest)
+		a := rec.Evidence.Artifact
+		k := releaseKey{a.Vendor, a.Product, a.Version}
+		r.byRelease[k] = slices.DeleteFunc(r.byRelease[k], func(d string) bool { return d == digest })
+		if len(r.byRelease[k]) == 0 {
+			delete(r.byRelease, k)
+		}
+	}
+	r.mu.Unlock()
+	r.memoMu.Lock()
+	clear(r.memo)
+	r.memoMu.Unlock()
+}
+
+// refresh reads the record of digest from the store again (another
+// replica kept a new one); when that fails, the record is dropped, to be
+// read when next asked for.
+func (r *Records) refresh(ctx context.Context, digest string) error {
+	r.forget(digest)
+	_, err := r.lookup(ctx, digest)
+	return err
+}
+
+// reload reads every record from the store again, replacing what is held
+// (changes may have been missed); when that fails, everything is dropped,
+// each record to be read when next asked for. The memo is dropped.
+func (r *Records) reload(ctx context.Context) error {
+	byDigest, byRelease := map[string]*Record{}, map[releaseKey][]string{}
+	fresh := &Records{byDigest: byDigest, byRelease: byRelease}
+	err := r.st.ListEvaluations(ctx, func(e store.Evaluation) error {
+		rec, err := decodeRecord(e)
+		if err != nil {
+			return err
+		}
+		fresh.index(rec)
+		return nil
+	})
+	r.mu.Lock()
+	if err != nil {
+		clear(r.byDigest)
+		clear(r.byRelease)
+	} else {
+		r.byDigest, r.byRelease = byDigest, byRelease
+	}
+	r.mu.Unlock()
+	r.memoMu.Lock()
+	clear(r.memo)
+	r.memoMu.Unlock()
+	return err
 }
 
 // OpenRecords reads every evaluation kept in st. A record that cannot be
@@ -151,10 +215,18 @@ func (r *Records) List() []*Record {
 	return out
 }
 
+// Lookup returns the record of digest as Get does, or else from the store
+// (kept by another process, a replica on the same store): false when
+// there is none.
+func (r *Records) Lookup(ctx context.Context, digest string) (*Record, bool, error) {
+	rec, err := r.lookup(ctx, digest)
+	return rec, rec != nil, err
+}
+
 // lookup returns the record of digest, from memory or else from the store
 // (kept since by another process); nil when there is none.
 func (r *Records) lookup(ctx context.Context, digest string) (*Record, error) {
-	if rec, ok := r.Get(digest); ok {
+	if rec, ok := r.Get(digest); ok && r.cached() {
 		return rec, nil
 	}
 	e, err := r.st.Evaluation(ctx, digest)
@@ -169,6 +241,13 @@ func (r *Records) lookup(ctx context.Context, digest string) (*Record, error) {
 		return nil, fmt.Errorf("records: %w", err)
 	}
 	r.mu.Lock()
+	if old, ok := r.byDigest[digest]; ok {
+		if oa, na := old.Evidence.Artifact, rec.Evidence.Artifact; oa.Vendor != na.Vendor || oa.Product != na.Product || oa.Version != na.Version {
+			r.mu.Unlock()
+			r.forget(digest) // re-evaluated under another release name
+			r.mu.Lock()
+		}
+	}
 	r.index(rec)
 	r.mu.Unlock()
 	return rec, nil
@@ -187,9 +266,12 @@ func (r *Records) Find(ctx context.Context, req AdmitRequest) (*Record, error) {
 		return nil, fmt.Errorf("%w: name the update by digest, or by vendor, product and version", ErrUnknownUpdate)
 	}
 	k := releaseKey{req.Vendor, req.Product, req.Version}
-	r.mu.RLock()
-	ds := slices.Clone(r.byRelease[k])
-	r.mu.RUnlock()
+	var ds []string
+	if r.cached() {
+		r.mu.RLock()
+		ds = slices.Clone(r.byRelease[k])
+		r.mu.RUnlock()
+	}
 	if len(ds) == 0 {
 		var err error
 		if ds, err = r.st.ReleaseDigests(ctx, req.Vendor, req.Product, req.Version); err != nil {

@@ -71,6 +71,20 @@ type RiskCache struct {
 	call       *riskCall     // the analysis running, if any
 	lastDur    time.Duration // how long the last analysis took
 	stats      RiskStats
+
+	// Replicas (Pipeline): pending holds the updates another replica
+	// announced a new risk state for (ChangeRisk), each with the time of
+	// the announcement: Risk answers them only from an analysis started
+	// after it. pendingAll does so for every update (the change feed
+	// reconnected). lagging, when it says so, makes every answer need an
+	// analysis started within lagBound. changed is told the updates whose
+	// state an analysis changed, before the callers waiting on it (Sync)
+	// are answered.
+	pending    map[string]time.Time
+	pendingAll time.Time
+	lagging    func() bool
+	lagBound   time.Duration
+	changed    func(map[string]string)
 }
 
 type riskSnapshot struct {
@@ -197,7 +211,13 @@ func (c *RiskCache) Stats() RiskStats {
 // Risk implements FleetRisk. An update no device is recorded as having
 // installed is clean.
 func (c *RiskCache) Risk(ctx context.Context, digest string) (evidence.Fleet, error) {
-	s, err := c.snapshot(ctx)
+	var s *riskSnapshot
+	var err error
+	if need := c.need(digest); !need.IsZero() {
+		s, err = c.snapshotSince(ctx, need, digest)
+	} else {
+		s, err = c.snapshot(ctx)
+	}
 	if err != nil {
 		return evidence.Fleet{}, err
 	}
@@ -275,12 +295,24 @@ func (c *RiskCache) run(call *riskCall) {
 	c.lastDur = c.now().Sub(call.started)
 	c.stats.Analyses++
 	c.call = nil
+	var changed map[string]string
 	if err != nil {
 		c.stats.Failures++
 		if call.gen == c.gen {
 			c.failed = fmt.Errorf("fleet analysis: %w", err)
 		}
 	} else {
+		if c.changed != nil {
+			changed = riskChanges(c.cur, snap)
+		}
+		for d, t := range c.pending {
+			if !snap.at.Before(t) {
+				delete(c.pending, d)
+			}
+		}
+		if !snap.at.Before(c.pendingAll) {
+			c.pendingAll = time.Time{}
+		}
 		c.cur = snap
 		if call.gen == c.gen {
 			c.failed = nil
@@ -293,7 +325,130 @@ func (c *RiskCache) run(call *riskCall) {
 		c.ensure()
 	}
 	c.mu.Unlock()
+	if len(changed) > 0 {
+		c.changed(changed) // before Sync's callers are answered
+	}
 	close(call.done)
+}
+
+// riskChanges returns the updates whose risk state differs between two
+// analyses (every one not clean when there was no earlier one).
+func riskChanges(old, cur *riskSnapshot) map[string]string {
+	out := map[string]string{}
+	state := func(s *riskSnapshot, d string) string {
+		if s == nil {
+			return evidence.RiskClean
+		}
+		if f, ok := s.fleets[d]; ok {
+			return f.RiskState
+		}
+		return evidence.RiskClean
+	}
+	for d := range cur.fleets {
+		if st := state(cur, d); st != state(old, d) {
+			out[d] = st
+		}
+	}
+	if old != nil {
+		for d := range old.fleets {
+			if _, ok := cur.fleets[d]; !ok && state(old, d) != evidence.RiskClean {
+				out[d] = evidence.RiskClean
+			}
+		}
+	}
+	return out
+}
+
+// expect says another replica found digest's risk state is now state:
+// unless the current analysis says so already, digest is answered only
+// from an analysis started from now on, which starts at once.
+func (c *RiskCache) expect(digest, state string) {
+	c.mu.Lock()
+	if c.cur != nil && c.failed == nil {
+		have := evidence.RiskClean
+		if f, ok := c.cur.fleets[digest]; ok {
+			have = f.RiskState
+		}
+		if have == state {
+			c.mu.Unlock()
+			return
+		}
+	}
+	if c.pending == nil {
+		c.pending = map[string]time.Time{}
+	}
+	c.pending[digest] = c.now()
+	c.mu.Unlock()
+	c.Invalidate()
+}
+
+// expectAll makes every update answered only from an analysis started
+// from now on (changes may have been missed), and starts one.
+func (c *RiskCache) expectAll() {
+	c.mu.Lock()
+	c.pendingAll = c.now()
+	c.mu.Unlock()
+	c.Invalidate()
+}
+
+// need is the earliest start of an analysis that may answer for digest;
+// zero when the usual rules apply.
+func (c *RiskCache) need(digest string) time.Time {
+	var lagging bool
+	if c.lagging != nil {
+		lagging = c.lagging()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	need := c.pendingAll
+	if t, ok := c.pending[digest]; ok && t.After(need) {
+		need = t
+	}
+	if lagging {
+		if t := c.now().Add(-c.lagBound); t.After(need) {
+			need = t
+		}
+	}
+	return need
+}
+
+// snapshotSince returns an analysis started at or after need, waiting
+// (within half the caller's remaining budget) for one to be done, and
+// fails with ErrFleetStale when none can be had.
+func (c *RiskCache) snapshotSince(ctx context.Context, need time.Time, digest string) (*riskSnapshot, error) {
+	var limit <-chan time.Time
+	if dl, ok := ctx.Deadline(); ok {
+		t := time.NewTimer(time.Until(dl) / 2)
+		defer t.Stop()
+		limit = t.C
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if s := c.cur; s != nil && c.failed == nil && !s.at.Before(need) {
+			return s, nil
+		}
+		// An analysis that started before need will not do: wait for it,
+		// and the next one starts.
+		call := c.ensure()
+		c.mu.Unlock()
+		select {
+		case <-call.done:
+			c.mu.Lock()
+			if c.failed != nil && !call.started.Before(need) {
+				c.stats.Refused++
+				return nil, c.failed
+			}
+			continue
+		case <-limit:
+		case <-ctx.Done():
+		}
+		c.mu.Lock()
+		c.stats.WaitTimeouts++
+		c.stats.Refused++
+		return nil, fmt.Errorf("%w: %s needs an analysis started after %s (another replica changed its risk, or this replica lost the others' changes); none was done in time",
+			ErrFleetStale, digest, need.UTC().Format(time.RFC3339Nano))
+	}
 }
 
 // snapshot is the analysis a caller is answered from (see RiskCache).

@@ -26,6 +26,14 @@ type Rollout struct {
 	// Report returns the current fleet analysis; its LastSeen is each
 	// device's latest telemetry.
 	Report func(ctx context.Context) (egress.Report, error)
+	// InstallRefresh is how often Installations is read again in full for
+	// those recorded by another process (DefaultInstallRefresh when 0);
+	// the gate's own admissions are seen at once (rolloutCache).
+	InstallRefresh time.Duration
+	// Fresh, when set and false, says other replicas' ring changes may be
+	// missing (Pipeline.Fresh): the ring state is then read from the log
+	// for each decision.
+	Fresh func() bool
 }
 
 // ErrNoInventory: a product has rollout rings and no inventory is known,
@@ -40,6 +48,7 @@ func WithRollout(r Rollout) Option {
 			return errors.New("gate: rollout needs a controller, inventory, installations and fleet report")
 		}
 		g.rollout = &r
+		g.rolloutCache = newRolloutCache(r.Installations, r.InstallRefresh)
 		return nil
 	}
 }
@@ -66,47 +75,32 @@ func (g *Gate) RolloutPlan(a evidence.Artifact, class string) (*rollout.Plan, bo
 	if inv == nil {
 		return nil, true, fmt.Errorf("%w: %s/%s has rings; add STATE/inventory.json", ErrNoInventory, a.Vendor, a.Product)
 	}
-	var devs []rollout.Device
-	for _, d := range inv.Devices {
-		if d.Class == class {
-			devs = append(devs, rollout.Device{ID: d.Name, Canary: strings.EqualFold(d.Ring, rollout.CanaryLabel)})
+	plan, err := g.rolloutCache.plan(inv, a.Digest, class, func() (*rollout.Plan, error) {
+		var devs []rollout.Device
+		for _, d := range inv.Devices {
+			if d.Class == class {
+				devs = append(devs, rollout.Device{ID: d.Name, Canary: strings.EqualFold(d.Ring, rollout.CanaryLabel)})
+			}
 		}
-	}
-	plan, err := g.rollout.Controller.Plan(a.Digest, class, p.Rollout.RingsFor(class), devs)
+		return g.rollout.Controller.Plan(a.Digest, class, p.Rollout.RingsFor(class), devs)
+	})
 	return plan, true, err
 }
 
 // RolloutObserved gathers the evidence for a plan: installations of the
 // update by the class's devices, their latest telemetry, the risk state.
+// It copies nothing: the Observed answers device by device from the
+// gate's view of the installations and the fleet report (rolloutCache),
+// so a decision costs what the ring it looks at holds, not the fleet.
 func (g *Gate) RolloutObserved(ctx context.Context, p *rollout.Plan, risk string) (rollout.Observed, error) {
-	o := rollout.Observed{Installed: map[string]time.Time{}, LastSeen: map[string]time.Time{}, Risk: risk}
-	inv := g.rollout.Inventory()
-	ins, err := g.rollout.Installations(ctx)
-	if err != nil {
-		return o, fmt.Errorf("installations: %w", err)
-	}
-	for _, in := range ins {
-		if in.Digest != p.Digest {
-			continue
-		}
-		name := in.Device
-		if d, ok := inv.Device(in.Device); ok {
-			name = d.Name
-		}
-		if at, seen := o.Installed[name]; !seen || in.Time.Before(at) {
-			o.Installed[name] = in.Time
-		}
+	if err := g.rolloutCache.ensure(ctx); err != nil {
+		return rollout.Observed{Risk: risk}, fmt.Errorf("installations: %w", err)
 	}
 	rep, err := g.rollout.Report(ctx)
 	if err != nil {
-		return o, fmt.Errorf("fleet report: %w", err)
+		return rollout.Observed{Risk: risk}, fmt.Errorf("fleet report: %w", err)
 	}
-	for _, id := range p.Order {
-		if t, ok := rep.LastSeen[id]; ok {
-			o.LastSeen[id] = t
-		}
-	}
-	return o, nil
+	return rollout.Observed{Risk: risk, View: installView{c: g.rolloutCache, digest: p.Digest, seen: rep.LastSeen}}, nil
 }
 
 // rolloutGate decides the rollout of the admitted update for the device's
@@ -123,6 +117,9 @@ func (g *Gate) rolloutGate(ctx context.Context, ev evidence.Evidence) (*RolloutH
 	o, err := g.RolloutObserved(ctx, plan, ev.Fleet.RiskState)
 	if err != nil {
 		return nil, time.Time{}, err
+	}
+	if g.rollout.Fresh != nil && !g.rollout.Fresh() {
+		g.rollout.Controller.Invalidate(plan.Digest)
 	}
 	d, err := g.rollout.Controller.Decide(ctx, plan, o)
 	if err != nil {
@@ -225,7 +222,7 @@ func (g *Gate) RolloutStatus(ctx context.Context, a evidence.Artifact) ([]Rollou
 		for i, r := range plan.Rings {
 			rs := RingStatus{Name: r.Name, Share: trust.FormatShare(r.Share), Devices: append([]string{}, plan.Members(i)...), Installed: []string{}, Open: i <= d.State.Ring}
 			for _, id := range rs.Devices {
-				if _, ok := o.Installed[id]; ok {
+				if _, ok := o.InstalledAt(id); ok {
 					rs.Installed = append(rs.Installed, id)
 				}
 			}
@@ -243,5 +240,8 @@ func (g *Gate) RolloutAction(ctx context.Context, a evidence.Artifact, class str
 	if err != nil {
 		return rollout.Change{}, err
 	}
+	// An admin's action is decided on the ring state as the log has it
+	// (another replica may have changed it a moment ago).
+	g.rollout.Controller.Invalidate(plan.Digest)
 	return g.rollout.Controller.Admin(ctx, plan, act, actor, reason, o)
 }

@@ -133,8 +133,9 @@ type Gate interface {
 	// ErrOtherProduct when it was evaluated as another product.
 	Admit(ctx context.Context, as []Admission, record func(ctx context.Context, got []Admitted) error) []Admitted
 	// Evaluated reports whether img has a kept evaluation under the
-	// gate's current trust configuration (without deciding anything).
-	Evaluated(img Image) bool
+	// gate's current trust configuration (without deciding anything);
+	// false when that cannot be told (it is then evaluated).
+	Evaluated(ctx context.Context, img Image) bool
 }
 
 // Resolver resolves a tag to the digest it points to now

@@ -381,7 +381,7 @@ func (r *Reviewer) prepare(ctx context.Context, k *trust.Kubernetes, ch *check) 
 		ch.refuse = ch.res.refuse
 		return
 	}
-	if img := ch.res.img; !r.gate.Evaluated(img) {
+	if img := ch.res.img; !r.gate.Evaluated(ctx, img) {
 		if err := r.evaluate(ctx, img); err != nil {
 			ch.refuse = r.refusal(ctx, img, err)
 		}
@@ -610,7 +610,7 @@ func (r *Reviewer) Mutate(ctx context.Context, k *trust.Kubernetes, body []byte)
 		}
 		img := p.res.img
 		ops = append(ops, patchOp{Op: "replace", Path: p.c.path, Value: p.res.ref.pinned(img.Digest[strings.LastIndexByte(img.Digest, '@')+1:])})
-		r.start(img)
+		r.start(ctx, img)
 	}
 	if len(ops) == 0 {
 		return ans, nil
@@ -625,8 +625,8 @@ func (r *Reviewer) Mutate(ctx context.Context, k *trust.Kubernetes, body []byte)
 }
 
 // start begins img's evaluation, if it is not evaluated, without waiting.
-func (r *Reviewer) start(img Image) {
-	if !r.gate.Evaluated(img) {
+func (r *Reviewer) start(ctx context.Context, img Image) {
+	if !r.gate.Evaluated(ctx, img) {
 		r.launch(img)
 	}
 }

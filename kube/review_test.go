@@ -21,7 +21,7 @@ type fakeGate struct {
 }
 
 func (f *fakeGate) Evaluate(context.Context, Image) error { return nil }
-func (f *fakeGate) Evaluated(Image) bool                  { return true }
+func (f *fakeGate) Evaluated(context.Context, Image) bool { return true }
 
 func (f *fakeGate) Admit(ctx context.Context, as []Admission, record func(context.Context, []Admitted) error) []Admitted {
 	f.calls = append(f.calls, as)

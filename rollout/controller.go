@@ -151,3 +151,18 @@ func (c *Controller) Admin(ctx context.Context, p *Plan, a Action, actor, reason
 	c.changes[p.Digest] = append(slices.Clip(cs), ch)
 	return ch, nil
 }
+
+// Invalidate drops the changes kept in memory for the digests (for every
+// update when none is given): another process (a replica on the same
+// store) recorded a change, and the next decision reads the journal again.
+func (c *Controller) Invalidate(digests ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(digests) == 0 {
+		clear(c.changes)
+		return
+	}
+	for _, d := range digests {
+		delete(c.changes, d)
+	}
+}

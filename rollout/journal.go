@@ -54,7 +54,9 @@ func (j LogJournal) Append(ctx context.Context, c Change) error {
 	if err != nil {
 		return err
 	}
-	_, err = j.Log.Append(ctx, attest.Item{Envelope: env, Artifact: c.Digest, Time: c.At, Blobs: []attest.Blob{blob}})
+	// Notify: other replicas on the same store drop the update's ring
+	// state they hold when the entry commits (store.ChangeLog).
+	_, err = j.Log.Append(ctx, attest.Item{Envelope: env, Artifact: c.Digest, Time: c.At, Blobs: []attest.Blob{blob}, Notify: true})
 	return err
 }
 

@@ -249,6 +249,11 @@ func TestPropertyNoDeviceOutsideRing(t *testing.T) {
 			}
 			prev := s
 			d := rollout.Decide(p, s, o, now)
+			// The same evidence answered device by device (the gate's
+			// cache) decides the same.
+			if v := rollout.Decide(p, s, rollout.Observed{View: mapView{o.Installed, o.LastSeen}, Risk: o.Risk}, now); !reflect.DeepEqual(v, d) {
+				t.Fatalf("iter %d: through a View %+v, from maps %+v", iter, v, d)
+			}
 			if d.Change != nil {
 				if stopped {
 					t.Fatalf("iter %d: change after stop: %+v", iter, d.Change)
@@ -326,3 +331,50 @@ func randomRings(rng *rand.Rand) []trust.Ring {
 	}
 	return rs
 }
+
+// Two controllers on one journal (two replicas on one log): a pause made
+// by one is not seen by the other, which holds the update's changes in
+// memory, until it drops them (Invalidate, on the store's change feed).
+func TestControllerInvalidate(t *testing.T) {
+	j := &rollout.MemJournal{}
+	a, err := rollout.NewController(key, j, rollout.NewClock(func() time.Time { return t0 }, func() time.Duration { return 0 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := rollout.NewController(key, j, rollout.NewClock(func() time.Time { return t0 }, func() time.Duration { return 0 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := plan(t, "sha256:aa", rings, testFleet(100))
+	o := observed(p, time.Time{}, evidence.RiskClean)
+	if d, err := b.Decide(t.Context(), p, o); err != nil || d.State.Status != rollout.Active {
+		t.Fatalf("B: %+v %v", d.State, err)
+	}
+	if _, err := a.Admin(t.Context(), p, rollout.Paused, "alice", "advisory", o); err != nil {
+		t.Fatal(err)
+	}
+	if d, _, _ := b.State(t.Context(), p, o); d.State.Status != rollout.Active {
+		t.Fatalf("B before Invalidate: %s, want its cached active", d.State.Status)
+	}
+	b.Invalidate("sha256:bb") // another update: nothing changes
+	if d, _, _ := b.State(t.Context(), p, o); d.State.Status != rollout.Active {
+		t.Fatalf("B after another update's Invalidate: %s", d.State.Status)
+	}
+	b.Invalidate("sha256:aa")
+	if d, _, _ := b.State(t.Context(), p, o); d.State.Status != rollout.Held {
+		t.Fatalf("B after Invalidate: %s, want paused", d.State.Status)
+	}
+	if _, err := a.Admin(t.Context(), p, rollout.Resumed, "alice", "done", o); err != nil {
+		t.Fatal(err)
+	}
+	b.Invalidate() // everything
+	if d, _, _ := b.State(t.Context(), p, o); d.State.Status != rollout.Active {
+		t.Fatalf("B after Invalidate(): %s, want active", d.State.Status)
+	}
+}
+
+// mapView is a rollout.View over maps.
+type mapView struct{ installed, seen map[string]time.Time }
+
+func (v mapView) InstalledAt(id string) (time.Time, bool) { t, ok := v.installed[id]; return t, ok }
+func (v mapView) SeenAt(id string) (time.Time, bool)      { t, ok := v.seen[id]; return t, ok }

@@ -130,8 +130,43 @@ type Observed struct {
 	Installed map[string]time.Time
 	// LastSeen maps a device ID to its latest telemetry event.
 	LastSeen map[string]time.Time
+	// View, when set, answers for the devices the maps do not have, so a
+	// caller need not copy a whole fleet's installs and telemetry into
+	// maps when a decision looks at one ring (the gate's cache).
+	View View
 	// Risk is the update's fleet risk state.
 	Risk string
+}
+
+// View answers, device by device, what Observed's maps hold.
+type View interface {
+	// InstalledAt is when the device installed the update.
+	InstalledAt(id string) (time.Time, bool)
+	// SeenAt is the device's latest telemetry event.
+	SeenAt(id string) (time.Time, bool)
+}
+
+// InstalledAt is when device id installed the update (the map, else the
+// view).
+func (o Observed) InstalledAt(id string) (time.Time, bool) {
+	if t, ok := o.Installed[id]; ok {
+		return t, true
+	}
+	if o.View != nil {
+		return o.View.InstalledAt(id)
+	}
+	return time.Time{}, false
+}
+
+// SeenAt is device id's latest telemetry event (the map, else the view).
+func (o Observed) SeenAt(id string) (time.Time, bool) {
+	if t, ok := o.LastSeen[id]; ok {
+		return t, true
+	}
+	if o.View != nil {
+		return o.View.SeenAt(id)
+	}
+	return time.Time{}, false
 }
 
 // Decision is the outcome of Decide.
@@ -217,7 +252,7 @@ func (p *Plan) evidence(s State, o Observed, now time.Time) Evidence {
 	ev := Evidence{RiskState: o.Risk, Devices: len(members), Required: min(r.MinReporting, max(len(members), 1)), Reporting: []string{}}
 	var starts []time.Time
 	for _, id := range members {
-		at, ok := o.Installed[id]
+		at, ok := o.InstalledAt(id)
 		if !ok {
 			continue
 		}
@@ -228,7 +263,7 @@ func (p *Plan) evidence(s State, o Observed, now time.Time) Evidence {
 		}
 		starts = append(starts, start)
 		end := start.Add(r.Soak)
-		if seen, ok := o.LastSeen[id]; ok && seen.After(start) && !seen.Before(end) && !now.Before(end) {
+		if seen, ok := o.SeenAt(id); ok && seen.After(start) && !seen.Before(end) && !now.Before(end) {
 			ev.Reporting = append(ev.Reporting, id)
 		}
 	}

@@ -167,7 +167,7 @@ step admit "$F/firmware/infusion-pump-2.4.0.bin" --config "$D/trust-vuln.yaml" -
   --signature "$F/sig/infusion-pump-2.4.0.bin.sig" --bundle "$F/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json" --sbom "$F/sbom/infusion-pump-2.4.0.cdx.json"
 want 1
 echo
-echo "Gate stopped; nothing left running. Exit codes: 0 allow/verified, 1 deny/failed (a verdict), 2 could not decide."
+echo "Gate stopped; nothing left running. Exit codes: 0 allow/verified, 1 deny/failed (a verdict), 2 could not decide, 3 held by a rollout ring (admit --device; retryAfter says when to ask again)."
 echo
 echo "See this story in the web console: make console (wardgate serve --demo), open the URL it prints,"
 echo "sign in with the auditor token it prints, and follow the quarantined infusion pump 2.4.0 (docs/console.md)."

@@ -370,6 +370,9 @@ func (s *Server) postUpdate(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		s.metrics.limit(limitEvaluateTimeout)
 	}
+	if l := unpackLimit(err); l != "" {
+		s.metrics.limit(l)
+	}
 	if diskFull(err) {
 		return errNoSpace(err) // not a verdict on the update: nothing is kept
 	}
@@ -824,7 +827,10 @@ func (s *Server) getUpdate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rec, known := s.deps.Records.Get(d)
+	rec, known, err := s.deps.Records.Lookup(r.Context(), d) // kept by another replica, too
+	if err != nil {
+		return err
+	}
 	ur, installed := rep.Risk(d)
 	if !known && !installed {
 		return errorf(http.StatusNotFound, "not-found", "update %s was never evaluated and no device is recorded installing it", d)
@@ -1147,5 +1153,10 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.metrics.write(w, fc, err != nil, s.deps.Risk.Stats())
+	if s.deps.Replicas != nil {
+		if rs, ok := s.deps.Replicas(); ok {
+			writeReplicaMetrics(w, rs)
+		}
+	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/store/sqlite"
@@ -672,5 +673,24 @@ func TestLimitMetrics(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Fatalf("metrics lack %s:\n%s", want, m)
 		}
+	}
+}
+
+// The firmware unpacking limits are counted under unpack_bytes,
+// unpack_files, unpack_depth and unpack_ratio, from the evaluation's error
+// however deep the gate wrapped it (TestServeFirmware counts one through
+// the server).
+func TestUnpackLimitNames(t *testing.T) {
+	for _, l := range []string{firmware.LimitBytes, firmware.LimitFiles, firmware.LimitDepth, firmware.LimitRatio} {
+		err := fmt.Errorf("sbom: generate: %w", fmt.Errorf("unpack fw.bin: %w", &firmware.LimitError{Limit: l, Max: 1}))
+		if got := unpackLimit(err); got != "unpack_"+l {
+			t.Errorf("%s: %q", l, got)
+		}
+	}
+	if got := unpackLimit(fmt.Errorf("x: %w", firmware.ErrUnsafe)); got != "" {
+		t.Errorf("an unsafe entry is no limit: %q", got)
+	}
+	if got := unpackLimit(nil); got != "" {
+		t.Errorf("nil: %q", got)
 	}
 }

@@ -148,9 +148,9 @@ var _ kube.Gate = kubeGate{}
 func digestPart(ref string) string { return ref[strings.LastIndexByte(ref, '@')+1:] }
 
 // Evaluated implements kube.Gate.
-func (k kubeGate) Evaluated(img kube.Image) bool {
-	rec, ok := k.s.deps.Records.Get(digestPart(img.Digest))
-	return ok && rec.Evidence.TrustConfigDigest == k.s.gate.Load().Trust().Digest()
+func (k kubeGate) Evaluated(ctx context.Context, img kube.Image) bool {
+	rec, ok, err := k.s.deps.Records.Lookup(ctx, digestPart(img.Digest)) // kept by another replica, too
+	return err == nil && ok && rec.Evidence.TrustConfigDigest == k.s.gate.Load().Trust().Digest()
 }
 
 // Evaluate implements kube.Gate: the same evaluation as POST /v1/updates
@@ -186,7 +186,11 @@ func (k kubeGate) Admit(ctx context.Context, as []kube.Admission, record func(co
 	var idx []int // reqs[j] is as[idx[j]]
 	for i, a := range as {
 		img, d := a.Image, digestPart(a.Image.Digest)
-		rec, ok := k.s.deps.Records.Get(d)
+		rec, ok, err := k.s.deps.Records.Lookup(ctx, d) // kept by another replica, too
+		if err != nil {
+			got[i].Err = err
+			continue
+		}
 		if !ok || rec.Evidence.TrustConfigDigest != g.Trust().Digest() {
 			got[i].Err = kube.ErrNotEvaluated
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/wardgate/wardgate/firmware"
 	"net/http"
 	"time"
 )
@@ -193,6 +194,8 @@ const (
 	limitJSONDepth       = "json_depth"
 	limitIdentifier      = "identifier"
 	limitHeaderBytes     = "header_bytes"
+	// The firmware unpacking limits (firmware.LimitError), by its Limit.
+	limitUnpackPrefix = "unpack_"
 )
 
 // acquire takes a slot of sem, waiting at most wait (and never past ctx);
@@ -213,4 +216,15 @@ func (s *Server) acquire(ctx context.Context, sem chan struct{}, wait time.Durat
 	case <-ctx.Done():
 	}
 	return nil, &Error{Status: http.StatusServiceUnavailable, Code: "busy", Message: fmt.Sprintf("every %s slot is taken; retry later", what), Err: ErrBusy, limit: limit}
+}
+
+// unpackLimit names the firmware unpacking limit (unpack_bytes,
+// unpack_files, unpack_depth, unpack_ratio) an evaluation's error says was
+// reached; "" when none was.
+func unpackLimit(err error) string {
+	var le *firmware.LimitError
+	if !errors.As(err, &le) {
+		return ""
+	}
+	return limitUnpackPrefix + le.Limit
 }

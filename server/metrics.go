@@ -223,3 +223,30 @@ func openFDs() (int, bool) {
 	}
 	return 0, false
 }
+
+// writeReplicaMetrics writes how this replica follows the others' changes
+// (a store with a change feed: PostgreSQL).
+func writeReplicaMetrics(w io.Writer, rs gate.ReplicaStats) {
+	fmt.Fprintln(w, "# HELP wardgate_replica_lag_seconds How far behind the other replicas' commits this replica may be (the age of its change feed's last sync).")
+	fmt.Fprintln(w, "# TYPE wardgate_replica_lag_seconds gauge")
+	fmt.Fprintf(w, "wardgate_replica_lag_seconds %s\n", fmtFloat(rs.Lag.Seconds()))
+	fmt.Fprintln(w, "# HELP wardgate_replica_lag_bound_seconds The lag past which this replica's caches are not used.")
+	fmt.Fprintln(w, "# TYPE wardgate_replica_lag_bound_seconds gauge")
+	fmt.Fprintf(w, "wardgate_replica_lag_bound_seconds %s\n", fmtFloat(rs.Bound.Seconds()))
+	fmt.Fprintln(w, "# HELP wardgate_replica_caches_bypassed Whether the caches are bypassed (1: the lag is past the bound, the change feed is down or behind) or used (0).")
+	fmt.Fprintln(w, "# TYPE wardgate_replica_caches_bypassed gauge")
+	bypassed := 0
+	if rs.Lag > rs.Bound {
+		bypassed = 1
+	}
+	fmt.Fprintf(w, "wardgate_replica_caches_bypassed %d\n", bypassed)
+	fmt.Fprintln(w, "# HELP wardgate_replica_changes_total Other replicas' changes applied to this replica's caches.")
+	fmt.Fprintln(w, "# TYPE wardgate_replica_changes_total counter")
+	fmt.Fprintf(w, "wardgate_replica_changes_total %d\n", rs.Changes)
+	fmt.Fprintln(w, "# HELP wardgate_replica_resets_total Change feed (re)connections: every cache dropped.")
+	fmt.Fprintln(w, "# TYPE wardgate_replica_resets_total counter")
+	fmt.Fprintf(w, "wardgate_replica_resets_total %d\n", rs.Resets)
+	fmt.Fprintln(w, "# HELP wardgate_replica_publish_failures_total Risk changes and trust reloads this replica could not announce to the others.")
+	fmt.Fprintln(w, "# TYPE wardgate_replica_publish_failures_total counter")
+	fmt.Fprintf(w, "wardgate_replica_publish_failures_total %d\n", rs.PublishFailures)
+}

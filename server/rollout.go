@@ -45,7 +45,10 @@ func (s *Server) postRollout(w http.ResponseWriter, r *http.Request) error {
 	case req.Reason == "" || len(req.Reason) > maxReason:
 		return badRequest("reason is required (at most %d bytes): it goes into the signed log", maxReason)
 	}
-	rec, known := s.deps.Records.Get(d)
+	rec, known, err := s.deps.Records.Lookup(r.Context(), d) // kept by another replica, too
+	if err != nil {
+		return err
+	}
 	if !known {
 		return errorf(http.StatusNotFound, "not-found", "update %s was never evaluated", d)
 	}

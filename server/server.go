@@ -50,6 +50,9 @@ type Deps struct {
 	// Ready is an extra readiness check for /readyz (stores the server
 	// does not see); nil means none.
 	Ready func(ctx context.Context) error
+	// Replicas, when set, reports how this replica follows the others'
+	// changes (gate.Pipeline.ReplicaStats), for the metrics.
+	Replicas func() (gate.ReplicaStats, bool)
 }
 
 // RateLimit is a token bucket: Rate requests per second, bursts of Burst.

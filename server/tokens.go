@@ -91,6 +91,22 @@ type Tokens struct {
 
 	mu    sync.RWMutex
 	cache map[[32]byte]cachedPrincipal
+	// fresh, when set and false, says another replica's token change may
+	// be missing: the cache is not used (see Follow).
+	fresh func() bool
+}
+
+// Follow makes the cache answer only while fresh says so (replicas on
+// one store: gate.Pipeline.Fresh); Forget is then called for every token
+// change another replica makes. Call it before the first Authenticate.
+func (t *Tokens) Follow(fresh func() bool) { t.fresh = fresh }
+
+// Forget drops every cached answer (a token was created or revoked
+// elsewhere).
+func (t *Tokens) Forget() {
+	t.mu.Lock()
+	clear(t.cache)
+	t.mu.Unlock()
 }
 
 type cachedPrincipal struct {
@@ -100,7 +116,9 @@ type cachedPrincipal struct {
 }
 
 // tokenCacheTTL bounds how long a revoked token keeps working in a running
-// server (and how long an unknown token stays unknown).
+// server (and how long an unknown token stays unknown) when it was revoked
+// by another process (replicas on PostgreSQL follow each other's changes
+// instead: Follow).
 const tokenCacheTTL = 10 * time.Second
 
 // NewTokens authenticates the tokens kept in st and audits into it.
@@ -179,7 +197,7 @@ func (t *Tokens) Authenticate(ctx context.Context, secret Secret) (Principal, er
 	t.mu.RLock()
 	c, hit := t.cache[h]
 	t.mu.RUnlock()
-	if hit && now.Before(c.exp) {
+	if hit && now.Before(c.exp) && (t.fresh == nil || t.fresh()) {
 		if !c.ok {
 			return Principal{}, ErrUnauthenticated
 		}

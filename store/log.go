@@ -20,6 +20,10 @@ type LogItem struct {
 	// it in order.
 	Time  time.Time
 	Blobs []Blob // trust configuration, policies, SBOMs, diffs used
+	// Notify announces the item on the store's change feed (ChangeLog,
+	// Key Artifact) in the write that appends it, so that other processes
+	// drop what they cache about the artifact (a rollout ring change).
+	Notify bool
 }
 
 // LogEntry is an appended envelope.

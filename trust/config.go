@@ -135,6 +135,13 @@ type Product struct {
 	// release of the product was admitted before (versions never go back
 	// otherwise), each with the reason, which the verdict carries.
 	AllowDowngrade []Downgrade
+	// EgressManifests are the vendor's signed egress manifests for the
+	// product's releases (absolute paths): DSSE envelopes of in-toto
+	// statements with predicate https://wardgate.dev/egress-manifest/v1.
+	// The gate uses one in the fleet analysis only when an authority of
+	// the product signed it (see gate.VerifyEgressManifest); an unsigned
+	// or wrongly signed one is not used.
+	EgressManifests []string
 }
 
 // Downgrade allows one release of a product to be admitted below the
@@ -295,6 +302,9 @@ func (c *Config) Data() map[string]any {
 					dg[i] = map[string]any{"version": a.Version, "reason": a.Reason}
 				}
 				pd["allow_downgrade"] = dg
+			}
+			if len(p.EgressManifests) > 0 { // likewise
+				pd["egress_manifests"] = anyList(p.EgressManifests)
 			}
 			products[pn] = pd
 		}

@@ -480,6 +480,12 @@ func (d *decoder) product(n *yaml.Node, field string) Product {
 			p.Authorities = d.authorities(n, f)
 		},
 		"rollout": func(n *yaml.Node, f string) { rolloutNode, rolloutField = n, f },
+		"egress_manifests": func(n *yaml.Node, f string) {
+			d.stringList(n, f, &p.EgressManifests)
+			for i, m := range p.EgressManifests {
+				p.EgressManifests[i] = d.path(m)
+			}
+		},
 		"allow_downgrade": func(n *yaml.Node, f string) {
 			d.list(n, f, func(n *yaml.Node, f string) {
 				var dg Downgrade

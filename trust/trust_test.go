@@ -452,3 +452,35 @@ vendors:
 		t.Fatalf("a product without downgrades has allow_downgrade in its data: %v", without)
 	}
 }
+
+// egress_manifests: paths relative to the file, in the data only when set
+// (a configuration without them keeps its digest).
+func TestLoadEgressManifests(t *testing.T) {
+	body := `version: 1
+vendors:
+  v:
+    products:
+      p:
+        device_classes: [c]
+        authorities:
+          keys: [{path: acme.pub}]
+        egress_manifests: [manifests/p-2.4.0.json, /abs/p-2.5.0.json]
+`
+	path := writeConfig(t, body)
+	c := load(t, path)
+	want := []string{filepath.Join(filepath.Dir(path), "manifests/p-2.4.0.json"), "/abs/p-2.5.0.json"}
+	if got := c.Vendors["v"].Products["p"].EgressManifests; !reflect.DeepEqual(got, want) {
+		t.Fatalf("EgressManifests = %q, want %q", got, want)
+	}
+	p := c.Data()["vendors"].(map[string]any)["v"].(map[string]any)["products"].(map[string]any)["p"].(map[string]any)
+	if !reflect.DeepEqual(p["egress_manifests"], []any{want[0], want[1]}) {
+		t.Fatalf("data egress_manifests = %#v", p["egress_manifests"])
+	}
+	without := load(t, writeConfig(t, "version: 1"+goodProduct))
+	if _, ok := without.Data()["vendors"].(map[string]any)["v"].(map[string]any)["products"].(map[string]any)["p"].(map[string]any)["egress_manifests"]; ok {
+		t.Fatal("a product without egress manifests has egress_manifests in its data")
+	}
+	if _, err := trust.Parse(path, []byte(strings.Replace(body, "[manifests/p-2.4.0.json, /abs/p-2.5.0.json]", "[a.json, a.json]", 1))); err == nil || !strings.Contains(err.Error(), `duplicate entry "a.json"`) {
+		t.Fatalf("duplicate: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/store"
 	_ "github.com/wardgate/wardgate/store/sqlite" // the baseline, side by side
@@ -199,4 +200,46 @@ func BenchmarkAppendLogTwoReplicas(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkAttestAppendReplicas: 16 writers at once spread over 1, 2 and 3
+// replicas (stores of one database, each with attest's Merkle log and the
+// same key), as `wardgate serve` replicas append verdicts: each replica
+// group-commits its writers' appends, and the replicas take turns at the
+// log's checkpoint row; a replica whose turn follows another's continues
+// the tree from the stored nodes. ns/op is the log's time per verdict,
+// all replicas together.
+func BenchmarkAttestAppendReplicas(b *testing.B) {
+	server := os.Getenv("WARDGATE_TEST_POSTGRES")
+	if server == "" {
+		b.Skip("WARDGATE_TEST_POSTGRES is not set: no PostgreSQL server for replicas")
+	}
+	signer := newSigner(b)
+	for _, n := range []int{1, 2, 3} {
+		b.Run(fmt.Sprint("replicas=", n), func(b *testing.B) {
+			dsn := schemaDSN(b, server)
+			var logs []*attest.Log
+			for range n {
+				l, err := attest.OpenLog(context.Background(), openStore(b, dsn), signer, "wardgate/bench")
+				if err != nil {
+					b.Fatal(err)
+				}
+				logs = append(logs, l)
+			}
+			var next, seq atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				l := logs[int(next.Add(1))%n]
+				for pb.Next() {
+					i := int(seq.Add(1))
+					if _, err := l.Append(context.Background(), logItem(i)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -16,10 +16,14 @@ func (db *DB) PutEvaluation(ctx context.Context, e store.Evaluation) error {
 	if err := e.Validate(); err != nil {
 		return err
 	}
-	_, err := db.w.Exec(ctx, `INSERT INTO evaluations(digest, vendor, product, version, recorded_at, record) VALUES ($1, $2, $3, $4, $5, $6)
+	// One statement (one round trip, one transaction): the write and its
+	// announcement on the change feed.
+	_, err := db.w.Exec(ctx, `WITH put AS (INSERT INTO evaluations(digest, vendor, product, version, recorded_at, record) VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (digest) DO UPDATE SET vendor = excluded.vendor, product = excluded.product, version = excluded.version,
-		recorded_at = excluded.recorded_at, record = excluded.record`,
-		e.Digest, e.Vendor, e.Product, e.Version, e.RecordedAt.UnixNano(), e.Record)
+		recorded_at = excluded.recorded_at, record = excluded.record RETURNING 1)
+		SELECT pg_notify($7, $8) FROM put`,
+		e.Digest, e.Vendor, e.Product, e.Version, e.RecordedAt.UnixNano(), e.Record,
+		db.feed.channel, db.feed.payload(store.Change{Kind: store.ChangeEvaluation, Key: e.Digest}))
 	return db.classify("keep evaluation in", err)
 }
 

@@ -43,45 +43,149 @@ func (db *DB) ExpectLog() (done func()) { return db.logw.Expect() }
 // is always the newest.
 // One Sequence call (and one checkpoint) serves all the items of one
 // sequencer, in submission order.
+//
+// The row lock is held until the commit, so the log's throughput across
+// replicas is what one lock holder writes per second: the transaction
+// therefore makes two round trips, not five. The first sends BEGIN, the
+// lock and a read of the tree nodes at the head (the compact range a
+// sequencer rebuilds its tree from when another replica appended since its
+// own last write) in one pipeline; the second sends the rows, the new
+// checkpoint and COMMIT in one pipeline. Under the lock there is one round
+// trip and the commit's WAL flush.
 func (db *DB) commitLog(ctx context.Context, ops []logOp, out []logResult) error {
-	err := pgx.BeginFunc(ctx, db.w, func(tx pgx.Tx) error {
-		head, err := readHead(ctx, tx, true)
-		fresh := errors.Is(err, store.ErrNotFound)
-		if err != nil && !fresh {
-			return fmt.Errorf("lock the log's head: %w", err)
-		}
-		var seqs []store.Sequencer
-		for _, o := range ops {
-			if !containsSeq(seqs, o.seq) {
-				seqs = append(seqs, o.seq)
-			}
-		}
-		for _, seq := range seqs {
-			var items []store.LogItem
-			for _, o := range ops {
-				if o.seq == seq {
-					items = append(items, o.items...)
-				}
-			}
-			b, err := appendLog(ctx, tx, head, fresh, seq, items)
-			if err != nil {
-				return err
-			}
-			head, fresh = b.Checkpoint, false
-			n := 0
-			for i, o := range ops {
-				if o.seq == seq {
-					out[i] = logResult{entries: b.Entries[n : n+len(o.items) : n+len(o.items)], cp: b.Checkpoint}
-					n += len(o.items)
-				}
-			}
-		}
-		return nil
-	})
+	err := db.appendTx(ctx, ops, out)
 	if errors.Is(err, store.ErrSequence) {
 		return err
 	}
 	return db.classify("append to the log in", err)
+}
+
+// headNodes reads, with the locked row's size s, the nodes of the compact
+// range [0, s): for every bit l set in s, the node at level l, index
+// (s >> l) - 1 (compact.RangeNodes(0, s)). Nothing when s is the size this
+// process last committed ($1): its sequencer holds that tree already.
+const headNodes = `SELECT n.level, n.idx, n.hash FROM log_checkpoint c
+	CROSS JOIN generate_series(0, 62) AS l(level)
+	JOIN log_nodes n ON n.level = l.level AND n.idx = (c.size >> l.level) - 1
+	WHERE c.id = 1 AND c.size IS NOT NULL AND c.size <> $1 AND (c.size >> l.level) & 1 = 1`
+
+func (db *DB) appendTx(ctx context.Context, ops []logOp, out []logResult) (err error) {
+	conn, err := db.w.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection released inside a transaction (an error before COMMIT)
+	// is destroyed by the pool, which ends the transaction and its lock
+	// on the server; the ROLLBACK below releases the lock sooner.
+	defer conn.Release()
+	defer func() {
+		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' && !conn.Conn().IsClosed() {
+			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, _ = conn.Exec(rctx, "ROLLBACK")
+			cancel()
+		}
+	}()
+	var first pgx.Batch
+	first.Queue("BEGIN")
+	first.Queue(lockHead)
+	first.Queue(headNodes, db.lastSize.Load())
+	br := conn.SendBatch(ctx, &first)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return fmt.Errorf("begin: %w", err)
+	}
+	head, err := scanHead(br.QueryRow())
+	fresh := errors.Is(err, store.ErrNotFound)
+	if err != nil && !fresh {
+		br.Close()
+		return fmt.Errorf("lock the log's head: %w", err)
+	}
+	nodes := prefetched{q: conn, got: map[store.NodeID][]byte{}}
+	rows, err := br.Query()
+	if err == nil {
+		var level int32
+		var idx int64
+		var hash []byte
+		_, err = pgx.ForEachRow(rows, []any{&level, &idx, &hash}, func() error {
+			nodes.got[store.NodeID{Level: uint(level), Index: uint64(idx)}] = hash
+			return nil
+		})
+	}
+	if err := errors.Join(err, br.Close()); err != nil {
+		return fmt.Errorf("read the tree at the log's head: %w", err)
+	}
+
+	var seqs []store.Sequencer
+	for _, o := range ops {
+		if !containsSeq(seqs, o.seq) {
+			seqs = append(seqs, o.seq)
+		}
+	}
+	var rowsBatch pgx.Batch
+	for si, seq := range seqs {
+		if si > 0 && rowsBatch.Len() > 0 {
+			// Another sequencer continues from the rows just sequenced:
+			// it may read their nodes, so they go first.
+			if err := conn.SendBatch(ctx, &rowsBatch).Close(); err != nil {
+				return fmt.Errorf("log rows: %w", err)
+			}
+			rowsBatch = pgx.Batch{}
+		}
+		var items []store.LogItem
+		for _, o := range ops {
+			if o.seq == seq {
+				items = append(items, o.items...)
+			}
+		}
+		b, err := appendLog(ctx, &rowsBatch, nodes, head, fresh, seq, items)
+		if err != nil {
+			return err
+		}
+		head, fresh = b.Checkpoint, false
+		n := 0
+		for i, o := range ops {
+			if o.seq == seq {
+				out[i] = logResult{entries: b.Entries[n : n+len(o.items) : n+len(o.items)], cp: b.Checkpoint}
+				n += len(o.items)
+			}
+		}
+	}
+	db.notifyLog(&rowsBatch, ops)
+	rowsBatch.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, &rowsBatch).Close(); err != nil {
+		return fmt.Errorf("log rows: %w", err)
+	}
+	if conn.Conn().PgConn().TxStatus() != 'I' {
+		// A COMMIT of a failed transaction answers ROLLBACK, no error.
+		return errors.New("log rows: the transaction was rolled back")
+	}
+	if !fresh {
+		db.lastSize.Store(int64(head.Size))
+	}
+	return nil
+}
+
+// prefetched answers a sequencer's node reads from the nodes read with the
+// lock, and reads the others (none, when it asks for the compact range at
+// the head) in the transaction.
+type prefetched struct {
+	q interface {
+		Query(context.Context, string, ...any) (pgx.Rows, error)
+	}
+	got map[store.NodeID][]byte
+}
+
+// LogNodes implements store.NodeReader.
+func (p prefetched) LogNodes(ctx context.Context, ids []store.NodeID) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		h, ok := p.got[id]
+		if !ok {
+			return nodeReader{p.q}.LogNodes(ctx, ids)
+		}
+		out[i] = h
+	}
+	return out, nil
 }
 
 func containsSeq(seqs []store.Sequencer, s store.Sequencer) bool {
@@ -93,19 +197,23 @@ func containsSeq(seqs []store.Sequencer, s store.Sequencer) bool {
 	return false
 }
 
-// readHead reads the stored checkpoint (ErrNotFound before the first),
-// locking its row when lock is set.
+const (
+	selectHead = `SELECT origin, size, root, note FROM log_checkpoint WHERE id = 1`
+	lockHead   = selectHead + ` FOR UPDATE`
+)
+
+// readHead reads the stored checkpoint (ErrNotFound before the first).
 func readHead(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, lock bool) (store.Checkpoint, error) {
-	query := `SELECT origin, size, root, note FROM log_checkpoint WHERE id = 1`
-	if lock {
-		query += ` FOR UPDATE`
-	}
+}) (store.Checkpoint, error) {
+	return scanHead(q.QueryRow(ctx, selectHead))
+}
+
+func scanHead(row pgx.Row) (store.Checkpoint, error) {
 	var origin *string
 	var size *int64
 	var cp store.Checkpoint
-	if err := q.QueryRow(ctx, query).Scan(&origin, &size, &cp.Root, &cp.Note); err != nil {
+	if err := row.Scan(&origin, &size, &cp.Root, &cp.Note); err != nil {
 		return store.Checkpoint{}, err // no row at all: the migration put one there
 	}
 	if origin == nil {
@@ -115,10 +223,10 @@ func readHead(ctx context.Context, q interface {
 	return cp, nil
 }
 
-// appendLog runs one sequenced append from head inside tx, which holds
-// the log's checkpoint row.
-func appendLog(ctx context.Context, tx pgx.Tx, head store.Checkpoint, fresh bool, seq store.Sequencer, items []store.LogItem) (store.LogBatch, error) {
-	b, err := seq.Sequence(ctx, head, nodeReader{tx}, items)
+// appendLog runs one sequenced append from head, queueing its rows on
+// batch; the transaction holds the log's checkpoint row.
+func appendLog(ctx context.Context, batch *pgx.Batch, nodes store.NodeReader, head store.Checkpoint, fresh bool, seq store.Sequencer, items []store.LogItem) (store.LogBatch, error) {
+	b, err := seq.Sequence(ctx, head, nodes, items)
 	if err != nil {
 		return store.LogBatch{}, err
 	}
@@ -128,7 +236,6 @@ func appendLog(ctx context.Context, tx pgx.Tx, head store.Checkpoint, fresh bool
 	if !fresh && len(b.Entries) == 0 {
 		return b, nil // nothing to write: the log has its checkpoint
 	}
-	var batch pgx.Batch
 	for _, bl := range b.Blobs {
 		if len(bl.Data) > store.MaxBlobBytes {
 			return store.LogBatch{}, fmt.Errorf("store: blob of %d bytes is over the %d byte limit", len(bl.Data), store.MaxBlobBytes)
@@ -148,9 +255,6 @@ func appendLog(ctx context.Context, tx pgx.Tx, head store.Checkpoint, fresh bool
 	}
 	cp := b.Checkpoint
 	batch.Queue(`UPDATE log_checkpoint SET origin = $1, size = $2, root = $3, note = $4 WHERE id = 1`, cp.Origin, int64(cp.Size), cp.Root, cp.Note)
-	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
-		return store.LogBatch{}, fmt.Errorf("log rows: %w", err)
-	}
 	return b, nil
 }
 
@@ -199,7 +303,7 @@ func (n nodeReader) LogNodes(ctx context.Context, ids []store.NodeID) ([][]byte,
 
 // LogHead implements store.LogReader.
 func (db *DB) LogHead(ctx context.Context) (store.Checkpoint, error) {
-	cp, err := readHead(ctx, db.r, false)
+	cp, err := readHead(ctx, db.r)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return cp, db.classify("read log head of", err)
 	}

@@ -38,6 +38,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -72,9 +73,14 @@ type DB struct {
 	where string
 	r, w  *pgxpool.Pool
 
-	logw   *groupcommit.Writer[logOp, logResult]
-	insw   *groupcommit.Writer[egress.Installation, struct{}]
-	auditw *groupcommit.Writer[store.AuditRecord, struct{}]
+	logw *groupcommit.Writer[logOp, logResult]
+	// lastSize is the log size this process last committed (-1: none), so
+	// an append reads the tree's nodes only when another replica wrote.
+	lastSize atomic.Int64
+	insw     *groupcommit.Writer[egress.Installation, struct{}]
+	auditw   *groupcommit.Writer[store.AuditRecord, struct{}]
+
+	feed *feed // the change feed (notify.go)
 }
 
 // Open connects to the database of dsn, migrates its schema, and returns
@@ -125,10 +131,15 @@ func openDB(ctx context.Context, dsn string, o store.Options) (*DB, error) {
 		db.w.Close()
 		return nil, err
 	}
+	if err := db.newFeed(ctx, wcfg); err != nil {
+		db.w.Close()
+		return nil, err
+	}
 	if db.r, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		db.w.Close()
 		return nil, db.classify("connect to", err)
 	}
+	db.lastSize.Store(-1)
 	db.logw = groupcommit.NewWriter(db.commitLog, groupcommit.Options{})
 	db.insw = groupcommit.NewWriter(db.commitInstallations, groupcommit.Options{})
 	db.auditw = groupcommit.NewWriter(db.commitAudit, groupcommit.Options{})
@@ -159,6 +170,7 @@ func (db *DB) Close() error {
 	db.logw.Close()
 	db.insw.Close()
 	db.auditw.Close()
+	db.closeFeed()
 	db.r.Close()
 	db.w.Close()
 	return nil

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/store"
 )
 
 // copyRows is how many events Ingest sends per COPY.
@@ -54,6 +55,9 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET events = $2 WHERE digest = $1`, src.Digest, n); err != nil {
+			return err
+		}
+		if err := db.notifyTx(ctx, tx, store.Change{Kind: store.ChangeTelemetry, Key: src.Digest}); err != nil {
 			return err
 		}
 		added = true

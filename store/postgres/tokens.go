@@ -14,8 +14,9 @@ import (
 
 // PutToken implements store.Tokens.
 func (db *DB) PutToken(ctx context.Context, t store.Token) error {
-	_, err := db.w.Exec(ctx, `INSERT INTO tokens(hash, name, role, created, revoked) VALUES ($1, $2, $3, $4, $5)`,
-		t.Hash, t.Name, t.Role, t.Created.UnixNano(), t.Revoked)
+	_, err := db.w.Exec(ctx, `WITH put AS (INSERT INTO tokens(hash, name, role, created, revoked) VALUES ($1, $2, $3, $4, $5) RETURNING 1)
+		SELECT pg_notify($6, $7) FROM put`,
+		t.Hash, t.Name, t.Role, t.Created.UnixNano(), t.Revoked, db.feed.channel, db.feed.payload(store.Change{Kind: store.ChangeToken, Key: t.Name}))
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && pe.Code == "23505" { // unique_violation
 		if pe.ConstraintName == "tokens_name_key" {
@@ -28,7 +29,10 @@ func (db *DB) PutToken(ctx context.Context, t store.Token) error {
 
 // RevokeToken implements store.Tokens.
 func (db *DB) RevokeToken(ctx context.Context, name string) error {
-	tag, err := db.w.Exec(ctx, `UPDATE tokens SET revoked = true WHERE name = $1`, name)
+	// The revocation and its announcement, in one statement: the SELECT
+	// returns one row per token revoked.
+	tag, err := db.w.Exec(ctx, `WITH rev AS (UPDATE tokens SET revoked = true WHERE name = $1 RETURNING 1)
+		SELECT pg_notify($2, $3) FROM rev`, name, db.feed.channel, db.feed.payload(store.Change{Kind: store.ChangeToken, Key: name}))
 	if err != nil {
 		return db.classify("revoke token in", err)
 	}

@@ -42,6 +42,7 @@ func Run(t *testing.T, loc Location) {
 	t.Run("tokens", func(t *testing.T) { runTokens(t, loc) })
 	t.Run("audit", func(t *testing.T) { runAudit(t, loc) })
 	t.Run("ping and close", func(t *testing.T) { runPingClose(t, loc) })
+	t.Run("changes", func(t *testing.T) { RunChanges(t, loc) })
 }
 
 // fresh opens a new store and closes it when the test ends.

@@ -61,7 +61,7 @@ type Result struct {
 
 func main() {
 	var c config
-	flag.StringVar(&c.url, "url", "http://127.0.0.1:8080", "server base URL (loopback only)")
+	flag.StringVar(&c.url, "url", "http://127.0.0.1:8080", "server base URL (loopback only); several, comma-separated, spread the workers over them (replicas): worker i drives URL i mod N")
 	flag.StringVar(&c.tokenFile, "token-file", "", "file holding an update-server token")
 	flag.StringVar(&c.digest, "digest", "", "the evaluated update's digest")
 	flag.StringVar(&c.class, "class", "infusion-pump", "device class")
@@ -116,8 +116,11 @@ func loopback(raw string) error {
 }
 
 func run(c config) (*Result, error) {
-	if err := loopback(c.url); err != nil {
-		return nil, err
+	urls := strings.Split(c.url, ",")
+	for _, u := range urls {
+		if err := loopback(u); err != nil {
+			return nil, err
+		}
 	}
 	if (c.digest == "" && c.review == "") || c.tokenFile == "" {
 		return nil, errors.New("-digest (or -review) and -token-file are required")
@@ -150,14 +153,18 @@ func run(c config) (*Result, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: c.servername, MinVersion: tls.VersionTLS12}
 	}
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	endpoint := strings.TrimRight(c.url, "/") + "/v1/admissions"
+	route := "/v1/admissions"
 	if c.review != "" {
 		b, err := os.ReadFile(c.review)
 		if err != nil {
 			return nil, err
 		}
 		bodies = [][]byte{b}
-		endpoint = strings.TrimRight(c.url, "/") + "/v1/kubernetes/validate"
+		route = "/v1/kubernetes/validate"
+	}
+	endpoints := make([]string, len(urls))
+	for i, u := range urls {
+		endpoints[i] = strings.TrimRight(u, "/") + route
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
 	defer cancel()
@@ -173,7 +180,8 @@ func run(c config) (*Result, error) {
 	}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range c.c {
+	for w := range c.c {
+		endpoint := endpoints[w%len(endpoints)]
 		wg.Go(func() {
 			var resp struct {
 				Allow    bool `json:"allow"`

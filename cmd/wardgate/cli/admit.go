@@ -80,7 +80,10 @@ metadata trusted so far is kept in STATE/tuf/, so a repository rolled back
 or frozen is refused in later runs too.
 
 Exit codes: 0 allow, 1 deny, 2 could not decide (a deny with reason
-could-not-evaluate).`,
+could-not-evaluate), 3 rollout-hold: the update is allowed but the device
+(--device) is outside its current rollout ring; -o json gives hold and
+retryAfter, the earliest time to ask again (absent once the rollout is
+stopped).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(cfg.output); err != nil {
@@ -316,8 +319,16 @@ func printAdmit(w, stderr io.Writer, output string, out *gate.Outcome, err error
 	switch {
 	case err != nil || !out.Evaluated || slices.Contains(out.Decision.Codes(), policy.CodeCouldNotEvaluate):
 		return verdict(ExitNoVerdict)
+	case isHold(out):
+		return verdict(ExitHold)
 	case !out.Decision.Allow:
 		return verdict(ExitFail)
 	}
 	return nil
+}
+
+// isHold reports a rollout-hold: the only violation is rollout-hold (the
+// gate holds only an update every rule allowed).
+func isHold(out *gate.Outcome) bool {
+	return out.Hold != nil && slices.Equal(out.Decision.Codes(), []policy.Code{policy.CodeRolloutHold})
 }

@@ -17,15 +17,10 @@ import (
 	"github.com/wardgate/wardgate/internal/fwtest"
 )
 
-// TestAdmitTrojanedExecutable: the next release of a squashfs firmware has
-// the same package versions but a different bin/busybox (the 3CX pattern).
-// admit reports executable-changed-same-version from the file diff against
-// the admitted release: a warning by default, a deny (beside syft's
-// component-hash-changed of the file) when the trust configuration
-// enforces it.
-func TestAdmitTrojanedExecutable(t *testing.T) {
-	fwtest.Need(t, "mksquashfs")
-	dir := t.TempDir()
+// releaseKey is a fresh release signing key whose public key is
+// DIR/release.pub, the key firmwareTrust trusts.
+func releaseKey(t *testing.T, dir string) *ecdsa.PrivateKey {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -35,11 +30,30 @@ func TestAdmitTrojanedExecutable(t *testing.T) {
 		t.Fatal(err)
 	}
 	fwtest.Write(t, filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
-	trustYAML := func(name, extra string) string {
-		p := filepath.Join(dir, name)
-		fwtest.Write(t, p, []byte("version: 1\n"+extra+"sbom:\n  required: false\nvendors:\n  acme:\n    products:\n      pump:\n        device_classes: [infusion-pump]\n        authorities:\n          keys:\n            - path: release.pub\n"), 0o644)
-		return p
-	}
+	return key
+}
+
+// firmwareTrust writes DIR/NAME, a trust configuration (extra added at the
+// top level) in which vendor acme's product pump, for infusion pumps, is
+// signed by DIR/release.pub and needs no SBOM.
+func firmwareTrust(t *testing.T, dir, name, extra string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	fwtest.Write(t, p, []byte("version: 1\n"+extra+"sbom:\n  required: false\nvendors:\n  acme:\n    products:\n      pump:\n        device_classes: [infusion-pump]\n        authorities:\n          keys:\n            - path: release.pub\n"), 0o644)
+	return p
+}
+
+// TestAdmitTrojanedExecutable: the next release of a squashfs firmware has
+// the same package versions but a different bin/busybox (the 3CX pattern).
+// admit reports executable-changed-same-version from the file diff against
+// the admitted release: a warning by default, a deny (beside syft's
+// component-hash-changed of the file) when the trust configuration
+// enforces it.
+func TestAdmitTrojanedExecutable(t *testing.T) {
+	fwtest.Need(t, "mksquashfs")
+	dir := t.TempDir()
+	key := releaseKey(t, dir)
+	trustYAML := func(name, extra string) string { return firmwareTrust(t, dir, name, extra) }
 	warnTrust := trustYAML("trust.yaml", "")
 	enforceTrust := trustYAML("trust-enforce.yaml", "rules:\n  executable-changed-same-version: enforce\n")
 	release := func(root, version string) []string {

@@ -1,8 +1,6 @@
 package cli_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log"
@@ -21,6 +19,7 @@ import (
 	"github.com/wardgate/wardgate/store"
 )
 
+// admitResult is the part of admit's JSON output the tests read.
 type admitResult struct {
 	Allow     bool `json:"allow"`
 	Evaluated bool `json:"evaluated"`
@@ -37,6 +36,25 @@ type admitResult struct {
 		Index int `json:"index"`
 	} `json:"logEntry"`
 	Evidence struct {
+		Artifact struct {
+			Digest         string   `json:"digest"`
+			ExpectedDigest string   `json:"expectedDigest"`
+			Version        string   `json:"version"`
+			DeviceClasses  []string `json:"deviceClasses"`
+		} `json:"artifact"`
+		Metadata struct {
+			Expires *time.Time `json:"expires"`
+			TUF     *struct {
+				Verified bool   `json:"verified"`
+				Reason   string `json:"reason"`
+				Detail   string `json:"detail"`
+				Target   string `json:"target"`
+				Roles    []struct {
+					Name    string `json:"name"`
+					Version int64  `json:"version"`
+				} `json:"roles"`
+			} `json:"tuf"`
+		} `json:"metadata"`
 		Fleet struct {
 			RiskState string `json:"riskState"`
 			Findings  []struct {
@@ -180,35 +198,7 @@ func flipped() []string {
 // from a code-hosting site.
 func TestAdmitQuarantined(t *testing.T) {
 	state := t.TempDir()
-	fleet := "../../../fixtures/fleet/testdata/"
-	art, err := os.ReadFile(fx + "/firmware/infusion-pump-2.4.0.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(art)
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-	ins, err := os.ReadFile(fleet + "installations.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const compromised = "sha256:7889dee97295a5ad686303faf86796bcb60b09eddd8af8ccac51b789affed93b"
-	if !strings.Contains(string(ins), compromised) {
-		t.Fatalf("fleet fixture no longer has the 3CX-like update %s", compromised)
-	}
-	insPath := filepath.Join(t.TempDir(), "installations.json")
-	if err := os.WriteFile(insPath, []byte(strings.ReplaceAll(string(ins), compromised, digest)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := os.ReadFile(fleet + "config.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(state, "config.json"), cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if code, out, errOut := run(t, "egress", "ingest", "--state", state, "--inventory", fleet+"inventory.json", "--installs", insPath, fleet+"defender.jsonl"); code != 0 {
-		t.Fatalf("ingest: %d %s %s", code, out, errOut)
-	}
+	quarantinedFleet(t, state)
 	code, r := admit(t, state, pumpArgs("2.4.0"))
 	if code != 1 || !slices.Equal(r.codes(), []string{"quarantined"}) {
 		t.Fatalf("exit %d, violations %+v", code, r.Decision.Violations)

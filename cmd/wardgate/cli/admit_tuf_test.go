@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,57 +14,10 @@ import (
 	"github.com/wardgate/wardgate/internal/tufrepo"
 )
 
-// tufAdmit is the part of admit's JSON output these tests read.
-type tufAdmit struct {
-	Allow     bool `json:"allow"`
-	Evaluated bool `json:"evaluated"`
-	Decision  struct {
-		Violations []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"violations"`
-	} `json:"decision"`
-	Evidence struct {
-		Artifact struct {
-			Digest         string   `json:"digest"`
-			ExpectedDigest string   `json:"expectedDigest"`
-			Version        string   `json:"version"`
-			DeviceClasses  []string `json:"deviceClasses"`
-		} `json:"artifact"`
-		Metadata struct {
-			Expires *time.Time `json:"expires"`
-			TUF     *struct {
-				Verified bool   `json:"verified"`
-				Reason   string `json:"reason"`
-				Detail   string `json:"detail"`
-				Target   string `json:"target"`
-				Roles    []struct {
-					Name    string `json:"name"`
-					Version int64  `json:"version"`
-				} `json:"roles"`
-			} `json:"tuf"`
-		} `json:"metadata"`
-	} `json:"evidence"`
-	Error string `json:"error"`
-}
-
-func (r tufAdmit) codes() []string {
-	var out []string
-	for _, v := range r.Decision.Violations {
-		out = append(out, v.Code)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-func admitTUF(t *testing.T, state string, args ...string) (int, tufAdmit) {
+// admitTUF runs admit with JSON output on state.
+func admitTUF(t *testing.T, state string, args ...string) (int, admitResult) {
 	t.Helper()
-	code, out, errOut := run(t, append(args, "--state", state, "-o", "json")...)
-	var r tufAdmit
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		t.Fatalf("exit %d, output is not JSON: %v\nstdout: %s\nstderr: %s", code, err, out, errOut)
-	}
-	return code, r
+	return admit(t, state, append(args, "-o", "json"))
 }
 
 // mriArgs admits the MRI console firmware signed with the medimaging key
@@ -255,31 +207,15 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // release is admitted; the release key given a window, its raw signature
 // (no trusted time) is metadata-untimed.
 func TestAdmitTimeScopedTrust(t *testing.T) {
-	b, err := os.ReadFile("../../../fixtures/trust.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	config := func(t *testing.T, from, until string, onKey bool) string {
 		t.Helper()
 		window := "              valid_from: " + from + "\n              valid_until: " + until + "\n"
-		body := string(b)
-		if onKey {
-			body = strings.Replace(body, "            - path: testdata/keys/acme-infusion.pub\n", "            - path: testdata/keys/acme-infusion.pub\n"+window, 1)
-		} else {
-			body = strings.Replace(body, "              issuer: https://accounts.acme-infusion.example\n", "              issuer: https://accounts.acme-infusion.example\n"+window, 1)
-		}
-		if body == string(b) {
-			t.Fatal("fixtures/trust.yaml changed: no window added")
-		}
-		abs, err := filepath.Abs("../../../fixtures/testdata")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(t.TempDir(), "trust.yaml")
-		if err := os.WriteFile(p, []byte(strings.ReplaceAll(body, "testdata/", abs+"/")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return fixtureTrust(t, func(s string) string {
+			if onKey {
+				return pumpKeyLine.ReplaceAllString(s, "${1}"+window)
+			}
+			return strings.Replace(s, "              issuer: https://accounts.acme-infusion.example\n", "              issuer: https://accounts.acme-infusion.example\n"+window, 1)
+		})
 	}
 	for _, tc := range []struct {
 		name        string

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime/debug"
 	"time"
@@ -88,19 +87,19 @@ type logFlags struct {
 	// a password (--unencrypted-key).
 	unencryptedKey bool
 	// store is where the store is when not in the state directory (a
-	// PostgreSQL DSN): admit and serve (--store, $WARDGATE_STORE).
+	// PostgreSQL DSN): --store, $WARDGATE_STORE.
 	store string
 }
 
 // registerKeyCreation adds --unencrypted-key, for the commands that create
 // the service key on first use (admit, serve).
 func (f *logFlags) registerKeyCreation(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.store, "store", os.Getenv(StoreEnv), "where the store is when it is not the state directory's SQLite: a PostgreSQL DSN (postgres://USER@HOST:PORT/DB); $"+StoreEnv+" (docs/postgres.md)")
 	cmd.Flags().BoolVar(&f.unencryptedKey, "unencrypted-key", false, "create the service signing key, if it does not exist, without a password (else $"+attest.PasswordEnv+" is required to create it)")
 }
 
 func (f *logFlags) register(cmd *cobra.Command) {
 	addStateFlag(cmd, &f.state)
+	addStoreFlag(cmd, &f.store)
 	cmd.Flags().StringVar(&f.key, "signing-key", "", "service signing key: a cosign key file (password from $"+attest.PasswordEnv+"), or a KMS or pkcs11: reference (see attest keygen); default STATE/"+gate.SigningKeyFile)
 	cmd.Flags().StringVar(&f.origin, "origin", "", "log origin in checkpoints (default wardgate/<key id>)")
 }
@@ -125,7 +124,7 @@ func (f *logFlags) open(cmd *cobra.Command) (storedLog, error) {
 	if err != nil {
 		return storedLog{}, err
 	}
-	st, err := store.Open(cmd.Context(), f.state)
+	st, err := store.Open(cmd.Context(), storeLocation(f.state, f.store))
 	if err != nil {
 		return storedLog{}, err
 	}

@@ -140,7 +140,11 @@ type EgressIngestConfig struct {
 	Inventory string
 	Installs  string
 	State     string
-	Format    string
+	// Store is where the store is when it is not State's SQLite (a
+	// PostgreSQL DSN; --store, $WARDGATE_STORE). The inventory stays in
+	// State.
+	Store  string
+	Format string
 	// Output is text, or json: one JSON object per line, per input.
 	Output string
 }
@@ -191,7 +195,7 @@ func newEgressIngestCmd() *cobra.Command {
 		Short: "Store telemetry and installation records for the detections",
 		Long: `Parse telemetry files (Defender JSON Lines or CSV, Zeek conn.log TSV or
 JSON, OCSF 4001 JSON; detected or --format) and store their events in the
-SQLite store in DIR, mapping each event to an inventory device by name or
+store (DIR's SQLite, or the --store PostgreSQL database), mapping each event to an inventory device by name or
 address. Ingestion is incremental: a file whose content was ingested
 before is skipped. --installs imports installation records (JSON, JSON
 Lines or CSV: device,digest,product,version,time). The inventory (JSON or
@@ -213,6 +217,7 @@ Exit codes: 0 ingested (malformed lines are reported, not fatal),
 	cmd.Flags().StringVar(&cfg.Inventory, "inventory", "", "device inventory, JSON or CSV (required on the first ingest)")
 	cmd.Flags().StringVar(&cfg.Installs, "installs", "", "installation records to import")
 	addStateFlag(cmd, &cfg.State)
+	addStoreFlag(cmd, &cfg.Store)
 	cmd.Flags().StringVar(&cfg.Format, "format", string(egress.FormatAuto), "input format: "+egress.FormatNames())
 	addOutputFlag(cmd, &cfg.Output)
 	return cmd
@@ -237,7 +242,7 @@ func RunEgressIngest(ctx context.Context, cfg EgressIngestConfig, out io.Writer)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, cfg.State)
+	db, err := store.Open(ctx, storeLocation(cfg.State, cfg.Store))
 	if err != nil {
 		return err
 	}
@@ -317,7 +322,10 @@ func loadInventory(state string) (*egress.Inventory, error) {
 
 // EgressFindingsConfig configures `wardgate egress findings`.
 type EgressFindingsConfig struct {
-	State     string
+	State string
+	// Store is where the store is when it is not State's SQLite (a
+	// PostgreSQL DSN); the inventory and configuration stay in State.
+	Store     string
 	Config    string
 	Manifests []string
 	// Trust is the trust configuration whose authorities must have signed
@@ -354,8 +362,9 @@ func newEgressFindingsCmd() *cobra.Command {
 		Short: "Run the detections over the store: findings, risk state and blast radius per update",
 		Long: `Run the detections (exfil-volume, volume-anomaly, new-destination,
 fleet-correlation, beaconing, segmentation-violation, expected-egress,
-fleet-change) over everything ingested into DIR and print, per update,
-its risk state (clean, suspicious, quarantined) and blast radius (devices
+fleet-change) over everything ingested into the store (DIR's SQLite, or
+the --store PostgreSQL database; the inventory is DIR's) and print, per
+update, its risk state (clean, suspicious, quarantined) and blast radius (devices
 that installed it, which of them show the behaviour), then the findings
 with an explanation each.
 
@@ -386,6 +395,7 @@ that digest.`,
 		},
 	}
 	addStateFlag(cmd, &cfg.State)
+	addStoreFlag(cmd, &cfg.Store)
 	cmd.Flags().StringVar(&cfg.Config, "config", "", "detection configuration (JSON); default DIR/config.json or built-in defaults")
 	cmd.Flags().StringArrayVar(&cfg.Manifests, "manifest", nil, "vendor egress manifest attestation, signed (repeatable; needs --trust)")
 	cmd.Flags().StringVar(&cfg.Trust, "trust", "", "trust configuration (YAML) whose authorities must have signed each --manifest")
@@ -405,7 +415,7 @@ func RunEgressFindings(ctx context.Context, cfg EgressFindingsConfig, out io.Wri
 	if err != nil {
 		return noVerdict(err)
 	}
-	db, err := store.Open(ctx, cfg.State)
+	db, err := store.Open(ctx, storeLocation(cfg.State, cfg.Store))
 	if err != nil {
 		return noVerdict(err)
 	}

@@ -197,3 +197,40 @@ func TestEgressFindingsManifestMustBeSigned(t *testing.T) {
 		t.Fatalf("signed manifest: exit %d %s %s", code, out, errOut)
 	}
 }
+
+// A list of manifests in the detection configuration is unsigned, so it is
+// refused wherever a configuration is read (egress findings --config, and
+// the state directory's config.json that admit and serve read), never used
+// to silence findings.
+func TestEgressConfigManifestsRefused(t *testing.T) {
+	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
+	state := t.TempDir()
+	quarantinedFleet(t, state)
+	b, err := os.ReadFile(filepath.Join(state, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["manifests"] = []any{map[string]any{"digest": fileDigest(t, fx+"/firmware/infusion-pump-2.4.0.bin"), "destinations": []string{"raw.githubusercontent.com"}}}
+	if b, err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	withManifests := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(withManifests, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const want = "manifests: an egress manifest silences findings, so only one the vendor signed is used"
+	if code, out, errOut := run(t, "egress", "findings", "--state", state, "--config", withManifests); code != 2 || !strings.Contains(errOut, want) {
+		t.Fatalf("egress findings: exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	if err := os.WriteFile(filepath.Join(state, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, append(pumpArgs("2.4.0", "--no-scan"), "--state", state)...)
+	if code != 2 || !strings.Contains(out+errOut, want) || strings.Contains(out, `"allow": true`) {
+		t.Fatalf("admit: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+}

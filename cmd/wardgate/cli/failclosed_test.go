@@ -1,11 +1,12 @@
 package cli_test
 
 import (
-	"bytes"
-	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
-	"mime/multipart"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wardgate/wardgate/cmd/wardgate/cli"
+	"github.com/wardgate/wardgate/fixtures/fleet"
 )
 
 // release is one update as both drivers send it: the file (and the name it
@@ -40,7 +42,9 @@ func mriRelease(version string) release {
 type device struct{ id, class, installed string }
 
 // failCase removes, unsigns, or contradicts the input of one configured
-// check, and names the codes the deny must carry.
+// check, and names the codes the deny must carry (none: the control case
+// of a row, which must be allowed, so that a check that blocks everything
+// does not pass for one that fails closed).
 type failCase struct {
 	check string
 	prior []release // admitted first (each must be allowed)
@@ -49,16 +53,30 @@ type failCase struct {
 	want  []string
 	// config edits fixtures/trust.yaml for this case; nil: the fixtures'.
 	config func(string) string
+	// scan runs syft over the artifact (the table skips it elsewhere, to
+	// stay fast).
+	scan bool
+	// state prepares the state directory (fleet telemetry) before both
+	// the priors and the release.
+	state func(t *testing.T, state string)
+}
+
+// matrixRun is one case as a driver runs it.
+type matrixRun struct {
+	state, config string
+	scan          bool
+	prior         []release
+	rel           release
+	dev           device
 }
 
 // The fail-closed matrix (issue 12): for each check the fixtures' trust
-// configuration turns on, its input removed, unsigned, stale or
-// contradictory gives a deny with the check's code, through wardgate admit
-// and through POST /v1/updates + POST /v1/admissions (the same table, two
-// drivers). Not in it yet: SBOM drift (it needs the scan, which the table
-// turns off to stay fast; TestAdmitReasonCodes covers it), fleet risk and
-// the egress manifest (TestAdmitQuarantined,
-// TestEgressFindingsManifestMustBeSigned).
+// configuration turns on (or a case's edit of it), its input removed,
+// unsigned, stale or contradictory gives a deny with the check's code,
+// through wardgate admit and through POST /v1/updates + POST
+// /v1/admissions (the same table, two drivers). Where a check could fail
+// open by ignoring its input altogether (the egress manifest), a row with
+// a good input must be allowed.
 func TestFailClosedMatrix(t *testing.T) {
 	pump := device{"P-1", "infusion-pump", ""}
 	mri := device{"M-1", "mri-console", ""}
@@ -70,8 +88,14 @@ func TestFailClosedMatrix(t *testing.T) {
 	oneSigner.bundle = ""
 	noSBOM := pumpRelease("2.4.0")
 	noSBOM.sbom = ""
+	padded := pumpRelease("2.4.0")
+	padded.sbom = fx + "/sbom/infusion-pump-2.4.0.padded.cdx.json"
 	rebuilt := pumpRelease("2.4.0")
 	rebuilt.sbom = fx + "/sbom/infusion-pump-2.4.0.rebuilt.cdx.json"
+	agpl := pumpRelease("2.4.0")
+	agpl.sbom = fx + "/sbom/infusion-pump-2.4.0.agpl.cdx.json"
+	vulnerable := pumpRelease("2.4.0")
+	vulnerable.sbom = fx + "/sbom/infusion-pump-2.4.0.vulnerable.cdx.json"
 	flippedRel := pumpRelease("2.4.0")
 	flippedRel.file, flippedRel.name = fx+"/tampered/infusion-pump-2.4.0-flipped.bin", "infusion-pump-2.4.0.bin"
 	flippedRel.signature = fx + "/sig/infusion-pump-2.4.0.bin.sigstore.json"
@@ -85,13 +109,35 @@ func TestFailClosedMatrix(t *testing.T) {
 	mriClaim.version = "7.1.0"
 	swapped := mriRelease("7.1.0")
 	swapped.name, swapped.version, swapped.signature = "mri-console-7.2.0.bin", "7.2.0", fx+"/sig/mri-console-7.1.0.bin.sig"
+	// The egress manifests: the pump 2.4.0 firmware's devices (the fleet
+	// fixture's 3CX-like update, relabelled) reach raw.githubusercontent.com;
+	// a manifest that lists it silences the findings, but only if the
+	// vendor signed it for this release.
+	m := egressManifests(t)
 	cases := []failCase{
 		{check: "signature: none", rel: unsigned, dev: pump, want: []string{"unsigned"}},
 		{check: "signature: untrusted signers", rel: untrusted, dev: pump, want: []string{"untrusted-signer"}},
 		{check: "signature: content swapped", rel: flippedRel, dev: pump, want: []string{"digest-mismatch", "untrusted-signer"}},
 		{check: "threshold: one of two", rel: oneSigner, dev: pump, want: []string{"threshold-not-met"}},
 		{check: "sbom required: none", rel: noSBOM, dev: pump, want: []string{"sbom-missing"}},
+		// The vendor SBOM claims components the scan does not find inside
+		// the file (more than drift_allowance.missing).
+		{check: "sbom drift: claims not inside", rel: padded, dev: pump, scan: true, want: []string{"sbom-drift"}},
 		{check: "diff rules: component rebuilt", prior: []release{pumpRelease("2.3.0")}, rel: rebuilt, dev: pump, want: []string{"component-hash-changed"}},
+		{check: "deny: license", rel: agpl, dev: pump, want: []string{"denied-license"}},
+		{check: "deny: component", rel: vulnerable, dev: pump, want: []string{"denied-component"}},
+		// A time-scoped signer (valid_until before the fixture's signing
+		// time, its log entry and timestamp): revoked, and one signer is
+		// not two.
+		{check: "time-scoped identity: revoked", rel: pumpRelease("2.4.0"), dev: pump, want: []string{"key-revoked", "threshold-not-met"},
+			config: func(s string) string {
+				return strings.Replace(s, "              issuer: https://accounts.acme-infusion.example\n",
+					"              issuer: https://accounts.acme-infusion.example\n              valid_until: 2026-06-30\n", 1)
+			}},
+		// Known vulnerabilities asked for, but no database imported: no
+		// evidence, not a clean bill.
+		{check: "vulnerabilities: no database", rel: pumpRelease("2.4.0"), dev: pump, want: []string{"could-not-evaluate"},
+			config: func(s string) string { return s + "\nvulnerabilities:\n  deny_at: critical\n" }},
 		{check: "min version", rel: belowMin, dev: pump, want: []string{"rollback"}},
 		{check: "device class", rel: pumpRelease("2.4.0"), dev: device{"P-1", "mri-console", ""}, want: []string{"wrong-device-class"}},
 		{check: "installed version", rel: pumpRelease("2.4.0"), dev: device{"P-1", "infusion-pump", "2.5.1"}, want: []string{"rollback"}},
@@ -110,10 +156,20 @@ func TestFailClosedMatrix(t *testing.T) {
 		// The TUF metadata did not verify the file, so it cannot stand in
 		// for the signature's missing trusted time either.
 		{check: "TUF metadata: expected digest", rel: swapped, dev: mri, want: []string{"digest-mismatch", "metadata-untimed"}},
+		// Fleet risk: telemetry quarantined the update; an analysis that
+		// cannot be had (the telemetry store cannot be read) is no clean
+		// bill of health.
+		{check: "fleet risk: quarantined", rel: pumpRelease("2.4.0"), dev: pump, state: quarantinedFleet, want: []string{"quarantined"}},
+		{check: "fleet risk: analysis unavailable", rel: pumpRelease("2.4.0"), dev: pump, want: []string{"could-not-evaluate"},
+			state: func(t *testing.T, state string) { quarantinedFleet(t, state); corruptTelemetry(t, state) }},
+		{check: "egress manifest: unsigned", rel: pumpRelease("2.4.0"), dev: pump, state: quarantinedFleet, config: m.trust(m.unsigned), want: []string{"quarantined"}},
+		{check: "egress manifest: signed by another key", rel: pumpRelease("2.4.0"), dev: pump, state: quarantinedFleet, config: m.trust(m.otherKey), want: []string{"quarantined"}},
+		{check: "egress manifest: another release's", rel: pumpRelease("2.4.0"), dev: pump, state: quarantinedFleet, config: m.trust(m.otherRelease), want: []string{"quarantined"}},
+		{check: "egress manifest: the vendor's (allowed)", rel: pumpRelease("2.4.0"), dev: pump, state: quarantinedFleet, config: m.trust(m.signed)},
 	}
 	drivers := []struct {
 		name  string
-		admit func(t *testing.T, state, config string, prior []release, rel release, dev device) []string
+		admit func(t *testing.T, r matrixRun) (allow bool, codes []string)
 	}{
 		{"admit", admitDriver},
 		{"http", httpDriver},
@@ -123,13 +179,16 @@ func TestFailClosedMatrix(t *testing.T) {
 		t.Run(d.name, func(t *testing.T) {
 			for _, tc := range cases {
 				t.Run(tc.check, func(t *testing.T) {
-					config := "../../../fixtures/trust.yaml"
+					r := matrixRun{state: t.TempDir(), config: "../../../fixtures/trust.yaml", scan: tc.scan, prior: tc.prior, rel: tc.rel, dev: tc.dev}
 					if tc.config != nil {
-						config = fixtureTrust(t, tc.config)
+						r.config = fixtureTrust(t, tc.config)
 					}
-					got := d.admit(t, t.TempDir(), config, tc.prior, tc.rel, tc.dev)
-					if !slices.Equal(got, tc.want) {
-						t.Fatalf("codes = %v, want %v", got, tc.want)
+					if tc.state != nil {
+						tc.state(t, r.state)
+					}
+					allow, got := d.admit(t, r)
+					if allow != (tc.want == nil) || !slices.Equal(got, tc.want) {
+						t.Fatalf("allow %v, codes = %v, want %v", allow, got, tc.want)
 					}
 				})
 			}
@@ -137,9 +196,136 @@ func TestFailClosedMatrix(t *testing.T) {
 	}
 }
 
+// quarantinedFleet fills state with the fleet fixture's telemetry, in
+// which the pump 2.4.0 firmware is the 3CX-like update (fleetScenario):
+// the update is quarantined.
+func quarantinedFleet(t *testing.T, state string) {
+	t.Helper()
+	insPath, _ := fleetScenario(t, state)
+	if code, out, errOut := run(t, "egress", "ingest", "--state", state, "--inventory", fleetFx+"/inventory.json", "--installs", insPath, fleetFx+"/defender.jsonl"); code != 0 {
+		t.Fatalf("ingest: %d %s %s", code, out, errOut)
+	}
+}
+
+// fleetScenario prepares the fleet fixture's 3CX-like scenario for the
+// pump 2.4.0 firmware without ingesting it: its detection configuration in
+// state, and the fixture's installations relabelled with the firmware's
+// digest (the file returned, and the digest).
+func fleetScenario(t *testing.T, state string) (installations, digest string) {
+	t.Helper()
+	ins, err := os.ReadFile(fleetFx + "/installations.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compromised := fleet.Pump3CX.Digest()
+	if !strings.Contains(string(ins), compromised) {
+		t.Fatalf("fleet fixture no longer has the 3CX-like update %s", compromised)
+	}
+	digest = fileDigest(t, fx+"/firmware/infusion-pump-2.4.0.bin")
+	installations = filepath.Join(t.TempDir(), "installations.json")
+	if err := os.WriteFile(installations, []byte(strings.ReplaceAll(string(ins), compromised, digest)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(fleetFx + "/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return installations, digest
+}
+
+// corruptTelemetry makes one stored event unreadable (a timestamp that is
+// no number), so every fleet analysis of state fails.
+func corruptTelemetry(t *testing.T, state string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(state, "egress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if res, err := db.Exec(`UPDATE events SET ts = 'not a time' WHERE rowid = (SELECT min(rowid) FROM events)`); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("corrupted %d events, want 1", n)
+	}
+}
+
+func fileDigest(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// manifestCases are egress manifest files for the pump 2.4.0 firmware
+// that list every destination its devices reach in the fleet fixture.
+type manifestCases struct {
+	signed, unsigned, otherKey, otherRelease string
+	pub                                      string // the key that signed signed and otherRelease
+}
+
+func egressManifests(t *testing.T) manifestCases {
+	t.Helper()
+	dir := t.TempDir()
+	dests := []string{"acme-infusion.com", "digicert.com", "ntp.org", "raw.githubusercontent.com"}
+	key := fleet.ManifestKey(fleet.DefaultSeed)
+	_, other, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, k ed25519.PrivateKey, digest string, strip bool) string {
+		env, err := fleet.SignedManifest(k, "infusion-pump-2.4.0.bin", digest, dests)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strip {
+			var e map[string]any
+			if err := json.Unmarshal(env, &e); err != nil {
+				t.Fatal(err)
+			}
+			e["signatures"] = []any{}
+			if env, err = json.Marshal(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, env, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pump := fileDigest(t, fx+"/firmware/infusion-pump-2.4.0.bin")
+	pub, err := filepath.Abs(fleetFx + "/manifest-signing.pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return manifestCases{
+		signed:       write("signed.json", key, pump, false),
+		unsigned:     write("unsigned.json", key, pump, true),
+		otherKey:     write("other-key.json", other, pump, false),
+		otherRelease: write("other-release.json", key, fileDigest(t, fx+"/firmware/infusion-pump-2.3.0.bin"), false),
+		pub:          pub,
+	}
+}
+
+// trust is the edit of the fixtures' trust configuration that gives the
+// pump the manifest file and the manifest signing key as an authority (the
+// release itself still needs its two signers).
+func (m manifestCases) trust(file string) func(string) string {
+	return func(s string) string {
+		s = strings.Replace(s, "        authorities:\n          # The release key", "        egress_manifests: ["+file+"]\n        authorities:\n          # The release key", 1)
+		return pumpKeyLine.ReplaceAllString(s, "${1}            - path: "+m.pub+"\n")
+	}
+}
+
 // admitArgs are the wardgate admit arguments of a release; the file is
 // copied under its name when it is sent under another one.
-func admitArgs(t *testing.T, config string, r release) []string {
+func admitArgs(t *testing.T, config string, r release, scan bool) []string {
 	file := r.file
 	if r.name != "" {
 		file = filepath.Join(t.TempDir(), r.name)
@@ -151,7 +337,10 @@ func admitArgs(t *testing.T, config string, r release) []string {
 			t.Fatal(err)
 		}
 	}
-	args := []string{"admit", file, "--config", config, "--vendor", r.vendor, "--product", r.product, "--version", r.version, "--no-scan", "--no-log", "-o", "json"}
+	args := []string{"admit", file, "--config", config, "--vendor", r.vendor, "--product", r.product, "--version", r.version, "--no-log", "-o", "json"}
+	if !scan {
+		args = append(args, "--no-scan")
+	}
 	for flag, v := range map[string]string{"--signature": r.signature, "--bundle": r.bundle, "--sbom": r.sbom} {
 		if v != "" {
 			args = append(args, flag, v)
@@ -160,22 +349,30 @@ func admitArgs(t *testing.T, config string, r release) []string {
 	return args
 }
 
-func admitDriver(t *testing.T, state, config string, prior []release, rel release, dev device) []string {
+func admitDriver(t *testing.T, r matrixRun) (bool, []string) {
 	t.Helper()
-	for _, p := range prior {
-		if code, r := admit(t, state, admitArgs(t, config, p)); code != 0 {
-			t.Fatalf("prior %s: exit %d %+v", p.version, code, r)
+	for _, p := range r.prior {
+		if code, res := admit(t, r.state, admitArgs(t, r.config, p, r.scan)); code != 0 {
+			t.Fatalf("prior %s: exit %d %+v", p.version, code, res)
 		}
 	}
-	args := append(admitArgs(t, config, rel), "--device", dev.id, "--device-class", dev.class)
-	if dev.installed != "" {
-		args = append(args, "--installed-version", dev.installed)
+	args := append(admitArgs(t, r.config, r.rel, r.scan), "--device", r.dev.id, "--device-class", r.dev.class)
+	if r.dev.installed != "" {
+		args = append(args, "--installed-version", r.dev.installed)
 	}
-	code, r := admit(t, state, args)
-	if code != 1 || r.Allow {
-		t.Fatalf("exit %d, want 1 (deny): %+v", code, r)
+	code, res := admit(t, r.state, args)
+	// The exit codes: 0 allow, 1 deny, 2 could not evaluate.
+	want := 1
+	switch {
+	case res.Allow:
+		want = 0
+	case slices.Contains(res.codes(), "could-not-evaluate"):
+		want = 2
 	}
-	return r.codes()
+	if code != want {
+		t.Fatalf("exit %d, want %d: %+v", code, want, res)
+	}
+	return res.Allow, res.codes()
 }
 
 // decided is what both endpoints answer.
@@ -198,99 +395,44 @@ func (d decided) codes() []string {
 	return slices.Compact(out)
 }
 
-func httpDriver(t *testing.T, state, config string, prior []release, rel release, dev device) []string {
+func httpDriver(t *testing.T, r matrixRun) (bool, []string) {
 	t.Helper()
-	ci, us := token(t, state, "ci"), token(t, state, "update-server")
-	ctx, cancel := context.WithCancel(t.Context())
-	addrc, done := make(chan string, 1), make(chan error, 1)
-	logs := &syncBuffer{}
-	cfg := cli.ServeConfig{Trust: config, State: state, Listen: "127.0.0.1:0", LogLevel: "warn", NoScan: true, RiskTTL: time.Second,
-		Ready: func(a string) { addrc <- a }}
-	go func() { done <- cli.RunServe(ctx, cfg, logs) }()
-	var url string
-	select {
-	case a := <-addrc:
-		url = "http://" + a
-	case err := <-done:
-		t.Fatalf("serve: %v\n%s", err, logs.String())
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
-	for _, p := range prior {
+	ci, us := token(t, r.state, "ci"), token(t, r.state, "update-server")
+	url, _, stop := serveWith(t, cli.ServeConfig{Trust: r.config, State: r.state, LogLevel: "warn", NoScan: !r.scan, RiskTTL: time.Second})
+	defer stop()
+	for _, p := range r.prior {
 		if code, u := postRelease(t, url, ci, p); code != 200 || !u.Allow {
 			t.Fatalf("prior %s: %d %+v", p.version, code, u)
 		}
 	}
-	code, u := postRelease(t, url, ci, rel)
+	code, u := postRelease(t, url, ci, r.rel)
 	if code != 200 || u.Digest == "" {
 		t.Fatalf("POST /v1/updates: %d %+v", code, u)
 	}
-	body, err := json.Marshal(map[string]any{"digest": u.Digest, "device": map[string]string{"id": dev.id, "class": dev.class, "installedVersion": dev.installed}})
+	body, err := json.Marshal(map[string]any{"digest": u.Digest, "device": map[string]string{"id": r.dev.id, "class": r.dev.class, "installedVersion": r.dev.installed}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	code, out := postAdmission(t, url, us, string(body))
 	var a decided
-	if err := json.Unmarshal([]byte(out), &a); err != nil || code != 200 || a.Allow {
+	if err := json.Unmarshal([]byte(out), &a); err != nil || code != 200 {
 		t.Fatalf("POST /v1/admissions: %d %v %s", code, err, out)
 	}
-	return a.codes()
+	return a.Allow, a.codes()
 }
 
 // postRelease sends a release to POST /v1/updates as multipart form data.
 func postRelease(t *testing.T, url, tok string, r release) (int, decided) {
 	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for k, v := range map[string]string{"vendor": r.vendor, "product": r.product, "version": r.version} {
-		if err := mw.WriteField(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
 	name := r.name
 	if name == "" {
 		name = filepath.Base(r.file)
 	}
-	for _, f := range []struct{ field, path, name string }{{"firmware", r.file, name}, {"signature", r.signature, ""}, {"bundle", r.bundle, ""}, {"sbom", r.sbom, ""}} {
-		if f.path == "" {
-			continue
-		}
-		if f.name == "" {
-			f.name = filepath.Base(f.path)
-		}
-		b, err := os.ReadFile(f.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := mw.CreateFormFile(f.field, f.name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := mw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest("POST", url+"/v1/updates", &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	code, b := postForm(t, url+"/v1/updates", tok, map[string]string{"vendor": r.vendor, "product": r.product, "version": r.version},
+		formFile{"firmware", r.file, name}, formFile{"signature", r.signature, ""}, formFile{"bundle", r.bundle, ""}, formFile{"sbom", r.sbom, ""})
 	var d decided
-	if err := json.NewDecoder(res.Body).Decode(&d); err != nil {
-		t.Fatalf("POST /v1/updates: %d: %v", res.StatusCode, err)
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("POST /v1/updates: %d: %v: %s", code, err, b)
 	}
-	return res.StatusCode, d
+	return code, d
 }

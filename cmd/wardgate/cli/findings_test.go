@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -264,8 +265,13 @@ func TestFindingProvenanceFromAttestation(t *testing.T) {
 	}
 }
 
+// pumpKeyLine is the line of fixtureTrust's text that trusts the pump's
+// release key ($1).
+var pumpKeyLine = regexp.MustCompile(`(?m)^(            - path: .*/keys/acme-infusion\.pub\n)`)
+
 // fixtureTrust is fixtures/trust.yaml written to a temporary directory
-// (its paths made absolute), after edit.
+// (its paths made absolute), after edit, which must change it: the one
+// way tests write a modified trust configuration.
 func fixtureTrust(t *testing.T, edit func(string) string) string {
 	t.Helper()
 	b, err := os.ReadFile("../../../fixtures/trust.yaml")

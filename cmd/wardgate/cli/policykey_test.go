@@ -2,14 +2,12 @@ package cli_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -143,22 +141,10 @@ func TestServePolicyKey(t *testing.T) {
 	}
 	// With the right key the gate runs the bundle's rule.
 	ci := token(t, state, "ci")
-	ctx, cancel := context.WithCancel(t.Context())
-	addrc, done := make(chan string, 1), make(chan error, 1)
-	cfg := cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", Policy: signed, PolicyKey: pub, State: state, Listen: "127.0.0.1:0",
-		LogLevel: "info", NoScan: true, RiskTTL: time.Second, Ready: func(a string) { addrc <- a }}
-	go func() { done <- cli.RunServe(ctx, cfg, io.Discard) }()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case err := <-done:
-		t.Fatalf("serve: %v", err)
-	}
-	code, body := postUpdate(t, "http://"+addr, ci)
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
+	url, _, stop := serveWith(t, cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", Policy: signed, PolicyKey: pub, State: state,
+		LogLevel: "info", NoScan: true, RiskTTL: time.Second})
+	code, body := postUpdate(t, url, ci)
+	stop()
 	if code != 200 || !strings.Contains(body, `"allow":false`) || !strings.Contains(body, `"code":"change-freeze"`) {
 		t.Fatalf("evaluate: %d %s", code, body)
 	}

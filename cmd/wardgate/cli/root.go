@@ -16,6 +16,10 @@ const (
 	ExitOK        = 0 // verified / allowed
 	ExitFail      = 1 // a verdict: verification failed, denied
 	ExitNoVerdict = 2 // could not decide: bad input, unreadable file, unreachable registry
+	// ExitHold: admit --device only, a rollout-hold (docs/rollout.md):
+	// every rule allowed the update, but the device is outside the
+	// update's current rollout ring; ask again after retryAfter.
+	ExitHold = 3
 )
 
 // exitError carries an exit code through cobra without printing twice.

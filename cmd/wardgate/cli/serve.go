@@ -29,6 +29,7 @@ import (
 	"github.com/wardgate/wardgate/rollout"
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/server"
+	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/trust"
 	"github.com/wardgate/wardgate/tuf"
 )
@@ -497,6 +498,33 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	opts := []server.Option{server.WithLogger(logger), server.WithLimits(cfg.Limits), server.WithRegistries(cfg.Registries...)}
 	// The web console (docs/console.md) reads the same stores.
 	tokens := server.NewTokens(p.Store())
+	tokens.Follow(p.Fresh)
+	// Replicas on one store: another replica's token change drops the
+	// token cache; its trust reload (or a lost change feed) reloads this
+	// one's trust configuration, as SIGHUP does (below).
+	reload := make(chan string, 1)
+	first := true
+	p.OnChange(func(c store.Change) {
+		switch c.Kind {
+		case store.ChangeToken:
+			tokens.Forget()
+		case store.ChangeReset:
+			tokens.Forget()
+			if first {
+				first = false // the feed's first connection: nothing missed yet
+				return
+			}
+			select {
+			case reload <- "":
+			default:
+			}
+		case store.ChangeTrust:
+			select {
+			case reload <- c.Key:
+			default:
+			}
+		}
+	})
 	data, err := adapter.New(adapter.Deps{Records: p.Records(), Risk: p.Risk(), Fleet: p.Store(), Inventory: p.Inventory, Config: p.FleetConfig, Log: p.Log(),
 		Tokens: tokens, WorkDir: filepath.Join(cfg.State, "tmp")})
 	if err != nil {
@@ -512,7 +540,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	}
 	opts = append(opts, server.WithKubernetes(server.KubernetesConfig{Deadline: cfg.KubernetesDeadline, TagTTL: cfg.KubernetesTagTTL}))
 	srv, err := server.New(server.Deps{Gate: p.Gate(), Records: p.Records(), Risk: p.Risk(), Log: p.Log(), Telemetry: p.Store(), Inventory: p.Inventory,
-		Tokens: tokens, WorkDir: work, Ready: p.Ping}, opts...)
+		Tokens: tokens, WorkDir: work, Ready: p.Ping, Replicas: p.ReplicaStats}, opts...)
 	if err != nil {
 		return err
 	}
@@ -566,6 +594,21 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 				return nil
 			}
 			return err
+		case digest := <-reload:
+			if digest != "" && digest == p.Gate().Trust().Digest() {
+				continue // another replica reloaded the configuration this one runs
+			}
+			logger.Info("another replica reloaded its trust configuration: reloading", "their_trust", digest)
+			ng, err := p.Reload(ctx)
+			if err != nil {
+				logger.Error("reload: kept the previous configuration", "err", err)
+				continue
+			}
+			srv.SwapGate(ng)
+			if digest != "" && ng.Trust().Digest() != digest {
+				logger.Warn("this replica's trust configuration differs from the one another replica reloaded: admissions of updates it evaluated are refused here (stale-evaluation) until they agree",
+					"trust", ng.Trust().Digest(), "their_trust", digest)
+			}
 		case <-hup:
 			// Build the new gate beside the old one, then swap: requests
 			// in flight finish on the old gate, none is dropped.

@@ -1,7 +1,6 @@
 package cli_test
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -39,26 +38,9 @@ func TestServeTelemetryBus(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(state, "inventory.json"), inv, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	addrc := make(chan string, 1)
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	cfg := cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", State: state, Listen: "127.0.0.1:0", LogLevel: "info", NoScan: true, RiskTTL: time.Second,
-		Telemetry: ns.URL, Ready: func(a string) { addrc <- a }}
-	go func() { done <- cli.RunServe(ctx, cfg, logs) }()
-	var url string
-	select {
-	case a := <-addrc:
-		url = "http://" + a
-	case err := <-done:
-		t.Fatalf("serve: %v\n%s", err, logs.String())
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
+	url, logs, stop := serveWith(t, cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", State: state, LogLevel: "info", NoScan: true, RiskTTL: time.Second,
+		Telemetry: ns.URL})
+	defer stop()
 	nc, err := bus.Dial(ns.URL, "sensor")
 	if err != nil {
 		t.Fatal(err)

@@ -1,20 +1,15 @@
 package cli_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -40,17 +35,8 @@ func TestServeFirmware(t *testing.T) {
 	fwtest.Need(t, "mksquashfs")
 	t.Setenv("WARDGATE_KEY_PASSWORD", "test-only")
 	dir, state := t.TempDir(), t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fwtest.Write(t, filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
-	trust := filepath.Join(dir, "trust.yaml")
-	fwtest.Write(t, trust, []byte("version: 1\nsbom:\n  required: false\nvendors:\n  acme:\n    products:\n      pump:\n        device_classes: [infusion-pump]\n        authorities:\n          keys:\n            - path: release.pub\n"), 0o644)
+	key := releaseKey(t, dir)
+	trust := firmwareTrust(t, dir, "trust.yaml", "")
 	// The root filesystem has 19 entries; 40 leaves room for the next
 	// release and none for one with 30 more files.
 	serverConfig := filepath.Join(dir, "server.yaml")
@@ -126,6 +112,15 @@ func TestServeFirmware(t *testing.T) {
 	if r.Allow || len(r.Decision.Violations) != 1 || r.Decision.Violations[0].Code != "could-not-evaluate" ||
 		!strings.Contains(r.Decision.Violations[0].Message, "40 files") {
 		t.Fatalf("1.0.2 past the file limit: %+v", r)
+	}
+	res, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || !strings.Contains(string(metrics), "\nwardgate_limit_reached_total{limit=\"unpack_files\"} 1\n") {
+		t.Fatalf("the file limit is not counted (%v):\n%s", err, metrics)
 	}
 	// An upload whose signature does not verify is not unpacked.
 	unsignedRoot := fwtest.Rootfs(t, true)
@@ -204,41 +199,10 @@ func startServeArgs(t *testing.T, args ...string) (url string, stop func()) {
 // postFirmware posts a multipart POST /v1/updates.
 func postFirmware(t *testing.T, url, tok string, fields, files map[string]string) (int, string) {
 	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for k, v := range fields {
-		if err := mw.WriteField(k, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var ff []formFile
 	for field, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w, err := mw.CreateFormFile(field, filepath.Base(p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(b)
+		ff = append(ff, formFile{field, p, ""})
 	}
-	if err := mw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest("POST", url+"/v1/updates", &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, string(b)
+	code, b := postForm(t, url+"/v1/updates", tok, fields, ff...)
+	return code, string(b)
 }

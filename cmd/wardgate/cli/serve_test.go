@@ -2,13 +2,10 @@ package cli_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,33 +43,13 @@ func TestServeValidation(t *testing.T) {
 	}
 }
 
+// postUpdate posts the genuine pump 2.4.0 release to POST /v1/updates.
 func postUpdate(t *testing.T, url, tok string) (int, string) {
 	t.Helper()
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	for k, v := range map[string]string{"vendor": "acme-infusion", "product": "infusion-pump", "version": "2.4.0"} {
-		mw.WriteField(k, v)
-	}
-	for field, p := range map[string]string{"firmware": fx + "/firmware/infusion-pump-2.4.0.bin", "signature": fx + "/sig/infusion-pump-2.4.0.bin.sig",
-		"bundle": fx + "/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json", "sbom": fx + "/sbom/infusion-pump-2.4.0.cdx.json"} {
-		w, _ := mw.CreateFormFile(field, filepath.Base(p))
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(b)
-	}
-	mw.Close()
-	req, _ := http.NewRequest("POST", url+"/v1/updates", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+tok)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	code, d := postForm(t, url+"/v1/updates", tok, map[string]string{"vendor": "acme-infusion", "product": "infusion-pump", "version": "2.4.0"},
+		formFile{"firmware", fx + "/firmware/infusion-pump-2.4.0.bin", ""}, formFile{"signature", fx + "/sig/infusion-pump-2.4.0.bin.sig", ""},
+		formFile{"bundle", fx + "/keyless/infusion-pump-2.4.0.bin.v0.3.sigstore.json", ""}, formFile{"sbom", fx + "/sbom/infusion-pump-2.4.0.cdx.json", ""})
+	return code, string(d)
 }
 
 func postAdmission(t *testing.T, url, tok, body string) (int, string) {
@@ -94,26 +71,7 @@ func postAdmission(t *testing.T, url, tok, body string) (int, string) {
 // its log and a func that shuts it down gracefully.
 func startServe(t *testing.T, state string) (string, *syncBuffer, func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	addrc := make(chan string, 1)
-	logs := &syncBuffer{}
-	done := make(chan error, 1)
-	cfg := cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", State: state, Listen: "127.0.0.1:0", LogLevel: "info", NoScan: true, RiskTTL: time.Second,
-		Ready: func(a string) { addrc <- a }}
-	go func() { done <- cli.RunServe(ctx, cfg, logs) }()
-	select {
-	case a := <-addrc:
-		return "http://" + a, logs, func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("shutdown: %v", err)
-			}
-		}
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve: %v\n%s", err, logs.String())
-	}
-	return "", nil, nil
+	return serveWith(t, cli.ServeConfig{Trust: "../../../fixtures/trust.yaml", State: state, LogLevel: "info", NoScan: true, RiskTTL: time.Second})
 }
 
 // wardgate serve end to end: tokens from the CLI, an evaluation, an

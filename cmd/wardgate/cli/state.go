@@ -25,9 +25,25 @@ func defaultStateDir() string {
 	return "wardgate-state"
 }
 
-// StoreEnv names a store outside the state directory (a PostgreSQL DSN)
-// for admit and serve, as --store does.
+// StoreEnv names a store outside the state directory (a PostgreSQL DSN),
+// as --store does, for every command that reads or writes the store:
+// admit, serve, egress ingest and findings, attest log and export, token.
 const StoreEnv = "WARDGATE_STORE"
+
+// addStoreFlag adds --store, whose default is $WARDGATE_STORE.
+func addStoreFlag(cmd *cobra.Command, loc *string) {
+	cmd.Flags().StringVar(loc, "store", os.Getenv(StoreEnv), "where the store is when it is not the state directory's SQLite: a PostgreSQL DSN (postgres://USER@HOST:PORT/DB); $"+StoreEnv+" (docs/postgres.md)")
+}
+
+// storeLocation is what store.Open opens: the --store location when one
+// is given (store.Open refuses a URL scheme it has no backend for), else
+// the state directory's SQLite store.
+func storeLocation(state, loc string) string {
+	if loc != "" {
+		return loc
+	}
+	return state
+}
 
 func addStateFlag(cmd *cobra.Command, dir *string) {
 	cmd.Flags().StringVar(dir, "state", defaultStateDir(), "state directory (release ledger, verdict log); $"+StateEnv)

@@ -31,8 +31,16 @@ type storedTokens struct {
 
 func (t storedTokens) Close() error { return t.st.Close() }
 
-func openTokens(cmd *cobra.Command, state string) (storedTokens, error) {
-	st, err := store.Open(cmd.Context(), state)
+// tokenStore locates the store of the token commands.
+type tokenStore struct{ state, store string }
+
+func (l *tokenStore) register(cmd *cobra.Command) {
+	addStateFlag(cmd, &l.state)
+	addStoreFlag(cmd, &l.store)
+}
+
+func openTokens(cmd *cobra.Command, l tokenStore) (storedTokens, error) {
+	st, err := store.Open(cmd.Context(), storeLocation(l.state, l.store))
 	if err != nil {
 		return storedTokens{}, err
 	}
@@ -40,13 +48,14 @@ func openTokens(cmd *cobra.Command, state string) (storedTokens, error) {
 }
 
 func newTokenCreateCmd() *cobra.Command {
-	var state, role, name, output string
+	var loc tokenStore
+	var role, name, output string
 	cmd := &cobra.Command{
 		Use:   "create --role ROLE [--name NAME]",
 		Short: "Create a token and print it once (only its SHA-256 is stored)",
 		Long: `Create an API token for wardgate serve and print it on standard output,
-once: only its SHA-256 is kept (STATE/wardgate.db), so it cannot be shown
-again. Roles: ci (POST /v1/updates), update-server (POST /v1/admissions),
+once: only its SHA-256 is kept (in the store: STATE/wardgate.db, or the
+--store database), so it cannot be shown again. Roles: ci (POST /v1/updates), update-server (POST /v1/admissions),
 sensor (POST /v1/telemetry), auditor (the read routes and evidence
 packs), admin (everything), kubernetes (the admission webhook routes,
 docs/kubernetes.md). A running server sees a new token at once.`,
@@ -59,7 +68,7 @@ docs/kubernetes.md). A running server sees a new token at once.`,
 			if err != nil {
 				return noVerdict(fmt.Errorf("--role: %w", err))
 			}
-			t, err := openTokens(cmd, state)
+			t, err := openTokens(cmd, loc)
 			if err != nil {
 				return noVerdict(err)
 			}
@@ -83,7 +92,7 @@ docs/kubernetes.md). A running server sees a new token at once.`,
 			return nil
 		},
 	}
-	addStateFlag(cmd, &state)
+	loc.register(cmd)
 	cmd.Flags().StringVar(&role, "role", "", "ci, update-server, sensor, auditor, admin or kubernetes (required)")
 	cmd.Flags().StringVar(&name, "name", "", "a name for the token (default ROLE-<random>); it appears in the audit table and the logs")
 	addOutputFlag(cmd, &output)
@@ -91,7 +100,8 @@ docs/kubernetes.md). A running server sees a new token at once.`,
 }
 
 func newTokenListCmd() *cobra.Command {
-	var state, output string
+	var loc tokenStore
+	var output string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List tokens (names and roles, never the tokens)",
@@ -100,7 +110,7 @@ func newTokenListCmd() *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return noVerdict(err)
 			}
-			t, err := openTokens(cmd, state)
+			t, err := openTokens(cmd, loc)
 			if err != nil {
 				return noVerdict(err)
 			}
@@ -120,13 +130,14 @@ func newTokenListCmd() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	addStateFlag(cmd, &state)
+	loc.register(cmd)
 	addOutputFlag(cmd, &output)
 	return cmd
 }
 
 func newTokenRevokeCmd() *cobra.Command {
-	var state, output string
+	var loc tokenStore
+	var output string
 	cmd := &cobra.Command{
 		Use:   "revoke NAME",
 		Short: "Revoke a token (a running server refuses it within 10 seconds)",
@@ -138,7 +149,7 @@ func newTokenRevokeCmd() *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return noVerdict(err)
 			}
-			t, err := openTokens(cmd, state)
+			t, err := openTokens(cmd, loc)
 			if err != nil {
 				return noVerdict(err)
 			}
@@ -153,7 +164,7 @@ func newTokenRevokeCmd() *cobra.Command {
 			return nil
 		},
 	}
-	addStateFlag(cmd, &state)
+	loc.register(cmd)
 	addOutputFlag(cmd, &output)
 	return cmd
 }

@@ -54,20 +54,7 @@ func importDB(t *testing.T, export string) string {
 // vulnerabilities section.
 func vulnTrust(t *testing.T, section string) string {
 	t.Helper()
-	b, err := os.ReadFile("../../../fixtures/trust.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	abs, err := filepath.Abs("../../../fixtures/testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body := strings.ReplaceAll(string(b), " testdata/", " "+abs+"/") + "\nvulnerabilities:\n" + section
-	p := filepath.Join(t.TempDir(), "trust.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return fixtureTrust(t, func(s string) string { return s + "\nvulnerabilities:\n" + section })
 }
 
 // originSBOM is the pump 2.4.0 vendor SBOM with libssl3's source package

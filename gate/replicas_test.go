@@ -1,0 +1,166 @@
+package gate_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/gate"
+)
+
+// postgresSchema returns the DSN of a schema of its own on the test
+// PostgreSQL, dropped when the test ends; the test skips, saying so,
+// without WARDGATE_TEST_POSTGRES.
+func postgresSchema(t *testing.T) (dsn string, exec func(sql string, args ...any)) {
+	t.Helper()
+	server := os.Getenv("WARDGATE_TEST_POSTGRES")
+	if server == "" {
+		t.Skip("WARDGATE_TEST_POSTGRES is not set (a PostgreSQL DSN, e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable): the replica test of the gate is skipped")
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	name := "wardgate_gate_" + hex.EncodeToString(b[:])
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	exec = func(sql string, args ...any) {
+		t.Helper()
+		c, err := pgx.Connect(t.Context(), u.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(t.Context())
+		if _, err := c.Exec(t.Context(), sql, args...); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	exec(`CREATE SCHEMA ` + name)
+	t.Cleanup(func() {
+		c, err := pgx.Connect(t.Context(), server)
+		if err == nil {
+			_, _ = c.Exec(t.Context(), `DROP SCHEMA `+name+` CASCADE`)
+			c.Close(t.Context())
+		}
+	})
+	return u.String(), exec
+}
+
+// Two pipelines on one PostgreSQL store (two replicas): an evaluation
+// kept on A replaces what B holds, through the change feed. A change
+// written behind the feed's back (no announcement) shows the fail-safe:
+// B, following, keeps its cache; a replica whose lag is past its bound
+// reads the store.
+func TestReplicaPipelines(t *testing.T) {
+	t.Setenv(attest.PasswordEnv, "")
+	dsn, exec := postgresSchema(t)
+	trustPath := filepath.Join(t.TempDir(), "trust.yaml")
+	b, err := os.ReadFile("../fixtures/trust.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs("../fixtures")
+	if err := os.WriteFile(trustPath, []byte(strings.ReplaceAll(string(b), "testdata/", abs+"/testdata/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stateA := t.TempDir()
+	open := func(state, key string, bound time.Duration) *gate.Pipeline {
+		t.Helper()
+		p, err := gate.Open(t.Context(), gate.Config{State: state, Store: dsn, Trust: trustPath, SigningKey: key, UnencryptedKey: true, ReplicaBound: bound},
+			gate.WithoutSBOMGeneration())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	a := open(stateA, "", 0)
+	key := filepath.Join(stateA, gate.SigningKeyFile)
+	b1 := open(t.TempDir(), key, 0)
+	lagging := open(t.TempDir(), key, time.Nanosecond) // always past its bound
+	waitFresh := func(p *gate.Pipeline) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !p.Fresh(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				st, _ := p.ReplicaStats()
+				t.Fatalf("not following the others' changes 10 s after opening: %+v", st)
+			}
+		}
+	}
+	waitFresh(b1)
+	if lagging.Fresh() {
+		t.Fatal("a replica with a 1 ns bound says its caches are fresh")
+	}
+	if st, ok := b1.ReplicaStats(); !ok || st.Bound != gate.DefaultReplicaBound || st.Resets != 1 || st.Lag > st.Bound {
+		t.Fatalf("B's replica stats %+v %v", st, ok)
+	}
+	out, err := a.Gate().Evaluate(t.Context(), pump(t))
+	if err != nil || !out.Decision.Allow {
+		t.Fatalf("evaluate: %v %+v", err, out.Decision)
+	}
+	if err := a.Records().Put(t.Context(), out); err != nil {
+		t.Fatal(err)
+	}
+	digest := out.Evidence.Artifact.Digest
+	recordedAt := func(p *gate.Pipeline) time.Time {
+		t.Helper()
+		rec, ok, err := p.Records().Lookup(t.Context(), digest)
+		if err != nil || !ok {
+			t.Fatalf("lookup: %v %v", ok, err)
+		}
+		return rec.RecordedAt
+	}
+	first := recordedAt(b1)
+	if lt := recordedAt(lagging); !first.Equal(out.Evidence.EvaluatedAt) || !lt.Equal(first) {
+		t.Fatalf("B holds the evaluation of %s, the lagging replica %s; A kept %s", first, lt, out.Evidence.EvaluatedAt)
+	}
+
+	// Behind the feed's back: B keeps what it holds; the lagging replica
+	// reads the store.
+	rec, _, _ := a.Records().Lookup(t.Context(), digest)
+	moved := *rec
+	moved.RecordedAt = first.Add(time.Hour)
+	raw, _ := json.Marshal(moved)
+	exec(`UPDATE evaluations SET record = $1 WHERE digest = $2`, raw, digest)
+	time.Sleep(3 * gate.DefaultReplicaBound / 2)
+	if got := recordedAt(b1); !got.Equal(first) {
+		t.Fatalf("B, following, reread the store (%s): the test cannot tell the fail-safe from the cache", got)
+	}
+	if got := recordedAt(lagging); !got.Equal(moved.RecordedAt) {
+		t.Fatalf("the lagging replica answered from its cache (%s), not the store (%s)", got, moved.RecordedAt)
+	}
+
+	// Kept again on A: B holds the new evaluation within the bound.
+	again := *out
+	again.Evidence.EvaluatedAt = first.Add(2 * time.Hour)
+	if err := a.Records().Put(t.Context(), &again); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for !recordedAt(b1).Equal(again.Evidence.EvaluatedAt) {
+		if time.Since(start) > gate.DefaultReplicaBound {
+			t.Fatalf("B still holds %s %s after A kept %s", recordedAt(b1), time.Since(start), again.Evidence.EvaluatedAt)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("B held A's new evaluation %s after A kept it", time.Since(start).Round(time.Millisecond))
+	// Held in memory (read again when the change came), so listed.
+	if l := b1.Records().List(); len(l) != 1 || !l[0].RecordedAt.Equal(again.Evidence.EvaluatedAt) {
+		t.Fatalf("B lists %d records", len(l))
+	}
+	if st, _ := b1.ReplicaStats(); st.Changes == 0 {
+		t.Fatalf("B's stats count no change: %+v", st)
+	}
+}
