@@ -10,7 +10,11 @@
 # /v1/admissions of one of the same digests) at the same rate on the same
 # server.
 # Bounded by REQUESTS and DURATION; leaves no process behind.
+# Prints the server's CPU time (user+sys, from /proc) per request of each
+# run and the machine's load (uptime) before and after.
 # Usage: bench/kube-load.sh [RATE] [REQUESTS] [DURATION]
+#   VARIANTS="pinned tag" (which review runs), BASELINE=0 (skip the baseline),
+#   TAG_TTL=5m (serve --kubernetes-tag-ttl; default 0: every tag review asks the registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-200}
@@ -38,12 +42,12 @@ for _ in $(seq 100); do grep -q '^ready' "$work/fixture.out" 2>/dev/null && brea
 reg=$(awk '/^ready/{print $2}' "$work/fixture.out" || true)
 [ -n "$reg" ] || { echo "registry did not start"; exit 2; }
 sh deploy/kubernetes/certs.sh "$work/certs" >/dev/null
-export WARDGATE_KEY_PASSWORD=
+export WARDGATE_KEY_PASSWORD=kube-load-bench # a throwaway key in a throwaway state directory
 state="$work/state"
 "$out/wardgate" token create --role kubernetes --name apiserver --state "$state" >"$work/kube.tok" 2>/dev/null
 "$out/wardgate" token create --role update-server --name baseline --state "$state" >"$work/us.tok" 2>/dev/null
 "$out/wardgate" serve --config "$work/trust.yaml" --state "$state" --listen 127.0.0.1:0 --no-scan --registry "$reg" \
-  --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" --kubernetes-listen 127.0.0.1:0 \
+  --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" --kubernetes-listen 127.0.0.1:0 --kubernetes-tag-ttl "${TAG_TTL:-0}" \
   --log-level "${LOG_LEVEL:-info}" 2>"$out/serve.log" &
 pid=$!
 for _ in $(seq 100); do grep -q 'Kubernetes admission webhook' "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
@@ -51,15 +55,33 @@ addr=$(grep 'Kubernetes admission webhook' "$out/serve.log" | grep -o '"addr":"[
 [ -n "$addr" ] || { echo "server did not start"; cat "$out/serve.log"; exit 2; }
 url="https://$addr"
 tls=(-cacert "$work/certs/ca.crt" -servername wardgate-webhook.wardgate.svc)
-# The first review evaluates both images (verification, policy, the log).
-"$out/loadgen" -url "$url" "${tls[@]}" -token-file "$work/kube.tok" -review "$work/review-pinned.json" -n 1 -c 1 >/dev/null
+# The first reviews evaluate both images (verification, policy, the log),
+# the older first.
+for r in first pinned; do
+  "$out/loadgen" -url "$url" "${tls[@]}" -token-file "$work/kube.tok" -review "$work/review-$r.json" -n 1 -c 1 >/dev/null
+done
+# The server's CPU time (user+sys, clock ticks) from /proc.
+ticks() { awk '{print $14+$15}' "/proc/$pid/stat"; }
+hz=$(getconf CLK_TCK)
+cpu_per() { # TICKS_BEFORE REQUESTS_FILE
+  local n; n=$(grep -o '"requests": *[0-9]*' "$2" | grep -o '[0-9]*$')
+  awk -v a="$1" -v b="$(ticks)" -v n="$n" -v hz="$hz" 'BEGIN{printf "server CPU (user+sys) %.3f ms per request over %d requests\n", (b-a)*1000/hz/n, n}'
+}
+echo "load: $(uptime)"
 main=$(grep '"msg":"serving"' "$out/serve.log" | grep -o '"addr":"[^"]*"' | head -1 | cut -d'"' -f4 || true)
 digest=$(grep -o 'sha256:[0-9a-f]*' "$work/review-pinned.json" | head -1)
+if [ "${BASELINE:-1}" = 1 ]; then
 echo "== baseline: POST /v1/admissions of $digest (one admission a request), $rate requests/s, $n requests"
+t0=$(ticks)
 GOMAXPROCS=${LOADGEN_PROCS:-1} "$out/loadgen" -url "https://$main" "${tls[@]}" -token-file "$work/us.tok" -digest "$digest" -class building-management -installed 1.0.0 \
   -device-prefix k8s/facility/Pod/baseline- -rate "$rate" -n "$n" -c 32 -duration "$dur" -o "$out/load-baseline.json" | tee "$out/load-baseline.txt"
-for variant in pinned tag; do
+cpu_per "$t0" "$out/load-baseline.json" | tee -a "$out/load-baseline.txt"
+fi
+for variant in ${VARIANTS:-pinned tag}; do
   echo "== POST /v1/kubernetes/validate, pod of two evaluated images ($variant), $rate reviews/s, $n reviews, at most $dur ($(nproc) cores)"
+  t0=$(ticks)
   GOMAXPROCS=${LOADGEN_PROCS:-1} "$out/loadgen" -url "$url" "${tls[@]}" -token-file "$work/kube.tok" -review "$work/review-$variant.json" \
     -rate "$rate" -n "$n" -c 32 -duration "$dur" -o "$out/load-$variant.json" | tee "$out/load-$variant.txt"
+  cpu_per "$t0" "$out/load-$variant.json" | tee -a "$out/load-$variant.txt"
 done
+echo "load: $(uptime)"

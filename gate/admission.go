@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/policy"
 )
@@ -116,69 +117,14 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 	defer logged()
 	defer installed()
 	now := g.now().UTC().Truncate(time.Second)
-	out := &Outcome{}
-	dev := req.Device
-	out.Evidence.Device = &dev
-	out.Evidence.Artifact.Digest = req.Digest
-	if dev.ID == "" || dev.Class == "" {
-		out.Decision = policy.CouldNotEvaluate(ErrInvalidDevice)
-		return out, ErrInvalidDevice
-	}
-	for _, f := range []struct{ name, v string }{{"id", dev.ID}, {"class", dev.Class}, {"installedVersion", dev.InstalledVersion}, {"segment", dev.Segment}} {
-		if f.v == "" {
-			continue
+	out, u, known, err := g.prepareAdmit(ctx, recs, req, now)
+	if err != nil {
+		if known {
+			return g.admitFail(ctx, out, u, err)
 		}
-		if err := evidence.CheckIdentifier(f.v); err != nil {
-			err = fmt.Errorf("%w: device.%s %v", ErrInvalidDevice, f.name, err)
-			out.Decision = policy.CouldNotEvaluate(err)
-			return out, err
-		}
-	}
-	if recs == nil {
-		err := fmt.Errorf("%w: no records", ErrUnknownUpdate)
-		out.Decision = policy.CouldNotEvaluate(err)
 		return out, err
 	}
-	rec, err := recs.Find(ctx, req)
-	if err != nil {
-		out.Decision = policy.CouldNotEvaluate(err)
-		return out, err
-	}
-	ev := rec.Evidence
-	ev.EvaluatedAt = now
-	ev.Device = &dev
-	out.Evidence = ev
-	u := Update{Source: ev.Artifact.Name, Kind: ev.Artifact.Kind, Vendor: ev.Artifact.Vendor, Product: ev.Artifact.Product, Version: ev.Artifact.Version, Device: &dev}
-	if ev.TrustConfigDigest != g.trust.Digest() {
-		return g.admitFail(ctx, out, u, fmt.Errorf("%w: %s was evaluated under %s, the gate runs %s; evaluate it again",
-			ErrStaleEvaluation, ev.Artifact.Digest, ev.TrustConfigDigest, g.trust.Digest()))
-	}
-	if g.fleet != nil {
-		f, err := g.fleet.Risk(ctx, ev.Artifact.Digest)
-		if err != nil {
-			return g.admitFail(ctx, out, u, fmt.Errorf("fleet risk: %w", err))
-		}
-		out.Evidence.Fleet = f
-	}
-	d, err := g.admitDecision(ctx, recs, out.Evidence)
-	if err != nil {
-		return g.admitFail(ctx, out, u, err)
-	}
-	if g.rollout != nil {
-		// Every admission moves the rollout on (a stop is recorded on the
-		// first admission after a quarantine); only an allow is held.
-		h, retry, err := g.rolloutGate(ctx, out.Evidence)
-		if err != nil {
-			return g.admitFail(ctx, out, u, fmt.Errorf("rollout: %w", err))
-		}
-		if h != nil && d.Allow {
-			d, out.Hold = holdDecision(d, dev.ID, h, retry), h
-			if !retry.IsZero() {
-				out.RetryAfter = &retry
-			}
-		}
-	}
-	out.Decision, out.Evaluated = d, true
+	d := out.Decision
 	// The installation intent and the signed verdict are written to two
 	// stores at once (each group-commits); the answer waits for both. An
 	// intent whose verdict then fails to log is a device told no that is
@@ -194,7 +140,7 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 		installed()
 	}
 	if req.Record != nil {
-		wg.Go(func() { rerr = req.Record(ctx, ev.Artifact.Digest, d) })
+		wg.Go(func() { rerr = req.Record(ctx, out.Evidence.Artifact.Digest, d) })
 	}
 	lerr := g.logVerdict(ctx, out, u)
 	logged()
@@ -211,6 +157,194 @@ func (g *Gate) Admit(ctx context.Context, recs *Records, req AdmitRequest) (*Out
 		return out, rerr
 	}
 	return out, nil
+}
+
+// AdmitBatch admits several requests at once (the images of one
+// Kubernetes workload), each as Admit would, except for how the writes
+// are made: every verdict, allowed, denied or could-not-evaluate, is
+// signed and then appended to the log in one append (one write: all of
+// them or none), beside the installations of the allowed ones, and record,
+// when not nil, is called once with every request's decision at the same
+// time as those writes (AdmitBatch waits for it). The store group-commits
+// them together: one commit for the whole batch, not one per request.
+// AdmitRequest.Record is not used.
+//
+// outs[i] and errs[i] are what Admit would answer for reqs[i]; it fails
+// closed the same way. A log append that fails fails every request whose
+// verdict it held; record's error fails every request that was decided.
+func (g *Gate) AdmitBatch(ctx context.Context, recs *Records, reqs []AdmitRequest, record func(ctx context.Context, ds []policy.Decision) error) (outs []*Outcome, errs []error) {
+	logged := func() {}
+	if g.log != nil {
+		logged = g.log.Expect()
+	}
+	installed := make([]func(), len(reqs))
+	for i := range reqs {
+		installed[i] = func() {}
+		if g.installs != nil {
+			installed[i] = g.installs.ExpectInstallation()
+		}
+	}
+	defer func() {
+		logged()
+		for _, f := range installed {
+			f()
+		}
+	}()
+	now := g.now().UTC().Truncate(time.Second)
+	outs, errs = make([]*Outcome, len(reqs)), make([]error, len(reqs))
+	us := make([]Update, len(reqs))
+	var items []attest.Item
+	var itemOf []int // items[k] is the verdict of outs[itemOf[k]]
+	for i, req := range reqs {
+		out, u, known, err := g.prepareAdmit(ctx, recs, req, now)
+		outs[i], us[i], errs[i] = out, u, err
+		if err != nil {
+			if !known {
+				continue
+			}
+			out.Decision, out.Evaluated = policy.CouldNotEvaluate(err), false
+		}
+		if g.log == nil {
+			continue
+		}
+		it, ok, serr := g.verdictItem(ctx, out, u)
+		switch {
+		case serr != nil && err == nil:
+			out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("log verdict: %w", serr)), false
+			errs[i] = serr
+		case serr != nil:
+			errs[i] = errors.Join(err, fmt.Errorf("log verdict: %w", serr))
+		case ok:
+			items, itemOf = append(items, it), append(itemOf, i)
+		}
+	}
+	// The installation intents, the record and the signed verdicts are
+	// written at once; the answer waits for all of them (as in Admit).
+	var wg sync.WaitGroup
+	ierrs := make([]error, len(reqs))
+	for i, out := range outs {
+		if errs[i] == nil && out.Decision.Allow && g.installs != nil && !reqs[i].DryRun {
+			wg.Go(func() {
+				ierrs[i] = g.recordInstallation(ctx, out, us[i], now)
+				installed[i]()
+			})
+		} else {
+			installed[i]()
+		}
+	}
+	var rerr error
+	if record != nil {
+		ds := make([]policy.Decision, len(outs))
+		for i, out := range outs {
+			ds[i] = out.Decision
+		}
+		wg.Go(func() { rerr = record(ctx, ds) })
+	}
+	var lerr error
+	var es []attest.Entry
+	if len(items) > 0 {
+		es, lerr = g.log.AppendBatch(ctx, items)
+	}
+	logged()
+	wg.Wait()
+	inLog := make([]bool, len(reqs))
+	for k, i := range itemOf {
+		inLog[i] = true
+		if lerr == nil {
+			g.logged(outs[i], es[k], items[k].Envelope)
+		}
+	}
+	for i, out := range outs {
+		switch {
+		case errs[i] != nil:
+			if inLog[i] && lerr != nil {
+				errs[i] = errors.Join(errs[i], fmt.Errorf("log verdict: %w", lerr))
+			}
+		case inLog[i] && lerr != nil:
+			out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("log verdict: %w", lerr)), false
+			errs[i] = errors.Join(lerr, ierrs[i])
+		case ierrs[i] != nil:
+			out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("record installation: %w", ierrs[i])), false
+			errs[i] = ierrs[i]
+		case rerr != nil:
+			out.Decision, out.Evaluated = policy.CouldNotEvaluate(fmt.Errorf("record decision: %w", rerr)), false
+			errs[i] = rerr
+		}
+	}
+	return outs, errs
+}
+
+// prepareAdmit makes the decision of one admission, without writing
+// anything: the device checked, the update's record found, its fleet risk,
+// the policy's decision and the rollout's hold. On success out holds the
+// decision (Evaluated). On failure err says why; known reports whether the
+// update is known (its could-not-evaluate verdict is then logged, see
+// admitFail), and out's decision is set only when it is not.
+func (g *Gate) prepareAdmit(ctx context.Context, recs *Records, req AdmitRequest, now time.Time) (out *Outcome, u Update, known bool, err error) {
+	out = &Outcome{}
+	dev := req.Device
+	out.Evidence.Device = &dev
+	out.Evidence.Artifact.Digest = req.Digest
+	if dev.ID == "" || dev.Class == "" {
+		out.Decision = policy.CouldNotEvaluate(ErrInvalidDevice)
+		return out, u, false, ErrInvalidDevice
+	}
+	for _, f := range []struct{ name, v string }{{"id", dev.ID}, {"class", dev.Class}, {"installedVersion", dev.InstalledVersion}, {"segment", dev.Segment}} {
+		if f.v == "" {
+			continue
+		}
+		if err := evidence.CheckIdentifier(f.v); err != nil {
+			err = fmt.Errorf("%w: device.%s %v", ErrInvalidDevice, f.name, err)
+			out.Decision = policy.CouldNotEvaluate(err)
+			return out, u, false, err
+		}
+	}
+	if recs == nil {
+		err := fmt.Errorf("%w: no records", ErrUnknownUpdate)
+		out.Decision = policy.CouldNotEvaluate(err)
+		return out, u, false, err
+	}
+	rec, err := recs.Find(ctx, req)
+	if err != nil {
+		out.Decision = policy.CouldNotEvaluate(err)
+		return out, u, false, err
+	}
+	ev := rec.Evidence
+	ev.EvaluatedAt = now
+	ev.Device = &dev
+	out.Evidence = ev
+	u = Update{Source: ev.Artifact.Name, Kind: ev.Artifact.Kind, Vendor: ev.Artifact.Vendor, Product: ev.Artifact.Product, Version: ev.Artifact.Version, Device: &dev}
+	if ev.TrustConfigDigest != g.trust.Digest() {
+		return out, u, true, fmt.Errorf("%w: %s was evaluated under %s, the gate runs %s; evaluate it again",
+			ErrStaleEvaluation, ev.Artifact.Digest, ev.TrustConfigDigest, g.trust.Digest())
+	}
+	if g.fleet != nil {
+		f, err := g.fleet.Risk(ctx, ev.Artifact.Digest)
+		if err != nil {
+			return out, u, true, fmt.Errorf("fleet risk: %w", err)
+		}
+		out.Evidence.Fleet = f
+	}
+	d, err := g.admitDecision(ctx, recs, out.Evidence)
+	if err != nil {
+		return out, u, true, err
+	}
+	if g.rollout != nil {
+		// Every admission moves the rollout on (a stop is recorded on the
+		// first admission after a quarantine); only an allow is held.
+		h, retry, err := g.rolloutGate(ctx, out.Evidence)
+		if err != nil {
+			return out, u, true, fmt.Errorf("rollout: %w", err)
+		}
+		if h != nil && d.Allow {
+			d, out.Hold = holdDecision(d, dev.ID, h, retry), h
+			if !retry.IsZero() {
+				out.RetryAfter = &retry
+			}
+		}
+	}
+	out.Decision, out.Evaluated = d, true
+	return out, u, true, nil
 }
 
 // admitFail is the could-not-evaluate deny for a known update, signed into

@@ -607,3 +607,74 @@ func await(t *testing.T, ch <-chan int64) int64 {
 		return 0
 	}
 }
+
+// AdmitBatch decides each request as Admit does, and writes the verdicts
+// of the whole batch in one log append: consecutive indexes under one
+// checkpoint; record gets every decision once; the allowed ones are
+// installation intents (not on a dry run); a failing record fails the
+// decided requests closed.
+func TestAdmitBatch(t *testing.T) {
+	h := newHarness(t)
+	size := h.log.Checkpoint().Size
+	unknown := "sha256:" + strings.Repeat("0", 64)
+	reqs := []gate.AdmitRequest{
+		{Digest: h.digest, Device: evidence.Device{ID: "pump-b1", Class: "infusion-pump", InstalledVersion: "2.3.0"}},
+		{Digest: h.digest, Device: evidence.Device{ID: "mri-b2", Class: "mri-console"}},
+		{Digest: unknown, Device: evidence.Device{ID: "pump-b3", Class: "infusion-pump"}},
+		{Digest: h.digest, Device: evidence.Device{ID: "pump-b4", Class: "infusion-pump"}, DryRun: true},
+	}
+	var calls int
+	var got []policy.Decision
+	outs, errs := h.gate.AdmitBatch(t.Context(), h.recs, reqs, func(_ context.Context, ds []policy.Decision) error {
+		calls++
+		got = ds
+		return nil
+	})
+	if calls != 1 || len(got) != 4 || !got[0].Allow || got[1].Allow || got[2].Allow || !got[3].Allow {
+		t.Fatalf("record called %d times with %+v", calls, got)
+	}
+	for i, want := range []struct {
+		allow bool
+		codes []string
+		err   error
+		index uint64
+	}{
+		{true, nil, nil, size},
+		{false, []string{"wrong-device-class", "wrong-device-class"}, nil, size + 1},
+		{false, []string{"could-not-evaluate"}, gate.ErrUnknownUpdate, 0},
+		{true, nil, nil, size + 2},
+	} {
+		o := outs[i]
+		if o.Decision.Allow != want.allow || !slices.Equal(codes(o.Decision), want.codes) || !errors.Is(errs[i], want.err) || (want.err == nil) != (errs[i] == nil) {
+			t.Fatalf("%d: allow %v codes %v err %v", i, o.Decision.Allow, codes(o.Decision), errs[i])
+		}
+		if want.err != nil {
+			if o.LogEntry != nil {
+				t.Fatalf("%d: unknown update logged at %d", i, o.LogEntry.Index)
+			}
+			continue
+		}
+		if o.LogEntry == nil || o.LogEntry.Index != want.index || o.LogEntry.TreeSize != size+3 || len(o.Envelope) == 0 {
+			t.Fatalf("%d: log entry %+v", i, o.LogEntry)
+		}
+		e, err := h.log.Entry(t.Context(), want.index)
+		if err != nil || e.Device != reqs[i].Device.ID || e.Artifact != h.digest {
+			t.Fatalf("%d: entry %+v %v", i, e, err)
+		}
+	}
+	if n := h.log.Checkpoint().Size; n != size+3 {
+		t.Fatalf("log size %d, want %d", n, size+3)
+	}
+	if n := h.st.Expecting(); n != 0 {
+		t.Fatalf("%d writes still announced", n)
+	}
+	ins, err := h.st.Installations(t.Context())
+	if err != nil || len(ins) != 1 || ins[0].Device != "pump-b1" {
+		t.Fatalf("installations %+v %v", ins, err)
+	}
+	boom := errors.New("audit: disk I/O error")
+	outs, errs = h.gate.AdmitBatch(t.Context(), h.recs, reqs[:1], func(context.Context, []policy.Decision) error { return boom })
+	if !errors.Is(errs[0], boom) || outs[0].Decision.Allow || outs[0].Evaluated || !strings.Contains(outs[0].Decision.Violations[0].Message, "record decision: audit: disk I/O error") {
+		t.Fatalf("failing record: %v %+v", errs[0], outs[0].Decision)
+	}
+}

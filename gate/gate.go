@@ -672,9 +672,31 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	if g.log == nil {
 		return nil
 	}
+	it, ok, err := g.verdictItem(ctx, out, u)
+	if err != nil || !ok {
+		return err
+	}
+	e, err := g.log.Append(ctx, it)
+	if err != nil {
+		return err
+	}
+	g.logged(out, e, it.Envelope)
+	return nil
+}
+
+// logged records in out where its verdict is in the log.
+func (g *Gate) logged(out *Outcome, e attest.Entry, env []byte) {
+	out.LogEntry = &LogRef{Index: e.Index, TreeSize: g.log.Checkpoint().Size, Origin: g.log.Origin()}
+	out.Envelope = env
+}
+
+// verdictItem signs out's verdict (an in-toto VSA in a DSSE envelope) as
+// the log item to append; ok is false when there is nothing to attest
+// about (no artifact digest). The log must be set.
+func (g *Gate) verdictItem(ctx context.Context, out *Outcome, u Update) (it attest.Item, ok bool, err error) {
 	ev := out.Evidence
 	if ev.Artifact.Digest == "" {
-		return nil // nothing to attest about: the artifact could not be read
+		return it, false, nil // nothing to attest about: the artifact could not be read
 	}
 	hexd := strings.TrimPrefix(ev.Artifact.Digest, "sha256:")
 	codes := []string{}
@@ -716,11 +738,11 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	}
 	st, err := attest.NewStatement(v, g.version)
 	if err != nil {
-		return err
+		return it, false, err
 	}
 	env, err := g.log.Signer().SignStatement(ctx, st)
 	if err != nil {
-		return err
+		return it, false, err
 	}
 	dev := ""
 	if ev.Device != nil {
@@ -729,13 +751,7 @@ func (g *Gate) logVerdict(ctx context.Context, out *Outcome, u Update) error {
 	// The log dates the entry itself (when it is appended, never before
 	// the entry before it); the evaluation time, which --evaluation-time
 	// may set to any time, is the verdict's timeVerified.
-	e, err := g.log.Append(ctx, attest.Item{Envelope: env, Artifact: ev.Artifact.Digest, Device: dev, Blobs: blobs})
-	if err != nil {
-		return err
-	}
-	out.LogEntry = &LogRef{Index: e.Index, TreeSize: g.log.Checkpoint().Size, Origin: g.log.Origin()}
-	out.Envelope = env
-	return nil
+	return attest.Item{Envelope: env, Artifact: ev.Artifact.Digest, Device: dev, Blobs: blobs}, true, nil
 }
 
 func digestMap(d string) map[string]string {

@@ -113,14 +113,21 @@ func (r *Reviewer) resolve(ctx context.Context, k *trust.Kubernetes, image strin
 	out.img.Vendor, out.img.Product, out.img.DeviceClass = m.Vendor, m.Product, m.DeviceClass
 	digest := rf.digest
 	if digest == "" {
-		d, err := r.cfg.resolver.Resolve(ctx, rf.repo.Tag(rf.tag).String())
-		switch {
-		case ctx.Err() != nil:
-			return refuse(CodeDeadlineExceeded, "resolving tag %s: no answer from registry %s within the deadline", rf.tag, rf.repo.RegistryStr())
-		case err != nil:
-			return refuse(CodeImageUnresolved, "resolving tag %s: %v", rf.tag, err)
+		tag := rf.repo.Tag(rf.tag).String()
+		if d, ok := r.tags.get(tag, r.cfg.now()); ok {
+			digest = d
+		} else {
+			at := r.cfg.now()
+			d, err := r.cfg.resolver.Resolve(ctx, tag)
+			switch {
+			case ctx.Err() != nil:
+				return refuse(CodeDeadlineExceeded, "resolving tag %s: no answer from registry %s within the deadline", rf.tag, rf.repo.RegistryStr())
+			case err != nil:
+				return refuse(CodeImageUnresolved, "resolving tag %s: %v", rf.tag, err)
+			}
+			digest = d
+			r.tags.put(tag, d, at) // dated when the registry was asked
 		}
-		digest = d
 	}
 	out.img.Digest = rf.repository() + "@" + digest
 	out.img.Version = rf.tag

@@ -101,6 +101,19 @@ type Verdict struct {
 	LogIndex *uint64
 }
 
+// Admission asks whether a workload may run an image.
+type Admission struct {
+	Image    Image
+	Workload Workload
+}
+
+// Admitted is the gate's answer to one Admission: its verdict, or the
+// error that kept it from deciding.
+type Admitted struct {
+	Verdict Verdict
+	Err     error
+}
+
 // Gate is the gate as the webhook sees it. Implementations must be safe for
 // concurrent use.
 type Gate interface {
@@ -108,15 +121,21 @@ type Gate interface {
 	// keeps the evaluation, allowed or denied; it returns an error only
 	// when no evaluation could be made (nothing is kept then).
 	Evaluate(ctx context.Context, img Image) error
-	// Admit decides whether w may run the evaluated image img (the kept
-	// evaluation, the device class, the current fleet risk) and signs the
-	// verdict into the log. It returns ErrNotEvaluated when img has no
-	// kept evaluation, ErrOtherProduct when it was evaluated as another
-	// product.
-	Admit(ctx context.Context, img Image, w Workload) (Verdict, error)
+	// Admit decides, for each admission, whether its workload may run its
+	// evaluated image (the kept evaluation, the device class, the current
+	// fleet risk), and signs every verdict into the log in one append:
+	// one log write per review, not one per image. record, when not nil,
+	// is called once with the answers as decided, at the same time as the
+	// verdicts are written (Admit waits for it), so that what the caller
+	// keeps of the review is written with them; its error fails the
+	// admissions closed. The answers are in the order of as; an answer's
+	// Err is ErrNotEvaluated when its image has no kept evaluation,
+	// ErrOtherProduct when it was evaluated as another product.
+	Admit(ctx context.Context, as []Admission, record func(ctx context.Context, got []Admitted) error) []Admitted
 	// Evaluated reports whether img has a kept evaluation under the
-	// gate's current trust configuration (without deciding anything).
-	Evaluated(img Image) bool
+	// gate's current trust configuration (without deciding anything);
+	// false when that cannot be told (it is then evaluated).
+	Evaluated(ctx context.Context, img Image) bool
 }
 
 // Resolver resolves a tag to the digest it points to now
@@ -143,6 +162,7 @@ const (
 type config struct {
 	registries  []string
 	resolver    Resolver
+	tagTTL      time.Duration
 	deadline    time.Duration
 	evalTimeout time.Duration
 	evaluations int
@@ -176,6 +196,24 @@ func WithResolver(r Resolver) Option {
 			return errors.New("kube: nil resolver")
 		}
 		c.resolver = r
+		return nil
+	}
+}
+
+// MaxTagTTL bounds WithTagTTL: a moved tag is seen at most this late.
+const MaxTagTTL = 5 * time.Minute
+
+// WithTagTTL keeps each tag's resolution to a digest for ttl (default 0:
+// the registry is asked on every review). Within ttl a review of the tag
+// is decided for the digest it named when it was resolved, without asking
+// the registry; a tag moved meanwhile is seen once ttl has passed. A
+// failed resolution is not kept.
+func WithTagTTL(ttl time.Duration) Option {
+	return func(c *config) error {
+		if ttl < 0 || ttl > MaxTagTTL {
+			return fmt.Errorf("kube: tag ttl %s: want from 0 to %s", ttl, MaxTagTTL)
+		}
+		c.tagTTL = ttl
 		return nil
 	}
 }
@@ -229,6 +267,8 @@ type Reviewer struct {
 	mu       sync.Mutex
 	inflight map[string]*evaluation // by digest
 	closed   bool
+
+	tags tagCache
 }
 
 // evaluation is one image evaluation shared by every review waiting for
@@ -253,7 +293,8 @@ func NewReviewer(g Gate, opts ...Option) (*Reviewer, error) {
 		c.resolver = NewRegistryResolver(http.DefaultTransport)
 	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Reviewer{gate: g, cfg: c, base: base, cancel: cancel, sem: make(chan struct{}, c.evaluations), inflight: map[string]*evaluation{}}, nil
+	return &Reviewer{gate: g, cfg: c, base: base, cancel: cancel, sem: make(chan struct{}, c.evaluations), inflight: map[string]*evaluation{},
+		tags: tagCache{ttl: c.tagTTL, m: map[string]tagEntry{}}}, nil
 }
 
 // Deadline is the time a review is answered within.
@@ -328,3 +369,52 @@ func (r *Reviewer) run(e *evaluation, img Image) {
 }
 
 func (c *config) registryAllowed(host string) bool { return slices.Contains(c.registries, host) }
+
+// maxTags bounds the tag cache; when it is full, expired entries are
+// dropped, and if none is, all of them.
+const maxTags = 4096
+
+// tagCache keeps tag resolutions for a bounded time (WithTagTTL).
+type tagCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]tagEntry
+}
+
+type tagEntry struct {
+	digest string
+	at     time.Time
+}
+
+// get returns the digest tag resolved to less than ttl before now.
+func (c *tagCache) get(tag string, now time.Time) (string, bool) {
+	if c.ttl <= 0 {
+		return "", false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[tag]
+	if !ok || now.Sub(e.at) >= c.ttl || now.Before(e.at) {
+		return "", false
+	}
+	return e.digest, true
+}
+
+func (c *tagCache) put(tag, digest string, at time.Time) {
+	if c.ttl <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxTags {
+		for k, e := range c.m {
+			if at.Sub(e.at) >= c.ttl {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxTags {
+			clear(c.m)
+		}
+	}
+	c.m[tag] = tagEntry{digest: digest, at: at}
+}

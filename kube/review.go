@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/Masterminds/semver/v3"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -183,19 +185,69 @@ type check struct {
 	refuse    *Reason
 }
 
+// Recorder keeps what the server records of a validating review (its
+// audit record): the workload and the decision (one of the Decision
+// constants).
+type Recorder func(ctx context.Context, workload, decision string) error
+
+// recording calls a Recorder for one review: with the answer as decided,
+// at the same time as the gate writes the verdicts (one group commit for
+// both), and again at the end only when the final answer's decision is
+// another (a verdict that could not be logged turns an allow into a deny).
+type recording struct {
+	fn       Recorder
+	mu       sync.Mutex
+	decision string // the decision recorded, "" before
+	closed   bool   // the final answer is recorded: later calls are late
+}
+
+func (rc *recording) record(ctx context.Context, workload, decision string) error {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.fn == nil || rc.closed {
+		return nil
+	}
+	if err := rc.fn(ctx, workload, decision); err != nil {
+		return err
+	}
+	rc.decision = decision
+	return nil
+}
+
+// final records a when its decision is not the one recorded already.
+func (rc *recording) final(ctx context.Context, a *Answer) error {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.closed = true
+	if rc.fn == nil || rc.decision == a.Decision {
+		return nil
+	}
+	if err := rc.fn(ctx, a.Workload, a.Decision); err != nil {
+		return err
+	}
+	rc.decision = a.Decision
+	return nil
+}
+
 // Validate answers a validating AdmissionReview: every image of the
 // workload is resolved, evaluated once per digest and decided for the
 // workload; the workload is admitted when every image is, or when its
 // namespace is warn-only or exempt. The answer comes within the deadline:
 // an image not decided by then is refused as deadline-exceeded. err is a
-// *ReviewError when body is not a review it can read.
-func (r *Reviewer) Validate(ctx context.Context, k *trust.Kubernetes, body []byte) (*Answer, error) {
+// *ReviewError when body is not a review it can read, or record's error.
+//
+// record, when not nil, is called with the answer: when images went to
+// the gate, with the answer as decided, while the gate writes their
+// verdicts (so the store commits them together), and once more at the end
+// only if the final answer's decision differs; otherwise once, at the end.
+func (r *Reviewer) Validate(ctx context.Context, k *trust.Kubernetes, body []byte, record Recorder) (*Answer, error) {
 	rv, err := decode(k, body)
 	if err != nil {
 		return nil, err
 	}
 	req := rv.req
 	ans := &Answer{Workload: rv.workload}
+	rc := &recording{fn: record}
 	switch {
 	case req.Operation != admissionv1.Create && req.Operation != admissionv1.Update:
 		ans.Review, ans.Decision = rv.respond(true), DecisionSkipped
@@ -205,16 +257,19 @@ func (r *Reviewer) Validate(ctx context.Context, k *trust.Kubernetes, body []byt
 	case rv.mode == trust.NamespaceExempt:
 		ans.Review, ans.Decision = rv.respond(true), DecisionExempt
 	default:
-		r.validate(ctx, k, rv, ans)
+		r.validate(ctx, k, rv, ans, rc)
 	}
 	if ans.Review.Response.AuditAnnotations == nil {
 		ans.Review.Response.AuditAnnotations = map[string]string{}
 	}
 	ans.Review.Response.AuditAnnotations[AnnotationDecision] = ans.Decision
+	if err := rc.final(ctx, ans); err != nil {
+		return nil, err
+	}
 	return ans, nil
 }
 
-func (r *Reviewer) validate(ctx context.Context, k *trust.Kubernetes, rv *review, ans *Answer) {
+func (r *Reviewer) validate(ctx context.Context, k *trust.Kubernetes, rv *review, ans *Answer, rc *recording) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.deadline)
 	defer cancel()
 	// One check per distinct image that is new: on UPDATE an image the old
@@ -245,11 +300,13 @@ func (r *Reviewer) validate(ctx context.Context, k *trust.Kubernetes, rv *review
 		ans.Review.Response.Result = forbidden(fmt.Sprintf("wardgate refused %s: %d images, more than the %d it checks in one workload", rv.workload, len(checks), MaxImages))
 		return
 	}
-	w := Workload{ID: rv.workload, DryRun: dryRun(rv.req)}
+	// First each image is resolved and, when the gate has not evaluated
+	// it yet, evaluated: concurrently, as a registry or an evaluation may
+	// be slow.
 	done := make(chan int, len(checks))
 	for i, ch := range checks {
 		go func() {
-			r.decide(ctx, k, ch, w)
+			r.prepare(ctx, k, ch)
 			done <- i
 		}()
 	}
@@ -274,34 +331,114 @@ func (r *Reviewer) validate(ctx context.Context, k *trust.Kubernetes, rv *review
 		results[i] = check{image: ch.image, refuse: &Reason{Code: CodeDeadlineExceeded,
 			Message: fmt.Sprintf("no decision within wardgate's deadline of %s: the registry or the gate did not answer in time (an evaluation started goes on, and a retry finds it kept)", r.cfg.deadline)}}
 	}
+	// Then the gate admits every evaluated image at once: one log append
+	// for the review's verdicts, and the review's record written with it.
+	var idx []int
+	var as []Admission
+	for i, ch := range results {
+		switch {
+		case ch.refuse != nil:
+		case ctx.Err() != nil:
+			results[i].refuse = r.refusal(ctx, ch.res.img, ctx.Err())
+		default:
+			idx = append(idx, i)
+			as = append(as, Admission{Image: ch.res.img, Workload: Workload{ID: rv.workload, DryRun: dryRun(rv.req), InstalledVersion: ch.installed}})
+		}
+	}
+	if len(as) > 0 {
+		decided := slices.Clone(results)
+		record := func(ctx context.Context, got []Admitted) error {
+			if slices.ContainsFunc(got, func(a Admitted) bool { return errors.Is(a.Err, ErrNotEvaluated) }) {
+				return nil // decided again below, and recorded at the end
+			}
+			res := slices.Clone(decided)
+			for j, i := range idx {
+				r.apply(ctx, &res[i], got[j])
+			}
+			return rc.record(ctx, rv.workload, decisionOf(rv, res))
+		}
+		admitted := make(chan []Admitted, 1)
+		go func() { admitted <- r.admit(ctx, as, record) }()
+		select {
+		case got := <-admitted:
+			for j, i := range idx {
+				r.apply(ctx, &results[i], got[j])
+			}
+		case <-ctx.Done():
+			for _, i := range idx {
+				results[i].refuse = r.refusal(ctx, results[i].res.img, ctx.Err())
+			}
+		}
+	}
 	r.compose(rv, results, ans)
 }
 
-// decide resolves one image and has the gate decide it for w.
-func (r *Reviewer) decide(ctx context.Context, k *trust.Kubernetes, ch *check, w Workload) {
+// prepare resolves one image and has it evaluated when the gate has not
+// evaluated it yet.
+func (r *Reviewer) prepare(ctx context.Context, k *trust.Kubernetes, ch *check) {
 	ch.res = r.resolve(ctx, k, ch.image)
 	if ch.res.refuse != nil {
 		ch.refuse = ch.res.refuse
 		return
 	}
-	w.InstalledVersion = ch.installed
-	img := ch.res.img
-	v, err := r.gate.Admit(ctx, img, w)
-	if errors.Is(err, ErrNotEvaluated) {
-		if err = r.evaluate(ctx, img); err == nil {
-			v, err = r.gate.Admit(ctx, img, w)
+	if img := ch.res.img; !r.gate.Evaluated(ctx, img) {
+		if err := r.evaluate(ctx, img); err != nil {
+			ch.refuse = r.refusal(ctx, img, err)
 		}
 	}
-	switch {
-	case err == nil:
-		ch.verdict = &v
-	case ctx.Err() != nil:
-		ch.refuse = &Reason{Code: CodeDeadlineExceeded, Message: fmt.Sprintf("no decision on %s within wardgate's deadline of %s; the evaluation goes on and a retry finds it", img.Digest, r.cfg.deadline)}
-	case errors.Is(err, ErrOtherProduct):
-		ch.refuse = &Reason{Code: CodeOtherProduct, Message: err.Error()}
-	default:
-		ch.refuse = &Reason{Code: CodeCouldNotEvaluate, Message: err.Error()}
+}
+
+// admit has the gate admit as; an image whose kept evaluation went stale
+// in between (a trust configuration reload) is evaluated again and
+// admitted alone.
+func (r *Reviewer) admit(ctx context.Context, as []Admission, record func(context.Context, []Admitted) error) []Admitted {
+	got := r.gate.Admit(ctx, as, record)
+	for j, a := range got {
+		if !errors.Is(a.Err, ErrNotEvaluated) {
+			continue
+		}
+		if err := r.evaluate(ctx, as[j].Image); err != nil {
+			got[j].Err = err
+			continue
+		}
+		got[j] = r.gate.Admit(ctx, as[j:j+1], nil)[0]
 	}
+	return got
+}
+
+// apply puts the gate's answer on one image into its check.
+func (r *Reviewer) apply(ctx context.Context, ch *check, a Admitted) {
+	if a.Err != nil {
+		ch.refuse = r.refusal(ctx, ch.res.img, a.Err)
+		return
+	}
+	v := a.Verdict
+	ch.verdict = &v
+}
+
+// refusal is the reason an image the gate could not decide is refused.
+func (r *Reviewer) refusal(ctx context.Context, img Image, err error) *Reason {
+	switch {
+	case ctx.Err() != nil:
+		return &Reason{Code: CodeDeadlineExceeded, Message: fmt.Sprintf("no decision on %s within wardgate's deadline of %s; the evaluation goes on and a retry finds it", img.Digest, r.cfg.deadline)}
+	case errors.Is(err, ErrOtherProduct):
+		return &Reason{Code: CodeOtherProduct, Message: err.Error()}
+	default:
+		return &Reason{Code: CodeCouldNotEvaluate, Message: err.Error()}
+	}
+}
+
+// decisionOf is the decision compose makes of checks.
+func decisionOf(rv *review, checks []check) string {
+	for _, ch := range checks {
+		if ch.refuse != nil || ch.verdict == nil || !ch.verdict.Allowed {
+			if rv.mode == trust.NamespaceWarn {
+				return DecisionWarn
+			}
+			return DecisionDeny
+		}
+	}
+	return DecisionAllow
 }
 
 // compose builds the validating answer from the checks.
@@ -344,15 +481,11 @@ func (r *Reviewer) compose(rv *review, checks []check, ans *Answer) {
 		verdicts = append(verdicts, iv)
 	}
 	allowed := len(refused) == 0
-	ans.Decision = DecisionAllow
-	switch {
-	case !allowed && rv.mode == trust.NamespaceWarn:
-		ans.Decision = DecisionWarn
+	ans.Decision = decisionOf(rv, checks) // what the review's record said
+	if ans.Decision == DecisionWarn {
 		for _, s := range refused {
 			warnings = append(warnings, clip("wardgate would refuse (namespace "+rv.req.Namespace+" is warn-only): "+s))
 		}
-	case !allowed:
-		ans.Decision = DecisionDeny
 	}
 	ans.Review = rv.respond(allowed || rv.mode == trust.NamespaceWarn)
 	resp := ans.Review.Response
@@ -477,7 +610,7 @@ func (r *Reviewer) Mutate(ctx context.Context, k *trust.Kubernetes, body []byte)
 		}
 		img := p.res.img
 		ops = append(ops, patchOp{Op: "replace", Path: p.c.path, Value: p.res.ref.pinned(img.Digest[strings.LastIndexByte(img.Digest, '@')+1:])})
-		r.start(img)
+		r.start(ctx, img)
 	}
 	if len(ops) == 0 {
 		return ans, nil
@@ -492,8 +625,8 @@ func (r *Reviewer) Mutate(ctx context.Context, k *trust.Kubernetes, body []byte)
 }
 
 // start begins img's evaluation, if it is not evaluated, without waiting.
-func (r *Reviewer) start(img Image) {
-	if !r.gate.Evaluated(img) {
+func (r *Reviewer) start(ctx context.Context, img Image) {
+	if !r.gate.Evaluated(ctx, img) {
 		r.launch(img)
 	}
 }

@@ -30,6 +30,9 @@ type KubernetesConfig struct {
 	// MaxReviewBytes bounds one AdmissionReview (default 8 MiB: the
 	// object and the old object, each up to the API server's 3 MiB).
 	MaxReviewBytes int64
+	// TagTTL keeps each tag's resolution to a digest this long
+	// (kube.WithTagTTL; default 0: the registry is asked on every review).
+	TagTTL time.Duration
 }
 
 // DefaultMaxReviewBytes bounds an AdmissionReview body.
@@ -39,9 +42,10 @@ const DefaultMaxReviewBytes = 8 << 20
 // use the defaults.
 func WithKubernetes(k KubernetesConfig) Option {
 	return func(c *config) error {
-		if k.Deadline < 0 || k.MaxReviewBytes < 0 {
-			return errors.New("server: negative kubernetes deadline or review limit")
+		if k.Deadline < 0 || k.MaxReviewBytes < 0 || k.TagTTL < 0 {
+			return errors.New("server: negative kubernetes deadline, review limit or tag ttl")
 		}
+		c.kube.TagTTL = k.TagTTL
 		if k.Deadline > 0 {
 			c.kube.Deadline = k.Deadline
 		}
@@ -58,7 +62,7 @@ var kubeDefaults = KubernetesConfig{Deadline: kube.DefaultDeadline, MaxReviewByt
 var kubeRoutes = []string{"/v1/kubernetes/validate", "/v1/kubernetes/mutate", "/healthz", "/readyz"}
 
 func (s *Server) registerKubernetes(c KubernetesConfig) error {
-	rv, err := kube.NewReviewer(kubeGate{s}, kube.WithRegistries(s.regs...), kube.WithDeadline(c.Deadline),
+	rv, err := kube.NewReviewer(kubeGate{s}, kube.WithRegistries(s.regs...), kube.WithDeadline(c.Deadline), kube.WithTagTTL(c.TagTTL),
 		kube.WithEvaluations(s.limits.Evaluations, s.limits.EvaluateTimeout), kube.WithLogger(s.log.WithGroup("kubernetes")))
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -92,7 +96,19 @@ func (s *Server) readReview(r *http.Request) ([]byte, error) {
 }
 
 func (s *Server) postKubeValidate(w http.ResponseWriter, r *http.Request) error {
-	return s.kubeReview(w, r, "validate", s.kube.Validate)
+	st := state(r)
+	// The review's audit record: written with the review's verdicts (the
+	// same group commit) when images go to the gate, else at the end; a
+	// second one when the final answer's decision differs.
+	record := func(ctx context.Context, workload, decision string) error {
+		if err := s.audit(r, st, workload, http.StatusOK, decision); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		return nil
+	}
+	return s.kubeReview(w, r, "validate", func(ctx context.Context, k *trust.Kubernetes, body []byte) (*kube.Answer, error) {
+		return s.kube.Validate(ctx, k, body, record)
+	})
 }
 
 func (s *Server) postKubeMutate(w http.ResponseWriter, r *http.Request) error {
@@ -117,10 +133,6 @@ func (s *Server) kubeReview(w http.ResponseWriter, r *http.Request, what string,
 	}
 	st.decision = ans.Decision
 	if what == "validate" {
-		// The audit record of the review; the verdicts are in the log.
-		if err := s.audit(r, st, ans.Workload, http.StatusOK, ans.Decision); err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
 		s.metrics.decision("kubernetes", ans.Decision != kube.DecisionDeny, nil)
 	}
 	writeJSON(w, http.StatusOK, ans.Review)
@@ -136,9 +148,9 @@ var _ kube.Gate = kubeGate{}
 func digestPart(ref string) string { return ref[strings.LastIndexByte(ref, '@')+1:] }
 
 // Evaluated implements kube.Gate.
-func (k kubeGate) Evaluated(img kube.Image) bool {
-	rec, ok := k.s.deps.Records.Get(digestPart(img.Digest))
-	return ok && rec.Evidence.TrustConfigDigest == k.s.gate.Load().Trust().Digest()
+func (k kubeGate) Evaluated(ctx context.Context, img kube.Image) bool {
+	rec, ok, err := k.s.deps.Records.Lookup(ctx, digestPart(img.Digest)) // kept by another replica, too
+	return err == nil && ok && rec.Evidence.TrustConfigDigest == k.s.gate.Load().Trust().Digest()
 }
 
 // Evaluate implements kube.Gate: the same evaluation as POST /v1/updates
@@ -162,43 +174,82 @@ func (k kubeGate) Evaluate(ctx context.Context, img kube.Image) error {
 	return nil
 }
 
-// Admit implements kube.Gate with the gate's device admission: the
-// workload is the device, the image's mapped device class its class.
-func (k kubeGate) Admit(ctx context.Context, img kube.Image, w kube.Workload) (kube.Verdict, error) {
+// Admit implements kube.Gate with the gate's device admission, all the
+// images of a review in one gate.AdmitBatch (one log append): the workload
+// is the device, the image's mapped device class its class. record goes
+// with the verdicts' writes, announced to the audit's group committer so
+// that one commit takes both.
+func (k kubeGate) Admit(ctx context.Context, as []kube.Admission, record func(context.Context, []kube.Admitted) error) []kube.Admitted {
 	g := k.s.gate.Load()
-	d := digestPart(img.Digest)
-	rec, ok, err := k.s.deps.Records.Lookup(ctx, d) // kept by another replica, too
-	if err != nil {
-		return kube.Verdict{}, err
-	}
-	if !ok || rec.Evidence.TrustConfigDigest != g.Trust().Digest() {
-		return kube.Verdict{}, kube.ErrNotEvaluated
-	}
-	if a := rec.Evidence.Artifact; a.Vendor != img.Vendor || a.Product != img.Product {
-		return kube.Verdict{}, fmt.Errorf("%w: %s was evaluated as %s/%s, the trust configuration maps %s to %s/%s", kube.ErrOtherProduct, d, a.Vendor, a.Product, img.Ref, img.Vendor, img.Product)
-	}
-	out, err := g.Admit(ctx, k.s.deps.Records, gate.AdmitRequest{Digest: d, DryRun: w.DryRun,
-		Device: evidence.Device{ID: w.ID, Class: img.DeviceClass, InstalledVersion: w.InstalledVersion}})
-	if errors.Is(err, gate.ErrUnknownUpdate) || errors.Is(err, gate.ErrStaleEvaluation) {
-		return kube.Verdict{}, kube.ErrNotEvaluated
-	}
-	if err != nil {
-		id := ""
-		if st, ok := ctx.Value(stateKey{}).(*reqState); ok {
-			id = st.id
+	got := make([]kube.Admitted, len(as))
+	var reqs []gate.AdmitRequest
+	var idx []int // reqs[j] is as[idx[j]]
+	for i, a := range as {
+		img, d := a.Image, digestPart(a.Image.Digest)
+		rec, ok, err := k.s.deps.Records.Lookup(ctx, d) // kept by another replica, too
+		if err != nil {
+			got[i].Err = err
+			continue
 		}
-		k.s.log.LogAttrs(ctx, slog.LevelError, "kubernetes admission failed closed", slog.String("request_id", id), slog.String("image", img.Digest), slogErr(err))
-		if ctx.Err() != nil {
-			return kube.Verdict{}, ctx.Err()
+		if !ok || rec.Evidence.TrustConfigDigest != g.Trust().Digest() {
+			got[i].Err = kube.ErrNotEvaluated
+			continue
 		}
-		return kube.Verdict{}, fmt.Errorf("the gate could not decide; quote request id %s", id)
+		if ar := rec.Evidence.Artifact; ar.Vendor != img.Vendor || ar.Product != img.Product {
+			got[i].Err = fmt.Errorf("%w: %s was evaluated as %s/%s, the trust configuration maps %s to %s/%s", kube.ErrOtherProduct, d, ar.Vendor, ar.Product, img.Ref, img.Vendor, img.Product)
+			continue
+		}
+		reqs = append(reqs, gate.AdmitRequest{Digest: d, DryRun: a.Workload.DryRun,
+			Device: evidence.Device{ID: a.Workload.ID, Class: img.DeviceClass, InstalledVersion: a.Workload.InstalledVersion}})
+		idx = append(idx, i)
 	}
-	v := kube.Verdict{Allowed: out.Evaluated && out.Decision.Allow, Violations: reasons(out.Decision.Violations), Warnings: reasons(out.Decision.Warnings)}
-	if out.LogEntry != nil {
-		i := out.LogEntry.Index
+	if len(reqs) == 0 {
+		return got
+	}
+	var rec func(context.Context, []policy.Decision) error
+	if record != nil {
+		audited := k.s.deps.Tokens.ExpectAudit()
+		defer audited()
+		rec = func(ctx context.Context, ds []policy.Decision) error {
+			decided := slices.Clone(got)
+			for j, d := range ds {
+				decided[idx[j]] = kube.Admitted{Verdict: verdict(d, d.Allow, nil)}
+			}
+			defer audited()
+			return record(ctx, decided)
+		}
+	}
+	outs, errs := g.AdmitBatch(ctx, k.s.deps.Records, reqs, rec)
+	for j, i := range idx {
+		out, err := outs[j], errs[j]
+		switch {
+		case errors.Is(err, gate.ErrUnknownUpdate) || errors.Is(err, gate.ErrStaleEvaluation):
+			got[i].Err = kube.ErrNotEvaluated
+		case err != nil:
+			id := ""
+			if st, ok := ctx.Value(stateKey{}).(*reqState); ok {
+				id = st.id
+			}
+			k.s.log.LogAttrs(ctx, slog.LevelError, "kubernetes admission failed closed", slog.String("request_id", id), slog.String("image", as[i].Image.Digest), slogErr(err))
+			if ctx.Err() != nil {
+				got[i].Err = ctx.Err()
+			} else {
+				got[i].Err = fmt.Errorf("the gate could not decide; quote request id %s", id)
+			}
+		default:
+			got[i].Verdict = verdict(out.Decision, out.Evaluated && out.Decision.Allow, out.LogEntry)
+		}
+	}
+	return got
+}
+
+func verdict(d policy.Decision, allowed bool, e *gate.LogRef) kube.Verdict {
+	v := kube.Verdict{Allowed: allowed, Violations: reasons(d.Violations), Warnings: reasons(d.Warnings)}
+	if e != nil {
+		i := e.Index
 		v.LogIndex = &i
 	}
-	return v, nil
+	return v
 }
 
 func reasons(vs []policy.Violation) []kube.Reason {

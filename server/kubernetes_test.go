@@ -517,13 +517,33 @@ func TestKubernetesValidate(t *testing.T) {
 	})
 
 	t.Run("audit", func(t *testing.T) {
+		// One review, one record (written with its verdicts).
 		recs, err := ke.srv.deps.Tokens.AuditLog(t.Context(), AuditFilter{Action: "POST /v1/kubernetes/validate", Limit: 1000})
-		if err != nil || !slices.ContainsFunc(recs, func(a AuditRecord) bool {
-			return a.Target == "k8s/facility/Pod/mixed" && a.Outcome == "deny" && a.Role == RoleKubernetes
-		}) {
-			t.Fatalf("audit %+v %v", recs, err)
+		mixed := slices.DeleteFunc(recs, func(a AuditRecord) bool { return a.Target != "k8s/facility/Pod/mixed" })
+		if err != nil || len(mixed) != 1 || mixed[0].Outcome != "deny" || mixed[0].Role != RoleKubernetes {
+			t.Fatalf("audit %+v %v", mixed, err)
 		}
 	})
+}
+
+// With a tag TTL (serve --kubernetes-tag-ttl) a review within it is
+// decided for the digest the tag named when it was resolved, without
+// asking the registry: a tag moved meanwhile is not seen yet (the kube
+// package's TestTagTTL shows it seen once the TTL has passed).
+func TestKubernetesTagTTL(t *testing.T) {
+	ke := newKubeEnv(t, false, WithKubernetes(KubernetesConfig{TagTTL: kube.MaxTagTTL}))
+	first := ke.push("bms-api:2.0.0", ke.good)
+	spec := podSpec(nil, []string{ke.image("bms-api:2.0.0")}, nil)
+	r, _ := ke.send("validate", podReview("facility", "a", spec))
+	vs := verdictsOf(t, r)
+	if !r.Allowed || len(vs) != 1 || vs[0].Digest != ke.image("bms-api")+"@"+first {
+		t.Fatalf("first: %+v", r)
+	}
+	ke.push("bms-api:2.0.0", ke.good)
+	r, _ = ke.send("validate", podReview("facility", "b", spec))
+	if vs := verdictsOf(t, r); !r.Allowed || len(vs) != 1 || vs[0].Digest != ke.image("bms-api")+"@"+first {
+		t.Fatalf("within the TTL: %+v", r)
+	}
 }
 
 // A tag moved to other content after its digest was verified: the new

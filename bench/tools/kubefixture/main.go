@@ -91,7 +91,10 @@ func run(dir, fx string, lifetime time.Duration) error {
 	if err := os.WriteFile(filepath.Join(dir, "trust.yaml"), fmt.Appendf(nil, trustYAML, pub, host), 0o644); err != nil {
 		return err
 	}
-	for name, imgs := range map[string][]string{"review-pinned.json": pinned, "review-tag.json": tags} {
+	// review-first.json has the older image alone, to be evaluated first:
+	// evaluated together, 1.2.1 may be kept first and 1.2.0 then be
+	// refused as a rollback.
+	for name, imgs := range map[string][]string{"review-first.json": pinned[:1], "review-pinned.json": pinned, "review-tag.json": tags} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(review(imgs)), 0o644); err != nil {
 			return err
 		}

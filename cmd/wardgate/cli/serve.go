@@ -25,6 +25,7 @@ import (
 	"github.com/wardgate/wardgate/console/adapter"
 	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/kube"
 	"github.com/wardgate/wardgate/rollout"
 	"github.com/wardgate/wardgate/sbom"
 	"github.com/wardgate/wardgate/server"
@@ -113,6 +114,7 @@ type ServeFile struct {
 		Listen   string `yaml:"listen"`
 		ClientCA string `yaml:"client_ca"`
 		Deadline string `yaml:"deadline"`
+		TagTTL   string `yaml:"tag_ttl"`
 	} `yaml:"kubernetes"`
 }
 
@@ -150,6 +152,9 @@ type ServeConfig struct {
 	KubernetesListen   string
 	KubernetesClientCA string
 	KubernetesDeadline time.Duration
+	// KubernetesTagTTL keeps each tag's resolution this long (0: the
+	// registry is asked on every review).
+	KubernetesTagTTL time.Duration
 	// KubernetesReady, when set, is called with the webhook listener's
 	// address once it listens.
 	KubernetesReady func(addr string)
@@ -195,6 +200,9 @@ func (c *ServeConfig) Validate() error {
 	}
 	if c.KubernetesDeadline < 0 || c.KubernetesDeadline > 30*time.Second {
 		errs = append(errs, fmt.Errorf("--kubernetes-deadline %s: want at most 30s, below the webhook's timeoutSeconds", c.KubernetesDeadline))
+	}
+	if c.KubernetesTagTTL < 0 || c.KubernetesTagTTL > kube.MaxTagTTL {
+		errs = append(errs, fmt.Errorf("--kubernetes-tag-ttl %s: want from 0 to %s (a moved tag is seen at most this late)", c.KubernetesTagTTL, kube.MaxTagTTL))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
@@ -290,6 +298,7 @@ down gracefully.`,
 	f.StringSliceVar(&cfg.Registries, "registry", nil, "registry POST /v1/updates may fetch images from (host[:port]); repeatable; $"+RegistriesEnv)
 	f.StringVar(&cfg.KubernetesListen, "kubernetes-listen", "", "serve the Kubernetes admission webhook (docs/kubernetes.md) on this address, over TLS with --tls-cert and --tls-key; $"+KubernetesListenEnv)
 	f.StringVar(&cfg.KubernetesClientCA, "kubernetes-client-ca", "", "on the webhook listener, a client certificate signed by this CA (the API server's) stands for the kubernetes role")
+	f.DurationVar(&cfg.KubernetesTagTTL, "kubernetes-tag-ttl", 0, "keep each image tag's resolution to a digest this long (at most 5m): reviews within it do not ask the registry, and a moved tag is seen at most this late; 0 asks on every review")
 	f.DurationVar(&cfg.KubernetesDeadline, "kubernetes-deadline", 8*time.Second, "answer each admission review within this (below the webhook's timeoutSeconds, 10 s by default); an image not decided by then is refused")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error; $"+LogLevelEnv)
 	f.StringVarP(&cfg.Output, "output", "o", "json", "log lines on standard error: json (one object a line) or text")
@@ -387,6 +396,9 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	}
 	if !cmd.Flags().Changed("kubernetes-deadline") {
 		dur("kubernetes.deadline", sf.Kubernetes.Deadline, &c.KubernetesDeadline)
+	}
+	if !cmd.Flags().Changed("kubernetes-tag-ttl") {
+		dur("kubernetes.tag_ttl", sf.Kubernetes.TagTTL, &c.KubernetesTagTTL)
 	}
 	if !cmd.Flags().Changed("risk-cache-ttl") {
 		dur("risk_cache_ttl", sf.RiskTTL, &c.RiskTTL)
@@ -526,7 +538,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	if cfg.RateLimits != nil {
 		opts = append(opts, server.WithRateLimits(cfg.RateLimits))
 	}
-	opts = append(opts, server.WithKubernetes(server.KubernetesConfig{Deadline: cfg.KubernetesDeadline}))
+	opts = append(opts, server.WithKubernetes(server.KubernetesConfig{Deadline: cfg.KubernetesDeadline, TagTTL: cfg.KubernetesTagTTL}))
 	srv, err := server.New(server.Deps{Gate: p.Gate(), Records: p.Records(), Risk: p.Risk(), Log: p.Log(), Telemetry: p.Store(), Inventory: p.Inventory,
 		Tokens: tokens, WorkDir: work, Ready: p.Ping, Replicas: p.ReplicaStats}, opts...)
 	if err != nil {
