@@ -236,8 +236,10 @@ func fleetScenario(t *testing.T, state string) (installations, digest string) {
 	return installations, digest
 }
 
-// corruptTelemetry makes one stored event unreadable (a timestamp that is
-// no number), so every fleet analysis of state fails.
+// corruptTelemetry makes stored telemetry unreadable, so every fleet
+// analysis of state fails: one event's timestamp is no number (what the
+// whole-history analysis reads) and one device's groups name no address
+// (what the incremental analysis reads).
 func corruptTelemetry(t *testing.T, state string) {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(state, "egress.db"))
@@ -249,6 +251,11 @@ func corruptTelemetry(t *testing.T, state string) {
 		t.Fatal(err)
 	} else if n, _ := res.RowsAffected(); n != 1 {
 		t.Fatalf("corrupted %d events, want 1", n)
+	}
+	if res, err := db.Exec(`UPDATE event_groups SET remote_ip = 'not an address' WHERE device = (SELECT min(device) FROM event_groups)`); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n == 0 {
+		t.Fatal("corrupted no event group")
 	}
 }
 
