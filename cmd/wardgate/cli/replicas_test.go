@@ -18,12 +18,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/egress/bus"
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/internal/natstest"
 	"github.com/wardgate/wardgate/server"
 	"github.com/wardgate/wardgate/store"
 )
@@ -210,12 +213,12 @@ func newReplicaSetup(t *testing.T, n int, trustYAML string, fleet bool) *replica
 	return s
 }
 
-// start starts replica i; the first one makes the service key and the
+// start starts replica i (with extra flags); the first one makes the service key and the
 // rollout key, which the others are given (replicas share one log, so
 // one key, and one ring membership).
-func (s *replicaSetup) start(t *testing.T, i int) *replica {
+func (s *replicaSetup) start(t *testing.T, i int, extra ...string) *replica {
 	t.Helper()
-	args := []string{"--state", s.states[i], "--store", s.dsn, "--config", s.trust, "--no-scan"}
+	args := append([]string{"--state", s.states[i], "--store", s.dsn, "--config", s.trust, "--no-scan"}, extra...)
 	key := filepath.Join(s.states[0], "signing.key")
 	if i > 0 {
 		args = append(args, "--signing-key", key)
@@ -620,4 +623,82 @@ func codes(a server.AdmissionResponse) []string {
 		out = append(out, string(v.Code))
 	}
 	return out
+}
+
+// A quarantine raised from telemetry that sensors publish to NATS
+// JetStream, consumed by replica A (`serve --telemetry`), stops admissions
+// on replica B, which consumes nothing and had answered the update clean:
+// B learns it through the store's change feed.
+func TestReplicasBusQuarantine(t *testing.T) {
+	b, err := os.ReadFile("../../../fixtures/trust.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newReplicaSetup(t, 2, string(b), true)
+	ns := natstest.Start(t)
+	ra := s.start(t, 0, "--telemetry", ns.URL)
+	rb := s.start(t, 1)
+	digest := s.evaluate(t, rb)
+	const device = "HOSP-IOT-PUMP-30"
+	if a, code, err := s.admit(rb, digest, device); err != nil || code != 200 || !a.Allow || a.RiskState != "clean" {
+		t.Fatalf("B before telemetry: %d %v %+v", code, err, a)
+	}
+	// The fleet fixture's 3CX-like installers, relabelled as installers
+	// of this update.
+	ins, err := os.ReadFile("../../../fixtures/fleet/testdata/installations.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const compromised = "sha256:7889dee97295a5ad686303faf86796bcb60b09eddd8af8ccac51b789affed93b"
+	var all []egress.Installation
+	if err := json.Unmarshal([]byte(strings.ReplaceAll(string(ins), compromised, digest)), &all); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.RecordInstallations(t.Context(), all); err != nil {
+		t.Fatal(err)
+	}
+	// The sensors publish the fixture's telemetry in batches of lines (a
+	// message is at most 1 MiB), to the stream A's consumer made.
+	nc, err := bus.Dial(ns.URL, "sensor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tel, err := os.ReadFile("../../../fixtures/fleet/testdata/defender.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(tel), "\n")
+	for i := 0; i < len(lines); i += 2000 {
+		if _, err := js.Publish(t.Context(), bus.Subject(egress.FormatDefenderJSON), []byte(strings.Join(lines[i:min(i+2000, len(lines))], ""))); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+	}
+	t0 := time.Now()
+	// A takes the telemetry from the bus, commits it and analyses it; B,
+	// told by the feed, denies the update from then on. A generous bound:
+	// the bus's ack is not the analysis (docs/serve.md, "Telemetry bus").
+	for {
+		a, code, err := s.admit(rb, digest, device)
+		if err == nil && code == 200 && !a.Allow && slices.Equal(codes(a), []string{"quarantined"}) {
+			t.Logf("B denies it quarantined %s after the last publish", time.Since(t0).Round(time.Millisecond))
+			break
+		}
+		if time.Since(t0) > 30*time.Second {
+			t.Fatalf("B 30 s after the telemetry was published: %d %v allow=%v %+v", code, err, a.Allow, a.Decision.Violations)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a, _, err := s.admit(ra, digest, device); err != nil || !slices.Equal(codes(a), []string{"quarantined"}) {
+		t.Fatalf("A: %v %+v", err, a.Decision)
+	}
 }
