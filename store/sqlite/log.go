@@ -19,6 +19,12 @@ const (
 	stmtBlob         = "blob"
 	stmtInstallation = "installation"
 	stmtAudit        = "audit"
+	stmtHead         = "head"
+	stmtCheckpoint   = "checkpoint"
+	stmtReadNode     = "read node"
+	stmtSavepoint    = "savepoint"
+	stmtRelease      = "release"
+	stmtRollbackTo   = "rollback to"
 )
 
 const (
@@ -26,6 +32,10 @@ const (
 	insertNode  = `INSERT INTO nodes(level, idx, hash) VALUES (?, ?, ?)`
 	insertBlob  = `INSERT OR IGNORE INTO blobs(digest, media_type, data) VALUES (?, ?, ?)`
 	entryCols   = `idx, leaf, envelope, artifact, device, time, refs`
+	selectHead  = `SELECT origin, size, root, note FROM checkpoint WHERE id = 1`
+	upsertHead  = `INSERT INTO checkpoint(id, origin, size, root, note) VALUES (1, ?, ?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET origin = excluded.origin, size = excluded.size, root = excluded.root, note = excluded.note`
+	selectNode = `SELECT hash FROM nodes WHERE level = ? AND idx = ?`
 )
 
 // AppendLog implements store.LogAppender: the append goes to
@@ -44,15 +54,24 @@ func (db *DB) AppendLog(ctx context.Context, seq store.Sequencer, items []store.
 // ExpectLog implements store.LogAppender.
 func (db *DB) ExpectLog() (done func()) { return db.main.writer.Expect() }
 
-// queryer is what the head and node reads need: the writer's transaction
-// inside an append, a reader pool outside.
+// queryer is what the head and node reads need: a reader pool (the query
+// is prepared at each read), or a statement prepared once (stmtQueryer),
+// inside an append.
 type queryer interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
+// stmtQueryer runs a statement prepared once, whatever the query text
+// (which must be the statement's).
+type stmtQueryer struct{ st *sql.Stmt }
+
+func (s stmtQueryer) QueryRowContext(ctx context.Context, _ string, args ...any) *sql.Row {
+	return s.st.QueryRowContext(ctx, args...)
+}
+
 func readHead(ctx context.Context, q queryer) (store.Checkpoint, error) {
 	var cp store.Checkpoint
-	err := q.QueryRowContext(ctx, `SELECT origin, size, root, note FROM checkpoint WHERE id = 1`).Scan(&cp.Origin, &cp.Size, &cp.Root, &cp.Note)
+	err := q.QueryRowContext(ctx, selectHead).Scan(&cp.Origin, &cp.Size, &cp.Root, &cp.Note)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Checkpoint{}, store.ErrNotFound
 	}
@@ -64,7 +83,7 @@ type nodeReader struct{ q queryer }
 func (n nodeReader) LogNodes(ctx context.Context, ids []store.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
 	for i, id := range ids {
-		if err := n.q.QueryRowContext(ctx, `SELECT hash FROM nodes WHERE level = ? AND idx = ?`, id.Level, id.Index).Scan(&out[i]); err != nil {
+		if err := n.q.QueryRowContext(ctx, selectNode, id.Level, id.Index).Scan(&out[i]); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				err = store.ErrNotFound
 			}
@@ -77,13 +96,20 @@ func (n nodeReader) LogNodes(ctx context.Context, ids []store.NodeID) ([][]byte,
 // appendLog runs one sequenced append inside tx, which holds the write
 // lock of wardgate.db: no other appender, in this process or another, can
 // interleave between the head read here and the commit.
+// Every statement it runs was prepared once on the writer connection
+// (DB.prepare): tx.StmtContext reuses it, as the transaction is on that
+// connection.
 func appendLog(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.Stmt, seq store.Sequencer, items []store.LogItem) (store.LogBatch, error) {
-	head, err := readHead(ctx, tx)
+	headSt := tx.StmtContext(ctx, prepared[stmtHead])
+	defer headSt.Close()
+	head, err := readHead(ctx, stmtQueryer{headSt})
 	fresh := errors.Is(err, store.ErrNotFound)
 	if err != nil && !fresh {
 		return store.LogBatch{}, fmt.Errorf("log head: %w", err)
 	}
-	b, err := seq.Sequence(ctx, head, nodeReader{tx}, items)
+	nodeSt := tx.StmtContext(ctx, prepared[stmtReadNode])
+	defer nodeSt.Close()
+	b, err := seq.Sequence(ctx, head, nodeReader{stmtQueryer{nodeSt}}, items)
 	if err != nil {
 		return store.LogBatch{}, err
 	}
@@ -115,9 +141,9 @@ func appendLog(ctx context.Context, tx *sql.Tx, prepared map[string]*sql.Stmt, s
 		}
 	}
 	cp := b.Checkpoint
-	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoint(id, origin, size, root, note) VALUES (1, ?, ?, ?, ?)
-		ON CONFLICT(id) DO UPDATE SET origin = excluded.origin, size = excluded.size, root = excluded.root, note = excluded.note`,
-		cp.Origin, cp.Size, cp.Root, cp.Note); err != nil {
+	upsert := tx.StmtContext(ctx, prepared[stmtCheckpoint])
+	defer upsert.Close()
+	if _, err := upsert.ExecContext(ctx, cp.Origin, cp.Size, cp.Root, cp.Note); err != nil {
 		return store.LogBatch{}, fmt.Errorf("log checkpoint: %w", err)
 	}
 	return b, nil

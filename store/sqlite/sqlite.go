@@ -145,10 +145,18 @@ func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
 
 // prepare prepares, once, the statements of the writes on the admission
 // path (one per admission: preparing them per commit cost about 4% of the
-// server's CPU under load).
+// server's CPU under load), the log head and tree node reads and the
+// checkpoint upsert of an append, and the savepoint of a group commit.
 func (db *DB) prepare(ctx context.Context) error {
+	for _, f := range db.files { // every file's group committer runs these
+		if err := f.prepare(ctx, map[string]string{stmtSavepoint: `SAVEPOINT log`, stmtRelease: `RELEASE log`,
+			stmtRollbackTo: `ROLLBACK TO log`}); err != nil {
+			return err
+		}
+	}
 	return db.main.prepare(ctx, map[string]string{stmtEntry: insertEntry, stmtNode: insertNode, stmtBlob: insertBlob,
-		stmtInstallation: insertInstallation, stmtAudit: insertAudit})
+		stmtInstallation: insertInstallation, stmtAudit: insertAudit,
+		stmtHead: selectHead, stmtCheckpoint: upsertHead, stmtReadNode: selectNode})
 }
 
 // Dir is the state directory.

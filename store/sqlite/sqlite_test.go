@@ -329,3 +329,60 @@ func TestGroupsBackfilled(t *testing.T) {
 		db.Close()
 	}
 }
+
+// failingSeq is a sequencer that cannot sequence.
+type failingSeq struct{ err error }
+
+func (s failingSeq) Sequence(context.Context, store.Checkpoint, store.NodeReader, []store.LogItem) (store.LogBatch, error) {
+	return store.LogBatch{}, s.err
+}
+
+// A log append that fails in a group commit is rolled back alone (the
+// commit's savepoint): the audit records committed with it are kept, and
+// the next commits work.
+func TestFailedAppendKeepsItsBatch(t *testing.T) {
+	db := open(t, t.TempDir())
+	ctx := t.Context()
+	boom := errors.New("signer unavailable")
+	rec := func(i int) store.AuditRecord {
+		return store.AuditRecord{Time: storetest.At(i), RequestID: fmt.Sprint("req-", i), Token: "kube", Role: "kubernetes",
+			Action: "POST /v1/kubernetes/validate", Target: "ns/pod", Status: 200, Outcome: "deny"}
+	}
+	for round := range 3 {
+		// Announced first, so that the committer waits for both and
+		// commits them together.
+		doneLog, doneAudit := db.ExpectLog(), db.ExpectAudit()
+		var wg sync.WaitGroup
+		var appendErr, auditErr error
+		wg.Go(func() {
+			defer doneLog()
+			_, _, appendErr = db.AppendLog(ctx, failingSeq{boom}, []store.LogItem{{Envelope: []byte("{}"), Artifact: storetest.Digest('a'), Time: storetest.At(round)}})
+		})
+		wg.Go(func() {
+			defer doneAudit()
+			auditErr = db.Audit(ctx, rec(round))
+		})
+		wg.Wait()
+		if !errors.Is(appendErr, boom) {
+			t.Fatalf("round %d: append = %v, want %v", round, appendErr, boom)
+		}
+		if auditErr != nil {
+			t.Fatalf("round %d: audit beside the failed append: %v", round, auditErr)
+		}
+	}
+	if _, err := db.LogHead(ctx); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LogHead after failed appends: %v, want ErrNotFound", err)
+	}
+	all, err := db.AuditLog(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range all {
+		ids = append(ids, r.RequestID)
+	}
+	slices.Sort(ids)
+	if want := []string{"req-0", "req-1", "req-2"}; !slices.Equal(ids, want) {
+		t.Fatalf("audit records %v, want %v", ids, want)
+	}
+}

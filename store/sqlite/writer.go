@@ -44,11 +44,11 @@ type opResult struct {
 // records beside it. A failed commit fails the whole batch.
 func (f *file) commit(ctx context.Context, ops []op, out []opResult) error {
 	return f.tx(ctx, "commit", func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT log`); err != nil {
+		if _, err := f.exec(ctx, tx, stmtSavepoint); err != nil {
 			return err
 		}
 		if err := f.commitLog(ctx, tx, ops, out); err != nil {
-			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO log`); rerr != nil {
+			if _, rerr := f.exec(ctx, tx, stmtRollbackTo); rerr != nil {
 				return errors.Join(err, rerr)
 			}
 			err = f.classify("append log to", err)
@@ -58,7 +58,7 @@ func (f *file) commit(ctx context.Context, ops []op, out []opResult) error {
 				}
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE log`); err != nil {
+		if _, err := f.exec(ctx, tx, stmtRelease); err != nil {
 			return err
 		}
 		var ins, aud *sql.Stmt
@@ -87,6 +87,14 @@ func (f *file) commit(ctx context.Context, ops []op, out []opResult) error {
 		}
 		return nil
 	})
+}
+
+// exec runs in tx the statement prepared once under name, with no
+// arguments.
+func (f *file) exec(ctx context.Context, tx *sql.Tx, name string) (sql.Result, error) {
+	st := tx.StmtContext(ctx, f.prepared[name])
+	defer st.Close()
+	return st.ExecContext(ctx)
 }
 
 // commitLog sequences the batch's log appends: one Sequence call (and one
