@@ -309,7 +309,7 @@ func New(ctx context.Context, js jetstream.JetStream, ingest IngestFunc, opts ..
 	}
 	if err := c.ensureStream(ctx, "dead-letter stream", jetstream.StreamConfig{Name: c.cfg.deadStream, Subjects: []string{DeadLetterPrefix + ">"},
 		Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, MaxAge: DeadLetterMaxAge, Duplicates: 2 * time.Minute,
-		Replicas: set.Replicas}, DeadLetterSubjects()); err != nil {
+		MaxBytes: -1, Replicas: set.Replicas}, DeadLetterSubjects()); err != nil {
 		return nil, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, c.cfg.stream, jetstream.ConsumerConfig{Durable: c.cfg.durable, AckPolicy: jetstream.AckExplicitPolicy,
