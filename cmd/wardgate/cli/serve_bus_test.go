@@ -92,6 +92,8 @@ func TestServeTelemetryStreamValidation(t *testing.T) {
 		{[]string{"--telemetry", "nats://127.0.0.1:1", "--telemetry-max-age", "-1h"}, "", "--telemetry-max-age -1h0m0s (telemetry.max_age): want 0 (no limit) or more"},
 		{[]string{"--telemetry-replicas", "3"}, "", "need a NATS server (--telemetry or telemetry.nats)"},
 		{[]string{"--server-config", file}, "telemetry:\n  nats: nats://127.0.0.1:1\n  replicas: 9\n", "--telemetry-replicas 9 (telemetry.replicas): want 1 to 5"},
+		{[]string{"--server-config", file}, "telemetry:\n  replicas: 1\n  max_bytes: 0\n  max_age: 0s\n", "need a NATS server (--telemetry or telemetry.nats)"},
+		{[]string{"--server-config", file}, "telemetry:\n  nats: nats://127.0.0.1:1\n  replicas: 0\n  max_bytes: 1048576\n  max_age: 72h\n", "--telemetry-replicas 0 (telemetry.replicas): want 1 to 5"},
 		{[]string{"--server-config", file}, "telemetry:\n  nats: nats://127.0.0.1:1\n  max_bytes: 1PB\n", `telemetry.max_bytes "1PB": want a number of bytes`},
 		{[]string{"--server-config", file}, "telemetry:\n  nats: nats://127.0.0.1:1\n  max_age: soon\n", `telemetry.max_age "soon": want a duration such as 72h, or 0 for no limit`},
 	} {
