@@ -145,6 +145,7 @@ type config struct {
 	ackWait, retry              time.Duration
 	log                         *slog.Logger
 	settings                    StreamSettings
+	settingsGiven               bool
 }
 
 // Option configures a Consumer.
@@ -264,7 +265,7 @@ func WithStreamSettings(s StreamSettings) Option {
 		if err := s.Validate(); err != nil {
 			return fmt.Errorf("bus: %w", err)
 		}
-		c.settings = s
+		c.settings, c.settingsGiven = s, true
 		return nil
 	}
 }
@@ -277,7 +278,8 @@ var ErrSubjectsNotCovered = errors.New("existing stream does not cover wardgate'
 // durable pull consumer exist on js, and returns a Consumer that hands
 // each message to ingest.
 //
-// A stream that exists is used as it is (replicas, limits, retention are
+// A stream that exists is used as it is (with a warning when settings
+// given differ from its own) (replicas, limits, retention are
 // the operator's): New only checks that its subjects cover wardgate's and
 // refuses it with ErrSubjectsNotCovered otherwise. A stream that is absent
 // is created with the StreamSettings (WithStreamSettings).
@@ -352,6 +354,10 @@ func (c *Consumer) ensureStream(ctx context.Context, what string, want jetstream
 		if len(missing) > 0 {
 			return fmt.Errorf("%s %s: %w: its subjects %q do not hold %q (add %s to them, or name another stream)",
 				what, want.Name, ErrSubjectsNotCovered, have.Subjects, missing, want.Subjects[0])
+		}
+		if c.cfg.settingsGiven && (have.Replicas != want.Replicas || (want.Name == c.cfg.stream && (have.MaxBytes != want.MaxBytes || have.MaxAge != want.MaxAge))) {
+			c.cfg.log.LogAttrs(ctx, slog.LevelWarn, what+" exists with other settings than those given: not changed", slog.String("stream", want.Name),
+				slog.Int("given_replicas", want.Replicas), slog.Int64("given_max_bytes", want.MaxBytes), slog.Duration("given_max_age", want.MaxAge))
 		}
 		c.cfg.log.LogAttrs(ctx, slog.LevelInfo, what+" exists: used as it is", slog.String("stream", want.Name), slog.Int("replicas", have.Replicas),
 			slog.Int64("max_bytes", have.MaxBytes), slog.Duration("max_age", have.MaxAge), slog.String("retention", have.Retention.String()))

@@ -172,3 +172,25 @@ func TestStreamSettingsRejected(t *testing.T) {
 		t.Fatalf("stream after refused settings: %v", err)
 	}
 }
+
+func TestSubjectMatches(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, subject string
+		want             bool
+	}{
+		{"wardgate.telemetry.>", "wardgate.telemetry.auto", true},
+		{"wardgate.>", "wardgate.telemetry.auto", true},
+		{">", "wardgate.telemetry.auto", true},
+		{"*.telemetry.*", "wardgate.telemetry.zeek-json", true},
+		{"wardgate.telemetry.zeek-json", "wardgate.telemetry.zeek-json", true},
+		{"wardgate.telemetry.>", "wardgate.telemetry", false},
+		{"wardgate.telemetry.*", "wardgate.telemetry.a.b", false},
+		{"wardgate.telemetry.zeek-json", "wardgate.telemetry.zeek-tsv", false},
+		{"wardgate.telemetry", "wardgate.telemetry.auto", false},
+		{"wardgate.>.x", "wardgate.telemetry.x", false},
+	} {
+		if got := bus.SubjectMatches(tc.pattern, tc.subject); got != tc.want {
+			t.Errorf("%s ~ %s: %v, want %v", tc.pattern, tc.subject, got, tc.want)
+		}
+	}
+}

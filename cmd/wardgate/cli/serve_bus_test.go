@@ -167,6 +167,9 @@ func TestServeTelemetryKeepsExistingStream(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"telemetry stream exists: used as it is","bus":{"stream":"WARDGATE_TELEMETRY","replicas":1,"max_bytes":33554432,"max_age":345600000000000,"retention":"WorkQueue"}`) {
 		t.Fatalf("existing stream not logged:\n%s", logs.String())
 	}
+	if !strings.Contains(logs.String(), `"level":"WARN","msg":"telemetry stream exists with other settings than those given: not changed","bus":{"stream":"WARDGATE_TELEMETRY","given_replicas":1,"given_max_bytes":1073741824,"given_max_age":3600000000000}`) {
+		t.Fatalf("settings not applied not warned:\n%s", logs.String())
+	}
 }
 
 // serve creates an absent stream with the settings given.
