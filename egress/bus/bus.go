@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -86,6 +87,18 @@ func Subjects() []string {
 	return s
 }
 
+// Reasons lists every dead-letter reason code.
+var Reasons = []string{ReasonWrongSubject, ReasonTooLarge, ReasonUnknownFormat, ReasonNoEvents}
+
+// DeadLetterSubjects lists the subject of every dead-letter reason.
+func DeadLetterSubjects() []string {
+	s := make([]string, len(Reasons))
+	for i, r := range Reasons {
+		s[i] = DeadLetterPrefix + r
+	}
+	return s
+}
+
 // formatOf is the format a subject names.
 func formatOf(subject string) (egress.Format, bool) {
 	name, ok := strings.CutPrefix(subject, SubjectPrefix)
@@ -131,6 +144,8 @@ type config struct {
 	maxBytes                    int
 	ackWait, retry              time.Duration
 	log                         *slog.Logger
+	settings                    StreamSettings
+	settingsGiven               bool
 }
 
 // Option configures a Consumer.
@@ -207,30 +222,97 @@ func WithRetryDelay(d time.Duration) Option {
 	}
 }
 
-// New creates (or updates) the telemetry stream, the dead-letter stream
-// and the durable pull consumer on js, and returns a Consumer that hands
+// StreamSettings are the settings of the streams wardgate creates when
+// they are absent; an existing stream is used as it is (New).
+type StreamSettings struct {
+	// Replicas of the telemetry and dead-letter streams, 1 to
+	// MaxReplicas (DefaultReplicas). More than 1 needs a JetStream cluster.
+	Replicas int
+	// MaxBytes bounds the telemetry stream's size; once full, new
+	// publications are refused (the publisher sees the error) and nothing
+	// unconsumed is dropped. 0: no limit (the default).
+	MaxBytes int64
+	// MaxAge is how long an unconsumed message is kept in the telemetry
+	// stream. 0: no limit (the default).
+	MaxAge time.Duration
+}
+
+// DefaultReplicas is the replicas of the streams wardgate creates.
+const DefaultReplicas = 1
+
+// MaxReplicas is JetStream's largest replica count.
+const MaxReplicas = 5
+
+// Validate checks the settings.
+func (s StreamSettings) Validate() error {
+	var errs []error
+	if s.Replicas < 1 || s.Replicas > MaxReplicas {
+		errs = append(errs, fmt.Errorf("telemetry stream replicas %d: want 1 to %d", s.Replicas, MaxReplicas))
+	}
+	if s.MaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("telemetry stream max bytes %d: want 0 (no limit) or more", s.MaxBytes))
+	}
+	if s.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("telemetry stream max age %s: want 0 (no limit) or more", s.MaxAge))
+	}
+	return errors.Join(errs...)
+}
+
+// WithStreamSettings sets the streams' settings at creation (replicas 1,
+// no byte or age limit by default). They never change an existing stream.
+func WithStreamSettings(s StreamSettings) Option {
+	return func(c *config) error {
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("bus: %w", err)
+		}
+		c.settings, c.settingsGiven = s, true
+		return nil
+	}
+}
+
+// ErrSubjectsNotCovered: an existing stream does not hold every subject
+// wardgate consumes (or dead-letters) on; wardgate does not change it.
+var ErrSubjectsNotCovered = errors.New("existing stream does not cover wardgate's subjects")
+
+// New makes sure the telemetry stream, the dead-letter stream and the
+// durable pull consumer exist on js, and returns a Consumer that hands
 // each message to ingest.
+//
+// A stream that exists is used as it is (with a warning when settings
+// given differ from its own) (replicas, limits, retention are
+// the operator's): New only checks that its subjects cover wardgate's and
+// refuses it with ErrSubjectsNotCovered otherwise. A stream that is absent
+// is created with the StreamSettings (WithStreamSettings).
 func New(ctx context.Context, js jetstream.JetStream, ingest IngestFunc, opts ...Option) (*Consumer, error) {
 	if js == nil || ingest == nil {
 		return nil, errors.New("bus: nil JetStream or ingest function")
 	}
 	c := &Consumer{js: js, ingest: ingest, cfg: config{stream: DefaultStream, deadStream: DefaultDeadLetterStream, durable: DefaultDurable,
-		maxBytes: DefaultMaxBytes, ackWait: DefaultAckWait, retry: DefaultRetryDelay, log: slog.New(slog.DiscardHandler)}}
+		maxBytes: DefaultMaxBytes, ackWait: DefaultAckWait, retry: DefaultRetryDelay, log: slog.New(slog.DiscardHandler),
+		settings: StreamSettings{Replicas: DefaultReplicas}}}
 	for _, o := range opts {
 		if err := o(&c.cfg); err != nil {
 			return nil, err
 		}
 	}
+	set := c.cfg.settings
 	// Work-queue retention: a message leaves the stream once acknowledged
 	// or terminated; what is kept lives in the store (and dead letters in
-	// their own stream).
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: c.cfg.stream, Subjects: []string{SubjectPrefix + ">"},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
-		return nil, fmt.Errorf("telemetry stream %s: %w", c.cfg.stream, err)
+	// their own stream). A full stream refuses new messages rather than
+	// dropping unconsumed ones.
+	maxBytes := set.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: c.cfg.deadStream, Subjects: []string{DeadLetterPrefix + ">"},
-		Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, MaxAge: DeadLetterMaxAge, Duplicates: 2 * time.Minute}); err != nil {
-		return nil, fmt.Errorf("dead-letter stream %s: %w", c.cfg.deadStream, err)
+	if err := c.ensureStream(ctx, "telemetry stream", jetstream.StreamConfig{Name: c.cfg.stream, Subjects: []string{SubjectPrefix + ">"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute, Replicas: set.Replicas,
+		MaxBytes: maxBytes, MaxAge: set.MaxAge, Discard: jetstream.DiscardNew}, Subjects()); err != nil {
+		return nil, err
+	}
+	if err := c.ensureStream(ctx, "dead-letter stream", jetstream.StreamConfig{Name: c.cfg.deadStream, Subjects: []string{DeadLetterPrefix + ">"},
+		Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, MaxAge: DeadLetterMaxAge, Duplicates: 2 * time.Minute,
+		MaxBytes: -1, Replicas: set.Replicas}, DeadLetterSubjects()); err != nil {
+		return nil, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, c.cfg.stream, jetstream.ConsumerConfig{Durable: c.cfg.durable, AckPolicy: jetstream.AckExplicitPolicy,
 		AckWait: c.cfg.ackWait, MaxDeliver: -1, DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: SubjectPrefix + ">", MaxAckPending: 256})
@@ -239,6 +321,64 @@ func New(ctx context.Context, js jetstream.JetStream, ingest IngestFunc, opts ..
 	}
 	c.cons = cons
 	return c, nil
+}
+
+// ensureStream creates the stream of want when it is absent; when it
+// exists, it is left exactly as it is, and only its subjects are checked
+// to cover need.
+func (c *Consumer) ensureStream(ctx context.Context, what string, want jetstream.StreamConfig, need []string) error {
+	for range 2 {
+		st, err := c.js.Stream(ctx, want.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			_, err = c.js.CreateStream(ctx, want)
+			switch {
+			case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+				continue // another replica created it: use theirs
+			case err != nil:
+				return fmt.Errorf("%s %s: creating it with %d replicas: %w", what, want.Name, want.Replicas, err)
+			}
+			c.cfg.log.LogAttrs(ctx, slog.LevelInfo, what+" created", slog.String("stream", want.Name), slog.Int("replicas", want.Replicas),
+				slog.Int64("max_bytes", want.MaxBytes), slog.Duration("max_age", want.MaxAge))
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", what, want.Name, err)
+		}
+		have := st.CachedInfo().Config
+		var missing []string
+		for _, subj := range need {
+			if !slices.ContainsFunc(have.Subjects, func(p string) bool { return subjectMatches(p, subj) }) {
+				missing = append(missing, subj)
+			}
+		}
+		if len(missing) > 0 {
+			return fmt.Errorf("%s %s: %w: its subjects %q do not hold %q (add %s to them, or name another stream)",
+				what, want.Name, ErrSubjectsNotCovered, have.Subjects, missing, want.Subjects[0])
+		}
+		if c.cfg.settingsGiven && (have.Replicas != want.Replicas || (want.Name == c.cfg.stream && (have.MaxBytes != want.MaxBytes || have.MaxAge != want.MaxAge))) {
+			c.cfg.log.LogAttrs(ctx, slog.LevelWarn, what+" exists with other settings than those given: not changed", slog.String("stream", want.Name),
+				slog.Int("given_replicas", want.Replicas), slog.Int64("given_max_bytes", want.MaxBytes), slog.Duration("given_max_age", want.MaxAge))
+		}
+		c.cfg.log.LogAttrs(ctx, slog.LevelInfo, what+" exists: used as it is", slog.String("stream", want.Name), slog.Int("replicas", have.Replicas),
+			slog.Int64("max_bytes", have.MaxBytes), slog.Duration("max_age", have.MaxAge), slog.String("retention", have.Retention.String()))
+		return nil
+	}
+	return fmt.Errorf("%s %s: created and removed concurrently; start again", what, want.Name)
+}
+
+// subjectMatches reports whether the literal subject subj matches the
+// stream subject pattern p ('*' one token, '>' one or more at the end).
+func subjectMatches(p, subj string) bool {
+	pt, st := strings.Split(p, "."), strings.Split(subj, ".")
+	for i, t := range pt {
+		if t == ">" {
+			return i == len(pt)-1 && len(st) > i
+		}
+		if i >= len(st) || (t != "*" && t != st[i]) {
+			return false
+		}
+	}
+	return len(pt) == len(st)
 }
 
 // Stats returns the counters.

@@ -23,6 +23,7 @@ import (
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/console"
 	"github.com/wardgate/wardgate/console/adapter"
+	"github.com/wardgate/wardgate/egress/bus"
 	"github.com/wardgate/wardgate/firmware"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/kube"
@@ -65,6 +66,10 @@ type ServeFile struct {
 	Telemetry  struct {
 		NATS            string `yaml:"nats"`
 		MaxMessageBytes int    `yaml:"max_message_bytes"`
+		// Settings of the stream when wardgate creates it (absent).
+		Replicas *int   `yaml:"replicas"`
+		MaxBytes string `yaml:"max_bytes"`
+		MaxAge   string `yaml:"max_age"`
 	} `yaml:"telemetry"`
 	Limits struct {
 		MaxUploadBytes    int64  `yaml:"max_upload_bytes"`
@@ -175,6 +180,10 @@ type ServeConfig struct {
 	// TelemetryMaxBytes the largest message ingested (0: 1 MiB).
 	Telemetry         string
 	TelemetryMaxBytes int
+	// TelemetryStream holds the settings of the streams serve creates when
+	// they are absent (nil: 1 replica, no limits); an existing stream is
+	// used as it is.
+	TelemetryStream *bus.StreamSettings
 }
 
 // Validate checks the configuration.
@@ -310,6 +319,7 @@ down gracefully.`,
 	f.IntVar(&cfg.Unpack.MaxRatio, "max-unpack-ratio", firmware.DefaultMaxRatio, "firmware unpacking: most bytes written per byte of input (past 16 MiB)")
 	f.DurationVar(&cfg.RiskTTL, "risk-cache-ttl", 5*time.Second, "age after which a fleet analysis is refreshed in the background (answers use it for at most twice this; telemetry posted to the API invalidates it at once)")
 	f.StringVar(&cfg.Telemetry, "telemetry", "", "also consume telemetry from NATS JetStream at nats://HOST:PORT (docs/serve.md, Telemetry bus); $"+TelemetryEnv)
+	registerTelemetryStreamFlags(cmd)
 	f.BoolVar(&demo, "demo", false, "load the demo story (scripts/demo.sh) into a temporary state directory and serve it, with the web console, until interrupted; run from a wardgate checkout")
 	f.StringVar(&demoFixtures, "demo-fixtures", "fixtures", "the repository's fixtures directory, for --demo")
 	lf.register(cmd)
@@ -352,6 +362,9 @@ func (c *ServeConfig) resolve(cmd *cobra.Command) error {
 	set("kubernetes-listen", KubernetesListenEnv, &c.KubernetesListen, sf.Kubernetes.Listen)
 	set("telemetry", TelemetryEnv, &c.Telemetry, sf.Telemetry.NATS)
 	c.TelemetryMaxBytes = sf.Telemetry.MaxMessageBytes
+	if err := c.resolveTelemetryStream(cmd, sf); err != nil {
+		return err
+	}
 	if !cmd.Flags().Changed("kubernetes-client-ca") && sf.Kubernetes.ClientCA != "" {
 		c.KubernetesClientCA = sf.Kubernetes.ClientCA
 	}
