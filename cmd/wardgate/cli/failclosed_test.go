@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/wardgate/wardgate/cmd/wardgate/cli"
 	"github.com/wardgate/wardgate/fixtures/fleet"
+	"github.com/wardgate/wardgate/internal/tufrepo"
 )
 
 // release is one update as both drivers send it: the file (and the name it
@@ -114,6 +117,7 @@ func TestFailClosedMatrix(t *testing.T) {
 	// a manifest that lists it silences the findings, but only if the
 	// vendor signed it for this release.
 	m := egressManifests(t)
+	tm := tufMirrors(t)
 	cases := []failCase{
 		{check: "signature: none", rel: unsigned, dev: pump, want: []string{"unsigned"}},
 		{check: "signature: untrusted signers", rel: untrusted, dev: pump, want: []string{"untrusted-signer"}},
@@ -156,6 +160,15 @@ func TestFailClosedMatrix(t *testing.T) {
 		// The TUF metadata did not verify the file, so it cannot stand in
 		// for the signature's missing trusted time either.
 		{check: "TUF metadata: expected digest", rel: swapped, dev: mri, want: []string{"digest-mismatch", "metadata-untimed"}},
+		// The vendor's own repositories (tufMirrors), each the configured
+		// mirror of medimaging's pinned root: the metadata never verifies
+		// the file, so it cannot stand in for the signature's missing
+		// trusted time either.
+		{check: "TUF metadata: target not listed", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.unlisted), want: []string{"metadata-untimed", "unknown-target"}},
+		{check: "TUF metadata: expired timestamp", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.expired), want: []string{"metadata-expired", "metadata-untimed"}},
+		{check: "TUF metadata: rolled back after a newer version was seen", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.good),
+			state: tm.seen, want: []string{"metadata-rollback", "metadata-untimed"}},
+		{check: "TUF metadata: target hash mismatch", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.otherHash), want: []string{"digest-mismatch", "metadata-untimed"}},
 		// Fleet risk: telemetry quarantined the update; an analysis that
 		// cannot be had (the telemetry store cannot be read) is no clean
 		// bill of health.
@@ -193,6 +206,71 @@ func TestFailClosedMatrix(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// tufMirrorSet are medimaging repositories made once with go-tuf's metadata
+// API (shared by the rows of both drivers) under one root, listing the MRI
+// console 7.2.0 (or not).
+type tufMirrorSet struct {
+	root                                      string // the pinned root.json
+	good, newer, unlisted, expired, otherHash string // mirrors
+}
+
+func tufMirrors(t *testing.T) tufMirrorSet {
+	t.Helper()
+	fw, err := os.ReadFile(fx + "/firmware/mri-console-7.2.0.bin")
+	must(t, err)
+	const target = "mri-console/mri-console-7.2.0.bin"
+	custom := tufrepo.Custom{Version: "7.2.0", DeviceClasses: []string{"mri-console"}}
+	r, err := tufrepo.New(time.Now(), 7*24*time.Hour)
+	must(t, err)
+	var m tufMirrorSet
+	dir := t.TempDir()
+	m.root = filepath.Join(dir, "root.json")
+	must(t, os.WriteFile(m.root, r.RootJSON(), 0o644))
+	publish := func(name string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		must(t, r.Publish(p))
+		return p
+	}
+	// The 7.1.0 file listed, not 7.2.0.
+	other, err := os.ReadFile(fx + "/firmware/mri-console-7.1.0.bin")
+	must(t, err)
+	must(t, r.AddTarget(metadata.TARGETS, "mri-console/mri-console-7.1.0.bin", other, tufrepo.Custom{Version: "7.1.0", DeviceClasses: []string{"mri-console"}}))
+	m.unlisted = publish("unlisted")
+	// 7.2.0 listed with the hashes of other bytes.
+	flipped := slices.Clone(fw)
+	flipped[0] ^= 0xff
+	must(t, r.AddTarget(metadata.TARGETS, target, flipped, custom))
+	m.otherHash = publish("other-hash")
+	must(t, r.AddTarget(metadata.TARGETS, target, fw, custom))
+	m.good = publish("good")
+	r.Touch(metadata.TARGETS)
+	m.newer = publish("newer")
+	// The newest metadata, its timestamp expired (a frozen repository).
+	r.Timestamp.Signed.Expires = time.Now().Add(-time.Minute).UTC()
+	m.expired = publish("expired")
+	return m
+}
+
+// trust is the edit of the fixtures' trust configuration that pins m's
+// root for medimaging, with mirror as its repository.
+func (m tufMirrorSet) trust(mirror string) func(string) string {
+	return func(s string) string {
+		return regexp.MustCompile(`(?m)^(    tuf:\n)      root: .*/tuf/medimaging-root\.json\n      repository: .*/tuf/medimaging\n`).
+			ReplaceAllLiteralString(s, "    tuf:\n      root: "+m.root+"\n      repository: "+mirror+"\n")
+	}
+}
+
+// seen admits the MRI console with m's newer metadata into state: the
+// trusted metadata a client keeps, newer than m.good's.
+func (m tufMirrorSet) seen(t *testing.T, state string) {
+	t.Helper()
+	config := fixtureTrust(t, m.trust(m.newer))
+	if code, res := admit(t, state, append(mriArgs(config, "7.2.0", "--no-scan"), "-o", "json")); code != 0 {
+		t.Fatalf("newer metadata: exit %d %v %s", code, res.codes(), res.Error)
 	}
 }
 
