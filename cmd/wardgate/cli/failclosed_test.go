@@ -161,14 +161,24 @@ func TestFailClosedMatrix(t *testing.T) {
 		// for the signature's missing trusted time either.
 		{check: "TUF metadata: expected digest", rel: swapped, dev: mri, want: []string{"digest-mismatch", "metadata-untimed"}},
 		// The vendor's own repositories (tufMirrors), each the configured
-		// mirror of medimaging's pinned root: the metadata never verifies
-		// the file, so it cannot stand in for the signature's missing
-		// trusted time either.
+		// mirror of medimaging's pinned root: the good one admits the file;
+		// each defect denies, and metadata that does not verify the file
+		// cannot stand in for the signature's missing trusted time either.
+		{check: "TUF metadata: the vendor's (allowed)", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.good)},
 		{check: "TUF metadata: target not listed", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.unlisted), want: []string{"metadata-untimed", "unknown-target"}},
 		{check: "TUF metadata: expired timestamp", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.expired), want: []string{"metadata-expired", "metadata-untimed"}},
 		{check: "TUF metadata: rolled back after a newer version was seen", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.good),
 			state: tm.seen, want: []string{"metadata-rollback", "metadata-untimed"}},
 		{check: "TUF metadata: target hash mismatch", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.otherHash), want: []string{"digest-mismatch", "metadata-untimed"}},
+		// Rollout rings (20% canary soaking 48 h, then all): a pump outside
+		// the canary ring is held; rings with no fleet inventory to place
+		// the device in do not admit it.
+		{check: "rollout: device outside the current ring", rel: pumpRelease("2.4.0"), dev: device{"HOSP-IOT-PUMP-05", "infusion-pump", "2.3.0"},
+			config: withRings, state: canaryInventory, want: []string{"rollout-hold"}},
+		{check: "rollout: a canary (allowed)", rel: pumpRelease("2.4.0"), dev: device{"HOSP-IOT-PUMP-01", "infusion-pump", "2.3.0"},
+			config: withRings, state: canaryInventory},
+		{check: "rollout: no fleet inventory", rel: pumpRelease("2.4.0"), dev: device{"HOSP-IOT-PUMP-05", "infusion-pump", "2.3.0"},
+			config: withRings, want: []string{"could-not-evaluate"}},
 		// Fleet risk: telemetry quarantined the update; an analysis that
 		// cannot be had (the telemetry store cannot be read) is no clean
 		// bill of health.
@@ -272,6 +282,30 @@ func (m tufMirrorSet) seen(t *testing.T, state string) {
 	if code, res := admit(t, state, append(mriArgs(config, "7.2.0", "--no-scan"), "-o", "json")); code != 0 {
 		t.Fatalf("newer metadata: exit %d %v %s", code, res.codes(), res.Error)
 	}
+}
+
+// withRings gives the pump rollout rings: a 20% canary (two of the fleet
+// fixture's six pumps) soaking 48 h, then all.
+func withRings(s string) string {
+	return strings.Replace(s, "        device_classes: [infusion-pump]\n", "        device_classes: [infusion-pump]\n"+
+		"        rollout:\n          rings:\n            - {name: canary, share: 20%, soak: 48h, min_reporting: 2}\n            - {name: broad, share: 100%}\n", 1)
+}
+
+// canaryInventory writes the fleet fixture's inventory into state with
+// HOSP-IOT-PUMP-01 and -02 labelled canaries: withRings' canary ring holds
+// exactly these.
+func canaryInventory(t *testing.T, state string) {
+	t.Helper()
+	b, err := os.ReadFile(fleetFx + "/inventory.json")
+	must(t, err)
+	inv := string(b)
+	for _, d := range []string{"HOSP-IOT-PUMP-01", "HOSP-IOT-PUMP-02"} {
+		if !strings.Contains(inv, `"name": "`+d+`",`) {
+			t.Fatalf("fleet inventory has no %s", d)
+		}
+		inv = strings.Replace(inv, `"name": "`+d+`",`, `"name": "`+d+`", "ring": "canary",`, 1)
+	}
+	must(t, os.WriteFile(filepath.Join(state, "inventory.json"), []byte(inv), 0o600))
 }
 
 // quarantinedFleet fills state with the fleet fixture's telemetry, in
@@ -439,13 +473,16 @@ func admitDriver(t *testing.T, r matrixRun) (bool, []string) {
 		args = append(args, "--installed-version", r.dev.installed)
 	}
 	code, res := admit(t, r.state, args)
-	// The exit codes: 0 allow, 1 deny, 2 could not evaluate.
+	// The exit codes: 0 allow, 1 deny, 2 could not evaluate, 3 held by
+	// the rollout rings (the hold alone).
 	want := 1
 	switch {
 	case res.Allow:
 		want = 0
 	case slices.Contains(res.codes(), "could-not-evaluate"):
 		want = 2
+	case slices.Equal(res.codes(), []string{"rollout-hold"}):
+		want = cli.ExitHold
 	}
 	if code != want {
 		t.Fatalf("exit %d, want %d: %+v", code, want, res)
