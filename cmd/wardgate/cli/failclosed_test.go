@@ -348,8 +348,10 @@ func fleetScenario(t *testing.T, state string) (installations, digest string) {
 	return installations, digest
 }
 
-// corruptTelemetry makes one stored event unreadable (a timestamp that is
-// no number), so every fleet analysis of state fails.
+// corruptTelemetry makes one stored event and one of the groups the fleet
+// analysis reads (the stores keep the events grouped per device, remote
+// end and hour, and analyse the groups) unreadable: a timestamp and an
+// hour that are no number. Every fleet analysis of state fails.
 func corruptTelemetry(t *testing.T, state string) {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(state, "egress.db"))
@@ -357,10 +359,16 @@ func corruptTelemetry(t *testing.T, state string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if res, err := db.Exec(`UPDATE events SET ts = 'not a time' WHERE rowid = (SELECT min(rowid) FROM events)`); err != nil {
-		t.Fatal(err)
-	} else if n, _ := res.RowsAffected(); n != 1 {
-		t.Fatalf("corrupted %d events, want 1", n)
+	for what, q := range map[string]string{
+		"events": `UPDATE events SET ts = 'not a time' WHERE rowid = (SELECT min(rowid) FROM events)`,
+		"groups": `UPDATE event_groups SET hour = 'not a time' WHERE (device, hour, success, remote_url, remote_ip, remote_ip_type) =
+			(SELECT device, hour, success, remote_url, remote_ip, remote_ip_type FROM event_groups ORDER BY device, hour LIMIT 1)`,
+	} {
+		if res, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		} else if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("corrupted %d %s, want 1", n, what)
+		}
 	}
 }
 
