@@ -78,8 +78,9 @@ type matrixRun struct {
 // unsigned, stale or contradictory gives a deny with the check's code,
 // through wardgate admit and through POST /v1/updates + POST
 // /v1/admissions (the same table, two drivers). Where a check could fail
-// open by ignoring its input altogether (the egress manifest), a row with
-// a good input must be allowed.
+// open by ignoring its input altogether, or pass by denying everything
+// (the egress manifest, the TUF mirror, the rollout rings), a row with a
+// good input must be allowed.
 func TestFailClosedMatrix(t *testing.T) {
 	pump := device{"P-1", "infusion-pump", ""}
 	mri := device{"M-1", "mri-console", ""}
