@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/wardgate/wardgate/cmd/wardgate/cli"
 	"github.com/wardgate/wardgate/fixtures/fleet"
+	"github.com/wardgate/wardgate/internal/tufrepo"
 )
 
 // release is one update as both drivers send it: the file (and the name it
@@ -75,8 +78,9 @@ type matrixRun struct {
 // unsigned, stale or contradictory gives a deny with the check's code,
 // through wardgate admit and through POST /v1/updates + POST
 // /v1/admissions (the same table, two drivers). Where a check could fail
-// open by ignoring its input altogether (the egress manifest), a row with
-// a good input must be allowed.
+// open by ignoring its input altogether, or pass by denying everything
+// (the egress manifest, the TUF mirror, the rollout rings), a row with a
+// good input must be allowed.
 func TestFailClosedMatrix(t *testing.T) {
 	pump := device{"P-1", "infusion-pump", ""}
 	mri := device{"M-1", "mri-console", ""}
@@ -114,6 +118,7 @@ func TestFailClosedMatrix(t *testing.T) {
 	// a manifest that lists it silences the findings, but only if the
 	// vendor signed it for this release.
 	m := egressManifests(t)
+	tm := tufMirrors(t)
 	cases := []failCase{
 		{check: "signature: none", rel: unsigned, dev: pump, want: []string{"unsigned"}},
 		{check: "signature: untrusted signers", rel: untrusted, dev: pump, want: []string{"untrusted-signer"}},
@@ -156,6 +161,25 @@ func TestFailClosedMatrix(t *testing.T) {
 		// The TUF metadata did not verify the file, so it cannot stand in
 		// for the signature's missing trusted time either.
 		{check: "TUF metadata: expected digest", rel: swapped, dev: mri, want: []string{"digest-mismatch", "metadata-untimed"}},
+		// The vendor's own repositories (tufMirrors), each the configured
+		// mirror of medimaging's pinned root: the good one admits the file;
+		// each defect denies, and metadata that does not verify the file
+		// cannot stand in for the signature's missing trusted time either.
+		{check: "TUF metadata: the vendor's (allowed)", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.good)},
+		{check: "TUF metadata: target not listed", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.unlisted), want: []string{"metadata-untimed", "unknown-target"}},
+		{check: "TUF metadata: expired timestamp", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.expired), want: []string{"metadata-expired", "metadata-untimed"}},
+		{check: "TUF metadata: rolled back after a newer version was seen", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.good),
+			state: tm.seen, want: []string{"metadata-rollback", "metadata-untimed"}},
+		{check: "TUF metadata: target hash mismatch", rel: mriRelease("7.2.0"), dev: mri, config: tm.trust(tm.otherHash), want: []string{"digest-mismatch", "metadata-untimed"}},
+		// Rollout rings (20% canary soaking 48 h, then all): a pump outside
+		// the canary ring is held; rings with no fleet inventory to place
+		// the device in do not admit it.
+		{check: "rollout: device outside the current ring", rel: pumpRelease("2.4.0"), dev: device{"HOSP-IOT-PUMP-05", "infusion-pump", "2.3.0"},
+			config: withRings, state: canaryInventory, want: []string{"rollout-hold"}},
+		{check: "rollout: a canary (allowed)", rel: pumpRelease("2.4.0"), dev: device{"HOSP-IOT-PUMP-01", "infusion-pump", "2.3.0"},
+			config: withRings, state: canaryInventory},
+		{check: "rollout: no fleet inventory", rel: pumpRelease("2.4.0"), dev: device{"HOSP-IOT-PUMP-05", "infusion-pump", "2.3.0"},
+			config: withRings, want: []string{"could-not-evaluate"}},
 		// Fleet risk: telemetry quarantined the update; an analysis that
 		// cannot be had (the telemetry store cannot be read) is no clean
 		// bill of health.
@@ -194,6 +218,95 @@ func TestFailClosedMatrix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tufMirrorSet are medimaging repositories made once with go-tuf's metadata
+// API (shared by the rows of both drivers) under one root, listing the MRI
+// console 7.2.0 (or not).
+type tufMirrorSet struct {
+	root                                      string // the pinned root.json
+	good, newer, unlisted, expired, otherHash string // mirrors
+}
+
+func tufMirrors(t *testing.T) tufMirrorSet {
+	t.Helper()
+	fw, err := os.ReadFile(fx + "/firmware/mri-console-7.2.0.bin")
+	must(t, err)
+	const target = "mri-console/mri-console-7.2.0.bin"
+	custom := tufrepo.Custom{Version: "7.2.0", DeviceClasses: []string{"mri-console"}}
+	r, err := tufrepo.New(time.Now(), 7*24*time.Hour)
+	must(t, err)
+	var m tufMirrorSet
+	dir := t.TempDir()
+	m.root = filepath.Join(dir, "root.json")
+	must(t, os.WriteFile(m.root, r.RootJSON(), 0o644))
+	publish := func(name string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		must(t, r.Publish(p))
+		return p
+	}
+	// The 7.1.0 file listed, not 7.2.0.
+	other, err := os.ReadFile(fx + "/firmware/mri-console-7.1.0.bin")
+	must(t, err)
+	must(t, r.AddTarget(metadata.TARGETS, "mri-console/mri-console-7.1.0.bin", other, tufrepo.Custom{Version: "7.1.0", DeviceClasses: []string{"mri-console"}}))
+	m.unlisted = publish("unlisted")
+	// 7.2.0 listed with the hashes of other bytes.
+	flipped := slices.Clone(fw)
+	flipped[0] ^= 0xff
+	must(t, r.AddTarget(metadata.TARGETS, target, flipped, custom))
+	m.otherHash = publish("other-hash")
+	must(t, r.AddTarget(metadata.TARGETS, target, fw, custom))
+	m.good = publish("good")
+	r.Touch(metadata.TARGETS)
+	m.newer = publish("newer")
+	// The newest metadata, its timestamp expired (a frozen repository).
+	r.Timestamp.Signed.Expires = time.Now().Add(-time.Minute).UTC()
+	m.expired = publish("expired")
+	return m
+}
+
+// trust is the edit of the fixtures' trust configuration that pins m's
+// root for medimaging, with mirror as its repository.
+func (m tufMirrorSet) trust(mirror string) func(string) string {
+	return func(s string) string {
+		return regexp.MustCompile(`(?m)^(    tuf:\n)      root: .*/tuf/medimaging-root\.json\n      repository: .*/tuf/medimaging\n`).
+			ReplaceAllLiteralString(s, "    tuf:\n      root: "+m.root+"\n      repository: "+mirror+"\n")
+	}
+}
+
+// seen admits the MRI console with m's newer metadata into state: the
+// trusted metadata a client keeps, newer than m.good's.
+func (m tufMirrorSet) seen(t *testing.T, state string) {
+	t.Helper()
+	config := fixtureTrust(t, m.trust(m.newer))
+	if code, res := admit(t, state, append(mriArgs(config, "7.2.0", "--no-scan"), "-o", "json")); code != 0 {
+		t.Fatalf("newer metadata: exit %d %v %s", code, res.codes(), res.Error)
+	}
+}
+
+// withRings gives the pump rollout rings: a 20% canary (two of the fleet
+// fixture's six pumps) soaking 48 h, then all.
+func withRings(s string) string {
+	return strings.Replace(s, "        device_classes: [infusion-pump]\n", "        device_classes: [infusion-pump]\n"+
+		"        rollout:\n          rings:\n            - {name: canary, share: 20%, soak: 48h, min_reporting: 2}\n            - {name: broad, share: 100%}\n", 1)
+}
+
+// canaryInventory writes the fleet fixture's inventory into state with
+// HOSP-IOT-PUMP-01 and -02 labelled canaries: withRings' canary ring holds
+// exactly these.
+func canaryInventory(t *testing.T, state string) {
+	t.Helper()
+	b, err := os.ReadFile(fleetFx + "/inventory.json")
+	must(t, err)
+	inv := string(b)
+	for _, d := range []string{"HOSP-IOT-PUMP-01", "HOSP-IOT-PUMP-02"} {
+		if !strings.Contains(inv, `"name": "`+d+`",`) {
+			t.Fatalf("fleet inventory has no %s", d)
+		}
+		inv = strings.Replace(inv, `"name": "`+d+`",`, `"name": "`+d+`", "ring": "canary",`, 1)
+	}
+	must(t, os.WriteFile(filepath.Join(state, "inventory.json"), []byte(inv), 0o600))
 }
 
 // quarantinedFleet fills state with the fleet fixture's telemetry, in
@@ -236,10 +349,10 @@ func fleetScenario(t *testing.T, state string) (installations, digest string) {
 	return installations, digest
 }
 
-// corruptTelemetry makes stored telemetry unreadable, so every fleet
-// analysis of state fails: one event's timestamp is no number (what the
-// whole-history analysis reads) and one device's groups name no address
-// (what the incremental analysis reads).
+// corruptTelemetry makes one stored event and one of the groups the fleet
+// analysis reads (the stores keep the events grouped per device, remote
+// end and hour, and analyse the groups) unreadable: a timestamp and an
+// hour that are no number. Every fleet analysis of state fails.
 func corruptTelemetry(t *testing.T, state string) {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(state, "egress.db"))
@@ -247,15 +360,16 @@ func corruptTelemetry(t *testing.T, state string) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if res, err := db.Exec(`UPDATE events SET ts = 'not a time' WHERE rowid = (SELECT min(rowid) FROM events)`); err != nil {
-		t.Fatal(err)
-	} else if n, _ := res.RowsAffected(); n != 1 {
-		t.Fatalf("corrupted %d events, want 1", n)
-	}
-	if res, err := db.Exec(`UPDATE event_groups SET remote_ip = 'not an address' WHERE device = (SELECT min(device) FROM event_groups)`); err != nil {
-		t.Fatal(err)
-	} else if n, _ := res.RowsAffected(); n == 0 {
-		t.Fatal("corrupted no event group")
+	for what, q := range map[string]string{
+		"events": `UPDATE events SET ts = 'not a time' WHERE rowid = (SELECT min(rowid) FROM events)`,
+		"groups": `UPDATE event_groups SET hour = 'not a time' WHERE (device, hour, success, remote_url, remote_ip, remote_ip_type) =
+			(SELECT device, hour, success, remote_url, remote_ip, remote_ip_type FROM event_groups ORDER BY device, hour LIMIT 1)`,
+	} {
+		if res, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		} else if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("corrupted %d %s, want 1", n, what)
+		}
 	}
 }
 
@@ -368,13 +482,16 @@ func admitDriver(t *testing.T, r matrixRun) (bool, []string) {
 		args = append(args, "--installed-version", r.dev.installed)
 	}
 	code, res := admit(t, r.state, args)
-	// The exit codes: 0 allow, 1 deny, 2 could not evaluate.
+	// The exit codes: 0 allow, 1 deny, 2 could not evaluate, 3 held by
+	// the rollout rings (the hold alone).
 	want := 1
 	switch {
 	case res.Allow:
 		want = 0
 	case slices.Contains(res.codes(), "could-not-evaluate"):
 		want = 2
+	case slices.Equal(res.codes(), []string{"rollout-hold"}):
+		want = cli.ExitHold
 	}
 	if code != want {
 		t.Fatalf("exit %d, want %d: %+v", code, want, res)
