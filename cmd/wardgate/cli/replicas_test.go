@@ -25,6 +25,7 @@ import (
 	"github.com/wardgate/wardgate/attest"
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/egress/bus"
+	"github.com/wardgate/wardgate/fixtures/fleet"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/internal/natstest"
 	"github.com/wardgate/wardgate/server"
@@ -258,6 +259,29 @@ func (s *replicaSetup) checkpoint(t *testing.T, r *replica) server.CheckpointRes
 		t.Fatalf("checkpoint: %d %v", code, err)
 	}
 	return cp
+}
+
+// install3CX records in the store the fleet fixture's installations, with
+// the 3CX-like update's installers relabelled as installers of digest.
+func (s *replicaSetup) install3CX(t *testing.T, digest string) {
+	t.Helper()
+	ins, err := os.ReadFile("../../../fixtures/fleet/testdata/installations.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compromised := fleet.Pump3CX.Digest()
+	var all []egress.Installation
+	if err := json.Unmarshal([]byte(strings.ReplaceAll(string(ins), compromised, digest)), &all); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(t.Context(), s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.RecordInstallations(t.Context(), all); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Three `wardgate serve` processes on one PostgreSQL, admissions spread
@@ -561,23 +585,7 @@ func TestReplicasFollowChanges(t *testing.T) {
 	// The fleet fixture's 3CX-like installers, relabelled as installers of
 	// this update, and their telemetry posted to A: A quarantines it, and
 	// B denies it (quarantined) from the bound on.
-	ins, err := os.ReadFile("../../../fixtures/fleet/testdata/installations.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const compromised = "sha256:7889dee97295a5ad686303faf86796bcb60b09eddd8af8ccac51b789affed93b"
-	var all []egress.Installation
-	if err := json.Unmarshal([]byte(strings.ReplaceAll(string(ins), compromised, digest)), &all); err != nil {
-		t.Fatal(err)
-	}
-	store0, err := store.Open(t.Context(), s.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store0.Close()
-	if err := store0.RecordInstallations(t.Context(), all); err != nil {
-		t.Fatal(err)
-	}
+	s.install3CX(t, digest)
 	tel, err := os.ReadFile("../../../fixtures/fleet/testdata/defender.jsonl")
 	if err != nil {
 		t.Fatal(err)
@@ -645,23 +653,7 @@ func TestReplicasBusQuarantine(t *testing.T) {
 	}
 	// The fleet fixture's 3CX-like installers, relabelled as installers
 	// of this update.
-	ins, err := os.ReadFile("../../../fixtures/fleet/testdata/installations.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const compromised = "sha256:7889dee97295a5ad686303faf86796bcb60b09eddd8af8ccac51b789affed93b"
-	var all []egress.Installation
-	if err := json.Unmarshal([]byte(strings.ReplaceAll(string(ins), compromised, digest)), &all); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), s.dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.RecordInstallations(t.Context(), all); err != nil {
-		t.Fatal(err)
-	}
+	s.install3CX(t, digest)
 	// The sensors publish the fixture's telemetry in batches of lines (a
 	// message is at most 1 MiB), to the stream A's consumer made.
 	nc, err := bus.Dial(ns.URL, "sensor")
