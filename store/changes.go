@@ -9,7 +9,7 @@ import (
 // ChangeKind names what changed in a Change.
 type ChangeKind string
 
-// Change kinds. The first four are announced by the store itself, inside
+// Change kinds. The first five are announced by the store itself, inside
 // the write that makes them (delivered only if it commits); Risk and Trust
 // are announced by the gate with ChangeFeed.Publish; Reset and Sync are
 // the feed's own.
@@ -25,6 +25,9 @@ const (
 	// ChangeLog: a log item appended with LogItem.Notify (a rollout ring
 	// change) was committed (Key: the item's artifact digest).
 	ChangeLog ChangeKind = "log"
+	// ChangeInstallation: installations of an update were recorded (Key:
+	// its digest; one per digest of each committed write).
+	ChangeInstallation ChangeKind = "installation"
 	// ChangeRisk: an analysis found an update's fleet risk state changed
 	// (Key: its digest, Value: the new state, e.g. quarantined).
 	ChangeRisk ChangeKind = "risk"
@@ -56,7 +59,7 @@ const MaxChangeBytes = 4096
 // MaxChangeBytes.
 func (c Change) Validate() error {
 	switch c.Kind {
-	case ChangeTelemetry, ChangeEvaluation, ChangeToken, ChangeLog, ChangeRisk, ChangeTrust:
+	case ChangeTelemetry, ChangeEvaluation, ChangeToken, ChangeLog, ChangeInstallation, ChangeRisk, ChangeTrust:
 	default:
 		return fmt.Errorf("store: change kind %q cannot be announced", c.Kind)
 	}

@@ -281,11 +281,18 @@ func (db *DB) RecordInstallation(ctx context.Context, in egress.Installation) er
 func (db *DB) ExpectInstallation() (done func()) { return db.insw.Expect() }
 
 // commitInstallations writes a batch of installations in one
-// transaction, in order (each sees those before it).
+// transaction, in order (each sees those before it), and announces each
+// digest it holds (store.ChangeInstallation, once per digest) in the same
+// transaction: delivered only if it commits.
 func (db *DB) commitInstallations(ctx context.Context, ins []egress.Installation, _ []struct{}) error {
 	var b pgx.Batch
+	seen := map[string]bool{}
 	for _, in := range ins {
 		queueInstallation(&b, in)
+		if !seen[in.Digest] {
+			seen[in.Digest] = true
+			b.Queue(`SELECT pg_notify($1, $2)`, db.feed.channel, db.feed.payload(store.Change{Kind: store.ChangeInstallation, Key: in.Digest}))
+		}
 	}
 	return db.classify("record installations in", pgx.BeginFunc(ctx, db.w, func(tx pgx.Tx) error {
 		return tx.SendBatch(ctx, &b).Close()

@@ -86,6 +86,20 @@ func RunChanges(t *testing.T, loc Location) {
 	if _, _, err := a.AppendLog(ctx, seq, []store.LogItem{item(4)}); err != nil { // no Notify
 		t.Fatal(err)
 	}
+	// Installations announce each digest of a committed write once, in
+	// the order first recorded; a refused write announces nothing.
+	if err := a.RecordInstallations(ctx, []egress.Installation{installation("F1", 'f', 0), installation("F2", 'g', 1), installation("F3", 'f', 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RecordInstallations(ctx, []egress.Installation{installation("F4", 'h', 0), {Device: "F5", Digest: "sha256:short"}}); err == nil {
+		t.Fatal("a batch with an invalid installation was accepted")
+	}
+	if err := a.RecordInstallation(ctx, installation("F6", 'h', 3)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RecordInstallation(ctx, installation("F7", 'h', 4)); err != nil { // b's own
+		t.Fatal(err)
+	}
 	if err := fa.Publish(ctx, store.Change{Kind: store.ChangeRisk, Key: Digest('c'), Value: "quarantined"}); err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +115,9 @@ func RunChanges(t *testing.T, loc Location) {
 		{Kind: store.ChangeToken, Key: "ci-1"},
 		{Kind: store.ChangeToken, Key: "ci-1"},
 		{Kind: store.ChangeLog, Key: Digest('a')},
+		{Kind: store.ChangeInstallation, Key: Digest('f')},
+		{Kind: store.ChangeInstallation, Key: Digest('g')},
+		{Kind: store.ChangeInstallation, Key: Digest('h')},
 		{Kind: store.ChangeRisk, Key: Digest('c'), Value: "quarantined"},
 		{Kind: store.ChangeTrust, Key: Digest('e')},
 	}
