@@ -17,7 +17,8 @@ const DefaultReplicaBound = 2 * time.Second
 // replicas follows the store's change feed (replicas on one PostgreSQL):
 // what another process commits is dropped from this one's caches (the
 // fleet risk, the kept evaluations and the decision memo, the rollout
-// controller's ring state, and what OnChange hooks hold: the server's token
+// controller's ring state, the rollout's view of the installations (read
+// again), and what OnChange hooks hold: the server's token
 // cache, the trust configuration). Each ChangeSync moves synced on: every
 // change committed before it has been applied. While synced is older
 // than the bound (the feed is disconnected, or lags), the caches are not
@@ -79,6 +80,7 @@ func (p *Pipeline) apply(c store.Change) {
 		if p.ctl != nil {
 			p.ctl.Invalidate()
 		}
+		p.installsStale()
 	case store.ChangeTelemetry:
 		p.risk.Invalidate()
 	case store.ChangeRisk:
@@ -94,6 +96,8 @@ func (p *Pipeline) apply(c store.Change) {
 		if p.ctl != nil {
 			p.ctl.Invalidate(c.Key)
 		}
+	case store.ChangeInstallation:
+		p.installsStale()
 	}
 	r.changes.Add(1)
 	r.mu.Lock()
@@ -101,6 +105,15 @@ func (p *Pipeline) apply(c store.Change) {
 	r.mu.Unlock()
 	for _, h := range hooks {
 		h(c)
+	}
+}
+
+// installsStale has the rollout's view of the installations read again
+// (rolloutCache.stale): another process recorded some, or changes may have
+// been missed.
+func (p *Pipeline) installsStale() {
+	if g := p.gate.Load(); g != nil && g.rolloutCache != nil {
+		g.rolloutCache.stale()
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wardgate/wardgate/attest"
+	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/rollout"
 )
 
 // postgresSchema returns the DSN of a schema of its own on the test
@@ -162,5 +164,100 @@ func TestReplicaPipelines(t *testing.T) {
 	}
 	if st, _ := b1.ReplicaStats(); st.Changes == 0 {
 		t.Fatalf("B's stats count no change: %+v", st)
+	}
+}
+
+// Two pipelines with rollout rings on one PostgreSQL: installations
+// recorded through A (as `wardgate egress ingest --installs --store` or
+// A's admissions do) are counted by B's rollout view within the replica
+// bound, through the change feed (store.ChangeInstallation), not at B's
+// next full read (Rollout.InstallRefresh, 30 s).
+func TestReplicaRolloutInstallations(t *testing.T) {
+	t.Setenv(attest.PasswordEnv, "")
+	dsn, _ := postgresSchema(t)
+	trustPath := filepath.Join(t.TempDir(), "trust.yaml")
+	b, err := os.ReadFile("../fixtures/trust.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, _ := filepath.Abs("../fixtures")
+	if err := os.WriteFile(trustPath, []byte(strings.ReplaceAll(string(b), "testdata/", abs+"/testdata/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stateA := t.TempDir()
+	open := func(state, key string) *gate.Pipeline {
+		t.Helper()
+		p, err := gate.Open(t.Context(), gate.Config{State: state, Store: dsn, Trust: trustPath, SigningKey: key, UnencryptedKey: true,
+			Rollout: func(l *attest.Log) (*rollout.Controller, error) {
+				return rollout.NewController([]byte("0123456789abcdef0123456789abcdef"), rollout.LogJournal{Log: l}, rollout.NewClock(nil, nil))
+			}}, gate.WithoutSBOMGeneration())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	a := open(stateA, "")
+	pb := open(t.TempDir(), filepath.Join(stateA, gate.SigningKeyFile))
+	for deadline := time.Now().Add(10 * time.Second); !pb.Fresh(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("B is not following the others' changes 10 s after opening")
+		}
+	}
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	plan := &rollout.Plan{Digest: digest}
+	installedAt := func(dev string) (time.Time, bool) {
+		t.Helper()
+		obs, err := pb.Gate().RolloutObserved(t.Context(), plan, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obs.View.InstalledAt(dev)
+	}
+	// B has read the installations (none) before A records any.
+	if at, ok := installedAt("pump-1"); ok {
+		t.Fatalf("B counts pump-1 as installed at %s before anything was recorded", at)
+	}
+	at0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	ins := []egress.Installation{
+		{Device: "pump-1", Digest: digest, Product: "pump", Version: "2.0.0", Time: at0},
+		{Device: "pump-2", Digest: digest, Product: "pump", Version: "2.0.0", Time: at0.Add(time.Minute)},
+	}
+	recorded := time.Now()
+	if err := a.Store().RecordInstallations(t.Context(), ins); err != nil {
+		t.Fatal(err)
+	}
+	// Within the replica bound (the feed's delivery, one full read).
+	for _, in := range ins {
+		for {
+			at, ok := installedAt(in.Device)
+			if ok {
+				if !at.Equal(in.Time) {
+					t.Fatalf("B counts %s installed at %s, recorded at %s", in.Device, at, in.Time)
+				}
+				break
+			}
+			if time.Since(recorded) > gate.DefaultReplicaBound {
+				t.Fatalf("B does not count %s %s after A recorded it (its next full read is in %s)", in.Device, time.Since(recorded), gate.DefaultInstallRefresh)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	// One recorded alone (the group-committed path) is counted too.
+	recorded = time.Now()
+	if err := a.Store().RecordInstallation(t.Context(), egress.Installation{Device: "pump-3", Digest: digest, Product: "pump", Version: "2.0.0", Time: at0}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, ok := installedAt("PUMP-3"); ok { // device names match regardless of case
+			break
+		}
+		if time.Since(recorded) > gate.DefaultReplicaBound {
+			t.Fatalf("B does not count pump-3 %s after A recorded it", time.Since(recorded))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, ok := installedAt("pump-4"); ok {
+		t.Fatal("B counts pump-4, never recorded")
 	}
 }

@@ -27,7 +27,11 @@ const maxPlans = 64
 //     in full once, then kept current by the gate's own admissions (added
 //     once durable) and read again in full in the background every
 //     refresh interval for those recorded elsewhere (egress ingest
-//     --installs, another replica).
+//     --installs, another replica); with a change feed (replicas on one
+//     PostgreSQL), each installation write another process commits is
+//     announced (store.ChangeInstallation) and the view is read again in
+//     full at once in the background (stale), announcements that arrive
+//     during a read coalescing into one more read.
 //
 // A view that misses an installation recorded elsewhere for up to the
 // refresh interval counts fewer installers: a ring can only widen later,
@@ -46,8 +50,14 @@ type rolloutCache struct {
 	installs   map[string]map[string]time.Time // digest -> lower-case device -> earliest install
 	readAt     time.Time                       // when the last full read started; zero before the first
 	refreshing bool
+	dirty      bool       // installations recorded elsewhere since the last read started
+	kicked     bool       // a read for them is running
 	loadMu     sync.Mutex // one first read at a time
 }
+
+// kickGap spaces the reads that announcements start (one read at a time,
+// at most one every kickGap).
+const kickGap = 100 * time.Millisecond
 
 func newRolloutCache(read func(ctx context.Context) ([]egress.Installation, error), refresh time.Duration) *rolloutCache {
 	if refresh <= 0 {
@@ -100,7 +110,11 @@ func (c *rolloutCache) ensure(ctx context.Context) error {
 		if loaded {
 			return nil
 		}
-		return c.load(ctx)
+		if err := c.load(ctx); err != nil {
+			return err
+		}
+		c.kick() // announced during the first read
+		return nil
 	}
 	if stale {
 		c.imu.Lock()
@@ -123,6 +137,9 @@ func (c *rolloutCache) ensure(ctx context.Context) error {
 
 // load reads every installation and merges them into the view.
 func (c *rolloutCache) load(ctx context.Context) error {
+	c.imu.Lock()
+	c.dirty = false // this read sees what was committed before it
+	c.imu.Unlock()
 	started := time.Now()
 	ins, err := c.read(ctx)
 	if err != nil {
@@ -138,6 +155,50 @@ func (c *rolloutCache) load(ctx context.Context) error {
 	}
 	c.readAt = started
 	return nil
+}
+
+// stale notes that another process recorded installations (a
+// store.ChangeInstallation): the view is read again in full in the
+// background, at once unless a read started by an earlier announcement
+// is running (then once more after it). Before the first read nothing is
+// read: the first read sees them.
+func (c *rolloutCache) stale() {
+	c.imu.Lock()
+	c.dirty = true
+	c.imu.Unlock()
+	c.kick()
+}
+
+// kick starts the reads of the installations announced (dirty), one at a
+// time, unless they are running or the view was never read.
+func (c *rolloutCache) kick() {
+	c.imu.Lock()
+	start := c.dirty && !c.kicked && !c.readAt.IsZero()
+	if start {
+		c.kicked = true
+	}
+	c.imu.Unlock()
+	if !start {
+		return
+	}
+	go func() {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			begun := time.Now()
+			err := c.load(ctx) // clears dirty when it starts
+			cancel()
+			c.imu.Lock()
+			again := err == nil && c.dirty // on an error the periodic refresh tries again
+			if !again {
+				c.kicked = false
+			}
+			c.imu.Unlock()
+			if !again {
+				return
+			}
+			time.Sleep(kickGap - time.Since(begun))
+		}
+	}()
 }
 
 // add notes an installation the gate recorded.
