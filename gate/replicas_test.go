@@ -235,6 +235,7 @@ func TestReplicaRolloutInstallations(t *testing.T) {
 				if !at.Equal(in.Time) {
 					t.Fatalf("B counts %s installed at %s, recorded at %s", in.Device, at, in.Time)
 				}
+				t.Logf("B counts %s %s after A recorded it", in.Device, time.Since(recorded))
 				break
 			}
 			if time.Since(recorded) > gate.DefaultReplicaBound {
