@@ -5,6 +5,7 @@ package depcheck
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -84,5 +85,42 @@ func TestTUFImportsNoWardgatePackage(t *testing.T) {
 		if path != pkg && strings.HasPrefix(path, mod+"/") {
 			t.Errorf("tuf depends on %s", path)
 		}
+	}
+}
+
+// TestPackageBoundaries: what each of these packages must not reach, in
+// its whole dependency graph (deps) or by its own imports (imports,
+// prefixes): a library may bring net/http or cobra into the graph, the
+// package itself may not use them.
+func TestPackageBoundaries(t *testing.T) {
+	for _, r := range []struct {
+		pkg           string
+		deps, imports []string
+	}{
+		// No storage driver: that is store/sqlite's. net/http arrives only
+		// through publicsuffix's use of cookiejar's interface.
+		{"egress", []string{"github.com/spf13/cobra", mod + "/server", "modernc.org/sqlite", "database/sql"}, []string{"net/http"}},
+		// No NATS server (tests embed it), no SQLite, no HTTP test server.
+		{"egress/bus", []string{"github.com/spf13/cobra", mod + "/server", mod + "/cmd/wardgate/cli",
+			"github.com/nats-io/nats-server/v2/server", "modernc.org/sqlite", "net/http/httptest"}, nil},
+		// The gate calls rollout, never the other way round.
+		{"rollout", []string{mod + "/server", mod + "/gate"}, []string{"net/http", "github.com/spf13/cobra"}},
+	} {
+		pkg := mod + "/" + r.pkg
+		t.Run(r.pkg, func(t *testing.T) {
+			for _, line := range deps(t, pkg) {
+				path, _, _ := strings.Cut(line, " ")
+				if slices.Contains(r.deps, path) {
+					t.Errorf("%s depends on %s", pkg, path)
+				}
+			}
+			for _, imp := range directImports(t, pkg) {
+				for _, bad := range r.imports {
+					if strings.HasPrefix(imp, bad) {
+						t.Errorf("%s imports %s", pkg, imp)
+					}
+				}
+			}
+		})
 	}
 }
