@@ -60,6 +60,25 @@ func postgresSchema(t *testing.T) (dsn string, exec func(sql string, args ...any
 	return u.String(), exec
 }
 
+// fixtureTrustFile writes the fixtures' trust configuration with its
+// testdata paths made absolute, for pipelines whose state is elsewhere.
+func fixtureTrustFile(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../fixtures/trust.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs("../fixtures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "trust.yaml")
+	if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(b), "testdata/", abs+"/testdata/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // Two pipelines on one PostgreSQL store (two replicas): an evaluation
 // kept on A replaces what B holds, through the change feed. A change
 // written behind the feed's back (no announcement) shows the fail-safe:
@@ -68,15 +87,7 @@ func postgresSchema(t *testing.T) (dsn string, exec func(sql string, args ...any
 func TestReplicaPipelines(t *testing.T) {
 	t.Setenv(attest.PasswordEnv, "")
 	dsn, exec := postgresSchema(t)
-	trustPath := filepath.Join(t.TempDir(), "trust.yaml")
-	b, err := os.ReadFile("../fixtures/trust.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	abs, _ := filepath.Abs("../fixtures")
-	if err := os.WriteFile(trustPath, []byte(strings.ReplaceAll(string(b), "testdata/", abs+"/testdata/")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	trustPath := fixtureTrustFile(t)
 	stateA := t.TempDir()
 	open := func(state, key string, bound time.Duration) *gate.Pipeline {
 		t.Helper()
@@ -175,15 +186,7 @@ func TestReplicaPipelines(t *testing.T) {
 func TestReplicaRolloutInstallations(t *testing.T) {
 	t.Setenv(attest.PasswordEnv, "")
 	dsn, _ := postgresSchema(t)
-	trustPath := filepath.Join(t.TempDir(), "trust.yaml")
-	b, err := os.ReadFile("../fixtures/trust.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	abs, _ := filepath.Abs("../fixtures")
-	if err := os.WriteFile(trustPath, []byte(strings.ReplaceAll(string(b), "testdata/", abs+"/testdata/")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	trustPath := fixtureTrustFile(t)
 	stateA := t.TempDir()
 	open := func(state, key string) *gate.Pipeline {
 		t.Helper()
