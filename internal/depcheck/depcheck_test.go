@@ -89,9 +89,11 @@ func TestTUFImportsNoWardgatePackage(t *testing.T) {
 }
 
 // TestPackageBoundaries: what each of these packages must not reach, in
-// its whole dependency graph (deps) or by its own imports (imports,
-// prefixes): a library may bring net/http or cobra into the graph, the
-// package itself may not use them.
+// its whole dependency graph (deps) or by its own imports (imports): a
+// library may bring net/http or cobra into the graph, the package itself
+// may not use them. A rule ending in "/" forbids every package under it
+// (the package itself excepted); any other rule forbids that package and
+// those under it.
 func TestPackageBoundaries(t *testing.T) {
 	for _, r := range []struct {
 		pkg           string
@@ -105,22 +107,62 @@ func TestPackageBoundaries(t *testing.T) {
 			"github.com/nats-io/nats-server/v2/server", "modernc.org/sqlite", "net/http/httptest"}, nil},
 		// The gate calls rollout, never the other way round.
 		{"rollout", []string{mod + "/server", mod + "/gate"}, []string{"net/http", "github.com/spf13/cobra"}},
+		// cmd -> server -> gate: the server serves, the command line
+		// parses; the gate (admission included) knows no HTTP.
+		{"server", []string{mod + "/cmd/"}, []string{"github.com/spf13/cobra"}},
+		{"gate", []string{mod + "/server", mod + "/cmd/"}, []string{"net/http", "github.com/spf13/cobra"}},
+		// The PostgreSQL backend knows its driver, the store and what the
+		// store keeps; nothing of the pipeline, the server or the command
+		// line.
+		{"store/postgres", []string{mod + "/attest", mod + "/policy", mod + "/verify", mod + "/sbom", mod + "/gate",
+			mod + "/server", mod + "/cmd/", "github.com/spf13/cobra"}, nil},
+		// vuln is a leaf of wardgate: the gate turns its matches into
+		// evidence.
+		{"vuln", []string{mod + "/"}, []string{"net/http", "github.com/spf13/cobra"}},
 	} {
 		pkg := mod + "/" + r.pkg
 		t.Run(r.pkg, func(t *testing.T) {
 			for _, line := range deps(t, pkg) {
 				path, _, _ := strings.Cut(line, " ")
-				if slices.Contains(r.deps, path) {
+				if path != pkg && forbids(r.deps, path) {
 					t.Errorf("%s depends on %s", pkg, path)
 				}
 			}
 			for _, imp := range directImports(t, pkg) {
-				for _, bad := range r.imports {
-					if strings.HasPrefix(imp, bad) {
-						t.Errorf("%s imports %s", pkg, imp)
-					}
+				if forbids(r.imports, imp) {
+					t.Errorf("%s imports %s", pkg, imp)
 				}
 			}
 		})
+	}
+}
+
+// forbids reports whether a rule of rules covers path.
+func forbids(rules []string, path string) bool {
+	return slices.ContainsFunc(rules, func(r string) bool {
+		if strings.HasSuffix(r, "/") {
+			return strings.HasPrefix(path, r)
+		}
+		return path == r || strings.HasPrefix(path, r+"/")
+	})
+}
+
+func TestForbids(t *testing.T) {
+	for _, c := range []struct {
+		rules []string
+		path  string
+		want  bool
+	}{
+		{[]string{"net/http"}, "net/http", true},
+		{[]string{"net/http"}, "net/http/httptest", true},
+		{[]string{"net/http"}, "net/httpx", false},
+		{[]string{mod + "/cmd/"}, mod + "/cmd/wardgate/cli", true},
+		{[]string{mod + "/cmd/"}, mod + "/cmdx", false},
+		{[]string{mod + "/"}, "github.com/spf13/cobra", false},
+		{nil, "net/http", false},
+	} {
+		if got := forbids(c.rules, c.path); got != c.want {
+			t.Errorf("forbids(%q, %q) = %v, want %v", c.rules, c.path, got, c.want)
+		}
 	}
 }
