@@ -93,5 +93,15 @@ var (
 	CREATE INDEX IF NOT EXISTS event_groups_batch ON event_groups(batch);
 	CREATE TABLE IF NOT EXISTS group_backfill (pending INTEGER NOT NULL);
 	INSERT INTO group_backfill SELECT 1 WHERE EXISTS (SELECT 1 FROM events);`,
-	}}
+		// The raw events in blocks (internal/eventblock): one row per block
+		// of up to eventblock.MaxEvents events of one batch (sources rowid;
+		// 0 for the events converted from an earlier file), sorted by time;
+		// first and last are its first and last times. Events reads them
+		// in time order by merging the blocks in (first, id) order. The
+		// step convertEvents moves the events of an earlier file into
+		// blocks (in their ORDER BY ts, rowid order) and drops the table.
+		`CREATE TABLE IF NOT EXISTS event_blocks (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, events INTEGER NOT NULL,
+	  first INTEGER NOT NULL, last INTEGER NOT NULL, data BLOB NOT NULL);
+	CREATE INDEX IF NOT EXISTS event_blocks_first ON event_blocks(first, id);`,
+	}, steps: map[int]migrationStep{4: convertEvents}}
 )
