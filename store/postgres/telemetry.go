@@ -3,28 +3,24 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/internal/eventblock"
 	"github.com/wardgate/wardgate/store"
 )
-
-// copyRows is how many events Ingest sends per COPY.
-const copyRows = 2048
-
-var eventCols = []string{"ts", "device", "device_id", "action", "remote_ip", "remote_port", "remote_url", "remote_ip_type",
-	"local_ip", "local_port", "protocol", "process", "sent", "received"}
 
 // Ingest implements store.Telemetry: one transaction per source, nothing
 // when the source was ingested before. The source's row is inserted
 // first, so two replicas ingesting the same batch at once cannot both add
 // it: the second waits on the first's row and adds nothing if it commits.
-// The events go in by COPY, copyRows at a time; then, under a lock that
-// orders batches (lockGroups), the batch takes the next number and its
-// groups are merged into telemetry_groups.
+// The events go in blocks (internal/eventblock, up to eventblock.MaxEvents
+// each); then, under a lock that orders batches (lockGroups), the batch
+// takes the next number and its groups are merged into telemetry_groups.
 func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(*egress.Event) error) error) (added bool, err error) {
 	err = pgx.BeginFunc(ctx, db.w, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO telemetry_sources(digest, name, events, ingested_at) VALUES ($1, $2, 0, $3) ON CONFLICT (digest) DO NOTHING`,
@@ -33,30 +29,17 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 			return err
 		}
 		var n int64
-		buf := make([][]any, 0, copyRows)
-		flush := func() error {
-			if len(buf) == 0 {
-				return nil
-			}
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"telemetry_events"}, eventCols, pgx.CopyFromRows(buf))
-			buf = buf[:0]
-			return err
-		}
+		w := newBlockWriter(tx, src.Digest)
 		gr := egress.NewGrouper()
 		err = scan(func(ev *egress.Event) error {
 			n++
 			gr.Add(ev.DeviceName, ev)
-			buf = append(buf, []any{ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType, addr(ev.RemoteIP), int32(ev.RemotePort),
-				ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int32(ev.LocalPort), ev.Protocol, ev.Process, ev.SentBytes, ev.ReceivedBytes})
-			if len(buf) == copyRows {
-				return flush()
-			}
-			return nil
+			return w.add(ctx, ev)
 		})
 		if err != nil {
 			return err
 		}
-		if err := flush(); err != nil {
+		if err := w.flush(ctx); err != nil {
 			return err
 		}
 		batch, err := mergeGroups(ctx, tx, gr.Groups())
@@ -76,6 +59,102 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		return false, db.classify("ingest into", err)
 	}
 	return added, nil
+}
+
+// blockWriter stores a source's events in telemetry_blocks, a block each
+// time one is full and the rest at flush.
+type blockWriter struct {
+	b      *eventblock.Builder
+	tx     pgx.Tx
+	source string
+}
+
+func newBlockWriter(tx pgx.Tx, source string) *blockWriter {
+	return &blockWriter{b: eventblock.NewBuilder(), tx: tx, source: source}
+}
+
+func (w *blockWriter) add(ctx context.Context, ev *egress.Event) error {
+	if err := w.b.Add(ev); err != nil {
+		return err
+	}
+	if w.b.Full() {
+		return w.flush(ctx)
+	}
+	return nil
+}
+
+func (w *blockWriter) flush(ctx context.Context) error {
+	n := w.b.Len()
+	if n == 0 {
+		return nil
+	}
+	data, first, last, err := w.b.Encode()
+	if err != nil {
+		return err
+	}
+	_, err = w.tx.Exec(ctx, `INSERT INTO telemetry_blocks(source, events, first, last, data) VALUES ($1, $2, $3, $4, $5)`, w.source, n, first, last, data)
+	return err
+}
+
+// convertEvents is the step of migration 6: the events rows, read in the
+// order Events gave them (ORDER BY ts, id), go into blocks numbered in
+// that order, so Events gives them in the same order; then
+// telemetry_events is dropped. The rows are read a block at a time.
+func convertEvents(ctx context.Context, tx pgx.Tx) error {
+	w := newBlockWriter(tx, "")
+	last := struct {
+		ts, id int64
+		any    bool
+	}{}
+	for {
+		const cols = `SELECT id, ts, device, device_id, action, remote_ip, remote_port, remote_url, remote_ip_type, local_ip, local_port, protocol, process, sent, received FROM telemetry_events`
+		var rows pgx.Rows
+		var err error
+		if !last.any {
+			rows, err = tx.Query(ctx, cols+` ORDER BY ts, id LIMIT $1`, eventblock.MaxEvents)
+		} else { // after the last row read, along the index on (ts, id)
+			rows, err = tx.Query(ctx, cols+` WHERE (ts, id) > ($1, $2) ORDER BY ts, id LIMIT $3`, last.ts, last.id, eventblock.MaxEvents)
+		}
+		if err != nil {
+			return err
+		}
+		full := false
+		var ev egress.Event
+		for rows.Next() {
+			var rip, lip string
+			var rport, lport int32
+			var ts int64
+			if err := rows.Scan(&last.id, &ts, &ev.DeviceName, &ev.DeviceID, &ev.ActionType, &rip, &rport, &ev.RemoteURL, &ev.RemoteIPType, &lip, &lport, &ev.Protocol, &ev.Process, &ev.SentBytes, &ev.ReceivedBytes); err != nil {
+				rows.Close()
+				return fmt.Errorf("convert the events to blocks: %w", err)
+			}
+			last.ts, last.any = ts, true
+			ev.Time = time.Unix(0, ts).UTC()
+			ev.RemoteIP, _ = netip.ParseAddr(rip)
+			ev.LocalIP, _ = netip.ParseAddr(lip)
+			ev.RemotePort, ev.LocalPort = uint16(rport), uint16(lport)
+			if err := w.b.Add(&ev); err != nil {
+				rows.Close()
+				return fmt.Errorf("convert the events to blocks: %w", err)
+			}
+			if full = w.b.Full(); full {
+				break // the connection is the query's until it is closed
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// A query that filled no block read the last rows.
+		if err := w.flush(ctx); err != nil || !full {
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	_, err := tx.Exec(ctx, `DROP TABLE telemetry_events`)
+	return err
 }
 
 // lockGroups orders the batches' group merges across replicas: a batch
@@ -193,14 +272,25 @@ func (db *DB) backfillGroups(ctx context.Context) error {
 			return err
 		}
 		gr := egress.NewGrouper()
-		rows, err := tx.Query(ctx, "SELECT "+egress.GroupColumns+" FROM telemetry_events")
+		rows, err := tx.Query(ctx, `SELECT data FROM telemetry_blocks`)
 		if err != nil {
 			return err
 		}
+		var ev egress.Event
 		for rows.Next() {
-			if err := gr.AddRow(rows.Scan); err != nil {
+			var data []byte
+			if err := rows.Scan(&data); err != nil {
 				rows.Close()
 				return err
+			}
+			b, err := eventblock.Decode(data)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			for i := range b.Len() {
+				b.Event(i, &ev)
+				gr.Add(ev.DeviceName, &ev)
 			}
 		}
 		rows.Close()
@@ -225,33 +315,31 @@ func addr(a netip.Addr) string {
 	return a.String()
 }
 
-// Events implements store.Telemetry. fn runs while a reader connection
-// streams the events: it must not wait on the store.
+// Events implements store.Telemetry: the blocks merged in time order,
+// ties in ingestion order (eventblock.Merge). fn runs while a reader
+// connection streams the blocks: it must not wait on the store.
 func (db *DB) Events(ctx context.Context, fn func(*egress.Event) error) error {
-	rows, err := db.r.Query(ctx, `SELECT `+
-		`ts, device, device_id, action, remote_ip, remote_port, remote_url, remote_ip_type, local_ip, local_port, protocol, process, sent, received
-		FROM telemetry_events ORDER BY ts, id`)
+	rows, err := db.r.Query(ctx, `SELECT id, first, data FROM telemetry_blocks ORDER BY first, id`)
 	if err != nil {
 		return db.classify("read events from", err)
 	}
 	defer rows.Close()
-	var ev egress.Event
-	for rows.Next() {
-		var ts int64
-		var rip, lip string
-		var rport, lport int32
-		if err := rows.Scan(&ts, &ev.DeviceName, &ev.DeviceID, &ev.ActionType, &rip, &rport, &ev.RemoteURL, &ev.RemoteIPType, &lip, &lport, &ev.Protocol, &ev.Process, &ev.SentBytes, &ev.ReceivedBytes); err != nil {
-			return db.classify("read events from", err)
+	var fnErr error
+	err = eventblock.Merge(func() (eventblock.Stored, bool, error) {
+		var s eventblock.Stored
+		if !rows.Next() {
+			return s, false, rows.Err()
 		}
-		ev.Time = time.Unix(0, ts).UTC()
-		ev.RemoteIP, _ = netip.ParseAddr(rip) // written by addr: valid or empty
-		ev.LocalIP, _ = netip.ParseAddr(lip)
-		ev.RemotePort, ev.LocalPort = uint16(rport), uint16(lport)
-		if err := fn(&ev); err != nil {
-			return err
-		}
+		err := rows.Scan(&s.Seq, &s.First, &s.Data)
+		return s, err == nil, err
+	}, func(ev *egress.Event) error {
+		fnErr = fn(ev)
+		return fnErr
+	})
+	if err != nil && err == fnErr {
+		return err
 	}
-	return db.classify("read events from", rows.Err())
+	return db.classify("read events from", err)
 }
 
 // insertInstallation stores an installation unless the device's previous
