@@ -62,6 +62,7 @@ type DB struct {
 	main   *file // everything but telemetry
 	egress *file // telemetry
 	files  []*file
+	groups *groupCache // egress.db's writer's copy of event_groups
 }
 
 // Open opens (creating, migrating and importing an earlier layout as
@@ -111,7 +112,7 @@ func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
 	if err := adoptLegacyLog(ctx, dir, o); err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir}
+	db := &DB{dir: dir, groups: newGroupCache()}
 	if db.main, err = openFile(ctx, dir, mainSpec, o); err != nil {
 		return nil, err
 	}

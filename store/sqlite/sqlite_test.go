@@ -79,7 +79,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 4}) {
+	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 5}) {
 		t.Fatalf("schema versions %v, %v", v, err)
 	}
 }
@@ -269,7 +269,7 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 	}
 	db := open(t, dir)
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || v["egress.db"] != 4 {
+	if err != nil || v["egress.db"] != 5 {
 		t.Fatalf("schema versions after the rerun: %v, %v", v, err)
 	}
 	if got, want := tables(), []string{"event_blocks", "event_groups", "group_backfill", "schema_migrations", "sources"}; !slices.Equal(got, want) {
@@ -524,5 +524,44 @@ func TestFailedAppendKeepsItsBatch(t *testing.T) {
 	slices.Sort(ids)
 	if want := []string{"req-0", "req-1", "req-2"}; !slices.Equal(ids, want) {
 		t.Fatalf("audit records %v, want %v", ids, want)
+	}
+}
+
+// Two handles on one directory (two processes) ingest in turns: each
+// writer's copy of the groups is refreshed when the other wrote, so every
+// group holds every batch's events.
+func TestGroupsTwoWriters(t *testing.T) {
+	dir := t.TempDir()
+	dbs := []*sqlite.DB{open(t, dir), open(t, dir)}
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	gr := egress.NewGrouper()
+	var all []egress.Event
+	for i := range 6 {
+		var evs []egress.Event
+		for j := range 3 + i {
+			ev := egress.Event{Time: t0.Add(time.Duration(i*10+j) * time.Second), DeviceName: fmt.Sprint("dev-", j%2), ActionType: egress.ActionConnectionSuccess,
+				RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: int64(100*i + j)}
+			evs = append(evs, ev)
+			gr.Add(ev.DeviceName, &ev)
+		}
+		all = append(all, evs...)
+		ingestAll(t, dbs[i%2], fmt.Sprint("sha256:", i), evs)
+	}
+	for _, db := range dbs {
+		var got []egress.Group
+		if _, err := db.Groups(t.Context(), 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
+		var want []egress.Group
+		for _, g := range gr.Groups() {
+			want = append(want, *g)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("groups after two writers took turns\n%+v\nwant\n%+v", got, want)
+		}
+	}
+	if got := allEvents(t, dbs[0]); !reflect.DeepEqual(got, all) {
+		t.Fatalf("events differ")
 	}
 }

@@ -3,14 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
-
-	sqlite "modernc.org/sqlite"
 
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/internal/eventblock"
@@ -26,6 +22,7 @@ import (
 // gave it, not as a store error: it names the batch, not the database.
 func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(*egress.Event) error) error) (added bool, err error) {
 	var scanErr error
+	var merged *groupMerge
 	err = db.egress.tx(ctx, "ingest into", func(tx *sql.Tx) error {
 		var one int
 		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM sources WHERE digest = ?`, src.Digest).Scan(&one); {
@@ -61,7 +58,7 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		if err := w.flush(ctx); err != nil {
 			return err
 		}
-		if err := mergeGroups(ctx, tx, gr.Groups(), batch); err != nil {
+		if merged, err = db.groups.merge(ctx, tx, gr.Groups(), batch); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sources(rowid, digest, name, events, ingested_at) VALUES (?,?,?,?,?)`, batch, src.Digest, src.Name, n, time.Now().Unix()); err != nil {
@@ -70,6 +67,9 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		added = true
 		return nil
 	})
+	if merged != nil {
+		db.groups.done(merged, err == nil)
+	}
 	if scanErr != nil {
 		return false, scanErr
 	}
@@ -162,73 +162,6 @@ func convertEvents(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-// mergeTimesFunc is the SQL function that merges two groups' encoded
-// connection times (egress.EncodeTimes), keeping the earliest
-// egress.MaxGroupTimes, so a batch's groups merge with the stored ones in
-// one upsert.
-const mergeTimesFunc = "wardgate_merge_times"
-
-func init() {
-	sqlite.MustRegisterDeterministicScalarFunction(mergeTimesFunc, 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-		var ts [2][]int64
-		for i, a := range args {
-			b, _ := a.([]byte)
-			var err error
-			if ts[i], err = egress.DecodeTimes(b); err != nil {
-				return nil, err
-			}
-		}
-		g := egress.Group{Times: ts[0]}
-		g.Merge(&egress.Group{Events: 1, Times: ts[1]})
-		return egress.EncodeTimes(g.Times), nil
-	})
-}
-
-// groupRows is how many groups one upsert statement carries.
-const groupRows = 64
-
-// upsertGroups is the statement that merges n groups into event_groups.
-func upsertGroups(n int) string {
-	row := "(?,?,?,?,?,?,?,?,?,?,?,?)"
-	return `INSERT INTO event_groups VALUES ` + row + strings.Repeat(","+row, n-1) + `
-	ON CONFLICT (device, hour, success, remote_url, remote_ip, remote_ip_type) DO UPDATE SET
-	events = events + excluded.events, sent = sent + excluded.sent, first = min(first, excluded.first), last = max(last, excluded.last),
-	times = ` + mergeTimesFunc + `(times, excluded.times), batch = excluded.batch`
-}
-
-// mergeGroups merges a batch's groups into event_groups, groupRows per
-// statement.
-func mergeGroups(ctx context.Context, tx *sql.Tx, gs []*egress.Group, batch int64) error {
-	var many *sql.Stmt
-	if len(gs) >= groupRows {
-		var err error
-		if many, err = tx.PrepareContext(ctx, upsertGroups(groupRows)); err != nil {
-			return err
-		}
-		defer many.Close()
-	}
-	args := make([]any, 0, groupRows*12)
-	for len(gs) > 0 {
-		part := gs[:min(groupRows, len(gs))]
-		gs = gs[len(part):]
-		args = args[:0]
-		for _, g := range part {
-			args = append(args, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType,
-				g.Events, g.Sent, g.First, g.Last, egress.EncodeTimes(g.Times), batch)
-		}
-		var err error
-		if len(part) == groupRows {
-			_, err = many.ExecContext(ctx, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, upsertGroups(len(part)), args...)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Groups implements egress.GroupStore.
 func (db *DB) Groups(ctx context.Context, after int64, fn func(*egress.Group) error) (int64, error) {
 	// The last batch first: a batch committed meanwhile is read now (its
@@ -273,7 +206,8 @@ func (db *DB) backfillGroups(ctx context.Context) error {
 	if err := db.egress.w.QueryRowContext(ctx, `SELECT count(*) FROM group_backfill`).Scan(&n); err != nil || n == 0 {
 		return db.egress.classify("group the events of", err)
 	}
-	return db.egress.tx(ctx, "group the events of", func(tx *sql.Tx) error {
+	var merged *groupMerge
+	err := db.egress.tx(ctx, "group the events of", func(tx *sql.Tx) error {
 		gr := egress.NewGrouper()
 		rows, err := tx.QueryContext(ctx, `SELECT data FROM event_blocks`)
 		if err != nil {
@@ -304,12 +238,16 @@ func (db *DB) backfillGroups(ctx context.Context) error {
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM sources`).Scan(&batch); err != nil {
 			return err
 		}
-		if err := mergeGroups(ctx, tx, gr.Groups(), max(batch, 1)); err != nil {
+		if merged, err = db.groups.merge(ctx, tx, gr.Groups(), max(batch, 1)); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM group_backfill`)
 		return err
 	})
+	if merged != nil {
+		db.groups.done(merged, err == nil)
+	}
+	return err
 }
 
 func addr(a netip.Addr) string {
