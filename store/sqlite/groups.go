@@ -4,31 +4,36 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/wardgate/wardgate/egress"
 )
 
-// groupCacheLimit is the most groups the writer's cache holds; past it,
-// the cache is emptied and fills again from the batches' groups (those it
-// lacks are read from event_groups).
-const groupCacheLimit = 1 << 17
+// groupCacheLimit is the most groups the writer's cache holds: past it,
+// the groups of the oldest hours are dropped until at most half of it is
+// left (batches arrive roughly in time order: the hours dropped are the
+// ones no batch touches any more).
+var groupCacheLimit = 1 << 17
 
 // groupCache is the writer's copy of event_groups (egress.db's one writer
 // connection writes them all): each batch's groups are merged with it in
 // Go and written back by row id, so an ingest reads a stored group only
-// when the cache lacks it, and never when the cache is complete (it holds
-// every stored group). It is valid while no other connection wrote the
-// file (PRAGMA data_version, read in each ingest's transaction: another
-// process writing the same state directory empties it). The cache is held
-// (mu) from a batch's merge until its transaction ends, then takes the
-// batch's groups if it committed, or is emptied if not.
+// when the cache lacks it, and never when the cache is complete for the
+// group's hour (it holds every stored group of that hour: every hour from
+// from on). It is valid while no other connection wrote the file (PRAGMA
+// data_version, read in each ingest's transaction: another process
+// writing the same state directory makes it read again). The cache is
+// held (mu) from a batch's merge until its transaction ends, then takes
+// the batch's groups if it committed, or is emptied if not.
 type groupCache struct {
 	mu       sync.Mutex
 	valid    bool
 	version  int64
-	complete bool
+	complete bool  // for every hour from from on
+	from     int64 // an hour (Unix seconds)
 	m        map[egress.GroupKey]*storedGroup
 }
 
@@ -42,7 +47,7 @@ func newGroupCache() *groupCache { return &groupCache{m: map[egress.GroupKey]*st
 
 func (c *groupCache) reset() {
 	clear(c.m)
-	c.valid, c.complete = false, false
+	c.valid, c.complete, c.from = false, false, math.MinInt64
 }
 
 // groupMerge is a batch's groups merged with the stored ones, as written.
@@ -73,9 +78,33 @@ func (c *groupCache) done(m *groupMerge, committed bool) {
 		c.m[s.g.GroupKey] = s
 	}
 	if len(c.m) > groupCacheLimit {
-		clear(c.m)
-		c.complete = false
+		c.evict()
 	}
+}
+
+// evict drops the groups of the oldest hours, keeping at most half of
+// groupCacheLimit: the cache stays complete for the hours kept.
+func (c *groupCache) evict() {
+	perHour := map[int64]int{}
+	for k := range c.m {
+		perHour[k.Hour]++
+	}
+	hours := make([]int64, 0, len(perHour))
+	for h := range perHour {
+		hours = append(hours, h)
+	}
+	slices.Sort(hours)
+	kept, cut := 0, int64(math.MaxInt64)
+	for i := len(hours) - 1; i >= 0 && kept+perHour[hours[i]] <= groupCacheLimit/2; i-- {
+		kept += perHour[hours[i]]
+		cut = hours[i]
+	}
+	for k := range c.m {
+		if k.Hour < cut {
+			delete(c.m, k)
+		}
+	}
+	c.from = max(c.from, cut)
 }
 
 const groupCols = `device, hour, success, remote_url, remote_ip, remote_ip_type, events, sent, first, last, times`
@@ -110,7 +139,7 @@ func (c *groupCache) mergeLocked(ctx context.Context, tx *sql.Tx, gs []*egress.G
 			updates = append(updates, &storedGroup{id: s.id, g: m})
 			continue
 		}
-		if !c.complete {
+		if !c.complete || g.Hour < c.from {
 			if sel == nil {
 				var err error
 				if sel, err = tx.PrepareContext(ctx, `SELECT id, `+groupCols+` FROM event_groups
@@ -142,10 +171,11 @@ func (c *groupCache) mergeLocked(ctx context.Context, tx *sql.Tx, gs []*egress.G
 }
 
 // load fills the cache with every stored group if there are at most
-// groupCacheLimit (then it is complete), else empties it.
+// groupCacheLimit (then it is complete for every hour), else empties it
+// (then it is complete for none until it was).
 func (c *groupCache) load(ctx context.Context, tx *sql.Tx) error {
 	clear(c.m)
-	c.complete = false
+	c.complete, c.from = false, math.MinInt64
 	rows, err := tx.QueryContext(ctx, `SELECT id, `+groupCols+` FROM event_groups LIMIT ?`, groupCacheLimit+1)
 	if err != nil {
 		return err
@@ -165,7 +195,7 @@ func (c *groupCache) load(ctx context.Context, tx *sql.Tx) error {
 		clear(c.m)
 		return nil
 	}
-	c.complete = true
+	c.complete, c.from = true, math.MinInt64
 	return nil
 }
 

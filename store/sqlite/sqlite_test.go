@@ -565,3 +565,39 @@ func TestGroupsTwoWriters(t *testing.T) {
 		t.Fatalf("events differ")
 	}
 }
+
+// With a cache of a few groups, batches over many hours, some of them
+// late (hours the cache dropped), still merge into the stored groups.
+func TestGroupCacheEvicts(t *testing.T) {
+	defer sqlite.SetGroupCacheLimit(6)()
+	dir := t.TempDir()
+	db := open(t, dir)
+	t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	gr := egress.NewGrouper()
+	for b := range 12 {
+		var evs []egress.Event
+		for j := range 8 {
+			hour := b + j%3
+			if j == 7 {
+				hour = b / 3 // late: an hour dropped from the cache
+			}
+			ev := egress.Event{Time: t0.Add(time.Duration(hour)*time.Hour + time.Duration(b*60+j)*time.Second), DeviceName: fmt.Sprint("dev-", j%2),
+				ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: int64(b*10 + j)}
+			evs = append(evs, ev)
+			gr.Add(ev.DeviceName, &ev)
+		}
+		ingestAll(t, db, fmt.Sprint("sha256:", b), evs)
+	}
+	var got []egress.Group
+	if _, err := db.Groups(t.Context(), 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
+	var want []egress.Group
+	for _, g := range gr.Groups() {
+		want = append(want, *g)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("groups with a small cache\n%+v\nwant\n%+v", got, want)
+	}
+}
