@@ -81,6 +81,8 @@ type DB struct {
 	auditw   *groupcommit.Writer[store.AuditRecord, struct{}]
 
 	feed *feed // the change feed (notify.go)
+
+	groups *groupCache // the telemetry groups this replica merged last
 }
 
 // Open connects to the database of dsn, migrates its schema, and returns
@@ -120,7 +122,7 @@ func openDB(ctx context.Context, dsn string, o store.Options) (*DB, error) {
 	if _, ok := cc.RuntimeParams["application_name"]; !ok {
 		cc.RuntimeParams["application_name"] = "wardgate"
 	}
-	db := &DB{where: net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database}
+	db := &DB{groups: newGroupCache(), where: net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database}
 	wcfg := cfg.Copy()
 	wcfg.MaxConns = WriteConns
 	cfg.MaxConns = int32(o.ReadConns)

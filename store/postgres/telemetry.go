@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -20,8 +19,10 @@ import (
 // it: the second waits on the first's row and adds nothing if it commits.
 // The events go in blocks (internal/eventblock, up to eventblock.MaxEvents
 // each); then, under a lock that orders batches (lockGroups), the batch
-// takes the next number and its groups are merged into telemetry_groups.
+// takes the next number and its groups are merged into telemetry_groups
+// (with the replica's copy of the groups it merged last, groupCache).
 func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(*egress.Event) error) error) (added bool, err error) {
+	var merged *groupMerge
 	err = pgx.BeginFunc(ctx, db.w, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO telemetry_sources(digest, name, events, ingested_at) VALUES ($1, $2, 0, $3) ON CONFLICT (digest) DO NOTHING`,
 			src.Digest, src.Name, time.Now().UnixNano())
@@ -42,11 +43,10 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		if err := w.flush(ctx); err != nil {
 			return err
 		}
-		batch, err := mergeGroups(ctx, tx, gr.Groups())
-		if err != nil {
+		if merged, err = db.groups.merge(ctx, tx, gr.Groups()); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET events = $2, batch = $3 WHERE digest = $1`, src.Digest, n, batch); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET events = $2, batch = $3 WHERE digest = $1`, src.Digest, n, merged.batch); err != nil {
 			return err
 		}
 		if err := db.notifyTx(ctx, tx, store.Change{Kind: store.ChangeTelemetry, Key: src.Digest}); err != nil {
@@ -55,6 +55,9 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		added = true
 		return nil
 	})
+	if merged != nil {
+		db.groups.done(merged, err == nil)
+	}
 	if err != nil {
 		return false, db.classify("ingest into", err)
 	}
@@ -162,67 +165,6 @@ func convertEvents(ctx context.Context, tx pgx.Tx) error {
 // reader that has seen batch n has seen every batch below it.
 const lockGroups = `SELECT pg_advisory_xact_lock(2026120501, hashtext(current_schema()))`
 
-// mergeGroups takes the next batch number and merges a batch's groups
-// into telemetry_groups.
-func mergeGroups(ctx context.Context, tx pgx.Tx, gs []*egress.Group) (int64, error) {
-	if _, err := tx.Exec(ctx, lockGroups); err != nil {
-		return 0, err
-	}
-	var batch int64
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(batch), 0) + 1 FROM telemetry_sources`).Scan(&batch); err != nil {
-		return 0, err
-	}
-	return batch, putGroups(ctx, tx, gs, batch)
-}
-
-const selectGroup = `SELECT events, sent, first, last, times FROM telemetry_groups
-	WHERE device = $1 AND hour = $2 AND success = $3 AND remote_url = $4 AND remote_ip = $5 AND remote_ip_type = $6`
-
-const upsertGroup = `INSERT INTO telemetry_groups VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-	ON CONFLICT (device, hour, success, remote_url, remote_ip, remote_ip_type) DO UPDATE SET
-	events = excluded.events, sent = excluded.sent, first = excluded.first, last = excluded.last, times = excluded.times, batch = excluded.batch`
-
-// putGroups merges gs with the stored groups: one round trip reads them,
-// one writes them.
-func putGroups(ctx context.Context, tx pgx.Tx, gs []*egress.Group, batch int64) error {
-	for i := 0; i < len(gs); i += 4096 {
-		part := gs[i:min(i+4096, len(gs))]
-		var rb pgx.Batch
-		for _, g := range part {
-			rb.Queue(selectGroup, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType)
-		}
-		res := tx.SendBatch(ctx, &rb)
-		var old egress.Group
-		var times []byte
-		for _, g := range part {
-			switch err := res.QueryRow().Scan(&old.Events, &old.Sent, &old.First, &old.Last, &times); {
-			case errors.Is(err, pgx.ErrNoRows):
-			case err != nil:
-				res.Close()
-				return err
-			default:
-				if old.Times, err = egress.DecodeTimes(times); err != nil {
-					res.Close()
-					return err
-				}
-				g.Merge(&old)
-			}
-		}
-		if err := res.Close(); err != nil {
-			return err
-		}
-		var wb pgx.Batch
-		for _, g := range part {
-			wb.Queue(upsertGroup, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType,
-				g.Events, g.Sent, g.First, g.Last, egress.EncodeTimes(g.Times), batch)
-		}
-		if err := tx.SendBatch(ctx, &wb).Close(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Groups implements egress.GroupStore.
 func (db *DB) Groups(ctx context.Context, after int64, fn func(*egress.Group) error) (int64, error) {
 	// The last batch first: a batch committed meanwhile is read now (its
@@ -297,7 +239,11 @@ func (db *DB) backfillGroups(ctx context.Context) error {
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if err := putGroups(ctx, tx, gr.Groups(), 1); err != nil {
+		gs := gr.Groups()
+		if err := readGroups(ctx, tx, gs); err != nil {
+			return err
+		}
+		if err := writeGroups(ctx, tx, gs, 1); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET batch = 1 WHERE batch = 0 AND digest = (SELECT min(digest) FROM telemetry_sources)`); err != nil {
