@@ -25,8 +25,8 @@
 // Times are kept as Unix nanoseconds (bigint): timestamptz keeps
 // microseconds, and what is read back must equal what was written.
 //
-// Imports: the standard library, github.com/jackc/pgx/v5, store, egress
-// and internal/groupcommit. Must not import policy, verify, sbom, attest,
+// Imports: the standard library, github.com/jackc/pgx/v5, store, egress,
+// internal/groupcommit and internal/eventblock. Must not import policy, verify, sbom, attest,
 // gate, net/http server types, or cobra.
 package postgres
 

@@ -11,8 +11,8 @@
 // committer for the writes on the admission path. A state directory made
 // by an earlier wardgate is migrated on open (legacy.go).
 //
-// Imports: the standard library, modernc.org/sqlite, store, egress and
-// internal/groupcommit. Must not import policy, verify, sbom, attest,
+// Imports: the standard library, modernc.org/sqlite, store, egress,
+// internal/groupcommit and internal/eventblock. Must not import policy, verify, sbom, attest,
 // gate, net/http server types, or cobra.
 package sqlite
 
