@@ -26,8 +26,8 @@
 // microseconds, and what is read back must equal what was written.
 //
 // Imports: the standard library, github.com/jackc/pgx/v5, store, egress,
-// internal/groupcommit and internal/eventblock. Must not import policy, verify, sbom, attest,
-// gate, net/http server types, or cobra.
+// internal/groupcommit and internal/eventblock. Must not import policy,
+// verify, sbom, attest, gate, net/http server types, or cobra.
 package postgres
 
 import (

@@ -12,8 +12,8 @@
 // by an earlier wardgate is migrated on open (legacy.go).
 //
 // Imports: the standard library, modernc.org/sqlite, store, egress,
-// internal/groupcommit and internal/eventblock. Must not import policy, verify, sbom, attest,
-// gate, net/http server types, or cobra.
+// internal/groupcommit and internal/eventblock. Must not import policy,
+// verify, sbom, attest, gate, net/http server types, or cobra.
 package sqlite
 
 import (
