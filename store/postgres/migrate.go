@@ -72,6 +72,11 @@ func (db *DB) migrate(ctx context.Context, ms []migration) error {
 			if _, err := tx.Exec(ctx, string(m)); err != nil {
 				return fmt.Errorf("migration %d: %w", version, err)
 			}
+			if step := migrationSteps[version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("migration %d: %w", version, err)
+				}
+			}
 			if failMigration != nil {
 				if err := failMigration(version); err != nil {
 					return fmt.Errorf("migration %d: %w", version, err)

@@ -25,9 +25,9 @@
 // Times are kept as Unix nanoseconds (bigint): timestamptz keeps
 // microseconds, and what is read back must equal what was written.
 //
-// Imports: the standard library, github.com/jackc/pgx/v5, store, egress
-// and internal/groupcommit. Must not import policy, verify, sbom, attest,
-// gate, net/http server types, or cobra.
+// Imports: the standard library, github.com/jackc/pgx/v5, store, egress,
+// internal/groupcommit and internal/eventblock. Must not import policy,
+// verify, sbom, attest, gate, net/http server types, or cobra.
 package postgres
 
 import (
@@ -81,6 +81,8 @@ type DB struct {
 	auditw   *groupcommit.Writer[store.AuditRecord, struct{}]
 
 	feed *feed // the change feed (notify.go)
+
+	groups *groupCache // the telemetry groups this replica merged last
 }
 
 // Open connects to the database of dsn, migrates its schema, and returns
@@ -120,7 +122,7 @@ func openDB(ctx context.Context, dsn string, o store.Options) (*DB, error) {
 	if _, ok := cc.RuntimeParams["application_name"]; !ok {
 		cc.RuntimeParams["application_name"] = "wardgate"
 	}
-	db := &DB{where: net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database}
+	db := &DB{groups: newGroupCache(), where: net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port))) + "/" + cc.Database}
 	wcfg := cfg.Copy()
 	wcfg.MaxConns = WriteConns
 	cfg.MaxConns = int32(o.ReadConns)

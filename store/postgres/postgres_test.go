@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"net/url"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/internal/eventblock"
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/postgres"
 	"github.com/wardgate/wardgate/store/storetest"
@@ -121,8 +123,8 @@ func TestSchemes(t *testing.T) {
 func TestSchemaVersion(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, freshSchema(t))
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
-		t.Fatalf("SchemaVersion = %d, %v; want 5", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 6 {
+		t.Fatalf("SchemaVersion = %d, %v; want 6", v, err)
 	}
 }
 
@@ -131,14 +133,14 @@ func TestNewerSchemaRefused(t *testing.T) {
 	t.Parallel()
 	dsn := freshSchema(t)
 	openDB(t, dsn).Close()
-	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (6), (7)`)
+	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (7), (8)`)
 	_, err := postgres.Open(t.Context(), dsn)
 	if !errors.Is(err, store.ErrNewerSchema) {
-		t.Fatalf("open a schema of version 7: %v, want ErrNewerSchema", err)
+		t.Fatalf("open a schema of version 8: %v, want ErrNewerSchema", err)
 	}
 	u, _ := url.Parse(dsn)
 	want := "postgres " + u.Host + u.Path + " schema " + u.Query().Get("search_path") +
-		" has schema version 7, newer than this wardgate knows (5): store: schema is newer than this wardgate; upgrade wardgate"
+		" has schema version 8, newer than this wardgate knows (6): store: schema is newer than this wardgate; upgrade wardgate"
 	if err.Error() != want {
 		t.Fatalf("error %q,\nwant  %q", err, want)
 	}
@@ -189,8 +191,8 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 		t.Fatalf("migration 3's first table after its crash: %v, %v; want none", half, err)
 	}
 	db := openDB(t, dsn)
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
-		t.Fatalf("SchemaVersion after the rerun = %d, %v; want 5", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 6 {
+		t.Fatalf("SchemaVersion after the rerun = %d, %v; want 6", v, err)
 	}
 	if added, err := db.Ingest(t.Context(), egressSource, noEvents); err != nil || !added {
 		t.Fatalf("ingest after the rerun: %v, %v", added, err)
@@ -218,8 +220,8 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 	}
 	db := openDB(t, dsn)
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
-		t.Fatalf("SchemaVersion = %d, %v; want 5", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 6 {
+		t.Fatalf("SchemaVersion = %d, %v; want 6", v, err)
 	}
 }
 
@@ -248,36 +250,72 @@ func TestOtherToolsMigrations(t *testing.T) {
 	q.Set("search_path", ours+","+theirs)
 	u.RawQuery = q.Encode()
 	db := openDB(t, u.String())
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 5 {
-		t.Fatalf("SchemaVersion = %d, %v; want 5", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 6 {
+		t.Fatalf("SchemaVersion = %d, %v; want 6", v, err)
 	}
 }
 
-// A schema with events from before groups were kept (its last migration
-// undone) has them grouped on open, once.
+// legacyEvents makes dsn's schema what an earlier wardgate left: its
+// events as rows of telemetry_events (inserted in the order given), and
+// the migrations from version since on undone.
+func legacyEvents(t *testing.T, dsn string, since int, evs []egress.Event) {
+	t.Helper()
+	openDB(t, dsn).Close()
+	undo := `DROP TABLE telemetry_blocks;
+		CREATE TABLE telemetry_events (
+		id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts bigint NOT NULL, device text NOT NULL, device_id text NOT NULL,
+		action text NOT NULL, remote_ip text NOT NULL, remote_port integer NOT NULL, remote_url text NOT NULL, remote_ip_type text NOT NULL,
+		local_ip text NOT NULL, local_port integer NOT NULL, protocol text NOT NULL, process text NOT NULL, sent bigint NOT NULL, received bigint NOT NULL);
+		CREATE INDEX telemetry_events_ts ON telemetry_events (ts, id);`
+	if since <= 5 {
+		undo += `DROP TABLE telemetry_groups, telemetry_group_backfill; ALTER TABLE telemetry_sources DROP COLUMN batch;`
+	}
+	admin(t, dsn, undo)
+	admin(t, dsn, `DELETE FROM wardgate_migrations WHERE version >= $1`, since)
+	c, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	addr := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return ""
+		}
+		return a.String()
+	}
+	var rows [][]any
+	for _, ev := range evs {
+		rows = append(rows, []any{ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType, addr(ev.RemoteIP), int32(ev.RemotePort),
+			ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int32(ev.LocalPort), ev.Protocol, ev.Process, ev.SentBytes, ev.ReceivedBytes})
+	}
+	if _, err := c.CopyFrom(t.Context(), pgx.Identifier{"telemetry_events"}, []string{"ts", "device", "device_id", "action", "remote_ip", "remote_port",
+		"remote_url", "remote_ip_type", "local_ip", "local_port", "protocol", "process", "sent", "received"}, pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func allEvents(t *testing.T, db *postgres.DB) []egress.Event {
+	t.Helper()
+	var out []egress.Event
+	if err := db.Events(t.Context(), func(ev *egress.Event) error { out = append(out, *ev); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A schema with events from before groups were kept (and before events
+// were kept in blocks) has them grouped on open, once.
 func TestGroupsBackfilled(t *testing.T) {
 	dsn := freshSchema(t)
 	ctx := t.Context()
-	db := openDB(t, dsn)
 	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 	evs := []egress.Event{
 		{Time: t0, DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 5},
 		{Time: t0.Add(time.Minute), DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 7},
 		{Time: t0.Add(2 * time.Hour), DeviceName: "B", ActionType: egress.ActionConnectionFailed},
 	}
-	if _, err := db.Ingest(ctx, egress.Source{Name: "b", Digest: "sha256:b"}, func(add func(*egress.Event) error) error {
-		for i := range evs {
-			if err := add(&evs[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	admin(t, dsn, `DROP TABLE telemetry_groups, telemetry_group_backfill; ALTER TABLE telemetry_sources DROP COLUMN batch;
-		DELETE FROM wardgate_migrations WHERE version = (SELECT max(version) FROM wardgate_migrations)`)
+	legacyEvents(t, dsn, 5, evs)
+	admin(t, dsn, `INSERT INTO telemetry_sources(digest, name, events, ingested_at) VALUES ('sha256:b', 'b', 3, 0)`)
 	gr := egress.NewGrouper()
 	for i := range evs {
 		gr.Add(evs[i].DeviceName, &evs[i])
@@ -287,7 +325,7 @@ func TestGroupsBackfilled(t *testing.T) {
 		want = append(want, *g)
 	}
 	for range 2 { // grouped on the first open, left alone on the second
-		db = openDB(t, dsn)
+		db := openDB(t, dsn)
 		var got []egress.Group
 		last, err := db.Groups(ctx, 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil })
 		if err != nil {
@@ -297,6 +335,72 @@ func TestGroupsBackfilled(t *testing.T) {
 		if last != 1 || !reflect.DeepEqual(got, want) {
 			t.Fatalf("last batch %d, groups\n%+v\nwant\n%+v", last, got, want)
 		}
+		if got := allEvents(t, db); !reflect.DeepEqual(got, evs) {
+			t.Fatalf("events after the conversion\n%+v\nwant\n%+v", got, evs)
+		}
 		db.Close()
+	}
+}
+
+// telemetry_events rows are converted to blocks on open: Events gives
+// them as ORDER BY ts, id did (ties in the order they were inserted), the
+// rows of more than one block too, and events ingested afterwards that
+// tie with them come after them.
+func TestEventsConvertedToBlocks(t *testing.T) {
+	dsn := freshSchema(t)
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	var evs []egress.Event
+	for i := range 70_000 { // more than one block
+		evs = append(evs, egress.Event{Time: t0.Add(time.Duration((i*7919)%50_000) * time.Millisecond), DeviceName: fmt.Sprint("dev-", i%13),
+			DeviceID: fmt.Sprint(i), ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.AddrFrom4([4]byte{52, 1, byte(i), 1}),
+			RemotePort: 443, RemoteURL: "x.example.com", RemoteIPType: "Public", LocalIP: netip.MustParseAddr("fe80::1%eth0"), LocalPort: uint16(i),
+			Protocol: "Tcp", Process: "svc", SentBytes: int64(i), ReceivedBytes: -1})
+	}
+	legacyEvents(t, dsn, 6, evs)
+	want := slices.Clone(evs)
+	slices.SortStableFunc(want, func(x, y egress.Event) int { return x.Time.Compare(y.Time) })
+	db := openDB(t, dsn)
+	if got := allEvents(t, db); !reflect.DeepEqual(got, want) {
+		t.Fatalf("converted events are not in ORDER BY ts, id order (%d events, want %d)", len(got), len(want))
+	}
+	late := egress.Event{Time: t0, DeviceName: "late", ActionType: egress.ActionConnectionFailed}
+	if added, err := db.Ingest(t.Context(), egress.Source{Name: "late", Digest: "sha256:late"}, func(add func(*egress.Event) error) error { return add(&late) }); err != nil || !added {
+		t.Fatal(added, err)
+	}
+	got := allEvents(t, db)
+	ties := 0
+	for _, ev := range want {
+		if ev.Time.Equal(t0) {
+			ties++
+		}
+	}
+	if len(got) != len(want)+1 || !reflect.DeepEqual(got[:ties], want[:ties]) || got[ties].DeviceName != "late" || !reflect.DeepEqual(got[ties+1:], want[ties:]) {
+		t.Fatalf("an event ingested after the conversion is not after the converted ones of its time (%d ties)", ties)
+	}
+	c, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var gone bool
+	var blocks int
+	if err := c.QueryRow(t.Context(), `SELECT to_regclass('telemetry_events') IS NULL, (SELECT count(*) FROM telemetry_blocks WHERE source = '')`).Scan(&gone, &blocks); err != nil || !gone || blocks != 2 {
+		t.Fatalf("telemetry_events dropped: %v; %d blocks of converted events, want 2; %v", gone, blocks, err)
+	}
+}
+
+// A stored block that does not decode fails Events with an error naming
+// the block, not a panic.
+func TestCorruptBlock(t *testing.T) {
+	dsn := freshSchema(t)
+	db := openDB(t, dsn)
+	ev := egress.Event{Time: time.Unix(100, 0).UTC(), DeviceName: "A"}
+	if _, err := db.Ingest(t.Context(), egress.Source{Name: "a", Digest: "sha256:a"}, func(add func(*egress.Event) error) error { return add(&ev) }); err != nil {
+		t.Fatal(err)
+	}
+	admin(t, dsn, `UPDATE telemetry_blocks SET data = '\x28b52ffd0000'::bytea`)
+	err := db.Events(t.Context(), func(*egress.Event) error { return nil })
+	if !errors.Is(err, eventblock.ErrCorrupt) || !strings.Contains(err.Error(), "event block 1") {
+		t.Fatalf("err = %v", err)
 	}
 }

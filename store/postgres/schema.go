@@ -1,5 +1,11 @@
 package postgres
 
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+)
+
 // The migrations, in order: version i+1 is migrations[i]. Never edit one:
 // append. Text columns that are sorted on are COLLATE "C", so that order
 // is byte order, as in the SQLite backend, whatever the database's locale.
@@ -121,4 +127,27 @@ CREATE TABLE telemetry_groups (
 CREATE INDEX telemetry_groups_batch ON telemetry_groups (batch);
 CREATE TABLE telemetry_group_backfill (pending integer NOT NULL);
 INSERT INTO telemetry_group_backfill SELECT 1 WHERE EXISTS (SELECT 1 FROM telemetry_events);`,
+
+	// 6: the raw events in blocks (internal/eventblock): one row per block
+	// of up to eventblock.MaxEvents events of one source (its digest; ''
+	// for the events converted from telemetry_events), sorted by time;
+	// first and last are its first and last times. Events reads them in
+	// time order by merging the blocks in (first, id) order. The blocks
+	// are compressed already: stored out of line, not compressed again.
+	// The step convertEvents moves the events rows into blocks (in their
+	// ORDER BY ts, id order) and drops telemetry_events.
+	`CREATE TABLE telemetry_blocks (
+	id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	source text NOT NULL,
+	events integer NOT NULL,
+	first  bigint NOT NULL,
+	last   bigint NOT NULL,
+	data   bytea NOT NULL
+);
+ALTER TABLE telemetry_blocks ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX telemetry_blocks_first ON telemetry_blocks (first, id);`,
 }
+
+// migrationSteps are Go code run after the SQL of the migration of that
+// version, in its transaction.
+var migrationSteps = map[int]func(ctx context.Context, tx pgx.Tx) error{6: convertEvents}

@@ -2,30 +2,27 @@ package postgres
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/internal/eventblock"
 	"github.com/wardgate/wardgate/store"
 )
-
-// copyRows is how many events Ingest sends per COPY.
-const copyRows = 2048
-
-var eventCols = []string{"ts", "device", "device_id", "action", "remote_ip", "remote_port", "remote_url", "remote_ip_type",
-	"local_ip", "local_port", "protocol", "process", "sent", "received"}
 
 // Ingest implements store.Telemetry: one transaction per source, nothing
 // when the source was ingested before. The source's row is inserted
 // first, so two replicas ingesting the same batch at once cannot both add
 // it: the second waits on the first's row and adds nothing if it commits.
-// The events go in by COPY, copyRows at a time; then, under a lock that
-// orders batches (lockGroups), the batch takes the next number and its
-// groups are merged into telemetry_groups.
+// The events go in blocks (internal/eventblock, up to eventblock.MaxEvents
+// each); then, under a lock that orders batches (lockGroups), the batch
+// takes the next number and its groups are merged into telemetry_groups
+// (with the replica's copy of the groups it merged last, groupCache).
 func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(*egress.Event) error) error) (added bool, err error) {
+	var merged *groupMerge
 	err = pgx.BeginFunc(ctx, db.w, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO telemetry_sources(digest, name, events, ingested_at) VALUES ($1, $2, 0, $3) ON CONFLICT (digest) DO NOTHING`,
 			src.Digest, src.Name, time.Now().UnixNano())
@@ -33,37 +30,23 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 			return err
 		}
 		var n int64
-		buf := make([][]any, 0, copyRows)
-		flush := func() error {
-			if len(buf) == 0 {
-				return nil
-			}
-			_, err := tx.CopyFrom(ctx, pgx.Identifier{"telemetry_events"}, eventCols, pgx.CopyFromRows(buf))
-			buf = buf[:0]
-			return err
-		}
+		w := newBlockWriter(tx, src.Digest)
 		gr := egress.NewGrouper()
 		err = scan(func(ev *egress.Event) error {
 			n++
 			gr.Add(ev.DeviceName, ev)
-			buf = append(buf, []any{ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType, addr(ev.RemoteIP), int32(ev.RemotePort),
-				ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int32(ev.LocalPort), ev.Protocol, ev.Process, ev.SentBytes, ev.ReceivedBytes})
-			if len(buf) == copyRows {
-				return flush()
-			}
-			return nil
+			return w.add(ctx, ev)
 		})
 		if err != nil {
 			return err
 		}
-		if err := flush(); err != nil {
+		if err := w.flush(ctx); err != nil {
 			return err
 		}
-		batch, err := mergeGroups(ctx, tx, gr.Groups())
-		if err != nil {
+		if merged, err = db.groups.merge(ctx, tx, gr.Groups()); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET events = $2, batch = $3 WHERE digest = $1`, src.Digest, n, batch); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET events = $2, batch = $3 WHERE digest = $1`, src.Digest, n, merged.batch); err != nil {
 			return err
 		}
 		if err := db.notifyTx(ctx, tx, store.Change{Kind: store.ChangeTelemetry, Key: src.Digest}); err != nil {
@@ -72,77 +55,115 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		added = true
 		return nil
 	})
+	if merged != nil {
+		db.groups.done(merged, err == nil)
+	}
 	if err != nil {
 		return false, db.classify("ingest into", err)
 	}
 	return added, nil
 }
 
+// blockWriter stores a source's events in telemetry_blocks, a block each
+// time one is full and the rest at flush.
+type blockWriter struct {
+	b      *eventblock.Builder
+	tx     pgx.Tx
+	source string
+}
+
+func newBlockWriter(tx pgx.Tx, source string) *blockWriter {
+	return &blockWriter{b: eventblock.NewBuilder(), tx: tx, source: source}
+}
+
+func (w *blockWriter) add(ctx context.Context, ev *egress.Event) error {
+	if err := w.b.Add(ev); err != nil {
+		return err
+	}
+	if w.b.Full() {
+		return w.flush(ctx)
+	}
+	return nil
+}
+
+func (w *blockWriter) flush(ctx context.Context) error {
+	n := w.b.Len()
+	if n == 0 {
+		return nil
+	}
+	data, first, last, err := w.b.Encode()
+	if err != nil {
+		return err
+	}
+	_, err = w.tx.Exec(ctx, `INSERT INTO telemetry_blocks(source, events, first, last, data) VALUES ($1, $2, $3, $4, $5)`, w.source, n, first, last, data)
+	return err
+}
+
+// convertEvents is the step of migration 6: the events rows, read in the
+// order Events gave them (ORDER BY ts, id), go into blocks numbered in
+// that order, so Events gives them in the same order; then
+// telemetry_events is dropped. The rows are read a block at a time.
+func convertEvents(ctx context.Context, tx pgx.Tx) error {
+	w := newBlockWriter(tx, "")
+	last := struct {
+		ts, id int64
+		any    bool
+	}{}
+	for {
+		const cols = `SELECT id, ts, device, device_id, action, remote_ip, remote_port, remote_url, remote_ip_type, local_ip, local_port, protocol, process, sent, received FROM telemetry_events`
+		var rows pgx.Rows
+		var err error
+		if !last.any {
+			rows, err = tx.Query(ctx, cols+` ORDER BY ts, id LIMIT $1`, eventblock.MaxEvents)
+		} else { // after the last row read, along the index on (ts, id)
+			rows, err = tx.Query(ctx, cols+` WHERE (ts, id) > ($1, $2) ORDER BY ts, id LIMIT $3`, last.ts, last.id, eventblock.MaxEvents)
+		}
+		if err != nil {
+			return err
+		}
+		full := false
+		var ev egress.Event
+		for rows.Next() {
+			var rip, lip string
+			var rport, lport int32
+			var ts int64
+			if err := rows.Scan(&last.id, &ts, &ev.DeviceName, &ev.DeviceID, &ev.ActionType, &rip, &rport, &ev.RemoteURL, &ev.RemoteIPType, &lip, &lport, &ev.Protocol, &ev.Process, &ev.SentBytes, &ev.ReceivedBytes); err != nil {
+				rows.Close()
+				return fmt.Errorf("convert the events to blocks: %w", err)
+			}
+			last.ts, last.any = ts, true
+			ev.Time = time.Unix(0, ts).UTC()
+			ev.RemoteIP, _ = netip.ParseAddr(rip)
+			ev.LocalIP, _ = netip.ParseAddr(lip)
+			ev.RemotePort, ev.LocalPort = uint16(rport), uint16(lport)
+			if err := w.b.Add(&ev); err != nil {
+				rows.Close()
+				return fmt.Errorf("convert the events to blocks: %w", err)
+			}
+			if full = w.b.Full(); full {
+				break // the connection is the query's until it is closed
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		// A query that filled no block read the last rows.
+		if err := w.flush(ctx); err != nil || !full {
+			if err != nil {
+				return err
+			}
+			break
+		}
+	}
+	_, err := tx.Exec(ctx, `DROP TABLE telemetry_events`)
+	return err
+}
+
 // lockGroups orders the batches' group merges across replicas: a batch
 // numbered n commits before any batch numbered above n is numbered, so a
 // reader that has seen batch n has seen every batch below it.
 const lockGroups = `SELECT pg_advisory_xact_lock(2026120501, hashtext(current_schema()))`
-
-// mergeGroups takes the next batch number and merges a batch's groups
-// into telemetry_groups.
-func mergeGroups(ctx context.Context, tx pgx.Tx, gs []*egress.Group) (int64, error) {
-	if _, err := tx.Exec(ctx, lockGroups); err != nil {
-		return 0, err
-	}
-	var batch int64
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(batch), 0) + 1 FROM telemetry_sources`).Scan(&batch); err != nil {
-		return 0, err
-	}
-	return batch, putGroups(ctx, tx, gs, batch)
-}
-
-const selectGroup = `SELECT events, sent, first, last, times FROM telemetry_groups
-	WHERE device = $1 AND hour = $2 AND success = $3 AND remote_url = $4 AND remote_ip = $5 AND remote_ip_type = $6`
-
-const upsertGroup = `INSERT INTO telemetry_groups VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-	ON CONFLICT (device, hour, success, remote_url, remote_ip, remote_ip_type) DO UPDATE SET
-	events = excluded.events, sent = excluded.sent, first = excluded.first, last = excluded.last, times = excluded.times, batch = excluded.batch`
-
-// putGroups merges gs with the stored groups: one round trip reads them,
-// one writes them.
-func putGroups(ctx context.Context, tx pgx.Tx, gs []*egress.Group, batch int64) error {
-	for i := 0; i < len(gs); i += 4096 {
-		part := gs[i:min(i+4096, len(gs))]
-		var rb pgx.Batch
-		for _, g := range part {
-			rb.Queue(selectGroup, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType)
-		}
-		res := tx.SendBatch(ctx, &rb)
-		var old egress.Group
-		var times []byte
-		for _, g := range part {
-			switch err := res.QueryRow().Scan(&old.Events, &old.Sent, &old.First, &old.Last, &times); {
-			case errors.Is(err, pgx.ErrNoRows):
-			case err != nil:
-				res.Close()
-				return err
-			default:
-				if old.Times, err = egress.DecodeTimes(times); err != nil {
-					res.Close()
-					return err
-				}
-				g.Merge(&old)
-			}
-		}
-		if err := res.Close(); err != nil {
-			return err
-		}
-		var wb pgx.Batch
-		for _, g := range part {
-			wb.Queue(upsertGroup, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType,
-				g.Events, g.Sent, g.First, g.Last, egress.EncodeTimes(g.Times), batch)
-		}
-		if err := tx.SendBatch(ctx, &wb).Close(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // Groups implements egress.GroupStore.
 func (db *DB) Groups(ctx context.Context, after int64, fn func(*egress.Group) error) (int64, error) {
@@ -193,21 +214,36 @@ func (db *DB) backfillGroups(ctx context.Context) error {
 			return err
 		}
 		gr := egress.NewGrouper()
-		rows, err := tx.Query(ctx, "SELECT "+egress.GroupColumns+" FROM telemetry_events")
+		rows, err := tx.Query(ctx, `SELECT data FROM telemetry_blocks`)
 		if err != nil {
 			return err
 		}
+		var ev egress.Event
 		for rows.Next() {
-			if err := gr.AddRow(rows.Scan); err != nil {
+			var data []byte
+			if err := rows.Scan(&data); err != nil {
 				rows.Close()
 				return err
+			}
+			b, err := eventblock.Decode(data)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			for i := range b.Len() {
+				b.Event(i, &ev)
+				gr.Add(ev.DeviceName, &ev)
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if err := putGroups(ctx, tx, gr.Groups(), 1); err != nil {
+		gs := gr.Groups()
+		if err := readGroups(ctx, tx, gs); err != nil {
+			return err
+		}
+		if err := writeGroups(ctx, tx, gs, 1); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE telemetry_sources SET batch = 1 WHERE batch = 0 AND digest = (SELECT min(digest) FROM telemetry_sources)`); err != nil {
@@ -225,33 +261,31 @@ func addr(a netip.Addr) string {
 	return a.String()
 }
 
-// Events implements store.Telemetry. fn runs while a reader connection
-// streams the events: it must not wait on the store.
+// Events implements store.Telemetry: the blocks merged in time order,
+// ties in ingestion order (eventblock.Merge). fn runs while a reader
+// connection streams the blocks: it must not wait on the store.
 func (db *DB) Events(ctx context.Context, fn func(*egress.Event) error) error {
-	rows, err := db.r.Query(ctx, `SELECT `+
-		`ts, device, device_id, action, remote_ip, remote_port, remote_url, remote_ip_type, local_ip, local_port, protocol, process, sent, received
-		FROM telemetry_events ORDER BY ts, id`)
+	rows, err := db.r.Query(ctx, `SELECT id, first, data FROM telemetry_blocks ORDER BY first, id`)
 	if err != nil {
 		return db.classify("read events from", err)
 	}
 	defer rows.Close()
-	var ev egress.Event
-	for rows.Next() {
-		var ts int64
-		var rip, lip string
-		var rport, lport int32
-		if err := rows.Scan(&ts, &ev.DeviceName, &ev.DeviceID, &ev.ActionType, &rip, &rport, &ev.RemoteURL, &ev.RemoteIPType, &lip, &lport, &ev.Protocol, &ev.Process, &ev.SentBytes, &ev.ReceivedBytes); err != nil {
-			return db.classify("read events from", err)
+	var fnErr error
+	err = eventblock.Merge(func() (eventblock.Stored, bool, error) {
+		var s eventblock.Stored
+		if !rows.Next() {
+			return s, false, rows.Err()
 		}
-		ev.Time = time.Unix(0, ts).UTC()
-		ev.RemoteIP, _ = netip.ParseAddr(rip) // written by addr: valid or empty
-		ev.LocalIP, _ = netip.ParseAddr(lip)
-		ev.RemotePort, ev.LocalPort = uint16(rport), uint16(lport)
-		if err := fn(&ev); err != nil {
-			return err
-		}
+		err := rows.Scan(&s.Seq, &s.First, &s.Data)
+		return s, err == nil, err
+	}, func(ev *egress.Event) error {
+		fnErr = fn(ev)
+		return fnErr
+	})
+	if err != nil && err == fnErr {
+		return err
 	}
-	return db.classify("read events from", rows.Err())
+	return db.classify("read events from", err)
 }
 
 // insertInstallation stores an installation unless the device's previous

@@ -33,6 +33,9 @@ type spec struct {
 	name       string
 	sync       syncMode
 	migrations []migration
+	// steps are Go code run after the SQL of the migration of that
+	// version, in its transaction.
+	steps map[int]migrationStep
 }
 
 // file is one open database file: a writer pool of one connection (every
@@ -87,7 +90,7 @@ func openFile(ctx context.Context, dir string, s spec, o store.Options) (*file, 
 	f.w.SetMaxIdleConns(1)
 	f.w.SetConnMaxLifetime(0)
 	f.w.SetConnMaxIdleTime(0)
-	if err := f.migrate(ctx, s.migrations); err != nil {
+	if err := f.migrate(ctx, s.migrations, s.steps); err != nil {
 		f.w.Close()
 		return nil, err
 	}

@@ -15,6 +15,10 @@ import (
 // nothing and runs again, whole, on the next open. Never edit one: append.
 type migration string
 
+// migrationStep is a migration's part that SQL cannot do (converting rows
+// to another encoding), run in the migration's transaction after its SQL.
+type migrationStep func(ctx context.Context, tx *sql.Tx) error
+
 // failMigration, when set (by tests), fails the migration of that version
 // inside its transaction, as a crash in the middle of it would.
 var failMigration func(path string, version int) error
@@ -22,7 +26,7 @@ var failMigration func(path string, version int) error
 // migrate applies the migrations this file lacks. A file whose newest
 // migration is beyond what this wardgate knows is refused before anything
 // is changed: it was written by a newer wardgate.
-func (f *file) migrate(ctx context.Context, ms []migration) error {
+func (f *file) migrate(ctx context.Context, ms []migration, steps map[int]migrationStep) error {
 	err := f.tx(ctx, "migrate", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`)
 		return err
@@ -49,6 +53,11 @@ func (f *file) migrate(ctx context.Context, ms []migration) error {
 			}
 			if _, err := tx.ExecContext(ctx, string(m)); err != nil {
 				return fmt.Errorf("migration %d: %w", version, err)
+			}
+			if step := steps[version]; step != nil {
+				if err := step(ctx, tx); err != nil {
+					return fmt.Errorf("migration %d: %w", version, err)
+				}
 			}
 			if failMigration != nil {
 				if err := failMigration(f.path, version); err != nil {

@@ -93,5 +93,30 @@ var (
 	CREATE INDEX IF NOT EXISTS event_groups_batch ON event_groups(batch);
 	CREATE TABLE IF NOT EXISTS group_backfill (pending INTEGER NOT NULL);
 	INSERT INTO group_backfill SELECT 1 WHERE EXISTS (SELECT 1 FROM events);`,
-	}}
+		// The raw events in blocks (internal/eventblock): one row per block
+		// of up to eventblock.MaxEvents events of one batch (sources rowid;
+		// 0 for the events converted from an earlier file), sorted by time;
+		// first and last are its first and last times. Events reads them
+		// in time order by merging the blocks in (first, id) order. The
+		// step convertEvents moves the events of an earlier file into
+		// blocks (in their ORDER BY ts, rowid order) and drops the table.
+		`CREATE TABLE IF NOT EXISTS event_blocks (id INTEGER PRIMARY KEY, batch INTEGER NOT NULL, events INTEGER NOT NULL,
+	  first INTEGER NOT NULL, last INTEGER NOT NULL, data BLOB NOT NULL);
+	CREATE INDEX IF NOT EXISTS event_blocks_first ON event_blocks(first, id);`,
+		// The groups by row id, so that the writer, which keeps a copy of
+		// them (groupCache), writes a merged group back by its id; the key
+		// stays unique.
+		`CREATE TABLE event_groups_v5 (id INTEGER PRIMARY KEY,
+	  device TEXT NOT NULL, hour INTEGER NOT NULL, success INTEGER NOT NULL,
+	  remote_url TEXT NOT NULL, remote_ip TEXT NOT NULL, remote_ip_type TEXT NOT NULL,
+	  events INTEGER NOT NULL, sent INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,
+	  times BLOB NOT NULL, batch INTEGER NOT NULL);
+	INSERT INTO event_groups_v5(device, hour, success, remote_url, remote_ip, remote_ip_type, events, sent, first, last, times, batch)
+	  SELECT device, hour, success, remote_url, remote_ip, remote_ip_type, events, sent, first, last, times, batch FROM event_groups
+	  ORDER BY device, hour, success, remote_url, remote_ip, remote_ip_type;
+	DROP TABLE event_groups;
+	ALTER TABLE event_groups_v5 RENAME TO event_groups;
+	CREATE UNIQUE INDEX event_groups_key ON event_groups(device, hour, success, remote_url, remote_ip, remote_ip_type);
+	CREATE INDEX event_groups_batch ON event_groups(batch);`,
+	}, steps: map[int]migrationStep{4: convertEvents}}
 )

@@ -11,9 +11,9 @@
 // committer for the writes on the admission path. A state directory made
 // by an earlier wardgate is migrated on open (legacy.go).
 //
-// Imports: the standard library, modernc.org/sqlite, store, egress and
-// internal/groupcommit. Must not import policy, verify, sbom, attest,
-// gate, net/http server types, or cobra.
+// Imports: the standard library, modernc.org/sqlite, store, egress,
+// internal/groupcommit and internal/eventblock. Must not import policy,
+// verify, sbom, attest, gate, net/http server types, or cobra.
 package sqlite
 
 import (
@@ -62,6 +62,7 @@ type DB struct {
 	main   *file // everything but telemetry
 	egress *file // telemetry
 	files  []*file
+	groups *groupCache // egress.db's writer's copy of event_groups
 }
 
 // Open opens (creating, migrating and importing an earlier layout as
@@ -111,7 +112,7 @@ func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
 	if err := adoptLegacyLog(ctx, dir, o); err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir}
+	db := &DB{dir: dir, groups: newGroupCache()}
 	if db.main, err = openFile(ctx, dir, mainSpec, o); err != nil {
 		return nil, err
 	}

@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/internal/eventblock"
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/sqlite"
 	"github.com/wardgate/wardgate/store/storetest"
@@ -77,7 +79,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 3}) {
+	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 5}) {
 		t.Fatalf("schema versions %v, %v", v, err)
 	}
 }
@@ -267,43 +269,106 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 	}
 	db := open(t, dir)
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || v["egress.db"] != 3 {
+	if err != nil || v["egress.db"] != 5 {
 		t.Fatalf("schema versions after the rerun: %v, %v", v, err)
 	}
-	if got, want := tables(), []string{"event_groups", "events", "group_backfill", "schema_migrations", "sources"}; !slices.Equal(got, want) {
+	if got, want := tables(), []string{"event_blocks", "event_groups", "group_backfill", "schema_migrations", "sources"}; !slices.Equal(got, want) {
 		t.Fatalf("after the rerun: tables %v, want %v", got, want)
 	}
 }
 
-// A state directory whose egress.db has events from before groups were
-// kept (its last migration undone) has them grouped on open, once.
-func TestGroupsBackfilled(t *testing.T) {
-	dir := t.TempDir()
-	ctx := t.Context()
-	db := open(t, dir)
-	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
-	evs := []egress.Event{
-		{Time: t0, DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 5},
-		{Time: t0.Add(time.Minute), DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 7},
-		{Time: t0.Add(2 * time.Hour), DeviceName: "B", ActionType: egress.ActionConnectionFailed},
+// legacyEvents makes dir's egress.db what an earlier wardgate left: its
+// events as rows of the events table (inserted in the order given), and
+// the migrations from version since on undone.
+func legacyEvents(t *testing.T, dir string, since int, evs []egress.Event) {
+	t.Helper()
+	open(t, dir).Close()
+	raw, err := sql.Open("sqlite", filepath.Join(dir, "egress.db"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := db.Ingest(ctx, egress.Source{Name: "b", Digest: "sha256:b"}, func(add func(*egress.Event) error) error {
+	defer raw.Close()
+	undo := `DROP TABLE event_blocks;
+		CREATE TABLE events (
+		  ts INTEGER NOT NULL, device TEXT NOT NULL, device_id TEXT NOT NULL, action TEXT NOT NULL,
+		  remote_ip TEXT NOT NULL, remote_port INTEGER NOT NULL, remote_url TEXT NOT NULL, remote_ip_type TEXT NOT NULL,
+		  local_ip TEXT NOT NULL, local_port INTEGER NOT NULL, protocol TEXT NOT NULL, process TEXT NOT NULL,
+		  sent INTEGER NOT NULL, received INTEGER NOT NULL);
+		CREATE INDEX events_ts ON events(ts);`
+	if since <= 3 {
+		undo += `DROP TABLE event_groups; DROP TABLE group_backfill;`
+	}
+	if _, err := raw.Exec(undo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`DELETE FROM schema_migrations WHERE version >= ?`, since); err != nil {
+		t.Fatal(err)
+	}
+	addr := func(a netip.Addr) string {
+		if !a.IsValid() {
+			return ""
+		}
+		return a.String()
+	}
+	tx, err := raw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, ev := range evs {
+		if _, err := tx.Exec(`INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType,
+			addr(ev.RemoteIP), int(ev.RemotePort), ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int(ev.LocalPort), ev.Protocol, ev.Process,
+			ev.SentBytes, ev.ReceivedBytes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ingestAll(t *testing.T, db *sqlite.DB, digest string, evs []egress.Event) {
+	t.Helper()
+	added, err := db.Ingest(t.Context(), egress.Source{Name: digest, Digest: digest}, func(add func(*egress.Event) error) error {
 		for i := range evs {
 			if err := add(&evs[i]); err != nil {
 				return err
 			}
 		}
 		return nil
-	}); err != nil {
+	})
+	if err != nil || !added {
+		t.Fatalf("ingest %s: %v, %v", digest, added, err)
+	}
+}
+
+func allEvents(t *testing.T, db *sqlite.DB) []egress.Event {
+	t.Helper()
+	var out []egress.Event
+	if err := db.Events(t.Context(), func(ev *egress.Event) error { out = append(out, *ev); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	return out
+}
+
+// A state directory whose egress.db has events from before groups were
+// kept (and before events were kept in blocks) has them grouped on open,
+// once.
+func TestGroupsBackfilled(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	evs := []egress.Event{
+		{Time: t0, DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 5},
+		{Time: t0.Add(time.Minute), DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 7},
+		{Time: t0.Add(2 * time.Hour), DeviceName: "B", ActionType: egress.ActionConnectionFailed},
+	}
+	legacyEvents(t, dir, 3, evs)
 	raw, err := sql.Open("sqlite", filepath.Join(dir, "egress.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`DROP TABLE event_groups; DROP TABLE group_backfill;
-		DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)`); err != nil {
+	if _, err := raw.Exec(`INSERT INTO sources(digest, name, events, ingested_at) VALUES ('sha256:b', 'b', 3, 0)`); err != nil {
 		t.Fatal(err)
 	}
 	raw.Close()
@@ -312,7 +377,7 @@ func TestGroupsBackfilled(t *testing.T) {
 		gr.Add(evs[i].DeviceName, &evs[i])
 	}
 	for range 2 { // grouped on the first open, left alone on the second
-		db = open(t, dir)
+		db := open(t, dir)
 		var got []egress.Group
 		last, err := db.Groups(ctx, 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil })
 		if err != nil {
@@ -326,7 +391,82 @@ func TestGroupsBackfilled(t *testing.T) {
 		if last != 1 || !reflect.DeepEqual(got, want) {
 			t.Fatalf("last batch %d, groups\n%+v\nwant\n%+v", last, got, want)
 		}
+		if got := allEvents(t, db); !reflect.DeepEqual(got, evs) {
+			t.Fatalf("events after the conversion\n%+v\nwant\n%+v", got, evs)
+		}
 		db.Close()
+	}
+}
+
+// An earlier egress.db's events rows are converted to blocks on open:
+// Events gives them as ORDER BY ts, rowid did (ties in the order they
+// were inserted), the rows of more than one block too, and events
+// ingested afterwards that tie with them come after them.
+func TestEventsConvertedToBlocks(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	var evs []egress.Event
+	for i := range 70_000 { // more than one block
+		evs = append(evs, egress.Event{Time: t0.Add(time.Duration((i*7919)%50_000) * time.Millisecond), DeviceName: fmt.Sprint("dev-", i%13),
+			DeviceID: fmt.Sprint(i), ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.AddrFrom4([4]byte{52, 1, byte(i), 1}),
+			RemotePort: 443, RemoteURL: "x.example.com", RemoteIPType: "Public", LocalIP: netip.MustParseAddr("fe80::1%eth0"), LocalPort: uint16(i),
+			Protocol: "Tcp", Process: "svc", SentBytes: int64(i), ReceivedBytes: -1})
+	}
+	legacyEvents(t, dir, 4, evs)
+	want := slices.Clone(evs)
+	slices.SortStableFunc(want, func(x, y egress.Event) int { return x.Time.Compare(y.Time) })
+	db := open(t, dir)
+	if got := allEvents(t, db); !reflect.DeepEqual(got, want) {
+		t.Fatalf("converted events are not in ORDER BY ts, rowid order (%d events, want %d)", len(got), len(want))
+	}
+	later := []egress.Event{{Time: t0, DeviceName: "late", ActionType: egress.ActionConnectionFailed}}
+	ingestAll(t, db, "sha256:later", later)
+	db.Close()
+	db = open(t, dir)
+	got := allEvents(t, db)
+	if len(got) != len(want)+1 {
+		t.Fatalf("%d events, want %d", len(got), len(want)+1)
+	}
+	ties := 0
+	for _, ev := range want {
+		if ev.Time.Equal(t0) {
+			ties++
+		}
+	}
+	if !reflect.DeepEqual(got[:ties], want[:ties]) || got[ties].DeviceName != "late" || !reflect.DeepEqual(got[ties+1:], want[ties:]) {
+		t.Fatalf("an event ingested after the conversion is not after the converted ones of its time (%d ties)", ties)
+	}
+	var n int
+	raw, err := sql.Open("sqlite", filepath.Join(dir, "egress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if err := raw.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'events'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the events table is left: %d, %v", n, err)
+	}
+	if err := raw.QueryRow(`SELECT count(*) FROM event_blocks WHERE batch = 0`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d blocks of converted events, want 2: %v", n, err)
+	}
+}
+
+// A stored block that does not decode fails Events with an error naming
+// the file and the block, not a panic.
+func TestCorruptBlock(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir)
+	ingestAll(t, db, "sha256:a", []egress.Event{{Time: time.Unix(100, 0).UTC(), DeviceName: "A"}})
+	raw, err := sql.Open("sqlite", filepath.Join(dir, "egress.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`UPDATE event_blocks SET data = x'28b52ffd0000'`); err != nil {
+		t.Fatal(err)
+	}
+	err = db.Events(t.Context(), func(*egress.Event) error { return nil })
+	if !errors.Is(err, eventblock.ErrCorrupt) || !strings.Contains(err.Error(), filepath.Join(dir, "egress.db")) || !strings.Contains(err.Error(), "event block 1") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
@@ -384,5 +524,80 @@ func TestFailedAppendKeepsItsBatch(t *testing.T) {
 	slices.Sort(ids)
 	if want := []string{"req-0", "req-1", "req-2"}; !slices.Equal(ids, want) {
 		t.Fatalf("audit records %v, want %v", ids, want)
+	}
+}
+
+// Two handles on one directory (two processes) ingest in turns: each
+// writer's copy of the groups is refreshed when the other wrote, so every
+// group holds every batch's events.
+func TestGroupsTwoWriters(t *testing.T) {
+	dir := t.TempDir()
+	dbs := []*sqlite.DB{open(t, dir), open(t, dir)}
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	gr := egress.NewGrouper()
+	var all []egress.Event
+	for i := range 6 {
+		var evs []egress.Event
+		for j := range 3 + i {
+			ev := egress.Event{Time: t0.Add(time.Duration(i*10+j) * time.Second), DeviceName: fmt.Sprint("dev-", j%2), ActionType: egress.ActionConnectionSuccess,
+				RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: int64(100*i + j)}
+			evs = append(evs, ev)
+			gr.Add(ev.DeviceName, &ev)
+		}
+		all = append(all, evs...)
+		ingestAll(t, dbs[i%2], fmt.Sprint("sha256:", i), evs)
+	}
+	for _, db := range dbs {
+		var got []egress.Group
+		if _, err := db.Groups(t.Context(), 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
+		var want []egress.Group
+		for _, g := range gr.Groups() {
+			want = append(want, *g)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("groups after two writers took turns\n%+v\nwant\n%+v", got, want)
+		}
+	}
+	if got := allEvents(t, dbs[0]); !reflect.DeepEqual(got, all) {
+		t.Fatalf("events differ")
+	}
+}
+
+// With a cache of a few groups, batches over many hours, some of them
+// late (hours the cache dropped), still merge into the stored groups.
+func TestGroupCacheEvicts(t *testing.T) {
+	defer sqlite.SetGroupCacheLimit(6)()
+	dir := t.TempDir()
+	db := open(t, dir)
+	t0 := time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+	gr := egress.NewGrouper()
+	for b := range 12 {
+		var evs []egress.Event
+		for j := range 8 {
+			hour := b + j%3
+			if j == 7 {
+				hour = b / 3 // late: an hour dropped from the cache
+			}
+			ev := egress.Event{Time: t0.Add(time.Duration(hour)*time.Hour + time.Duration(b*60+j)*time.Second), DeviceName: fmt.Sprint("dev-", j%2),
+				ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: int64(b*10 + j)}
+			evs = append(evs, ev)
+			gr.Add(ev.DeviceName, &ev)
+		}
+		ingestAll(t, db, fmt.Sprint("sha256:", b), evs)
+	}
+	var got []egress.Group
+	if _, err := db.Groups(t.Context(), 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
+	var want []egress.Group
+	for _, g := range gr.Groups() {
+		want = append(want, *g)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("groups with a small cache\n%+v\nwant\n%+v", got, want)
 	}
 }

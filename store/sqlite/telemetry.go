@@ -3,26 +3,26 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
+	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
-	sqlite "modernc.org/sqlite"
-
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/internal/eventblock"
 )
 
 // Ingest implements store.Telemetry: one transaction per source, nothing
-// when the source was ingested before. The batch's events are merged into
-// their groups (egress.Group) in the same transaction; the batch is
+// when the source was ingested before. The batch's events are stored in
+// blocks (internal/eventblock, up to eventblock.MaxEvents each) and merged
+// into their groups (egress.Group) in the same transaction; the batch is
 // numbered by its row in sources.
 //
 // An error of scan's own (the batch cannot be read) is returned as scan
 // gave it, not as a store error: it names the batch, not the database.
 func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(*egress.Event) error) error) (added bool, err error) {
 	var scanErr error
+	var merged *groupMerge
 	err = db.egress.tx(ctx, "ingest into", func(tx *sql.Tx) error {
 		var one int
 		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM sources WHERE digest = ?`, src.Digest).Scan(&one); {
@@ -35,18 +35,18 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) + 1 FROM sources`).Scan(&batch); err != nil {
 			return err
 		}
-		ins, err := newEventInserter(ctx, tx)
+		w, err := newBlockWriter(ctx, tx, batch)
 		if err != nil {
 			return err
 		}
-		defer ins.close()
+		defer w.close()
 		gr := egress.NewGrouper()
 		var n int64
 		var addErr error
 		err = scan(func(ev *egress.Event) error {
 			n++
 			gr.Add(ev.DeviceName, ev)
-			addErr = ins.add(ctx, ev)
+			addErr = w.add(ctx, ev)
 			return addErr
 		})
 		if err != nil {
@@ -55,10 +55,10 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 			}
 			return err
 		}
-		if err := ins.flush(ctx); err != nil {
+		if err := w.flush(ctx); err != nil {
 			return err
 		}
-		if err := mergeGroups(ctx, tx, gr.Groups(), batch); err != nil {
+		if merged, err = db.groups.merge(ctx, tx, gr.Groups(), batch); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sources(rowid, digest, name, events, ingested_at) VALUES (?,?,?,?,?)`, batch, src.Digest, src.Name, n, time.Now().Unix()); err != nil {
@@ -67,6 +67,9 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		added = true
 		return nil
 	})
+	if merged != nil {
+		db.groups.done(merged, err == nil)
+	}
 	if scanErr != nil {
 		return false, scanErr
 	}
@@ -76,123 +79,87 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 	return added, nil
 }
 
-// insertRows is how many events one INSERT statement carries.
-const insertRows = 64
-
-const eventCols = 14
-
-// eventInserter inserts events insertRows at a time with one prepared
-// multi-row statement (the rest one by one).
-type eventInserter struct {
-	many, one *sql.Stmt
-	args      []any
+// blockWriter stores a batch's events in event_blocks, a block each time
+// one is full and the rest at flush.
+type blockWriter struct {
+	b     *eventblock.Builder
+	ins   *sql.Stmt
+	batch int64
 }
 
-func newEventInserter(ctx context.Context, tx *sql.Tx) (*eventInserter, error) {
-	row := "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-	many, err := tx.PrepareContext(ctx, `INSERT INTO events VALUES `+row+strings.Repeat(","+row, insertRows-1))
+func newBlockWriter(ctx context.Context, tx *sql.Tx, batch int64) (*blockWriter, error) {
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO event_blocks(batch, events, first, last, data) VALUES (?,?,?,?,?)`)
 	if err != nil {
 		return nil, err
 	}
-	one, err := tx.PrepareContext(ctx, `INSERT INTO events VALUES `+row)
-	if err != nil {
-		many.Close()
-		return nil, err
-	}
-	return &eventInserter{many: many, one: one, args: make([]any, 0, insertRows*eventCols)}, nil
+	return &blockWriter{b: eventblock.NewBuilder(), ins: ins, batch: batch}, nil
 }
 
-func (e *eventInserter) add(ctx context.Context, ev *egress.Event) error {
-	e.args = append(e.args, ev.Time.UnixNano(), ev.DeviceName, ev.DeviceID, ev.ActionType, addr(ev.RemoteIP), int(ev.RemotePort),
-		ev.RemoteURL, ev.RemoteIPType, addr(ev.LocalIP), int(ev.LocalPort), ev.Protocol, ev.Process, ev.SentBytes, ev.ReceivedBytes)
-	if len(e.args) == insertRows*eventCols {
-		_, err := e.many.ExecContext(ctx, e.args...)
-		e.args = e.args[:0]
+func (w *blockWriter) add(ctx context.Context, ev *egress.Event) error {
+	if err := w.b.Add(ev); err != nil {
 		return err
 	}
-	return nil
-}
-
-func (e *eventInserter) flush(ctx context.Context) error {
-	for i := 0; i < len(e.args); i += eventCols {
-		if _, err := e.one.ExecContext(ctx, e.args[i:i+eventCols]...); err != nil {
-			return err
-		}
-	}
-	e.args = e.args[:0]
-	return nil
-}
-
-func (e *eventInserter) close() {
-	e.many.Close()
-	e.one.Close()
-}
-
-// mergeTimesFunc is the SQL function that merges two groups' encoded
-// connection times (egress.EncodeTimes), keeping the earliest
-// egress.MaxGroupTimes, so a batch's groups merge with the stored ones in
-// one upsert.
-const mergeTimesFunc = "wardgate_merge_times"
-
-func init() {
-	sqlite.MustRegisterDeterministicScalarFunction(mergeTimesFunc, 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-		var ts [2][]int64
-		for i, a := range args {
-			b, _ := a.([]byte)
-			var err error
-			if ts[i], err = egress.DecodeTimes(b); err != nil {
-				return nil, err
-			}
-		}
-		g := egress.Group{Times: ts[0]}
-		g.Merge(&egress.Group{Events: 1, Times: ts[1]})
-		return egress.EncodeTimes(g.Times), nil
-	})
-}
-
-// groupRows is how many groups one upsert statement carries.
-const groupRows = 64
-
-// upsertGroups is the statement that merges n groups into event_groups.
-func upsertGroups(n int) string {
-	row := "(?,?,?,?,?,?,?,?,?,?,?,?)"
-	return `INSERT INTO event_groups VALUES ` + row + strings.Repeat(","+row, n-1) + `
-	ON CONFLICT (device, hour, success, remote_url, remote_ip, remote_ip_type) DO UPDATE SET
-	events = events + excluded.events, sent = sent + excluded.sent, first = min(first, excluded.first), last = max(last, excluded.last),
-	times = ` + mergeTimesFunc + `(times, excluded.times), batch = excluded.batch`
-}
-
-// mergeGroups merges a batch's groups into event_groups, groupRows per
-// statement.
-func mergeGroups(ctx context.Context, tx *sql.Tx, gs []*egress.Group, batch int64) error {
-	var many *sql.Stmt
-	if len(gs) >= groupRows {
-		var err error
-		if many, err = tx.PrepareContext(ctx, upsertGroups(groupRows)); err != nil {
-			return err
-		}
-		defer many.Close()
-	}
-	args := make([]any, 0, groupRows*12)
-	for len(gs) > 0 {
-		part := gs[:min(groupRows, len(gs))]
-		gs = gs[len(part):]
-		args = args[:0]
-		for _, g := range part {
-			args = append(args, g.Device, g.Hour, g.Success, g.RemoteURL, addr(g.RemoteIP), g.RemoteIPType,
-				g.Events, g.Sent, g.First, g.Last, egress.EncodeTimes(g.Times), batch)
-		}
-		var err error
-		if len(part) == groupRows {
-			_, err = many.ExecContext(ctx, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, upsertGroups(len(part)), args...)
-		}
-		if err != nil {
-			return err
-		}
+	if w.b.Full() {
+		return w.flush(ctx)
 	}
 	return nil
+}
+
+func (w *blockWriter) flush(ctx context.Context) error {
+	n := w.b.Len()
+	if n == 0 {
+		return nil
+	}
+	data, first, last, err := w.b.Encode()
+	if err != nil {
+		return err
+	}
+	_, err = w.ins.ExecContext(ctx, w.batch, n, first, last, data)
+	return err
+}
+
+func (w *blockWriter) close() { w.ins.Close() }
+
+// convertEvents is the step of the migration to event_blocks: the events
+// of an earlier file, read in the order Events gave them (ORDER BY ts,
+// rowid), go into blocks of batch 0 numbered in that order, so Events
+// gives them in the same order; then the events table is dropped.
+func convertEvents(ctx context.Context, tx *sql.Tx) error {
+	w, err := newBlockWriter(ctx, tx, 0)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	rows, err := tx.QueryContext(ctx, `SELECT ts, device, device_id, action, remote_ip, remote_port, remote_url, remote_ip_type, local_ip, local_port, protocol, process, sent, received FROM events ORDER BY ts, rowid`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var ev egress.Event
+	for rows.Next() {
+		var ts int64
+		var rip, lip string
+		var rport, lport int
+		if err := rows.Scan(&ts, &ev.DeviceName, &ev.DeviceID, &ev.ActionType, &rip, &rport, &ev.RemoteURL, &ev.RemoteIPType, &lip, &lport, &ev.Protocol, &ev.Process, &ev.SentBytes, &ev.ReceivedBytes); err != nil {
+			return fmt.Errorf("convert the events to blocks: %w", err)
+		}
+		ev.Time = time.Unix(0, ts).UTC()
+		ev.RemoteIP, _ = netip.ParseAddr(rip)
+		ev.LocalIP, _ = netip.ParseAddr(lip)
+		ev.RemotePort, ev.LocalPort = uint16(rport), uint16(lport)
+		if err := w.add(ctx, &ev); err != nil {
+			return fmt.Errorf("convert the events to blocks: %w", err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows.Close()
+	if err := w.flush(ctx); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `DROP TABLE events`)
+	return err
 }
 
 // Groups implements egress.GroupStore.
@@ -239,16 +206,28 @@ func (db *DB) backfillGroups(ctx context.Context) error {
 	if err := db.egress.w.QueryRowContext(ctx, `SELECT count(*) FROM group_backfill`).Scan(&n); err != nil || n == 0 {
 		return db.egress.classify("group the events of", err)
 	}
-	return db.egress.tx(ctx, "group the events of", func(tx *sql.Tx) error {
+	var merged *groupMerge
+	err := db.egress.tx(ctx, "group the events of", func(tx *sql.Tx) error {
 		gr := egress.NewGrouper()
-		rows, err := tx.QueryContext(ctx, "SELECT "+egress.GroupColumns+" FROM events")
+		rows, err := tx.QueryContext(ctx, `SELECT data FROM event_blocks`)
 		if err != nil {
 			return err
 		}
+		var ev egress.Event
 		for rows.Next() {
-			if err := gr.AddRow(rows.Scan); err != nil {
+			var data []byte
+			if err := rows.Scan(&data); err != nil {
 				rows.Close()
 				return err
+			}
+			b, err := eventblock.Decode(data)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			for i := range b.Len() {
+				b.Event(i, &ev)
+				gr.Add(ev.DeviceName, &ev)
 			}
 		}
 		rows.Close()
@@ -259,12 +238,16 @@ func (db *DB) backfillGroups(ctx context.Context) error {
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) FROM sources`).Scan(&batch); err != nil {
 			return err
 		}
-		if err := mergeGroups(ctx, tx, gr.Groups(), max(batch, 1)); err != nil {
+		if merged, err = db.groups.merge(ctx, tx, gr.Groups(), max(batch, 1)); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM group_backfill`)
 		return err
 	})
+	if merged != nil {
+		db.groups.done(merged, err == nil)
+	}
+	return err
 }
 
 func addr(a netip.Addr) string {
@@ -274,31 +257,31 @@ func addr(a netip.Addr) string {
 	return a.String()
 }
 
-// Events implements store.Telemetry. fn runs while a reader connection
-// streams the events: it must not wait on the store.
+// Events implements store.Telemetry: the blocks merged in time order,
+// ties in ingestion order (eventblock.Merge). fn runs while a reader
+// connection streams the blocks: it must not wait on the store.
 func (db *DB) Events(ctx context.Context, fn func(*egress.Event) error) error {
-	rows, err := db.egress.r.QueryContext(ctx, `SELECT ts, device, device_id, action, remote_ip, remote_port, remote_url, remote_ip_type, local_ip, local_port, protocol, process, sent, received FROM events ORDER BY ts, rowid`)
+	rows, err := db.egress.r.QueryContext(ctx, `SELECT id, first, data FROM event_blocks ORDER BY first, id`)
 	if err != nil {
 		return db.egress.classify("read events from", err)
 	}
 	defer rows.Close()
-	var ev egress.Event
-	for rows.Next() {
-		var ts int64
-		var rip, lip string
-		var rport, lport int
-		if err := rows.Scan(&ts, &ev.DeviceName, &ev.DeviceID, &ev.ActionType, &rip, &rport, &ev.RemoteURL, &ev.RemoteIPType, &lip, &lport, &ev.Protocol, &ev.Process, &ev.SentBytes, &ev.ReceivedBytes); err != nil {
-			return db.egress.classify("read events from", err)
+	var fnErr error
+	err = eventblock.Merge(func() (eventblock.Stored, bool, error) {
+		var s eventblock.Stored
+		if !rows.Next() {
+			return s, false, rows.Err()
 		}
-		ev.Time = time.Unix(0, ts).UTC()
-		ev.RemoteIP, _ = netip.ParseAddr(rip)
-		ev.LocalIP, _ = netip.ParseAddr(lip)
-		ev.RemotePort, ev.LocalPort = uint16(rport), uint16(lport)
-		if err := fn(&ev); err != nil {
-			return err
-		}
+		err := rows.Scan(&s.Seq, &s.First, &s.Data)
+		return s, err == nil, err
+	}, func(ev *egress.Event) error {
+		fnErr = fn(ev)
+		return fnErr
+	})
+	if err != nil && err == fnErr {
+		return err
 	}
-	return db.egress.classify("read events from", rows.Err())
+	return db.egress.classify("read events from", err)
 }
 
 // insertInstallation stores an installation unless the device's previous

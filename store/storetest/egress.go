@@ -63,6 +63,70 @@ func runTelemetry(t *testing.T, loc Location) {
 	}
 }
 
+// runEventOrder: Events gives every event in time order, ties in
+// ingestion order (within a batch, whatever order it came in, and across
+// batches), a batch larger than one stored block too; an event too large
+// to store fails its batch, which stores nothing.
+func runEventOrder(t *testing.T, loc Location) {
+	s := opened(t, loc(t))
+	ctx := t.Context()
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	var all []egress.Event
+	ingest := func(digest string, evs []egress.Event) {
+		t.Helper()
+		added, err := s.Ingest(ctx, egress.Source{Name: digest, Digest: digest}, func(add func(*egress.Event) error) error {
+			for i := range evs {
+				if err := add(&evs[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil || !added {
+			t.Fatalf("ingest %s: %v, %v", digest, added, err)
+		}
+		all = append(all, evs...)
+	}
+	// Out of order, with ties, more events than one block holds
+	// (eventblock.MaxEvents is 65,536).
+	var big []egress.Event
+	for i := range 70_000 {
+		big = append(big, egress.Event{Time: t0.Add(time.Duration((i*7919)%1000) * time.Second), DeviceName: fmt.Sprint("dev-", i%7),
+			ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.AddrFrom4([4]byte{52, 1, 1, byte(i)}), RemoteURL: "x.example.com",
+			RemoteIPType: "Public", LocalPort: uint16(i), SentBytes: int64(i)})
+	}
+	ingest("sha256:big", big)
+	var small []egress.Event
+	for i := range 50 {
+		small = append(small, egress.Event{Time: t0.Add(time.Duration(999-i*20) * time.Second), DeviceName: "late", DeviceID: fmt.Sprint(i),
+			ActionType: egress.ActionConnectionFailed, LocalIP: netip.MustParseAddr("fe80::1%eth0"), ReceivedBytes: -int64(i)})
+	}
+	ingest("sha256:small", small)
+	huge := []egress.Event{{Time: t0, DeviceName: "pump", RemoteURL: strings.Repeat("u", 2<<20)}}
+	if added, err := s.Ingest(ctx, egress.Source{Name: "huge", Digest: "sha256:huge"}, func(add func(*egress.Event) error) error { return add(&huge[0]) }); err == nil || added {
+		t.Fatalf("an event of 2 MiB of text stored: %v, %v", added, err)
+	}
+	want := slices.Clone(all)
+	slices.SortStableFunc(want, func(x, y egress.Event) int { return x.Time.Compare(y.Time) })
+	var got []egress.Event
+	if err := s.Events(ctx, func(ev *egress.Event) error { got = append(got, *ev); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("event %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	// fn's error ends the read and is returned as it is.
+	stop := errors.New("enough")
+	if err := s.Events(ctx, func(*egress.Event) error { return stop }); err != stop {
+		t.Fatalf("Events with fn failing: %v, want %v", err, stop)
+	}
+}
+
 func installation(dev string, digest byte, min int) egress.Installation {
 	return egress.Installation{Device: dev, Digest: Digest(digest), Product: "pump", Version: string(digest), Time: At(min)}
 }

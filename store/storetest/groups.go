@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +28,7 @@ import (
 func runGroups(t *testing.T, loc Location) {
 	t.Run("merged per batch", func(t *testing.T) { runGroupsMerged(t, loc) })
 	t.Run("incremental equals whole history", func(t *testing.T) { runIncrementalEqualsWhole(t, loc) })
+	t.Run("concurrent batches", func(t *testing.T) { runGroupsConcurrent(t, loc) })
 }
 
 // readGroups returns the groups Groups(after) passes, by key, and the
@@ -300,5 +303,65 @@ func runIncrementalEqualsWhole(t *testing.T, loc Location) {
 				t.Errorf("%d of %d analyses rebuilt the aggregates", st.Rebuilds, len(batches))
 			}
 		})
+	}
+}
+
+// runGroupsConcurrent: batches ingested at once through two handles (two
+// replicas, two processes), every batch touching the same groups: each
+// group holds every batch's events, as grouping them all gives it.
+func runGroupsConcurrent(t *testing.T, loc Location) {
+	open := loc(t)
+	handles := []store.Store{opened(t, open), opened(t, open)}
+	h := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	const batches = 16
+	evs := make([][]egress.Event, batches)
+	gr := egress.NewGrouper()
+	for b := range batches {
+		for j := range 5 {
+			ev := egress.Event{Time: h.Add(time.Duration(b*5+j) * time.Second).Add(time.Duration(j%2) * time.Hour), DeviceName: fmt.Sprint("dev-", j%3),
+				ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public",
+				SentBytes: int64(b*100 + j)}
+			evs[b] = append(evs[b], ev)
+			gr.Add(ev.DeviceName, &ev)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, batches)
+	for b := range batches {
+		wg.Go(func() {
+			_, errs[b] = handles[b%2].Ingest(context.Background(), egress.Source{Name: fmt.Sprint(b), Digest: fmt.Sprint("sha256:c", b)},
+				func(add func(*egress.Event) error) error {
+					for i := range evs[b] {
+						if err := add(&evs[b][i]); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+		})
+	}
+	wg.Wait()
+	for b, err := range errs {
+		if err != nil {
+			t.Fatalf("batch %d: %v", b, err)
+		}
+	}
+	// And one more batch through each, after the concurrent ones.
+	for i, s := range handles {
+		ev := egress.Event{Time: h, DeviceName: "dev-0", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"),
+			RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 1}
+		gr.Add(ev.DeviceName, &ev)
+		if _, err := s.Ingest(t.Context(), egress.Source{Name: "after", Digest: fmt.Sprint("sha256:after", i)}, func(add func(*egress.Event) error) error { return add(&ev) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := map[egress.GroupKey]egress.Group{}
+	for _, g := range gr.Groups() {
+		want[g.GroupKey] = *g
+	}
+	for i, s := range handles {
+		if got, _ := readGroups(t, s, 0); !reflect.DeepEqual(got, want) {
+			t.Fatalf("handle %d: groups after concurrent batches\n%+v\nwant\n%+v", i, got, want)
+		}
 	}
 }

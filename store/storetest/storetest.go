@@ -38,6 +38,7 @@ func Run(t *testing.T, loc Location) {
 	t.Run("blobs", func(t *testing.T) { runBlobs(t, loc) })
 	t.Run("log", func(t *testing.T) { runLog(t, loc) })
 	t.Run("telemetry", func(t *testing.T) { runTelemetry(t, loc) })
+	t.Run("event order", func(t *testing.T) { runEventOrder(t, loc) })
 	t.Run("groups", func(t *testing.T) { runGroups(t, loc) })
 	t.Run("installations", func(t *testing.T) { runInstallations(t, loc) })
 	t.Run("tokens", func(t *testing.T) { runTokens(t, loc) })

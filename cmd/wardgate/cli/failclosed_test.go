@@ -349,10 +349,11 @@ func fleetScenario(t *testing.T, state string) (installations, digest string) {
 	return installations, digest
 }
 
-// corruptTelemetry makes one stored event and one of the groups the fleet
-// analysis reads (the stores keep the events grouped per device, remote
-// end and hour, and analyse the groups) unreadable: a timestamp and an
-// hour that are no number. Every fleet analysis of state fails.
+// corruptTelemetry makes one stored block of events and one of the groups
+// the fleet analysis reads (the stores keep the events grouped per device,
+// remote end and hour, and analyse the groups) unreadable: a block that
+// does not decode and an hour that is no number. Every fleet analysis of
+// state fails.
 func corruptTelemetry(t *testing.T, state string) {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(state, "egress.db"))
@@ -361,7 +362,7 @@ func corruptTelemetry(t *testing.T, state string) {
 	}
 	defer db.Close()
 	for what, q := range map[string]string{
-		"events": `UPDATE events SET ts = 'not a time' WHERE rowid = (SELECT min(rowid) FROM events)`,
+		"events": `UPDATE event_blocks SET data = x'28b52ffd0000' WHERE id = (SELECT min(id) FROM event_blocks)`,
 		"groups": `UPDATE event_groups SET hour = 'not a time' WHERE (device, hour, success, remote_url, remote_ip, remote_ip_type) =
 			(SELECT device, hour, success, remote_url, remote_ip, remote_ip_type FROM event_groups ORDER BY device, hour LIMIT 1)`,
 	} {
