@@ -14,6 +14,7 @@
 package eventblock
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -468,4 +469,48 @@ func decodeRaw(raw []byte) (*Block, error) {
 		return nil, r.err
 	}
 	return b, nil
+}
+
+// Writer adds events to a Builder and hands each block to store once it is
+// full, and the rest at Flush: how a store writes a batch's blocks.
+type Writer struct {
+	b     *Builder
+	store func(ctx context.Context, events int, first, last int64, data []byte) error
+}
+
+// NewWriter returns a Writer that stores each encoded block with store
+// (the block's event count, first and last times, and its bytes).
+func NewWriter(store func(ctx context.Context, events int, first, last int64, data []byte) error) *Writer {
+	return &Writer{b: NewBuilder(), store: store}
+}
+
+// Add adds ev, storing the block once it is full.
+func (w *Writer) Add(ctx context.Context, ev *egress.Event) error {
+	full, err := w.Append(ev)
+	if err != nil || !full {
+		return err
+	}
+	return w.Flush(ctx)
+}
+
+// Append adds ev without storing anything, and reports whether the block
+// is full: the caller then calls Flush (as Add does), when it can write.
+func (w *Writer) Append(ev *egress.Event) (full bool, err error) {
+	if err := w.b.Add(ev); err != nil {
+		return false, err
+	}
+	return w.b.Full(), nil
+}
+
+// Flush stores the events added since the last block was stored, if any.
+func (w *Writer) Flush(ctx context.Context) error {
+	n := w.b.Len()
+	if n == 0 {
+		return nil
+	}
+	data, first, last, err := w.b.Encode()
+	if err != nil {
+		return err
+	}
+	return w.store(ctx, n, first, last, data)
 }

@@ -1,6 +1,7 @@
 package eventblock
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -289,4 +290,45 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A Writer stores a block each time one fills and the rest at Flush; the
+// blocks hold every event added, and a Flush with nothing added stores
+// nothing.
+func TestWriterStoresFullBlocks(t *testing.T) {
+	evs := randomEvents(rand.New(rand.NewPCG(7, 7)), MaxEvents+3, time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
+	var sizes []int
+	var got []egress.Event
+	w := NewWriter(func(_ context.Context, n int, _, _ int64, data []byte) error {
+		sizes = append(sizes, n)
+		got = append(got, decodeAll(t, data)...)
+		return nil
+	})
+	for i := range evs {
+		if err := w.Add(t.Context(), &evs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(sizes, []int{MaxEvents}) {
+		t.Fatalf("blocks stored before Flush: %v, want [%d]", sizes, MaxEvents)
+	}
+	for range 2 {
+		if err := w.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(sizes, []int{MaxEvents, 3}) {
+		t.Fatalf("blocks stored: %v, want [%d 3]", sizes, MaxEvents)
+	}
+	if len(got) != len(evs) {
+		t.Fatalf("%d events stored, want %d", len(got), len(evs))
+	}
+	stored := errors.New("disk full")
+	w = NewWriter(func(context.Context, int, int64, int64, []byte) error { return stored })
+	if err := w.Add(t.Context(), &evs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(t.Context()); !errors.Is(err, stored) {
+		t.Fatalf("Flush = %v, want the store's error", err)
+	}
 }

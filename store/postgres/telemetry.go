@@ -35,12 +35,12 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		err = scan(func(ev *egress.Event) error {
 			n++
 			gr.Add(ev.DeviceName, ev)
-			return w.add(ctx, ev)
+			return w.Add(ctx, ev)
 		})
 		if err != nil {
 			return err
 		}
-		if err := w.flush(ctx); err != nil {
+		if err := w.Flush(ctx); err != nil {
 			return err
 		}
 		if merged, err = db.groups.merge(ctx, tx, gr.Groups()); err != nil {
@@ -64,39 +64,13 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 	return added, nil
 }
 
-// blockWriter stores a source's events in telemetry_blocks, a block each
-// time one is full and the rest at flush.
-type blockWriter struct {
-	b      *eventblock.Builder
-	tx     pgx.Tx
-	source string
-}
-
-func newBlockWriter(tx pgx.Tx, source string) *blockWriter {
-	return &blockWriter{b: eventblock.NewBuilder(), tx: tx, source: source}
-}
-
-func (w *blockWriter) add(ctx context.Context, ev *egress.Event) error {
-	if err := w.b.Add(ev); err != nil {
+// newBlockWriter stores a source's events in telemetry_blocks, a block
+// each time one is full and the rest at Flush.
+func newBlockWriter(tx pgx.Tx, source string) *eventblock.Writer {
+	return eventblock.NewWriter(func(ctx context.Context, n int, first, last int64, data []byte) error {
+		_, err := tx.Exec(ctx, `INSERT INTO telemetry_blocks(source, events, first, last, data) VALUES ($1, $2, $3, $4, $5)`, source, n, first, last, data)
 		return err
-	}
-	if w.b.Full() {
-		return w.flush(ctx)
-	}
-	return nil
-}
-
-func (w *blockWriter) flush(ctx context.Context) error {
-	n := w.b.Len()
-	if n == 0 {
-		return nil
-	}
-	data, first, last, err := w.b.Encode()
-	if err != nil {
-		return err
-	}
-	_, err = w.tx.Exec(ctx, `INSERT INTO telemetry_blocks(source, events, first, last, data) VALUES ($1, $2, $3, $4, $5)`, w.source, n, first, last, data)
-	return err
+	})
 }
 
 // convertEvents is the step of migration 6: the events rows, read in the
@@ -136,11 +110,11 @@ func convertEvents(ctx context.Context, tx pgx.Tx) error {
 			ev.RemoteIP, _ = netip.ParseAddr(rip)
 			ev.LocalIP, _ = netip.ParseAddr(lip)
 			ev.RemotePort, ev.LocalPort = uint16(rport), uint16(lport)
-			if err := w.b.Add(&ev); err != nil {
+			if full, err = w.Append(&ev); err != nil {
 				rows.Close()
 				return fmt.Errorf("convert the events to blocks: %w", err)
 			}
-			if full = w.b.Full(); full {
+			if full {
 				break // the connection is the query's until it is closed
 			}
 		}
@@ -149,7 +123,7 @@ func convertEvents(ctx context.Context, tx pgx.Tx) error {
 			return err
 		}
 		// A query that filled no block read the last rows.
-		if err := w.flush(ctx); err != nil || !full {
+		if err := w.Flush(ctx); err != nil || !full {
 			if err != nil {
 				return err
 			}

@@ -46,7 +46,7 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		err = scan(func(ev *egress.Event) error {
 			n++
 			gr.Add(ev.DeviceName, ev)
-			addErr = w.add(ctx, ev)
+			addErr = w.Add(ctx, ev)
 			return addErr
 		})
 		if err != nil {
@@ -55,7 +55,7 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 			}
 			return err
 		}
-		if err := w.flush(ctx); err != nil {
+		if err := w.Flush(ctx); err != nil {
 			return err
 		}
 		if merged, err = db.groups.merge(ctx, tx, gr.Groups(), batch); err != nil {
@@ -80,11 +80,10 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 }
 
 // blockWriter stores a batch's events in event_blocks, a block each time
-// one is full and the rest at flush.
+// one is full and the rest at Flush.
 type blockWriter struct {
-	b     *eventblock.Builder
-	ins   *sql.Stmt
-	batch int64
+	*eventblock.Writer
+	ins *sql.Stmt
 }
 
 func newBlockWriter(ctx context.Context, tx *sql.Tx, batch int64) (*blockWriter, error) {
@@ -92,30 +91,10 @@ func newBlockWriter(ctx context.Context, tx *sql.Tx, batch int64) (*blockWriter,
 	if err != nil {
 		return nil, err
 	}
-	return &blockWriter{b: eventblock.NewBuilder(), ins: ins, batch: batch}, nil
-}
-
-func (w *blockWriter) add(ctx context.Context, ev *egress.Event) error {
-	if err := w.b.Add(ev); err != nil {
+	return &blockWriter{ins: ins, Writer: eventblock.NewWriter(func(ctx context.Context, n int, first, last int64, data []byte) error {
+		_, err := ins.ExecContext(ctx, batch, n, first, last, data)
 		return err
-	}
-	if w.b.Full() {
-		return w.flush(ctx)
-	}
-	return nil
-}
-
-func (w *blockWriter) flush(ctx context.Context) error {
-	n := w.b.Len()
-	if n == 0 {
-		return nil
-	}
-	data, first, last, err := w.b.Encode()
-	if err != nil {
-		return err
-	}
-	_, err = w.ins.ExecContext(ctx, w.batch, n, first, last, data)
-	return err
+	})}, nil
 }
 
 func (w *blockWriter) close() { w.ins.Close() }
@@ -147,7 +126,7 @@ func convertEvents(ctx context.Context, tx *sql.Tx) error {
 		ev.RemoteIP, _ = netip.ParseAddr(rip)
 		ev.LocalIP, _ = netip.ParseAddr(lip)
 		ev.RemotePort, ev.LocalPort = uint16(rport), uint16(lport)
-		if err := w.add(ctx, &ev); err != nil {
+		if err := w.Add(ctx, &ev); err != nil {
 			return fmt.Errorf("convert the events to blocks: %w", err)
 		}
 	}
@@ -155,7 +134,7 @@ func convertEvents(ctx context.Context, tx *sql.Tx) error {
 		return err
 	}
 	rows.Close()
-	if err := w.flush(ctx); err != nil {
+	if err := w.Flush(ctx); err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx, `DROP TABLE events`)
