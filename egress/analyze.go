@@ -275,7 +275,9 @@ func (c *contact) add(g *Group, keepTimes bool, target string) {
 	c.first, c.last = minTime(c.first, time.Unix(0, g.First).UTC()), maxTime(c.last, time.Unix(0, g.Last).UTC())
 	c.bytes += g.Sent
 	c.n += g.Events
-	if keepTimes && len(g.Times) > 0 {
+	// Once full, the times keep the earliest: later ones change nothing
+	// (nor the beaconing test over them).
+	if keepTimes && len(g.Times) > 0 && (len(c.times) < maxBeaconTimes || g.Times[0] < c.times[len(c.times)-1]) {
 		c.times = mergeTimes(c.times, g.Times, maxBeaconTimes)
 		c.beaconValid = false
 	}
