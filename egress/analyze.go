@@ -130,6 +130,7 @@ type Analyzer struct {
 	contacts map[contactKey]*contact    // after the baseline, public, not allowed
 	exfil    map[exfilKey]*agg          // after the baseline, outside the manifest
 	exfilDst map[exfilKey]string
+	vol      *volState // derived from baseVol and exfil; nil: to build
 	segv     map[segKey]*contact
 	outside  map[outsideKey]*contact // outside the manifest of the update run
 	active   map[string]map[int64]struct{}
@@ -338,6 +339,7 @@ func (a *Analyzer) apply(g *Group) {
 			}
 			a.baseline[dev.Class][dest] = true
 			a.baseVol[volKey{dev.Name, dest, g.Hour}] += g.Sent
+			a.vol = nil // the learned volumes change
 		}
 		return // the baseline is learned, not judged
 	}
@@ -359,9 +361,13 @@ func (a *Analyzer) apply(g *Group) {
 		a.exfilDst[k] = dest
 	} else if dest < a.exfilDst[k] {
 		a.exfilDst[k] = dest // whatever the order of the groups
+		a.vol = nil          // the hour moves to another destination
 	}
 	x.sum += g.Sent
 	x.count += g.Events
+	if a.vol != nil {
+		a.vol.add(a, k, dev, a.exfilDst[k], g.Sent, g.Events)
+	}
 }
 
 func minTime(x, y time.Time) time.Time {
