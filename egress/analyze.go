@@ -131,6 +131,7 @@ type Analyzer struct {
 	exfil    map[exfilKey]*agg          // after the baseline, outside the manifest
 	exfilDst map[exfilKey]string
 	vol      *volState // derived from baseVol and exfil; nil: to build
+	dests    map[string]string // URL -> Destination (a cache)
 	segv     map[segKey]*contact
 	outside  map[outsideKey]*contact // outside the manifest of the update run
 	active   map[string]map[int64]struct{}
@@ -193,7 +194,7 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 		allowed: map[string]Matcher{}, manif: map[string]Matcher{}, baseline: map[string]map[string]bool{}, baseVol: map[volKey]int64{},
 		contacts: map[contactKey]*contact{}, exfil: map[exfilKey]*agg{}, exfilDst: map[exfilKey]string{},
 		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, active: map[string]map[int64]struct{}{},
-		lastSeen: map[string]time.Time{}, pending: NewGrouper()}
+		lastSeen: map[string]time.Time{}, pending: NewGrouper(), dests: map[string]string{}}
 	for _, d := range inv.Devices {
 		a.classDevices[d.Class] = append(a.classDevices[d.Class], d.Name)
 	}
@@ -278,8 +279,14 @@ func (c *contact) add(g *Group, keepTimes bool, target string) {
 	c.n += g.Events
 	// Once full, the times keep the earliest: later ones change nothing
 	// (nor the beaconing test over them).
-	if keepTimes && len(g.Times) > 0 && (len(c.times) < maxBeaconTimes || g.Times[0] < c.times[len(c.times)-1]) {
-		c.times = mergeTimes(c.times, g.Times, maxBeaconTimes)
+	if n := len(c.times); keepTimes && len(g.Times) > 0 && (n < maxBeaconTimes || g.Times[0] < c.times[n-1]) {
+		if n > 0 && g.Times[0] >= c.times[n-1] {
+			// Later times (a device's next batch): appended, as mergeTimes
+			// would put them, in the contact's own array.
+			c.times = append(c.times, g.Times[:min(len(g.Times), maxBeaconTimes-n)]...)
+		} else {
+			c.times = mergeTimes(c.times, g.Times, maxBeaconTimes)
+		}
 		c.beaconValid = false
 	}
 	keepTarget(c.targets, target)
@@ -331,7 +338,7 @@ func (a *Analyzer) apply(g *Group) {
 	if m, ok := a.allowed[dev.Class]; ok && m.Match(g.RemoteURL, g.RemoteIP) {
 		return // an allowed destination is never new, never exfiltration
 	}
-	dest := Destination(g.RemoteURL, g.RemoteIP)
+	dest := a.destination(g.RemoteURL, g.RemoteIP)
 	if a.baseEnd.IsZero() || first.Before(a.baseEnd) {
 		if a.cfg.Baseline.Contains(first) {
 			if a.baseline[dev.Class] == nil {
@@ -368,6 +375,26 @@ func (a *Analyzer) apply(g *Group) {
 	if a.vol != nil {
 		a.vol.add(a, k, dev, a.exfilDst[k], g.Sent, g.Events)
 	}
+}
+
+// destCacheMax bounds the destinations Analyzer.destination remembers.
+const destCacheMax = 1 << 16
+
+// destination is Destination, remembered per URL with a host (the public
+// suffix lookup is most of applying a group).
+func (a *Analyzer) destination(url string, ip netip.Addr) string {
+	if d, ok := a.dests[url]; ok {
+		return d
+	}
+	d := Destination(url, ip)
+	if hostOf(url) == "" {
+		return d // the IP's: not the URL's alone
+	}
+	if len(a.dests) >= destCacheMax {
+		clear(a.dests)
+	}
+	a.dests[url] = d
+	return d
 }
 
 func minTime(x, y time.Time) time.Time {

@@ -412,7 +412,7 @@ func sameInstallation(x, y Installation) bool {
 func (a *Analyzer) adopt(old *Analyzer) {
 	a.baseline, a.baseVol, a.contacts, a.exfil, a.exfilDst = old.baseline, old.baseVol, old.contacts, old.exfil, old.exfilDst
 	a.segv, a.outside, a.active, a.lastSeen, a.events, a.unres = old.segv, old.outside, old.active, old.lastSeen, old.events, old.unres
-	a.vol = old.vol
+	a.vol, a.dests = old.vol, old.dests
 }
 
 // judgement is how apply judges a group, as of its first connection.
