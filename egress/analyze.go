@@ -280,13 +280,7 @@ func (c *contact) add(g *Group, keepTimes bool, target string) {
 	// Once full, the times keep the earliest: later ones change nothing
 	// (nor the beaconing test over them).
 	if n := len(c.times); keepTimes && len(g.Times) > 0 && (n < maxBeaconTimes || g.Times[0] < c.times[n-1]) {
-		if n > 0 && g.Times[0] >= c.times[n-1] {
-			// Later times (a device's next batch): appended, as mergeTimes
-			// would put them, in the contact's own array.
-			c.times = append(c.times, g.Times[:min(len(g.Times), maxBeaconTimes-n)]...)
-		} else {
-			c.times = mergeTimes(c.times, g.Times, maxBeaconTimes)
-		}
+		c.times = mergeInto(c.times, g.Times, maxBeaconTimes)
 		c.beaconValid = false
 	}
 	keepTarget(c.targets, target)
@@ -375,6 +369,34 @@ func (a *Analyzer) apply(g *Group) {
 	if a.vol != nil {
 		a.vol.add(a, k, dev, a.exfilDst[k], g.Sent, g.Events)
 	}
+}
+
+// mergeInto is mergeTimes(a, b, limit) in a's own array (a is not
+// shared): only a's times after b's first move, so that adding an hour's
+// connections to a contact's times costs that hour's, not all of them.
+func mergeInto(a, b []int64, limit int) []int64 {
+	if len(a) == 0 || len(b) == 0 {
+		return mergeTimes(a, b, limit)
+	}
+	// a[:i] are at most b[0]: they stay (mergeTimes puts a's first on ties).
+	i := sort.Search(len(a), func(k int) bool { return a[k] > b[0] })
+	total := min(limit, len(a)+len(b))
+	if i >= total {
+		return a
+	}
+	tail := slices.Clone(a[i:])
+	a = slices.Grow(a, total-len(a))[:total]
+	j, k := 0, 0
+	for o := i; o < total; o++ {
+		if k >= len(b) || (j < len(tail) && tail[j] <= b[k]) {
+			a[o] = tail[j]
+			j++
+		} else {
+			a[o] = b[k]
+			k++
+		}
+	}
+	return a
 }
 
 // destCacheMax bounds the destinations Analyzer.destination remembers.

@@ -48,3 +48,34 @@ func TestMedianBySelection(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeInto: mergeInto gives what mergeTimes gives, whatever the
+// overlap of the two lists and the limit.
+func TestMergeInto(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	list := func(n, span int) []int64 {
+		l := make([]int64, n)
+		for i := range l {
+			l[i] = int64(rng.IntN(span))
+		}
+		slices.Sort(l)
+		return l
+	}
+	for range 20000 {
+		a, b := list(rng.IntN(40), 1+rng.IntN(100)), list(rng.IntN(10), 1+rng.IntN(100))
+		if rng.IntN(3) == 0 {
+			for i := range b {
+				b[i] += 100 // all after a's
+			}
+		}
+		limit := 1 + rng.IntN(50)
+		if len(a) > limit {
+			a = a[:limit]
+		}
+		want := mergeTimes(slices.Clone(a), b, limit)
+		got := mergeInto(slices.Clip(slices.Clone(a)), b, limit)
+		if !slices.Equal(got, want) {
+			t.Fatalf("mergeInto(%v, %v, %d) = %v, mergeTimes gives %v", a, b, limit, got, want)
+		}
+	}
+}
