@@ -134,8 +134,7 @@ type Analyzer struct {
 	dests    map[string]string // URL -> Destination (a cache)
 	segv     map[segKey]*contact
 	outside  map[outsideKey]*contact // outside the manifest of the update run
-	active   map[string]map[int64]struct{}
-	hours    map[string][]int64 // device -> hours with telemetry, sorted (Report)
+	hours    map[string][]int64 // device -> hours with telemetry, sorted
 	lastSeen map[string]time.Time
 	events   int64
 	unres    int64
@@ -193,7 +192,7 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 		classDevices: map[string][]string{}, classUpdates: map[string][]string{},
 		allowed: map[string]Matcher{}, manif: map[string]Matcher{}, baseline: map[string]map[string]bool{}, baseVol: map[volKey]int64{},
 		contacts: map[contactKey]*contact{}, exfil: map[exfilKey]*agg{}, exfilDst: map[exfilKey]string{},
-		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, active: map[string]map[int64]struct{}{},
+		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, hours: map[string][]int64{},
 		lastSeen: map[string]time.Time{}, pending: NewGrouper(), dests: map[string]string{}}
 	for _, d := range inv.Devices {
 		a.classDevices[d.Class] = append(a.classDevices[d.Class], d.Name)
@@ -307,12 +306,13 @@ func (a *Analyzer) apply(g *Group) {
 		a.unres += g.Events
 		return
 	}
-	hs := a.active[dev.Name]
-	if hs == nil {
-		hs = map[int64]struct{}{}
-		a.active[dev.Name] = hs
+	// The device's hours with telemetry, kept sorted: mostly a later one.
+	hs := a.hours[dev.Name]
+	if n := len(hs); n == 0 || g.Hour > hs[n-1] {
+		a.hours[dev.Name] = append(hs, g.Hour)
+	} else if i, found := slices.BinarySearch(hs, g.Hour); !found {
+		a.hours[dev.Name] = slices.Insert(hs, i, g.Hour)
 	}
-	hs[g.Hour] = struct{}{}
 	if last := time.Unix(0, g.Last).UTC(); last.After(a.lastSeen[dev.Name]) {
 		a.lastSeen[dev.Name] = last
 	}
@@ -447,15 +447,6 @@ func (a *Analyzer) Report() Report {
 
 // report runs the detections over the groups applied.
 func (a *Analyzer) report() Report {
-	a.hours = make(map[string][]int64, len(a.active))
-	for d, hs := range a.active {
-		l := make([]int64, 0, len(hs))
-		for h := range hs {
-			l = append(l, h)
-		}
-		slices.Sort(l)
-		a.hours[d] = l
-	}
 	notices := newNotices()
 	var fs []Finding
 	fs = append(fs, a.newDestinations(notices)...)
