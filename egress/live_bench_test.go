@@ -67,8 +67,8 @@ func (s *benchLiveStore) Installations(context.Context) ([]egress.Installation, 
 // 70 events per device-hour (server's BenchmarkTelemetryHTTP load), a
 // baseline of six hours, then an update installed on half of one class.
 // Each iteration groups a batch of 10,000 events (outside the timer) and
-// analyses it. Reports the analysis's ns/event and the events/s one core
-// keeps up with.
+// analyses it. Reports the analysis's ns/event (wall) and events per
+// CPU-second: the rate one core keeps up with.
 func BenchmarkLiveAnalyze(b *testing.B) {
 	const devices, perHour, batch = 600, 70, 10_000
 	classes := []string{"pump", "mri", "hvac", "pacs"}
@@ -122,19 +122,28 @@ func BenchmarkLiveAnalyze(b *testing.B) {
 	if _, err := live.Analyze(b.Context(), s, fleet, cfg); err != nil {
 		b.Fatal(err)
 	}
+	var cpu time.Duration
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
 		s.ingest(next(batch))
+		c0 := cpuTime(b)
 		b.StartTimer()
 		if _, err := live.Analyze(b.Context(), s, fleet, cfg); err != nil {
 			b.Fatal(err)
 		}
+		b.StopTimer()
+		cpu += cpuTime(b) - c0
+		b.StartTimer()
 	}
 	b.StopTimer()
-	ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N*batch)
-	b.ReportMetric(ns, "ns/event")
-	b.ReportMetric(1e9/ns, "events/s-1-core")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/event")
+	// The process's CPU time in the analyses (the garbage collector's
+	// included): what the shared machine's load does not change. Events
+	// per CPU-second is the rate one core keeps up with.
+	if cpu > 0 {
+		b.ReportMetric(float64(b.N*batch)/cpu.Seconds(), "events/cpu-s")
+	}
 	if st := live.Stats(); st.Rebuilds != 1 {
 		b.Fatalf("%d rebuilds, want 1", st.Rebuilds)
 	}
