@@ -130,11 +130,11 @@ type Analyzer struct {
 	contacts map[contactKey]*contact    // after the baseline, public, not allowed
 	exfil    map[exfilKey]*agg          // after the baseline, outside the manifest
 	exfilDst map[exfilKey]string
-	vol      *volState // derived from baseVol and exfil; nil: to build
+	vol      *volState         // derived from baseVol and exfil; nil: to build
 	dests    map[string]string // URL -> Destination (a cache)
 	segv     map[segKey]*contact
 	outside  map[outsideKey]*contact // outside the manifest of the update run
-	hours    map[string][]int64 // device -> hours with telemetry, sorted
+	hours    map[string][]int64      // device -> hours with telemetry, sorted
 	lastSeen map[string]time.Time
 	events   int64
 	unres    int64
