@@ -11,7 +11,10 @@
 #    same with every analysis reading every event (egress.AnalyzeStore);
 #  - BenchmarkQuarantineUnderLoad: the time from a compromising batch
 #    posted to its quarantine answered at POST /v1/admissions while four
-#    sensors post the load (p50, p99 over SAMPLES fresh gates).
+#    sensors post the load (p50, p99 over SAMPLES fresh gates), and the
+#    compromising POST's commit and wait for the analysis;
+#  - BenchmarkLiveAnalyze (egress): the incremental analysis alone, over
+#    an in-memory store, events per CPU-second.
 # Usage: bench/telemetry-incremental.sh [COUNT] [SAMPLES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +25,7 @@ out=bench/out/telemetry-incremental.txt
 echo "load: $(uptime)" | tee "$out"
 go test -run '^$' -bench '^BenchmarkTelemetryHTTP(WholeHistory)?$' -benchtime 3x -count "$count" ./server | tee -a "$out"
 go test -run '^$' -bench '^BenchmarkQuarantineUnderLoad$' -benchtime "${samples}x" -count 1 ./server | tee -a "$out"
+go test -run '^$' -bench '^BenchmarkLiveAnalyze$' -benchtime 100x -count "$count" ./egress | tee -a "$out"
 echo "load: $(uptime)" | tee -a "$out"
 med() { awk -v name="$1" -v unit="$2" '$1 ~ "^"name"-" { for (i = 1; i <= NF; i++) if ($(i+1) == unit) v[++n] = $i }
   END { asort(v); print (n ? v[int((n+1)/2)] : 0) }' "$out"; }

@@ -130,10 +130,11 @@ type Analyzer struct {
 	contacts map[contactKey]*contact    // after the baseline, public, not allowed
 	exfil    map[exfilKey]*agg          // after the baseline, outside the manifest
 	exfilDst map[exfilKey]string
+	vol      *volState         // derived from baseVol and exfil; nil: to build
+	dests    map[string]string // URL -> Destination (a cache)
 	segv     map[segKey]*contact
 	outside  map[outsideKey]*contact // outside the manifest of the update run
-	active   map[string]map[int64]struct{}
-	hours    map[string][]int64 // device -> hours with telemetry, sorted (Report)
+	hours    map[string][]int64      // device -> hours with telemetry, sorted
 	lastSeen map[string]time.Time
 	events   int64
 	unres    int64
@@ -191,8 +192,8 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 		classDevices: map[string][]string{}, classUpdates: map[string][]string{},
 		allowed: map[string]Matcher{}, manif: map[string]Matcher{}, baseline: map[string]map[string]bool{}, baseVol: map[volKey]int64{},
 		contacts: map[contactKey]*contact{}, exfil: map[exfilKey]*agg{}, exfilDst: map[exfilKey]string{},
-		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, active: map[string]map[int64]struct{}{},
-		lastSeen: map[string]time.Time{}, pending: NewGrouper()}
+		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, hours: map[string][]int64{},
+		lastSeen: map[string]time.Time{}, pending: NewGrouper(), dests: map[string]string{}}
 	for _, d := range inv.Devices {
 		a.classDevices[d.Class] = append(a.classDevices[d.Class], d.Name)
 	}
@@ -275,8 +276,10 @@ func (c *contact) add(g *Group, keepTimes bool, target string) {
 	c.first, c.last = minTime(c.first, time.Unix(0, g.First).UTC()), maxTime(c.last, time.Unix(0, g.Last).UTC())
 	c.bytes += g.Sent
 	c.n += g.Events
-	if keepTimes && len(g.Times) > 0 {
-		c.times = mergeTimes(c.times, g.Times, maxBeaconTimes)
+	// Once full, the times keep the earliest: later ones change nothing
+	// (nor the beaconing test over them).
+	if n := len(c.times); keepTimes && len(g.Times) > 0 && (n < maxBeaconTimes || g.Times[0] < c.times[n-1]) {
+		c.times = mergeInto(c.times, g.Times, maxBeaconTimes)
 		c.beaconValid = false
 	}
 	keepTarget(c.targets, target)
@@ -303,12 +306,13 @@ func (a *Analyzer) apply(g *Group) {
 		a.unres += g.Events
 		return
 	}
-	hs := a.active[dev.Name]
-	if hs == nil {
-		hs = map[int64]struct{}{}
-		a.active[dev.Name] = hs
+	// The device's hours with telemetry, kept sorted: mostly a later one.
+	hs := a.hours[dev.Name]
+	if n := len(hs); n == 0 || g.Hour > hs[n-1] {
+		a.hours[dev.Name] = append(hs, g.Hour)
+	} else if i, found := slices.BinarySearch(hs, g.Hour); !found {
+		a.hours[dev.Name] = slices.Insert(hs, i, g.Hour)
 	}
-	hs[g.Hour] = struct{}{}
 	if last := time.Unix(0, g.Last).UTC(); last.After(a.lastSeen[dev.Name]) {
 		a.lastSeen[dev.Name] = last
 	}
@@ -328,7 +332,7 @@ func (a *Analyzer) apply(g *Group) {
 	if m, ok := a.allowed[dev.Class]; ok && m.Match(g.RemoteURL, g.RemoteIP) {
 		return // an allowed destination is never new, never exfiltration
 	}
-	dest := Destination(g.RemoteURL, g.RemoteIP)
+	dest := a.destination(g.RemoteURL, g.RemoteIP)
 	if a.baseEnd.IsZero() || first.Before(a.baseEnd) {
 		if a.cfg.Baseline.Contains(first) {
 			if a.baseline[dev.Class] == nil {
@@ -336,6 +340,7 @@ func (a *Analyzer) apply(g *Group) {
 			}
 			a.baseline[dev.Class][dest] = true
 			a.baseVol[volKey{dev.Name, dest, g.Hour}] += g.Sent
+			a.vol = nil // the learned volumes change
 		}
 		return // the baseline is learned, not judged
 	}
@@ -357,9 +362,61 @@ func (a *Analyzer) apply(g *Group) {
 		a.exfilDst[k] = dest
 	} else if dest < a.exfilDst[k] {
 		a.exfilDst[k] = dest // whatever the order of the groups
+		a.vol = nil          // the hour moves to another destination
 	}
 	x.sum += g.Sent
 	x.count += g.Events
+	if a.vol != nil {
+		a.vol.add(a, k, dev, a.exfilDst[k], g.Sent, g.Events)
+	}
+}
+
+// mergeInto is mergeTimes(a, b, limit) in a's own array (a is not
+// shared): only a's times after b's first move, so that adding an hour's
+// connections to a contact's times costs that hour's, not all of them.
+func mergeInto(a, b []int64, limit int) []int64 {
+	if len(a) == 0 || len(b) == 0 {
+		return mergeTimes(a, b, limit)
+	}
+	// a[:i] are at most b[0]: they stay (mergeTimes puts a's first on ties).
+	i := sort.Search(len(a), func(k int) bool { return a[k] > b[0] })
+	total := min(limit, len(a)+len(b))
+	if i >= total {
+		return a
+	}
+	tail := slices.Clone(a[i:])
+	a = slices.Grow(a, total-len(a))[:total]
+	j, k := 0, 0
+	for o := i; o < total; o++ {
+		if k >= len(b) || (j < len(tail) && tail[j] <= b[k]) {
+			a[o] = tail[j]
+			j++
+		} else {
+			a[o] = b[k]
+			k++
+		}
+	}
+	return a
+}
+
+// destCacheMax bounds the destinations Analyzer.destination remembers.
+const destCacheMax = 1 << 16
+
+// destination is Destination, remembered per URL with a host (the public
+// suffix lookup is most of applying a group).
+func (a *Analyzer) destination(url string, ip netip.Addr) string {
+	if d, ok := a.dests[url]; ok {
+		return d
+	}
+	d := Destination(url, ip)
+	if hostOf(url) == "" {
+		return d // the IP's: not the URL's alone
+	}
+	if len(a.dests) >= destCacheMax {
+		clear(a.dests)
+	}
+	a.dests[url] = d
+	return d
 }
 
 func minTime(x, y time.Time) time.Time {
@@ -390,15 +447,6 @@ func (a *Analyzer) Report() Report {
 
 // report runs the detections over the groups applied.
 func (a *Analyzer) report() Report {
-	a.hours = make(map[string][]int64, len(a.active))
-	for d, hs := range a.active {
-		l := make([]int64, 0, len(hs))
-		for h := range hs {
-			l = append(l, h)
-		}
-		slices.Sort(l)
-		a.hours[d] = l
-	}
 	notices := newNotices()
 	var fs []Finding
 	fs = append(fs, a.newDestinations(notices)...)

@@ -176,9 +176,12 @@ func beacon(times []int64, t Thresholds) (float64, bool) {
 	if len(times) < t.BeaconMinConnections {
 		return 0, false
 	}
-	ts := slices.Clone(times)
-	slices.Sort(ts)
-	var gaps []float64
+	ts := times // kept ascending (mergeTimes, insertTime)
+	if !slices.IsSorted(ts) {
+		ts = slices.Clone(times)
+		slices.Sort(ts)
+	}
+	gaps := make([]float64, 0, len(ts))
 	for i := 1; i < len(ts); i++ {
 		if d := ts[i] - ts[i-1]; d > 0 {
 			gaps = append(gaps, float64(d))
@@ -187,22 +190,69 @@ func beacon(times []int64, t Thresholds) (float64, bool) {
 	if len(gaps) < t.BeaconMinConnections-1 {
 		return 0, false
 	}
-	m := median(gaps)
-	dev := make([]float64, len(gaps))
+	// The medians by selection, in place: the same values as sorting.
+	m := medianInPlace(gaps)
 	for i, g := range gaps {
-		dev[i] = math.Abs(g - m)
+		gaps[i] = math.Abs(g - m)
 	}
-	return m, m > 0 && median(dev) <= t.BeaconMaxJitter*m
+	return m, m > 0 && medianInPlace(gaps) <= t.BeaconMaxJitter*m
 }
 
 func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s) == 0 {
+	return medianInPlace(slices.Clone(v))
+}
+
+// medianInPlace is the median of v (the mean of the two middle values
+// when their number is even; 0 for none), reordering v: by selection,
+// O(len(v)), the same value sorting gives. v must hold no NaN.
+func medianInPlace(v []float64) float64 {
+	n := len(v)
+	if n == 0 {
 		return 0
 	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
+	k := n / 2
+	selectNth(v, k)
+	if n%2 == 1 {
+		return v[k]
 	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	lower := v[0] // the largest of v[:k], all at most v[k]
+	for _, x := range v[1:k] {
+		lower = max(lower, x)
+	}
+	return (lower + v[k]) / 2
+}
+
+// selectNth reorders v so that v[k] is the value sorting would put there,
+// those before it no larger and those after no smaller (quickselect with
+// a three-way partition, so runs of equal values cost no more).
+func selectNth(v []float64, k int) {
+	lo, hi := 0, len(v) // the part of v that holds position k
+	for hi-lo > 1 {
+		// Median of three as the pivot.
+		a, b, c := v[lo], v[lo+(hi-lo)/2], v[hi-1]
+		p := max(min(a, b), min(max(a, b), c))
+		// v[lo:lt] < p, v[lt:i] == p, v[gt:hi] > p.
+		lt, i, gt := lo, lo, hi
+		for i < gt {
+			switch x := v[i]; {
+			case x < p:
+				v[lt], v[i] = v[i], v[lt]
+				lt++
+				i++
+			case x > p:
+				gt--
+				v[gt], v[i] = v[i], v[gt]
+			default:
+				i++
+			}
+		}
+		switch {
+		case k < lt:
+			hi = lt
+		case k >= gt:
+			lo = gt
+		default:
+			return // v[k] == p
+		}
+	}
 }

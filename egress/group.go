@@ -411,7 +411,8 @@ func sameInstallation(x, y Installation) bool {
 // configuration and judgement of every group (Live.sameJudgement).
 func (a *Analyzer) adopt(old *Analyzer) {
 	a.baseline, a.baseVol, a.contacts, a.exfil, a.exfilDst = old.baseline, old.baseVol, old.contacts, old.exfil, old.exfilDst
-	a.segv, a.outside, a.active, a.lastSeen, a.events, a.unres = old.segv, old.outside, old.active, old.lastSeen, old.events, old.unres
+	a.segv, a.outside, a.hours, a.lastSeen, a.events, a.unres = old.segv, old.outside, old.hours, old.lastSeen, old.events, old.unres
+	a.vol, a.dests = old.vol, old.dests
 }
 
 // judgement is how apply judges a group, as of its first connection.

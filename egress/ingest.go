@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
 )
 
 // ErrNoEvents: the batch stored no event (no line is an event of its
@@ -52,6 +54,7 @@ func Ingest(ctx context.Context, s EventStore, inv *Inventory, src Source, r io.
 	// same body sent with the wrong format, refused, may be sent again
 	// with the right one. The format detection picks keeps the body's
 	// digest alone as the key; any other format is appended to it.
+	size, sized := sizeOf(r)
 	br := bufio.NewReaderSize(r, detectBytes)
 	prefix, perr := br.Peek(detectBytes)
 	if perr != nil && !errors.Is(perr, io.EOF) && !errors.Is(perr, bufio.ErrBufferFull) {
@@ -66,6 +69,14 @@ func Ingest(ctx context.Context, s EventStore, inv *Inventory, src Source, r io.
 	}
 	if format != detected {
 		src.Digest += "+" + string(format)
+	}
+	// The store may let a small batch commit ahead of large ones.
+	if errors.Is(perr, io.EOF) {
+		ctx = WithBatchBytes(ctx, int64(len(prefix)))
+	} else if sized {
+		ctx = WithBatchBytes(ctx, size)
+	} else {
+		ctx = WithBatchBytes(ctx, math.MaxInt64) // unknown: as large as can be
 	}
 	var res IngestResult
 	var scanErr error
@@ -96,6 +107,42 @@ func Ingest(ctx context.Context, s EventStore, inv *Inventory, src Source, r io.
 		res.Stored, res.Unresolved = 0, 0
 	}
 	return res, nil
+}
+
+type batchBytesKey struct{}
+
+// WithBatchBytes says, to the EventStore's Ingest, how large the batch
+// being ingested is (its bytes); Ingest sets it. A store may order its
+// writes by it (SQLite: a small batch commits ahead of large ones
+// waiting).
+func WithBatchBytes(ctx context.Context, n int64) context.Context {
+	return context.WithValue(ctx, batchBytesKey{}, n)
+}
+
+// BatchBytes is the size WithBatchBytes set, false when none was.
+func BatchBytes(ctx context.Context) (int64, bool) {
+	n, ok := ctx.Value(batchBytesKey{}).(int64)
+	return n, ok
+}
+
+// sizeOf is how many bytes r holds from where it is, when it says:
+// a file, a bytes or strings reader.
+func sizeOf(r io.Reader) (int64, bool) {
+	switch r := r.(type) {
+	case interface{ Len() int }:
+		return int64(r.Len()), true
+	case *os.File:
+		st, err := r.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			return 0, false
+		}
+		pos, err := r.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return 0, false
+		}
+		return st.Size() - pos, true
+	}
+	return 0, false
 }
 
 // BadInput reports whether err from Ingest is the batch's fault (retrying

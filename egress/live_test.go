@@ -123,3 +123,82 @@ func TestLiveFollowsChanges(t *testing.T) {
 	inv = smallFleet(t)
 	step("another inventory", 5, "clean")
 }
+
+// The volume detections follow the incremental analysis: hours that grow
+// over the line across batches (the flat rule, a learned baseline), an
+// hour whose destination changes (a connection with no URL to an address
+// ordered first), and a baseline group that changes what was learned.
+func TestLiveFollowsVolume(t *testing.T) {
+	inv := smallFleet(t)
+	day := 24 * time.Hour
+	cfg := egress.Config{Baseline: egress.Window{Start: t0, End: t0.Add(7 * day)}}
+	s := &liveStore{groups: map[egress.GroupKey]*egress.Group{}, batchOf: map[egress.GroupKey]int64{}}
+	var all []egress.Event
+	live := egress.NewLive()
+	step := func(what string, wantCodes ...egress.Code) {
+		t.Helper()
+		got, err := live.Analyze(t.Context(), s, inv, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins, _ := s.Installations(t.Context())
+		whole := run(t, inv, ins, cfg, all)
+		gj, _ := json.Marshal(got)
+		wj, _ := json.Marshal(whole)
+		if string(gj) != string(wj) {
+			t.Fatalf("%s: incremental\n%s\nwhole history\n%s", what, gj, wj)
+		}
+		var have []egress.Code
+		for _, f := range got.Findings {
+			if f.Update == digestA {
+				have = append(have, f.Code)
+			}
+		}
+		slices.Sort(have)
+		if !slices.Equal(have, wantCodes) {
+			t.Errorf("%s: findings against A %v, want %v", what, have, wantCodes)
+		}
+	}
+	add := func(evs ...egress.Event) {
+		all = append(all, evs...)
+		s.ingest(evs)
+	}
+	add(heartbeats(0, 20*day, "MRI-1", "MRI-2", "MRI-3")...)
+	// The class uploads about 10 kB an hour to its vendor's study service
+	// in the baseline: a learned volume.
+	for _, d := range []string{"MRI-1", "MRI-2", "MRI-3"} {
+		for h := range 30 {
+			add(conn(d, time.Duration(h)*5*time.Hour+time.Minute, "studies.medvendor.example", "198.51.100.20", 10_000+int64(h)*10))
+			add(conn(d, time.Duration(h)*5*time.Hour+2*time.Minute, "", "198.51.100.30", 1_000+int64(h)))
+		}
+	}
+	s.ins = []egress.Installation{{Device: "MRI-1", Digest: digestA, Product: "mri", Version: "2", Time: t0.Add(8 * day)}}
+	step("baseline")
+	// After the update, MRI-1 uploads more to the study service, in two
+	// batches of the same hour: the first stays within the baseline, the
+	// two together are far above it.
+	add(conn("MRI-1", 9*day+time.Minute, "studies.medvendor.example", "198.51.100.20", 15_000))
+	step("an hour within the baseline")
+	add(conn("MRI-1", 9*day+2*time.Minute, "studies.medvendor.example", "198.51.100.20", 50_000_000))
+	step("the same hour far above it", egress.CodeVolumeAnomaly)
+	// MRI-1 sends to a destination outside the baseline: 4 MB, then 2 MB
+	// more in the same hour, over the flat 5 MB.
+	add(conn("MRI-1", 10*day+time.Minute, "drop.example.net", "203.0.113.50", 4_000_000))
+	step("4 MB to a new destination", egress.CodeNewDestination, egress.CodeVolumeAnomaly)
+	add(conn("MRI-1", 10*day+3*time.Minute, "drop.example.net", "203.0.113.50", 2_000_000))
+	step("6 MB in the hour", egress.CodeExfilVolume, egress.CodeNewDestination, egress.CodeVolumeAnomaly)
+	// Connections without a URL in one hour are one hour under the
+	// smallest address: 6 MB to an address outside the baseline (the flat
+	// rule), then a connection to a smaller one, learned in the baseline,
+	// moves the hour there: far above what was learned.
+	add(conn("MRI-1", 11*day+time.Minute, "", "198.51.100.40", 6_000_000))
+	step("an address with no URL", egress.CodeExfilVolume, egress.CodeExfilVolume, egress.CodeNewDestination, egress.CodeNewDestination, egress.CodeVolumeAnomaly)
+	add(conn("MRI-1", 11*day+2*time.Minute, "", "198.51.100.30", 10))
+	step("a smaller address in the same hour", egress.CodeExfilVolume, egress.CodeNewDestination, egress.CodeNewDestination, egress.CodeVolumeAnomaly, egress.CodeVolumeAnomaly)
+	// Large uploads in the baseline change what was learned: the study
+	// service's hour is no longer far above it.
+	for _, d := range []string{"MRI-2", "MRI-3"} {
+		add(conn(d, 6*day+time.Minute, "studies.medvendor.example", "198.51.100.20", 60_000_000))
+	}
+	step("large uploads learned in the baseline", egress.CodeExfilVolume, egress.CodeNewDestination, egress.CodeNewDestination, egress.CodeVolumeAnomaly)
+}

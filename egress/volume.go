@@ -87,37 +87,77 @@ type hourly struct {
 	topScore float64
 }
 
-// volumeFindings raises volume-anomaly (learned baseline) and exfil-volume
-// (flat rule), attributed to an update by contrast.
-func (a *Analyzer) volumeFindings(n *notices) []Finding {
-	learnedVol := a.learn()
-	z := a.cfg.Thresholds.VolumeScore
-	// Per (class, destination, device): the hours over the line.
-	type devKey struct{ class, dest, device string }
-	type devHours struct{ hours []hourly }
-	anomalous := map[devKey]*devHours{}
-	perHour := map[volKey]*hourly{}
+// volState is what the volume detections start from, kept up to date
+// as groups are applied (Analyzer.vol) so that an incremental analysis
+// does not go over every (device, URL, hour) again: the learned volumes,
+// the hours to destinations with one, and the hours over the line.
+// Applying a baseline group, or a group that changes the destination an
+// hour is counted under, drops it; the next report builds it again from
+// the aggregates.
+type volState struct {
+	learned map[[2]string]learned
+	// perHour is the traffic of the hours to (class, destination) pairs
+	// with a learned volume, per (device, destination, hour); out those of
+	// them outside it.
+	perHour map[volKey]*hourly
+	out     map[volKey]struct{}
+	// flat are the hours to the other destinations above ExfilBytes.
+	flat map[exfilKey]struct{}
+}
+
+// volumeState builds the volume detections' state from the aggregates.
+func (a *Analyzer) volumeState() *volState {
+	v := &volState{learned: a.learn(), perHour: map[volKey]*hourly{}, out: map[volKey]struct{}{}, flat: map[exfilKey]struct{}{}}
 	for k, g := range a.exfil {
 		d, ok := a.inv.Device(k.device)
 		if !ok {
 			continue
 		}
-		dest := a.exfilDst[k]
-		if _, ok := learnedVol[[2]string{d.Class, dest}]; ok {
-			vk := volKey{d.Name, dest, k.hour}
-			h := perHour[vk]
-			if h == nil {
-				h = &hourly{hour: k.hour}
-				perHour[vk] = h
-			}
-			h.bytes += g.sum
-			h.n += g.count
-			h.urls = appendUnique(h.urls, cmp.Or(k.url, dest))
-			continue
+		v.add(a, k, d, a.exfilDst[k], g.sum, g.count)
+	}
+	return v
+}
+
+// add counts sent bytes in events, added to the hour k (of device d, to
+// dest; a.exfil[k] already counts them).
+func (v *volState) add(a *Analyzer, k exfilKey, d *Device, dest string, sent, events int64) {
+	if l, ok := v.learned[[2]string{d.Class, dest}]; ok {
+		vk := volKey{d.Name, dest, k.hour}
+		h := v.perHour[vk]
+		if h == nil {
+			h = &hourly{hour: k.hour}
+			v.perHour[vk] = h
 		}
-		if g.sum <= a.cfg.Thresholds.ExfilBytes {
-			continue
+		h.bytes += sent
+		h.n += events
+		if l.outside(h.bytes, a.cfg.Thresholds.VolumeScore) {
+			v.out[vk] = struct{}{}
+		} else {
+			delete(v.out, vk)
 		}
+		return
+	}
+	if a.exfil[k].sum > a.cfg.Thresholds.ExfilBytes {
+		v.flat[k] = struct{}{}
+	} else {
+		delete(v.flat, k)
+	}
+}
+
+// volumeFindings raises volume-anomaly (learned baseline) and exfil-volume
+// (flat rule), attributed to an update by contrast.
+func (a *Analyzer) volumeFindings(n *notices) []Finding {
+	if a.vol == nil {
+		a.vol = a.volumeState()
+	}
+	learnedVol := a.vol.learned
+	// Per (class, destination, device): the hours over the line.
+	type devKey struct{ class, dest, device string }
+	type devHours struct{ hours []hourly }
+	anomalous := map[devKey]*devHours{}
+	for k := range a.vol.flat {
+		d, _ := a.inv.Device(k.device)
+		dest, g := a.exfilDst[k], a.exfil[k]
 		dk := devKey{d.Class, dest, d.Name}
 		x := anomalous[dk]
 		if x == nil {
@@ -126,12 +166,10 @@ func (a *Analyzer) volumeFindings(n *notices) []Finding {
 		}
 		x.hours = append(x.hours, hourly{hour: k.hour, bytes: g.sum, n: g.count, urls: []string{cmp.Or(k.url, dest)}})
 	}
-	for vk, h := range perHour {
+	for vk := range a.vol.out {
+		h := a.vol.perHour[vk]
 		d, _ := a.inv.Device(vk.device)
 		l := learnedVol[[2]string{d.Class, vk.dest}]
-		if !l.outside(h.bytes, z) {
-			continue
-		}
 		h.topScore = l.score(h.bytes)
 		dk := devKey{d.Class, vk.dest, d.Name}
 		x := anomalous[dk]

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/wardgate/wardgate/egress"
 )
@@ -13,6 +14,7 @@ import (
 // that includes them (RiskCache.Sync). The telemetry bus (egress/bus) calls it
 // for each message; errors are egress.Ingest's.
 func (s *Server) IngestTelemetry(ctx context.Context, src egress.Source, body io.Reader, format egress.Format) (egress.IngestResult, error) {
+	t0 := time.Now()
 	res, err := egress.Ingest(ctx, s.deps.Telemetry, s.deps.Inventory(), src, body, format)
 	if err != nil || !res.Added {
 		return res, err
@@ -27,6 +29,10 @@ func (s *Server) IngestTelemetry(ctx context.Context, src egress.Source, body io
 	// Bounded as a POST /v1/telemetry is: the bus's context never ends.
 	sctx, cancel := context.WithTimeout(ctx, s.limits.TelemetryTimeout)
 	defer cancel()
+	t1 := time.Now()
 	_, _ = s.deps.Risk.Sync(sctx)
+	if s.traceIngest != nil {
+		s.traceIngest(res.Stored, t1.Sub(t0), time.Since(t1))
+	}
 	return res, nil
 }

@@ -176,6 +176,10 @@ type Server struct {
 	idSeq    atomic.Uint64
 	kube     *kube.Reviewer
 	kubeCfg  KubernetesConfig
+	// traceIngest, when set (benchmarks, before serving), is told how
+	// long each stored batch took to commit (its turn at the writer
+	// included) and then to be included in an analysis.
+	traceIngest func(stored int64, commit, analysis time.Duration)
 }
 
 // New builds the server.

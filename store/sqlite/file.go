@@ -13,6 +13,7 @@ import (
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/internal/groupcommit"
 	"github.com/wardgate/wardgate/store"
 )
@@ -51,6 +52,9 @@ type file struct {
 	// prepared holds the statements prepared once on w (the one writer
 	// connection), by name.
 	prepared map[string]*sql.Stmt
+	// queue, when set (egress.db), orders the transactions waiting for
+	// the writer: a small batch ahead of large ones (txQueue).
+	queue *txQueue
 }
 
 // dsn is the one place the pragmas are set. Every connection is in WAL
@@ -148,7 +152,17 @@ func (f *file) classify(op string, err error) error {
 }
 
 // tx runs fn in one write transaction, committed only if fn succeeds.
+// With a queue, it waits its turn there first (the size it is queued with
+// is egress.BatchBytes of ctx).
 func (f *file) tx(ctx context.Context, op string, fn func(*sql.Tx) error) error {
+	if f.queue != nil {
+		size, _ := egress.BatchBytes(ctx)
+		release, err := f.queue.acquire(ctx, size)
+		if err != nil {
+			return f.classify(op, err)
+		}
+		defer release()
+	}
 	tx, err := f.w.BeginTx(ctx, nil)
 	if err != nil {
 		return f.classify(op, err)

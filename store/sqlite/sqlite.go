@@ -125,6 +125,7 @@ func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	db.egress.queue = &txQueue{} // a sensor's small batch ahead of the load's large ones
 	db.files = append(db.files, db.egress)
 	if err := db.prepare(ctx); err != nil {
 		db.Close()
