@@ -21,7 +21,8 @@
 // ISO 9660) and github.com/masahiro331/go-ext4-filesystem (ext2/3/4), newc cpio with
 // github.com/cavaliergopher/cpio, streams with the standard library,
 // github.com/klauspost/compress, github.com/ulikunitz/xz and
-// github.com/pierrec/lz4/v4, manifests with github.com/goccy/go-json. The odc cpio header, the U-Boot legacy header
+// github.com/pierrec/lz4/v4, manifests with github.com/goccy/go-json;
+// golang.org/x/sys/unix sets TreeDir's placement hint. The odc cpio header, the U-Boot legacy header
 // and the flattened device tree of FIT images have no maintained Go reader
 // in the dependency graph; they are parsed here from their specifications
 // (each a few fixed-size fields) and fuzzed.

@@ -23,7 +23,7 @@ const (
 )
 
 // unpackSource unpacks an archive: or firmware: source into a new
-// directory under cfg.tempDir. For a firmware: source in no known format it
+// directory under cfg.tempDir (firmware.TreeDir). For a firmware: source in no known format it
 // returns a nil result (the file is then scanned as one file); for an
 // archive: source that is an error.
 func unpackSource(ctx context.Context, scheme, target string, cfg generateConfig) (string, *firmware.Result, func(), error) {
@@ -34,11 +34,10 @@ func unpackSource(ctx context.Context, scheme, target string, cfg generateConfig
 	if !st.Mode().IsRegular() {
 		return "", nil, nil, fmt.Errorf("%w: %s:%s is not a regular file", ErrBadSource, scheme, target)
 	}
-	dir, err := os.MkdirTemp(cfg.tempDir, "wardgate-sbom-")
+	dir, cleanup, err := firmware.TreeDir(cfg.tempDir, "sbom")
 	if err != nil {
 		return "", nil, nil, err
 	}
-	cleanup := func() { os.RemoveAll(dir) }
 	res, err := firmware.Unpack(ctx, target, dir, cfg.limits)
 	switch {
 	case errors.Is(err, firmware.ErrNotFirmware) && scheme == "firmware":

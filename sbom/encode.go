@@ -84,14 +84,17 @@ func OutputFormatNames() []string {
 // encoders name Anchore as the CycloneDX tool's author, as the SPDX
 // creating organisation and in the SPDX namespace. The model is syft's; the
 // encoding is cyclonedx-go's and tools-golang's, as in syft's encoders.
-func encode(s *syftsbom.SBOM, f OutputFormat) ([]byte, error) {
+//
+// amend, when not nil, changes a CycloneDX document's model before it is
+// written (the firmware layers: annotateBOM); other formats ignore it.
+func encode(s *syftsbom.SBOM, f OutputFormat, amend func(*cyclonedx.BOM, cyclonedx.BOMFileFormat)) ([]byte, error) {
 	var buf bytes.Buffer
 	var err error
 	switch f.Name {
 	case Format(cyclonedxjson.ID):
-		err = encodeCycloneDX(&buf, s, f.Version, cyclonedx.BOMFileFormatJSON)
+		err = encodeCycloneDX(&buf, s, f.Version, cyclonedx.BOMFileFormatJSON, amend)
 	case Format(cyclonedxxml.ID):
-		err = encodeCycloneDX(&buf, s, f.Version, cyclonedx.BOMFileFormatXML)
+		err = encodeCycloneDX(&buf, s, f.Version, cyclonedx.BOMFileFormatXML, amend)
 	case Format(spdxjson.ID), Format(spdxtagvalue.ID):
 		err = encodeSPDX(&buf, s, f)
 	default:
@@ -129,7 +132,7 @@ func syftTool(sep string) string {
 	return "syft"
 }
 
-func encodeCycloneDX(w io.Writer, s *syftsbom.SBOM, version string, ff cyclonedx.BOMFileFormat) error {
+func encodeCycloneDX(w io.Writer, s *syftsbom.SBOM, version string, ff cyclonedx.BOMFileFormat, amend func(*cyclonedx.BOM, cyclonedx.BOMFileFormat)) error {
 	sv, err := cycloneDXSpecVersion(version)
 	if err != nil {
 		return err
@@ -151,6 +154,9 @@ func encodeCycloneDX(w io.Writer, s *syftsbom.SBOM, version string, ff cyclonedx
 		// As syft's encoder does: cyclonedx-go does not downgrade this 1.6
 		// reference type, so it is dropped rather than written invalid.
 		dropExternalReferenceType(bom.Components, cyclonedx.ERTypeSourceDistribution)
+	}
+	if amend != nil {
+		amend(bom, ff)
 	}
 	enc := cyclonedx.NewBOMEncoder(w, ff)
 	enc.SetPretty(true)

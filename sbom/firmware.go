@@ -1,7 +1,6 @@
 package sbom
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -22,43 +21,24 @@ const (
 	PropLayerInner   = "wardgate:firmware:location:%d:path"    // the path inside the layer
 )
 
-// annotateLayers adds to each component of a CycloneDX SBOM of an unpacked
-// firmware tree where each of its locations lies: properties (JSON and
-// XML) and evidence occurrences (JSON; CycloneDX XML has no
-// occurrences in cyclonedx-go). Other formats are returned as they are:
-// syft-json and SPDX carry syft's own locations, which are paths in the
-// unpacked tree.
+// annotateLayers returns the amendment (see encode) that adds to each
+// component of a CycloneDX SBOM of an unpacked firmware tree where each of
+// its locations lies: properties (JSON and XML) and evidence occurrences
+// (JSON; CycloneDX XML has no occurrences in cyclonedx-go). It is applied
+// to the model before it is encoded, so the document is encoded once.
+// Other formats are written as they are: syft-json and SPDX carry syft's
+// own locations, which are paths in the unpacked tree.
 // scanRoot is the tree path syft scanned (see firmware.Result.RootFS);
 // syft's locations are relative to it.
-func annotateLayers(data []byte, f Format, res *firmware.Result, scanRoot string) ([]byte, error) {
-	var ff cdx.BOMFileFormat
-	switch f {
-	case FormatCycloneDXJSON:
-		ff = cdx.BOMFileFormatJSON
-	case FormatCycloneDXXML:
-		ff = cdx.BOMFileFormatXML
-	default:
-		return data, nil
-	}
-	var bom cdx.BOM
-	if err := cdx.NewBOMDecoder(bytes.NewReader(data), ff).Decode(&bom); err != nil {
-		return nil, fmt.Errorf("annotate firmware layers: %w", err)
-	}
-	if bom.Components != nil {
+func annotateLayers(res *firmware.Result, scanRoot string) func(*cdx.BOM, cdx.BOMFileFormat) {
+	return func(bom *cdx.BOM, ff cdx.BOMFileFormat) {
+		if bom.Components == nil {
+			return
+		}
 		for i := range *bom.Components {
 			annotateComponent(&(*bom.Components)[i], res, scanRoot, ff == cdx.BOMFileFormatJSON)
 		}
 	}
-	var buf bytes.Buffer
-	enc := cdx.NewBOMEncoder(&buf, ff).SetPretty(true)
-	if ff == cdx.BOMFileFormatJSON {
-		enc.SetEscapeHTML(false)
-	}
-	// Encoded again in the version it was asked for (cyclonedx-json@1.5...).
-	if err := enc.EncodeVersion(&bom, bom.SpecVersion); err != nil {
-		return nil, fmt.Errorf("annotate firmware layers: %w", err)
-	}
-	return buf.Bytes(), nil
 }
 
 func annotateComponent(c *cdx.Component, res *firmware.Result, scanRoot string, occurrences bool) {

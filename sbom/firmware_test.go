@@ -8,6 +8,8 @@ import (
 	"slices"
 	"testing"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
+
 	"github.com/wardgate/wardgate/internal/fwtest"
 )
 
@@ -128,4 +130,60 @@ func layerProps(t *testing.T, data []byte, name string) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestFirmwareLayersEncodedOnce: the layer annotations are added to the
+// CycloneDX model before it is encoded, and the document is the one the
+// earlier way gave (encode, decode with cyclonedx-go, annotate, encode
+// again): decoding it and encoding it again changes no byte, in every
+// CycloneDX encoding, and each carries the annotations its version can.
+func TestFirmwareLayersEncodedOnce(t *testing.T) {
+	t.Parallel()
+	img := fwtest.Squashfs(t, fwtest.Rootfs(t, true), "gzip")
+	var outs []OutputFormat
+	for _, name := range []string{"cyclonedx-json", "cyclonedx-json@1.5", "cyclonedx-xml", "cyclonedx-xml@1.4"} {
+		of, err := ParseOutputFormat(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, of)
+	}
+	g, err := Generate(t.Context(), img, WithoutCache(), WithTempDir(t.TempDir()), WithOutputs(outs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range g.Outputs {
+		ff := cdx.BOMFileFormatJSON
+		if o.Format.Name == FormatCycloneDXXML {
+			ff = cdx.BOMFileFormatXML
+		}
+		var bom cdx.BOM
+		if err := cdx.NewBOMDecoder(bytes.NewReader(o.Data), ff).Decode(&bom); err != nil {
+			t.Fatalf("%s: %v", o.Format, err)
+		}
+		var again bytes.Buffer
+		enc := cdx.NewBOMEncoder(&again, ff).SetPretty(true)
+		if ff == cdx.BOMFileFormatJSON {
+			enc.SetEscapeHTML(false)
+		}
+		if err := enc.EncodeVersion(&bom, bom.SpecVersion); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(again.Bytes(), o.Data) {
+			t.Errorf("%s: decoding and encoding again changes the document (%d bytes, then %d)", o.Format, len(o.Data), again.Len())
+		}
+		n := bytes.Count(o.Data, []byte("wardgate:firmware:location:0:layer"))
+		occ := bytes.Count(o.Data, []byte("firmware layer . (squashfs, in "))
+		if n != 3 {
+			t.Errorf("%s: %d components with layer properties, want the 3 packages", o.Format, n)
+		}
+		// CycloneDX 1.5 has no additionalContext (cyclonedx-go drops it).
+		wantOcc := 0
+		if ff == cdx.BOMFileFormatJSON && o.Format.Version != "1.5" {
+			wantOcc = 3
+		}
+		if occ != wantOcc {
+			t.Errorf("%s: %d evidence occurrences naming the layer, want %d", o.Format, occ, wantOcc)
+		}
+	}
 }

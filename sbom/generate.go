@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 
+	cdx "github.com/CycloneDX/cyclonedx-go"
 	"github.com/anchore/syft/syft"
 	"github.com/anchore/syft/syft/cataloging"
 	"github.com/anchore/syft/syft/cataloging/pkgcataloging"
@@ -281,7 +282,7 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 			return nil, err
 		}
 		if out.Key != "" {
-			data, err := encode(s, OutputFormat{Name: FormatSyftJSON})
+			data, err := encode(s, OutputFormat{Name: FormatSyftJSON}, nil)
 			if err == nil {
 				err = cacheStore(cfg.cacheDir, out.Key, FormatSyftJSON, data)
 			}
@@ -293,11 +294,12 @@ func Generate(ctx context.Context, source string, opts ...GenerateOption) (*Gene
 	for i, f := range cfg.outputs {
 		data := cached[i]
 		if data == nil {
-			var err error
-			data, err = encode(s, f)
-			if err == nil && out.Firmware != nil {
-				data, err = annotateLayers(data, f.Name, out.Firmware, scanRoot)
+			var amend func(*cdx.BOM, cdx.BOMFileFormat)
+			if out.Firmware != nil {
+				amend = annotateLayers(out.Firmware, scanRoot)
 			}
+			var err error
+			data, err = encode(s, f, amend)
 			if err != nil {
 				return nil, err
 			}
@@ -320,6 +322,10 @@ func scanSource(ctx context.Context, scheme, target string, cfg generateConfig) 
 	var res *firmware.Result
 	archiveName, scanRoot := "", "."
 	if scheme == "archive" || scheme == "firmware" {
+		// syft's license scanner (licenseContext: about a second of CPU
+		// on a first scan) does not depend on the tree: it is built on the
+		// other core while the image is unpacked.
+		go licenseContext()
 		dir, r, cleanup, err := unpackSource(ctx, scheme, target, cfg)
 		if err != nil {
 			return nil, nil, "", err
