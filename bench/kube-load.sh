@@ -14,7 +14,11 @@
 # run and the machine's load (uptime) before and after.
 # Usage: bench/kube-load.sh [RATE] [REQUESTS] [DURATION]
 #   VARIANTS="pinned tag" (which review runs), BASELINE=0 (skip the baseline),
-#   TAG_TTL=5m (serve --kubernetes-tag-ttl; default 0: every tag review asks the registry)
+#   TAG_TTL=5m (serve --kubernetes-tag-ttl; default 0: every tag review asks the registry),
+#   WARM=32 (keep-alive connections each load opens before its clock starts,
+#   as the API server has them open; 0: opened as the load needs them),
+#   WARDGATE=path (run that wardgate binary instead of building one: to put
+#   two builds side by side, e.g. main's and a branch's, at the same moment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-200}
@@ -22,7 +26,11 @@ n=${2:-12000}
 dur=${3:-90s}
 out=bench/out/kube
 mkdir -p "$out"
-go build -o "$out/wardgate" ./cmd/wardgate
+wardgate=${WARDGATE:-}
+if [ -z "$wardgate" ]; then
+  go build -o "$out/wardgate" ./cmd/wardgate
+  wardgate=$out/wardgate
+fi
 go build -o "$out/loadgen" ./bench/tools/loadgen
 go build -o "$out/kubefixture" ./bench/tools/kubefixture
 work=$(mktemp -d "${TMPDIR:-/tmp}/wardgate-kube.XXXXXX")
@@ -44,9 +52,9 @@ reg=$(awk '/^ready/{print $2}' "$work/fixture.out" || true)
 sh deploy/kubernetes/certs.sh "$work/certs" >/dev/null
 export WARDGATE_KEY_PASSWORD=kube-load-bench # a throwaway key in a throwaway state directory
 state="$work/state"
-"$out/wardgate" token create --role kubernetes --name apiserver --state "$state" >"$work/kube.tok" 2>/dev/null
-"$out/wardgate" token create --role update-server --name baseline --state "$state" >"$work/us.tok" 2>/dev/null
-"$out/wardgate" serve --config "$work/trust.yaml" --state "$state" --listen 127.0.0.1:0 --no-scan --registry "$reg" \
+"$wardgate" token create --role kubernetes --name apiserver --state "$state" >"$work/kube.tok" 2>/dev/null
+"$wardgate" token create --role update-server --name baseline --state "$state" >"$work/us.tok" 2>/dev/null
+"$wardgate" serve --config "$work/trust.yaml" --state "$state" --listen 127.0.0.1:0 --no-scan --registry "$reg" \
   --tls-cert "$work/certs/tls.crt" --tls-key "$work/certs/tls.key" --kubernetes-listen 127.0.0.1:0 --kubernetes-tag-ttl "${TAG_TTL:-0}" \
   --log-level "${LOG_LEVEL:-info}" 2>"$out/serve.log" &
 pid=$!
@@ -74,14 +82,14 @@ if [ "${BASELINE:-1}" = 1 ]; then
 echo "== baseline: POST /v1/admissions of $digest (one admission a request), $rate requests/s, $n requests"
 t0=$(ticks)
 GOMAXPROCS=${LOADGEN_PROCS:-1} "$out/loadgen" -url "https://$main" "${tls[@]}" -token-file "$work/us.tok" -digest "$digest" -class building-management -installed 1.0.0 \
-  -device-prefix k8s/facility/Pod/baseline- -rate "$rate" -n "$n" -c 32 -duration "$dur" -o "$out/load-baseline.json" | tee "$out/load-baseline.txt"
+  -device-prefix k8s/facility/Pod/baseline- -rate "$rate" -n "$n" -c 32 -warm "${WARM:-32}" -duration "$dur" -o "$out/load-baseline.json" | tee "$out/load-baseline.txt"
 cpu_per "$t0" "$out/load-baseline.json" | tee -a "$out/load-baseline.txt"
 fi
 for variant in ${VARIANTS:-pinned tag}; do
   echo "== POST /v1/kubernetes/validate, pod of two evaluated images ($variant), $rate reviews/s, $n reviews, at most $dur ($(nproc) cores)"
   t0=$(ticks)
   GOMAXPROCS=${LOADGEN_PROCS:-1} "$out/loadgen" -url "$url" "${tls[@]}" -token-file "$work/kube.tok" -review "$work/review-$variant.json" \
-    -rate "$rate" -n "$n" -c 32 -duration "$dur" -o "$out/load-$variant.json" | tee "$out/load-$variant.txt"
+    -rate "$rate" -n "$n" -c 32 -warm "${WARM:-32}" -duration "$dur" -o "$out/load-$variant.json" | tee "$out/load-$variant.txt"
   cpu_per "$t0" "$out/load-$variant.json" | tee -a "$out/load-$variant.txt"
 done
 echo "load: $(uptime)"

@@ -19,3 +19,14 @@ func SetGroupCacheLimit(n int) (restore func()) {
 	groupCacheLimit = n
 	return func() { groupCacheLimit = prev }
 }
+
+// WriterAutocheckpoint is wal_autocheckpoint on wardgate.db's writer
+// connection.
+func WriterAutocheckpoint(db *DB) (int, error) {
+	var n int
+	err := db.main.w.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&n)
+	return n, err
+}
+
+// Checkpoints is how many checkpoints wardgate.db's checkpointer ran.
+func Checkpoints(db *DB) int64 { return db.ckpt.runs.Load() }

@@ -63,6 +63,8 @@ type DB struct {
 	egress *file // telemetry
 	files  []*file
 	groups *groupCache // egress.db's writer's copy of event_groups
+	// ckpt checkpoints main's write-ahead log off its commits (writer.go).
+	ckpt *checkpointer
 }
 
 // Open opens (creating, migrating and importing an earlier layout as
@@ -135,8 +137,20 @@ func openDB(ctx context.Context, dir string, o store.Options) (*DB, error) {
 		db.Close()
 		return nil, err
 	}
+	if db.ckpt, err = db.main.startCheckpointer(ctx, mainSpec.sync); err != nil {
+		db.Close()
+		return nil, err
+	}
 	for _, f := range db.files {
-		f.writer = groupcommit.NewWriter(f.commit, groupcommit.Options{})
+		commit := f.commit
+		if f == db.main {
+			commit = func(ctx context.Context, ops []op, out []opResult) error {
+				err := f.commit(ctx, ops, out)
+				db.ckpt.poke()
+				return err
+			}
+		}
+		f.writer = groupcommit.NewWriter(commit, groupcommit.Options{})
 	}
 	if err := db.importLegacyDirs(ctx); err != nil {
 		db.Close()
@@ -197,6 +211,13 @@ func (db *DB) Expecting() int {
 // Close commits what the group committers hold and closes every file.
 func (db *DB) Close() error {
 	var errs []error
+	if db.main != nil && db.main.writer != nil {
+		db.main.writer.Close() // its last commits poke the checkpointer
+	}
+	if db.ckpt != nil {
+		errs = append(errs, db.ckpt.stop())
+		db.ckpt = nil
+	}
 	for _, f := range db.files {
 		errs = append(errs, f.close())
 	}

@@ -601,3 +601,52 @@ func TestGroupCacheEvicts(t *testing.T) {
 		t.Fatalf("groups with a small cache\n%+v\nwant\n%+v", got, want)
 	}
 }
+
+// The write-ahead log of wardgate.db is copied into the database file by
+// the checkpointer, beside the writer, soon after commits, not by the
+// commit that takes it past 1,000 pages: 2 MB of audit records (about
+// 500 pages, under SQLite's own threshold) are in the database file while
+// the store is still open.
+func TestCheckpointsBesideTheWriter(t *testing.T) {
+	dir := t.TempDir()
+	db := open(t, dir)
+	ctx := t.Context()
+	if n, err := sqlite.WriterAutocheckpoint(db); err != nil || n != 10000 {
+		t.Fatalf("writer wal_autocheckpoint = %d, %v; want 10000", n, err)
+	}
+	path := filepath.Join(dir, "wardgate.db")
+	size := func() int64 {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	before := size()
+	target := string(slices.Repeat([]byte("x"), 4000))
+	const n = 500
+	for i := range n {
+		if err := db.Audit(ctx, store.AuditRecord{Time: storetest.At(i), RequestID: fmt.Sprint("req-", i), Token: "t", Role: "kubernetes",
+			Action: "POST /v1/kubernetes/validate", Target: target, Status: 200, Outcome: "allow"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for size()-before < n*4000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("wardgate.db is %d bytes (%d before %d KB of audit records) after 10 s, %d checkpoints: the log was not checkpointed", size(), before, n*4, sqlite.Checkpoints(db))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c := sqlite.Checkpoints(db); c < 1 {
+		t.Fatalf("checkpoints run = %d", c)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, dir)
+	all, err := db.AuditLog(ctx, store.AuditFilter{})
+	if err != nil || len(all) != n {
+		t.Fatalf("after reopening: %d audit records, %v; want %d", len(all), err, n)
+	}
+}

@@ -5,7 +5,11 @@
 // With -review it drives POST /v1/kubernetes/validate with that
 // AdmissionReview instead (response.allowed counts as allowed); with -rate
 // requests start at that many per second (open loop: latency counts from
-// the scheduled start, so a stalled server is not hidden).
+// the scheduled start, so a stalled server is not hidden). Before the
+// clock starts, -warm opens that many keep-alive connections (GET
+// /healthz, concurrently), as an API server has its connections open
+// before a burst: a run then measures reviews, not TLS handshakes.
+// "connections" in the report counts those opened during the run.
 //
 //	loadgen -url http://127.0.0.1:8080 -token-file T -digest sha256:... -n 100000 -c 64
 //	loadgen -url https://127.0.0.1:8443 -cacert ca.crt -servername wardgate-webhook.wardgate.svc -token-file T -review review.json -rate 200 -n 12000
@@ -34,7 +38,7 @@ import (
 
 type config struct {
 	url, tokenFile, digest, class, installed, devicePrefix, out string
-	n, c, devices                                               int
+	n, c, devices, warm                                         int
 	duration                                                    time.Duration
 	review, cacert, servername                                  string
 	rate                                                        float64
@@ -42,18 +46,21 @@ type config struct {
 
 // Result is the report, also written as JSON with -o.
 type Result struct {
-	Requests   int64   `json:"requests"`
-	Allowed    int64   `json:"allowed"`
-	Denied     int64   `json:"denied"`
-	Errors     int64   `json:"errors"`
-	Seconds    float64 `json:"seconds"`
-	PerSecond  float64 `json:"perSecond"`
-	P50Ms      float64 `json:"p50Ms"`
-	P90Ms      float64 `json:"p90Ms"`
-	P99Ms      float64 `json:"p99Ms"`
-	MaxMs      float64 `json:"maxMs"`
-	Workers    int     `json:"workers"`
-	FirstError string  `json:"firstError,omitempty"`
+	Requests  int64   `json:"requests"`
+	Allowed   int64   `json:"allowed"`
+	Denied    int64   `json:"denied"`
+	Errors    int64   `json:"errors"`
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"perSecond"`
+	P50Ms     float64 `json:"p50Ms"`
+	P90Ms     float64 `json:"p90Ms"`
+	P99Ms     float64 `json:"p99Ms"`
+	MaxMs     float64 `json:"maxMs"`
+	Workers   int     `json:"workers"`
+	// Connections is how many connections were opened during the run
+	// (each a TCP and, over https, a TLS handshake), after -warm.
+	Connections int64  `json:"connections"`
+	FirstError  string `json:"firstError,omitempty"`
 	// OKDevices lists the devices answered 2xx allow (-o only; for the
 	// crash test).
 	OKDevices []string `json:"okDevices,omitempty"`
@@ -76,6 +83,7 @@ func main() {
 	flag.Float64Var(&c.rate, "rate", 0, "start requests at this rate per second (0: as fast as the workers go)")
 	flag.StringVar(&c.cacert, "cacert", "", "CA certificate (PEM) of an https -url")
 	flag.StringVar(&c.servername, "servername", "", "TLS server name to verify (default: the -url host)")
+	flag.IntVar(&c.warm, "warm", 0, "open this many keep-alive connections (GET /healthz, concurrently) before the clock starts (at most -c)")
 	flag.Parse()
 	res, err := run(c)
 	if err != nil {
@@ -83,7 +91,7 @@ func main() {
 		os.Exit(2)
 	}
 	fmt.Printf("requests %d in %.2fs: %.0f admissions/s; allowed %d, denied %d, errors %d\n", res.Requests, res.Seconds, res.PerSecond, res.Allowed, res.Denied, res.Errors)
-	fmt.Printf("latency p50 %.2fms p90 %.2fms p99 %.2fms max %.2fms (%d workers)\n", res.P50Ms, res.P90Ms, res.P99Ms, res.MaxMs, res.Workers)
+	fmt.Printf("latency p50 %.2fms p90 %.2fms p99 %.2fms max %.2fms (%d workers, %d connections opened during the run)\n", res.P50Ms, res.P90Ms, res.P99Ms, res.MaxMs, res.Workers, res.Connections)
 	if res.FirstError != "" {
 		fmt.Println("first error:", res.FirstError)
 	}
@@ -131,6 +139,9 @@ func run(c config) (*Result, error) {
 	if c.n <= 0 || c.c <= 0 || c.devices <= 0 {
 		return nil, errors.New("-n, -c and -devices must be positive")
 	}
+	if c.warm < 0 || c.warm > c.c {
+		return nil, errors.New("-warm must be between 0 and -c")
+	}
 	tb, err := os.ReadFile(c.tokenFile)
 	if err != nil {
 		return nil, err
@@ -140,7 +151,13 @@ func run(c config) (*Result, error) {
 	for i := range bodies {
 		bodies[i], _ = json.Marshal(map[string]any{"digest": c.digest, "device": map[string]string{"id": fmt.Sprintf("%s%d", c.devicePrefix, i), "class": c.class, "installedVersion": c.installed}})
 	}
-	tr := &http.Transport{MaxIdleConns: c.c, MaxIdleConnsPerHost: c.c, MaxConnsPerHost: c.c, IdleConnTimeout: time.Minute, DisableCompression: true}
+	var conns atomic.Int64
+	dialer := &net.Dialer{}
+	tr := &http.Transport{MaxIdleConns: c.c, MaxIdleConnsPerHost: c.c, MaxConnsPerHost: c.c, IdleConnTimeout: time.Minute, DisableCompression: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conns.Add(1)
+			return dialer.DialContext(ctx, network, addr)
+		}}
 	if c.cacert != "" {
 		pem, err := os.ReadFile(c.cacert)
 		if err != nil {
@@ -166,6 +183,10 @@ func run(c config) (*Result, error) {
 	for i, u := range urls {
 		endpoints[i] = strings.TrimRight(u, "/") + route
 	}
+	if err := warm(client, urls, c.warm); err != nil {
+		return nil, err
+	}
+	conns.Store(0)
 	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
 	defer cancel()
 
@@ -259,7 +280,7 @@ func run(c config) (*Result, error) {
 		return float64(ls[min(len(ls)-1, int(p*float64(len(ls))))].Microseconds()) / 1000
 	}
 	res := &Result{Requests: allowed.Load() + denied.Load() + errs.Load(), Allowed: allowed.Load(), Denied: denied.Load(), Errors: errs.Load(),
-		Seconds: elapsed.Seconds(), Workers: c.c, P50Ms: pct(0.50), P90Ms: pct(0.90), P99Ms: pct(0.99), MaxMs: pct(1)}
+		Seconds: elapsed.Seconds(), Workers: c.c, Connections: conns.Load(), P50Ms: pct(0.50), P90Ms: pct(0.90), P99Ms: pct(0.99), MaxMs: pct(1)}
 	res.PerSecond = float64(res.Allowed+res.Denied) / elapsed.Seconds()
 	if v := firstErr.Load(); v != nil {
 		res.FirstError = v.(string)
@@ -272,4 +293,36 @@ func run(c config) (*Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// warm opens n connections, spread over urls: n concurrent GET /healthz,
+// each holding its connection (its body not read) until all have their
+// answer, so that none is reused; then they are left idle in client's
+// pool.
+func warm(client *http.Client, urls []string, n int) error {
+	if n == 0 {
+		return nil
+	}
+	var wg, answered sync.WaitGroup
+	answered.Add(n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			u := strings.TrimRight(urls[i%len(urls)], "/") + "/healthz"
+			r, err := client.Get(u)
+			answered.Done()
+			if err != nil {
+				errs[i] = fmt.Errorf("warm-up: %w", err)
+				return
+			}
+			answered.Wait()
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+			if r.StatusCode != http.StatusOK {
+				errs[i] = fmt.Errorf("warm-up: GET %s: status %d", u, r.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
