@@ -238,3 +238,33 @@ func TestScanStringEveryByte(t *testing.T) {
 		}
 	}
 }
+
+// TestScanIntegersEveryLength: integers of every length from 1 to 20
+// digits, followed by each byte that can end or continue a number, at the
+// end of the line or not, are read (SWAR word or digit loop) exactly as
+// jsonInt reads the literal, and rejected exactly as encoding/json would.
+func TestScanIntegersEveryLength(t *testing.T) {
+	digits := "98765432109876543210"
+	for n := 1; n <= len(digits); n++ {
+		for _, lit := range []string{digits[:n], "1" + strings.Repeat("0", n-1), strings.Repeat("9", n), "5" + digits[len(digits)-n+1:]} {
+			for _, tail := range []string{"", ".5", "e3", "E+2", "0", ".", "e", "x", " "} {
+				for _, end := range []string{"}", `,"X":1}`, `,"ReceivedBytes":7}`} {
+					line := []byte(`{"SentBytes":` + lit + tail + end)
+					want, wok := reference(line)
+					var d defRaw
+					ok := scanDefenderJSON(line, &d)
+					if ok != wok {
+						t.Fatalf("%s: scanner ok=%v, encoding/json %v", line, ok, wok)
+					}
+					if !ok {
+						continue
+					}
+					v, vok := jsonInt([]byte(want[dSentBytes].val))
+					if vok != (d.bad&(1<<dSentBytes) == 0) || (vok && d.intValue(dSentBytes) != v) {
+						t.Fatalf("%s: scanned %d (bad %v), want %d (%v)", line, d.intValue(dSentBytes), d.bad&(1<<dSentBytes) != 0, v, vok)
+					}
+				}
+			}
+		}
+	}
+}
