@@ -498,7 +498,13 @@ func (d *defRaw) huntStr(f int, buf []byte) ([]byte, bool) {
 // Event. It returns false for a malformed line: exactly the lines Scan
 // counts as malformed.
 func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
-	if !scanDefenderJSON(line, d) || !d.valid() {
+	return scanDefenderJSON(line, d) && a.record(d, sbuf)
+}
+
+// record runs the rule on a scanned record. It returns false for a
+// record Scan would count as malformed.
+func (a *aggregator) record(d *defRaw, sbuf *[3][]byte) bool {
+	if !d.valid() {
 		return false
 	}
 	ts, ok := d.huntStr(dTimestamp, sbuf[0])
@@ -772,6 +778,36 @@ func (a *aggregator) huntMapped(ctx context.Context, m []byte, start, end, maxLi
 			dropped = to
 		}
 		n++
+		if data[p] == '{' {
+			// Scan the object in place: the scanner stops at the line's
+			// newline (it is not whitespace to it), so a valid object
+			// followed by whitespace and the newline (or the end of the
+			// file) is the line, found without a pass of its own. The
+			// window ends where a line would be too long. Anything else
+			// is judged again below, as a line.
+			w := data[p:]
+			if maxLine >= 0 && len(w) > maxLine+2 {
+				w = w[:maxLine+2]
+			}
+			d.set = 0
+			if e, ok := scanObjectPrefix(w, &d.scratch, &d); ok {
+				if e < len(w) && w[e] == '\n' {
+					p += e + 1
+				} else if e == len(w) && p+e == len(data) {
+					p += e
+				} else {
+					ok = false
+				}
+				if ok {
+					if a.record(&d, &sbuf) {
+						st.Events++
+					} else {
+						st.malformed(n)
+					}
+					continue
+				}
+			}
+		}
 		raw := data[p:]
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
 			raw = raw[:i+1]
