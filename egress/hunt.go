@@ -491,8 +491,14 @@ func (d *defRaw) huntStr(f int, buf []byte) ([]byte, bool) {
 	if s := &d.f[f]; d.set&(1<<f) != 0 && s.kind == kindString && !s.esc {
 		return s.v, true
 	}
-	return d.strBytes(f, buf)
+	return d.huntStrSlow(f, buf)
 }
+
+//go:noinline
+func (d *defRaw) huntStrSlow(f int, buf []byte) ([]byte, bool) { return d.strBytes(f, buf) }
+
+// connectionSuccess is ActionConnectionSuccess, compared as words.
+var connectionSuccess = []byte(ActionConnectionSuccess)
 
 // lineJSON runs the rule on one Defender JSON line without building an
 // Event. It returns false for a malformed line: exactly the lines Scan
@@ -534,11 +540,11 @@ func (a *aggregator) record(d *defRaw, sbuf *[3][]byte) bool {
 		dev = append(sbuf[0][:0], a.nameOf(addr)...)
 		sbuf[0] = dev
 	}
-	if !hasPrefixFold(dev, a.prefix) {
+	if len(dev) < len(a.prefix) || !sameBytes(dev[:len(a.prefix)], a.prefix) && !hasPrefixFold(dev, a.prefix) {
 		return true
 	}
 	act, _ := d.huntStr(dActionType, sbuf[1])
-	if string(act) != ActionConnectionSuccess {
+	if len(act) != len(connectionSuccess) || !sameBytes(act, connectionSuccess) {
 		return true
 	}
 	ipt, _ := d.huntStr(dRemoteIPType, sbuf[1])
