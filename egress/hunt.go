@@ -128,6 +128,7 @@ type aggregator struct {
 	// when the entry moves to another hour or pair, and by flush.
 	recent []recentPair
 	used   []int32 // the slots of recent ever filled
+	list   []*pairAggs
 	key    []byte
 	// lastTS is the "YYYY-MM-DDTHH" of the last fast-parsed timestamp,
 	// as its first 8 and last 8 bytes (little-endian), lastHour its hour
@@ -145,30 +146,32 @@ const pairCacheSize = 1 << 14
 // recentPair is one entry of aggregator.recent: a pair (device and URL
 // inline, when they fit in key together), and the sum and count of its
 // events in hour (hours since the epoch) not yet added to the pair.
+// It holds no pointer (the pair is an index in aggregator.list), so that
+// the garbage collector does not scan the cache.
 type recentPair struct {
-	p          *pairAggs // nil: empty
 	sum        int64
+	pi         int32 // 1 + the pair's index in aggregator.list; 0: empty
 	hour       int32
 	count      int32
 	dlen, ulen uint8
 	key        [recentKey]byte
 }
 
-const recentKey = 102
+const recentKey = 106
 
 var _ [128 - unsafe.Sizeof(recentPair{})]struct{} // one entry, two cache lines
 var _ [unsafe.Sizeof(recentPair{}) - 128]struct{}
 
 // is reports whether the entry holds the pair (device, url).
 func (e *recentPair) is(device, url []byte) bool {
-	return int(e.dlen) == len(device) && int(e.ulen) == len(url) && e.p != nil &&
+	return int(e.dlen) == len(device) && int(e.ulen) == len(url) && e.pi != 0 &&
 		sameBytes(e.key[:len(device)], device) && sameBytes(e.key[len(device):len(device)+len(url)], url)
 }
 
 // flushEntry adds the entry's running group to its pair.
 func (a *aggregator) flushEntry(e *recentPair) {
 	if e.count > 0 {
-		g := e.p.group(int64(e.hour) * 3600)
+		g := a.list[e.pi-1].group(int64(e.hour) * 3600)
 		g.sum += e.sum
 		g.count += int64(e.count)
 		e.sum, e.count = 0, 0
@@ -199,12 +202,18 @@ func ends(b []byte) (first, last uint64) {
 // fill makes e, slot s of recent, the entry of (device, url), after
 // adding its running group to its pair.
 func (a *aggregator) fill(e *recentPair, s int32, device, url []byte) {
-	if e.p == nil {
+	if e.pi == 0 {
 		a.used = append(a.used, s)
 	} else {
 		a.flushEntry(e)
 	}
-	e.p = a.pair(device, url)
+	p := a.pair(device, url)
+	if p.idx >= len(a.list) || a.list[p.idx] != p {
+		// New, or merged from another aggregator's list.
+		p.idx = len(a.list)
+		a.list = append(a.list, p)
+	}
+	e.pi = int32(p.idx + 1)
 	e.dlen, e.ulen = uint8(len(device)), uint8(len(url))
 	copy(e.key[copy(e.key[:], device):], url)
 	e.sum, e.count, e.hour = 0, 0, 0
@@ -234,6 +243,7 @@ type pairAggs struct {
 	dense  []agg          // count 0: no group
 	sparse map[int64]*agg // by hour (seconds), once hours are spread
 	n      int            // groups
+	idx    int            // its index in the list of the aggregator caching it
 }
 
 // sameBytes reports whether a and b, of the same length, are equal,
@@ -383,7 +393,7 @@ func (a *aggregator) add(device, url []byte, hour int64, sent int64) {
 				e = e2
 			} else {
 				// Take the empty one of the two, else the first.
-				if e.p != nil && e2.p == nil {
+				if e.pi != 0 && e2.pi == 0 {
 					e, s = e2, s^1
 				}
 				a.fill(e, int32(s), device, url)
