@@ -7,6 +7,9 @@
 # medians of RUNS whole-process runs (default 3, both on all cores,
 # alternating), the ratios, and wardgate's peak RSS.
 # Usage: bench/egress-hunt-vs-duckdb.sh [EVENTS] [RUNS]
+# WARDGATE=path runs another wardgate binary (an older build, to compare
+# before and after side by side); the default is bin/wardgate, built if
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000000}
@@ -25,7 +28,7 @@ if [ ! -d bench/out/node_modules/@duckdb/node-api ]; then
 fi
 # Node resolves the package from the script's directory: run it from bench/out.
 cp bench/egress/duckdb-hunt.mjs bench/out/duckdb-hunt.mjs
-wg=bin/wardgate
+wg=${WARDGATE:-bin/wardgate}
 [ -x "$wg" ] || go build -o "$wg" ./cmd/wardgate
 threads=$(nproc)
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }

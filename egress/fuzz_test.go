@@ -84,6 +84,15 @@ func fast(line []byte) (f [nDefender]refField, ok bool) {
 	if !ok {
 		return f, false
 	}
+	// The integer read as the number is scanned (one word of digits, or
+	// digit by digit) is the literal's value as jsonInt reads it.
+	for i, s := range d.fields() {
+		if s.kind == kindNumber && intFields&(1<<i) != 0 && d.bad&(1<<i) == 0 {
+			if want, ok := jsonInt(s.v); !ok || d.iv[i] != want {
+				panic(fmt.Sprintf("%s %q: scanned %d, jsonInt %d, %v", DefenderColumns[i], s.v, d.iv[i], want, ok))
+			}
+		}
+	}
 	for i, s := range d.fields() {
 		f[i].kind = s.kind
 		switch s.kind {

@@ -7,8 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
+	"math"
+	"math/bits"
 	"net/netip"
 	"os"
 	"runtime"
@@ -18,6 +19,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 )
 
 // ExfilVolume is the exfiltration-volume hunting rule of wardgate's
@@ -115,11 +118,17 @@ type aggregator struct {
 	inv    *Inventory
 	prefix []byte
 	pairs  map[string]*pairAggs
-	// byHash finds a pair by a hash of its key, checked against the key
-	// the pair holds inline: one cache line instead of a miss on the map's
-	// key string. Colliding keys are found in pairs.
-	byHash map[uint64]*pairAggs
-	seed   maphash.Seed
+	// recent holds the pairs seen lately and each one's running group
+	// of its current hour, one 128-byte entry per pair with the device
+	// and URL inline: adding an event to a pair found there touches that
+	// entry alone, where the pair, its key and its hours are three more
+	// cache misses (the file streaming through the cache evicts them).
+	// Two-way (slots s and s^1 for a hash s of the device and URL),
+	// allocated at the first add. An entry's group is added to its pair
+	// when the entry moves to another hour or pair, and by flush.
+	recent []recentPair
+	used   []int32 // the slots of recent ever filled
+	list   []*pairAggs
 	key    []byte
 	// lastTS is the "YYYY-MM-DDTHH" of the last fast-parsed timestamp,
 	// as its first 8 and last 8 bytes (little-endian), lastHour its hour
@@ -129,32 +138,133 @@ type aggregator struct {
 	lastHour int64
 }
 
+// pairCacheSize is the number of entries of aggregator.recent, a power of
+// two: 2 MiB of address space, of which a fleet of a few thousand pairs
+// touches a few hundred KiB.
+const pairCacheSize = 1 << 14
+
+// recentPair is one entry of aggregator.recent: a pair (device and URL
+// inline, when they fit in key together), and the sum and count of its
+// events in hour (hours since the epoch) not yet added to the pair.
+// It holds no pointer (the pair is an index in aggregator.list), so that
+// the garbage collector does not scan the cache.
+type recentPair struct {
+	sum        int64
+	pi         int32 // 1 + the pair's index in aggregator.list; 0: empty
+	hour       int32
+	count      int32
+	dlen, ulen uint8
+	key        [recentKey]byte
+}
+
+const recentKey = 106
+
+var _ [128 - unsafe.Sizeof(recentPair{})]struct{} // one entry, two cache lines
+var _ [unsafe.Sizeof(recentPair{}) - 128]struct{}
+
+// is reports whether the entry holds the pair (device, url).
+func (e *recentPair) is(device, url []byte) bool {
+	return int(e.dlen) == len(device) && int(e.ulen) == len(url) && e.pi != 0 &&
+		sameBytes(e.key[:len(device)], device) && sameBytes(e.key[len(device):len(device)+len(url)], url)
+}
+
+// flushEntry adds the entry's running group to its pair.
+func (a *aggregator) flushEntry(e *recentPair) {
+	if e.count > 0 {
+		g := a.list[e.pi-1].group(int64(e.hour) * 3600)
+		g.sum += e.sum
+		g.count += int64(e.count)
+		e.sum, e.count = 0, 0
+	}
+}
+
+// flush adds every entry's running group to its pair: the pairs are then
+// complete (merge and rows call it).
+func (a *aggregator) flush() {
+	for _, s := range a.used {
+		a.flushEntry(&a.recent[s])
+	}
+}
+
+// ends returns the first and last 8 bytes of b as little-endian words
+// (b's bytes, zero-padded, when it is shorter).
+func ends(b []byte) (first, last uint64) {
+	if len(b) >= 8 {
+		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[len(b)-8:])
+	}
+	var x uint64
+	for i, c := range b {
+		x |= uint64(c) << (8 * i)
+	}
+	return x, x
+}
+
+// fill makes e, slot s of recent, the entry of (device, url), after
+// adding its running group to its pair.
+func (a *aggregator) fill(e *recentPair, s int32, device, url []byte) {
+	if e.pi == 0 {
+		a.used = append(a.used, s)
+	} else {
+		a.flushEntry(e)
+	}
+	p := a.pair(device, url)
+	if p.idx >= len(a.list) || a.list[p.idx] != p {
+		// New, or merged from another aggregator's list.
+		p.idx = len(a.list)
+		a.list = append(a.list, p)
+	}
+	e.pi = int32(p.idx + 1)
+	e.dlen, e.ulen = uint8(len(device)), uint8(len(url))
+	copy(e.key[copy(e.key[:], device):], url)
+	e.sum, e.count, e.hour = 0, 0, 0
+}
+
+// pairSlot is a slot of (device, url) in recent, the first of its two.
+func pairSlot(device, url []byte) uint64 {
+	d0, d1 := ends(device)
+	u0, u1 := ends(url)
+	h := (d0 ^ uint64(len(device))<<32 ^ uint64(len(url))) * 0x9e3779b97f4a7c15
+	h = (h ^ bits.RotateLeft64(d1, 23)) * 0xc2b2ae3d27d4eb4f
+	h = (h ^ u0) * 0x165667b19e3779f9
+	h = (h ^ bits.RotateLeft64(u1, 41)) * 0x27d4eb2f165667c5
+	return (h >> (64 - 14)) &^ 1
+}
+
 // pairAggs are one (device, URL) pair's groups, by hour. While the hours
 // seen are dense (spanning at most max(64, 4 x the groups) hours, as a
 // day or two of telemetry is), they are a slice indexed by the hour: no
 // map, no pointers for the garbage collector to follow; hours spread
 // wider move to a map. Memory stays proportional to the groups.
 type pairAggs struct {
-	keyLen int
-	key    [inlineKey]byte // the first inlineKey bytes of the key
-	long   string          // the key, when longer
-	base   int64           // the hour (in hours since the epoch) of dense[0]
-	dense  []agg           // count 0: no group
-	sparse map[int64]*agg  // by hour (seconds), once hours are spread
-	n      int             // groups
+	key    string         // its key in aggregator.pairs
+	device string         // the pair's device and URL, parts of key
+	url    string         //
+	base   int64          // the hour (in hours since the epoch) of dense[0]
+	dense  []agg          // count 0: no group
+	sparse map[int64]*agg // by hour (seconds), once hours are spread
+	n      int            // groups
+	idx    int            // its index in the list of the aggregator caching it
 }
 
-const inlineKey = 56
+// sameBytes reports whether a and b, of the same length, are equal,
+// comparing 8-byte words inline (names and URLs are a few words long).
+func sameBytes(a, b []byte) bool {
+	n := len(a)
+	if n < 8 || len(b) != n {
+		return string(a) == string(b)
+	}
+	for j := 0; j < n-8; j += 8 {
+		if binary.LittleEndian.Uint64(a[j:]) != binary.LittleEndian.Uint64(b[j:]) {
+			return false
+		}
+	}
+	return binary.LittleEndian.Uint64(a[n-8:]) == binary.LittleEndian.Uint64(b[n-8:])
+}
 
-// is reports whether the pair's key is k.
-func (p *pairAggs) is(k []byte) bool {
-	if len(k) != p.keyLen {
-		return false
-	}
-	if len(k) <= inlineKey {
-		return string(p.key[:len(k)]) == string(k)
-	}
-	return p.long == string(k)
+// newPair makes the pair of key k (uvarint(len(device)) device url).
+func newPair(k string) *pairAggs {
+	n, w := binary.Uvarint([]byte(k))
+	return &pairAggs{key: k, device: k[w : w+int(n)], url: k[w+int(n):]}
 }
 
 type hourAgg struct {
@@ -163,27 +273,19 @@ type hourAgg struct {
 }
 
 func newAggregator(rule ExfilVolume) *aggregator {
-	return &aggregator{rule: rule, inv: rule.Inventory, prefix: []byte(rule.DevicePrefix), pairs: map[string]*pairAggs{},
-		byHash: map[uint64]*pairAggs{}, seed: maphash.MakeSeed()}
+	return &aggregator{rule: rule, inv: rule.Inventory, prefix: []byte(rule.DevicePrefix), pairs: map[string]*pairAggs{}}
 }
 
-// pair returns the pair with key k, adding it (first at hour) if needed.
-func (a *aggregator) pair(k []byte, hour int64) *pairAggs {
-	h := maphash.Bytes(a.seed, k)
-	if p := a.byHash[h]; p != nil && p.is(k) {
-		return p
-	}
+// pair returns the pair (device, url), adding it if needed.
+func (a *aggregator) pair(device, url []byte) *pairAggs {
+	k := binary.AppendUvarint(a.key[:0], uint64(len(device)))
+	k = append(k, device...)
+	k = append(k, url...)
+	a.key = k
 	p := a.pairs[string(k)]
 	if p == nil {
-		p = &pairAggs{keyLen: len(k)}
-		copy(p.key[:], k)
-		if len(k) > inlineKey {
-			p.long = string(k)
-		}
-		a.pairs[string(k)] = p
-	}
-	if a.byHash[h] == nil {
-		a.byHash[h] = p
+		p = newPair(string(k))
+		a.pairs[p.key] = p
 	}
 	return p
 }
@@ -261,16 +363,51 @@ func hasPrefixFold(s, prefix []byte) bool {
 	if len(s) < len(prefix) {
 		return false
 	}
-	// Names mostly have the prefix's case: compare the bytes first.
-	return string(s[:len(prefix)]) == string(prefix) || bytes.EqualFold(s[:len(prefix)], prefix)
+	// Names mostly have the prefix's case: compare the bytes first, then
+	// ASCII letters folded; only non-ASCII needs Unicode's folding.
+	s = s[:len(prefix)]
+	if sameBytes(s, prefix) {
+		return true
+	}
+	for i, c := range s {
+		p := prefix[i]
+		if c|p >= utf8.RuneSelf {
+			return bytes.EqualFold(s, prefix)
+		}
+		if c != p && (c|0x20 != p|0x20 || c|0x20 < 'a' || c|0x20 > 'z') {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *aggregator) add(device, url []byte, hour int64, sent int64) {
-	k := binary.AppendUvarint(a.key[:0], uint64(len(device)))
-	k = append(k, device...)
-	k = append(k, url...)
-	a.key = k
-	g := a.pair(k, hour).group(hour)
+	if h := hour / 3600; len(device)+len(url) <= recentKey && int64(int32(h)) == h {
+		if a.recent == nil {
+			a.recent = make([]recentPair, pairCacheSize)
+		}
+		s := pairSlot(device, url)
+		e := &a.recent[s]
+		if !e.is(device, url) {
+			if e2 := &a.recent[s^1]; e2.is(device, url) {
+				e = e2
+			} else {
+				// Take the empty one of the two, else the first.
+				if e.pi != 0 && e2.pi == 0 {
+					e, s = e2, s^1
+				}
+				a.fill(e, int32(s), device, url)
+			}
+		}
+		if e.hour != int32(h) || e.count == math.MaxInt32 {
+			a.flushEntry(e)
+			e.hour = int32(h)
+		}
+		e.sum += sent
+		e.count++
+		return
+	}
+	g := a.pair(device, url).group(hour)
 	g.sum += sent
 	g.count++
 }
@@ -310,13 +447,12 @@ func hourBin(sec int64) int64 {
 }
 
 func (a *aggregator) merge(b *aggregator) {
+	a.flush()
+	b.flush()
 	for k, bp := range b.pairs {
 		p := a.pairs[k]
 		if p == nil {
 			a.pairs[k] = bp
-			if h := maphash.String(a.seed, k); a.byHash[h] == nil {
-				a.byHash[h] = bp
-			}
 			continue
 		}
 		bp.each(func(h hourAgg) {
@@ -331,11 +467,10 @@ func (a *aggregator) merge(b *aggregator) {
 // descending, then (a deterministic tie-break KQL leaves open) Timestamp
 // ascending, DeviceName and RemoteUrl ascending by bytes.
 func (a *aggregator) rows() []HuntRow {
+	a.flush()
 	var out []HuntRow
-	for k, p := range a.pairs {
-		n, w := binary.Uvarint([]byte(k))
-		dev := k[w : w+int(n)]
-		url := k[w+int(n):]
+	for _, p := range a.pairs {
+		dev, url := p.device, p.url
 		p.each(func(g hourAgg) {
 			if g.sum > a.rule.MinBytes {
 				out = append(out, HuntRow{Timestamp: time.Unix(g.hour, 0).UTC(), DeviceName: dev, RemoteUrl: url, TotalBytesSent: g.sum, ConnectionCount: g.count})
@@ -361,14 +496,34 @@ func compareRows(x, y HuntRow) int {
 	return strings.Compare(x.RemoteUrl, y.RemoteUrl)
 }
 
+// huntStr is strBytes, inlined for a plain string (no escapes).
+func (d *defRaw) huntStr(f int, buf []byte) ([]byte, bool) {
+	if s := &d.f[f]; d.set&(1<<f) != 0 && s.kind == kindString && !s.esc {
+		return s.v, true
+	}
+	return d.huntStrSlow(f, buf)
+}
+
+//go:noinline
+func (d *defRaw) huntStrSlow(f int, buf []byte) ([]byte, bool) { return d.strBytes(f, buf) }
+
+// connectionSuccess is ActionConnectionSuccess, compared as words.
+var connectionSuccess = []byte(ActionConnectionSuccess)
+
 // lineJSON runs the rule on one Defender JSON line without building an
 // Event. It returns false for a malformed line: exactly the lines Scan
 // counts as malformed.
 func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
-	if !scanDefenderJSON(line, d) || !d.valid() {
+	return scanDefenderJSON(line, d) && a.record(d, sbuf)
+}
+
+// record runs the rule on a scanned record. It returns false for a
+// record Scan would count as malformed.
+func (a *aggregator) record(d *defRaw, sbuf *[3][]byte) bool {
+	if !d.valid() {
 		return false
 	}
-	ts, ok := d.strBytes(dTimestamp, sbuf[0])
+	ts, ok := d.huntStr(dTimestamp, sbuf[0])
 	if !ok {
 		return false
 	}
@@ -388,33 +543,33 @@ func (a *aggregator) lineJSON(line []byte, d *defRaw, sbuf *[3][]byte) bool {
 		}
 		sec = t.Unix()
 	}
-	dev, _ := d.strBytes(dDeviceName, sbuf[0])
+	dev, _ := d.huntStr(dDeviceName, sbuf[0])
 	if len(dev) == 0 {
-		lip, _ := d.strBytes(dLocalIP, sbuf[1])
+		lip, _ := d.huntStr(dLocalIP, sbuf[1])
 		addr, _ := netip.ParseAddr(string(lip))
 		dev = append(sbuf[0][:0], a.nameOf(addr)...)
 		sbuf[0] = dev
 	}
-	if !hasPrefixFold(dev, a.prefix) {
+	if len(dev) < len(a.prefix) || !sameBytes(dev[:len(a.prefix)], a.prefix) && !hasPrefixFold(dev, a.prefix) {
 		return true
 	}
-	act, _ := d.strBytes(dActionType, sbuf[1])
-	if string(act) != ActionConnectionSuccess {
+	act, _ := d.huntStr(dActionType, sbuf[1])
+	if len(act) != len(connectionSuccess) || !sameBytes(act, connectionSuccess) {
 		return true
 	}
-	ipt, _ := d.strBytes(dRemoteIPType, sbuf[1])
+	ipt, _ := d.huntStr(dRemoteIPType, sbuf[1])
 	if len(ipt) > 0 {
 		if string(ipt) != "Public" {
 			return true
 		}
 	} else {
-		ip, _ := d.strBytes(dRemoteIP, sbuf[1])
+		ip, _ := d.huntStr(dRemoteIP, sbuf[1])
 		addr, _ := netip.ParseAddr(string(ip))
 		if !IsPublicIP(addr) {
 			return true
 		}
 	}
-	url, _ := d.strBytes(dRemoteURL, sbuf[2])
+	url, _ := d.huntStr(dRemoteURL, sbuf[2])
 	if s := d.span(dRemoteURL); s.kind == kindString && s.esc {
 		sbuf[2] = url[:0] // url is the unquote buffer: keep it for the next escaped URL
 	}
@@ -639,6 +794,36 @@ func (a *aggregator) huntMapped(ctx context.Context, m []byte, start, end, maxLi
 			dropped = to
 		}
 		n++
+		if data[p] == '{' {
+			// Scan the object in place: the scanner stops at the line's
+			// newline (it is not whitespace to it), so a valid object
+			// followed by whitespace and the newline (or the end of the
+			// file) is the line, found without a pass of its own. The
+			// window ends where a line would be too long. Anything else
+			// is judged again below, as a line.
+			w := data[p:]
+			if maxLine >= 0 && len(w) > maxLine+2 {
+				w = w[:maxLine+2]
+			}
+			d.set = 0
+			if e, ok := scanObjectPrefix(w, &d.scratch, &d); ok {
+				if e < len(w) && w[e] == '\n' {
+					p += e + 1
+				} else if e == len(w) && p+e == len(data) {
+					p += e
+				} else {
+					ok = false
+				}
+				if ok {
+					if a.record(&d, &sbuf) {
+						st.Events++
+					} else {
+						st.malformed(n)
+					}
+					continue
+				}
+			}
+		}
 		raw := data[p:]
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
 			raw = raw[:i+1]

@@ -98,6 +98,13 @@ func TestHuntMappedMatchesReader(t *testing.T) {
 		"{broken\n",
 		good("HOSP-IOT-B", 7000000) + " \r\r\n",
 		strings.Repeat("x", 3*maxLine) + "\n",
+		// Objects scanned in place must stop at their line's newline.
+		`{"a":[1,` + "\n", // an object over two lines: two malformed lines
+		`2]}` + "\n",
+		`{"a":1}x` + "\n",
+		`{"a":"x` + "\n",
+		`{"a":1` + "\r\n",
+		good("HOSP-IOT-D", 9000000) + " \t \n",
 	}
 	last := good("hosp-iot-c", 8000000) // no newline
 	for cut := range lines {
@@ -113,10 +120,10 @@ func TestHuntMappedMatchesReader(t *testing.T) {
 		if fmt.Sprint(sm) != fmt.Sprint(sr) {
 			t.Fatalf("rotation %d: mapped %v, reader %v", cut, sm, sr)
 		}
-		if sm.Lines != int64(len(lines)+1) || sm.Events != 5 || sm.Skipped != 3 || sm.Malformed != 4 {
+		if sm.Lines != int64(len(lines)+1) || sm.Events != 6 || sm.Skipped != 3 || sm.Malformed != 9 {
 			t.Fatalf("rotation %d: %+v", cut, sm)
 		}
-		if rm, rr := am.rows(), ar.rows(); !slices.Equal(rm, rr) || len(rm) != 3 {
+		if rm, rr := am.rows(), ar.rows(); !slices.Equal(rm, rr) || len(rm) != 4 {
 			t.Fatalf("rotation %d: rows %v vs %v", cut, rm, rr)
 		}
 	}
@@ -234,6 +241,79 @@ func TestScanStringEveryByte(t *testing.T) {
 				if sp := d.span(dDeviceName); string(sp.v) != string(b[1:wantEnd]) {
 					t.Fatalf("%q: value %q, want %q", line, sp.v, b[1:wantEnd])
 				}
+			}
+		}
+	}
+}
+
+// TestScanIntegersEveryLength: integers of every length from 1 to 20
+// digits, followed by each byte that can end or continue a number, at the
+// end of the line or not, are read (SWAR word or digit loop) exactly as
+// jsonInt reads the literal, and rejected exactly as encoding/json would.
+func TestScanIntegersEveryLength(t *testing.T) {
+	digits := "98765432109876543210"
+	for n := 1; n <= len(digits); n++ {
+		for _, lit := range []string{digits[:n], "1" + strings.Repeat("0", n-1), strings.Repeat("9", n), "5" + digits[len(digits)-n+1:]} {
+			for _, tail := range []string{"", ".5", "e3", "E+2", "0", ".", "e", "x", " "} {
+				for _, end := range []string{"}", `,"X":1}`, `,"ReceivedBytes":7}`} {
+					line := []byte(`{"SentBytes":` + lit + tail + end)
+					want, wok := reference(line)
+					var d defRaw
+					ok := scanDefenderJSON(line, &d)
+					if ok != wok {
+						t.Fatalf("%s: scanner ok=%v, encoding/json %v", line, ok, wok)
+					}
+					if !ok {
+						continue
+					}
+					v, vok := jsonInt([]byte(want[dSentBytes].val))
+					if vok != (d.bad&(1<<dSentBytes) == 0) || (vok && d.intValue(dSentBytes) != v) {
+						t.Fatalf("%s: scanned %d (bad %v), want %d (%v)", line, d.intValue(dSentBytes), d.bad&(1<<dSentBytes) != 0, v, vok)
+					}
+				}
+			}
+		}
+	}
+}
+
+// FuzzHuntMappedMatchesReader: on any input, the mapped hunt (objects
+// scanned in place, up to their line's newline) counts lines, events,
+// blanks and malformed lines, and finds rows, exactly as the line reader
+// does.
+func FuzzHuntMappedMatchesReader(f *testing.F) {
+	f.Add(defenderLines(3), 400)
+	f.Add([]byte("{\"a\":[1,\n2]}\n{}\r\n{\"a\":1} \n\n"+string(defenderLines(1))), 40)
+	f.Add([]byte(strings.TrimSuffix(string(defenderLines(2)), "\n")+" "), 300)
+	f.Fuzz(func(t *testing.T, data []byte, maxLine int) {
+		if len(data) == 0 || maxLine < 0 || maxLine > 1<<16 {
+			return
+		}
+		var sm, sr Stats
+		am, ar := newAggregator(ExfilVolume{MinBytes: 0}), newAggregator(ExfilVolume{MinBytes: 0})
+		if err := am.huntMapped(t.Context(), data, 0, len(data), maxLine, &sm); err != nil {
+			t.Fatal(err)
+		}
+		if err := ar.huntReader(t.Context(), bytes.NewReader(data), maxLine, &sr); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(sm) != fmt.Sprint(sr) {
+			t.Fatalf("mapped %v, reader %v for %q", sm, sr, data)
+		}
+		if rm, rr := am.rows(), ar.rows(); !slices.Equal(rm, rr) {
+			t.Fatalf("rows %v vs %v for %q", rm, rr, data)
+		}
+	})
+}
+
+// TestHasPrefixFold: the word and ASCII comparisons agree with
+// bytes.EqualFold on the prefix, Unicode folding included.
+func TestHasPrefixFold(t *testing.T) {
+	names := []string{"HOSP-IOT-A", "hosp-iot-a", "HOSP-IOT", "HOSP-WS-1", "HOSP_IOT-A", "hOsP-IoT-\u212a", "\u212aOSP-IOT-", "HOSP-IOT-\xff", "", "H", "HOSP-IOT-A-VERY-LONG-NAME-0001", "ſOSP"}
+	for _, p := range []string{"HOSP-IOT-", "hosp-iot-", "", "K", "k", "S", "HOSP-IOT-A-VERY-LONG", "@", "["} {
+		for _, n := range names {
+			want := len(n) >= len(p) && bytes.EqualFold([]byte(n[:len(p)]), []byte(p))
+			if got := hasPrefixFold([]byte(n), []byte(p)); got != want {
+				t.Errorf("hasPrefixFold(%q, %q) = %v, want %v", n, p, got, want)
 			}
 		}
 	}

@@ -54,7 +54,10 @@ const (
 	msb = 0x8080808080808080
 )
 
-func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// isWS reports whether c is JSON whitespace within a line: '\n' is JSON
+// whitespace too, but lines are split at it before they are scanned, and
+// the hunt relies on the scanner stopping at it (see scanObjectPrefix).
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }
 
 // skipWS skips whitespace from b[i]. Most calls find none: a byte above
 // ' ' ends the loop after one compare.
@@ -270,13 +273,24 @@ func scanValue(b []byte, i, depth int) (int, bool) {
 // Defender field. A later duplicate key overrides an earlier one, as in
 // encoding/json.
 func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
+	end, ok := scanObjectPrefix(b, scratch, d)
+	return ok && end == len(b)
+}
+
+// scanObjectPrefix is scanObject on the start of b: it validates one JSON
+// object at the start of b, followed by optional whitespace, and returns
+// the index after that whitespace. '\n' is not whitespace here (lines
+// never hold one), so an object scanned in place in a file, b running on
+// past the line's end, stops at its line's newline: a hunt reading a
+// mapped file checks that the byte at the index returned is that newline.
+func scanObjectPrefix(b []byte, scratch *[]byte, d *defRaw) (int, bool) {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return false
+		return 0, false
 	}
 	i = skipWS(b, i+1)
 	if i < len(b) && b[i] == '}' {
-		return skipWS(b, i+1) == len(b)
+		return skipWS(b, i+1), true
 	}
 	for pos := 0; ; pos++ {
 		// Exports repeat one field order: try the key the previous line
@@ -291,11 +305,11 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 		}
 		if f < 0 {
 			if i >= len(b) || b[i] != '"' {
-				return false
+				return 0, false
 			}
 			n, ks, ke, kesc, ok := scanString(b, i)
 			if !ok {
-				return false
+				return 0, false
 			}
 			key := b[ks:ke]
 			if kesc {
@@ -308,13 +322,13 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 			}
 			i = skipWS(b, n)
 			if i >= len(b) || b[i] != ':' {
-				return false
+				return 0, false
 			}
 			i++
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
-			return false
+			return 0, false
 		}
 		switch c := b[i]; {
 		case c == '"':
@@ -349,7 +363,7 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 			}
 			n, s, e, esc, ok := scanString(b, i)
 			if !ok {
-				return false
+				return 0, false
 			}
 			if f >= 0 {
 				d.putString(f, b[s:e], esc)
@@ -367,7 +381,7 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 			if j < len(b) && (b[j]-'0' < 10 || b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
 				var ok bool
 				if j, ok = scanNumber(b, i); !ok {
-					return false
+					return 0, false
 				}
 				fast = false
 			}
@@ -387,7 +401,7 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 		case c == '-' || c == '0':
 			n, ok := scanNumber(b, i)
 			if !ok {
-				return false
+				return 0, false
 			}
 			if f >= 0 {
 				d.putNumber(f, b[i:n], 0, false)
@@ -396,7 +410,7 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 		case c == 'n':
 			var ok bool
 			if i, ok = scanLiteral(b, i, "null"); !ok {
-				return false
+				return 0, false
 			}
 			if f >= 0 {
 				d.putNull(f)
@@ -404,7 +418,7 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 		default:
 			var ok bool
 			if i, ok = scanValue(b, i, 2); !ok {
-				return false
+				return 0, false
 			}
 			if f >= 0 {
 				d.putOther(f)
@@ -420,13 +434,13 @@ func scanObject(b []byte, scratch *[]byte, d *defRaw) bool {
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
-			return false
+			return 0, false
 		}
 		if b[i] == '}' {
-			return skipWS(b, i+1) == len(b)
+			return skipWS(b, i+1), true
 		}
 		if b[i] != ',' {
-			return false
+			return 0, false
 		}
 		i = skipWS(b, i+1)
 	}
