@@ -18,13 +18,47 @@ import (
 // into their groups (egress.Group) in the same transaction; the batch is
 // numbered by its row in sources.
 //
+// The batch is read, grouped and encoded into its blocks before the
+// writer is taken: batches posted at once parse on every core, and the
+// one writer only stores blocks and merges groups. A source already
+// ingested is not read at all (asked of a reader first, and again in the
+// transaction).
+//
 // An error of scan's own (the batch cannot be read) is returned as scan
 // gave it, not as a store error: it names the batch, not the database.
 func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(*egress.Event) error) error) (added bool, err error) {
-	var scanErr error
+	var one int
+	switch err := db.egress.r.QueryRowContext(ctx, `SELECT 1 FROM sources WHERE digest = ?`, src.Digest).Scan(&one); {
+	case err == nil:
+		return false, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return false, db.egress.classify("ingest into", err)
+	}
+	type block struct {
+		events      int
+		first, last int64
+		data        []byte
+	}
+	var blocks []block
+	w := eventblock.NewWriter(func(_ context.Context, n int, first, last int64, data []byte) error {
+		blocks = append(blocks, block{n, first, last, data})
+		return nil
+	})
+	gr := egress.NewGrouper()
+	var n int64
+	if err := scan(func(ev *egress.Event) error {
+		n++
+		gr.Add(ev.DeviceName, ev)
+		return w.Add(ctx, ev)
+	}); err != nil {
+		return false, err
+	}
+	if err := w.Flush(ctx); err != nil {
+		return false, err
+	}
+	groups := gr.Groups()
 	var merged *groupMerge
 	err = db.egress.tx(ctx, "ingest into", func(tx *sql.Tx) error {
-		var one int
 		switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM sources WHERE digest = ?`, src.Digest).Scan(&one); {
 		case err == nil:
 			return nil
@@ -35,30 +69,13 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), 0) + 1 FROM sources`).Scan(&batch); err != nil {
 			return err
 		}
-		w, err := newBlockWriter(ctx, tx, batch)
-		if err != nil {
-			return err
-		}
-		defer w.close()
-		gr := egress.NewGrouper()
-		var n int64
-		var addErr error
-		err = scan(func(ev *egress.Event) error {
-			n++
-			gr.Add(ev.DeviceName, ev)
-			addErr = w.Add(ctx, ev)
-			return addErr
-		})
-		if err != nil {
-			if addErr == nil {
-				scanErr = err
+		for _, b := range blocks {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO event_blocks(batch, events, first, last, data) VALUES (?,?,?,?,?)`, batch, b.events, b.first, b.last, b.data); err != nil {
+				return err
 			}
-			return err
 		}
-		if err := w.Flush(ctx); err != nil {
-			return err
-		}
-		if merged, err = db.groups.merge(ctx, tx, gr.Groups(), batch); err != nil {
+		var err error
+		if merged, err = db.groups.merge(ctx, tx, groups, batch); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sources(rowid, digest, name, events, ingested_at) VALUES (?,?,?,?,?)`, batch, src.Digest, src.Name, n, time.Now().Unix()); err != nil {
@@ -69,9 +86,6 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 	})
 	if merged != nil {
 		db.groups.done(merged, err == nil)
-	}
-	if scanErr != nil {
-		return false, scanErr
 	}
 	if err != nil {
 		return false, err
