@@ -1,16 +1,20 @@
 // Package adapter implements console.Data over wardgate's stores as they
 // are today: the kept evaluations (gate.Records), the fleet analysis
 // (gate.RiskCache's egress.Report), the egress store (installations and
-// events), the fleet inventory and detection configuration, the verdict
-// log (attest.Log) and the API tokens and audit table (server.Tokens).
+// the groups of the events), the fleet inventory and detection
+// configuration, the verdict log (attest.Log) and the API tokens and
+// audit table (server.Tokens).
 //
 // It is the one place that knows those types: when storage moves, only
-// this file changes. Nothing here is stored anew; what no store keeps
+// this package changes. Nothing here is stored anew; what no store keeps
 // (each installer's hourly traffic to the new destinations, and the device
 // class's hourly baseline, for the update page's plots) is computed from
-// the egress store's events with the egress package's own rules
-// (egress.Destination, public addresses, the baseline window), once per
-// fleet analysis, and kept in memory.
+// the egress store's groups (egress.Group) with the egress package's own
+// rules (egress.Destination, public addresses, the baseline window): the
+// groups are kept in memory and read again only where a batch changed
+// them (groups.go). The indexes of the inventory and of the installations
+// are kept until they change; those of an analysis (its findings and
+// updates) are built when it completes, on the first page that reads it.
 //
 // Imports: console, gate, egress, attest, server (tokens), evidence.
 // Must not import: cobra, cmd/.
@@ -68,10 +72,12 @@ type Deps struct {
 type Data struct {
 	d Deps
 
-	mu   sync.Mutex
-	snap *snapshot
-	invx *invIndex
-	insx *insIndex
+	mu         sync.Mutex
+	snap       *snapshot
+	invx       *invIndex
+	insx       *insIndex
+	refreshing sync.WaitGroup // the background read of the installations
+	refresh    bool           // one is running
 
 	groups *groupIndex
 }
@@ -98,8 +104,9 @@ func New(d Deps) (*Data, error) {
 
 // installationsTTL bounds how long the installations read are used when
 // no analysis says they changed (an installation that adds no device to
-// any update's list).
-const installationsTTL = 5 * time.Minute
+// any update's list): past it, they are read again in the background
+// while the pages use the ones held.
+var installationsTTL = 5 * time.Minute
 
 // snapKey tells one analysis from the next (the report's own slices: the
 // risk cache returns the same report until an analysis completes), and a
@@ -244,7 +251,12 @@ func (a *Data) snapshot(ctx context.Context) (*snapshot, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	insx := a.insx
-	fresh := insx != nil && insx.forInv == inv && insx.installs == key.installs && time.Since(insx.read) < installationsTTL
+	fresh := insx != nil && insx.forInv == inv && insx.installs == key.installs
+	if fresh && time.Since(insx.read) >= installationsTTL && !a.refresh {
+		a.refresh = true
+		a.refreshing.Add(1)
+		go a.refreshInstallations(insx)
+	}
 	if s := a.snap; s != nil && s.key == key && fresh {
 		return s, nil
 	}
@@ -270,6 +282,36 @@ func (a *Data) snapshot(ctx context.Context) (*snapshot, error) {
 }
 
 var emptyInventory, _ = egress.NewInventory(nil)
+
+// refreshInstallations reads the installations again; when they are not
+// old's, the next page builds its snapshot over the new ones.
+func (a *Data) refreshInstallations(old *insIndex) {
+	defer a.refreshing.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ins, err := a.d.Fleet.Installations(ctx)
+	var x *insIndex
+	changed := false
+	if err == nil {
+		if slices.EqualFunc(ins, old.ins, sameInstallation) {
+			c := *old // the same installations: the indexes stand
+			x = &c
+		} else {
+			x, changed = newInsIndex(ins, old.forInv), true
+		}
+		x.installs, x.read = old.installs, time.Now()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refresh = false
+	if x == nil || a.insx != old {
+		return // a failed read is tried again by the next page; a page read them meanwhile
+	}
+	a.insx = x
+	if changed {
+		a.snap = nil
+	}
+}
 
 func newSnapshot(key snapKey, rep egress.Report, invx *invIndex, insx *insIndex) *snapshot {
 	s := &snapshot{key: key, rep: rep, invIndex: invx, insIndex: insx, risk: make(map[string]*egress.UpdateRisk, len(rep.Updates)),

@@ -254,3 +254,48 @@ func TestAdapterPlotsFollowTheStore(t *testing.T) {
 		t.Errorf("PUMP-05's current update: %+v %v", dev.Device.Current, err)
 	}
 }
+
+// An installation that adds no device to any update's list (a device goes
+// back to a release it ran before) does not change the analysis's counts:
+// the pages use the installations held until they are past their TTL,
+// then read them again in the background, and the next page shows it.
+func TestAdapterInstallationsReadAgain(t *testing.T) {
+	e := newStory(t)
+	ctx := t.Context()
+	current := func() string {
+		t.Helper()
+		d, err := e.data.Device(ctx, "HOSP-IOT-PUMP-01")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Device.Current.Digest
+	}
+	if c := current(); c != compromised {
+		t.Fatalf("PUMP-01 runs %s", c)
+	}
+	d, err := e.data.Device(ctx, "HOSP-IOT-PUMP-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := d.Installs[len(d.Installs)-2] // the release before the compromised one
+	back.Time = time.Date(2026, 2, 5, 0, 0, 0, 0, time.UTC)
+	if err := e.db.RecordInstallation(ctx, egress.Installation{Device: "HOSP-IOT-PUMP-01", Digest: back.Digest, Product: back.Product, Version: back.Version, Time: back.Time}); err != nil {
+		t.Fatal(err)
+	}
+	e.risk.Invalidate()
+	if _, err := e.risk.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := current(); c != compromised {
+		t.Errorf("within the TTL, PUMP-01 runs %s, not the release held (%s)", c, compromised)
+	}
+	defer adapter.SetInstallationsTTL(0)()
+	defer adapter.WaitRefresh(e.data) // the read the last page starts
+	if c := current(); c != compromised { // this page starts the read, and does not wait for it
+		t.Errorf("PUMP-01 runs %s while its installations are read again", c)
+	}
+	adapter.WaitRefresh(e.data)
+	if c := current(); c != back.Digest {
+		t.Errorf("after the installations were read again, PUMP-01 runs %s, not %s", c, back.Digest)
+	}
+}
