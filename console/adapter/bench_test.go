@@ -42,8 +42,9 @@ const (
 	benchDevices = 100_000
 	benchEvents  = 1_000_000
 	benchClasses = 10
-	// Every tenth update's installers reach a new destination.
-	flaggedEvery = 10
+	// Every 100th update's installers reach a new destination (100 updates
+	// with findings: the fleet analysis's contrast tests grow with them).
+	flaggedEvery = 100
 )
 
 type benchEnv struct {
@@ -127,7 +128,7 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 	}
 	// Installations: each device installs one update (10 per update) on
 	// day 15; events: 10 per device, baseline traffic to its class's
-	// vendor cloud, and for the installers of every tenth update, three
+	// vendor cloud, and for the installers of every 100th update, three
 	// contacts with a new destination days after the install (a
 	// registrable domain of its own: egress.Destination is the eTLD+1).
 	installAt := benchStart.Add(15 * 24 * time.Hour)
