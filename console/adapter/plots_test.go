@@ -290,7 +290,7 @@ func TestAdapterInstallationsReadAgain(t *testing.T) {
 		t.Errorf("within the TTL, PUMP-01 runs %s, not the release held (%s)", c, compromised)
 	}
 	defer adapter.SetInstallationsTTL(0)()
-	defer adapter.WaitRefresh(e.data) // the read the last page starts
+	defer adapter.WaitRefresh(e.data)     // the read the last page starts
 	if c := current(); c != compromised { // this page starts the read, and does not wait for it
 		t.Errorf("PUMP-01 runs %s while its installations are read again", c)
 	}
