@@ -1,16 +1,20 @@
 // Package adapter implements console.Data over wardgate's stores as they
 // are today: the kept evaluations (gate.Records), the fleet analysis
 // (gate.RiskCache's egress.Report), the egress store (installations and
-// events), the fleet inventory and detection configuration, the verdict
-// log (attest.Log) and the API tokens and audit table (server.Tokens).
+// the groups of the events), the fleet inventory and detection
+// configuration, the verdict log (attest.Log) and the API tokens and
+// audit table (server.Tokens).
 //
 // It is the one place that knows those types: when storage moves, only
-// this file changes. Nothing here is stored anew; what no store keeps
+// this package changes. Nothing here is stored anew; what no store keeps
 // (each installer's hourly traffic to the new destinations, and the device
 // class's hourly baseline, for the update page's plots) is computed from
-// the egress store's events with the egress package's own rules
-// (egress.Destination, public addresses, the baseline window), once per
-// fleet analysis, and kept in memory.
+// the egress store's groups (egress.Group) with the egress package's own
+// rules (egress.Destination, public addresses, the baseline window): the
+// groups are kept in memory and read again only where a batch changed
+// them (groups.go). The indexes of the inventory and of the installations
+// are kept until they change; those of an analysis (its findings and
+// updates) are built when it completes, on the first page that reads it.
 //
 // Imports: console, gate, egress, attest, server (tokens), evidence.
 // Must not import: cobra, cmd/.
@@ -21,7 +25,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -42,11 +45,18 @@ type Reporter interface {
 	Report(ctx context.Context) (egress.Report, error)
 }
 
+// Fleet is the egress store as the console reads it: the installations
+// and the groups of the events (never the events themselves).
+type Fleet interface {
+	egress.InstallationStore
+	egress.GroupStore
+}
+
 // Deps are the stores the console reads. All are required.
 type Deps struct {
 	Records *gate.Records
 	Risk    Reporter
-	Fleet   egress.Store
+	Fleet   Fleet
 	// Inventory and Config return the current fleet inventory (nil: none
 	// yet) and detection configuration (nil: defaults); a reload may
 	// change them.
@@ -62,8 +72,14 @@ type Deps struct {
 type Data struct {
 	d Deps
 
-	mu   sync.Mutex
-	snap *snapshot
+	mu         sync.Mutex
+	snap       *snapshot
+	invx       *invIndex
+	insx       *insIndex
+	refreshing sync.WaitGroup // the background read of the installations
+	refresh    bool           // one is running
+
+	groups *groupIndex
 }
 
 var _ console.Data = (*Data)(nil)
@@ -83,50 +99,124 @@ func New(d Deps) (*Data, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("console adapter: missing %s", strings.Join(missing, ", "))
 	}
-	return &Data{d: d}, nil
+	return &Data{d: d, groups: newGroupIndex()}, nil
 }
 
-// snapshotTTL bounds how long indexes built from one analysis are used
-// when nothing visible changed (an installation that adds no device to
-// any update's list).
-const snapshotTTL = 5 * time.Minute
+// installationsTTL bounds how long the installations read are used when
+// no analysis says they changed (an installation that adds no device to
+// any update's list): past it, they are read again in the background
+// while the pages use the ones held.
+var installationsTTL = 5 * time.Minute
 
-// snapKey tells one analysis from the next: a new batch of events, a new
-// installer, a reload of the inventory or configuration changes it.
+// snapKey tells one analysis from the next (the report's own slices: the
+// risk cache returns the same report until an analysis completes), and a
+// reload of the inventory or configuration.
 type snapKey struct {
 	events, unresolved int64
-	findings, installs int
+	findings, updates  int
+	firstFinding       *egress.Finding
+	firstUpdate        *egress.UpdateRisk
+	installs           int
 	inv                *egress.Inventory
 	cfg                *egress.Config
 }
 
-// snapshot is everything derived from one fleet analysis.
+// snapshot is everything derived from one fleet analysis. The inventory's
+// and the installations' indexes are shared by the snapshots of the
+// analyses that have the same inventory and installations.
 type snapshot struct {
-	key   snapKey
-	built time.Time
-	rep   egress.Report
-	inv   *egress.Inventory
-	cfg   egress.Config
+	key snapKey
+	rep egress.Report
+	cfg egress.Config
+	*invIndex
+	*insIndex
 
-	risk      map[string]*egress.UpdateRisk
+	risk    map[string]*egress.UpdateRisk
+	devFind map[string][]int // lower-case name -> finding indexes
+	updFind map[string][]int // digest -> finding indexes
+	newest  []int            // finding indexes, newest first
+
+	groupsMu sync.Mutex
+	synced   bool                         // the groups were read for this analysis
+	contacts map[string][]console.Contact // digest -> its plot's contacts
+
+	rowsMu sync.Mutex
+	rows   *updateRows
+}
+
+// invIndex is what the pages need of one inventory.
+type invIndex struct {
+	inv       *egress.Inventory
+	devOrder  []int               // inventory indexes by name
+	lower     []string            // inventory names, lower case
+	classN    map[string]int      // devices per class
+	classDevs map[string][]string // class -> lower-case device names
+	segments  []string
+	invClass  []string
+}
+
+func newInvIndex(inv *egress.Inventory) *invIndex {
+	x := &invIndex{inv: inv, lower: make([]string, len(inv.Devices)), devOrder: make([]int, len(inv.Devices)), classN: map[string]int{}, classDevs: map[string][]string{}}
+	segs := map[string]bool{}
+	for i, d := range inv.Devices {
+		x.lower[i] = strings.ToLower(d.Name)
+		x.devOrder[i] = i
+		x.classN[d.Class]++
+		x.classDevs[d.Class] = append(x.classDevs[d.Class], x.lower[i])
+		if d.Segment != "" {
+			segs[d.Segment] = true
+		}
+	}
+	slices.SortFunc(x.devOrder, func(i, j int) int { return strings.Compare(x.lower[i], x.lower[j]) })
+	x.segments = sortedKeys(segs)
+	for c := range x.classN {
+		x.invClass = append(x.invClass, c)
+	}
+	slices.Sort(x.invClass)
+	return x
+}
+
+// insIndex is what the pages need of the installations (and the
+// inventory, for the installers' classes).
+type insIndex struct {
+	forInv    *egress.Inventory
+	ins       []egress.Installation
+	installs  int                              // the analysis's count of installers (snapKey)
+	read      time.Time                        // when ins was read
 	byDevice  map[string][]egress.Installation // lower-case name -> time order
 	firstSeen map[string]map[string]time.Time  // digest -> device -> first install
 	classes   map[string][]string              // digest -> installer classes
 	baseEnd   time.Time                        // first installation of all
-	devFind   map[string][]int                 // lower-case name -> finding indexes
-	updFind   map[string][]int                 // digest -> finding indexes
-	newest    []int                            // finding indexes, newest first
-	devOrder  []int                            // inventory indexes by name
-	lower     []string                         // inventory names, lower case
-	classN    map[string]int                   // devices per class
-	segments  []string
-	invClass  []string
+}
 
-	plotMu sync.Mutex
-	plots  *plots
+func newInsIndex(ins []egress.Installation, inv *egress.Inventory) *insIndex {
+	x := &insIndex{forInv: inv, ins: ins, byDevice: map[string][]egress.Installation{}, firstSeen: map[string]map[string]time.Time{}, classes: map[string][]string{}}
+	for _, in := range ins {
+		k := strings.ToLower(in.Device)
+		x.byDevice[k] = append(x.byDevice[k], in)
+		m := x.firstSeen[in.Digest]
+		if m == nil {
+			m = map[string]time.Time{}
+			x.firstSeen[in.Digest] = m
+		}
+		if t, ok := m[in.Device]; !ok || in.Time.Before(t) {
+			m[in.Device] = in.Time
+		}
+		if x.baseEnd.IsZero() || in.Time.Before(x.baseEnd) {
+			x.baseEnd = in.Time
+		}
+		if d, ok := inv.Device(in.Device); ok && !slices.Contains(x.classes[in.Digest], d.Class) {
+			x.classes[in.Digest] = append(x.classes[in.Digest], d.Class)
+		}
+	}
+	for _, l := range x.byDevice {
+		slices.SortStableFunc(l, func(x, y egress.Installation) int { return x.Time.Compare(y.Time) })
+	}
+	return x
+}
 
-	rowsMu sync.Mutex
-	rows   *updateRows
+func sameInstallation(x, y egress.Installation) bool {
+	return x.Device == y.Device && x.Digest == y.Digest && x.Time.Equal(y.Time) && x.Product == y.Product && x.Version == y.Version
 }
 
 // updateRows are the summaries of every update, kept while neither the
@@ -144,34 +234,88 @@ func (a *Data) snapshot(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet analysis: %w", err)
 	}
-	key := snapKey{events: rep.Events, unresolved: rep.Unresolved, findings: len(rep.Findings), inv: a.d.Inventory(), cfg: a.d.Config()}
+	inv := a.d.Inventory()
+	if inv == nil {
+		inv = emptyInventory
+	}
+	key := snapKey{events: rep.Events, unresolved: rep.Unresolved, findings: len(rep.Findings), updates: len(rep.Updates), inv: inv, cfg: a.d.Config()}
+	if len(rep.Findings) > 0 {
+		key.firstFinding = &rep.Findings[0]
+	}
+	if len(rep.Updates) > 0 {
+		key.firstUpdate = &rep.Updates[0]
+	}
 	for _, u := range rep.Updates {
 		key.installs += len(u.Installed)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if s := a.snap; s != nil && s.key == key && time.Since(s.built) < snapshotTTL {
+	insx := a.insx
+	fresh := insx != nil && insx.forInv == inv && insx.installs == key.installs
+	if fresh && time.Since(insx.read) >= installationsTTL && !a.refresh {
+		a.refresh = true
+		a.refreshing.Add(1)
+		go a.refreshInstallations(insx)
+	}
+	if s := a.snap; s != nil && s.key == key && fresh {
 		return s, nil
 	}
-	s, err := a.build(ctx, key, rep)
-	if err != nil {
-		return nil, err
+	if a.invx == nil || a.invx.inv != inv {
+		a.invx = newInvIndex(inv)
 	}
-	a.snap = s
-	return s, nil
+	if !fresh {
+		ins, err := a.d.Fleet.Installations(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("installations: %w", err)
+		}
+		if insx == nil || insx.forInv != inv || !slices.EqualFunc(ins, insx.ins, sameInstallation) {
+			insx = newInsIndex(ins, inv)
+		} else {
+			c := *insx // the same installations: the indexes stand
+			insx = &c
+		}
+		insx.installs, insx.read = key.installs, time.Now()
+		a.insx = insx
+	}
+	a.snap = newSnapshot(key, rep, a.invx, insx)
+	return a.snap, nil
 }
 
-func (a *Data) build(ctx context.Context, key snapKey, rep egress.Report) (*snapshot, error) {
+var emptyInventory, _ = egress.NewInventory(nil)
+
+// refreshInstallations reads the installations again; when they are not
+// old's, the next page builds its snapshot over the new ones.
+func (a *Data) refreshInstallations(old *insIndex) {
+	defer a.refreshing.Done()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	ins, err := a.d.Fleet.Installations(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("installations: %w", err)
+	var x *insIndex
+	changed := false
+	if err == nil {
+		if slices.EqualFunc(ins, old.ins, sameInstallation) {
+			c := *old // the same installations: the indexes stand
+			x = &c
+		} else {
+			x, changed = newInsIndex(ins, old.forInv), true
+		}
+		x.installs, x.read = old.installs, time.Now()
 	}
-	inv := key.inv
-	if inv == nil {
-		inv, _ = egress.NewInventory(nil)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refresh = false
+	if x == nil || a.insx != old {
+		return // a failed read is tried again by the next page; a page read them meanwhile
 	}
-	s := &snapshot{key: key, built: time.Now(), rep: rep, inv: inv, risk: map[string]*egress.UpdateRisk{}, byDevice: map[string][]egress.Installation{},
-		firstSeen: map[string]map[string]time.Time{}, classes: map[string][]string{}, devFind: map[string][]int{}, updFind: map[string][]int{}, classN: map[string]int{}}
+	a.insx = x
+	if changed {
+		a.snap = nil
+	}
+}
+
+func newSnapshot(key snapKey, rep egress.Report, invx *invIndex, insx *insIndex) *snapshot {
+	s := &snapshot{key: key, rep: rep, invIndex: invx, insIndex: insx, risk: make(map[string]*egress.UpdateRisk, len(rep.Updates)),
+		devFind: map[string][]int{}, updFind: map[string][]int{}, contacts: map[string][]console.Contact{}}
 	if key.cfg != nil {
 		s.cfg = *key.cfg
 	}
@@ -179,27 +323,7 @@ func (a *Data) build(ctx context.Context, key snapKey, rep egress.Report) (*snap
 	for i := range rep.Updates {
 		s.risk[rep.Updates[i].Digest] = &rep.Updates[i]
 	}
-	for _, in := range ins {
-		k := strings.ToLower(in.Device)
-		s.byDevice[k] = append(s.byDevice[k], in)
-		m := s.firstSeen[in.Digest]
-		if m == nil {
-			m = map[string]time.Time{}
-			s.firstSeen[in.Digest] = m
-		}
-		if t, ok := m[in.Device]; !ok || in.Time.Before(t) {
-			m[in.Device] = in.Time
-		}
-		if s.baseEnd.IsZero() || in.Time.Before(s.baseEnd) {
-			s.baseEnd = in.Time
-		}
-		if d, ok := inv.Device(in.Device); ok && !slices.Contains(s.classes[in.Digest], d.Class) {
-			s.classes[in.Digest] = append(s.classes[in.Digest], d.Class)
-		}
-	}
-	for _, l := range s.byDevice {
-		slices.SortFunc(l, func(x, y egress.Installation) int { return x.Time.Compare(y.Time) })
-	}
+	s.newest = make([]int, 0, len(rep.Findings))
 	for i, f := range rep.Findings {
 		// A fleet-change notice is about a class, not the devices in it:
 		// it makes none of them affected.
@@ -216,24 +340,7 @@ func (a *Data) build(ctx context.Context, key snapKey, rep egress.Report) (*snap
 		s.newest = append(s.newest, i)
 	}
 	slices.SortStableFunc(s.newest, func(x, y int) int { return rep.Findings[y].FirstSeen.Compare(rep.Findings[x].FirstSeen) })
-	segs := map[string]bool{}
-	s.lower = make([]string, len(inv.Devices))
-	s.devOrder = make([]int, len(inv.Devices))
-	for i, d := range inv.Devices {
-		s.lower[i] = strings.ToLower(d.Name)
-		s.devOrder[i] = i
-		s.classN[d.Class]++
-		if d.Segment != "" {
-			segs[d.Segment] = true
-		}
-	}
-	slices.SortFunc(s.devOrder, func(x, y int) int { return strings.Compare(s.lower[x], s.lower[y]) })
-	s.segments = sortedKeys(segs)
-	for c := range s.classN {
-		s.invClass = append(s.invClass, c)
-	}
-	slices.Sort(s.invClass)
-	return s, nil
+	return s
 }
 
 func sortedKeys(m map[string]bool) []string {
@@ -434,12 +541,9 @@ func (a *Data) Update(ctx context.Context, digest string) (console.UpdateDetail,
 		})
 	}
 	if len(out.Findings) > 0 {
-		p, err := s.plotData(ctx, a.d.Fleet)
-		if err != nil {
+		if out.Contacts, out.Baseline, err = a.plot(ctx, s, digest, s.mainClass(digest, rec)); err != nil {
 			return console.UpdateDetail{}, err
 		}
-		out.Contacts = p.contacts[digest]
-		out.Baseline = p.baseline(s, s.mainClass(digest, rec))
 	}
 	return out, nil
 }
@@ -676,196 +780,31 @@ func (a *Data) Audit(ctx context.Context, e console.AuditEvent) error {
 
 // --- the plots' data -------------------------------------------------------------
 
-// plots is every flagged update's installer traffic to its findings'
-// destinations, and each class's baseline, from one scan of the events.
-type plots struct {
-	contacts map[string][]console.Contact // digest -> contacts
-	base     map[string]*baseAcc          // class -> baseline
-	start    time.Time
-	end      time.Time
-}
-
-type baseAcc struct {
-	values []int64 // device-hour byte sums (a reservoir sample when many)
-	seen   int64
-	rng    *rand.Rand
-}
-
-// maxBaselineSample bounds the device-hours kept per class for the
-// percentile (a uniform reservoir sample beyond it).
-const maxBaselineSample = 200_000
-
-func (b *baseAcc) add(v int64) {
-	b.seen++
-	if len(b.values) < maxBaselineSample {
-		b.values = append(b.values, v)
-		return
+// plot returns an update's contacts and its class's baseline, from the
+// groups read for this analysis (once per analysis).
+func (a *Data) plot(ctx context.Context, s *snapshot, digest, class string) ([]console.Contact, console.Baseline, error) {
+	s.groupsMu.Lock()
+	defer s.groupsMu.Unlock()
+	if !s.synced {
+		if err := a.groups.sync(ctx, a.d.Fleet); err != nil {
+			return nil, console.Baseline{}, err
+		}
+		s.synced = true
 	}
-	if j := b.rng.Int64N(b.seen); j < maxBaselineSample {
-		b.values[j] = v
-	}
-}
-
-func (p *plots) baseline(s *snapshot, class string) console.Baseline {
-	out := console.Baseline{Class: class, Start: p.start, End: p.end, ClassDevices: s.classN[class]}
-	b := p.base[class]
-	if b == nil || len(b.values) == 0 {
-		return out
-	}
-	v := slices.Clone(b.values)
-	slices.Sort(v)
-	rank := (95*len(v) + 99) / 100 // nearest rank
-	out.DeviceHourP95, out.DeviceHours, out.HasObservation = v[max(0, rank-1)], b.seen, true
-	return out
-}
-
-// maxContactHours bounds the hourly bins kept per contact (120 days).
-const maxContactHours = 120 * 24
-
-// isPublic is the egress analysis's rule for a public destination: the
-// sensor's RemoteIPType when it gives one, else the address.
-func isPublic(ev *egress.Event) bool {
-	if ev.RemoteIPType != "" {
-		return ev.RemoteIPType == "Public"
-	}
-	return egress.IsPublicIP(ev.RemoteIP)
-}
-
-func (s *snapshot) plotData(ctx context.Context, st egress.EventStore) (*plots, error) {
-	s.plotMu.Lock()
-	defer s.plotMu.Unlock()
-	if s.plots != nil {
-		return s.plots, nil
-	}
-	// What to collect: for each update with findings, its findings'
-	// destinations and its installers.
-	type target struct {
-		dests map[string]bool
-	}
-	targets := map[string]*target{}
-	for digest, idx := range s.updFind {
-		t := &target{dests: map[string]bool{}}
-		for _, i := range idx {
+	c, ok := s.contacts[digest]
+	if !ok {
+		dests := map[string]bool{}
+		for _, i := range s.updFind[digest] {
 			for _, d := range s.rep.Findings[i].Destinations {
-				t.dests[d] = true
+				dests[d] = true
 			}
 		}
-		targets[digest] = t
+		c = a.groups.contacts(s.inv, s.firstSeen[digest], dests)
+		s.contacts[digest] = c
 	}
-	byDev := map[string][]string{} // lower-case device -> flagged digests it installed
-	classes := map[string]bool{}
-	for digest := range targets {
-		for dev := range s.firstSeen[digest] {
-			k := strings.ToLower(dev)
-			byDev[k] = append(byDev[k], digest)
-			if d, ok := s.inv.Device(dev); ok {
-				classes[d.Class] = true
-			}
-		}
+	end := s.cfg.Baseline.End
+	if end.IsZero() {
+		end = s.baseEnd // as the analysis: the baseline ends at the first installation
 	}
-	p := &plots{contacts: map[string][]console.Contact{}, base: map[string]*baseAcc{}, start: s.cfg.Baseline.Start, end: s.cfg.Baseline.End}
-	if p.end.IsZero() {
-		p.end = s.baseEnd // as the analysis: the baseline ends at the first installation
-	}
-	type ckey struct{ digest, device, dest string }
-	type cacc struct {
-		c     console.Contact
-		hours map[int64]*console.Hour
-	}
-	acc := map[ckey]*cacc{}
-	// Device-hour sums of the baseline, flushed when the hour ends (events
-	// come in time order).
-	type dh struct{ device string }
-	cur := map[dh]int64{}
-	curClass := map[dh]string{}
-	var curHour int64 = -1
-	flush := func() {
-		for k, v := range cur {
-			c := curClass[k]
-			b := p.base[c]
-			if b == nil {
-				b = &baseAcc{rng: rand.New(rand.NewPCG(1, 2))}
-				p.base[c] = b
-			}
-			b.add(v)
-		}
-		clear(cur)
-		clear(curClass)
-	}
-	inBase := func(t time.Time) bool {
-		return (p.start.IsZero() || !t.Before(p.start)) && !p.end.IsZero() && t.Before(p.end)
-	}
-	err := st.Events(ctx, func(ev *egress.Event) error {
-		if ev.ActionType != egress.ActionConnectionSuccess || !isPublic(ev) {
-			return nil
-		}
-		dev, ok := s.inv.Resolve(ev)
-		if !ok {
-			return nil
-		}
-		hour := ev.Time.Unix() / 3600 * 3600
-		if classes[dev.Class] && inBase(ev.Time) {
-			if hour != curHour {
-				flush()
-				curHour = hour
-			}
-			k := dh{dev.Name}
-			cur[k] += ev.SentBytes
-			curClass[k] = dev.Class
-		}
-		digests := byDev[strings.ToLower(dev.Name)]
-		if len(digests) == 0 {
-			return nil
-		}
-		dest := egress.Destination(ev.RemoteURL, ev.RemoteIP)
-		for _, d := range digests {
-			if !targets[d].dests[dest] {
-				continue
-			}
-			k := ckey{d, dev.Name, dest}
-			a := acc[k]
-			if a == nil {
-				a = &cacc{c: console.Contact{Device: dev.Name, Destination: dest, Installed: s.firstSeen[d][dev.Name], First: ev.Time, Last: ev.Time}, hours: map[int64]*console.Hour{}}
-				acc[k] = a
-			}
-			c := &a.c
-			if ev.Time.Before(c.First) {
-				c.First = ev.Time
-			}
-			if ev.Time.After(c.Last) {
-				c.Last = ev.Time
-			}
-			c.Connections++
-			c.Bytes += ev.SentBytes
-			h := a.hours[hour]
-			if h == nil {
-				if len(a.hours) >= maxContactHours {
-					continue
-				}
-				h = &console.Hour{Start: time.Unix(hour, 0).UTC()}
-				a.hours[hour] = h
-			}
-			h.Connections++
-			h.Bytes += ev.SentBytes
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("events for the plots: %w", err)
-	}
-	flush()
-	for k, a := range acc {
-		for _, h := range a.hours {
-			a.c.Hours = append(a.c.Hours, *h)
-		}
-		slices.SortFunc(a.c.Hours, func(x, y console.Hour) int { return x.Start.Compare(y.Start) })
-		p.contacts[k.digest] = append(p.contacts[k.digest], a.c)
-	}
-	for _, l := range p.contacts {
-		slices.SortFunc(l, func(x, y console.Contact) int {
-			return cmp.Or(x.Installed.Compare(y.Installed), strings.Compare(x.Device, y.Device), strings.Compare(x.Destination, y.Destination))
-		})
-	}
-	s.plots = p
-	return p, nil
+	return c, a.groups.baseline(s.inv, class, s.classDevs[class], s.cfg.Baseline.Start, end), nil
 }

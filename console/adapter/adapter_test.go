@@ -45,6 +45,12 @@ type storyEnv struct {
 	pump    string // the evaluated pump 2.4.0, with a hostile SBOM
 	auditor server.Secret
 	srv     *httptest.Server
+	// The stores behind data, for the tests that change them.
+	db   *sqlite.DB
+	risk *gate.RiskCache
+	inv  *egress.Inventory
+	cfg  egress.Config
+	deps adapter.Deps
 }
 
 // newStory builds the fleet fixture's story in the real stores: the
@@ -161,8 +167,9 @@ func newStory(t *testing.T) *storyEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, err := adapter.New(adapter.Deps{Records: recs, Risk: risk, Fleet: db, Inventory: func() *egress.Inventory { return inv },
-		Config: func() *egress.Config { return &cfg }, Log: lg, Tokens: tokens, WorkDir: filepath.Join(dir, "tmp")})
+	deps := adapter.Deps{Records: recs, Risk: risk, Fleet: db, Inventory: func() *egress.Inventory { return inv },
+		Config: func() *egress.Config { return &cfg }, Log: lg, Tokens: tokens, WorkDir: filepath.Join(dir, "tmp")}
+	data, err := adapter.New(deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +179,7 @@ func newStory(t *testing.T) *storyEnv {
 	}
 	srv := httptest.NewServer(con.Handler())
 	t.Cleanup(srv.Close)
-	return &storyEnv{data: data, log: lg, tokens: tokens, pump: out.Evidence.Artifact.Digest, auditor: aud, srv: srv}
+	return &storyEnv{data: data, log: lg, tokens: tokens, pump: out.Evidence.Artifact.Digest, auditor: aud, srv: srv, db: db, risk: risk, inv: inv, cfg: cfg, deps: deps}
 }
 
 func TestAdapterStory(t *testing.T) {
