@@ -135,9 +135,12 @@ type Analyzer struct {
 	segv     map[segKey]*contact
 	outside  map[outsideKey]*contact // outside the manifest of the update run
 	hours    map[string][]int64      // device -> hours with telemetry, sorted
-	lastSeen map[string]time.Time
-	events   int64
-	unres    int64
+	// classTabs: each class's devices with their installations and hours,
+	// built once per report for the contrasts (classTable).
+	classTabs map[string]*classTable
+	lastSeen  map[string]time.Time
+	events    int64
+	unres     int64
 	// pending are the groups of the events added, applied by Report;
 	// addedUnres the events added whose device is not in the inventory.
 	pending    *Grouper
@@ -447,6 +450,7 @@ func (a *Analyzer) Report() Report {
 
 // report runs the detections over the groups applied.
 func (a *Analyzer) report() Report {
+	a.classTabs = nil // the hours and installations may have changed
 	notices := newNotices()
 	var fs []Finding
 	fs = append(fs, a.newDestinations(notices)...)

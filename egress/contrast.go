@@ -133,7 +133,29 @@ const (
 // classes, for a class that offers no comparison.
 func (a *Analyzer) attribute(behaviour, class string, onsets map[string]time.Time, window time.Duration, elsewhere map[string]time.Time) attribution {
 	at := attribution{of: map[string]string{}}
+	// Only an update some device of the class ran at its onset (within the
+	// window) can have a device reach it exposed: the others are not
+	// contrasted (a class may have installed thousands).
+	tab := a.classTable(class)
+	running := map[string]bool{}
+	for d, t := range onsets {
+		i, ok := tab.index[d]
+		if !ok {
+			continue
+		}
+		l := tab.devs[i].installs
+		k := sort.Search(len(l), func(k int) bool { return l[k].Time.After(t) })
+		if k == 0 {
+			continue
+		}
+		if ex, ok := exposureIn(l, l[k-1].Digest, t); ok && (window == 0 || ex <= window) {
+			running[l[k-1].Digest] = true
+		}
+	}
 	for _, digest := range a.classUpdates[class] {
+		if !running[digest] {
+			continue
+		}
 		c := a.contrast(class, onsets, digest, window, elsewhere)
 		c.Behaviour = behaviour
 		if c.Reached == 0 {
@@ -152,7 +174,11 @@ func (a *Analyzer) attribute(behaviour, class string, onsets map[string]time.Tim
 // exposure is how long a device has run an update at t, and whether it
 // runs it then.
 func (a *Analyzer) exposure(device, digest string, t time.Time) (time.Duration, bool) {
-	l := a.installs[lower(device)]
+	return exposureIn(a.installs[lower(device)], digest, t)
+}
+
+// exposureIn is exposure over a device's installations l (by time).
+func exposureIn(l []Installation, digest string, t time.Time) (time.Duration, bool) {
 	i := sort.Search(len(l), func(i int) bool { return l[i].Time.After(t) })
 	if i == 0 || l[i-1].Digest != digest {
 		return 0, false
@@ -172,7 +198,11 @@ func (a *Analyzer) exposed(device, digest string, t time.Time, window time.Durat
 
 // observed reports whether device sent telemetry within ObservedHours of t.
 func (a *Analyzer) observed(device string, t time.Time) bool {
-	hs := a.hours[device]
+	return a.observedIn(a.hours[device], t)
+}
+
+// observedIn is observed over a device's hours with telemetry hs.
+func (a *Analyzer) observedIn(hs []int64, t time.Time) bool {
 	h := hourBin(t.Unix())
 	w := int64(a.cfg.Thresholds.ObservedHours) * 3600
 	i, _ := slices.BinarySearch(hs, h-w)
@@ -182,10 +212,19 @@ func (a *Analyzer) observed(device string, t time.Time) bool {
 // contrast runs the exact test for one behaviour and one update.
 func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest string, window time.Duration, elsewhere map[string]time.Time) Contrast {
 	c := Contrast{Update: digest, P: 1}
-	devices := a.classDevices[class]
+	tab := a.classTable(class)
+	devices := tab.devs
 	for _, d := range devices {
-		if slices.ContainsFunc(a.installs[lower(d)], func(in Installation) bool { return in.Digest == digest }) {
+		if slices.ContainsFunc(d.installs, func(in Installation) bool { return in.Digest == digest }) {
 			c.Installers++
+		}
+	}
+	// Each class device's onset, by its place in the class.
+	onsetAt := make([]time.Time, len(devices))
+	hasOnset := make([]bool, len(devices))
+	for d, t := range onsets {
+		if i, ok := tab.index[d]; ok {
+			onsetAt[i], hasOnset[i] = t, true
 		}
 	}
 	type onset struct {
@@ -208,14 +247,14 @@ func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest st
 		stratum, at := ons[i:j], ons[i].at
 		var n, e, x, k int
 		var unexposed []string
-		for _, d := range devices {
-			t, has := onsets[d]
+		for i, d := range devices {
+			t, has := onsetAt[i], hasOnset[i]
 			if has && hourBin(t.Unix()) < stratum[0].hour {
 				continue // showed it before: no longer at risk
 			}
 			here := has && hourBin(t.Unix()) == stratum[0].hour
 			if !here {
-				if !a.observed(d, at) {
+				if !a.observedIn(d.hours, at) {
 					continue
 				}
 				t = at
@@ -224,16 +263,16 @@ func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest st
 			if here {
 				k++
 			}
-			if a.exposed(d, digest, t, window) {
+			if ex, ok := exposureIn(d.installs, digest, t); ok && (window == 0 || ex <= window) {
 				e++
 				if here {
 					x++
-					c.exposed = append(c.exposed, d)
+					c.exposed = append(c.exposed, d.name)
 				}
 			} else {
-				unexposed = append(unexposed, d)
+				unexposed = append(unexposed, d.name)
 				if here {
-					c.controls = append(c.controls, d)
+					c.controls = append(c.controls, d.name)
 				}
 			}
 		}
@@ -260,14 +299,14 @@ func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest st
 		for _, d := range c.exposed {
 			from = minTime(from, onsets[d])
 		}
-		for _, d := range devices {
-			if _, has := onsets[d]; has {
+		for i, d := range devices {
+			if hasOnset[i] {
 				continue
 			}
 			switch {
-			case a.observedRunning(d, digest, window):
+			case a.observedRunningIn(d.installs, d.hours, digest, window):
 				ran++
-			case a.observedSince(d, from):
+			case a.observedSinceIn(d.hours, from):
 				never++
 			}
 		}
@@ -306,11 +345,10 @@ func tail(dist []float64, s int) float64 {
 	return math.Min(1, p)
 }
 
-// observedRunning reports whether device sent telemetry after the
-// baseline while running the update (within the dormancy window).
-func (a *Analyzer) observedRunning(device, digest string, window time.Duration) bool {
-	l := a.installs[lower(device)]
-	hs := a.hours[device]
+// observedRunningIn reports whether a device (its installations l and its
+// hours with telemetry hs) sent telemetry after the baseline while running
+// the update (within the dormancy window).
+func (a *Analyzer) observedRunningIn(l []Installation, hs []int64, digest string, window time.Duration) bool {
 	for i := 0; i < len(l); i++ {
 		if l[i].Digest != digest || (i > 0 && l[i-1].Digest == digest) {
 			continue
@@ -334,10 +372,9 @@ func (a *Analyzer) observedRunning(device, digest string, window time.Duration) 
 	return false
 }
 
-// observedSince reports whether device sent telemetry within ObservedHours
-// before t or any time after.
-func (a *Analyzer) observedSince(device string, t time.Time) bool {
-	hs := a.hours[device]
+// observedSinceIn reports whether a device (its hours with telemetry hs)
+// sent telemetry within ObservedHours before t or any time after.
+func (a *Analyzer) observedSinceIn(hs []int64, t time.Time) bool {
 	return len(hs) > 0 && hs[len(hs)-1] >= hourBin(t.Unix())-int64(a.cfg.Thresholds.ObservedHours)*3600
 }
 
@@ -372,4 +409,37 @@ func (c Contrast) phrase(class string, alpha float64) string {
 		return fmt.Sprintf("only %d of the %d comparable %s device(s) without it did over the same period (exact test p = %.3g, at most %.3g)", c.ControlsReached, c.Controls, class, c.P, alpha)
 	}
 	return fmt.Sprintf("%d of the %d comparable %s device(s) without it did too over the same period (exact test p = %.3g, above %.3g)", c.ControlsReached, c.Controls, class, c.P, alpha)
+}
+
+// classTable is a class's devices (sorted by name, as classDevices) with
+// their installations and hours with telemetry, and each one's place: a
+// contrast goes over every device of the class once per onset hour, and
+// reads them here rather than from the maps by name.
+type classTable struct {
+	devs  []classDevice
+	index map[string]int // device name -> place in devs
+}
+
+type classDevice struct {
+	name     string
+	installs []Installation // by time
+	hours    []int64        // sorted
+}
+
+// classTable returns class's table, built once per report.
+func (a *Analyzer) classTable(class string) *classTable {
+	if t, ok := a.classTabs[class]; ok {
+		return t
+	}
+	names := a.classDevices[class]
+	t := &classTable{devs: make([]classDevice, len(names)), index: make(map[string]int, len(names))}
+	for i, d := range names {
+		t.devs[i] = classDevice{name: d, installs: a.installs[lower(d)], hours: a.hours[d]}
+		t.index[d] = i
+	}
+	if a.classTabs == nil {
+		a.classTabs = map[string]*classTable{}
+	}
+	a.classTabs[class] = t
+	return t
 }
