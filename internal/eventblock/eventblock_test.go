@@ -332,3 +332,63 @@ func TestWriterStoresFullBlocks(t *testing.T) {
 		t.Fatalf("Flush = %v, want the store's error", err)
 	}
 }
+
+// sliceRows are rows held in memory, one []any a row.
+type sliceRows struct {
+	rows [][]any
+	err  error
+}
+
+func (r *sliceRows) Next() bool { return len(r.rows) > 0 }
+func (r *sliceRows) Err() error { return r.err }
+func (r *sliceRows) Scan(dest ...any) error {
+	row := r.rows[0]
+	r.rows = r.rows[1:]
+	for i, d := range dest {
+		reflect.ValueOf(d).Elem().Set(reflect.ValueOf(row[i]))
+	}
+	return nil
+}
+
+// MergeRows gives the events in time order and says whose an error is;
+// GroupRows groups every event of the blocks.
+func TestMergeRowsAndGroupRows(t *testing.T) {
+	evs := randomEvents(rand.New(rand.NewPCG(3, 4)), 300, time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
+	d1, f1, _ := encode(t, evs[:150])
+	d2, f2, _ := encode(t, evs[150:])
+	stored := [][]any{{int64(1), f1, d1}, {int64(2), f2, d2}}
+	if f2 < f1 {
+		stored = [][]any{{int64(2), f2, d2}, {int64(1), f1, d1}}
+	}
+	var got []egress.Event
+	fromFn, err := MergeRows(&sliceRows{rows: slices.Clone(stored)}, func(ev *egress.Event) error { got = append(got, *ev); return nil })
+	if err != nil || fromFn {
+		t.Fatalf("MergeRows = %v, %v", fromFn, err)
+	}
+	want := slices.Clone(evs)
+	slices.SortStableFunc(want, func(x, y egress.Event) int { return x.Time.Compare(y.Time) })
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("MergeRows: events not in time then ingestion order")
+	}
+	stop := errors.New("enough")
+	if fromFn, err := MergeRows(&sliceRows{rows: slices.Clone(stored)}, func(*egress.Event) error { return stop }); err != stop || !fromFn {
+		t.Fatalf("fn failing: %v, %v; want its error, from fn", fromFn, err)
+	}
+	broken := errors.New("connection lost")
+	if fromFn, err := MergeRows(&sliceRows{err: broken}, func(*egress.Event) error { return nil }); err != broken || fromFn {
+		t.Fatalf("rows failing: %v, %v; want the rows' error, not from fn", fromFn, err)
+	}
+	gr, all := egress.NewGrouper(), egress.NewGrouper()
+	if err := GroupRows(&sliceRows{rows: [][]any{{d1}, {d2}}}, gr); err != nil {
+		t.Fatal(err)
+	}
+	for i := range evs {
+		all.Add(evs[i].DeviceName, &evs[i])
+	}
+	if !reflect.DeepEqual(gr.Groups(), all.Groups()) {
+		t.Fatal("GroupRows: groups differ from the events'")
+	}
+	if err := GroupRows(&sliceRows{rows: [][]any{{[]byte("not a block")}}}, gr); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("GroupRows of a bad block: %v, want ErrCorrupt", err)
+	}
+}

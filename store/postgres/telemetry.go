@@ -192,25 +192,9 @@ func (db *DB) backfillGroups(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var ev egress.Event
-		for rows.Next() {
-			var data []byte
-			if err := rows.Scan(&data); err != nil {
-				rows.Close()
-				return err
-			}
-			b, err := eventblock.Decode(data)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			for i := range b.Len() {
-				b.Event(i, &ev)
-				gr.Add(ev.DeviceName, &ev)
-			}
-		}
+		err = eventblock.GroupRows(rows, gr)
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err != nil {
 			return err
 		}
 		gs := gr.Groups()
@@ -244,20 +228,9 @@ func (db *DB) Events(ctx context.Context, fn func(*egress.Event) error) error {
 		return db.classify("read events from", err)
 	}
 	defer rows.Close()
-	var fnErr error
-	err = eventblock.Merge(func() (eventblock.Stored, bool, error) {
-		var s eventblock.Stored
-		if !rows.Next() {
-			return s, false, rows.Err()
-		}
-		err := rows.Scan(&s.Seq, &s.First, &s.Data)
-		return s, err == nil, err
-	}, func(ev *egress.Event) error {
-		fnErr = fn(ev)
-		return fnErr
-	})
-	if err != nil && err == fnErr {
-		return err
+	fromFn, err := eventblock.MergeRows(rows, fn)
+	if fromFn {
+		return err // fn's own
 	}
 	return db.classify("read events from", err)
 }
