@@ -33,6 +33,17 @@ type InstallationStore interface {
 	Installations(ctx context.Context) ([]Installation, error)
 }
 
+// InstallationLog is what a store recorded since a point, for a reader
+// that keeps the installations it read and wants only the new ones.
+type InstallationLog interface {
+	// InstallationsSince returns the installations recorded after the
+	// point after (0: every one), in the order they were recorded (not
+	// their times'), and the point to ask from next (after itself when
+	// none are new). A chain of calls returns every installation once,
+	// whichever process recorded it.
+	InstallationsSince(ctx context.Context, after int64) (ins []Installation, next int64, err error)
+}
+
 // Store is the storage egress needs.
 type Store interface {
 	EventStore

@@ -22,6 +22,7 @@ type Installations interface {
 	// RecordInstallation (group-committed) and Installations, as
 	// egress.InstallationStore says.
 	egress.InstallationStore
+	egress.InstallationLog
 	// RecordInstallations stores many in one write: all or none.
 	RecordInstallations(ctx context.Context, ins []egress.Installation) error
 	// ExpectInstallation announces a RecordInstallation on its way.

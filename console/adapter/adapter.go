@@ -13,8 +13,10 @@
 // rules (egress.Destination, public addresses, the baseline window): the
 // groups are kept in memory and read again only where a batch changed
 // them (groups.go). The indexes of the inventory and of the installations
-// are kept until they change; those of an analysis (its findings and
-// updates) are built when it completes, on the first page that reads it.
+// are kept until they change (each page reads the installations recorded
+// since the last it saw, egress.InstallationLog, and adds them); those of
+// an analysis (its findings and updates) are built when it completes, on
+// the first page that reads it.
 //
 // Imports: console, gate, egress, attest, server (tokens), evidence.
 // Must not import: cobra, cmd/.
@@ -25,6 +27,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,9 +49,10 @@ type Reporter interface {
 }
 
 // Fleet is the egress store as the console reads it: the installations
-// and the groups of the events (never the events themselves).
+// (those recorded since a point) and the groups of the events (never the
+// events themselves).
 type Fleet interface {
-	egress.InstallationStore
+	egress.InstallationLog
 	egress.GroupStore
 }
 
@@ -72,12 +76,10 @@ type Deps struct {
 type Data struct {
 	d Deps
 
-	mu         sync.Mutex
-	snap       *snapshot
-	invx       *invIndex
-	insx       *insIndex
-	refreshing sync.WaitGroup // the background read of the installations
-	refresh    bool           // one is running
+	mu   sync.Mutex
+	snap *snapshot
+	invx *invIndex
+	insx *insIndex
 
 	groups *groupIndex
 }
@@ -101,12 +103,6 @@ func New(d Deps) (*Data, error) {
 	}
 	return &Data{d: d, groups: newGroupIndex()}, nil
 }
-
-// installationsTTL bounds how long the installations read are used when
-// no analysis says they changed (an installation that adds no device to
-// any update's list): past it, they are read again in the background
-// while the pages use the ones held.
-var installationsTTL = 5 * time.Minute
 
 // snapKey tells one analysis from the next (the report's own slices: the
 // risk cache returns the same report until an analysis completes), and a
@@ -177,46 +173,68 @@ func newInvIndex(inv *egress.Inventory) *invIndex {
 }
 
 // insIndex is what the pages need of the installations (and the
-// inventory, for the installers' classes).
+// inventory, for the installers' classes). An index is never changed once
+// a snapshot holds it: with makes a new one.
 type insIndex struct {
 	forInv    *egress.Inventory
-	ins       []egress.Installation
-	installs  int                              // the analysis's count of installers (snapKey)
-	read      time.Time                        // when ins was read
-	byDevice  map[string][]egress.Installation // lower-case name -> time order
+	next      int64                            // the InstallationsSince point of what it holds
+	byDevice  map[string][]egress.Installation // lower-case name -> (time, device, digest) order
 	firstSeen map[string]map[string]time.Time  // digest -> device -> first install
-	classes   map[string][]string              // digest -> installer classes
+	classes   map[string][]string              // digest -> installer classes, sorted
 	baseEnd   time.Time                        // first installation of all
 }
 
-func newInsIndex(ins []egress.Installation, inv *egress.Inventory) *insIndex {
-	x := &insIndex{forInv: inv, ins: ins, byDevice: map[string][]egress.Installation{}, firstSeen: map[string]map[string]time.Time{}, classes: map[string][]string{}}
+func newInsIndex(inv *egress.Inventory) *insIndex {
+	return &insIndex{forInv: inv, byDevice: map[string][]egress.Installation{}, firstSeen: map[string]map[string]time.Time{}, classes: map[string][]string{}}
+}
+
+// with returns an index of x's installations and ins (recorded up to the
+// point next). x is left as it is: the maps and lists ins changes are
+// copied, the rest shared.
+func (x *insIndex) with(ins []egress.Installation, next int64) *insIndex {
+	c := *x
+	c.next = next
+	if len(ins) == 0 {
+		return &c
+	}
+	c.byDevice, c.firstSeen, c.classes = maps.Clone(x.byDevice), maps.Clone(x.firstSeen), maps.Clone(x.classes)
+	devs, digests := map[string]bool{}, map[string]bool{}
 	for _, in := range ins {
 		k := strings.ToLower(in.Device)
-		x.byDevice[k] = append(x.byDevice[k], in)
-		m := x.firstSeen[in.Digest]
-		if m == nil {
-			m = map[string]time.Time{}
-			x.firstSeen[in.Digest] = m
+		l := c.byDevice[k]
+		if !devs[k] {
+			devs[k] = true
+			l = slices.Clip(l) // the append copies: x's list stays
+		}
+		c.byDevice[k] = append(l, in)
+		m := c.firstSeen[in.Digest]
+		if !digests[in.Digest] {
+			digests[in.Digest] = true
+			m = maps.Clone(m)
+			if m == nil {
+				m = map[string]time.Time{}
+			}
+			c.firstSeen[in.Digest] = m
+			c.classes[in.Digest] = slices.Clip(c.classes[in.Digest])
 		}
 		if t, ok := m[in.Device]; !ok || in.Time.Before(t) {
 			m[in.Device] = in.Time
 		}
-		if x.baseEnd.IsZero() || in.Time.Before(x.baseEnd) {
-			x.baseEnd = in.Time
+		if c.baseEnd.IsZero() || in.Time.Before(c.baseEnd) {
+			c.baseEnd = in.Time
 		}
-		if d, ok := inv.Device(in.Device); ok && !slices.Contains(x.classes[in.Digest], d.Class) {
-			x.classes[in.Digest] = append(x.classes[in.Digest], d.Class)
+		if d, ok := x.forInv.Device(in.Device); ok {
+			if i, found := slices.BinarySearch(c.classes[in.Digest], d.Class); !found {
+				c.classes[in.Digest] = slices.Insert(c.classes[in.Digest], i, d.Class)
+			}
 		}
 	}
-	for _, l := range x.byDevice {
-		slices.SortStableFunc(l, func(x, y egress.Installation) int { return x.Time.Compare(y.Time) })
+	for k := range devs {
+		slices.SortFunc(c.byDevice[k], func(x, y egress.Installation) int {
+			return cmp.Or(x.Time.Compare(y.Time), strings.Compare(x.Device, y.Device), strings.Compare(x.Digest, y.Digest))
+		})
 	}
-	return x
-}
-
-func sameInstallation(x, y egress.Installation) bool {
-	return x.Device == y.Device && x.Digest == y.Digest && x.Time.Equal(y.Time) && x.Product == y.Product && x.Version == y.Version
+	return &c
 }
 
 // updateRows are the summaries of every update, kept while neither the
@@ -250,68 +268,31 @@ func (a *Data) snapshot(ctx context.Context) (*snapshot, error) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// The installations recorded since the page before: one indexed read,
+	// most often of none.
 	insx := a.insx
-	fresh := insx != nil && insx.forInv == inv && insx.installs == key.installs
-	if fresh && time.Since(insx.read) >= installationsTTL && !a.refresh {
-		a.refresh = true
-		a.refreshing.Add(1)
-		go a.refreshInstallations(insx)
+	if insx == nil || insx.forInv != inv {
+		insx = newInsIndex(inv)
 	}
-	if s := a.snap; s != nil && s.key == key && fresh {
+	ins, next, err := a.d.Fleet.InstallationsSince(ctx, insx.next)
+	if err != nil {
+		return nil, fmt.Errorf("installations: %w", err)
+	}
+	if len(ins) > 0 || insx != a.insx {
+		insx = insx.with(ins, next)
+		a.insx = insx
+	}
+	if s := a.snap; s != nil && s.key == key && s.insIndex == insx {
 		return s, nil
 	}
 	if a.invx == nil || a.invx.inv != inv {
 		a.invx = newInvIndex(inv)
-	}
-	if !fresh {
-		ins, err := a.d.Fleet.Installations(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("installations: %w", err)
-		}
-		if insx == nil || insx.forInv != inv || !slices.EqualFunc(ins, insx.ins, sameInstallation) {
-			insx = newInsIndex(ins, inv)
-		} else {
-			c := *insx // the same installations: the indexes stand
-			insx = &c
-		}
-		insx.installs, insx.read = key.installs, time.Now()
-		a.insx = insx
 	}
 	a.snap = newSnapshot(key, rep, a.invx, insx)
 	return a.snap, nil
 }
 
 var emptyInventory, _ = egress.NewInventory(nil)
-
-// refreshInstallations reads the installations again; when they are not
-// old's, the next page builds its snapshot over the new ones.
-func (a *Data) refreshInstallations(old *insIndex) {
-	defer a.refreshing.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	ins, err := a.d.Fleet.Installations(ctx)
-	var x *insIndex
-	changed := false
-	if err == nil {
-		if slices.EqualFunc(ins, old.ins, sameInstallation) {
-			c := *old // the same installations: the indexes stand
-			x = &c
-		} else {
-			x, changed = newInsIndex(ins, old.forInv), true
-		}
-		x.installs, x.read = old.installs, time.Now()
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.refresh = false
-	if x == nil || a.insx != old {
-		return // a failed read is tried again by the next page; a page read them meanwhile
-	}
-	a.insx = x
-	if changed {
-		a.snap = nil
-	}
-}
 
 func newSnapshot(key snapKey, rep egress.Report, invx *invIndex, insx *insIndex) *snapshot {
 	s := &snapshot{key: key, rep: rep, invIndex: invx, insIndex: insx, risk: make(map[string]*egress.UpdateRisk, len(rep.Updates)),

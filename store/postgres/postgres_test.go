@@ -123,8 +123,8 @@ func TestSchemes(t *testing.T) {
 func TestSchemaVersion(t *testing.T) {
 	t.Parallel()
 	db := openDB(t, freshSchema(t))
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 6 {
-		t.Fatalf("SchemaVersion = %d, %v; want 6", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 7 {
+		t.Fatalf("SchemaVersion = %d, %v; want 7", v, err)
 	}
 }
 
@@ -133,14 +133,14 @@ func TestNewerSchemaRefused(t *testing.T) {
 	t.Parallel()
 	dsn := freshSchema(t)
 	openDB(t, dsn).Close()
-	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (7), (8)`)
+	admin(t, dsn, `INSERT INTO wardgate_migrations (version) VALUES (8), (9)`)
 	_, err := postgres.Open(t.Context(), dsn)
 	if !errors.Is(err, store.ErrNewerSchema) {
-		t.Fatalf("open a schema of version 8: %v, want ErrNewerSchema", err)
+		t.Fatalf("open a schema of version 9: %v, want ErrNewerSchema", err)
 	}
 	u, _ := url.Parse(dsn)
 	want := "postgres " + u.Host + u.Path + " schema " + u.Query().Get("search_path") +
-		" has schema version 8, newer than this wardgate knows (6): store: schema is newer than this wardgate; upgrade wardgate"
+		" has schema version 9, newer than this wardgate knows (7): store: schema is newer than this wardgate; upgrade wardgate"
 	if err.Error() != want {
 		t.Fatalf("error %q,\nwant  %q", err, want)
 	}
@@ -191,8 +191,8 @@ func TestInterruptedMigrationReruns(t *testing.T) {
 		t.Fatalf("migration 3's first table after its crash: %v, %v; want none", half, err)
 	}
 	db := openDB(t, dsn)
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 6 {
-		t.Fatalf("SchemaVersion after the rerun = %d, %v; want 6", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 7 {
+		t.Fatalf("SchemaVersion after the rerun = %d, %v; want 7", v, err)
 	}
 	if added, err := db.Ingest(t.Context(), egressSource, noEvents); err != nil || !added {
 		t.Fatalf("ingest after the rerun: %v, %v", added, err)
@@ -220,8 +220,8 @@ func TestConcurrentOpen(t *testing.T) {
 		}
 	}
 	db := openDB(t, dsn)
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 6 {
-		t.Fatalf("SchemaVersion = %d, %v; want 6", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 7 {
+		t.Fatalf("SchemaVersion = %d, %v; want 7", v, err)
 	}
 }
 
@@ -250,8 +250,8 @@ func TestOtherToolsMigrations(t *testing.T) {
 	q.Set("search_path", ours+","+theirs)
 	u.RawQuery = q.Encode()
 	db := openDB(t, u.String())
-	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 6 {
-		t.Fatalf("SchemaVersion = %d, %v; want 6", v, err)
+	if v, err := db.SchemaVersion(t.Context()); err != nil || v != 7 {
+		t.Fatalf("SchemaVersion = %d, %v; want 7", v, err)
 	}
 }
 
@@ -261,7 +261,7 @@ func TestOtherToolsMigrations(t *testing.T) {
 func legacyEvents(t *testing.T, dsn string, since int, evs []egress.Event) {
 	t.Helper()
 	openDB(t, dsn).Close()
-	undo := `DROP TABLE telemetry_blocks;
+	undo := `ALTER TABLE installations DROP COLUMN id; DROP TABLE telemetry_blocks;
 		CREATE TABLE telemetry_events (
 		id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, ts bigint NOT NULL, device text NOT NULL, device_id text NOT NULL,
 		action text NOT NULL, remote_ip text NOT NULL, remote_port integer NOT NULL, remote_url text NOT NULL, remote_ip_type text NOT NULL,

@@ -146,6 +146,13 @@ INSERT INTO telemetry_group_backfill SELECT 1 WHERE EXISTS (SELECT 1 FROM teleme
 );
 ALTER TABLE telemetry_blocks ALTER COLUMN data SET STORAGE EXTERNAL;
 CREATE INDEX telemetry_blocks_first ON telemetry_blocks (first, id);`,
+
+	// 7: the installations numbered in the order they were recorded
+	// (InstallationsSince). Writers number them under lockInstallations,
+	// held until they commit, so no reader sees a number before a smaller
+	// one.
+	`ALTER TABLE installations ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY;
+CREATE UNIQUE INDEX installations_id ON installations (id);`,
 }
 
 // migrationSteps are Go code run after the SQL of the migration of that

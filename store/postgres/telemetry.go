@@ -276,9 +276,18 @@ func (db *DB) commitInstallations(ctx context.Context, ins []egress.Installation
 		}
 	}
 	return db.classify("record installations in", pgx.BeginFunc(ctx, db.w, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, lockInstallations); err != nil {
+			return err
+		}
 		return tx.SendBatch(ctx, &b).Close()
 	}))
 }
+
+// lockInstallations orders the installations' writers across replicas: a
+// writer numbers its rows and commits before the next one numbers any, so
+// a reader that has seen a number has seen every smaller one
+// (InstallationsSince).
+const lockInstallations = `SELECT pg_advisory_xact_lock(2026120502, hashtext(current_schema()))`
 
 // RecordInstallations implements store.Installations: one transaction.
 func (db *DB) RecordInstallations(ctx context.Context, ins []egress.Installation) error {
@@ -292,16 +301,31 @@ func (db *DB) RecordInstallations(ctx context.Context, ins []egress.Installation
 
 // Installations implements store.Installations.
 func (db *DB) Installations(ctx context.Context) ([]egress.Installation, error) {
-	rows, err := db.r.Query(ctx, `SELECT device, digest, product, version, ts FROM installations ORDER BY ts, device, digest`)
+	out, _, err := db.readInstallations(ctx, `SELECT id, device, digest, product, version, ts FROM installations ORDER BY ts, device, digest`)
+	return out, err
+}
+
+// InstallationsSince implements store.Installations: ids are given in
+// commit order (lockInstallations).
+func (db *DB) InstallationsSince(ctx context.Context, after int64) ([]egress.Installation, int64, error) {
+	out, last, err := db.readInstallations(ctx, `SELECT id, device, digest, product, version, ts FROM installations WHERE id > $1 ORDER BY id`, after)
+	return out, max(after, last), err
+}
+
+// readInstallations runs a query of (id, device, digest, product,
+// version, ts) rows; last is the largest id read.
+func (db *DB) readInstallations(ctx context.Context, query string, args ...any) (out []egress.Installation, last int64, err error) {
+	rows, err := db.r.Query(ctx, query, args...)
 	if err != nil {
-		return nil, db.classify("read installations from", err)
+		return nil, 0, db.classify("read installations from", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (egress.Installation, error) {
+	out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (egress.Installation, error) {
 		var in egress.Installation
-		var ts int64
-		err := row.Scan(&in.Device, &in.Digest, &in.Product, &in.Version, &ts)
+		var id, ts int64
+		err := row.Scan(&id, &in.Device, &in.Digest, &in.Product, &in.Version, &ts)
 		in.Time = time.Unix(0, ts).UTC()
+		last = max(last, id)
 		return in, err
 	})
-	return out, db.classify("read installations from", err)
+	return out, last, db.classify("read installations from", err)
 }

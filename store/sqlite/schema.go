@@ -67,6 +67,17 @@ var (
 
 	-- The earlier files whose rows were moved in (legacy.go).
 	CREATE TABLE IF NOT EXISTS legacy_imports(file TEXT PRIMARY KEY, imported_at TEXT NOT NULL);`,
+		// The installations numbered in the order they were recorded
+		// (InstallationsSince): a column of its own, since VACUUM may
+		// renumber an implicit rowid. A writer holds the file's lock from
+		// its insert to its commit, so no reader sees a number before a
+		// smaller one.
+		`CREATE TABLE installations_v2 (id INTEGER PRIMARY KEY, device TEXT NOT NULL, digest TEXT NOT NULL, product TEXT NOT NULL, version TEXT NOT NULL,
+	  ts INTEGER NOT NULL, UNIQUE (device, digest, ts));
+	INSERT INTO installations_v2(device, digest, product, version, ts) SELECT device, digest, product, version, ts FROM installations ORDER BY rowid;
+	DROP TABLE installations;
+	ALTER TABLE installations_v2 RENAME TO installations;
+	CREATE INDEX installations_device_ts ON installations(device, ts);`,
 	}}
 
 	egressSpec = spec{name: "egress.db", sync: syncNormal, migrations: []migration{

@@ -79,7 +79,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 1, "egress.db": 5}) {
+	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 2, "egress.db": 5}) {
 		t.Fatalf("schema versions %v, %v", v, err)
 	}
 }
@@ -200,12 +200,12 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = store.Open(t.Context(), dir)
-	want := path + " has schema version 99, newer than this wardgate knows (1): store: schema is newer than this wardgate; upgrade wardgate"
+	want := path + " has schema version 99, newer than this wardgate knows (2): store: schema is newer than this wardgate; upgrade wardgate"
 	if !errors.Is(err, store.ErrNewerSchema) || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
 	var n int
-	if err := raw.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 2 {
+	if err := raw.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 3 {
 		t.Fatalf("migrations after the refusal: %d, %v", n, err)
 	}
 }
@@ -648,5 +648,47 @@ func TestCheckpointsBesideTheWriter(t *testing.T) {
 	all, err := db.AuditLog(ctx, store.AuditFilter{})
 	if err != nil || len(all) != n {
 		t.Fatalf("after reopening: %d audit records, %v; want %d", len(all), err, n)
+	}
+}
+
+// A wardgate.db of schema 1 (installations numbered by their implicit
+// rowid) is migrated: the installations keep the order they were
+// recorded in, and those recorded afterwards come after them.
+func TestInstallationsNumbered(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir).Close()
+	raw, err := sql.Open("sqlite", filepath.Join(dir, "wardgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
+	if _, err := raw.Exec(`DROP TABLE installations;
+	CREATE TABLE installations (device TEXT NOT NULL, digest TEXT NOT NULL, product TEXT NOT NULL, version TEXT NOT NULL, ts INTEGER NOT NULL,
+	  PRIMARY KEY (device, digest, ts));
+	CREATE INDEX installations_device_ts ON installations(device, ts);
+	INSERT INTO installations VALUES ('b', 'sha256:` + strings.Repeat("b", 64) + `', 'pump', '2', ?2), ('a', 'sha256:` + strings.Repeat("a", 64) + `', 'pump', '1', ?1);
+	DELETE FROM schema_migrations WHERE version >= 2;`, t0.UnixNano(), t0.Add(time.Hour).UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	db := open(t, dir)
+	ctx := t.Context()
+	if err := db.RecordInstallation(ctx, egress.Installation{Device: "c", Digest: "sha256:" + strings.Repeat("c", 64), Product: "pump", Version: "0", Time: t0.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	names := func(ins []egress.Installation) string {
+		var s string
+		for _, in := range ins {
+			s += in.Device
+		}
+		return s
+	}
+	got, next, err := db.InstallationsSince(ctx, 0)
+	if err != nil || names(got) != "bac" || next != 3 {
+		t.Fatalf("since 0: %q, next %d, %v; want bac, 3", names(got), next, err)
+	}
+	all, err := db.Installations(ctx)
+	if err != nil || names(all) != "cab" {
+		t.Fatalf("in time order: %q, %v; want cab", names(all), err)
 	}
 }

@@ -299,20 +299,34 @@ func (db *DB) RecordInstallations(ctx context.Context, ins []egress.Installation
 
 // Installations implements store.Installations.
 func (db *DB) Installations(ctx context.Context) ([]egress.Installation, error) {
-	rows, err := db.main.r.QueryContext(ctx, `SELECT device, digest, product, version, ts FROM installations ORDER BY ts, device, digest`)
+	out, _, err := db.readInstallations(ctx, `SELECT id, device, digest, product, version, ts FROM installations ORDER BY ts, device, digest`)
+	return out, err
+}
+
+// InstallationsSince implements store.Installations: ids are given in
+// commit order (schema.go).
+func (db *DB) InstallationsSince(ctx context.Context, after int64) ([]egress.Installation, int64, error) {
+	out, last, err := db.readInstallations(ctx, `SELECT id, device, digest, product, version, ts FROM installations WHERE id > ? ORDER BY id`, after)
+	return out, max(after, last), err
+}
+
+// readInstallations runs a query of (id, device, digest, product,
+// version, ts) rows; last is the largest id read.
+func (db *DB) readInstallations(ctx context.Context, query string, args ...any) (out []egress.Installation, last int64, err error) {
+	rows, err := db.main.r.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, db.main.classify("read installations from", err)
+		return nil, 0, db.main.classify("read installations from", err)
 	}
 	defer rows.Close()
-	var out []egress.Installation
 	for rows.Next() {
 		var in egress.Installation
-		var ts int64
-		if err := rows.Scan(&in.Device, &in.Digest, &in.Product, &in.Version, &ts); err != nil {
-			return nil, db.main.classify("read installations from", err)
+		var id, ts int64
+		if err := rows.Scan(&id, &in.Device, &in.Digest, &in.Product, &in.Version, &ts); err != nil {
+			return nil, 0, db.main.classify("read installations from", err)
 		}
 		in.Time = time.Unix(0, ts).UTC()
 		out = append(out, in)
+		last = max(last, id)
 	}
-	return out, db.main.classify("read installations from", rows.Err())
+	return out, last, db.main.classify("read installations from", rows.Err())
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/store"
 )
 
 func runTelemetry(t *testing.T, loc Location) {
@@ -198,6 +199,109 @@ func runInstallations(t *testing.T, loc Location) {
 		got, err := opened(t, open).Installations(ctx)
 		if err != nil || len(got) != 40 {
 			t.Fatalf("%d installations, %v; want the 40 valid ones", len(got), err)
+		}
+	})
+	// InstallationsSince gives what was recorded after a point, in the
+	// order it was recorded, whichever process recorded it: a chain of
+	// calls sees each installation once.
+	t.Run("since", func(t *testing.T) {
+		open := loc(t)
+		a, b := opened(t, open), opened(t, open) // two processes on one store
+		ctx := t.Context()
+		since := func(s store.Store, after int64) ([]string, int64) {
+			t.Helper()
+			got, next, err := s.InstallationsSince(ctx, after)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, in := range got {
+				out = append(out, fmt.Sprintf("%s %s %d", in.Device, in.Version, int(in.Time.Sub(At(0)).Minutes())))
+			}
+			return out, next
+		}
+		if got, next := since(a, 0); len(got) != 0 || next != 0 {
+			t.Fatalf("empty store: %q, next %d; want none, 0", got, next)
+		}
+		for _, in := range []egress.Installation{installation("S1", 'a', 5), installation("S1", 'a', 6), installation("S2", 'b', 1)} {
+			if err := a.RecordInstallation(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, p1 := since(b, 0)
+		if want := []string{"S1 a 5", "S2 b 1"}; !slices.Equal(got, want) { // recorded order, the repeat collapsed
+			t.Fatalf("since 0: %q, want %q", got, want)
+		}
+		if err := b.RecordInstallations(ctx, []egress.Installation{installation("S3", 'c', 0), installation("S1", 'b', 2)}); err != nil {
+			t.Fatal(err)
+		}
+		got, p2 := since(a, p1)
+		if want := []string{"S3 c 0", "S1 b 2"}; !slices.Equal(got, want) || p2 <= p1 {
+			t.Fatalf("since %d: %q (next %d), want %q", p1, got, p2, want)
+		}
+		if got, p3 := since(a, p2); len(got) != 0 || p3 != p2 {
+			t.Fatalf("since %d with nothing new: %q, next %d", p2, got, p3)
+		}
+		// Writers in both processes while a reader follows the chain.
+		var wg sync.WaitGroup
+		for i := range 60 {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			done := s.ExpectInstallation()
+			wg.Go(func() {
+				defer done()
+				if err := s.RecordInstallation(ctx, installation(fmt.Sprintf("C%02d", i), 'd', i)); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		stop := make(chan struct{})
+		seen := map[string]int{}
+		read := func(after int64) {
+			got, _ := since(b, after)
+			for _, s := range got {
+				seen[s]++
+			}
+		}
+		p := p2
+		follow := make(chan int64)
+		go func() {
+			defer close(follow)
+			for {
+				select {
+				case <-stop:
+					follow <- p
+					return
+				default:
+				}
+				got, next, err := b.InstallationsSince(ctx, p)
+				if err != nil {
+					t.Error(err)
+					follow <- p
+					return
+				}
+				for _, in := range got {
+					seen[fmt.Sprintf("%s %s %d", in.Device, in.Version, int(in.Time.Sub(At(0)).Minutes()))]++
+				}
+				p = next
+			}
+		}()
+		wg.Wait()
+		close(stop)
+		read(<-follow)
+		if len(seen) != 60 {
+			t.Fatalf("the chain saw %d installations, want 60", len(seen))
+		}
+		for k, n := range seen {
+			if n != 1 {
+				t.Fatalf("the chain saw %s %d times", k, n)
+			}
+		}
+		all, err := a.Installations(ctx)
+		if err != nil || len(all) != 64 {
+			t.Fatalf("%d installations, %v; want 64", len(all), err)
 		}
 	})
 }
