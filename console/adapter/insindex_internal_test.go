@@ -25,7 +25,7 @@ func TestInsIndexWith(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	var ins []egress.Installation
 	for i := range 40 {
-		ins = append(ins, egress.Installation{Device: fmt.Sprintf("DEV-%d", (i*5)%7), Digest: fmt.Sprintf("sha256:%064d", i%4), Product: "p", Version: fmt.Sprint(i%4),
+		ins = append(ins, egress.Installation{Device: fmt.Sprintf("DEV-%d", (i*5)%7), Digest: fmt.Sprintf("sha256:%064d", i%4), Product: "p", Version: fmt.Sprint(i % 4),
 			Time: t0.Add(time.Duration((i*13)%17) * time.Hour)}) // recorded out of time order; DEV-6 is in no inventory
 	}
 	whole := newInsIndex(inv).with(ins, 40)

@@ -667,7 +667,7 @@ func TestInstallationsNumbered(t *testing.T) {
 	CREATE TABLE installations (device TEXT NOT NULL, digest TEXT NOT NULL, product TEXT NOT NULL, version TEXT NOT NULL, ts INTEGER NOT NULL,
 	  PRIMARY KEY (device, digest, ts));
 	CREATE INDEX installations_device_ts ON installations(device, ts);
-	INSERT INTO installations VALUES ('b', 'sha256:` + strings.Repeat("b", 64) + `', 'pump', '2', ?2), ('a', 'sha256:` + strings.Repeat("a", 64) + `', 'pump', '1', ?1);
+	INSERT INTO installations VALUES ('b', 'sha256:`+strings.Repeat("b", 64)+`', 'pump', '2', ?2), ('a', 'sha256:`+strings.Repeat("a", 64)+`', 'pump', '1', ?1);
 	DELETE FROM schema_migrations WHERE version >= 2;`, t0.UnixNano(), t0.Add(time.Hour).UnixNano()); err != nil {
 		t.Fatal(err)
 	}
