@@ -29,13 +29,13 @@ const (
 
 const (
 	insertEntry = `INSERT INTO entries(idx, leaf, envelope, artifact, device, time, refs) VALUES (?, ?, ?, ?, ?, ?, ?)`
-	insertNode  = `INSERT INTO nodes(level, idx, hash) VALUES (?, ?, ?)`
+	insertNode  = `INSERT INTO nodes(last, level, hash) VALUES (((?2 + 1) << ?1) - 1, ?1, ?3)` // schema.go: keyed by last leaf
 	insertBlob  = `INSERT OR IGNORE INTO blobs(digest, media_type, data) VALUES (?, ?, ?)`
 	entryCols   = `idx, leaf, envelope, artifact, device, time, refs`
 	selectHead  = `SELECT origin, size, root, note FROM checkpoint WHERE id = 1`
 	upsertHead  = `INSERT INTO checkpoint(id, origin, size, root, note) VALUES (1, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET origin = excluded.origin, size = excluded.size, root = excluded.root, note = excluded.note`
-	selectNode = `SELECT hash FROM nodes WHERE level = ? AND idx = ?`
+	selectNode = `SELECT hash FROM nodes WHERE last = ((?2 + 1) << ?1) - 1 AND level = ?1`
 )
 
 // AppendLog implements store.LogAppender: the append goes to

@@ -79,7 +79,7 @@ func TestOpenCreatesPrivateFiles(t *testing.T) {
 		t.Fatalf("files %v, want %v", names, want)
 	}
 	v, err := db.SchemaVersions(t.Context())
-	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 2, "egress.db": 5}) {
+	if err != nil || !reflect.DeepEqual(v, map[string]int{"wardgate.db": 3, "egress.db": 5}) {
 		t.Fatalf("schema versions %v, %v", v, err)
 	}
 }
@@ -200,12 +200,12 @@ func TestNewerSchemaRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = store.Open(t.Context(), dir)
-	want := path + " has schema version 99, newer than this wardgate knows (2): store: schema is newer than this wardgate; upgrade wardgate"
+	want := path + " has schema version 99, newer than this wardgate knows (3): store: schema is newer than this wardgate; upgrade wardgate"
 	if !errors.Is(err, store.ErrNewerSchema) || err.Error() != want {
 		t.Fatalf("err = %v\nwant %s", err, want)
 	}
 	var n int
-	if err := raw.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 3 {
+	if err := raw.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 4 {
 		t.Fatalf("migrations after the refusal: %d, %v", n, err)
 	}
 }
@@ -668,6 +668,8 @@ func TestInstallationsNumbered(t *testing.T) {
 	  PRIMARY KEY (device, digest, ts));
 	CREATE INDEX installations_device_ts ON installations(device, ts);
 	INSERT INTO installations VALUES ('b', 'sha256:`+strings.Repeat("b", 64)+`', 'pump', '2', ?2), ('a', 'sha256:`+strings.Repeat("a", 64)+`', 'pump', '1', ?1);
+	DROP TABLE nodes; -- and the tree nodes as they were (migration 3)
+	CREATE TABLE nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;
 	DELETE FROM schema_migrations WHERE version >= 2;`, t0.UnixNano(), t0.Add(time.Hour).UnixNano()); err != nil {
 		t.Fatal(err)
 	}
@@ -690,5 +692,56 @@ func TestInstallationsNumbered(t *testing.T) {
 	all, err := db.Installations(ctx)
 	if err != nil || names(all) != "cab" {
 		t.Fatalf("in time order: %q, %v; want cab", names(all), err)
+	}
+}
+
+// A wardgate.db of schema 2 (tree nodes keyed by level, then index) is
+// migrated: each node is read back by its id as before, and the nodes are
+// stored in the order of the leaf they end at.
+func TestLogNodesRekeyed(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir).Close()
+	raw, err := sql.Open("sqlite", filepath.Join(dir, "wardgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var ids []store.NodeID
+	ins := `DROP TABLE nodes;
+	CREATE TABLE nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;
+	DELETE FROM schema_migrations WHERE version >= 3;`
+	for level := range 4 {
+		for idx := range 16 >> level {
+			ids = append(ids, store.NodeID{Level: uint(level), Index: uint64(idx)})
+			ins += fmt.Sprintf("INSERT INTO nodes VALUES (%d, %d, CAST('%d/%d' AS BLOB));", level, idx, level, idx)
+		}
+	}
+	if _, err := raw.Exec(ins); err != nil {
+		t.Fatal(err)
+	}
+	db := open(t, dir)
+	got, err := db.LogNodes(t.Context(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		if want := fmt.Sprintf("%d/%d", id.Level, id.Index); string(got[i]) != want {
+			t.Fatalf("node %+v: %q, want %q", id, got[i], want)
+		}
+	}
+	var order []string
+	rows, err := raw.Query(`SELECT hash FROM nodes WHERE last >= 14`) // in key order
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		order = append(order, string(h))
+	}
+	if want := []string{"0/14", "0/15", "1/7", "2/3", "3/1"}; !slices.Equal(order, want) {
+		t.Fatalf("nodes ending at leaves 14 and 15 stored as %q, want %q", order, want)
 	}
 }
