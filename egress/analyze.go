@@ -187,6 +187,19 @@ const maxBeaconTimes = 4096
 
 // NewAnalyzer prepares the detections for a fleet.
 func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer, error) {
+	a, err := newAnalyzer(inv, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.index(installs); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// newAnalyzer is NewAnalyzer without the indexes of the inventory and the
+// installations (index, shareIndex).
+func newAnalyzer(inv *Inventory, cfg Config) (*Analyzer, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -197,6 +210,26 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 		contacts: map[contactKey]*contact{}, exfil: map[exfilKey]*agg{}, exfilDst: map[exfilKey]string{},
 		segv: map[segKey]*contact{}, outside: map[outsideKey]*contact{}, hours: map[string][]int64{},
 		lastSeen: map[string]time.Time{}, pending: NewGrouper(), dests: map[string]string{}}
+	for name, p := range cfg.Classes {
+		a.allowed[name], _ = NewMatcher(p.AllowedDestinations)
+	}
+	for _, m := range cfg.Manifests {
+		a.manif[m.Digest], _ = NewMatcher(m.Destinations)
+	}
+	for name, ps := range cfg.Segments {
+		for _, p := range ps {
+			a.segs = append(a.segs, segPrefix{name, p.Masked()})
+		}
+	}
+	slices.SortFunc(a.segs, func(x, y segPrefix) int { return cmp.Compare(y.p.Bits(), x.p.Bits()) }) // longest first
+	return a, nil
+}
+
+// index builds the indexes of the inventory and the installations. They
+// are never changed afterwards: an analyzer of the same inventory,
+// installations and configuration may share them (Live).
+func (a *Analyzer) index(installs []Installation) error {
+	inv := a.inv
 	for _, d := range inv.Devices {
 		a.classDevices[d.Class] = append(a.classDevices[d.Class], d.Name)
 	}
@@ -205,7 +238,7 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 	}
 	for _, in := range installs {
 		if err := in.Validate(); err != nil {
-			return nil, fmt.Errorf("installation of %s: %w", in.Digest, err)
+			return fmt.Errorf("installation of %s: %w", in.Digest, err)
 		}
 		k := lower(in.Device)
 		a.installs[k] = append(a.installs[k], in)
@@ -223,22 +256,16 @@ func NewAnalyzer(inv *Inventory, installs []Installation, cfg Config) (*Analyzer
 	for _, l := range a.classUpdates {
 		slices.Sort(l)
 	}
-	if !cfg.Baseline.End.IsZero() {
-		a.baseEnd = cfg.Baseline.End
+	if !a.cfg.Baseline.End.IsZero() {
+		a.baseEnd = a.cfg.Baseline.End
 	}
-	for name, p := range cfg.Classes {
-		a.allowed[name], _ = NewMatcher(p.AllowedDestinations)
-	}
-	for _, m := range cfg.Manifests {
-		a.manif[m.Digest], _ = NewMatcher(m.Destinations)
-	}
-	for name, ps := range cfg.Segments {
-		for _, p := range ps {
-			a.segs = append(a.segs, segPrefix{name, p.Masked()})
-		}
-	}
-	slices.SortFunc(a.segs, func(x, y segPrefix) int { return cmp.Compare(y.p.Bits(), x.p.Bits()) }) // longest first
-	return a, nil
+	return nil
+}
+
+// shareIndex makes a use old's indexes of the inventory and the
+// installations, built from the same ones with the same configuration.
+func (a *Analyzer) shareIndex(old *Analyzer) {
+	a.classDevices, a.installs, a.byDigest, a.classUpdates, a.baseEnd = old.classDevices, old.installs, old.byDigest, old.classUpdates, old.baseEnd
 }
 
 func lower(s string) string { return strings.ToLower(s) }

@@ -287,6 +287,11 @@ type Live struct {
 	cfg      Config
 	ins      []Installation
 	devFirst map[string]int64 // device -> the latest first connection of its groups
+	// The installations read, when the store is an InstallationLog: those
+	// recorded up to insNext in insFrom, in Installations' order.
+	insFrom LiveStore
+	insHeld []Installation
+	insNext int64
 }
 
 // NewLive returns a Live with no group read yet.
@@ -334,12 +339,20 @@ func (l *Live) Analyze(ctx context.Context, s LiveStore, inv *Inventory, cfg Con
 		return Report{}, err
 	}
 	l.last = max(l.last, last)
-	ins, err := s.Installations(ctx)
+	ins, err := l.installations(ctx, s)
 	if err != nil {
 		l.a = nil
 		return Report{}, err
 	}
-	a, err := NewAnalyzer(inv, ins, cfg)
+	var a *Analyzer
+	if l.a != nil && inv == l.inv && sameSlice(ins, l.ins) && reflect.DeepEqual(cfg, l.cfg) {
+		// Nothing the indexes are built from changed: share them.
+		if a, err = newAnalyzer(inv, cfg); err == nil {
+			a.shareIndex(l.a)
+		}
+	} else {
+		a, err = NewAnalyzer(inv, ins, cfg)
+	}
 	if err != nil {
 		l.a = nil
 		return Report{}, err
@@ -361,10 +374,13 @@ func (l *Live) Analyze(ctx context.Context, s LiveStore, inv *Inventory, cfg Con
 	}
 	if rebuild {
 		l.rebuilds++
-		if a, err = NewAnalyzer(inv, ins, cfg); err != nil {
+		fresh, err := newAnalyzer(inv, cfg)
+		if err != nil {
 			l.a = nil
 			return Report{}, err
 		}
+		fresh.shareIndex(a) // built from ins, inv and cfg above
+		a = fresh
 		for _, g := range l.groups {
 			a.apply(g)
 		}
@@ -381,7 +397,7 @@ func (l *Live) sameJudgement(a *Analyzer, ins []Installation) bool {
 	if !a.baseEnd.Equal(l.a.baseEnd) {
 		return false
 	}
-	if slices.EqualFunc(ins, l.ins, sameInstallation) {
+	if sameSlice(ins, l.ins) || slices.EqualFunc(ins, l.ins, sameInstallation) {
 		return true
 	}
 	for dev, now := range a.installs {
@@ -401,6 +417,54 @@ func (l *Live) sameJudgement(a *Analyzer, ins []Installation) bool {
 		}
 	}
 	return true
+}
+
+// installations returns every installation in Installations' order (time,
+// device, digest). From an InstallationLog it reads only those recorded
+// since the last call and merges them into the ones held: the same slice
+// as before when none are new.
+func (l *Live) installations(ctx context.Context, s LiveStore) ([]Installation, error) {
+	lg, ok := s.(InstallationLog)
+	if !ok {
+		return s.Installations(ctx)
+	}
+	if l.insFrom != s {
+		l.insFrom, l.insHeld, l.insNext = nil, nil, 0
+	}
+	got, next, err := lg.InstallationsSince(ctx, l.insNext)
+	if err != nil {
+		return nil, err
+	}
+	if len(got) == 0 && l.insFrom != nil {
+		return l.insHeld, nil
+	}
+	slices.SortFunc(got, installationOrder)
+	merged := make([]Installation, 0, len(l.insHeld)+len(got))
+	i, j := 0, 0
+	for i < len(l.insHeld) && j < len(got) {
+		if installationOrder(got[j], l.insHeld[i]) < 0 {
+			merged = append(merged, got[j])
+			j++
+		} else {
+			merged = append(merged, l.insHeld[i])
+			i++
+		}
+	}
+	merged = append(append(merged, l.insHeld[i:]...), got[j:]...)
+	l.insFrom, l.insHeld, l.insNext = s, merged, next
+	return merged, nil
+}
+
+// installationOrder is Installations' order: time, device, digest (a
+// store's ORDER BY ts, device, digest in bytewise collation).
+func installationOrder(x, y Installation) int {
+	return cmp.Or(x.Time.Compare(y.Time), strings.Compare(x.Device, y.Device), strings.Compare(x.Digest, y.Digest))
+}
+
+// sameSlice reports whether x and y are the same slice (one read of the
+// installations, held).
+func sameSlice(x, y []Installation) bool {
+	return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
 }
 
 func sameInstallation(x, y Installation) bool {
