@@ -148,8 +148,19 @@ func TestReplicaPipelines(t *testing.T) {
 	raw, _ := json.Marshal(moved)
 	exec(`UPDATE evaluations SET record = $1 WHERE digest = $2`, raw, digest)
 	time.Sleep(3 * gate.DefaultReplicaBound / 2)
-	if got := recordedAt(b1); !got.Equal(first) {
-		t.Fatalf("B, following, reread the store (%s): the test cannot tell the fail-safe from the cache", got)
+	st0, _ := b1.ReplicaStats()
+	fresh := b1.Fresh()
+	got := recordedAt(b1)
+	st1, _ := b1.ReplicaStats()
+	switch {
+	case got.Equal(first):
+	case fresh && st1.Resets == st0.Resets && st1.Lag <= st1.Bound:
+		t.Fatalf("B, following and within its bound (lag %s), reread the store (%s)", st1.Lag, got)
+	default:
+		// A loaded machine held B's syncs past its bound, or its feed
+		// reconnected: the reread is the fail-safe, right, and the cache
+		// cannot be told from it this run.
+		t.Logf("B was past its bound or reconnected (fresh %v, lag %s, resets %d -> %d): it read the store, as it must", fresh, st1.Lag, st0.Resets, st1.Resets)
 	}
 	if got := recordedAt(lagging); !got.Equal(moved.RecordedAt) {
 		t.Fatalf("the lagging replica answered from its cache (%s), not the store (%s)", got, moved.RecordedAt)
