@@ -275,8 +275,14 @@ func (a *Data) snapshot(ctx context.Context) (*snapshot, error) {
 		insx = newInsIndex(inv)
 	}
 	ins, next, err := a.d.Fleet.InstallationsSince(ctx, insx.next)
-	if err != nil {
+	switch {
+	case err != nil && insx != a.insx:
 		return nil, fmt.Errorf("installations: %w", err)
+	case err != nil:
+		// The store did not answer (a PostgreSQL restart): the pages go on
+		// with the installations an earlier page read, as with the last
+		// analysis, and read the new ones when it answers again.
+		ins, next = nil, insx.next
 	}
 	if len(ins) > 0 || insx != a.insx {
 		insx = insx.with(ins, next)

@@ -3,16 +3,19 @@ package adapter_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"net/netip"
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/wardgate/wardgate/console"
 	"github.com/wardgate/wardgate/console/adapter"
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/sqlite"
 )
 
@@ -291,5 +294,47 @@ func TestAdapterInstallationsReadAgain(t *testing.T) {
 	}
 	if c := current(); c != back.Digest {
 		t.Errorf("after the analysis, PUMP-01 runs %s, not %s", c, back.Digest)
+	}
+}
+
+// failingFleet is the egress store with installation reads that fail
+// while fail is set.
+type failingFleet struct {
+	*sqlite.DB
+	fail atomic.Bool
+}
+
+func (f *failingFleet) InstallationsSince(ctx context.Context, after int64) ([]egress.Installation, int64, error) {
+	if f.fail.Load() {
+		return nil, 0, store.ErrUnavailable
+	}
+	return f.DB.InstallationsSince(ctx, after)
+}
+
+// When the store does not answer, the pages go on with the installations
+// an earlier page read; with none read yet, the page fails and says why.
+func TestAdapterInstallationsUnreadable(t *testing.T) {
+	e := newStory(t)
+	ctx := t.Context()
+	f := &failingFleet{DB: e.db}
+	deps := e.deps
+	deps.Fleet = f
+	d, err := adapter.New(deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.fail.Store(true)
+	if _, err := d.Device(ctx, "HOSP-IOT-PUMP-01"); !errors.Is(err, store.ErrUnavailable) || !strings.HasPrefix(err.Error(), "installations: ") {
+		t.Fatalf("no installations read yet, store down: %v", err)
+	}
+	f.fail.Store(false)
+	dev, err := d.Device(ctx, "HOSP-IOT-PUMP-01")
+	if err != nil || dev.Device.Current.Digest != compromised {
+		t.Fatalf("store up: %+v %v", dev.Device.Current, err)
+	}
+	f.fail.Store(true)
+	dev, err = d.Device(ctx, "HOSP-IOT-PUMP-01")
+	if err != nil || dev.Device.Current.Digest != compromised {
+		t.Fatalf("store down again, installations held: %+v %v", dev.Device.Current, err)
 	}
 }
