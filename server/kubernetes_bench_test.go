@@ -1,8 +1,12 @@
 package server
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,8 +67,48 @@ func BenchmarkKubernetesValidate(b *testing.B) {
 			// the registry) per review: unlike ns/op it hardly depends on
 			// the machine's load.
 			b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			// The pages each review's commit wrote to wardgate.db's
+			// write-ahead log (its current generation: the commits since
+			// the last checkpoint that restarted it).
+			commits, frames, err := walFrames(filepath.Join(ke.dir, "wardgate.db-wal"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if commits > 0 {
+				b.ReportMetric(float64(frames)/float64(commits), "wal-pages/commit")
+			}
 		})
 	}
+}
+
+// walFrames counts the commits and frames (pages) of a SQLite
+// write-ahead log's current generation: the frames after its header whose
+// salts are the header's, each commit ending at a frame that gives the
+// database's size.
+func walFrames(path string) (commits, frames int, err error) {
+	wal, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(wal) < 32 {
+		return 0, 0, fmt.Errorf("%s: %d bytes, shorter than a WAL header", path, len(wal))
+	}
+	page := int(binary.BigEndian.Uint32(wal[8:12]))
+	salt := wal[16:24]
+	pending := 0
+	for off := 32; off+24+page <= len(wal); off += 24 + page {
+		h := wal[off : off+24]
+		if string(h[8:16]) != string(salt) {
+			break // a frame of an earlier generation
+		}
+		pending++
+		if binary.BigEndian.Uint32(h[4:8]) != 0 { // a commit's last frame
+			commits++
+			frames += pending
+			pending = 0
+		}
+	}
+	return commits, frames, nil
 }
 
 // newKubeEnvB is newKubeEnv for a benchmark (the rate limit out of the
