@@ -104,6 +104,11 @@ func New(d Deps) (*Data, error) {
 	return &Data{d: d, groups: newGroupIndex()}, nil
 }
 
+// installationsBudget bounds a page's read of the new installations,
+// which it makes holding the adapter's lock: a store that hangs holds up
+// the pages for this long, then they go on with the installations held.
+var installationsBudget = 2 * time.Second
+
 // snapKey tells one analysis from the next (the report's own slices: the
 // risk cache returns the same report until an analysis completes), and a
 // reload of the inventory or configuration.
@@ -274,14 +279,17 @@ func (a *Data) snapshot(ctx context.Context) (*snapshot, error) {
 	if insx == nil || insx.forInv != inv {
 		insx = newInsIndex(inv)
 	}
-	ins, next, err := a.d.Fleet.InstallationsSince(ctx, insx.next)
+	rctx, cancel := context.WithTimeout(ctx, installationsBudget)
+	ins, next, err := a.d.Fleet.InstallationsSince(rctx, insx.next)
+	cancel()
 	switch {
 	case err != nil && insx != a.insx:
 		return nil, fmt.Errorf("installations: %w", err)
 	case err != nil:
-		// The store did not answer (a PostgreSQL restart): the pages go on
-		// with the installations an earlier page read, as with the last
-		// analysis, and read the new ones when it answers again.
+		// The store did not answer, or not within the budget (a PostgreSQL
+		// restart, a hung connection): the pages go on with the
+		// installations an earlier page read, as with the last analysis,
+		// and read the new ones when it answers again.
 		ins, next = nil, insx.next
 	}
 	if len(ins) > 0 || insx != a.insx {

@@ -298,13 +298,17 @@ func TestAdapterInstallationsReadAgain(t *testing.T) {
 }
 
 // failingFleet is the egress store with installation reads that fail
-// while fail is set.
+// while fail is set, and hang until their context ends while hang is.
 type failingFleet struct {
 	*sqlite.DB
-	fail atomic.Bool
+	fail, hang atomic.Bool
 }
 
 func (f *failingFleet) InstallationsSince(ctx context.Context, after int64) ([]egress.Installation, int64, error) {
+	if f.hang.Load() {
+		<-ctx.Done()
+		return nil, 0, ctx.Err()
+	}
 	if f.fail.Load() {
 		return nil, 0, store.ErrUnavailable
 	}
@@ -336,5 +340,13 @@ func TestAdapterInstallationsUnreadable(t *testing.T) {
 	dev, err = d.Device(ctx, "HOSP-IOT-PUMP-01")
 	if err != nil || dev.Device.Current.Digest != compromised {
 		t.Fatalf("store down again, installations held: %+v %v", dev.Device.Current, err)
+	}
+	// A store that hangs holds a page up for the budget, not longer.
+	defer adapter.SetInstallationsBudget(200 * time.Millisecond)()
+	f.hang.Store(true)
+	start := time.Now()
+	dev, err = d.Device(ctx, "HOSP-IOT-PUMP-01")
+	if took := time.Since(start); err != nil || dev.Device.Current.Digest != compromised || took < 200*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("store hanging: %+v %v after %s; want the installations held after the 200 ms budget", dev.Device.Current, err, took)
 	}
 }
