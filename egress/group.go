@@ -345,7 +345,8 @@ func (l *Live) Analyze(ctx context.Context, s LiveStore, inv *Inventory, cfg Con
 		return Report{}, err
 	}
 	var a *Analyzer
-	if l.a != nil && inv == l.inv && sameSlice(ins, l.ins) && reflect.DeepEqual(cfg, l.cfg) {
+	same := l.a != nil && inv == l.inv && reflect.DeepEqual(cfg, l.cfg) // what the aggregates were built with
+	if same && sameSlice(ins, l.ins) {
 		// Nothing the indexes are built from changed: share them.
 		if a, err = newAnalyzer(inv, cfg); err == nil {
 			a.shareIndex(l.a)
@@ -357,7 +358,7 @@ func (l *Live) Analyze(ctx context.Context, s LiveStore, inv *Inventory, cfg Con
 		l.a = nil
 		return Report{}, err
 	}
-	rebuild := l.a == nil || inv != l.inv || !reflect.DeepEqual(cfg, l.cfg) || !l.sameJudgement(a, ins)
+	rebuild := !same || !l.sameJudgement(a, ins)
 	if !rebuild {
 		a.adopt(l.a)
 		for _, c := range changes {
@@ -438,11 +439,11 @@ func (l *Live) installations(ctx context.Context, s LiveStore) ([]Installation, 
 	if len(got) == 0 && l.insFrom != nil {
 		return l.insHeld, nil
 	}
-	slices.SortFunc(got, installationOrder)
+	slices.SortFunc(got, CompareInstallations)
 	merged := make([]Installation, 0, len(l.insHeld)+len(got))
 	i, j := 0, 0
 	for i < len(l.insHeld) && j < len(got) {
-		if installationOrder(got[j], l.insHeld[i]) < 0 {
+		if CompareInstallations(got[j], l.insHeld[i]) < 0 {
 			merged = append(merged, got[j])
 			j++
 		} else {
@@ -455,9 +456,9 @@ func (l *Live) installations(ctx context.Context, s LiveStore) ([]Installation, 
 	return merged, nil
 }
 
-// installationOrder is Installations' order: time, device, digest (a
+// CompareInstallations is Installations' order: time, device, digest (a
 // store's ORDER BY ts, device, digest in bytewise collation).
-func installationOrder(x, y Installation) int {
+func CompareInstallations(x, y Installation) int {
 	return cmp.Or(x.Time.Compare(y.Time), strings.Compare(x.Device, y.Device), strings.Compare(x.Digest, y.Digest))
 }
 

@@ -23,7 +23,7 @@ func (s *insLog) RecordInstallation(ctx context.Context, in Installation) error 
 
 func (s *insLog) Installations(ctx context.Context) ([]Installation, error) {
 	out := slices.Clone(s.rec)
-	slices.SortFunc(out, installationOrder)
+	slices.SortFunc(out, CompareInstallations)
 	return out, nil
 }
 

@@ -183,7 +183,7 @@ func newInvIndex(inv *egress.Inventory) *invIndex {
 type insIndex struct {
 	forInv    *egress.Inventory
 	next      int64                            // the InstallationsSince point of what it holds
-	byDevice  map[string][]egress.Installation // lower-case name -> (time, device, digest) order
+	byDevice  map[string][]egress.Installation // lower-case name -> egress.CompareInstallations order
 	firstSeen map[string]map[string]time.Time  // digest -> device -> first install
 	classes   map[string][]string              // digest -> installer classes, sorted
 	baseEnd   time.Time                        // first installation of all
@@ -235,9 +235,7 @@ func (x *insIndex) with(ins []egress.Installation, next int64) *insIndex {
 		}
 	}
 	for k := range devs {
-		slices.SortFunc(c.byDevice[k], func(x, y egress.Installation) int {
-			return cmp.Or(x.Time.Compare(y.Time), strings.Compare(x.Device, y.Device), strings.Compare(x.Digest, y.Digest))
-		})
+		slices.SortFunc(c.byDevice[k], egress.CompareInstallations)
 	}
 	return &c
 }
