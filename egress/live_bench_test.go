@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/internal/proccpu"
 )
 
 // benchLiveStore is a LiveStore in memory that knows the groups each
@@ -127,13 +128,13 @@ func BenchmarkLiveAnalyze(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
 		s.ingest(next(batch))
-		c0 := cpuTime(b)
+		c0 := proccpu.Time()
 		b.StartTimer()
 		if _, err := live.Analyze(b.Context(), s, fleet, cfg); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		cpu += cpuTime(b) - c0
+		cpu += proccpu.Time() - c0
 		b.StartTimer()
 	}
 	b.StopTimer()

@@ -9,6 +9,7 @@ import (
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/internal/proccpu"
 )
 
 // BenchmarkRolloutAdmission is one admission of a device the rollout
@@ -64,9 +65,9 @@ func BenchmarkRolloutAdmission(b *testing.B) {
 	var cpu time.Duration
 	n := 0
 	for b.Loop() {
-		c0 := cpuTime(b)
+		c0 := proccpu.Time()
 		check()
-		cpu += cpuTime(b) - c0
+		cpu += proccpu.Time() - c0
 		n++
 	}
 	// The process's user+system CPU time per admission: the machine is

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/wardgate/wardgate/evidence"
+	"github.com/wardgate/wardgate/internal/proccpu"
 	"github.com/wardgate/wardgate/policy"
 )
 
@@ -58,7 +59,7 @@ func BenchmarkEvaluateNoopRules(b *testing.B) {
 // must allow.
 func benchEvaluate(b *testing.B, e *policy.Engine, ev evidence.Evidence) {
 	b.ReportAllocs()
-	cpu0 := cpuTime()
+	cpu0 := proccpu.Time()
 	for b.Loop() {
 		d, err := e.Evaluate(b.Context(), ev)
 		if err != nil {
@@ -69,7 +70,7 @@ func benchEvaluate(b *testing.B, e *policy.Engine, ev evidence.Evidence) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
-	if cpu := cpuTime() - cpu0; cpu > 0 {
+	if cpu := proccpu.Time() - cpu0; cpu > 0 {
 		b.ReportMetric(float64(b.N)/cpu.Seconds(), "cpu-decisions/s")
 	}
 }

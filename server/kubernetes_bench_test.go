@@ -12,6 +12,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 
+	"github.com/wardgate/wardgate/internal/proccpu"
 	"github.com/wardgate/wardgate/kube"
 )
 
@@ -59,14 +60,14 @@ func BenchmarkKubernetesValidate(b *testing.B) {
 			send(imgs[0])
 			send(imgs[1])
 			b.ReportAllocs()
-			cpu0 := cpuTime(b)
+			cpu0 := proccpu.Time()
 			for b.Loop() {
 				send(imgs...)
 			}
 			// The process's CPU time (user+sys: the server, the client and
 			// the registry) per review: unlike ns/op it hardly depends on
 			// the machine's load.
-			b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64((proccpu.Time()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 			// The pages each review's commit wrote to wardgate.db's
 			// write-ahead log (its current generation: the commits since
 			// the last checkpoint that restarted it).

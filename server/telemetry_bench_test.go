@@ -13,11 +13,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wardgate/wardgate/egress"
+	"github.com/wardgate/wardgate/internal/proccpu"
 )
 
 // The telemetry benchmarks' load: a hospital group's sensors posting
@@ -154,7 +154,7 @@ func benchTelemetryHTTP(b *testing.B, wholeHistory bool) {
 			batches <- g.batch(loadBatch)
 		}
 		close(batches)
-		c0 := cpuTime(b)
+		c0 := proccpu.Time()
 		b.StartTimer()
 		var wg sync.WaitGroup
 		for range 4 {
@@ -167,7 +167,7 @@ func benchTelemetryHTTP(b *testing.B, wholeHistory bool) {
 		wg.Wait()
 		events += 8 * loadBatch
 		b.StopTimer()
-		cpu += cpuTime(b) - c0
+		cpu += proccpu.Time() - c0
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -193,15 +193,6 @@ func benchTelemetryHTTP(b *testing.B, wholeHistory bool) {
 	}
 	b.ReportMetric(float64(groups), "groups")
 	b.ReportMetric(float64(events), "events")
-}
-
-// cpuTime is the process's user+sys time so far.
-func cpuTime(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkQuarantineUnderLoad: the time from a compromising batch posted

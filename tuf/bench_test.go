@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardgate/wardgate/internal/proccpu"
 	"github.com/wardgate/wardgate/tuf"
 )
 
@@ -35,13 +36,13 @@ func BenchmarkLookup(b *testing.B) {
 		}
 	}
 	cpu := func(b *testing.B, start time.Duration) {
-		if c := cpuTime(); c > 0 {
+		if c := proccpu.Time(); c > 0 {
 			b.ReportMetric(float64(c-start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 		}
 	}
 	b.Run("fresh", func(b *testing.B) {
 		b.ReportAllocs()
-		start := cpuTime()
+		start := proccpu.Time()
 		for b.Loop() {
 			c, err := tuf.NewClient("medimaging", root, tuf.NewMemState())
 			if err != nil {
@@ -58,7 +59,7 @@ func BenchmarkLookup(b *testing.B) {
 		}
 		lookup(b, c)
 		b.ReportAllocs()
-		start := cpuTime()
+		start := proccpu.Time()
 		for b.Loop() {
 			lookup(b, c)
 		}

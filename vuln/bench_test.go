@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardgate/wardgate/internal/proccpu"
 	"github.com/wardgate/wardgate/vuln"
 )
 
@@ -107,7 +108,7 @@ func BenchmarkMatch2000(b *testing.B) {
 	b.ReportMetric(float64(len(res.Matches)), "matches")
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := proccpu.Time()
 	for b.Loop() {
 		if _, err := db.Match(b.Context(), comps); err != nil {
 			b.Fatal(err)
@@ -115,7 +116,7 @@ func BenchmarkMatch2000(b *testing.B) {
 	}
 	// CPU time (all threads, the garbage collector's too) tells the cost
 	// apart from waiting on a busy machine.
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(proccpu.Time()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkOpen is the cold part: loading the imported database.
@@ -127,13 +128,13 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := proccpu.Time()
 	for b.Loop() {
 		if _, err := vuln.Open(state); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(proccpu.Time()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // TestWriteBenchData writes the benchmark's export (DIR/all.zip) and a
