@@ -329,17 +329,28 @@ func legacyEvents(t *testing.T, dir string, since int, evs []egress.Event) {
 
 func ingestAll(t *testing.T, db *sqlite.DB, digest string, evs []egress.Event) {
 	t.Helper()
-	added, err := db.Ingest(t.Context(), egress.Source{Name: digest, Digest: digest}, func(add func(*egress.Event) error) error {
-		for i := range evs {
-			if err := add(&evs[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil || !added {
-		t.Fatalf("ingest %s: %v, %v", digest, added, err)
+	storetest.IngestAll(t, db, digest, evs)
+}
+
+// storedGroups reads every group of db in key order, and the last batch.
+func storedGroups(t *testing.T, db *sqlite.DB) ([]egress.Group, int64) {
+	t.Helper()
+	var got []egress.Group
+	last, err := db.Groups(t.Context(), 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil })
+	if err != nil {
+		t.Fatal(err)
 	}
+	slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
+	return got, last
+}
+
+// grouped is what gr holds, in key order (Grouper.Groups).
+func grouped(gr *egress.Grouper) []egress.Group {
+	var want []egress.Group
+	for _, g := range gr.Groups() {
+		want = append(want, *g)
+	}
+	return want
 }
 
 func allEvents(t *testing.T, db *sqlite.DB) []egress.Event {
@@ -356,7 +367,6 @@ func allEvents(t *testing.T, db *sqlite.DB) []egress.Event {
 // once.
 func TestGroupsBackfilled(t *testing.T) {
 	dir := t.TempDir()
-	ctx := t.Context()
 	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 	evs := []egress.Event{
 		{Time: t0, DeviceName: "A", ActionType: egress.ActionConnectionSuccess, RemoteIP: netip.MustParseAddr("52.1.1.1"), RemoteURL: "x.example.com", RemoteIPType: "Public", SentBytes: 5},
@@ -378,16 +388,8 @@ func TestGroupsBackfilled(t *testing.T) {
 	}
 	for range 2 { // grouped on the first open, left alone on the second
 		db := open(t, dir)
-		var got []egress.Group
-		last, err := db.Groups(ctx, 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
-		var want []egress.Group
-		for _, g := range gr.Groups() {
-			want = append(want, *g)
-		}
+		got, last := storedGroups(t, db)
+		want := grouped(gr)
 		if last != 1 || !reflect.DeepEqual(got, want) {
 			t.Fatalf("last batch %d, groups\n%+v\nwant\n%+v", last, got, want)
 		}
@@ -548,15 +550,8 @@ func TestGroupsTwoWriters(t *testing.T) {
 		ingestAll(t, dbs[i%2], fmt.Sprint("sha256:", i), evs)
 	}
 	for _, db := range dbs {
-		var got []egress.Group
-		if _, err := db.Groups(t.Context(), 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil }); err != nil {
-			t.Fatal(err)
-		}
-		slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
-		var want []egress.Group
-		for _, g := range gr.Groups() {
-			want = append(want, *g)
-		}
+		got, _ := storedGroups(t, db)
+		want := grouped(gr)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("groups after two writers took turns\n%+v\nwant\n%+v", got, want)
 		}
@@ -588,15 +583,8 @@ func TestGroupCacheEvicts(t *testing.T) {
 		}
 		ingestAll(t, db, fmt.Sprint("sha256:", b), evs)
 	}
-	var got []egress.Group
-	if _, err := db.Groups(t.Context(), 0, func(g *egress.Group) error { got = append(got, *g.Clone()); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	slices.SortFunc(got, func(x, y egress.Group) int { return egress.CompareGroupKeys(x.GroupKey, y.GroupKey) })
-	var want []egress.Group
-	for _, g := range gr.Groups() {
-		want = append(want, *g)
-	}
+	got, _ := storedGroups(t, db)
+	want := grouped(gr)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("groups with a small cache\n%+v\nwant\n%+v", got, want)
 	}

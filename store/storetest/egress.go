@@ -75,17 +75,7 @@ func runEventOrder(t *testing.T, loc Location) {
 	var all []egress.Event
 	ingest := func(digest string, evs []egress.Event) {
 		t.Helper()
-		added, err := s.Ingest(ctx, egress.Source{Name: digest, Digest: digest}, func(add func(*egress.Event) error) error {
-			for i := range evs {
-				if err := add(&evs[i]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil || !added {
-			t.Fatalf("ingest %s: %v, %v", digest, added, err)
-		}
+		IngestAll(t, s, digest, evs)
 		all = append(all, evs...)
 	}
 	// Out of order, with ties, more events than one block holds

@@ -13,11 +13,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/store"
 )
 
 // Digest returns a valid digest made of one repeated hex character.
 func Digest(c byte) string { return "sha256:" + strings.Repeat(string(c), 64) }
+
+// IngestAll ingests evs as one batch named digest, which must be new.
+func IngestAll(t testing.TB, s egress.EventStore, digest string, evs []egress.Event) {
+	t.Helper()
+	added, err := s.Ingest(t.Context(), egress.Source{Name: digest, Digest: digest}, func(add func(*egress.Event) error) error {
+		for i := range evs {
+			if err := add(&evs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || !added {
+		t.Fatalf("ingest %s: %v, %v", digest, added, err)
+	}
+}
 
 // At returns 2026-11-28T12:00:00Z plus the given minutes.
 func At(minutes int) time.Time {
