@@ -70,7 +70,7 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 			return err
 		}
 		for _, b := range blocks {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO event_blocks(batch, events, first, last, data) VALUES (?,?,?,?,?)`, batch, b.events, b.first, b.last, b.data); err != nil {
+			if _, err := tx.ExecContext(ctx, insertBlock, batch, b.events, b.first, b.last, b.data); err != nil {
 				return err
 			}
 		}
@@ -93,6 +93,8 @@ func (db *DB) Ingest(ctx context.Context, src egress.Source, scan func(add func(
 	return added, nil
 }
 
+const insertBlock = `INSERT INTO event_blocks(batch, events, first, last, data) VALUES (?,?,?,?,?)`
+
 // blockWriter stores a batch's events in event_blocks, a block each time
 // one is full and the rest at Flush.
 type blockWriter struct {
@@ -101,7 +103,7 @@ type blockWriter struct {
 }
 
 func newBlockWriter(ctx context.Context, tx *sql.Tx, batch int64) (*blockWriter, error) {
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO event_blocks(batch, events, first, last, data) VALUES (?,?,?,?,?)`)
+	ins, err := tx.PrepareContext(ctx, insertBlock)
 	if err != nil {
 		return nil, err
 	}
