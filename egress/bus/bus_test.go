@@ -105,21 +105,34 @@ func (r *rig) storedEvents() int64 {
 	return n
 }
 
-// settled waits until the durable consumer has nothing pending or
-// unacknowledged.
-func settled(t testing.TB, c *bus.Consumer) {
+// settled waits until the durable consumer has settled every message the
+// stream held when it was called: nothing pending or unacknowledged, and
+// the acknowledgement floor at the stream's last message. The floor is what
+// makes the wait sound for a message published just before: the server
+// counts it as pending only once its delivery loop has seen it, so
+// "nothing pending" alone can hold before the consumer ever got it.
+func settled(t testing.TB, js jetstream.JetStream, c *bus.Consumer) {
 	t.Helper()
+	ci, err := c.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), ci.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := st.CachedInfo().State.LastSeq
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		ci, err := c.Info(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ci.NumPending == 0 && ci.NumAckPending == 0 {
+		if ci.NumPending == 0 && ci.NumAckPending == 0 && ci.AckFloor.Stream >= last {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("consumer not settled: %d pending, %d unacknowledged", ci.NumPending, ci.NumAckPending)
+			t.Fatalf("consumer not settled: %d pending, %d unacknowledged, acknowledged up to %d of %d", ci.NumPending, ci.NumAckPending, ci.AckFloor.Stream, last)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -210,7 +223,7 @@ func TestCrashBeforeAck(t *testing.T) {
 	_, js2 := r.connect()
 	c2 := r.consumer(js2)
 	stop2 := run(c2)
-	settled(t, c2)
+	settled(t, js2, c2)
 	if err := stop2(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -248,7 +261,7 @@ func TestDeadLetters(t *testing.T) {
 	}
 	r.publish(js, bus.Subject(egress.FormatDefenderJSON), bs[0])
 	stop := run(c)
-	settled(t, c)
+	settled(t, js, c)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +328,7 @@ func TestTransientFailureRetried(t *testing.T) {
 	}
 	r.fail = nil
 	stop = run(c)
-	settled(t, c)
+	settled(t, js, c)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ func TestSmokeExternalNATS(t *testing.T) {
 	c := r.consumer(js, bus.WithStreams(stream, dead), bus.WithDurable("smoke"))
 	r.publish(js, bus.Subject(egress.FormatDefenderJSON), bs[0])
 	stop := run(c)
-	settled(t, c)
+	settled(t, js, c)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

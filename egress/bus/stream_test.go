@@ -43,7 +43,7 @@ func TestExistingStreamLeftUnchanged(t *testing.T) {
 	stop := run(c)
 	bodies, want := batches(t, r.inv, 1, 20)
 	r.publish(js, bus.Subject(egress.FormatDefenderJSON), bodies[0])
-	settled(t, c)
+	settled(t, js, c)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
