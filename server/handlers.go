@@ -1158,5 +1158,8 @@ func (s *Server) getMetrics(w http.ResponseWriter, r *http.Request) error {
 			writeReplicaMetrics(w, rs)
 		}
 	}
+	if s.deps.Commits != nil {
+		writeCommitMetrics(w, s.deps.Commits())
+	}
 	return nil
 }

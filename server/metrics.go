@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/internal/groupcommit"
+	"github.com/wardgate/wardgate/store"
 )
 
 // Metrics in the Prometheus text exposition format (version 0.0.4),
@@ -222,6 +224,41 @@ func openFDs() (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// writeCommitMetrics writes the store's group commits: a histogram of
+// their durations and the requests they held, by committer.
+func writeCommitMetrics(w io.Writer, cs []store.CommitStats) {
+	fmt.Fprintln(w, "# HELP wardgate_store_commit_duration_seconds Store commits (one transaction and its fsync, for a batch of writes) by group committer; a write on the admission path waits for its commit.")
+	fmt.Fprintln(w, "# TYPE wardgate_store_commit_duration_seconds histogram")
+	for _, c := range cs {
+		var cum uint64
+		for i, n := range c.Buckets {
+			cum += n
+			le := "+Inf"
+			if i < len(groupcommit.DurationBuckets) {
+				le = fmtFloat(groupcommit.DurationBuckets[i].Seconds())
+			}
+			fmt.Fprintf(w, "wardgate_store_commit_duration_seconds_bucket{writer=\"%s\",le=\"%s\"} %d\n", escapeLabel(c.Writer), le, cum)
+		}
+		fmt.Fprintf(w, "wardgate_store_commit_duration_seconds_sum{writer=\"%s\"} %s\n", escapeLabel(c.Writer), fmtFloat(c.Sum.Seconds()))
+		fmt.Fprintf(w, "wardgate_store_commit_duration_seconds_count{writer=\"%s\"} %d\n", escapeLabel(c.Writer), cum)
+	}
+	fmt.Fprintln(w, "# HELP wardgate_store_commit_max_seconds The longest store commit since the start, by group committer.")
+	fmt.Fprintln(w, "# TYPE wardgate_store_commit_max_seconds gauge")
+	for _, c := range cs {
+		fmt.Fprintf(w, "wardgate_store_commit_max_seconds{writer=\"%s\"} %s\n", escapeLabel(c.Writer), fmtFloat(c.Max.Seconds()))
+	}
+	fmt.Fprintln(w, "# HELP wardgate_store_commit_writes_total Writes committed or failed by the store's group commits (several share one commit under load).")
+	fmt.Fprintln(w, "# TYPE wardgate_store_commit_writes_total counter")
+	for _, c := range cs {
+		fmt.Fprintf(w, "wardgate_store_commit_writes_total{writer=\"%s\"} %d\n", escapeLabel(c.Writer), c.Requests)
+	}
+	fmt.Fprintln(w, "# HELP wardgate_store_commit_failures_total Store commits that failed (every write of the batch failed with it).")
+	fmt.Fprintln(w, "# TYPE wardgate_store_commit_failures_total counter")
+	for _, c := range cs {
+		fmt.Fprintf(w, "wardgate_store_commit_failures_total{writer=\"%s\"} %d\n", escapeLabel(c.Writer), c.Failed)
+	}
 }
 
 // writeReplicaMetrics writes how this replica follows the others' changes

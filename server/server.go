@@ -25,6 +25,7 @@ import (
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/gate"
 	"github.com/wardgate/wardgate/kube"
+	"github.com/wardgate/wardgate/store"
 )
 
 // Deps are what the server serves. All are required but Inventory, which
@@ -53,6 +54,9 @@ type Deps struct {
 	// Replicas, when set, reports how this replica follows the others'
 	// changes (gate.Pipeline.ReplicaStats), for the metrics.
 	Replicas func() (gate.ReplicaStats, bool)
+	// Commits, when set, reports the store's group committers (a
+	// store.CommitReporter's CommitStats), for the metrics.
+	Commits func() []store.CommitStats
 }
 
 // RateLimit is a token bucket: Rate requests per second, bursts of Burst.

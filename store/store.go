@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wardgate/wardgate/internal/groupcommit"
 )
 
 // Errors every backend returns for the same conditions.
@@ -45,6 +47,23 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close commits what the group committers hold and closes the store.
 	Close() error
+}
+
+// CommitStats are the commits of one of a store's group committers
+// (internal/groupcommit): how long each took, the transaction and its
+// fsync. A write on the admission path waits for its commit, so these are
+// the floor under that path's latency (the metrics,
+// wardgate_store_commit_duration_seconds).
+type CommitStats struct {
+	// Writer names the committer: the database file it writes (SQLite),
+	// or what it writes (PostgreSQL: log, installations, audit).
+	Writer string
+	groupcommit.Stats
+}
+
+// CommitReporter is a store that reports its group committers' commits.
+type CommitReporter interface {
+	CommitStats() []CommitStats
 }
 
 // Options configure a backend; zero fields take the backend's defaults.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,7 @@ type Writer[T, R any] struct {
 	done    chan struct{} // closed by Close: accept nothing more
 	stopped chan struct{} // closed once the last batch is committed
 	once    sync.Once
+	stats   stats
 }
 
 type request[T, R any] struct {
@@ -184,7 +186,9 @@ func (w *Writer[T, R]) write(batch []request[T, R], out []R) []R {
 	}
 	out = out[:len(live)]
 	ctx, cancel := context.WithTimeout(context.Background(), w.opts.Timeout)
+	start := time.Now()
 	err := w.commit(ctx, vs, out)
+	w.stats.add(time.Since(start), len(live), err != nil)
 	cancel()
 	for i, r := range live {
 		if err != nil {
@@ -199,3 +203,71 @@ func (w *Writer[T, R]) write(batch []request[T, R], out []R) []R {
 
 // Expecting is the number of announced requests not yet done.
 func (w *Writer[T, R]) Expecting() int { return w.coming.Count() }
+
+// DurationBuckets are the upper bounds of Stats.Buckets: the commits of a
+// store on a good disk take well under a millisecond to a few; a commit
+// over 5 ms holds every request behind it as long (the admission paths'
+// p99; docs/kubernetes.md).
+var DurationBuckets = [...]time.Duration{
+	500 * time.Microsecond, time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2500 * time.Millisecond,
+	5 * time.Second, 10 * time.Second, 30 * time.Second,
+}
+
+// Stats are a Writer's commits since it started: each batch taken, timed
+// from the start of its commit to its end (the transaction and its fsync).
+type Stats struct {
+	// Commits is the batches committed or failed; Failed, those whose
+	// commit returned an error.
+	Commits, Failed uint64
+	// Requests is the requests those batches held.
+	Requests uint64
+	// Sum is their total time; Max the longest.
+	Sum, Max time.Duration
+	// Buckets[i] counts the commits that took more than
+	// DurationBuckets[i-1] and at most DurationBuckets[i]; the last, those
+	// longer than every bound.
+	Buckets [len(DurationBuckets) + 1]uint64
+}
+
+// stats are written by the Writer's one goroutine and read by Stats from
+// any: each field is atomic, so a reading may be between two commits'
+// updates, never torn.
+type stats struct {
+	commits, failed, requests atomic.Uint64
+	sum, max                  atomic.Int64
+	buckets                   [len(DurationBuckets) + 1]atomic.Uint64
+}
+
+func (s *stats) add(d time.Duration, requests int, failed bool) {
+	i := 0
+	for i < len(DurationBuckets) && d > DurationBuckets[i] {
+		i++
+	}
+	s.buckets[i].Add(1)
+	s.sum.Add(int64(d))
+	if int64(d) > s.max.Load() {
+		s.max.Store(int64(d))
+	}
+	s.requests.Add(uint64(requests))
+	if failed {
+		s.failed.Add(1)
+	}
+	s.commits.Add(1)
+}
+
+// Stats returns the Writer's commits so far.
+func (w *Writer[T, R]) Stats() Stats {
+	st := Stats{
+		Commits:  w.stats.commits.Load(),
+		Failed:   w.stats.failed.Load(),
+		Requests: w.stats.requests.Load(),
+		Sum:      time.Duration(w.stats.sum.Load()),
+		Max:      time.Duration(w.stats.max.Load()),
+	}
+	for i := range st.Buckets {
+		st.Buckets[i] = w.stats.buckets[i].Load()
+	}
+	return st
+}

@@ -160,3 +160,68 @@ func TestWriterExpect(t *testing.T) {
 		t.Fatalf("batches %v, want one of three", s.batches)
 	}
 }
+
+// Each commit lands in the bucket of the first bound it does not exceed;
+// a bound is inclusive.
+func TestStatsBuckets(t *testing.T) {
+	w := &Writer[int, int]{}
+	for _, d := range []time.Duration{0, 500 * time.Microsecond, 501 * time.Microsecond, 5 * time.Millisecond, 7 * time.Millisecond, time.Minute} {
+		w.stats.add(d, 2, false)
+	}
+	w.stats.add(3*time.Millisecond, 1, true)
+	got := w.Stats()
+	want := Stats{Commits: 7, Failed: 1, Requests: 13, Max: time.Minute,
+		Sum: time.Minute + 16001*time.Microsecond}
+	want.Buckets[0] = 2 // 0 and 500µs
+	want.Buckets[1] = 1 // 501µs
+	want.Buckets[3] = 2 // 3 ms and 5 ms
+	want.Buckets[4] = 1 // 7 ms
+	want.Buckets[len(DurationBuckets)] = 1
+	if got != want {
+		t.Fatalf("Stats() = %+v\nwant       %+v", got, want)
+	}
+}
+
+// A Writer times each batch's commit, failed ones too, and counts the
+// requests they held.
+func TestWriterStats(t *testing.T) {
+	s := &sum{block: make(chan struct{})}
+	entered := make(chan struct{})
+	var once sync.Once
+	w := NewWriter(func(ctx context.Context, batch []int, out []int) error {
+		once.Do(func() { close(entered) })
+		return s.commit(ctx, batch, out)
+	}, Options{})
+	defer w.Close()
+	var wg sync.WaitGroup
+	for i := 1; i <= 3; i++ {
+		wg.Go(func() { w.Submit(t.Context(), i) })
+	}
+	<-entered // the first commit holds for at least 30 ms
+	time.Sleep(30 * time.Millisecond)
+	close(s.block)
+	wg.Wait()
+	s.mu.Lock()
+	s.fail = errors.New("disk full")
+	s.mu.Unlock()
+	if _, err := w.Submit(t.Context(), 4); err == nil {
+		t.Fatal("Submit: nil error, want the commit's")
+	}
+	got := w.Stats()
+	if got.Commits != uint64(len(s.batches))+1 || got.Failed != 1 || got.Requests != 4 {
+		t.Fatalf("Stats() = %+v: want %d commits (1 failed) of 4 requests", got, len(s.batches)+1)
+	}
+	var n uint64
+	for _, b := range got.Buckets {
+		n += b
+	}
+	slow := uint64(0)
+	for i, b := range got.Buckets {
+		if i > 0 && DurationBuckets[i-1] >= 25*time.Millisecond {
+			slow += b
+		}
+	}
+	if n != got.Commits || slow < 1 || got.Max < 30*time.Millisecond || got.Sum < got.Max {
+		t.Fatalf("Stats() = %+v: want every commit in a bucket, the first (held 30 ms) over 25 ms", got)
+	}
+}

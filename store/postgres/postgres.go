@@ -49,7 +49,10 @@ import (
 	"github.com/wardgate/wardgate/store"
 )
 
-var _ store.Store = (*DB)(nil)
+var (
+	_ store.Store          = (*DB)(nil)
+	_ store.CommitReporter = (*DB)(nil)
+)
 
 func init() { store.Register("postgres", open) }
 
@@ -151,6 +154,16 @@ func openDB(ctx context.Context, dsn string, o store.Options) (*DB, error) {
 	db.insw = groupcommit.NewWriter(db.commitInstallations, groupcommit.Options{})
 	db.auditw = groupcommit.NewWriter(db.commitAudit, groupcommit.Options{})
 	return db, nil
+}
+
+// CommitStats reports the group committers of the log, the installations
+// and the audit trail (store.CommitReporter).
+func (db *DB) CommitStats() []store.CommitStats {
+	return []store.CommitStats{
+		{Writer: "log", Stats: db.logw.Stats()},
+		{Writer: "installations", Stats: db.insw.Stats()},
+		{Writer: "audit", Stats: db.auditw.Stats()},
+	}
 }
 
 // Where is the server and database the store is in, as errors name it:

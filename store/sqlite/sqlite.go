@@ -28,7 +28,10 @@ import (
 	"github.com/wardgate/wardgate/store"
 )
 
-var _ store.Store = (*DB)(nil)
+var (
+	_ store.Store          = (*DB)(nil)
+	_ store.CommitReporter = (*DB)(nil)
+)
 
 func init() { store.Register("sqlite", open) }
 
@@ -183,6 +186,17 @@ func (db *DB) Paths() []string {
 	out := make([]string, len(db.files))
 	for i, f := range db.files {
 		out[i] = f.path
+	}
+	return out
+}
+
+// CommitStats reports each file's group committer (store.CommitReporter).
+func (db *DB) CommitStats() []store.CommitStats {
+	out := make([]store.CommitStats, 0, len(db.files))
+	for _, f := range db.files {
+		if f.writer != nil {
+			out = append(out, store.CommitStats{Writer: filepath.Base(f.path), Stats: f.writer.Stats()})
+		}
 	}
 	return out
 }

@@ -89,6 +89,34 @@ func runLog(t *testing.T, loc Location) {
 			t.Fatalf("LogHead = %+v, %v", h, err)
 		}
 	})
+	t.Run("commits reported", func(t *testing.T) {
+		s := fresh(t, loc)
+		r, ok := s.(store.CommitReporter)
+		if !ok {
+			t.Skipf("%T reports no commits", s)
+		}
+		total := func() (commits, writes uint64) {
+			for _, c := range r.CommitStats() {
+				var n uint64
+				for _, b := range c.Buckets {
+					n += b
+				}
+				if n != c.Commits || c.Failed > c.Commits || c.Max > c.Sum {
+					t.Fatalf("%s: %+v: the buckets do not add up to the commits", c.Writer, c.Stats)
+				}
+				commits += c.Commits
+				writes += c.Requests
+			}
+			return commits, writes
+		}
+		c0, w0 := total()
+		if _, _, err := s.AppendLog(t.Context(), &chain{origin: "test/log"}, []store.LogItem{item(0), item(1), item(2)}); err != nil {
+			t.Fatal(err)
+		}
+		if c1, w1 := total(); c1 != c0+1 || w1 != w0+1 {
+			t.Fatalf("after one append: %d commits of %d writes, was %d of %d: want one more of each", c1, w1, c0, w0)
+		}
+	})
 	t.Run("group-committed appends are sequenced", func(t *testing.T) {
 		open := loc(t)
 		a, b := opened(t, open), opened(t, open) // two appenders on one log

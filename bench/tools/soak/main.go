@@ -92,17 +92,17 @@ func main() {
 
 // sample is one second of the run.
 type sample struct {
-	T                    int
-	Admissions           int
-	P50, P99, Max        time.Duration
-	AdmitErrors          int
-	RSS                  int64 // bytes
-	FDs, Goroutines      int
+	T               int
+	Admissions      int
+	P50, P99, Max   time.Duration
+	AdmitErrors     int
+	RSS             int64 // bytes
+	FDs, Goroutines int
 	// Sockets are the descriptors that are connections (and the
 	// listener); CloseWait those of them the client has closed and the
 	// server has not.
-	Sockets, CloseWait int
-	Telemetry, Exports int
+	Sockets, CloseWait   int
+	Telemetry, Exports   int
 	Hostile, ServerError int // hostile requests answered; 5xx seen anywhere
 }
 

@@ -553,7 +553,7 @@ func RunServe(ctx context.Context, cfg ServeConfig, stderr io.Writer) error {
 	}
 	opts = append(opts, server.WithKubernetes(server.KubernetesConfig{Deadline: cfg.KubernetesDeadline, TagTTL: cfg.KubernetesTagTTL}))
 	srv, err := server.New(server.Deps{Gate: p.Gate(), Records: p.Records(), Risk: p.Risk(), Log: p.Log(), Telemetry: p.Store(), Inventory: p.Inventory,
-		Tokens: tokens, WorkDir: work, Ready: p.Ping, Replicas: p.ReplicaStats}, opts...)
+		Tokens: tokens, WorkDir: work, Ready: p.Ping, Replicas: p.ReplicaStats, Commits: commitStats(p.Store())}, opts...)
 	if err != nil {
 		return err
 	}
@@ -667,4 +667,13 @@ func serveKubernetes(cfg ServeConfig, srv *server.Server, logger *slog.Logger, e
 	}
 	go func() { errc <- hs.ServeTLS(ln, "", "") }()
 	return hs, nil
+}
+
+// commitStats is the store's report of its group commits for the metrics,
+// or nil when the store keeps none.
+func commitStats(st store.Store) func() []store.CommitStats {
+	if r, ok := st.(store.CommitReporter); ok {
+		return r.CommitStats
+	}
+	return nil
 }
