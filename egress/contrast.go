@@ -148,7 +148,7 @@ func (a *Analyzer) attribute(behaviour, class string, onsets map[string]time.Tim
 		if k == 0 {
 			continue
 		}
-		if ex, ok := exposureIn(l, l[k-1].Digest, t); ok && (window == 0 || ex <= window) {
+		if exposedIn(l, l[k-1].Digest, t, window) {
 			running[l[k-1].Digest] = true
 		}
 	}
@@ -192,7 +192,12 @@ func exposureIn(l []Installation, digest string, t time.Time) (time.Duration, bo
 }
 
 func (a *Analyzer) exposed(device, digest string, t time.Time, window time.Duration) bool {
-	d, ok := a.exposure(device, digest, t)
+	return exposedIn(a.installs[lower(device)], digest, t, window)
+}
+
+// exposedIn is exposed over a device's installations l (by time).
+func exposedIn(l []Installation, digest string, t time.Time, window time.Duration) bool {
+	d, ok := exposureIn(l, digest, t)
 	return ok && (window == 0 || d <= window)
 }
 
@@ -263,7 +268,7 @@ func (a *Analyzer) contrast(class string, onsets map[string]time.Time, digest st
 			if here {
 				k++
 			}
-			if ex, ok := exposureIn(d.installs, digest, t); ok && (window == 0 || ex <= window) {
+			if exposedIn(d.installs, digest, t, window) {
 				e++
 				if here {
 					x++
