@@ -27,12 +27,11 @@ import (
 
 // groupIndex holds the groups the plots read.
 type groupIndex struct {
-	syncMu sync.Mutex // one read from the store at a time
-
+	// mu is held for writing through a read from the store (sync): one
+	// at a time, and no plot reads a device's groups half applied.
 	mu      sync.RWMutex
-	last    int64  // the last batch read
-	read    int64  // groups read from the store, in all
-	syncs   uint64 // reads from the store
+	last    int64 // the last batch read
+	read    int64 // groups read from the store, in all
 	byName  map[string]*devGroups
 	byLow   map[string]*devGroups // lower-case device name
 	rid     map[remoteKey]uint32
@@ -76,8 +75,6 @@ func isPublic(ipType string, ip netip.Addr) bool {
 // A failed read leaves the groups applied so far (each is whole) and
 // starts from the same batch next time.
 func (gi *groupIndex) sync(ctx context.Context, st egress.GroupStore) error {
-	gi.syncMu.Lock()
-	defer gi.syncMu.Unlock()
 	gi.mu.Lock()
 	defer gi.mu.Unlock()
 	minFirst, maxFirst := int64(0), int64(0)
@@ -107,7 +104,6 @@ func (gi *groupIndex) sync(ctx context.Context, st egress.GroupStore) error {
 		return fmt.Errorf("groups for the plots: %w", err)
 	}
 	gi.last = max(gi.last, last)
-	gi.syncs++
 	return nil
 }
 
