@@ -22,13 +22,14 @@ import (
 	"github.com/wardgate/wardgate/egress"
 	"github.com/wardgate/wardgate/evidence"
 	"github.com/wardgate/wardgate/gate"
+	"github.com/wardgate/wardgate/internal/benchfleet"
 	"github.com/wardgate/wardgate/policy"
 	"github.com/wardgate/wardgate/server"
 	"github.com/wardgate/wardgate/store"
 	"github.com/wardgate/wardgate/store/sqlite"
 )
 
-// The console at the scale the issue names: 10,000 evaluated updates,
+// The console at the scale the issue names (internal/benchfleet): 10,000 evaluated updates,
 // 1,000,000 telemetry events (findings among them) and 100,000 devices,
 // in the real stores (kept evaluations on disk, the SQLite egress store,
 // the SQLite verdict log, the token database) behind the real adapter.
@@ -36,17 +37,6 @@ import (
 // signed-in session; the fleet analysis and the adapter's indexes are
 // built once before (they are per analysis, not per page: see
 // BenchmarkBuild for that cost).
-
-const (
-	benchUpdates = 10_000
-	benchDevices = 100_000
-	benchEvents  = 1_000_000
-	benchClasses = 10
-	// Every 100th update's installers reach a new destination (100 updates
-	// with findings; with 1,000 the fleet analysis in the set-up had not
-	// finished after 9 CPU-minutes).
-	flaggedEvery = 100
-)
 
 type benchEnv struct {
 	handler http.Handler
@@ -77,40 +67,31 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func digestOf(i int) string { return fmt.Sprintf("sha256:%064x", i+1) }
-func deviceOf(i int) string { return fmt.Sprintf("HOSP-IOT-%06d", i) }
-
-var benchStart = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
-
 func buildBench(ctx context.Context) (*benchEnv, error) {
 	dir, err := os.MkdirTemp("", "wardgate-console-bench-")
 	if err != nil {
 		return nil, err
 	}
 	benchDir = dir
-	// Inventory: 100,000 devices in 10 classes.
-	devs := make([]egress.Device, benchDevices)
-	for i := range devs {
-		devs[i] = egress.Device{Name: deviceOf(i), Class: fmt.Sprintf("class-%d", i%benchClasses), Segment: fmt.Sprintf("seg-%d", i%20),
-			Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})}}
-	}
+	// The fleet (internal/benchfleet): 100,000 devices in 10 classes.
+	devs := benchfleet.Inventory()
 	inv, err := egress.NewInventory(devs)
 	if err != nil {
 		return nil, err
 	}
-	cfg := egress.Config{Baseline: egress.Window{Start: benchStart, End: benchStart.Add(14 * 24 * time.Hour)}}.WithDefaults()
+	cfg := benchfleet.Config()
 	db, err := sqlite.Open(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
 	// Kept evaluations: 10,000 records, written as the gate writes them.
-	for i := range benchUpdates {
-		d := digestOf(i)
-		rec := gate.Record{Evidence: evidence.Evidence{Schema: evidence.Schema, EvaluatedAt: benchStart.Add(time.Duration(i) * time.Minute),
+	for i := range benchfleet.Updates {
+		d := benchfleet.Digest(i)
+		rec := gate.Record{Evidence: evidence.Evidence{Schema: evidence.Schema, EvaluatedAt: benchfleet.Start.Add(time.Duration(i) * time.Minute),
 			Artifact: evidence.Artifact{Kind: "blob", Digest: d, Vendor: fmt.Sprintf("vendor-%d", i%50), Product: fmt.Sprintf("product-%d", i%500), Version: fmt.Sprintf("1.%d.0", i),
-				DeviceClasses: []string{fmt.Sprintf("class-%d", i%benchClasses)}},
+				DeviceClasses: []string{fmt.Sprintf("class-%d", i%benchfleet.Classes)}},
 			SBOM: &evidence.SBOM{Source: "vendor", Format: "cyclonedx-json", Components: []evidence.Component{{Name: "openssl", Version: "3.0.7"}, {Name: "busybox", Version: "1.36"}}}},
-			Decision: policy.Decision{Allow: i%7 != 0, PolicyDigest: "sha256:00"}, RecordedAt: benchStart.Add(time.Duration(i) * time.Minute)}
+			Decision: policy.Decision{Allow: i%7 != 0, PolicyDigest: "sha256:00"}, RecordedAt: benchfleet.Start.Add(time.Duration(i) * time.Minute)}
 		if i%7 == 0 {
 			rec.Decision.Violations = []policy.Violation{{Code: "sbom-drift", Rule: "sbom", Message: "the vendor SBOM does not match", Severity: "high"}}
 		}
@@ -128,43 +109,14 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 		return nil, err
 	}
 	// Installations: each device installs one update (10 per update) on
-	// day 15; events: 10 per device, baseline traffic to its class's
-	// vendor cloud, and for the installers of every 100th update, three
-	// contacts with a new destination days after the install (a
-	// registrable domain of its own: egress.Destination is the eTLD+1).
-	installAt := benchStart.Add(15 * 24 * time.Hour)
-	ins := make([]egress.Installation, benchDevices)
-	for i := range ins {
-		u := i % benchUpdates
-		ins[i] = egress.Installation{Device: deviceOf(i), Digest: digestOf(u), Product: fmt.Sprintf("product-%d", u%500), Version: fmt.Sprintf("1.%d.0", u), Time: installAt.Add(time.Duration(i%600) * time.Second)}
-	}
-	if err := db.RecordInstallations(ctx, ins); err != nil {
+	// day 15; events: 10 per device, in time order, the installers of
+	// every 100th update reaching a new destination days after the
+	// install.
+	if err := db.RecordInstallations(ctx, benchfleet.Installations()); err != nil {
 		return nil, err
 	}
 	_, err = db.Ingest(ctx, egress.Source{Name: "bench", Digest: "sha256:bench"}, func(add func(*egress.Event) error) error {
-		ev := &egress.Event{ActionType: egress.ActionConnectionSuccess, RemoteIPType: "Public", RemotePort: 443, Protocol: "Tcp"}
-		// Time order: events are generated hour by hour.
-		perDevice := benchEvents / benchDevices
-		for k := range perDevice {
-			for i := range benchDevices {
-				u := i % benchUpdates
-				flagged := u%flaggedEvery == 0 && k >= perDevice-3
-				if flagged {
-					ev.Time = installAt.Add(time.Duration(3+k) * 24 * time.Hour).Add(time.Duration(i%3600) * time.Second)
-					ev.RemoteURL, ev.RemoteIP = fmt.Sprintf("cdn.c2-%d.net", u), netip.AddrFrom4([4]byte{198, 51, byte(u >> 8), byte(u)})
-					ev.SentBytes = 4000
-				} else {
-					ev.Time = benchStart.Add(time.Duration(k) * 24 * time.Hour).Add(time.Duration(i%3600) * time.Second)
-					ev.RemoteURL, ev.RemoteIP = fmt.Sprintf("cloud.vendor-%d.com", i%benchClasses), netip.AddrFrom4([4]byte{203, 0, 113, byte(i % benchClasses)})
-					ev.SentBytes = 1200
-				}
-				ev.DeviceName, ev.LocalIP = deviceOf(i), devs[i].Addresses[0]
-				if err := add(ev); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return benchfleet.EachEvent(devs, add)
 	})
 	if err != nil {
 		return nil, err
@@ -188,8 +140,8 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 		return nil, err
 	}
 	var items []attest.Item
-	for i := range benchUpdates {
-		st, err := attest.NewStatement(attest.Verdict{SubjectDigest: map[string]string{"sha256": digestOf(i)[7:]}, Passed: true, Time: benchStart}, "bench")
+	for i := range benchfleet.Updates {
+		st, err := attest.NewStatement(attest.Verdict{SubjectDigest: map[string]string{"sha256": benchfleet.Digest(i)[7:]}, Passed: true, Time: benchfleet.Start}, "bench")
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +149,7 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, attest.Item{Envelope: env, Artifact: digestOf(i), Time: benchStart})
+		items = append(items, attest.Item{Envelope: env, Artifact: benchfleet.Digest(i), Time: benchfleet.Start})
 		if len(items) == 1000 {
 			if _, err := lg.AppendBatch(ctx, items); err != nil {
 				return nil, err
@@ -220,7 +172,7 @@ func buildBench(ctx context.Context) (*benchEnv, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &benchEnv{handler: con.Handler(), data: data, deps: deps, risk: risk, db: db, inv: inv, cfg: cfg, flagged: digestOf(0), device: deviceOf(0)}
+	e := &benchEnv{handler: con.Handler(), data: data, deps: deps, risk: risk, db: db, inv: inv, cfg: cfg, flagged: benchfleet.Digest(0), device: benchfleet.Device(0)}
 	start := time.Now()
 	d, err := data.Update(ctx, e.flagged) // the analysis, the indexes and the plots' groups
 	if err != nil {
@@ -260,7 +212,7 @@ func loadBench(b *testing.B) *benchEnv {
 		bench, benchErr = buildBench(context.Background())
 		if benchErr == nil {
 			fmt.Fprintf(os.Stderr, "console bench data: %d updates, %d devices, %d events in %s; first update page (analysis, indexes, plot scan) %s\n",
-				benchUpdates, benchDevices, benchEvents, time.Since(start).Round(time.Second), bench.build.Round(time.Millisecond))
+				benchfleet.Updates, benchfleet.Devices, benchfleet.Events, time.Since(start).Round(time.Second), bench.build.Round(time.Millisecond))
 		}
 	})
 	if benchErr != nil {
@@ -286,7 +238,7 @@ func BenchmarkPage(b *testing.B) {
 	for _, p := range []struct{ name, path string }{
 		{"updates", "/ui/updates"},
 		{"updates-quarantined-by-installed", "/ui/updates?state=quarantined&sort=installed"},
-		{"updates-last-page", fmt.Sprintf("/ui/updates?page=%d", benchUpdates/console.PageSize)},
+		{"updates-last-page", fmt.Sprintf("/ui/updates?page=%d", benchfleet.Updates/console.PageSize)},
 		{"update", "/ui/updates/" + e.flagged},
 		{"contacts.svg", "/ui/updates/" + e.flagged + "/contacts.svg"},
 		{"volume.svg", "/ui/updates/" + e.flagged + "/volume.svg"},
@@ -338,17 +290,17 @@ func (e *benchEnv) ingestBatch(b *testing.B) {
 	b.Helper()
 	ctx := context.Background()
 	batchSeq++
-	at := benchStart.Add(60*24*time.Hour + time.Duration(batchSeq)*time.Hour)
+	at := benchfleet.Start.Add(60*24*time.Hour + time.Duration(batchSeq)*time.Hour)
 	_, err := e.db.Ingest(ctx, egress.Source{Name: "batch", Digest: fmt.Sprintf("sha256:batch-%d-%d", time.Now().UnixNano(), batchSeq)}, func(add func(*egress.Event) error) error {
 		for j := range 100 {
-			i := j * benchUpdates // the installers of update 0
+			i := j * benchfleet.Updates // the installers of update 0
 			ev := &egress.Event{Time: at.Add(time.Duration(j) * time.Second), ActionType: egress.ActionConnectionSuccess, RemoteIPType: "Public", RemotePort: 443, Protocol: "Tcp",
 				RemoteURL: "cdn.c2-0.net", RemoteIP: netip.AddrFrom4([4]byte{198, 51, 0, 0}), SentBytes: 4000}
 			if j >= 10 {
 				i = j*997 + batchSeq
-				ev.RemoteURL, ev.RemoteIP, ev.SentBytes = fmt.Sprintf("cloud.vendor-%d.com", i%benchClasses), netip.AddrFrom4([4]byte{203, 0, 113, byte(i % benchClasses)}), 1200
+				ev.RemoteURL, ev.RemoteIP, ev.SentBytes = fmt.Sprintf("cloud.vendor-%d.com", i%benchfleet.Classes), netip.AddrFrom4([4]byte{203, 0, 113, byte(i % benchfleet.Classes)}), 1200
 			}
-			ev.DeviceName = deviceOf(i % benchDevices)
+			ev.DeviceName = benchfleet.Device(i % benchfleet.Devices)
 			if err := add(ev); err != nil {
 				return err
 			}
@@ -394,7 +346,7 @@ func BenchmarkFirstPage(b *testing.B) {
 			b.ReportMetric(float64(analysis.Milliseconds())/float64(b.N), "analysis-ms")
 		})
 	}
-	rec, _ := e.deps.Records.Get(digestOf(1))
+	rec, _ := e.deps.Records.Get(benchfleet.Digest(1))
 	for _, p := range pages[:2] {
 		b.Run("evaluation/"+p.name, func(b *testing.B) {
 			for range b.N {
@@ -412,8 +364,8 @@ func BenchmarkFirstPage(b *testing.B) {
 	b.Run("installation/updates", func(b *testing.B) {
 		for i := range b.N {
 			b.StopTimer()
-			in := egress.Installation{Device: deviceOf(i % benchDevices), Digest: digestOf(benchUpdates - 1 - i%benchUpdates), Product: "product-x", Version: "9.9.9",
-				Time: benchStart.Add(90*24*time.Hour + time.Duration(batchSeq)*time.Hour + time.Duration(i)*time.Second)}
+			in := egress.Installation{Device: benchfleet.Device(i % benchfleet.Devices), Digest: benchfleet.Digest(benchfleet.Updates - 1 - i%benchfleet.Updates), Product: "product-x", Version: "9.9.9",
+				Time: benchfleet.Start.Add(90*24*time.Hour + time.Duration(batchSeq)*time.Hour + time.Duration(i)*time.Second)}
 			if err := e.db.RecordInstallation(ctx, in); err != nil {
 				b.Fatal(err)
 			}
