@@ -182,6 +182,15 @@ func newStory(t *testing.T) *storyEnv {
 	return &storyEnv{data: data, log: lg, tokens: tokens, pump: out.Evidence.Artifact.Digest, auditor: aud, srv: srv, db: db, risk: risk, inv: inv, cfg: cfg, deps: deps}
 }
 
+// analyse runs the fleet analysis again, over what the stores hold now.
+func (e *storyEnv) analyse(t *testing.T) {
+	t.Helper()
+	e.risk.Invalidate()
+	if _, err := e.risk.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestAdapterStory(t *testing.T) {
 	e := newStory(t)
 	ctx := t.Context()

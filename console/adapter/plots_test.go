@@ -214,10 +214,7 @@ func TestAdapterPlotsFollowTheStore(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	e.risk.Invalidate()
-	if _, err := e.risk.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.analyse(t)
 	d1, err := e.data.Update(ctx, compromised)
 	if err != nil {
 		t.Fatal(err)
@@ -238,10 +235,7 @@ func TestAdapterPlotsFollowTheStore(t *testing.T) {
 		Time: at("2026-02-03T00:00:00Z")}); err != nil {
 		t.Fatal(err)
 	}
-	e.risk.Invalidate()
-	if _, err := e.risk.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.analyse(t)
 	d2, err := e.data.Update(ctx, compromised)
 	if err != nil {
 		t.Fatal(err)
@@ -288,10 +282,7 @@ func TestAdapterInstallationsReadAgain(t *testing.T) {
 	if c := current(); c != back.Digest { // before any analysis
 		t.Errorf("after the installation, PUMP-01 runs %s, not %s", c, back.Digest)
 	}
-	e.risk.Invalidate()
-	if _, err := e.risk.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.analyse(t)
 	if c := current(); c != back.Digest {
 		t.Errorf("after the analysis, PUMP-01 runs %s, not %s", c, back.Digest)
 	}

@@ -32,6 +32,21 @@ func open(t testing.TB, dir string, opts ...store.Option) *sqlite.DB {
 	return db
 }
 
+// rawMain makes a new state directory and returns it with a connection
+// of its own to its wardgate.db (no store open on it), closed at the end
+// of the test: to put the file back to an earlier schema.
+func rawMain(t *testing.T) (string, *sql.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	open(t, dir).Close()
+	raw, err := sql.Open("sqlite", filepath.Join(dir, "wardgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return dir, raw
+}
+
 // The whole behaviour suite, on real files on disk, through store.Open.
 func TestContract(t *testing.T) {
 	storetest.Run(t, func(t *testing.T, opts ...store.Option) func() store.Store {
@@ -643,13 +658,7 @@ func TestCheckpointsBesideTheWriter(t *testing.T) {
 // rowid) is migrated: the installations keep the order they were
 // recorded in, and those recorded afterwards come after them.
 func TestInstallationsNumbered(t *testing.T) {
-	dir := t.TempDir()
-	open(t, dir).Close()
-	raw, err := sql.Open("sqlite", filepath.Join(dir, "wardgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	dir, raw := rawMain(t)
 	t0 := time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
 	if _, err := raw.Exec(`DROP TABLE installations;
 	CREATE TABLE installations (device TEXT NOT NULL, digest TEXT NOT NULL, product TEXT NOT NULL, version TEXT NOT NULL, ts INTEGER NOT NULL,
@@ -687,13 +696,7 @@ func TestInstallationsNumbered(t *testing.T) {
 // migrated: each node is read back by its id as before, and the nodes are
 // stored in the order of the leaf they end at.
 func TestLogNodesRekeyed(t *testing.T) {
-	dir := t.TempDir()
-	open(t, dir).Close()
-	raw, err := sql.Open("sqlite", filepath.Join(dir, "wardgate.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	dir, raw := rawMain(t)
 	var ids []store.NodeID
 	ins := `DROP TABLE nodes;
 	CREATE TABLE nodes(level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY(level, idx)) WITHOUT ROWID;
